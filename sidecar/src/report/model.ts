@@ -1,0 +1,60 @@
+/**
+ * The report model: what a raw dump or a state file becomes before rendering,
+ * and the exact shape of report.json (the contract in DESIGN.md).
+ */
+
+export type Trigger = 'exit' | 'oom' | 'killed' | 'signal' | 'api' | 'request';
+export type OomReason = 'low-available' | 'swap' | 'failed-allocation';
+export type MemorySource = 'cgroup-v1' | 'cgroup-v2' | 'host' | 'none';
+
+export interface Frame {
+  file: string;
+  line: number;
+  function: string;
+  /** Source text of the line, trimmed; '' when the file could not be read. */
+  code: string;
+}
+
+export interface Stack {
+  bytes: number;
+  /** Root first. Empty when no Python frame was known. */
+  frames: Frame[];
+}
+
+export interface MemoryReadings {
+  source: MemorySource;
+  limitBytes: number;
+  workingSetBytes: number;
+  availableBytes: number;
+  swapBytes: number;
+}
+
+export interface ReportJson {
+  version: 1;
+  trigger: Trigger;
+  oomReason: OomReason | null;
+  oomAllocation: { bytes: number; frames: Frame[] } | null;
+  peakBytes: number;
+  process: { pid: number; argv: string[]; python: string };
+  memory: MemoryReadings;
+  /** Largest first; cover at least 99 % of peakBytes. */
+  stacks: Stack[];
+}
+
+/**
+ * Everything a renderer needs, whether it came from a raw dump or from a
+ * post-mortem read of the state file. `stacks` holds every stack (not yet
+ * trimmed to 99 %), in any order.
+ */
+export interface ProfileData {
+  trigger: Trigger;
+  oomReason: OomReason | null;
+  oomAllocation: { bytes: number; frames: Frame[] } | null;
+  peakBytes: number;
+  timeMs: number;
+  process: { pid: number; argv: string[]; python: string; cwd: string };
+  memory: MemoryReadings;
+  stacks: Stack[];
+  /** Memory live when the dump was written (oom/request dumps only). */
+  currentStacks: Stack[] | null;
+}

@@ -1,0 +1,349 @@
+/*
+ * highwater-init: PID 1 of a container running a Python workload under highwater.
+ *
+ *   highwater-init [--] cmd [args...]
+ *
+ * Sets the environment the preload shim and the Python bootstrap need
+ * (LD_PRELOAD, PYTHONPATH, HIGHWATER_RUN_DIR, one-thread pools), starts the
+ * command, forwards signals to it, reaps every zombie, and exits with the
+ * command's status (128 + N when signal N killed it). With HIGHWATER_WATCH=1
+ * and a full bundle it also runs `highwater watch` beside the command
+ * (single-container mode). See docs/docker.md.
+ *
+ * The bundle is the directory above the one holding this binary
+ * (/opt/highwater/bin/highwater-init -> /opt/highwater), or $HIGHWATER_HOME.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HW_INIT_VERSION "0.1.0"
+#define HW__DEFAULT_RUN_DIR "/tmp/highwater-run"
+#define HW__DEFAULT_OUTPUT "/reports"
+#define HW__DEFAULT_WATCH_GRACE 10
+
+/* Signals passed on to the command. */
+#define HW__FORWARDED(X) X(SIGTERM) X(SIGINT) X(SIGHUP) X(SIGUSR1) X(SIGUSR2) X(SIGQUIT) X(SIGWINCH)
+
+/* Thread-pool variables set to 1 unless the user set them (Fil does the same). */
+static const char *const hw__thread_vars[] = {
+    "OMP_NUM_THREADS",     "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",        "NUMEXPR_NUM_THREADS",
+    "NUMEXPR_MAX_THREADS", "BLOSC_NTHREADS",       "VECLIB_MAXIMUM_THREADS", NULL,
+};
+
+static void hw__log(const char *fmt, ...) {
+    char buf[1024];
+    int n = snprintf(buf, sizeof buf, "highwater-init: ");
+    va_list ap;
+    va_start(ap, fmt);
+    n += vsnprintf(buf + n, sizeof buf - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    if (n > (int)sizeof buf - 2) n = (int)sizeof buf - 2;
+    buf[n++] = '\n';
+    ssize_t w = write(STDERR_FILENO, buf, (size_t)n);
+    (void)w;
+}
+
+static int hw__is_file(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int hw__env_true(const char *name) {
+    const char *v = getenv(name);
+    return v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0);
+}
+
+/* Bundle directory: $HIGHWATER_HOME, else dirname(dirname(/proc/self/exe)). */
+static int hw__bundle_dir(char *out, size_t size) {
+    const char *home = getenv("HIGHWATER_HOME");
+    if (home && *home) {
+        if (strlen(home) >= size) return -1;
+        strcpy(out, home);
+    } else {
+        ssize_t n = readlink("/proc/self/exe", out, size - 1);
+        if (n <= 0) return -1;
+        out[n] = '\0';
+        for (int i = 0; i < 2; i++) {
+            char *slash = strrchr(out, '/');
+            if (!slash) return -1;
+            if (slash == out) slash[1] = '\0'; else *slash = '\0';
+        }
+    }
+    size_t len = strlen(out);
+    while (len > 1 && out[len - 1] == '/') out[--len] = '\0';
+    return 0;
+}
+
+/* mkdir -p with mode 0700 for the directories it creates. */
+static int hw__mkdirs(const char *path) {
+    char buf[PATH_MAX];
+    if (strlen(path) >= sizeof buf) { errno = ENAMETOOLONG; return -1; }
+    strcpy(buf, path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    if (mkdir(buf, 0700) != 0 && errno != EEXIST) return -1;
+    struct stat st;
+    if (stat(buf, &st) != 0) return -1;
+    if (!S_ISDIR(st.st_mode)) { errno = ENOTDIR; return -1; }
+    return 0;
+}
+
+/* Does the colon/space separated list contain item? */
+static int hw__list_has(const char *list, const char *item) {
+    size_t il = strlen(item);
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ": ");
+        if (n == il && strncmp(p, item, n) == 0) return 1;
+        p += n;
+        if (*p) p++;
+    }
+    return 0;
+}
+
+static void hw__setenv_joined(const char *name, const char *a, const char *b, const char *old) {
+    size_t len = strlen(a) + (b ? strlen(b) + 1 : 0) + (old && *old ? strlen(old) + 1 : 0) + 1;
+    char *v = malloc(len);
+    if (!v) return;
+    strcpy(v, a);
+    if (b) { strcat(v, ":"); strcat(v, b); }
+    if (old && *old) { strcat(v, ":"); strcat(v, old); }
+    setenv(name, v, 1);
+    free(v);
+}
+
+/* The environment of the command (the watcher gets the original one). */
+static void hw__inject_env(const char *bundle) {
+    char shim[PATH_MAX], boot[PATH_MAX], pylib[PATH_MAX];
+    snprintf(shim, sizeof shim, "%s/lib/libhighwater.so", bundle);
+    snprintf(boot, sizeof boot, "%s/python/bootstrap", bundle);
+    snprintf(pylib, sizeof pylib, "%s/python", bundle);
+
+    const char *old = getenv("LD_PRELOAD");
+    if (!hw__is_file(shim)) {
+        hw__log("%s not found; running without the shim", shim);
+    } else if (!old || !hw__list_has(old, shim)) {
+        setenv("HIGHWATER_ORIG_LD_PRELOAD", old ? old : "", 1);
+        hw__setenv_joined("LD_PRELOAD", shim, NULL, old);
+    }
+
+    const char *oldpp = getenv("PYTHONPATH");
+    if (!oldpp || !hw__list_has(oldpp, boot)) hw__setenv_joined("PYTHONPATH", boot, pylib, oldpp);
+
+    for (const char *const *v = hw__thread_vars; *v; v++) setenv(*v, "1", 0);
+}
+
+static int hw__exec_status(int err) { return err == ENOENT ? 127 : 126; }
+
+static _Noreturn void hw__exec(char **argv) {
+    execvp(argv[0], argv);
+    int err = errno;
+    hw__log("cannot run %s: %s", argv[0], strerror(err));
+    _exit(hw__exec_status(err));
+}
+
+static sigset_t hw__parent_mask; /* the mask before we blocked our signals */
+
+/* In a forked child: own process group (foreground on a terminal), default signals, exec. */
+static _Noreturn void hw__child_exec(char **argv, int foreground) {
+    setpgid(0, 0);
+    if (foreground && isatty(STDIN_FILENO)) {
+        signal(SIGTTOU, SIG_IGN);
+        if (tcsetpgrp(STDIN_FILENO, getpgrp()) != 0 && errno != ENOTTY && errno != ENXIO) {
+            /* Not our controlling terminal: nothing to hand over. */
+        }
+        signal(SIGTTOU, SIG_DFL);
+    }
+    sigprocmask(SIG_SETMASK, &hw__parent_mask, NULL);
+    hw__exec(argv);
+}
+
+static void hw__noop(int sig) { (void)sig; }
+
+static int hw__status_code(int status) {
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    return 1;
+}
+
+static double hw__now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int hw__watch_grace(void) {
+    const char *v = getenv("HIGHWATER_WATCH_GRACE");
+    if (!v || !*v) return HW__DEFAULT_WATCH_GRACE;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*end || n < 0 || n > 3600) {
+        hw__log("invalid HIGHWATER_WATCH_GRACE=%s, using %d", v, HW__DEFAULT_WATCH_GRACE);
+        return HW__DEFAULT_WATCH_GRACE;
+    }
+    return (int)n;
+}
+
+/* Start `highwater watch` when asked for and the bundle has node + the CLI. */
+static pid_t hw__start_watcher(const char *bundle, const char *run_dir) {
+    if (!hw__env_true("HIGHWATER_WATCH")) return -1;
+    char node[PATH_MAX], main_js[PATH_MAX];
+    snprintf(node, sizeof node, "%s/node/bin/node", bundle);
+    snprintf(main_js, sizeof main_js, "%s/dist/cli/main.js", bundle);
+    if (access(node, X_OK) != 0 || !hw__is_file(main_js)) {
+        hw__log("HIGHWATER_WATCH=1 but %s has no watcher (node/bin/node, dist/cli/main.js): "
+                "use the bundle-full image; running without it",
+                bundle);
+        return -1;
+    }
+    const char *output = getenv("HIGHWATER_OUTPUT");
+    if (!output || !*output) output = HW__DEFAULT_OUTPUT;
+    char *argv[] = {node, main_js, "watch", "--run-dir", (char *)run_dir, "--output", (char *)output, NULL};
+    pid_t pid = fork();
+    if (pid < 0) {
+        hw__log("cannot start the watcher: %s", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        setpgid(0, 0); /* a terminal's ^C goes to the command, not to the watcher */
+        int fd = open("/dev/null", O_RDONLY);
+        if (fd >= 0) { dup2(fd, STDIN_FILENO); if (fd > 2) close(fd); }
+        sigprocmask(SIG_SETMASK, &hw__parent_mask, NULL);
+        execv(node, argv);
+        hw__log("cannot run the watcher %s: %s", node, strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
+static void hw__usage(FILE *f) {
+    fprintf(f, "usage: highwater-init [--] command [args...]\n"
+               "Runs command as a child with highwater's environment, forwards signals,\n"
+               "reaps zombies and exits with the command's status. See docs/docker.md.\n");
+}
+
+int main(int argc, char **argv) {
+    int first = 1;
+    if (first < argc && strcmp(argv[first], "--") == 0) {
+        first++;
+    } else if (first < argc && argv[first][0] == '-') {
+        if (strcmp(argv[first], "-h") == 0 || strcmp(argv[first], "--help") == 0) {
+            hw__usage(stdout);
+            return 0;
+        }
+        if (strcmp(argv[first], "--version") == 0) {
+            printf("highwater-init %s\n", HW_INIT_VERSION);
+            return 0;
+        }
+        hw__log("unknown option %s", argv[first]);
+        hw__usage(stderr);
+        return 2;
+    }
+    if (first >= argc) {
+        hw__usage(stderr);
+        return 2;
+    }
+    char **cmd = argv + first;
+
+    if (hw__env_true("HIGHWATER_DISABLE")) hw__exec(cmd);
+
+    char bundle[PATH_MAX];
+    if (hw__bundle_dir(bundle, sizeof bundle) != 0) {
+        hw__log("cannot find the bundle directory; set HIGHWATER_HOME");
+        bundle[0] = '\0';
+    }
+
+    const char *run_dir = getenv("HIGHWATER_RUN_DIR");
+    if (!run_dir || !*run_dir) {
+        setenv("HIGHWATER_RUN_DIR", HW__DEFAULT_RUN_DIR, 1);
+        run_dir = getenv("HIGHWATER_RUN_DIR");
+    }
+    if (hw__mkdirs(run_dir) != 0) hw__log("cannot create run dir %s: %s", run_dir, strerror(errno));
+
+    if (getpid() != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
+        hw__log("cannot become a subreaper: %s", strerror(errno));
+
+    /* Block what we handle before forking, so nothing is lost in between.
+       A no-op handler (not SIG_DFL) so the kernel queues them for PID 1 too;
+       exec resets handled signals to the default in the children. */
+    sigset_t handled;
+    sigemptyset(&handled);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = hw__noop;
+#define HW__ADD(s) sigaddset(&handled, s); sigaction(s, &sa, NULL);
+    HW__FORWARDED(HW__ADD)
+    HW__ADD(SIGCHLD)
+#undef HW__ADD
+    sigprocmask(SIG_BLOCK, &handled, &hw__parent_mask);
+
+    pid_t watcher = bundle[0] ? hw__start_watcher(bundle, run_dir) : -1;
+
+    if (bundle[0]) hw__inject_env(bundle);
+    pid_t child = fork();
+    if (child < 0) {
+        hw__log("cannot fork: %s", strerror(errno));
+        return 126;
+    }
+    if (child == 0) hw__child_exec(cmd, 1);
+    /* Also from the parent: no race with the first signal we forward to the group. */
+    setpgid(child, child);
+
+    int exit_code = -1;
+    double deadline = 0; /* for the watcher, once the command has ended */
+    int grace = hw__watch_grace();
+    for (;;) {
+        /* Reap everything that has ended: the command, the watcher, orphans. */
+        for (;;) {
+            int status;
+            pid_t pid = waitpid(-1, &status, WNOHANG);
+            if (pid <= 0) break;
+            if (pid == child) {
+                exit_code = hw__status_code(status);
+            } else if (pid == watcher) {
+                if (exit_code < 0 || (WIFEXITED(status) ? WEXITSTATUS(status) : 1) != 0)
+                    hw__log("watcher ended (status %d)", hw__status_code(status));
+                watcher = -1;
+            }
+        }
+        if (exit_code >= 0) {
+            if (watcher <= 0) break;
+            if (deadline == 0) {
+                deadline = hw__now() + grace;
+                kill(watcher, SIGTERM);
+            } else if (hw__now() >= deadline) {
+                hw__log("watcher still running %d s after the command ended; killing it", grace);
+                kill(watcher, SIGKILL);
+                waitpid(watcher, NULL, 0);
+                watcher = -1;
+                break;
+            }
+        }
+        struct timespec tick = {0, 200 * 1000 * 1000};
+        int sig = sigtimedwait(&handled, NULL, &tick);
+        if (sig <= 0 || sig == SIGCHLD) continue;
+        if (exit_code < 0) {
+            kill(child, sig);
+        } else if (watcher > 0 && (sig == SIGTERM || sig == SIGINT)) {
+            /* Asked again to stop while the watcher finishes: stop waiting. */
+            deadline = hw__now();
+        }
+    }
+    return exit_code;
+}

@@ -27,6 +27,8 @@ export interface MemoryReadings {
   workingSetBytes: number;
   availableBytes: number;
   swapBytes: number;
+  /** The guard floor in force (0 = off or unknown). Added field: absent in older data. */
+  floorBytes?: number;
 }
 
 export interface ReportJson {

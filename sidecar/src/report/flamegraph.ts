@@ -1,0 +1,145 @@
+/**
+ * Interactive, self-contained flamegraph SVG (icicle layout: root at the top).
+ * Built with string arrays, no DOM library: 100 000 stacks must render in
+ * well under a second or two. Interaction lives in flamegraph-script.ts.
+ */
+import { FLAMEGRAPH_SCRIPT } from './flamegraph-script.js';
+import { basename, escapeXml, humanBytes, percent } from './format.js';
+import type { Frame, Stack } from './model.js';
+import { buildTree, type FlameNode } from './stacks.js';
+
+export interface FlamegraphOptions {
+  title: string;
+  /** Denominator of "% of peak": the peak bytes of the profile. */
+  totalBytes: number;
+  /** Callee first: stacks merged by their innermost frame. */
+  reversed?: boolean;
+  /** @default 1200 */
+  width?: number;
+}
+
+const PAD = 10;
+const TOP = 56; // title + controls
+const ROW = 34; // two text lines: label, then the source line
+const BOTTOM = 48; // details bar: two lines
+const LABEL_CHAR = 7; // average advance of the 12px sans label font, px
+const CODE_CHAR = 6.7; // advance of the 11px monospace source font, px
+// Nodes narrower than this at full width are not drawn; their bytes stay in
+// the parent's width (flamegraph.pl's --minwidth default). Keeps huge
+// profiles to a size a browser can open.
+const MIN_PX = 0.1;
+
+/** Same rule as the embedded script's `fit`, so the no-JS view matches. */
+function fit(text: string, px: number, charPx: number): string {
+  const max = Math.floor((px - 6) / charPx);
+  if (max < 3) return '';
+  return text.length <= max ? text : `${text.slice(0, max - 1)}\u2026`;
+}
+
+/** Wider = redder: hue runs from yellow (tiny share) to red (all of it). */
+function colour(fraction: number): string {
+  const f = Math.min(1, Math.max(0, fraction));
+  return `hsl(${(50 - 50 * f).toFixed(1)},90%,${(74 - 18 * f).toFixed(1)}%)`;
+}
+
+function frameLabel(f: Frame): string {
+  return f.file === '' && f.line === 0 ? f.function : `${f.function} (${basename(f.file)}:${f.line})`;
+}
+
+export function renderFlamegraph(stacks: readonly Stack[], opts: FlamegraphOptions): string {
+  const svgWidth = opts.width ?? 1200;
+  const width = svgWidth - 2 * PAD;
+  const root = buildTree(stacks, opts.reversed ?? false);
+  const rootBytes = root.bytes;
+  const minBytes = rootBytes > 0 ? (rootBytes * MIN_PX) / width : 0;
+  const total = opts.totalBytes > 0 ? opts.totalBytes : rootBytes;
+
+  // Frame table for the script: [function, file, line, code, basename].
+  // Keyed by value, not object: equal frames from different stacks share a row.
+  const frameIds = new Map<string, number>();
+  const table: Array<[string, string, number, string, string]> = [];
+  const frameId = (f: Frame): number => {
+    const key = `${f.file}\0${f.line}\0${f.function}`;
+    let id = frameIds.get(key);
+    if (id === undefined) {
+      frameIds.set(key, (id = table.length));
+      table.push([f.function, f.file, f.line, f.code, basename(f.file)]);
+    }
+    return id;
+  };
+
+  const body: string[] = [];
+  let maxDepth = 0;
+  // Pre-order walk with an explicit stack (deep recursion must not overflow).
+  const todo: Array<{ n: FlameNode; x: number; d: number }> = [{ n: root, x: 0, d: 0 }];
+  while (todo.length > 0) {
+    const { n, x, d } = todo.pop()!;
+    if (d > maxDepth) maxDepth = d;
+    const px = PAD + (rootBytes > 0 ? (x / rootBytes) * width : 0);
+    const pw = rootBytes > 0 ? (n.bytes / rootBytes) * width : width;
+    const y = TOP + d * ROW;
+    const fid = n.frame ? frameId(n.frame) : -1;
+    const label = n.frame ? frameLabel(n.frame) : 'all';
+    const share = rootBytes > 0 ? n.bytes / rootBytes : 0;
+    const where = n.frame && n.frame.file !== '' ? ` \u2014 ${n.frame.file}:${n.frame.line}` : '';
+    body.push(
+      `<g class="f" data-x="${x}" data-w="${n.bytes}" data-d="${d}" data-f="${fid}">`,
+      `<title>${escapeXml(`${label}${where} \u2014 ${humanBytes(n.bytes)} (${percent(n.bytes, total)})`)}</title>`,
+      `<rect x="${px.toFixed(2)}" y="${y}" width="${pw.toFixed(2)}" height="${ROW - 1}" rx="2" fill="${colour(share)}"/>`,
+      `<text class="l" x="${(px + 3).toFixed(2)}" y="${y + 14}">${escapeXml(fit(label, pw, LABEL_CHAR))}</text>`,
+      `<text class="c" x="${(px + 3).toFixed(2)}" y="${y + 28}">${escapeXml(fit(n.frame?.code ?? '', pw, CODE_CHAR))}</text>`,
+      '</g>\n',
+    );
+    // Push children in reverse so the largest (first) is emitted first.
+    let cx = x + n.bytes;
+    for (let i = n.children.length - 1; i >= 0; i--) {
+      const c = n.children[i]!;
+      cx -= c.bytes;
+      if (c.bytes >= minBytes && c.bytes > 0) todo.push({ n: c, x: cx, d: d + 1 });
+    }
+  }
+
+  const height = TOP + (maxDepth + 1) * ROW + BOTTOM;
+  const layout = { pad: PAD, width, total, labelChar: LABEL_CHAR, codeChar: CODE_CHAR, minPx: MIN_PX };
+  // In CDATA only "]]>" ends the section; outside JSON strings it cannot
+  // occur, inside them the escape keeps the same value. U+FFFE/FFFF are not
+  // XML characters even in CDATA.
+  const data = `var F=${JSON.stringify(table)};var L=${JSON.stringify(layout)};`
+    .replace(/]]>/g, ']]\\u003e')
+    .replace(/[\uFFFE\uFFFF]/g, '\uFFFD');
+  const idle = `Peak ${humanBytes(total)}. Hover a frame for details; click to zoom; Ctrl+F to search.`;
+
+  return [
+    '<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n',
+    `<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="${svgWidth}" height="${height}" `,
+    `viewBox="0 0 ${svgWidth} ${height}">\n`,
+    '<style>',
+    'text{font-family:Verdana,"DejaVu Sans",sans-serif;font-size:12px;fill:#000}',
+    'text.c{font-family:"DejaVu Sans Mono",Menlo,Consolas,monospace;font-size:11px;fill:#222}',
+    '.f{cursor:pointer}.f:hover rect{stroke:#000;stroke-width:1}.f.a{opacity:.55}',
+    '.f.m rect{fill:#d24cff}#title{font-size:17px;font-weight:bold}',
+    '.btn{fill:#1a5fb4;cursor:pointer;text-decoration:underline}.btn.off{fill:#999}',
+    '#details{font-size:12px}#source{font-size:12px}#matched{font-size:12px}',
+    '</style>\n',
+    `<rect width="${svgWidth}" height="${height}" fill="#fafaf7"/>\n`,
+    `<text id="title" x="${svgWidth / 2}" y="22" text-anchor="middle">${escapeXml(opts.title)}</text>\n`,
+    `<text id="reset" class="btn off" x="${PAD}" y="42">Reset zoom</text>\n`,
+    `<foreignObject x="${svgWidth - PAD - 260}" y="26" width="260" height="26">`,
+    '<input xmlns="http://www.w3.org/1999/xhtml" id="search" type="search" placeholder="Search (regex): function, file, code" ',
+    'style="width:250px;font-size:12px;box-sizing:border-box"/></foreignObject>\n',
+    `<g id="frames">\n`,
+    ...body,
+    '</g>\n',
+    `<text id="details" x="${PAD}" y="${height - 28}">${escapeXml(idle)}</text>\n`,
+    `<text id="source" class="c" x="${PAD}" y="${height - 10}"></text>\n`,
+    `<text id="matched" x="${svgWidth - PAD}" y="${height - 28}" text-anchor="end"></text>\n`,
+    `<script type="text/ecmascript"><![CDATA[${data}\n${FLAMEGRAPH_SCRIPT}]]></script>\n`,
+    '</svg>\n',
+  ].join('');
+}
+
+/** The height a rendered flamegraph asked for, so index.html can size its <object>. */
+export function svgHeight(svg: string): number {
+  const m = /<svg [^>]*?height="(\d+)"/.exec(svg.slice(0, 512));
+  return m ? Number(m[1]) : 600;
+}

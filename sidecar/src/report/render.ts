@@ -1,0 +1,134 @@
+/**
+ * ProfileData → report directory (DESIGN.md "Report directory"). All the
+ * content is built in memory first, so a failure to write leaves no half
+ * rendered strings behind, only (at worst) a partly filled directory.
+ */
+import { mkdir, open, chmod } from 'node:fs/promises';
+import { join } from 'node:path';
+import { HighwaterError } from '../errors.js';
+import { readDump } from './dump.js';
+import { renderFlamegraph, svgHeight } from './flamegraph.js';
+import { humanBytes } from './format.js';
+import { FILES, renderHtml } from './html.js';
+import type { ProfileData, ReportJson } from './model.js';
+import { mergeStacks, sortStacks, toFolded, trimToCoverage } from './stacks.js';
+
+export interface RenderOptions {
+  /** Write into a new `<outDir>/<timestamp>/` rather than into `outDir` itself. @default true */
+  timestampedSubdir?: boolean;
+  /** Mode of the files; directories get it plus x where r is set. @default 0o600 (reports hold source lines) */
+  fileMode?: number;
+  /** Clock for the sub-directory name (tests). @default new Date() */
+  now?: Date;
+}
+
+function unwritable(path: string, err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  if (typeof code !== 'string') return err;
+  return new HighwaterError('HW_ERR_OUTPUT_UNWRITABLE', `cannot write the report at ${path}: ${code}`, {
+    cause: err,
+  });
+}
+
+/** `2026-11-25T02-10-33-123Z`: ISO time without ':' and '.', safe on every filesystem. */
+export function timestampName(now: Date): string {
+  return now.toISOString().replace(/[:.]/g, '-');
+}
+
+export function buildReportJson(data: ProfileData): ReportJson {
+  const sorted = sortStacks(mergeStacks(data.stacks));
+  const m = data.memory;
+  return {
+    version: 1,
+    trigger: data.trigger,
+    oomReason: data.oomReason,
+    oomAllocation: data.oomAllocation,
+    peakBytes: data.peakBytes,
+    process: { pid: data.process.pid, argv: data.process.argv, python: data.process.python },
+    memory: {
+      source: m.source,
+      limitBytes: m.limitBytes,
+      workingSetBytes: m.workingSetBytes,
+      availableBytes: m.availableBytes,
+      swapBytes: m.swapBytes,
+      ...(m.floorBytes !== undefined ? { floorBytes: m.floorBytes } : {}),
+    },
+    stacks: trimToCoverage(sorted, data.peakBytes, 0.99),
+  };
+}
+
+async function makeDir(outDir: string, stamped: boolean, dirMode: number, now: Date): Promise<string> {
+  try {
+    await mkdir(outDir, { recursive: true, mode: dirMode });
+  } catch (e) {
+    throw unwritable(outDir, e);
+  }
+  if (!stamped) return outDir;
+  const base = join(outDir, timestampName(now));
+  for (let n = 0; ; n++) {
+    const dir = n === 0 ? base : `${base}-${n}`;
+    try {
+      // Non-recursive mkdir fails with EEXIST atomically: two renders in the
+      // same millisecond (two processes OOMing together) get distinct dirs.
+      await mkdir(dir, { mode: dirMode });
+      await chmod(dir, dirMode); // the umask must not widen or narrow it
+      return dir;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST' && n < 1000) continue;
+      throw unwritable(dir, e);
+    }
+  }
+}
+
+async function writeOne(path: string, content: string, mode: number): Promise<void> {
+  try {
+    const fh = await open(path, 'w', mode);
+    try {
+      await fh.chmod(mode); // an existing file keeps its old mode otherwise
+      await fh.writeFile(content, 'utf8');
+    } finally {
+      await fh.close();
+    }
+  } catch (e) {
+    throw unwritable(path, e);
+  }
+}
+
+export async function renderReport(
+  data: ProfileData,
+  outDir: string,
+  opts: RenderOptions = {},
+): Promise<{ dir: string; report: ReportJson }> {
+  const fileMode = opts.fileMode ?? 0o600;
+  const dirMode = fileMode | ((fileMode & 0o444) >> 2);
+  const report = buildReportJson(data);
+  const all = sortStacks(mergeStacks(data.stacks));
+  const title = `Peak memory ${humanBytes(data.peakBytes)}: ${data.process.argv.join(' ') || `pid ${data.process.pid}`}`;
+  const svg = renderFlamegraph(all, { title, totalBytes: data.peakBytes });
+  const reversedSvg = renderFlamegraph(all, {
+    title: `${title} (reversed: allocation sites first)`,
+    totalBytes: data.peakBytes,
+    reversed: true,
+  });
+  const html = renderHtml(data, report, { normal: svgHeight(svg), reversed: svgHeight(reversedSvg) });
+
+  const dir = await makeDir(outDir, opts.timestampedSubdir ?? true, dirMode, opts.now ?? new Date());
+  const files: Array<[string, string]> = [
+    [FILES.json, `${JSON.stringify(report, null, 2)}\n`],
+    [FILES.folded, toFolded(all)],
+    [FILES.svg, svg],
+    [FILES.reversedSvg, reversedSvg],
+    [FILES.html, html], // last: its presence means the rest is there
+  ];
+  for (const [name, content] of files) await writeOne(join(dir, name), content, fileMode);
+  return { dir, report };
+}
+
+/** Raw dump file → report directory. */
+export async function renderDumpFile(
+  dumpPath: string,
+  outDir: string,
+  opts: RenderOptions = {},
+): Promise<{ dir: string; report: ReportJson }> {
+  return renderReport(await readDump(dumpPath), outDir, opts);
+}

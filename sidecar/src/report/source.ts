@@ -1,0 +1,42 @@
+/**
+ * Source lines for reports made from the state file, which (unlike a raw
+ * dump) carries no source text: read the files from disk, once each.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+
+/** Text of `line` (1-based) of `file`, or undefined when unknown. */
+export type SourceReader = (file: string, line: number) => string | undefined;
+
+// Same bounds as the shim's dumps: a line is cut at 512 bytes; files larger
+// than this are not source a human wrote and are not worth holding in memory.
+const MAX_LINE = 512;
+const MAX_FILE = 16 * 1024 * 1024;
+
+/**
+ * Reads from disk with a per-file cache (a 100-frame report from one module
+ * reads it once). Relative paths resolve against `cwd`, the profiled
+ * process's working directory, not ours. Any read failure means "no source".
+ */
+export function diskSourceReader(cwd: string): SourceReader {
+  const cache = new Map<string, string[] | null>();
+  return (file, line) => {
+    // Pseudo-files such as "<string>" or "<frozen importlib._bootstrap>" have no text on disk.
+    if (file === '' || file.startsWith('<')) return undefined;
+    const path = isAbsolute(file) || cwd === '' ? file : resolve(cwd, file);
+    let lines = cache.get(path);
+    if (lines === undefined) {
+      lines = null;
+      try {
+        const st = statSync(path);
+        // isFile: a FIFO or device named by a hostile state file would block the read.
+        if (st.isFile() && st.size <= MAX_FILE) lines = readFileSync(path, 'utf8').split(/\r?\n/);
+      } catch {
+        // unreadable: cached as null so it is not retried per frame
+      }
+      cache.set(path, lines);
+    }
+    const text = lines?.[line - 1];
+    return text === undefined ? undefined : text.slice(0, MAX_LINE);
+  };
+}

@@ -1,0 +1,138 @@
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { isHighwaterError } from '../../sidecar/src/errors.js';
+import { parseStateFile } from '../../sidecar/src/report/state.js';
+import { buildStateFile, exampleStateSpec } from './state-writer.js';
+
+const MiB = 1024 * 1024;
+const FIXTURES = join(import.meta.dirname, '../fixtures/state');
+const noSource = () => undefined;
+
+function stateError(buf: Buffer): string {
+  try {
+    parseStateFile(buf, { readSource: noSource });
+  } catch (e) {
+    if (isHighwaterError(e, 'HW_ERR_STATE_INVALID')) return e.message;
+    throw e; // a RangeError or TypeError here is the bug these tests look for
+  }
+  throw new Error('expected HW_ERR_STATE_INVALID');
+}
+
+describe('parseStateFile', () => {
+  test('round trip of the seed example from the snapshot area (peakSource 0)', () => {
+    const d = parseStateFile(buildStateFile(exampleStateSpec()), { readSource: noSource });
+    expect(d.trigger).toBe('killed');
+    expect(d.peakBytes).toBe(560 * MiB);
+    expect(d.process).toEqual({ pid: 4242, argv: ['python', 'example.py'], python: '3.11.7', cwd: '/nonexistent-cwd' });
+    expect(d.stacks.map((s) => s.bytes)).toEqual([400 * MiB, 80 * MiB, 80 * MiB]);
+    expect(d.stacks[0]!.frames.map((f) => `${f.function}:${f.line}`)).toEqual(['<module>:15', 'main:13', 'make_big_array:4']);
+    expect(d.stacks[2]!.frames.map((f) => `${f.function}:${f.line}`)).toEqual(['<module>:15', 'main:12', 'make_two_arrays:8']);
+    expect(d.stacks[0]!.frames[0]).toEqual({ file: 'example.py', line: 15, function: '<module>', code: '' });
+    expect(d.currentStacks).toBeNull();
+  });
+
+  test('peakSource 1 reads the live area instead', () => {
+    const spec = { ...exampleStateSpec(), peakSource: 1 as const, peakBytes: 400 * MiB };
+    const d = parseStateFile(buildStateFile(spec), { readSource: noSource, trigger: 'signal' });
+    expect(d.trigger).toBe('signal');
+    expect(d.stacks.map((s) => s.bytes)).toEqual([400 * MiB]);
+  });
+
+  test('root bytes become an empty-frames stack; zero and negative nodes are skipped', () => {
+    const spec = { ...exampleStateSpec(), snapshot: [7, 0, -5, 100, 0, 0, 0] };
+    const d = parseStateFile(buildStateFile(spec), { readSource: noSource });
+    expect(d.stacks).toEqual([
+      { bytes: 7, frames: [] },
+      { bytes: 100, frames: expect.any(Array) },
+    ]);
+  });
+
+  test('header fields: readings, source, oom reason, floor, time', () => {
+    const spec = {
+      ...exampleStateSpec(),
+      readings: [2 * 1024 * MiB, 1900 * MiB, 100 * MiB, 1800 * MiB, 8000 * MiB, 248 * MiB, 3 * MiB] as [
+        number, number, number, number, number, number, number,
+      ],
+      readingsSource: 2,
+      oomReason: 1,
+      floorBytes: 100 * MiB,
+      updatedMs: 1700000000123,
+    };
+    const d = parseStateFile(buildStateFile(spec), { readSource: noSource });
+    expect(d.memory).toEqual({
+      source: 'cgroup-v2',
+      limitBytes: 2 * 1024 * MiB,
+      workingSetBytes: 1800 * MiB,
+      availableBytes: 248 * MiB,
+      swapBytes: 3 * MiB,
+      floorBytes: 100 * MiB,
+    });
+    expect(d.oomReason).toBe('low-available');
+    expect(d.timeMs).toBe(1700000000123);
+  });
+
+  test('source lines: callback, and the default disk reader relative to the state cwd with a per-file cache', () => {
+    const calls: string[] = [];
+    const d = parseStateFile(buildStateFile(exampleStateSpec()), {
+      readSource: (file, line) => {
+        calls.push(`${file}:${line}`);
+        return `   line ${line}  `;
+      },
+    });
+    expect(d.stacks[0]!.frames[2]!.code).toBe('line 4');
+    expect(calls).toContain('example.py:4');
+
+    const fromDisk = parseStateFile(buildStateFile({ ...exampleStateSpec(), cwd: FIXTURES }));
+    expect(fromDisk.stacks[0]!.frames.map((f) => f.code)).toEqual([
+      'main()',
+      'another_arr = make_big_array()',
+      'return np.zeros((1024, 1024, 50))',
+    ]);
+    // A file that does not exist leaves code empty rather than failing.
+    const missing = parseStateFile(buildStateFile(exampleStateSpec()));
+    expect(missing.stacks[0]!.frames[2]!.code).toBe('');
+  });
+
+  test('bad magic, version, header size', () => {
+    const buf = buildStateFile(exampleStateSpec());
+    const magic = Buffer.from(buf);
+    magic.write('NOTSTATE', 0, 'latin1');
+    expect(stateError(magic)).toContain('bad magic');
+    const version = Buffer.from(buf);
+    version.writeUInt32LE(2, 8);
+    expect(stateError(version)).toContain('unknown version 2');
+    const hsize = Buffer.from(buf);
+    hsize.writeUInt32LE(100, 12);
+    expect(stateError(hsize)).toContain('header size 100');
+  });
+
+  test('truncated at every length: never a crash', () => {
+    const buf = buildStateFile(exampleStateSpec());
+    expect(stateError(buf.subarray(0, 100))).toContain('too short');
+    // The snapshot area is last; only its published entries (7 nodes) must be present.
+    const needed = Number(buf.readBigUInt64LE(120)) + 7 * 8;
+    for (let len = 4096; len < needed; len += 7) {
+      expect(stateError(buf.subarray(0, len))).toMatch(/outside the \d+-byte file/);
+    }
+    expect(parseStateFile(buf.subarray(0, needed), { readSource: noSource }).stacks).toHaveLength(3);
+  });
+
+  test('hostile offsets, counts and references', () => {
+    const base = buildStateFile(exampleStateSpec());
+    const patch = (fn: (b: Buffer) => void) => {
+      const b = Buffer.from(base);
+      fn(b);
+      return b;
+    };
+    expect(stateError(patch((b) => b.writeBigUInt64LE(2n ** 63n, 96)))).toContain('out of range');
+    expect(stateError(patch((b) => b.writeBigUInt64LE(10n, 96)))).toContain('nodes area');
+    expect(stateError(patch((b) => b.writeBigUInt64LE(1000n, 24)))).toContain('exceeds nodeCapacity');
+    expect(stateError(patch((b) => b.writeBigUInt64LE(3n, 56)))).toContain('peakSource 3');
+    const nodesOff = Number(base.readBigUInt64LE(96));
+    // A cycle: node 2's parent is itself.
+    expect(stateError(patch((b) => b.writeUInt32LE(2, nodesOff + 2 * 16)))).toContain('node 2 has parent 2');
+    expect(stateError(patch((b) => b.writeUInt32LE(77, nodesOff + 3 * 16 + 4)))).toContain('refers to func 77');
+    const funcsOff = Number(base.readBigUInt64LE(88));
+    expect(stateError(patch((b) => b.writeUInt32LE(0xffffffff, funcsOff + 4)))).toContain('outside the strings area');
+  });
+});

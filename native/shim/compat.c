@@ -1,0 +1,76 @@
+/*
+ * The CPython C-API, resolved at run time with dlsym(RTLD_DEFAULT) so that
+ * one shim serves every CPython from 3.8 to 3.13 (CPython executables export
+ * their symbols; a shared libpython is in the global scope). Every version
+ * difference lives in this file.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "hw.h"
+
+hw_py_t hw__py;
+volatile int hw__py_alive;
+
+/* 3.8 has no PyFrame_GetCode/GetBack; its PyFrameObject starts with
+ * PyObject_VAR_HEAD (24 bytes), then f_back, then f_code. */
+#define HW_PY38_F_BACK 24
+#define HW_PY38_F_CODE 32
+
+#define HW_SYM(field, name) *(void **)&hw__py.field = dlsym(RTLD_DEFAULT, name)
+
+int hw__py_resolve(void) {
+  if (hw__py.ready) return 0;
+  HW_SYM(Py_IsInitialized, "Py_IsInitialized");
+  HW_SYM(PyGILState_Check, "PyGILState_Check");
+  HW_SYM(PyEval_SetProfile, "PyEval_SetProfile");
+  HW_SYM(PyEval_SetProfileAllThreads, "PyEval_SetProfileAllThreads");
+  HW_SYM(PyEval_GetFrame, "PyEval_GetFrame");
+  HW_SYM(PyFrame_GetLineNumber, "PyFrame_GetLineNumber");
+  HW_SYM(PyFrame_GetCode, "PyFrame_GetCode");
+  HW_SYM(PyFrame_GetBack, "PyFrame_GetBack");
+  HW_SYM(PyObject_GetAttrString, "PyObject_GetAttrString");
+  HW_SYM(PyUnicode_AsUTF8AndSize, "PyUnicode_AsUTF8AndSize");
+  HW_SYM(Py_IncRef, "Py_IncRef");
+  HW_SYM(Py_DecRef, "Py_DecRef");
+  HW_SYM(PyErr_Fetch, "PyErr_Fetch");
+  HW_SYM(PyErr_Restore, "PyErr_Restore");
+  HW_SYM(Py_GetVersion, "Py_GetVersion");
+  if (!hw__py.Py_IsInitialized || !hw__py.PyGILState_Check || !hw__py.PyEval_SetProfile ||
+      !hw__py.PyEval_GetFrame || !hw__py.PyFrame_GetLineNumber ||
+      !hw__py.PyObject_GetAttrString || !hw__py.PyUnicode_AsUTF8AndSize ||
+      !hw__py.Py_IncRef || !hw__py.Py_DecRef || !hw__py.PyErr_Fetch ||
+      !hw__py.PyErr_Restore || !hw__py.Py_GetVersion)
+    return -1;
+  const char *v = hw__py.Py_GetVersion();
+  size_t i = 0;
+  while (v[i] && v[i] != ' ' && i < sizeof hw__py.version - 1) {
+    hw__py.version[i] = v[i];
+    i++;
+  }
+  hw__py.version[i] = '\0';
+  int major = 0, minor = 0;
+  if (sscanf(hw__py.version, "%d.%d", &major, &minor) != 2 || major != 3 || minor < 8)
+    return -1;
+  hw__py.minor = minor;
+  /* Before 3.9 these do not exist; after, they are the only safe way in. */
+  if (minor >= 9 && (!hw__py.PyFrame_GetCode || !hw__py.PyFrame_GetBack)) return -1;
+  hw__py.ready = 1;
+  return 0;
+}
+
+void *hw__frame_code(void *frame) {
+  if (hw__py.PyFrame_GetCode) return hw__py.PyFrame_GetCode(frame);
+  void *code = *(void **)((char *)frame + HW_PY38_F_CODE);
+  if (code) hw__py.Py_IncRef((PyObject *)code);
+  return code;
+}
+
+void *hw__frame_back(void *frame) {
+  if (hw__py.PyFrame_GetBack) return hw__py.PyFrame_GetBack(frame);
+  void *back = *(void **)((char *)frame + HW_PY38_F_BACK);
+  if (back) hw__py.Py_IncRef((PyObject *)back);
+  return back;
+}

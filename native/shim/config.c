@@ -1,0 +1,117 @@
+/*
+ * HIGHWATER_* environment, read once into fixed buffers. An invalid value
+ * warns once and falls back to the default; the shim never refuses to run.
+ */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+
+#include "hw.h"
+
+hw_config_t hw__config;
+
+int hw__parse_u64(const char *s, uint64_t *out) {
+  if (!s || !*s) return -1;
+  uint64_t v = 0;
+  for (; *s; s++) {
+    if (*s < '0' || *s > '9') return -1;
+    uint64_t d = (uint64_t)(*s - '0');
+    if (v > (UINT64_MAX - d) / 10) return -1;
+    v = v * 10 + d;
+  }
+  *out = v;
+  return 0;
+}
+
+/* "104857600", "2%", "1.5%" or "104857600,2%": the floor is the larger part. */
+static int hw__parse_floor(const char *s, uint64_t *bytes, uint32_t *pct_x100) {
+  char buf[128];
+  size_t n = strlen(s);
+  if (n == 0 || n >= sizeof buf) return -1;
+  memcpy(buf, s, n + 1);
+  uint64_t b = 0;
+  uint32_t p = 0;
+  for (char *part = buf, *next; part; part = next) {
+    next = strchr(part, ',');
+    if (next) *next++ = '\0';
+    size_t len = strlen(part);
+    if (len && part[len - 1] == '%') {
+      part[len - 1] = '\0';
+      char *dot = strchr(part, '.');
+      uint64_t whole = 0, frac = 0;
+      if (dot) {
+        *dot = '\0';
+        const char *f = dot + 1;
+        if (strlen(f) > 2 || hw__parse_u64(f, &frac) != 0) return -1;
+        if (strlen(f) == 1) frac *= 10;
+      }
+      if (hw__parse_u64(part, &whole) != 0 || whole > 100) return -1;
+      p = (uint32_t)(whole * 100 + frac);
+      if (p > 10000) return -1;
+    } else if (hw__parse_u64(part, &b) != 0) {
+      return -1;
+    }
+  }
+  *bytes = b;
+  *pct_x100 = p;
+  return 0;
+}
+
+void hw__config_load(void) {
+  hw_config_t *c = &hw__config;
+  memset(c, 0, sizeof *c);
+  c->oom_detection = 1;
+  c->min_floor = 100ull << 20;
+  c->floor_pct_x100 = 200;
+  c->control_uid = -1;
+  c->file_mode = 0600;
+
+  const char *v = getenv("HIGHWATER_DEBUG");
+  hw__debug_on = v && strcmp(v, "1") == 0;
+
+  v = getenv("HIGHWATER_RUN_DIR");
+  if (v && *v) {
+    if (strlen(v) >= sizeof c->run_dir - 64)
+      hw__log("HIGHWATER_RUN_DIR is too long (max %zu bytes); staying dormant",
+              sizeof c->run_dir - 64);
+    else
+      strcpy(c->run_dir, v);
+  }
+  v = getenv("HIGHWATER_MODE");
+  if (v && *v) {
+    if (strcmp(v, "python") == 0) c->mode_python = 1;
+    else if (strcmp(v, "run") != 0)
+      hw__log("HIGHWATER_MODE=%s is not 'run' or 'python'; using 'run'", v);
+  }
+  v = getenv("HIGHWATER_OOM_DETECTION");
+  if (v && *v) {
+    if (strcmp(v, "0") == 0) c->oom_detection = 0;
+    else if (strcmp(v, "1") != 0)
+      hw__log("HIGHWATER_OOM_DETECTION=%s is not 0 or 1; using 1", v);
+  }
+  v = getenv("HIGHWATER_MIN_AVAILABLE");
+  if (v && *v) {
+    uint64_t b;
+    uint32_t p;
+    if (hw__parse_floor(v, &b, &p) == 0) {
+      c->min_floor = b;
+      c->floor_pct_x100 = p;
+    } else {
+      hw__log("HIGHWATER_MIN_AVAILABLE=%s is not bytes, N%% or both "
+              "(e.g. 104857600,2%%); using the default", v);
+    }
+  }
+  v = getenv("HIGHWATER_CONTROL_UID");
+  if (v && *v) {
+    uint64_t u;
+    if (hw__parse_u64(v, &u) == 0 && u < 0x7fffffff) c->control_uid = (int)u;
+    else hw__log("HIGHWATER_CONTROL_UID=%s is not a uid; ignored", v);
+  }
+  v = getenv("HIGHWATER_FILE_MODE");
+  if (v && *v) {
+    char *end;
+    unsigned long m = strtoul(v, &end, 8);
+    if (*end == '\0' && m <= 0777) c->file_mode = (unsigned)m;
+    else hw__log("HIGHWATER_FILE_MODE=%s is not an octal mode; using 0600", v);
+  }
+}

@@ -1,0 +1,29 @@
+/*
+ * The shim's public API, called from the Python package through
+ * ctypes.PyDLL (which keeps the GIL held during the call). Returns 0 on
+ * success, a negative errno-style value otherwise.
+ */
+#ifndef HIGHWATER_H
+#define HIGHWATER_H
+#include <stddef.h>
+
+int hw_api_version(void);
+/* 1 when the shim is active in this process (Python, run dir set). */
+int hw_is_active(void);
+/* Bootstrap: resolves the C-API, installs the profile callback on the calling
+ * thread, starts the control channel, and starts tracking unless the mode is
+ * "python" (API mode). GIL held. */
+int hw_python_start(void);
+/* Called on each new Python thread (threading.setprofile hook). GIL held. */
+int hw_thread_start(void);
+/* API mode: start (resetting the peak) or stop tracking. GIL held. */
+int hw_tracking_start(void);
+int hw_tracking_stop(void);
+/* Writes a raw dump; path NULL = in the run dir. The path written goes to
+ * out. trigger: exit|api|request|signal. */
+int hw_dump(const char *path, const char *trigger, char *out, size_t outlen);
+/* atexit: stop consulting the interpreter (it is going away). */
+int hw_python_stop(void);
+/* Numbers for tests and benchmarks. */
+long long hw_stat(const char *name);
+#endif

@@ -1,0 +1,216 @@
+/*
+ * Internal interface of the highwater preload shim. Everything here is
+ * `hw__`-prefixed and hidden (-fvisibility=hidden); only the hooks and the
+ * `hw_` API in highwater.h are exported (see version.map).
+ */
+#ifndef HW_INTERNAL_H
+#define HW_INTERNAL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define HW_LIKELY(x) __builtin_expect(!!(x), 1)
+#define HW_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define HW_NODE_NONE UINT32_MAX
+#define HW_TLS __attribute__((tls_model("initial-exec"))) __thread
+
+/* ---- real.c: the functions we interpose, resolved with dlsym(RTLD_NEXT) ---- */
+#define HW_HOOKED_FUNCTIONS(X)                                                  \
+  X(malloc, void *, (size_t))                                                   \
+  X(calloc, void *, (size_t, size_t))                                           \
+  X(realloc, void *, (void *, size_t))                                          \
+  X(free, void, (void *))                                                       \
+  X(posix_memalign, int, (void **, size_t, size_t))                             \
+  X(aligned_alloc, void *, (size_t, size_t))                                    \
+  X(memalign, void *, (size_t, size_t))                                         \
+  X(valloc, void *, (size_t))                                                   \
+  X(pvalloc, void *, (size_t))                                                  \
+  X(reallocarray, void *, (void *, size_t, size_t))                             \
+  X(mmap, void *, (void *, size_t, int, int, int, off_t))                       \
+  X(mmap64, void *, (void *, size_t, int, int, int, off_t))                     \
+  X(munmap, int, (void *, size_t))                                              \
+  X(mremap, void *, (void *, size_t, size_t, int, ...))                         \
+  X(pthread_create, int,                                                        \
+    (pthread_t *, const pthread_attr_t *, void *(*)(void *), void *))
+
+#define HW_DECLARE_REAL(name, ret, args) extern ret(*hw__real_##name) args;
+HW_HOOKED_FUNCTIONS(HW_DECLARE_REAL)
+#undef HW_DECLARE_REAL
+
+void hw__resolve_real(void);
+int hw__in_boot_pool(const void *p);
+void *hw__boot_alloc(size_t size);
+
+/* ---- arena.c: bookkeeping memory that never goes through our hooks ---- */
+void *hw__pages_alloc(size_t bytes); /* zeroed, page-granular, NULL on failure */
+void hw__pages_free(void *p, size_t bytes);
+
+/* ---- log.c ---- */
+void hw__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void hw__debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+extern int hw__debug_on;
+
+/* ---- config.c ---- */
+typedef struct {
+  char run_dir[512];
+  int mode_python;      /* HIGHWATER_MODE=python: tracking off until the API asks */
+  int oom_detection;    /* low-available and swap rules */
+  uint64_t min_floor;   /* absolute part of the floor, bytes */
+  uint32_t floor_pct_x100; /* percent part of the floor, in 1/100 % */
+  int control_uid;      /* extra uid allowed on the control socket, -1 none */
+  unsigned file_mode;
+} hw_config_t;
+extern hw_config_t hw__config;
+void hw__config_load(void);
+int hw__parse_u64(const char *s, uint64_t *out);
+
+/* ---- state.c: the shared, file-backed state (docs/protocol.md) ---- */
+typedef struct {
+  uint32_t file_off, file_len, name_off, name_len;
+} hw_func_rec;
+typedef struct {
+  uint32_t parent, func, line, reserved;
+} hw_node_rec;
+
+typedef struct {
+  char magic[8];
+  uint32_t version, header_size;
+  uint64_t pid;
+  volatile uint64_t node_count;
+  volatile uint64_t func_count;
+  volatile int64_t current_bytes;
+  volatile int64_t peak_bytes;
+  volatile uint64_t peak_source; /* 1: live is the peak; 0: snapshot is */
+  uint64_t node_capacity, func_capacity, string_capacity;
+  uint64_t off_funcs, off_nodes, off_strings, off_live, off_snapshot;
+  volatile uint64_t updated_ms;
+  volatile uint64_t tracking;
+  volatile uint64_t floor_bytes;
+  volatile uint64_t limit_bytes, usage_bytes, inactive_file_bytes,
+      working_set_bytes, host_available_bytes, available_bytes, swap_bytes;
+  volatile uint64_t readings_source;
+  volatile uint64_t oom_reason;
+  volatile uint64_t exit_status;
+  uint64_t reserved[3];
+  char python[32];
+  char argv[1024];
+  char cwd[1024];
+} hw_state_header;
+
+typedef struct {
+  hw_state_header *hdr;
+  hw_func_rec *funcs;
+  hw_node_rec *nodes;
+  char *strings;
+  volatile int64_t *live;
+  int64_t *snapshot;
+  uint64_t string_used;
+  size_t map_bytes;
+} hw_state_t;
+extern hw_state_t hw__state;
+int hw__state_open(void);
+void hw__state_close_in_child(void);
+/* Append a string to the string area; returns offset or UINT32_MAX when full. */
+uint32_t hw__state_add_string(const char *s, size_t len);
+
+/* ---- intern.c: functions (code objects) and call-stack nodes ---- */
+uint32_t hw__intern_node(uint32_t parent, uint32_t func, uint32_t line);
+/* Returns func id, or HW_NODE_NONE; code is a PyCodeObject*. GIL held. */
+uint32_t hw__intern_code(void *code);
+uint32_t hw__intern_named(const char *file, const char *name);
+extern pthread_mutex_t hw__intern_lock;
+
+/* ---- tracker.c: live allocations, bytes per node, peak ---- */
+extern pthread_mutex_t hw__lock;
+extern volatile int hw__tracking;
+void hw__track_alloc(void *p, size_t size, uint32_t node);
+void hw__track_free(void *p);
+void hw__track_mmap(void *p, size_t len, uint32_t node);
+void hw__track_munmap(void *p, size_t len);
+void hw__tracker_reset(void); /* API mode: forget everything, start a new peak */
+size_t hw__tracker_live_allocations(void);
+size_t hw__tracker_overhead_bytes(void);
+
+/* ---- pystack.c: the shadow stack fed by the profile callback ---- */
+typedef struct {
+  void *frame; /* PyFrameObject*, borrowed: alive between CALL and RETURN */
+  uint32_t node; /* node of the stack down to here while suspended, or NONE */
+} hw_sframe;
+
+typedef struct {
+  int guard;             /* re-entrancy: inside a hook or our own code */
+  int registered;        /* the profile callback runs on this thread */
+  uint32_t inherited;    /* node charged when no Python frame is known */
+  uint32_t last_node;    /* last node computed with the GIL held */
+  int depth, capacity;
+  hw_sframe *frames;
+} hw_thread_t;
+extern HW_TLS hw_thread_t hw__thread;
+uint32_t hw__current_node(hw_thread_t *t);
+int hw__py_register_thread(int seed);
+void hw__py_unregister_thread(void);
+
+/* ---- compat.c: the CPython C-API, resolved at run time ---- */
+typedef struct _object PyObject;
+typedef struct {
+  int ready;        /* every required symbol was found */
+  int minor;        /* 3.<minor> */
+  char version[32];
+  int (*Py_IsInitialized)(void);
+  int (*PyGILState_Check)(void);
+  void (*PyEval_SetProfile)(int (*)(PyObject *, void *, int, PyObject *), PyObject *);
+  void (*PyEval_SetProfileAllThreads)(int (*)(PyObject *, void *, int, PyObject *), PyObject *);
+  void *(*PyEval_GetFrame)(void);
+  int (*PyFrame_GetLineNumber)(void *);
+  void *(*PyFrame_GetCode)(void *); /* 3.9+, new reference */
+  void *(*PyFrame_GetBack)(void *); /* 3.9+, new reference */
+  PyObject *(*PyObject_GetAttrString)(PyObject *, const char *);
+  const char *(*PyUnicode_AsUTF8AndSize)(PyObject *, ssize_t *);
+  void (*Py_IncRef)(PyObject *);
+  void (*Py_DecRef)(PyObject *);
+  void (*PyErr_Fetch)(PyObject **, PyObject **, PyObject **);
+  void (*PyErr_Restore)(PyObject *, PyObject *, PyObject *);
+  const char *(*Py_GetVersion)(void);
+} hw_py_t;
+extern hw_py_t hw__py;
+extern volatile int hw__py_alive; /* interpreter usable: between bootstrap and atexit */
+int hw__py_resolve(void);
+void *hw__frame_code(void *frame); /* new reference */
+void *hw__frame_back(void *frame); /* new reference or NULL */
+
+/* ---- guard.c: memory readings and the synchronous floor ---- */
+typedef struct {
+  int source; /* 0 none, 1 cgroup-v1, 2 cgroup-v2, 3 host */
+  uint64_t limit, usage, inactive_file, working_set, host_available, host_total,
+      available, swap;
+} hw_readings_t;
+void hw__guard_init(void);
+int hw__read_memory(hw_readings_t *r);
+void hw__publish_readings(const hw_readings_t *r);
+/* Called before an allocation of `size` bytes; returns 0 to go on. Does not
+ * return when the allocation would cross the floor (dumps and exits 53). */
+void hw__guard_check(size_t size);
+void hw__guard_set_floor(uint64_t floor);
+extern volatile int hw__guard_on;
+__attribute__((noreturn)) void hw__oom_exit(int reason, size_t bytes, uint32_t node);
+
+/* ---- dump.c ---- */
+enum { HW_SNAP_PEAK = 1, HW_SNAP_CURRENT = 2 };
+/* Writes a raw dump. path NULL: hw-<pid>-<seq>.dump in the run dir. The path
+ * written is copied to out (if not NULL). Returns 0 or -errno. */
+int hw__dump(const char *path, const char *trigger, int reason, int snaps,
+             size_t oom_bytes, uint32_t oom_node, char *out, size_t outlen);
+
+/* ---- control.c ---- */
+int hw__control_start(void);
+void hw__control_notify_signal(void);
+void hw__control_close_in_child(void);
+
+/* ---- init.c ---- */
+extern volatile int hw__active; /* a Python process with a run dir */
+extern volatile int hw__in_child;
+uint64_t hw__now_ms(void);
+
+#endif

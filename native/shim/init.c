@@ -1,0 +1,172 @@
+/*
+ * Start-up, fork handling and the exported API. The shim is dormant (pure
+ * pass-through) unless HIGHWATER_RUN_DIR is set and the process is a CPython
+ * interpreter: every other program runs untouched.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "highwater.h"
+#include "hw.h"
+
+#define HW_EXPORT __attribute__((visibility("default")))
+
+volatile int hw__active;
+volatile int hw__in_child;
+static int hw__started;
+
+uint64_t hw__now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void hw__atfork_prepare(void) {
+  pthread_mutex_lock(&hw__intern_lock);
+  pthread_mutex_lock(&hw__lock);
+}
+
+static void hw__atfork_parent(void) {
+  pthread_mutex_unlock(&hw__lock);
+  pthread_mutex_unlock(&hw__intern_lock);
+}
+
+static void hw__atfork_child(void) {
+  /* The child stops tracking: it must not write the parent's state file,
+   * and the control thread did not survive the fork. */
+  pthread_mutex_init(&hw__lock, NULL);
+  pthread_mutex_init(&hw__intern_lock, NULL);
+  hw__in_child = 1;
+  hw__tracking = 0;
+  hw__guard_on = 0;
+  hw__active = 0;
+  hw__control_close_in_child();
+  hw__state_close_in_child();
+}
+
+/* Children of the Python process must not inherit the shim: put back the
+ * LD_PRELOAD the program had before highwater. */
+static void hw__restore_ld_preload(void) {
+  const char *orig = getenv("HIGHWATER_ORIG_LD_PRELOAD");
+  if (orig && *orig) setenv("LD_PRELOAD", orig, 1);
+  else unsetenv("LD_PRELOAD");
+}
+
+__attribute__((constructor)) static void hw__init(void) {
+  hw__thread.guard = 1;
+  hw__resolve_real();
+  hw__config_load();
+  if (!hw__config.run_dir[0]) goto out;
+  /* A CPython interpreter exports these; anything else is not ours. */
+  if (!dlsym(RTLD_DEFAULT, "Py_IsInitialized") || !dlsym(RTLD_DEFAULT, "PyEval_SetProfile")) {
+    hw__debug("not a Python process; dormant");
+    goto out;
+  }
+  hw__restore_ld_preload();
+  mkdir(hw__config.run_dir, 0700);
+  if (hw__state_open() != 0) goto out;
+  pthread_atfork(hw__atfork_prepare, hw__atfork_parent, hw__atfork_child);
+  hw__active = 1;
+out:
+  hw__thread.inherited = 0;
+  hw__thread.last_node = HW_NODE_NONE;
+  hw__thread.guard = 0;
+}
+
+HW_EXPORT int hw_api_version(void) { return 1; }
+
+HW_EXPORT int hw_is_active(void) { return hw__active && !hw__in_child; }
+
+HW_EXPORT int hw_python_start(void) {
+  if (!hw_is_active()) return -ENODEV;
+  if (hw__started) return 0;
+  hw_thread_t *t = &hw__thread;
+  t->guard = 1;
+  if (hw__py_resolve() != 0) {
+    t->guard = 0;
+    hw__log("this Python (%s) is not supported (3.8 - 3.13); not tracking",
+            hw__py.version[0] ? hw__py.version : "unknown");
+    return -ENOTSUP;
+  }
+  memcpy(hw__state.hdr->python, hw__py.version, sizeof hw__state.hdr->python - 1);
+  hw__py_alive = 1;
+  hw__guard_init();
+  hw__control_start();
+  hw__started = 1;
+  int rc = 0;
+  if (!hw__config.mode_python) {
+    rc = hw__py_register_thread(1);
+    hw__state.hdr->tracking = 1;
+    hw__tracking = 1;
+  }
+  t->guard = 0;
+  return rc;
+}
+
+HW_EXPORT int hw_thread_start(void) {
+  if (!hw_is_active() || !hw__started) return -ENODEV;
+  hw_thread_t *t = &hw__thread;
+  int g = t->guard;
+  t->guard = 1;
+  int rc = hw__py_register_thread(1);
+  t->guard = g;
+  return rc;
+}
+
+HW_EXPORT int hw_tracking_start(void) {
+  if (!hw_is_active() || !hw__started) return -ENODEV;
+  hw_thread_t *t = &hw__thread;
+  t->guard = 1;
+  hw__tracker_reset();
+  int rc = hw__py_register_thread(1);
+  hw__guard_init();
+  hw__state.hdr->tracking = 1;
+  hw__tracking = 1;
+  t->guard = 0;
+  return rc;
+}
+
+HW_EXPORT int hw_tracking_stop(void) {
+  if (!hw_is_active() || !hw__started) return -ENODEV;
+  hw_thread_t *t = &hw__thread;
+  t->guard = 1;
+  hw__tracking = 0;
+  hw__guard_on = 0;
+  hw__state.hdr->tracking = 0;
+  hw__py_unregister_thread();
+  t->guard = 0;
+  return 0;
+}
+
+HW_EXPORT int hw_dump(const char *path, const char *trigger, char *out, size_t outlen) {
+  if (!hw_is_active()) return -ENODEV;
+  hw_thread_t *t = &hw__thread;
+  int g = t->guard;
+  t->guard = 1;
+  const char *trig = trigger && *trigger ? trigger : "request";
+  int rc = hw__dump(path, trig, 0, HW_SNAP_PEAK, 0, HW_NODE_NONE, out, outlen);
+  t->guard = g;
+  return rc;
+}
+
+HW_EXPORT int hw_python_stop(void) {
+  hw__py_alive = 0;
+  return 0;
+}
+
+HW_EXPORT long long hw_stat(const char *name) {
+  if (!name || !hw__state.hdr) return -1;
+  if (strcmp(name, "current") == 0) return hw__state.hdr->current_bytes;
+  if (strcmp(name, "peak") == 0) return hw__state.hdr->peak_bytes;
+  if (strcmp(name, "nodes") == 0) return (long long)hw__state.hdr->node_count;
+  if (strcmp(name, "funcs") == 0) return (long long)hw__state.hdr->func_count;
+  if (strcmp(name, "live_allocations") == 0) return (long long)hw__tracker_live_allocations();
+  if (strcmp(name, "overhead_bytes") == 0) return (long long)hw__tracker_overhead_bytes();
+  return -1;
+}

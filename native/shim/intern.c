@@ -1,0 +1,218 @@
+/*
+ * Interning of functions (one per code object) and of call-stack nodes
+ * (parent, function, line) into the shared state. Both tables only grow, so
+ * a node id stays valid for the life of the process, and a published node
+ * (node_count bumped after the record is written) is always complete.
+ * Callers hold the GIL; hw__intern_lock still guards the tables in case the
+ * interpreter lets two threads in (PyGILState_Check can be disabled).
+ */
+#define _GNU_SOURCE
+#include <string.h>
+
+#include "hw.h"
+
+pthread_mutex_t hw__intern_lock = PTHREAD_MUTEX_INITIALIZER;
+
+typedef struct {
+  uintptr_t *keys; /* code object pointers, 0 = empty */
+  uint32_t *vals;
+  size_t cap, used;
+} hw_code_map;
+
+typedef struct {
+  uint32_t *ids; /* node ids, 0 = empty (the root is never looked up) */
+  size_t cap, used;
+} hw_node_map;
+
+static hw_code_map hw__codes;
+static hw_node_map hw__nodes;
+
+static inline uint64_t hw__mix(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ULL;
+  x ^= x >> 33;
+  return x;
+}
+
+static inline uint64_t hw__node_hash(uint32_t parent, uint32_t func, uint32_t line) {
+  return hw__mix(((uint64_t)parent << 32 | func) ^ ((uint64_t)line * 0x9E3779B97F4A7C15ULL));
+}
+
+static int hw__node_map_grow(void) {
+  size_t ncap = hw__nodes.cap ? hw__nodes.cap * 2 : 4096;
+  uint32_t *ids = hw__pages_alloc(ncap * sizeof *ids);
+  if (!ids) return -1;
+  hw_node_rec *recs = hw__state.nodes;
+  for (size_t i = 0; i < hw__nodes.cap; i++) {
+    uint32_t id = hw__nodes.ids[i];
+    if (!id) continue;
+    size_t j = hw__node_hash(recs[id].parent, recs[id].func, recs[id].line) & (ncap - 1);
+    while (ids[j]) j = (j + 1) & (ncap - 1);
+    ids[j] = id;
+  }
+  hw__pages_free(hw__nodes.ids, hw__nodes.cap * sizeof *ids);
+  hw__nodes.ids = ids;
+  hw__nodes.cap = ncap;
+  return 0;
+}
+
+/* Returns the node, or `parent` when the table is full (the frame is then
+ * folded into its caller rather than lost). */
+uint32_t hw__intern_node(uint32_t parent, uint32_t func, uint32_t line) {
+  hw_state_header *h = hw__state.hdr;
+  if (!h || func == HW_NODE_NONE) return parent;
+  pthread_mutex_lock(&hw__intern_lock);
+  if ((hw__nodes.used + 1) * 4 > hw__nodes.cap * 3 && hw__node_map_grow() != 0) {
+    pthread_mutex_unlock(&hw__intern_lock);
+    return parent;
+  }
+  hw_node_rec *recs = hw__state.nodes;
+  size_t mask = hw__nodes.cap - 1;
+  size_t j = hw__node_hash(parent, func, line) & mask;
+  for (;;) {
+    uint32_t id = hw__nodes.ids[j];
+    if (!id) break;
+    if (recs[id].parent == parent && recs[id].func == func && recs[id].line == line) {
+      pthread_mutex_unlock(&hw__intern_lock);
+      return id;
+    }
+    j = (j + 1) & mask;
+  }
+  uint64_t n = h->node_count;
+  if (n >= h->node_capacity) {
+    pthread_mutex_unlock(&hw__intern_lock);
+    return parent;
+  }
+  uint32_t id = (uint32_t)n;
+  recs[id].parent = parent;
+  recs[id].func = func;
+  recs[id].line = line;
+  hw__nodes.ids[j] = id;
+  hw__nodes.used++;
+  __atomic_store_n(&h->node_count, n + 1, __ATOMIC_RELEASE);
+  pthread_mutex_unlock(&hw__intern_lock);
+  return id;
+}
+
+static uint32_t hw__add_func(const char *file, size_t flen, const char *name, size_t nlen) {
+  hw_state_header *h = hw__state.hdr;
+  uint64_t n = h->func_count;
+  if (n >= h->func_capacity) return HW_NODE_NONE;
+  uint32_t fo = hw__state_add_string(file, flen);
+  uint32_t no = hw__state_add_string(name, nlen);
+  if (fo == UINT32_MAX || no == UINT32_MAX) return HW_NODE_NONE;
+  hw_func_rec *r = &hw__state.funcs[n];
+  r->file_off = fo;
+  r->file_len = (uint32_t)(flen > 4096 ? 4096 : flen);
+  r->name_off = no;
+  r->name_len = (uint32_t)(nlen > 4096 ? 4096 : nlen);
+  __atomic_store_n(&h->func_count, n + 1, __ATOMIC_RELEASE);
+  return (uint32_t)n;
+}
+
+uint32_t hw__intern_named(const char *file, const char *name) {
+  if (!hw__state.hdr) return HW_NODE_NONE;
+  pthread_mutex_lock(&hw__intern_lock);
+  uint32_t id = hw__add_func(file, strlen(file), name, strlen(name));
+  pthread_mutex_unlock(&hw__intern_lock);
+  return id;
+}
+
+static int hw__code_map_grow(void) {
+  size_t ncap = hw__codes.cap ? hw__codes.cap * 2 : 1024;
+  uintptr_t *keys = hw__pages_alloc(ncap * sizeof *keys);
+  uint32_t *vals = hw__pages_alloc(ncap * sizeof *vals);
+  if (!keys || !vals) {
+    hw__pages_free(keys, ncap * sizeof *keys);
+    hw__pages_free(vals, ncap * sizeof *vals);
+    return -1;
+  }
+  for (size_t i = 0; i < hw__codes.cap; i++) {
+    uintptr_t k = hw__codes.keys[i];
+    if (!k) continue;
+    size_t j = hw__mix(k) & (ncap - 1);
+    while (keys[j]) j = (j + 1) & (ncap - 1);
+    keys[j] = k;
+    vals[j] = hw__codes.vals[i];
+  }
+  hw__pages_free(hw__codes.keys, hw__codes.cap * sizeof *keys);
+  hw__pages_free(hw__codes.vals, hw__codes.cap * sizeof *vals);
+  hw__codes.keys = keys;
+  hw__codes.vals = vals;
+  hw__codes.cap = ncap;
+  return 0;
+}
+
+/* Reads a str attribute of a code object; returns a borrowed UTF-8 pointer
+ * valid while *holder is alive (caller drops it). */
+static const char *hw__code_str(void *code, const char *attr, PyObject **holder, ssize_t *len) {
+  *holder = hw__py.PyObject_GetAttrString((PyObject *)code, attr);
+  if (!*holder) return NULL;
+  const char *s = hw__py.PyUnicode_AsUTF8AndSize(*holder, len);
+  if (!s) {
+    hw__py.Py_DecRef(*holder);
+    *holder = NULL;
+  }
+  return s;
+}
+
+uint32_t hw__intern_code(void *code) {
+  if (!hw__state.hdr || !code) return HW_NODE_NONE;
+  pthread_mutex_lock(&hw__intern_lock);
+  if ((hw__codes.used + 1) * 2 > hw__codes.cap && hw__code_map_grow() != 0) {
+    pthread_mutex_unlock(&hw__intern_lock);
+    return HW_NODE_NONE;
+  }
+  size_t mask = hw__codes.cap - 1;
+  size_t j = hw__mix((uintptr_t)code) & mask;
+  while (hw__codes.keys[j]) {
+    if (hw__codes.keys[j] == (uintptr_t)code) {
+      uint32_t v = hw__codes.vals[j];
+      pthread_mutex_unlock(&hw__intern_lock);
+      return v;
+    }
+    j = (j + 1) & mask;
+  }
+  /* First sight of this code object: copy its names out now, while we hold
+   * the GIL, so that dumps never need the interpreter. A pending exception
+   * must survive our attribute lookups untouched. */
+  PyObject *et, *ev, *tb;
+  hw__py.PyErr_Fetch(&et, &ev, &tb);
+  PyObject *fh = NULL, *nh = NULL;
+  ssize_t flen = 0, nlen = 0;
+  const char *file = hw__code_str(code, "co_filename", &fh, &flen);
+  const char *name = NULL;
+  if (hw__py.minor >= 11) name = hw__code_str(code, "co_qualname", &nh, &nlen);
+  if (!name) {
+    PyObject *a, *b, *c;
+    hw__py.PyErr_Fetch(&a, &b, &c); /* drop a failed co_qualname lookup */
+    if (a) hw__py.Py_DecRef(a);
+    if (b) hw__py.Py_DecRef(b);
+    if (c) hw__py.Py_DecRef(c);
+    name = hw__code_str(code, "co_name", &nh, &nlen);
+  }
+  uint32_t id = hw__add_func(file ? file : "?", file ? (size_t)flen : 1,
+                             name ? name : "?", name ? (size_t)nlen : 1);
+  if (fh) hw__py.Py_DecRef(fh);
+  if (nh) hw__py.Py_DecRef(nh);
+  {
+    PyObject *a, *b, *c;
+    hw__py.PyErr_Fetch(&a, &b, &c);
+    if (a) hw__py.Py_DecRef(a);
+    if (b) hw__py.Py_DecRef(b);
+    if (c) hw__py.Py_DecRef(c);
+  }
+  hw__py.PyErr_Restore(et, ev, tb);
+  if (id != HW_NODE_NONE) {
+    /* Keep the code object alive: its address must never be reused by
+     * another code object while our map points at this id. */
+    hw__py.Py_IncRef((PyObject *)code);
+    hw__codes.keys[j] = (uintptr_t)code;
+    hw__codes.vals[j] = id;
+    hw__codes.used++;
+  }
+  pthread_mutex_unlock(&hw__intern_lock);
+  return id;
+}

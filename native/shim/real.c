@@ -1,0 +1,39 @@
+/*
+ * The real allocator and friends, found with dlsym(RTLD_NEXT). dlsym itself
+ * may call calloc before we know the real one; those early requests are
+ * served from a small static pool and never freed (heaptrack, Fil).
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <string.h>
+
+#include "hw.h"
+
+#define HW_DEFINE_REAL(name, ret, args) ret(*hw__real_##name) args;
+HW_HOOKED_FUNCTIONS(HW_DEFINE_REAL)
+#undef HW_DEFINE_REAL
+
+static _Alignas(16) char hw__pool[64 * 1024];
+static size_t hw__pool_used;
+static volatile int hw__resolving;
+
+int hw__in_boot_pool(const void *p) {
+  return (const char *)p >= hw__pool && (const char *)p < hw__pool + sizeof hw__pool;
+}
+
+void *hw__boot_alloc(size_t size) {
+  size_t need = (size + 15) & ~(size_t)15;
+  size_t at = __atomic_fetch_add(&hw__pool_used, need, __ATOMIC_RELAXED);
+  if (at + need > sizeof hw__pool) return NULL;
+  return hw__pool + at; /* static storage: already zero */
+}
+
+void hw__resolve_real(void) {
+  if (hw__real_free) return;
+  if (__atomic_exchange_n(&hw__resolving, 1, __ATOMIC_ACQ_REL)) return;
+#define HW_RESOLVE(name, ret, args) \
+  if (!hw__real_##name) *(void **)&hw__real_##name = dlsym(RTLD_NEXT, #name);
+  HW_HOOKED_FUNCTIONS(HW_RESOLVE)
+#undef HW_RESOLVE
+  __atomic_store_n(&hw__resolving, 0, __ATOMIC_RELEASE);
+}

@@ -1,0 +1,252 @@
+/*
+ * Live allocations and the peak. Heap blocks live in an open-addressing hash
+ * map of 16-byte slots (address, size<<24 | node); anonymous mmaps in a
+ * sorted range list so that partial munmaps can be split. Bytes per node are
+ * kept in the shared `live` array; the peak snapshot is copied lazily, only
+ * when memory first falls after a new peak (Fil's rule), and copied before
+ * the fall is applied so the state file is consistent at every moment.
+ */
+#define _GNU_SOURCE
+#include <string.h>
+
+#include "hw.h"
+
+pthread_mutex_t hw__lock = PTHREAD_MUTEX_INITIALIZER;
+volatile int hw__tracking;
+
+#define HW_NODE_BITS 24
+#define HW_NODE_MASK ((1u << HW_NODE_BITS) - 1)
+#define HW_SIZE_MAX ((1ull << 40) - 1)
+
+typedef struct {
+  uintptr_t addr; /* 0 = empty */
+  uint64_t meta;  /* size << 24 | node */
+} hw_slot;
+
+typedef struct {
+  uintptr_t start;
+  uint64_t len;
+  uint32_t node;
+} hw_range;
+
+static hw_slot *hw__slots;
+static size_t hw__slot_cap, hw__slot_used;
+static hw_range *hw__ranges;
+static size_t hw__range_cap, hw__range_used;
+
+static inline size_t hw__addr_hash(uintptr_t a) {
+  uint64_t x = (uint64_t)a >> 4;
+  x *= 0x9E3779B97F4A7C15ULL;
+  return (size_t)(x >> 20);
+}
+
+/* ---- bytes per node and the peak (hw__lock held) ---- */
+
+static inline void hw__add_bytes(uint32_t node, int64_t delta) {
+  hw_state_header *h = hw__state.hdr;
+  if (delta < 0 && h->peak_source == 1) {
+    /* Memory is about to fall from a new peak: freeze the peak first. */
+    memcpy(hw__state.snapshot, (const void *)hw__state.live, h->node_count * 8);
+    __atomic_store_n(&h->peak_source, 0, __ATOMIC_RELEASE);
+  }
+  hw__state.live[node] += delta;
+  int64_t cur = h->current_bytes + delta;
+  h->current_bytes = cur;
+  if (cur > h->peak_bytes) {
+    h->peak_bytes = cur;
+    if (h->peak_source != 1) __atomic_store_n(&h->peak_source, 1, __ATOMIC_RELEASE);
+  }
+}
+
+/* ---- heap blocks ---- */
+
+static int hw__slots_grow(void) {
+  size_t ncap = hw__slot_cap ? hw__slot_cap * 2 : 65536;
+  hw_slot *ns = hw__pages_alloc(ncap * sizeof *ns);
+  if (!ns) return -1;
+  for (size_t i = 0; i < hw__slot_cap; i++) {
+    if (!hw__slots[i].addr) continue;
+    size_t j = hw__addr_hash(hw__slots[i].addr) & (ncap - 1);
+    while (ns[j].addr) j = (j + 1) & (ncap - 1);
+    ns[j] = hw__slots[i];
+  }
+  hw__pages_free(hw__slots, hw__slot_cap * sizeof *ns);
+  hw__slots = ns;
+  hw__slot_cap = ncap;
+  return 0;
+}
+
+/* Removes the slot at i with backward-shift deletion (no tombstones). */
+static void hw__slot_delete(size_t i) {
+  size_t mask = hw__slot_cap - 1;
+  size_t j = i;
+  for (;;) {
+    j = (j + 1) & mask;
+    if (!hw__slots[j].addr) break;
+    size_t home = hw__addr_hash(hw__slots[j].addr) & mask;
+    /* Can slot j move back to i? Only if its home is not in (i, j]. */
+    if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
+      hw__slots[i] = hw__slots[j];
+      i = j;
+    }
+  }
+  hw__slots[i].addr = 0;
+  hw__slots[i].meta = 0;
+  hw__slot_used--;
+}
+
+static void hw__free_locked(uintptr_t a) {
+  if (!hw__slots) return;
+  size_t mask = hw__slot_cap - 1;
+  size_t i = hw__addr_hash(a) & mask;
+  while (hw__slots[i].addr) {
+    if (hw__slots[i].addr == a) {
+      uint64_t meta = hw__slots[i].meta;
+      hw__slot_delete(i);
+      hw__add_bytes((uint32_t)(meta & HW_NODE_MASK), -(int64_t)(meta >> HW_NODE_BITS));
+      return;
+    }
+    i = (i + 1) & mask;
+  }
+}
+
+void hw__track_alloc(void *p, size_t size, uint32_t node) {
+  if (!p || !hw__state.hdr) return;
+  if (node > HW_NODE_MASK) node = 0;
+  if (size > HW_SIZE_MAX) size = HW_SIZE_MAX;
+  uintptr_t a = (uintptr_t)p;
+  pthread_mutex_lock(&hw__lock);
+  if ((hw__slot_used + 1) * 5 > hw__slot_cap * 4 && hw__slots_grow() != 0) {
+    pthread_mutex_unlock(&hw__lock);
+    return;
+  }
+  size_t mask = hw__slot_cap - 1;
+  size_t i = hw__addr_hash(a) & mask;
+  while (hw__slots[i].addr && hw__slots[i].addr != a) i = (i + 1) & mask;
+  if (hw__slots[i].addr == a) {
+    /* A block we never saw freed (freed inside a guarded region): replace. */
+    uint64_t old = hw__slots[i].meta;
+    hw__add_bytes((uint32_t)(old & HW_NODE_MASK), -(int64_t)(old >> HW_NODE_BITS));
+  } else {
+    hw__slot_used++;
+  }
+  hw__slots[i].addr = a;
+  hw__slots[i].meta = ((uint64_t)size << HW_NODE_BITS) | node;
+  hw__add_bytes(node, (int64_t)size);
+  pthread_mutex_unlock(&hw__lock);
+}
+
+void hw__track_free(void *p) {
+  if (!p || !hw__state.hdr) return;
+  pthread_mutex_lock(&hw__lock);
+  hw__free_locked((uintptr_t)p);
+  pthread_mutex_unlock(&hw__lock);
+}
+
+/* ---- anonymous mmaps: sorted, non-overlapping ranges ---- */
+
+static size_t hw__range_lower_bound(uintptr_t a) {
+  size_t lo = 0, hi = hw__range_used;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (hw__ranges[mid].start < a) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+static int hw__range_insert_at(size_t at, uintptr_t start, uint64_t len, uint32_t node) {
+  if (hw__range_used == hw__range_cap) {
+    size_t ncap = hw__range_cap ? hw__range_cap * 2 : 1024;
+    hw_range *nr = hw__pages_alloc(ncap * sizeof *nr);
+    if (!nr) return -1;
+    if (hw__ranges) memcpy(nr, hw__ranges, hw__range_used * sizeof *nr);
+    hw__pages_free(hw__ranges, hw__range_cap * sizeof *nr);
+    hw__ranges = nr;
+    hw__range_cap = ncap;
+  }
+  memmove(&hw__ranges[at + 1], &hw__ranges[at], (hw__range_used - at) * sizeof *hw__ranges);
+  hw__ranges[at].start = start;
+  hw__ranges[at].len = len;
+  hw__ranges[at].node = node;
+  hw__range_used++;
+  return 0;
+}
+
+/* Drops [a, a+len) from every range it overlaps, splitting as needed. */
+static void hw__unmap_locked(uintptr_t a, uint64_t len) {
+  uintptr_t end = a + len;
+  size_t i = hw__range_lower_bound(a);
+  if (i > 0 && hw__ranges[i - 1].start + hw__ranges[i - 1].len > a) i--;
+  while (i < hw__range_used && hw__ranges[i].start < end) {
+    hw_range r = hw__ranges[i];
+    uintptr_t rend = r.start + r.len;
+    if (rend <= a) {
+      i++;
+      continue;
+    }
+    uintptr_t cut_lo = r.start > a ? r.start : a;
+    uintptr_t cut_hi = rend < end ? rend : end;
+    hw__add_bytes(r.node, -(int64_t)(cut_hi - cut_lo));
+    if (r.start < cut_lo && rend > cut_hi) {
+      /* A hole in the middle: keep the left part here, insert the right. */
+      hw__ranges[i].len = cut_lo - r.start;
+      if (hw__range_insert_at(i + 1, cut_hi, rend - cut_hi, r.node) != 0)
+        hw__add_bytes(r.node, -(int64_t)(rend - cut_hi));
+      i += 2;
+    } else if (r.start < cut_lo) {
+      hw__ranges[i].len = cut_lo - r.start;
+      i++;
+    } else if (rend > cut_hi) {
+      hw__ranges[i].start = cut_hi;
+      hw__ranges[i].len = rend - cut_hi;
+      i++;
+    } else {
+      memmove(&hw__ranges[i], &hw__ranges[i + 1],
+              (hw__range_used - i - 1) * sizeof *hw__ranges);
+      hw__range_used--;
+    }
+  }
+}
+
+static inline uint64_t hw__page_round(uint64_t len) { return (len + 4095) & ~(uint64_t)4095; }
+
+void hw__track_mmap(void *p, size_t len, uint32_t node) {
+  if (!p || !hw__state.hdr || len == 0) return;
+  if (node > HW_NODE_MASK) node = 0;
+  uint64_t l = hw__page_round(len);
+  pthread_mutex_lock(&hw__lock);
+  /* MAP_FIXED over an old mapping replaces it. */
+  hw__unmap_locked((uintptr_t)p, l);
+  size_t at = hw__range_lower_bound((uintptr_t)p);
+  if (hw__range_insert_at(at, (uintptr_t)p, l, node) == 0) hw__add_bytes(node, (int64_t)l);
+  pthread_mutex_unlock(&hw__lock);
+}
+
+void hw__track_munmap(void *p, size_t len) {
+  if (!p || !hw__state.hdr || len == 0) return;
+  pthread_mutex_lock(&hw__lock);
+  if (hw__range_used) hw__unmap_locked((uintptr_t)p, hw__page_round(len));
+  pthread_mutex_unlock(&hw__lock);
+}
+
+void hw__tracker_reset(void) {
+  hw_state_header *h = hw__state.hdr;
+  if (!h) return;
+  pthread_mutex_lock(&hw__lock);
+  if (hw__slots) memset(hw__slots, 0, hw__slot_cap * sizeof *hw__slots);
+  hw__slot_used = 0;
+  hw__range_used = 0;
+  memset((void *)hw__state.live, 0, h->node_count * 8);
+  memset(hw__state.snapshot, 0, h->node_count * 8);
+  h->current_bytes = 0;
+  h->peak_bytes = 0;
+  h->peak_source = 1;
+  pthread_mutex_unlock(&hw__lock);
+}
+
+size_t hw__tracker_live_allocations(void) { return hw__slot_used + hw__range_used; }
+
+size_t hw__tracker_overhead_bytes(void) {
+  return hw__slot_cap * sizeof(hw_slot) + hw__range_cap * sizeof(hw_range);
+}

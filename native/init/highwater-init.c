@@ -213,6 +213,7 @@ static pid_t hw__start_watcher(const char *bundle, const char *run_dir) {
         return -1;
     }
     const char *output = getenv("HIGHWATER_OUTPUT");
+    if (!output || !*output) output = getenv("HIGHWATER_OUTPUT_DIR");
     if (!output || !*output) output = HW__DEFAULT_OUTPUT;
     char *argv[] = {node, main_js, "watch", "--run-dir", (char *)run_dir, "--output", (char *)output, NULL};
     pid_t pid = fork();

@@ -38,6 +38,7 @@ int hw__py_resolve(void) {
   HW_SYM(PyErr_Fetch, "PyErr_Fetch");
   HW_SYM(PyErr_Restore, "PyErr_Restore");
   HW_SYM(Py_GetVersion, "Py_GetVersion");
+  hw__py.PyCode_Type = dlsym(RTLD_DEFAULT, "PyCode_Type");
   if (!hw__py.Py_IsInitialized || !hw__py.PyGILState_Check || !hw__py.PyEval_SetProfile ||
       !hw__py.PyEval_GetFrame || !hw__py.PyFrame_GetLineNumber ||
       !hw__py.PyObject_GetAttrString || !hw__py.PyUnicode_AsUTF8AndSize ||
@@ -59,6 +60,43 @@ int hw__py_resolve(void) {
   if (minor >= 9 && (!hw__py.PyFrame_GetCode || !hw__py.PyFrame_GetBack)) return -1;
   hw__py.ready = 1;
   return 0;
+}
+
+/* Where the code object of a frame lives, per version; read without a call
+ * and without touching reference counts, so that it is safe without the GIL
+ * on a frame of our own suspended thread. Checked against PyFrame_GetCode at
+ * start-up (hw__py_check_offsets). */
+static int hw__direct_ok;
+
+void *hw__frame_code_borrowed(void *frame) {
+  if (!frame) return NULL;
+  if (!hw__direct_ok) return NULL;
+  if (hw__py.minor <= 10) return *(void **)((char *)frame + HW_PY38_F_CODE);
+  void *iframe = *(void **)((char *)frame + 24); /* PyFrameObject.f_frame */
+  if (!iframe) return NULL;
+  if (hw__py.minor == 11) return *(void **)((char *)iframe + 32); /* f_code */
+  return *(void **)iframe; /* 3.12 f_code, 3.13 f_executable */
+}
+
+int hw__py_check_offsets(void) {
+  hw__direct_ok = 1;
+  void *frame = hw__py.PyEval_GetFrame();
+  if (!frame) return 0; /* nothing to check against: trust the table */
+  if (hw__py.minor < 9) return 0;
+  void *code = hw__py.PyFrame_GetCode(frame);
+  void *direct = hw__frame_code_borrowed(frame);
+  if (code) hw__py.Py_DecRef((PyObject *)code);
+  if (code != direct) {
+    hw__direct_ok = 0;
+    hw__log("unexpected frame layout in Python %s; native code without the GIL is "
+            "charged to the last known line", hw__py.version);
+    return -1;
+  }
+  return 0;
+}
+
+int hw__is_code(void *obj) {
+  return obj && hw__py.PyCode_Type && *(void **)((char *)obj + 8) == hw__py.PyCode_Type;
 }
 
 void *hw__frame_code(void *frame) {

@@ -117,8 +117,11 @@ uint32_t hw__state_add_string(const char *s, size_t len);
 
 /* ---- intern.c: functions (code objects) and call-stack nodes ---- */
 uint32_t hw__intern_node(uint32_t parent, uint32_t func, uint32_t line);
-/* Returns func id, or HW_NODE_NONE; code is a PyCodeObject*. GIL held. */
-uint32_t hw__intern_code(void *code);
+/* Returns func id, or HW_NODE_NONE; code is a PyCodeObject*. Without the GIL
+ * a new code object gets a placeholder, named later by hw__resolve_pending. */
+uint32_t hw__intern_code(void *code, int have_gil);
+void hw__resolve_pending(void); /* GIL held */
+extern volatile int hw__pending_count;
 uint32_t hw__intern_named(const char *file, const char *name);
 extern pthread_mutex_t hw__intern_lock;
 
@@ -149,7 +152,7 @@ typedef struct {
 } hw_thread_t;
 extern HW_TLS hw_thread_t hw__thread;
 uint32_t hw__current_node(hw_thread_t *t);
-int hw__py_register_thread(int seed);
+int hw__py_register_thread(int seed, int skip);
 void hw__py_unregister_thread(void);
 
 /* ---- compat.c: the CPython C-API, resolved at run time ---- */
@@ -173,12 +176,16 @@ typedef struct {
   void (*PyErr_Fetch)(PyObject **, PyObject **, PyObject **);
   void (*PyErr_Restore)(PyObject *, PyObject *, PyObject *);
   const char *(*Py_GetVersion)(void);
+  void *PyCode_Type;
 } hw_py_t;
 extern hw_py_t hw__py;
 extern volatile int hw__py_alive; /* interpreter usable: between bootstrap and atexit */
 int hw__py_resolve(void);
 void *hw__frame_code(void *frame); /* new reference */
 void *hw__frame_back(void *frame); /* new reference or NULL */
+void *hw__frame_code_borrowed(void *frame); /* no call, no refcount; NULL if unknown */
+int hw__py_check_offsets(void);
+int hw__is_code(void *obj);
 
 /* ---- guard.c: memory readings and the synchronous floor ---- */
 typedef struct {

@@ -95,13 +95,14 @@ HW_EXPORT int hw_python_start(void) {
     return -ENOTSUP;
   }
   memcpy(hw__state.hdr->python, hw__py.version, sizeof hw__state.hdr->python - 1);
+  hw__py_check_offsets();
   hw__py_alive = 1;
   hw__guard_init();
   hw__control_start();
   hw__started = 1;
   int rc = 0;
   if (!hw__config.mode_python) {
-    rc = hw__py_register_thread(1);
+    rc = hw__py_register_thread(1, 0);
     hw__state.hdr->tracking = 1;
     hw__tracking = 1;
   }
@@ -114,7 +115,9 @@ HW_EXPORT int hw_thread_start(void) {
   hw_thread_t *t = &hw__thread;
   int g = t->guard;
   t->guard = 1;
-  int rc = hw__py_register_thread(1);
+  /* Called from the Python-level thread hook, whose own frame ends without
+   * a profile event: leave it out. */
+  int rc = hw__py_register_thread(1, 1);
   t->guard = g;
   return rc;
 }
@@ -124,7 +127,7 @@ HW_EXPORT int hw_tracking_start(void) {
   hw_thread_t *t = &hw__thread;
   t->guard = 1;
   hw__tracker_reset();
-  int rc = hw__py_register_thread(1);
+  int rc = hw__py_register_thread(1, 0);
   hw__guard_init();
   hw__state.hdr->tracking = 1;
   hw__tracking = 1;
@@ -136,6 +139,7 @@ HW_EXPORT int hw_tracking_stop(void) {
   if (!hw_is_active() || !hw__started) return -ENODEV;
   hw_thread_t *t = &hw__thread;
   t->guard = 1;
+  hw__resolve_pending();
   hw__tracking = 0;
   hw__guard_on = 0;
   hw__state.hdr->tracking = 0;
@@ -150,6 +154,7 @@ HW_EXPORT int hw_dump(const char *path, const char *trigger, char *out, size_t o
   int g = t->guard;
   t->guard = 1;
   const char *trig = trigger && *trigger ? trigger : "request";
+  if (hw__py_alive && hw__py.PyGILState_Check()) hw__resolve_pending();
   int rc = hw__dump(path, trig, 0, HW_SNAP_PEAK, 0, HW_NODE_NONE, out, outlen);
   t->guard = g;
   return rc;

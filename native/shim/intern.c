@@ -158,7 +158,59 @@ static const char *hw__code_str(void *code, const char *attr, PyObject **holder,
   return s;
 }
 
-uint32_t hw__intern_code(void *code) {
+static void hw__drop_error(void) {
+  PyObject *a, *b, *c;
+  hw__py.PyErr_Fetch(&a, &b, &c);
+  if (a) hw__py.Py_DecRef(a);
+  if (b) hw__py.Py_DecRef(b);
+  if (c) hw__py.Py_DecRef(c);
+}
+
+/* Copies the names of a code object into func record `id` (GIL held, intern
+ * lock held). A pending exception survives untouched. */
+static int hw__name_func(void *code, uint32_t id) {
+  PyObject *et, *ev, *tb;
+  hw__py.PyErr_Fetch(&et, &ev, &tb);
+  PyObject *fh = NULL, *nh = NULL;
+  ssize_t flen = 0, nlen = 0;
+  const char *file = hw__code_str(code, "co_filename", &fh, &flen);
+  const char *name = NULL;
+  if (hw__py.minor >= 11) name = hw__code_str(code, "co_qualname", &nh, &nlen);
+  if (!name) {
+    hw__drop_error();
+    name = hw__code_str(code, "co_name", &nh, &nlen);
+  }
+  int ok = 0;
+  if (!file) { file = "?"; flen = 1; }
+  if (!name) { name = "?"; nlen = 1; }
+  uint32_t fo = hw__state_add_string(file, (size_t)flen);
+  uint32_t no = hw__state_add_string(name, (size_t)nlen);
+  if (fo != UINT32_MAX && no != UINT32_MAX) {
+    hw_func_rec *r = &hw__state.funcs[id];
+    r->file_off = fo;
+    r->file_len = (uint32_t)(flen > 4096 ? 4096 : flen);
+    r->name_off = no;
+    r->name_len = (uint32_t)(nlen > 4096 ? 4096 : nlen);
+    ok = 1;
+  }
+  if (fh) hw__py.Py_DecRef(fh);
+  if (nh) hw__py.Py_DecRef(nh);
+  hw__drop_error();
+  hw__py.PyErr_Restore(et, ev, tb);
+  /* Keep the code object alive: its address must never be reused by another
+   * code object while our map points at this id. */
+  hw__py.Py_IncRef((PyObject *)code);
+  return ok;
+}
+
+/* Code objects first met without the GIL: named at the next chance with it.
+ * Their frames are suspended on some thread's stack, which keeps them alive
+ * until that frame's return event — where we resolve first. */
+#define HW_PENDING_MAX 4096
+static struct { void *code; uint32_t id; } hw__pending[HW_PENDING_MAX];
+volatile int hw__pending_count;
+
+uint32_t hw__intern_code(void *code, int have_gil) {
   if (!hw__state.hdr || !code) return HW_NODE_NONE;
   pthread_mutex_lock(&hw__intern_lock);
   if ((hw__codes.used + 1) * 2 > hw__codes.cap && hw__code_map_grow() != 0) {
@@ -175,44 +227,33 @@ uint32_t hw__intern_code(void *code) {
     }
     j = (j + 1) & mask;
   }
-  /* First sight of this code object: copy its names out now, while we hold
-   * the GIL, so that dumps never need the interpreter. A pending exception
-   * must survive our attribute lookups untouched. */
-  PyObject *et, *ev, *tb;
-  hw__py.PyErr_Fetch(&et, &ev, &tb);
-  PyObject *fh = NULL, *nh = NULL;
-  ssize_t flen = 0, nlen = 0;
-  const char *file = hw__code_str(code, "co_filename", &fh, &flen);
-  const char *name = NULL;
-  if (hw__py.minor >= 11) name = hw__code_str(code, "co_qualname", &nh, &nlen);
-  if (!name) {
-    PyObject *a, *b, *c;
-    hw__py.PyErr_Fetch(&a, &b, &c); /* drop a failed co_qualname lookup */
-    if (a) hw__py.Py_DecRef(a);
-    if (b) hw__py.Py_DecRef(b);
-    if (c) hw__py.Py_DecRef(c);
-    name = hw__code_str(code, "co_name", &nh, &nlen);
+  if (!have_gil && hw__pending_count >= HW_PENDING_MAX) {
+    pthread_mutex_unlock(&hw__intern_lock);
+    return HW_NODE_NONE;
   }
-  uint32_t id = hw__add_func(file ? file : "?", file ? (size_t)flen : 1,
-                             name ? name : "?", name ? (size_t)nlen : 1);
-  if (fh) hw__py.Py_DecRef(fh);
-  if (nh) hw__py.Py_DecRef(nh);
-  {
-    PyObject *a, *b, *c;
-    hw__py.PyErr_Fetch(&a, &b, &c);
-    if (a) hw__py.Py_DecRef(a);
-    if (b) hw__py.Py_DecRef(b);
-    if (c) hw__py.Py_DecRef(c);
-  }
-  hw__py.PyErr_Restore(et, ev, tb);
+  uint32_t id = hw__add_func("?", 1, "?", 1);
   if (id != HW_NODE_NONE) {
-    /* Keep the code object alive: its address must never be reused by
-     * another code object while our map points at this id. */
-    hw__py.Py_IncRef((PyObject *)code);
+    if (have_gil) {
+      hw__name_func(code, id);
+    } else {
+      hw__pending[hw__pending_count].code = code;
+      hw__pending[hw__pending_count].id = id;
+      __atomic_store_n(&hw__pending_count, hw__pending_count + 1, __ATOMIC_RELEASE);
+    }
     hw__codes.keys[j] = (uintptr_t)code;
     hw__codes.vals[j] = id;
     hw__codes.used++;
   }
   pthread_mutex_unlock(&hw__intern_lock);
   return id;
+}
+
+void hw__resolve_pending(void) {
+  if (!hw__pending_count) return;
+  pthread_mutex_lock(&hw__intern_lock);
+  int n = hw__pending_count;
+  for (int i = 0; i < n; i++)
+    if (hw__is_code(hw__pending[i].code)) hw__name_func(hw__pending[i].code, hw__pending[i].id);
+  __atomic_store_n(&hw__pending_count, 0, __ATOMIC_RELEASE);
+  pthread_mutex_unlock(&hw__intern_lock);
 }

@@ -71,41 +71,52 @@ static int hw__profile(PyObject *obj, void *frame, int what, PyObject *arg) {
   (void)arg;
   hw_thread_t *t = &hw__thread;
   if (HW_UNLIKELY(hw__in_child)) return 0;
+  if (HW_UNLIKELY(hw__pending_count) && !t->guard) {
+    t->guard = 1;
+    hw__resolve_pending();
+    t->guard = 0;
+  }
   if (what == PyTrace_CALL) hw__push(t, frame);
   else if (what == PyTrace_RETURN) hw__pop(t, frame);
   return 0;
 }
 
-static uint32_t hw__frame_node(uint32_t parent, void *frame) {
-  void *code = hw__frame_code(frame);
+static uint32_t hw__frame_node(uint32_t parent, void *frame, int have_gil) {
+  void *code = hw__frame_code_borrowed(frame);
   if (!code) return parent;
-  uint32_t func = hw__intern_code(code);
-  hw__py.Py_DecRef((PyObject *)code);
+  uint32_t func = hw__intern_code(code, have_gil);
   int line = hw__py.PyFrame_GetLineNumber(frame);
   return hw__intern_node(parent, func, line < 0 ? 0 : (uint32_t)line);
 }
 
+/* The node of the thread's current stack. Every frame on the shadow stack
+ * belongs to this thread and is suspended (at a call, or in the C code that
+ * is allocating), so reading its code pointer and line is safe even when this
+ * thread released the GIL (numpy, ctypes): that is a pure read of memory no
+ * other thread writes. Naming a new code object needs the GIL and is
+ * deferred when we lack it. */
 uint32_t hw__current_node(hw_thread_t *t) {
   int d = t->depth;
   if (d == 0 || !t->registered) return t->inherited;
-  if (!hw__py_alive || !hw__py.PyGILState_Check())
-    return t->last_node != HW_NODE_NONE ? t->last_node : t->inherited;
+  if (!hw__py_alive) return t->last_node != HW_NODE_NONE ? t->last_node : t->inherited;
+  int have_gil = hw__py.PyGILState_Check();
   hw_sframe *f = t->frames;
   int i = d - 2;
   while (i >= 0 && f[i].node == HW_NODE_NONE) i--;
   uint32_t node = i >= 0 ? f[i].node : 0;
   for (int k = i + 1; k <= d - 2; k++) {
-    node = hw__frame_node(node, f[k].frame);
+    node = hw__frame_node(node, f[k].frame, have_gil);
     f[k].node = node;
   }
-  node = hw__frame_node(node, f[d - 1].frame);
+  node = hw__frame_node(node, f[d - 1].frame, have_gil);
   t->last_node = node;
   return node;
 }
 
 /* Installs the profile callback on the calling thread (GIL held) and, when
- * asked, seeds the shadow stack with the frames already running. */
-int hw__py_register_thread(int seed) {
+ * asked, seeds the shadow stack with the frames already running, less the
+ * `skip` innermost ones. */
+int hw__py_register_thread(int seed, int skip) {
   hw_thread_t *t = &hw__thread;
   if (!hw__py.ready) return -1;
   pthread_once(&hw__key_once, hw__make_key);
@@ -118,6 +129,15 @@ int hw__py_register_thread(int seed) {
     void *f = hw__py.PyEval_GetFrame();
     if (f) hw__py.Py_IncRef((PyObject *)f);
     while (f && n < (int)(sizeof chain / sizeof chain[0])) {
+      if (skip > 0) {
+        /* A frame that will end without a return event (the Python-level
+         * thread hook runs with events off): never keep a pointer to it. */
+        skip--;
+        void *back = hw__frame_back(f);
+        hw__py.Py_DecRef((PyObject *)f);
+        f = back;
+        continue;
+      }
       chain[n++] = f;
       void *back = hw__frame_back(f);
       f = back;

@@ -145,12 +145,20 @@ export function parseDump(text: string): ProfileData {
     }
   }
 
+  // One shared Frame object per (func, line): less memory, and the stack
+  // helpers recognise equal frames by identity without building string keys.
+  const frameCache = new Map<string, Frame>();
   const resolve = (raw: RawFrames, lineNo: number): Frame[] =>
     raw.map(([id, line]) => {
+      const key = `${id}:${line}`;
+      let frame = frameCache.get(key);
+      if (frame) return frame;
       const func = funcs.get(id);
       if (!func) throw invalid(lineNo, `frame refers to unknown func id ${id}`);
       const code = sources.get(`${func.file}\0${line}`) ?? '';
-      return { file: func.file, line, function: func.name, code: code.trim() };
+      frame = { file: func.file, line, function: func.name, code: code.trim() };
+      frameCache.set(key, frame);
+      return frame;
     });
   const toStack = (s: (typeof rawPeak)[number]): Stack => ({ bytes: s.bytes, frames: resolve(s.frames, s.lineNo) });
 

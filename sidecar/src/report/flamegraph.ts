@@ -49,9 +49,9 @@ function frameLabel(f: Frame): string {
 export function renderFlamegraph(stacks: readonly Stack[], opts: FlamegraphOptions): string {
   const svgWidth = opts.width ?? 1200;
   const width = svgWidth - 2 * PAD;
-  const root = buildTree(stacks, opts.reversed ?? false);
-  const rootBytes = root.bytes;
+  const rootBytes = stacks.reduce((a, s) => a + (s.bytes > 0 ? s.bytes : 0), 0);
   const minBytes = rootBytes > 0 ? (rootBytes * MIN_PX) / width : 0;
+  const root = buildTree(stacks, opts.reversed ?? false, minBytes);
   const total = opts.totalBytes > 0 ? opts.totalBytes : rootBytes;
 
   // Frame table for the script: [function, file, line, code, basename].

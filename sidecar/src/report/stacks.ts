@@ -14,6 +14,30 @@ function frameKey(f: Frame): string {
 }
 
 /**
+ * Maps frames to small integers, by object first (parsers share one Frame
+ * object per distinct frame) and by value otherwise. Building string keys
+ * per frame per stack dominated the cost at 100 000 stacks; this avoids it.
+ * Per call, not global: a long-running watcher must not accumulate frames.
+ */
+class FrameIds {
+  private readonly byObject = new Map<Frame, number>();
+  private readonly byKey = new Map<string, number>();
+  readonly frames: Frame[] = [];
+  id(f: Frame): number {
+    let id = this.byObject.get(f);
+    if (id !== undefined) return id;
+    const key = frameKey(f);
+    id = this.byKey.get(key);
+    if (id === undefined) {
+      this.byKey.set(key, (id = this.frames.length));
+      this.frames.push(f);
+    }
+    this.byObject.set(f, id);
+    return id;
+  }
+}
+
+/**
  * Folded frame label: `basename:line (function)`, e.g. `example.py:4 (make_big_array)`.
  * `;` separates frames and the last space separates the count, so `;` and
  * line breaks inside names are replaced; spaces are fine (tools split on the last one).
@@ -25,9 +49,11 @@ export function foldedLabel(f: Frame): string {
 
 /** Sums stacks whose frames are identical; keeps first-seen order. */
 export function mergeStacks(stacks: readonly Stack[]): Stack[] {
+  const ids = new FrameIds();
   const byKey = new Map<string, Stack>();
   for (const s of stacks) {
-    const key = s.frames.map(frameKey).join('\x01');
+    let key = '';
+    for (const f of s.frames) key += `${ids.id(f)},`;
     const seen = byKey.get(key);
     if (seen) seen.bytes += s.bytes;
     else byKey.set(key, { bytes: s.bytes, frames: s.frames });
@@ -35,11 +61,9 @@ export function mergeStacks(stacks: readonly Stack[]): Stack[] {
   return [...byKey.values()];
 }
 
-/** Largest first; equal sizes ordered by their folded text so output is deterministic. */
+/** Largest first; a stable sort, so equal sizes keep their input order (deterministic). */
 export function sortStacks(stacks: readonly Stack[]): Stack[] {
-  const keyed = stacks.map((s) => ({ s, k: foldedStack(s) }));
-  keyed.sort((a, b) => b.s.bytes - a.s.bytes || (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
-  return keyed.map((x) => x.s);
+  return [...stacks].sort((a, b) => b.bytes - a.bytes);
 }
 
 /**
@@ -59,14 +83,21 @@ export function trimToCoverage(stacks: readonly Stack[], peakBytes: number, frac
   return kept;
 }
 
-function foldedStack(s: Stack): string {
-  return s.frames.length === 0 ? foldedLabel(NO_PYTHON_FRAME) : s.frames.map(foldedLabel).join(';');
-}
-
 /** One `frame;frame;... bytes` line per stack, root first, in the given order. */
 export function toFolded(stacks: readonly Stack[]): string {
+  const labels = new Map<Frame, string>(); // one label per distinct frame object
+  const label = (f: Frame): string => {
+    let l = labels.get(f);
+    if (l === undefined) labels.set(f, (l = foldedLabel(f)));
+    return l;
+  };
   const out: string[] = [];
-  for (const s of stacks) out.push(`${foldedStack(s)} ${s.bytes}\n`);
+  for (const s of stacks) {
+    const frames = s.frames.length === 0 ? [NO_PYTHON_FRAME] : s.frames;
+    let line = label(frames[0]!);
+    for (let i = 1; i < frames.length; i++) line += `;${label(frames[i]!)}`;
+    out.push(`${line} ${s.bytes}\n`);
+  }
   return out.join('');
 }
 
@@ -79,57 +110,48 @@ export interface FlameNode {
   children: FlameNode[];
 }
 
-interface Building {
-  frame: Frame | null;
-  bytes: number;
-  kids: Map<number, Building>;
-}
-
 /**
  * Call tree for a flamegraph. Normal: root → callers → callees. Reversed:
  * each stack is walked from its innermost frame, so all memory allocated at
  * the same line merges into one node whatever the path that led there.
+ * Siblings are ordered largest first, equal sizes by folded label.
+ *
+ * Nodes smaller than `minBytes` are left out (their bytes stay in the
+ * parent). The tree is built top-down by partitioning the stacks level by
+ * level, so the part of a stack below a dropped node is never even looked at:
+ * with 100 000 distinct stacks almost every deep node is dropped, and building
+ * it first (a Map per node, ~1 M nodes) cost seconds.
  */
-export function buildTree(stacks: readonly Stack[], reversed = false): FlameNode {
-  // Frames are interned to small integers: map lookups by number are several
-  // times cheaper than by string, which matters at 100 000 stacks.
-  const ids = new Map<string, number>();
-  const intern = (f: Frame): number => {
-    const k = frameKey(f);
-    let id = ids.get(k);
-    if (id === undefined) ids.set(k, (id = ids.size));
-    return id;
-  };
-  const root: Building = { frame: null, bytes: 0, kids: new Map() };
-  for (const s of stacks) {
-    if (s.bytes <= 0) continue;
-    const frames = s.frames.length === 0 ? [NO_PYTHON_FRAME] : s.frames;
-    root.bytes += s.bytes;
-    let node = root;
-    for (let i = 0; i < frames.length; i++) {
-      const f = frames[reversed ? frames.length - 1 - i : i]!;
-      const id = intern(f);
-      let next = node.kids.get(id);
-      if (!next) node.kids.set(id, (next = { frame: f, bytes: 0, kids: new Map() }));
-      next.bytes += s.bytes;
-      node = next;
-    }
-  }
-  return freeze(root);
-}
+export function buildTree(stacks: readonly Stack[], reversed = false, minBytes = 0): FlameNode {
+  const ids = new FrameIds();
+  const labels: string[] = []; // computed once per frame, not per comparison
+  const label = (id: number) => (labels[id] ??= foldedLabel(ids.frames[id]!));
+  const live = stacks.filter((s) => s.bytes > 0);
+  const framesOf = (s: Stack) => (s.frames.length === 0 ? [NO_PYTHON_FRAME] : s.frames);
+  const root: FlameNode = { frame: null, bytes: live.reduce((a, s) => a + s.bytes, 0), children: [] };
 
-// Iterative, not recursive: a hostile or very deep stack must not overflow the JS stack.
-function freeze(root: Building): FlameNode {
-  const top: FlameNode = { frame: null, bytes: root.bytes, children: [] };
-  const todo: Array<[Building, FlameNode]> = [[root, top]];
+  // Iterative, not recursive: a hostile or very deep stack must not overflow the JS stack.
+  const todo: Array<{ node: FlameNode; members: Stack[]; depth: number }> = [{ node: root, members: live, depth: 0 }];
   while (todo.length > 0) {
-    const [b, n] = todo.pop()!;
-    for (const k of b.kids.values()) {
-      const c: FlameNode = { frame: k.frame, bytes: k.bytes, children: [] };
-      n.children.push(c);
-      todo.push([k, c]);
+    const { node, members, depth } = todo.pop()!;
+    const groups = new Map<number, { bytes: number; members: Stack[] }>();
+    for (const s of members) {
+      const frames = framesOf(s);
+      if (depth >= frames.length) continue; // ends here: self bytes of `node`
+      const id = ids.id(frames[reversed ? frames.length - 1 - depth : depth]!);
+      const g = groups.get(id);
+      if (g) {
+        g.bytes += s.bytes;
+        g.members.push(s);
+      } else groups.set(id, { bytes: s.bytes, members: [s] });
     }
-    n.children.sort((x, y) => y.bytes - x.bytes || (foldedLabel(x.frame!) < foldedLabel(y.frame!) ? -1 : 1));
+    const kids = [...groups].filter(([, g]) => g.bytes >= minBytes);
+    kids.sort(([xi, x], [yi, y]) => y.bytes - x.bytes || (label(xi) < label(yi) ? -1 : 1));
+    for (const [id, g] of kids) {
+      const child: FlameNode = { frame: ids.frames[id]!, bytes: g.bytes, children: [] };
+      node.children.push(child);
+      todo.push({ node: child, members: g.members, depth: depth + 1 });
+    }
   }
-  return top;
+  return root;
 }

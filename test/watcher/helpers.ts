@@ -1,0 +1,56 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export function tempDir(prefix = 'hw-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+export interface FakeShim {
+  server: Server;
+  path: string;
+  commands: string[];
+  close(): Promise<void>;
+}
+
+/**
+ * A control socket that behaves like the shim's: one line in, one line out.
+ * `answer` decides the reply (undefined: never answer).
+ */
+export async function fakeShim(path: string, answer: (cmd: string) => string | undefined = defaultAnswer): Promise<FakeShim> {
+  const commands: string[] = [];
+  const server = createServer((sock) => {
+    let buf = '';
+    sock.setEncoding('utf8');
+    sock.on('data', (d: string) => {
+      buf += d;
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      const cmd = buf.slice(0, nl);
+      commands.push(cmd);
+      const a = answer(cmd);
+      if (a !== undefined) sock.end(a + '\n');
+    });
+    sock.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+  return {
+    server,
+    path,
+    commands,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+function defaultAnswer(cmd: string): string {
+  if (cmd === 'ping') return 'ok highwater 1 4242';
+  if (cmd.startsWith('floor ')) return 'ok';
+  if (cmd.startsWith('oom ')) return 'ok /run/hw-4242-1.dump';
+  if (cmd === 'dump') return 'ok /run/hw-4242-1.dump';
+  return 'error unknown-command';
+}

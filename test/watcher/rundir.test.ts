@@ -1,0 +1,69 @@
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { DumpPoller, listRunDir, type DumpFile } from '../../sidecar/src/watcher/rundir.js';
+import { removeDir, tempDir } from './helpers.js';
+
+describe('listRunDir', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = tempDir();
+  });
+  afterEach(() => removeDir(dir));
+
+  it('states, sockets and complete dumps in pid/seq order', () => {
+    for (const f of ['hw-12.state', 'hw-12.sock', 'hw-12-10.dump', 'hw-12-2.dump', 'hw-7-1.dump', 'hw-12-3.dump.tmp', 'other.txt', 'x.dump']) {
+      writeFileSync(join(dir, f), '');
+    }
+    mkdirSync(join(dir, 'sub'));
+    const l = listRunDir(dir);
+    expect([...l.states]).toEqual([[12, join(dir, 'hw-12.state')]]);
+    expect([...l.sockets]).toEqual([[12, join(dir, 'hw-12.sock')]]);
+    expect(l.dumps.map((d) => [d.pid, d.seq])).toEqual([
+      [undefined, undefined],
+      [7, 1],
+      [12, 2],
+      [12, 10],
+    ]);
+  });
+  it('a missing run dir lists as empty', () => {
+    expect(listRunDir(join(dir, 'gone'))).toEqual({ states: new Map(), sockets: new Map(), dumps: [] });
+  });
+});
+
+describe('DumpPoller', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = tempDir();
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+    removeDir(dir);
+  });
+
+  it('reports each complete dump once, never a .dump.tmp', () => {
+    const got: DumpFile[] = [];
+    const p = new DumpPoller(dir, { intervalMs: 50, onDump: (d) => got.push(d) });
+    p.start();
+    p.start(); // idempotent
+    writeFileSync(join(dir, 'hw-5-1.dump.tmp'), '{}');
+    vi.advanceTimersByTime(200);
+    expect(got).toEqual([]);
+    renameSync(join(dir, 'hw-5-1.dump.tmp'), join(dir, 'hw-5-1.dump'));
+    vi.advanceTimersByTime(49);
+    expect(got).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(got).toEqual([{ path: join(dir, 'hw-5-1.dump'), pid: 5, seq: 1 }]);
+    vi.advanceTimersByTime(500);
+    expect(got).toHaveLength(1);
+    writeFileSync(join(dir, 'hw-5-2.dump'), '{}');
+    expect(p.scan().map((d) => d.seq)).toEqual([2]);
+    expect(got).toHaveLength(2);
+    p.stop();
+    p.stop();
+    writeFileSync(join(dir, 'hw-5-3.dump'), '{}');
+    vi.advanceTimersByTime(500);
+    expect(got).toHaveLength(2);
+  });
+});

@@ -90,13 +90,16 @@ export function renderFlamegraph(stacks: readonly Stack[], opts: FlamegraphOptio
       `<text class="c" x="${(px + 3).toFixed(2)}" y="${y + 28}">${escapeXml(fit(n.frame?.code ?? '', pw, CODE_CHAR))}</text>`,
       '</g>\n',
     );
-    // Push children in reverse so the largest (first) is emitted first.
-    let cx = x + n.bytes;
-    for (let i = n.children.length - 1; i >= 0; i--) {
-      const c = n.children[i]!;
-      cx -= c.bytes;
-      if (c.bytes >= minBytes && c.bytes > 0) todo.push({ n: c, x: cx, d: d + 1 });
+    // Children sit left-aligned in their parent (the parent's self bytes and
+    // pruned children are the gap at the right); pushed in reverse so the
+    // largest (first) is emitted first.
+    const kids: Array<{ n: FlameNode; x: number; d: number }> = [];
+    let cx = x;
+    for (const c of n.children) {
+      kids.push({ n: c, x: cx, d: d + 1 });
+      cx += c.bytes;
     }
+    for (let i = kids.length - 1; i >= 0; i--) todo.push(kids[i]!);
   }
 
   const height = TOP + (maxDepth + 1) * ROW + BOTTOM;

@@ -74,6 +74,8 @@ make_one() {
   # Slim the tree: apt lists and caches, docs, man pages.
   rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/* \
     "$dir"/usr/share/doc/* "$dir"/usr/share/man/* "$dir"/usr/share/locale/*
+  # mktemp made the root 0700; the image's / must be traversable by non-root users.
+  chmod 0755 "$dir"
   log "importing $tag"
   tar -C "$dir" -c . | docker import \
     -c 'ENV LANG=C.UTF-8' -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \

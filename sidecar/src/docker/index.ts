@@ -1,0 +1,3 @@
+export * from './collect.js';
+export * from './engine.js';
+export * from './tar.js';

@@ -1,0 +1,169 @@
+// highwater in real containers with real memory limits: single-container
+// mode, sidecar mode, normal finish, docker stop, Python 3.13, collect docker.
+// Needs a Docker engine (started when possible) and the whole stack (shim,
+// bootstrap, CLI `watch`), which the images build from this tree.
+// Run alone with `npx vitest run test/docker`.
+import { chmodSync, existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { collectDocker, ENABLED_LABEL } from '../../sidecar/src/docker/collect.js';
+import {
+  buildImages,
+  cleanup,
+  docker,
+  ensureEngine,
+  examplesDir,
+  oomLine,
+  readReport,
+  reportsIn,
+  run,
+  stackStatus,
+  topFrame,
+  uniqueName,
+  waitForReport,
+} from '../helpers/docker.js';
+
+const engine = ensureEngine();
+const stack = stackStatus();
+const ready = engine.ok && stack.ok;
+if (!engine.ok) console.warn(`skipping Docker tests: ${engine.reason}`);
+else if (!stack.ok) console.warn(`skipping highwater Docker end-to-end tests: ${stack.reason}`);
+
+const MEMORY = ['--memory', '400m', '--memory-swap', '400m'];
+const MiB = 1024 * 1024;
+
+function reportsDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'hw-reports-'));
+  chmodSync(dir, 0o777); // the sidecar writes as uid 10001
+  return dir;
+}
+
+/** The report names the OOM job's allocation line. */
+function expectNamesOomLine(dir: string): void {
+  const r = readReport(dir);
+  const f = topFrame(r);
+  expect(f, JSON.stringify(r.stacks.slice(0, 2))).toBeDefined();
+  expect(f!.file).toMatch(/job\.py$/);
+  expect(f!.line).toBe(oomLine());
+  expect(f!.function).toBe('load_batch');
+  expect(existsSync(join(dir, 'index.html'))).toBe(true);
+}
+
+describe.skipIf(!ready)('docker: highwater end to end', () => {
+  const containers: string[] = [];
+  const volumes: string[] = [];
+
+  beforeAll(() => buildImages('job', 'job-slim', 'job-trixie', 'sidecar'), 3_000_000);
+  afterAll(() => cleanup(containers, volumes));
+
+  it('single container: the OOM job exits 53 and the report on the volume names the line', async () => {
+    const dir = reportsDir();
+    const r = await run('bash', [join(examplesDir, 'run-oom-demo.sh'), dir], { ...process.env, HIGHWATER_DEMO_SKIP_BUILD: '1' });
+    const lines = r.stdout.trimEnd().split('\n');
+    expect(lines, r.stderr).toHaveLength(2);
+    expect(lines[0]).toBe('exit code: 53');
+    const m = /^report: (.+)$/.exec(lines[1]!);
+    expect(m?.[1], r.stderr).not.toBe('none');
+    expect(m![1]!.startsWith(dir)).toBe(true);
+    expectNamesOomLine(m![1]!);
+    expect(readReport(m![1]!).trigger).toBe('oom');
+  });
+
+  it('a job that finishes normally keeps its exit code and gets a peak report', async () => {
+    const dir = reportsDir();
+    const r = await docker([
+      'run', '--rm', '--network', 'none', ...MEMORY, '-e', 'HIGHWATER_WATCH=1',
+      '-e', 'STEPS=6', '-e', 'EXIT_CODE=3', '-v', `${dir}:/reports`, 'highwater-demo-job',
+    ]);
+    expect(r.code, r.stderr).toBe(3);
+    const report = await waitForReport(dir, 5_000);
+    expect(report, r.stderr).toBeDefined();
+    const rep = readReport(report!);
+    expect(rep.trigger).toBe('exit');
+    expect(rep.peakBytes).toBeGreaterThanOrEqual(6 * 20 * MiB);
+    expect(topFrame(rep)?.line).toBe(oomLine());
+  });
+
+  it('docker stop: a clean stop and a report of the peak so far', async () => {
+    const dir = reportsDir();
+    const name = uniqueName('hw-stop');
+    containers.push(name);
+    const started = await docker([
+      'run', '-d', '--name', name, '--network', 'none', ...MEMORY, '-e', 'HIGHWATER_WATCH=1',
+      '-e', 'STEPS=5', '-e', 'HOLD_SECONDS=300', '-v', `${dir}:/reports`, 'highwater-demo-job',
+    ]);
+    expect(started.code, started.stderr).toBe(0);
+    const end = Date.now() + 60_000;
+    while (!(await docker(['logs', name])).stdout.includes('holding') && Date.now() < end) await new Promise((r) => setTimeout(r, 300));
+    const stop = await docker(['stop', '-t', '30', name]);
+    expect(stop.code).toBe(0);
+    const code = Number((await docker(['inspect', '-f', '{{.State.ExitCode}}', name])).stdout.trim());
+    expect(code).toBe(143);
+    const report = await waitForReport(dir, 5_000);
+    expect(report, (await docker(['logs', name])).stderr).toBeDefined();
+    const rep = readReport(report!);
+    expect(rep.peakBytes).toBeGreaterThanOrEqual(5 * 20 * MiB);
+    expect(topFrame(rep)?.line).toBe(oomLine());
+  });
+
+  it('Python 3.13 (trixie) works with the same bundle', async () => {
+    const dir = reportsDir();
+    const version = await docker(['run', '--rm', '--network', 'none', '--entrypoint', 'python3', 'highwater-demo-job-trixie', '--version']);
+    expect(version.stdout).toMatch(/Python 3\.13/);
+    const r = await run('bash', [join(examplesDir, 'run-oom-demo.sh'), dir], {
+      ...process.env,
+      HIGHWATER_DEMO_SKIP_BUILD: '1',
+      HIGHWATER_DEMO_IMAGE: 'highwater-demo-job-trixie',
+    });
+    expect(r.stdout, r.stderr).toContain('exit code: 53');
+    const report = reportsIn(dir).at(-1);
+    expect(report, r.stderr).toBeDefined();
+    expectNamesOomLine(report!);
+  });
+
+  it('sidecar mode: the app exits 53, the sidecar writes the report', async () => {
+    const dir = reportsDir();
+    const runVol = uniqueName('hw-run');
+    const sidecar = uniqueName('hw-sidecar');
+    const app = uniqueName('hw-app');
+    containers.push(sidecar, app);
+    volumes.push(runVol);
+    const s = await docker(['run', '-d', '--name', sidecar, '--network', 'none', '-v', `${runVol}:/run/highwater`, '-v', `${dir}:/reports`, 'highwater:latest']);
+    expect(s.code, s.stderr).toBe(0);
+    const r = await docker([
+      'run', '--name', app, '--network', 'none', ...MEMORY,
+      '--label', ENABLED_LABEL, '--label', `io.highwater.sidecar=${sidecar}`,
+      '-v', `${runVol}:/run/highwater`, '-e', 'HIGHWATER_RUN_DIR=/run/highwater',
+      '-e', 'HIGHWATER_CONTROL_UID=10001', '-e', 'HIGHWATER_FILE_MODE=0666',
+      'highwater-demo-job-slim',
+    ]);
+    expect(r.code, r.stderr).toBe(53);
+    const report = await waitForReport(dir, 60_000);
+    expect(report, (await docker(['logs', sidecar])).stderr).toBeDefined();
+    expectNamesOomLine(report!);
+
+    // collect docker follows the app's sidecar label to the report.
+    const out = mkdtempSync(join(tmpdir(), 'hw-collected-'));
+    const rows = await collectDocker({ output: out }, pino({ level: 'silent' }));
+    const row = rows.find((x) => x.container === app);
+    expect(row).toMatchObject({ exitCode: 53, source: sidecar });
+    expect(row!.topLine).toContain(`job.py:${oomLine()}`);
+  });
+
+  it('collect docker copies the report out of a stopped OOM container', async () => {
+    const name = uniqueName('hw-collect-e2e');
+    containers.push(name);
+    const r = await docker(['run', '--name', name, '--network', 'none', ...MEMORY, '-e', 'HIGHWATER_WATCH=1', '--label', ENABLED_LABEL, 'highwater-demo-job']);
+    expect(r.code, r.stderr).toBe(53);
+    const out = mkdtempSync(join(tmpdir(), 'hw-collected-'));
+    const rows = await collectDocker({ output: out }, pino({ level: 'silent' }));
+    const row = rows.find((x) => x.container === name);
+    expect(row, JSON.stringify(rows)).toBeDefined();
+    expect(row!.exitCode).toBe(53);
+    expect(row!.peakBytes).toBeGreaterThan(100 * MiB);
+    expect(row!.topLine).toContain(`job.py:${oomLine()}`);
+    expectNamesOomLine(row!.reportPath);
+  });
+});

@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -24,7 +24,10 @@ export interface FakeShim {
  */
 export async function fakeShim(path: string, answer: (cmd: string) => string | undefined = defaultAnswer): Promise<FakeShim> {
   const commands: string[] = [];
+  const open = new Set<Socket>();
   const server = createServer((sock) => {
+    open.add(sock);
+    sock.on('close', () => open.delete(sock));
     let buf = '';
     sock.setEncoding('utf8');
     sock.on('data', (d: string) => {
@@ -43,7 +46,11 @@ export async function fakeShim(path: string, answer: (cmd: string) => string | u
     server,
     path,
     commands,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of open) s.destroy();
+        server.close(() => resolve());
+      }),
   };
 }
 

@@ -1,0 +1,3 @@
+export * from './control.js';
+export * from './rundir.js';
+export * from './watch.js';

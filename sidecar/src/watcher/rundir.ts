@@ -1,0 +1,91 @@
+/**
+ * The run dir as the watcher sees it (docs/protocol.md): `hw-<pid>.state`,
+ * `hw-<pid>.sock` and complete dumps `*.dump` (never `*.dump.tmp`).
+ */
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface DumpFile {
+  path: string;
+  /** From `hw-<pid>-<seq>.dump`; undefined for other `*.dump` names. */
+  pid: number | undefined;
+  seq: number | undefined;
+}
+
+export interface RunDirListing {
+  /** pid → path of `hw-<pid>.state` */
+  states: Map<number, string>;
+  /** pid → path of `hw-<pid>.sock` */
+  sockets: Map<number, string>;
+  /** Complete dumps, by pid then sequence number. */
+  dumps: DumpFile[];
+}
+
+const STATE = /^hw-(\d+)\.state$/;
+const SOCK = /^hw-(\d+)\.sock$/;
+const DUMP = /^hw-(\d+)-(\d+)\.dump$/;
+
+/** List the run dir. A missing or unreadable run dir lists as empty. */
+export function listRunDir(dir: string): RunDirListing {
+  const out: RunDirListing = { states: new Map(), sockets: new Map(), dumps: [] };
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return out;
+  }
+  for (const name of names) {
+    let m: RegExpExecArray | null;
+    if ((m = STATE.exec(name))) out.states.set(Number(m[1]), join(dir, name));
+    else if ((m = SOCK.exec(name))) out.sockets.set(Number(m[1]), join(dir, name));
+    else if (name.endsWith('.dump')) {
+      const d = DUMP.exec(name);
+      out.dumps.push({ path: join(dir, name), pid: d ? Number(d[1]) : undefined, seq: d ? Number(d[2]) : undefined });
+    }
+  }
+  out.dumps.sort(
+    (a, b) => (a.pid ?? -1) - (b.pid ?? -1) || (a.seq ?? -1) - (b.seq ?? -1) || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0),
+  );
+  return out;
+}
+
+export interface DumpPollerOptions {
+  /** @default 100 */
+  intervalMs?: number;
+  /** Called once per new complete dump, in listing order. */
+  onDump: (dump: DumpFile) => void;
+}
+
+/** Polls a run dir and reports each complete dump once. */
+export class DumpPoller {
+  private readonly seen = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly dir: string,
+    private readonly opts: DumpPollerOptions,
+  ) {}
+
+  /** Look now; report and return the dumps not seen before. */
+  scan(): DumpFile[] {
+    const fresh = listRunDir(this.dir).dumps.filter((d) => !this.seen.has(d.path));
+    for (const d of fresh) {
+      this.seen.add(d.path);
+      this.opts.onDump(d);
+    }
+    return fresh;
+  }
+
+  /** Start polling; idempotent. */
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => this.scan(), this.opts.intervalMs ?? 100);
+    this.timer.unref();
+  }
+
+  /** Stop polling; safe to call at any time. */
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}

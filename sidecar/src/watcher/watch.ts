@@ -6,7 +6,7 @@
  * timer; everything it does is reported as a WatcherEvent.
  */
 import { EventEmitter } from 'node:events';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkOom, type HeuristicsConfig } from '../memory/heuristics.js';
 import { readReadings, type ReadOptions, type Readings } from '../memory/read.js';
@@ -32,6 +32,18 @@ export interface WatcherOptions {
   readOptions?: ReadOptions;
   /** Timeout of one control command. @default 1000 */
   controlTimeoutMs?: number;
+}
+
+/** The process exists and is not a zombie. */
+function isAlive(procRoot: string, pid: number): boolean {
+  try {
+    const stat = readFileSync(join(procRoot, String(pid), 'stat'), 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch (e) {
+    // fixture trees have no stat file: only a missing process directory means gone
+    return existsSync(join(procRoot, String(pid))) && (e as NodeJS.ErrnoException).code === 'ENOENT';
+  }
 }
 
 export class Watcher extends EventEmitter<{ event: [WatcherEvent] }> {
@@ -89,9 +101,19 @@ export class Watcher extends EventEmitter<{ event: [WatcherEvent] }> {
     const procRoot = this.opts.readOptions?.procRoot ?? '/proc';
     if (!existsSync(join(procRoot, String(pid)))) return; // the process is gone: nothing to read
     let readings: Readings;
+    // Warnings are held back until we know the process did not end during the read
+    // (reading /proc/<pid>/* of a process that just exited fails; that is no degradation).
+    const pending: Array<[object, string]> = [];
+    const held = { warn: (o: object, m: string) => void pending.push([o, m]) };
     try {
-      readings = readReadings(pid, { ...this.opts.readOptions, warned: this.warned });
+      readings = readReadings(pid, { ...this.opts.readOptions, logger: held, warned: this.warned });
+      if (pending.length > 0 && !isAlive(procRoot, pid)) {
+        this.warned.clear();
+        return;
+      }
+      for (const [o, m] of pending) this.opts.readOptions?.logger?.warn(o, m);
     } catch (e) {
+      if (!isAlive(procRoot, pid)) return;
       const message = e instanceof Error ? e.message : String(e);
       if (message !== this.lastReadingError) this.emit('event', { type: 'reading-failed', message });
       this.lastReadingError = message;

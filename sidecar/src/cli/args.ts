@@ -1,0 +1,127 @@
+/**
+ * Pure command-line parser. Options come before the program; everything
+ * after the script name, the module name or `--` belongs to the program.
+ */
+import type { ConfigFlags } from '../config/config.js';
+import { HighwaterError } from '../errors.js';
+
+export type Target =
+  | { kind: 'script'; script: string; args: string[] }
+  | { kind: 'module'; module: string; args: string[] }
+  | { kind: 'command'; argv: string[] };
+
+export type Command =
+  | { cmd: 'help'; topic: 'main' | 'run' | 'python' | 'render' }
+  | { cmd: 'version' }
+  | { cmd: 'run'; mode: 'run' | 'python'; flags: ConfigFlags; target: Target }
+  | { cmd: 'render'; dump: string; flags: ConfigFlags };
+
+function usage(message: string): HighwaterError {
+  return new HighwaterError('HW_ERR_USAGE', message);
+}
+
+/** `--name=value` or `--name value` / `-o value`; returns [value, next index]. */
+function takeValue(argv: string[], i: number, name: string): [string, number] {
+  const a = argv[i]!;
+  const eq = a.indexOf('=');
+  if (a.startsWith('--') && eq > 0) return [a.slice(eq + 1), i + 1];
+  if (a.startsWith('-o') && a.length > 2 && !a.startsWith('--')) return [a.slice(2), i + 1];
+  if (i + 1 >= argv.length) throw usage(`option ${name} needs a value`);
+  return [argv[i + 1]!, i + 2];
+}
+
+function flagName(a: string): string {
+  const eq = a.indexOf('=');
+  return a.startsWith('--') && eq > 0 ? a.slice(0, eq) : a;
+}
+
+function parseRun(argv: string[], mode: 'run' | 'python'): Command {
+  const flags: ConfigFlags = {};
+  let i = 0;
+  while (i < argv.length) {
+    const a = argv[i]!;
+    const name = flagName(a);
+    if (a === '--') {
+      const rest = argv.slice(i + 1);
+      if (rest.length === 0) throw usage(`highwater ${mode} --: no command given`);
+      return { cmd: 'run', mode, flags, target: { kind: 'command', argv: rest } };
+    }
+    if (a === '-m') {
+      const mod = argv[i + 1];
+      if (mod === undefined || mod === '') throw usage(`highwater ${mode} -m: no module given`);
+      return { cmd: 'run', mode, flags, target: { kind: 'module', module: mod, args: argv.slice(i + 2) } };
+    }
+    if (a === '-h' || a === '--help') return { cmd: 'help', topic: mode };
+    if (name === '-o' || name === '--output' || (a.startsWith('-o') && !a.startsWith('--'))) {
+      [flags.outputDir, i] = takeValue(argv, i, '-o');
+      continue;
+    }
+    if (name === '--min-available') {
+      [flags.minAvailable, i] = takeValue(argv, i, '--min-available');
+      continue;
+    }
+    if (name === '--run-dir') {
+      [flags.runDir, i] = takeValue(argv, i, '--run-dir');
+      continue;
+    }
+    if (a === '--no-browser') flags.openBrowser = false;
+    else if (a === '--disable-oom-detection') flags.oomDetection = false;
+    else if (a.startsWith('-') && a !== '-') throw usage(`unknown option ${name} for highwater ${mode}`);
+    else return { cmd: 'run', mode, flags, target: { kind: 'script', script: a, args: argv.slice(i + 1) } };
+    i++;
+  }
+  throw usage(`highwater ${mode}: no program given (script.py, -m module, or -- command)`);
+}
+
+function parseRender(argv: string[]): Command {
+  const flags: ConfigFlags = {};
+  let dump: string | undefined;
+  let i = 0;
+  while (i < argv.length) {
+    const a = argv[i]!;
+    const name = flagName(a);
+    if (a === '-h' || a === '--help') return { cmd: 'help', topic: 'render' };
+    if (name === '-o' || name === '--output' || (a.startsWith('-o') && !a.startsWith('--'))) {
+      [flags.outputDir, i] = takeValue(argv, i, '-o');
+      continue;
+    }
+    if (a === '--no-timestamp') flags.timestampedSubdir = false;
+    else if (a === '--') {
+      if (dump !== undefined || i + 1 >= argv.length) throw usage('highwater render takes exactly one DUMP');
+      dump = argv[i + 1];
+      i += 2;
+      continue;
+    } else if (a.startsWith('-') && a !== '-') throw usage(`unknown option ${name} for highwater render`);
+    else if (dump !== undefined) throw usage(`highwater render takes exactly one DUMP (got ${dump} and ${a})`);
+    else dump = a;
+    i++;
+  }
+  if (dump === undefined) throw usage('highwater render: no DUMP given');
+  if (flags.outputDir === undefined) throw usage('highwater render: -o DIR is required');
+  return { cmd: 'render', dump, flags };
+}
+
+/** Parse `process.argv.slice(2)`. Raises `HW_ERR_USAGE`. */
+export function parseArgs(argv: string[]): Command {
+  const [first, ...rest] = argv;
+  if (first === undefined) throw usage('no command given');
+  if (first === '--version' || first === '-V') return { cmd: 'version' };
+  if (first === '--help' || first === '-h' || first === 'help') return { cmd: 'help', topic: 'main' };
+  if (first === 'run') return parseRun(rest, 'run');
+  if (first === 'python') return parseRun(rest, 'python');
+  if (first === 'render') return parseRender(rest);
+  if (first.startsWith('-')) throw usage(`unknown option ${flagName(first)}`);
+  throw usage(`unknown command ${first}`);
+}
+
+/** The argv to spawn for a target. */
+export function targetArgv(target: Target, python: string): string[] {
+  switch (target.kind) {
+    case 'script':
+      return [python, target.script, ...target.args];
+    case 'module':
+      return [python, '-m', target.module, ...target.args];
+    case 'command':
+      return [...target.argv];
+  }
+}

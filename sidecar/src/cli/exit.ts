@@ -1,0 +1,14 @@
+/** Exit statuses of highwater itself (docs/errors.md). */
+import type { HighwaterErrorCode } from '../errors.js';
+
+/** Usage and configuration errors (the program never started) exit 2; anything else 1. */
+export function exitStatusForError(code: HighwaterErrorCode): number {
+  switch (code) {
+    case 'HW_ERR_USAGE':
+    case 'HW_ERR_CONFIG':
+    case 'HW_ERR_OUTPUT_UNWRITABLE':
+      return 2;
+    default:
+      return 1;
+  }
+}

@@ -1,0 +1,48 @@
+/** Help and version text. */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const MAIN_HELP = `highwater: find out why a Python process ran out of memory
+
+Usage:
+  highwater run [options] script.py [args...]     profile a script (peak memory report)
+  highwater run [options] -m module [args...]     profile a module, like python -m
+  highwater run [options] -- command [args...]    profile any command that runs Python
+  highwater python [options] script.py [args...]  shim loaded, tracking off: use highwater.api.profile()
+  highwater render DUMP -o DIR [--no-timestamp]   render a raw dump into a report directory
+  highwater --help | --version
+
+Options of run and python (before the program; what follows belongs to it):
+  -o, --output DIR           report directory (default: highwater-result; env HIGHWATER_OUTPUT_DIR);
+                             each report goes to a timestamped sub-directory
+  --no-browser               do not open the report (default: open it when DISPLAY or
+                             WAYLAND_DISPLAY is set; env HIGHWATER_OPEN_BROWSER=0)
+  --disable-oom-detection    turn off the low-available-memory and swap rules
+                             (env HIGHWATER_OOM_DETECTION=0); a failed allocation still stops the program
+  --min-available SIZE       floor of available memory under which the program is stopped with
+                             exit 53 (default: 100MiB,2% = the larger of both; env HIGHWATER_MIN_AVAILABLE);
+                             SIZE is bytes (123), KiB/MiB/GiB (512k, 100MiB, 1.5GiB) or a percentage (5%),
+                             or a size and a percentage separated by a comma
+  --run-dir DIR              use this existing run dir instead of a private temporary one
+  -h, --help                 this help
+
+Options of render:
+  -o, --output DIR           where to write the report (required)
+  --no-timestamp             write into DIR itself, not into a timestamped sub-directory
+
+Environment: HIGHWATER_PYTHON (python executable, default python3), HIGHWATER_POLL_INTERVAL_MS
+(default 100), HIGHWATER_LOG_LEVEL (default warn), HIGHWATER_LOG_FORMAT (text|json),
+HIGHWATER_HOME (where native/build/libhighwater.so and native/python are). See docs/configuration.md.
+
+Exit status: the program's own (128+N if killed by signal N); 53 when it ran out of memory;
+2 for a usage or configuration error of highwater itself. See docs/errors.md.
+`;
+
+/** The version of the package this CLI belongs to. */
+export function version(home: string): string {
+  try {
+    return (JSON.parse(readFileSync(join(home, 'package.json'), 'utf8')) as { version?: string }).version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}

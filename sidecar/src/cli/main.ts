@@ -1,0 +1,54 @@
+/**
+ * Entry point (bin/highwater.js imports dist/cli/main.js). The only place
+ * that writes to the console, maps errors to exit statuses and exits.
+ */
+import { renderDumpFile } from '../report/index.js';
+import { loadConfig } from '../config/config.js';
+import { isHighwaterError } from '../errors.js';
+import { exitStatusForError } from './exit.js';
+import { createRootLogger } from '../log.js';
+import { parseArgs } from './args.js';
+import { MAIN_HELP, version } from './help.js';
+import { bundlePaths, findHome } from './paths.js';
+import { runProgram } from './run.js';
+import { join } from 'node:path';
+
+const PREFIX = 'highwater: ';
+const say = (line: string): void => void process.stderr.write(PREFIX + line + '\n');
+
+export async function main(argv: string[]): Promise<number> {
+  const command = parseArgs(argv);
+  const home = findHome();
+  switch (command.cmd) {
+    case 'help':
+      process.stdout.write(MAIN_HELP);
+      return 0;
+    case 'version':
+      process.stdout.write(`highwater ${version(home)}\n`);
+      return 0;
+    case 'render': {
+      const config = loadConfig(command.flags);
+      const { dir } = await renderDumpFile(command.dump, config.outputDir, { timestampedSubdir: config.timestampedSubdir });
+      say(`report written to ${join(dir, 'index.html')}`);
+      return 0;
+    }
+    case 'run': {
+      const config = loadConfig(command.flags);
+      const logger = createRootLogger({ level: config.logLevel, format: config.logFormat });
+      return runProgram({ mode: command.mode, target: command.target, config, paths: bundlePaths(home), logger, say });
+    }
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (status) => process.exit(status),
+  (e: unknown) => {
+    if (isHighwaterError(e)) {
+      say(e.message);
+      if (e.code === 'HW_ERR_USAGE') process.stderr.write('Try `highwater --help`.\n');
+      process.exit(exitStatusForError(e.code));
+    }
+    say(`internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    process.exit(1);
+  },
+);

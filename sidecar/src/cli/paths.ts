@@ -1,0 +1,41 @@
+/**
+ * Where the bundle is: the repository or /opt/highwater. The compiled CLI is
+ * `<home>/dist/cli/*.js`, so home is two levels up; `HIGHWATER_HOME`
+ * overrides it.
+ */
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface BundlePaths {
+  home: string;
+  /** native/build/libhighwater.so */
+  shim: string;
+  /** native/python/bootstrap (sitecustomize) */
+  bootstrap: string;
+  /** native/python (the `highwater` package) */
+  pythonPackage: string;
+  /** bin/highwater.js, for the Python side to call `highwater render` */
+  cli: string;
+}
+
+export function findHome(env: NodeJS.ProcessEnv = process.env, moduleUrl: string = import.meta.url): string {
+  if (env.HIGHWATER_HOME) return resolve(env.HIGHWATER_HOME);
+  const here = dirname(fileURLToPath(moduleUrl));
+  // compiled: <home>/dist/cli; from source (tests): <home>/sidecar/src/cli
+  for (const up of ['../..', '../../..']) {
+    const cand = resolve(here, up);
+    if (existsSync(join(cand, 'bin', 'highwater.js'))) return cand;
+  }
+  return resolve(here, '../..');
+}
+
+export function bundlePaths(home: string): BundlePaths {
+  return {
+    home,
+    shim: join(home, 'native', 'build', 'libhighwater.so'),
+    bootstrap: join(home, 'native', 'python', 'bootstrap'),
+    pythonPackage: join(home, 'native', 'python'),
+    cli: join(home, 'bin', 'highwater.js'),
+  };
+}

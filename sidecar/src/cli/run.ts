@@ -1,0 +1,184 @@
+/**
+ * `highwater run` / `highwater python`: start the program under the shim,
+ * watch it, render its reports, and return the exit status.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { constants as osConstants, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Config } from '../config/config.js';
+import { HighwaterError } from '../errors.js';
+import { moduleLogger, type Logger } from '../log.js';
+import { parseStateFile, renderDumpFile, renderReport } from '../report/index.js';
+import type { ReportJson, Trigger } from '../report/model.js';
+import { DumpPoller, listRunDir, type DumpFile } from '../watcher/rundir.js';
+import { Watcher, type WatcherEvent } from '../watcher/watch.js';
+import { targetArgv, type Target } from './args.js';
+import { childEnv } from './env.js';
+import { ensureWritableDir, hasDisplay, openInBrowser, removeIfEmpty } from './output.js';
+import type { BundlePaths } from './paths.js';
+
+/** Exit status when OOM was detected (DESIGN.md "Exit codes"). */
+export const EXIT_OOM = 53;
+
+export const FORWARDED_SIGNALS = ['SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGQUIT'] as const;
+
+export interface RunOptions {
+  mode: 'run' | 'python';
+  target: Target;
+  config: Config;
+  paths: BundlePaths;
+  logger: Logger;
+  /** Human messages (`highwater: ...` lines). */
+  say: (line: string) => void;
+  env?: NodeJS.ProcessEnv;
+}
+
+interface ChildOutcome {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  spawnError?: NodeJS.ErrnoException;
+}
+
+function signalNumber(sig: NodeJS.Signals): number {
+  return (osConstants.signals as Record<string, number>)[sig] ?? 0;
+}
+
+/** The status a shell would give: the code, or 128 + N for signal N. */
+export function exitStatusOf(o: ChildOutcome): number {
+  if (o.spawnError) return o.spawnError.code === 'ENOENT' ? 127 : 126;
+  if (o.signal) return 128 + signalNumber(o.signal);
+  return o.code ?? 1;
+}
+
+function logWatcherEvent(log: Logger, e: WatcherEvent): void {
+  switch (e.type) {
+    case 'readings':
+      log.trace({ readings: e.readings, floorBytes: e.floorBytes }, 'readings');
+      break;
+    case 'reading-failed':
+      log.warn({ err: e.message }, 'cannot take memory readings');
+      break;
+    case 'control-failed':
+      log.debug({ socket: e.socket, command: e.command, err: e.message }, 'control command failed');
+      break;
+    case 'oom':
+      log.warn({ reason: e.reason }, `out of memory: ${e.detail}`);
+      break;
+    default:
+      log.debug(e, e.type);
+  }
+}
+
+export async function runProgram(opts: RunOptions): Promise<number> {
+  const { config, paths, say, mode } = opts;
+  const env = opts.env ?? process.env;
+  const log = moduleLogger(opts.logger, 'run');
+
+  if (!existsSync(paths.shim)) {
+    throw new HighwaterError(
+      'HW_ERR_CONFIG',
+      `the preload shim is missing at ${paths.shim} (build it with \`npm run build\`, or set HIGHWATER_HOME to the highwater bundle)`,
+    );
+  }
+  const out = ensureWritableDir(config.outputDir);
+  const ownRunDir = config.runDir === undefined;
+  const runDir = config.runDir ?? mkdtempSync(join(tmpdir(), 'highwater-run-'));
+  const argv = targetArgv(opts.target, config.python);
+  const cmdText = argv.join(' ');
+
+  const child = spawn(argv[0]!, argv.slice(1), {
+    stdio: 'inherit',
+    env: childEnv(env, paths, config, runDir, mode, process.execPath),
+  });
+  const outcome = new Promise<ChildOutcome>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+    child.once('error', (e: NodeJS.ErrnoException) => resolve({ code: null, signal: null, spawnError: e }));
+  });
+
+  // Signals: forward; SIGINT from the terminal already reached the child (same process group).
+  const handlers = new Map<NodeJS.Signals, () => void>();
+  for (const sig of FORWARDED_SIGNALS) handlers.set(sig, () => void child.kill(sig));
+  handlers.set('SIGINT', () => {
+    if (!process.stdin.isTTY) child.kill('SIGINT');
+  });
+  for (const [sig, h] of handlers) process.on(sig, h);
+
+  // Rendering: one at a time, in order of appearance.
+  const reports: Array<{ dir: string; report: ReportJson }> = [];
+  const failures: string[] = [];
+  const renderedPids = new Set<number>();
+  let queue: Promise<void> = Promise.resolve();
+  const enqueue = (what: string, job: () => Promise<{ dir: string; report: ReportJson }>): void => {
+    queue = queue.then(async () => {
+      try {
+        const r = await job();
+        reports.push(r);
+        say(`report written to ${join(r.dir, 'index.html')}`);
+      } catch (e) {
+        failures.push(what);
+        say(`could not render ${what}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    });
+  };
+  const renderOpts = { timestampedSubdir: config.timestampedSubdir };
+  const onDump = (d: DumpFile): void => {
+    // Only the shim's hw-<pid>-<seq>.dump; hw-api-*.dump files are rendered by highwater.api itself.
+    if (d.pid === undefined) return;
+    renderedPids.add(d.pid);
+    enqueue(d.path, () => renderDumpFile(d.path, config.outputDir, renderOpts));
+  };
+  const poller = new DumpPoller(runDir, { intervalMs: config.pollIntervalMs, onDump });
+
+  let watcher: Watcher | undefined;
+  if (child.pid !== undefined) {
+    watcher = new Watcher({
+      pid: child.pid,
+      runDir,
+      config,
+      readOptions: { logger: moduleLogger(opts.logger, 'readings') },
+    });
+    const wlog = moduleLogger(opts.logger, 'watcher');
+    watcher.on('event', (e) => logWatcherEvent(wlog, e));
+    watcher.start();
+    poller.start();
+  }
+
+  const result = await outcome;
+  await watcher?.stop();
+  poller.stop();
+  poller.scan();
+  for (const [sig, h] of handlers) process.off(sig, h);
+
+  if (result.spawnError) {
+    say(`cannot run ${argv[0]}: ${result.spawnError.code ?? result.spawnError.message}`);
+  }
+
+  // Post-mortem: a process that left a state file but no dump (SIGKILL, os._exit, a fatal signal).
+  const listing = listRunDir(runDir);
+  const trigger: Trigger = result.signal === 'SIGKILL' ? 'killed' : result.signal ? 'signal' : 'exit';
+  for (const [pid, statePath] of listing.states) {
+    if (renderedPids.has(pid)) continue;
+    if (mode === 'python' && trigger === 'exit') continue; // tracking was off unless the API turned it on
+    enqueue(statePath, async () => renderReport(parseStateFile(readFileSync(statePath), { trigger }), config.outputDir, renderOpts));
+  }
+  await queue;
+
+  if (listing.states.size === 0 && renderedPids.size === 0 && !result.spawnError && mode === 'run') {
+    say(`${cmdText} did not run Python under the shim; nothing was profiled`);
+  }
+
+  const oom = (watcher?.oomFired ?? false) || reports.some((r) => r.report.trigger === 'oom');
+  const last = reports.at(-1);
+  if (last && config.openBrowser && hasDisplay(env)) openInBrowser(join(last.dir, 'index.html'));
+  if (reports.length === 0 && out.created) removeIfEmpty(config.outputDir);
+
+  if (failures.length > 0) {
+    say(`run dir kept with the raw data: ${runDir}`);
+  } else if (ownRunDir) {
+    rmSync(runDir, { recursive: true, force: true });
+  }
+  log.debug({ outcome: { code: result.code, signal: result.signal }, oom, reports: reports.length }, 'finished');
+  if (oom) return EXIT_OOM;
+  return exitStatusOf(result);
+}

@@ -1,7 +1,7 @@
 /** Output directory checks and opening the report in a browser. */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { HighwaterError } from '../errors.js';
 
 /**
@@ -15,7 +15,7 @@ export function ensureWritableDir(dir: string): { created: boolean } {
   const created = !existsSync(abs);
   const probe = join(abs, `.highwater-probe-${process.pid}`);
   try {
-    mkdirSync(abs, { recursive: true });
+    mkdirParents(abs);
     writeFileSync(probe, '');
     unlinkSync(probe);
   } catch (e) {
@@ -23,6 +23,23 @@ export function ensureWritableDir(dir: string): { created: boolean } {
     throw new HighwaterError('HW_ERR_OUTPUT_UNWRITABLE', `cannot write reports to ${dir}: ${code}`, { cause: e });
   }
   return { created };
+}
+
+/**
+ * mkdir -p without `{ recursive: true }`: Node 24's recursive mkdir loops
+ * forever on a path under /proc (mkdir there fails with ENOENT although the
+ * parent exists). Create each missing component once instead.
+ */
+export function mkdirParents(abs: string): void {
+  const missing: string[] = [];
+  let p = abs;
+  while (!existsSync(p)) {
+    missing.unshift(p);
+    const parent = dirname(p);
+    if (parent === p) break;
+    p = parent;
+  }
+  for (const dir of missing) mkdirSync(dir);
 }
 
 /** Remove `dir` if it is empty (an output directory that received nothing). */

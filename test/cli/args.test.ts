@@ -1,0 +1,114 @@
+import { describe, expect, it } from 'vitest';
+import { isHighwaterError } from '../../sidecar/src/errors.js';
+import { parseArgs, targetArgv } from '../../sidecar/src/cli/args.js';
+import { exitStatusForError } from '../../sidecar/src/cli/exit.js';
+
+function usageError(argv: string[]): string {
+  try {
+    parseArgs(argv);
+  } catch (e) {
+    expect(isHighwaterError(e, 'HW_ERR_USAGE')).toBe(true);
+    return (e as Error).message;
+  }
+  throw new Error(`expected a usage error for ${argv.join(' ')}`);
+}
+
+describe('parseArgs', () => {
+  it('--version, --help', () => {
+    expect(parseArgs(['--version'])).toEqual({ cmd: 'version' });
+    expect(parseArgs(['--help'])).toEqual({ cmd: 'help', topic: 'main' });
+    expect(parseArgs(['-h'])).toEqual({ cmd: 'help', topic: 'main' });
+    expect(parseArgs(['run', '--help'])).toEqual({ cmd: 'help', topic: 'run' });
+    expect(parseArgs(['render', '-h'])).toEqual({ cmd: 'help', topic: 'render' });
+  });
+  it('run script.py args: options after the script belong to the script', () => {
+    expect(parseArgs(['run', 'script.py', '-o', 'x', '--no-browser', '--', 'y'])).toEqual({
+      cmd: 'run',
+      mode: 'run',
+      flags: {},
+      target: { kind: 'script', script: 'script.py', args: ['-o', 'x', '--no-browser', '--', 'y'] },
+    });
+  });
+  it('every run option', () => {
+    expect(
+      parseArgs(['run', '-o', 'out', '--no-browser', '--disable-oom-detection', '--min-available', '500MiB', '--run-dir', '/rd', 's.py']),
+    ).toEqual({
+      cmd: 'run',
+      mode: 'run',
+      flags: { outputDir: 'out', openBrowser: false, oomDetection: false, minAvailable: '500MiB', runDir: '/rd' },
+      target: { kind: 'script', script: 's.py', args: [] },
+    });
+  });
+  it('--opt=value, --output, -oDIR', () => {
+    expect(parseArgs(['run', '--output=o1', '--min-available=5%', 's.py'])).toMatchObject({
+      flags: { outputDir: 'o1', minAvailable: '5%' },
+    });
+    expect(parseArgs(['run', '--output', 'o2', 's.py'])).toMatchObject({ flags: { outputDir: 'o2' } });
+    expect(parseArgs(['run', '-oo3', 's.py'])).toMatchObject({ flags: { outputDir: 'o3' } });
+  });
+  it('-m module args', () => {
+    expect(parseArgs(['run', '--no-browser', '-m', 'pkg.cli', '--flag', '-m', 'x'])).toEqual({
+      cmd: 'run',
+      mode: 'run',
+      flags: { openBrowser: false },
+      target: { kind: 'module', module: 'pkg.cli', args: ['--flag', '-m', 'x'] },
+    });
+  });
+  it('-- command args', () => {
+    expect(parseArgs(['run', '--', '/usr/bin/python3.13', 'script.py', 'a', '--b'])).toMatchObject({
+      target: { kind: 'command', argv: ['/usr/bin/python3.13', 'script.py', 'a', '--b'] },
+    });
+  });
+  it('python mode', () => {
+    expect(parseArgs(['python', 'script.py', 'arg'])).toEqual({
+      cmd: 'run',
+      mode: 'python',
+      flags: {},
+      target: { kind: 'script', script: 'script.py', args: ['arg'] },
+    });
+  });
+  it('render', () => {
+    expect(parseArgs(['render', 'a.dump', '-o', 'out', '--no-timestamp'])).toEqual({
+      cmd: 'render',
+      dump: 'a.dump',
+      flags: { outputDir: 'out', timestampedSubdir: false },
+    });
+    expect(parseArgs(['render', '-o', 'out', 'a.dump'])).toEqual({ cmd: 'render', dump: 'a.dump', flags: { outputDir: 'out' } });
+  });
+  it('usage errors name the problem', () => {
+    expect(usageError([])).toMatch(/no command/);
+    expect(usageError(['frobnicate'])).toMatch(/unknown command frobnicate/);
+    expect(usageError(['--frob'])).toMatch(/unknown option --frob/);
+    expect(usageError(['run', '--frob', 's.py'])).toMatch(/unknown option --frob/);
+    expect(usageError(['run', '--frob=1', 's.py'])).toMatch(/unknown option --frob\b/);
+    expect(usageError(['run', '-x', 's.py'])).toMatch(/unknown option -x/);
+    expect(usageError(['run'])).toMatch(/no program given/);
+    expect(usageError(['run', '--no-browser'])).toMatch(/no program given/);
+    expect(usageError(['run', '-m'])).toMatch(/no module/);
+    expect(usageError(['run', '--'])).toMatch(/no command given/);
+    expect(usageError(['run', '-o'])).toMatch(/-o needs a value/);
+    expect(usageError(['run', '--min-available'])).toMatch(/--min-available needs a value/);
+    expect(usageError(['render', 'a.dump'])).toMatch(/-o DIR is required/);
+    expect(usageError(['render', '-o', 'x'])).toMatch(/no DUMP/);
+    expect(usageError(['render', 'a', 'b', '-o', 'x'])).toMatch(/exactly one DUMP/);
+    expect(usageError(['render', '--open', 'a', '-o', 'x'])).toMatch(/unknown option --open/);
+  });
+});
+
+describe('targetArgv', () => {
+  it('script, module, command', () => {
+    expect(targetArgv({ kind: 'script', script: 's.py', args: ['a'] }, 'python3')).toEqual(['python3', 's.py', 'a']);
+    expect(targetArgv({ kind: 'module', module: 'm', args: ['a'] }, 'py')).toEqual(['py', '-m', 'm', 'a']);
+    expect(targetArgv({ kind: 'command', argv: ['x', 'y'] }, 'py')).toEqual(['x', 'y']);
+  });
+});
+
+describe('exitStatusForError', () => {
+  it('usage, config and output errors are 2, others 1', () => {
+    expect(exitStatusForError('HW_ERR_USAGE')).toBe(2);
+    expect(exitStatusForError('HW_ERR_CONFIG')).toBe(2);
+    expect(exitStatusForError('HW_ERR_OUTPUT_UNWRITABLE')).toBe(2);
+    expect(exitStatusForError('HW_ERR_CONTROL')).toBe(1);
+    expect(exitStatusForError('HW_ERR_INTERNAL')).toBe(1);
+  });
+});

@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { childEnv, THREAD_POOL_VARS } from '../../sidecar/src/cli/env.js';
+import { bundlePaths, findHome } from '../../sidecar/src/cli/paths.js';
+import { formatTextLine } from '../../sidecar/src/log.js';
+
+const paths = bundlePaths('/opt/highwater');
+const cfg = { oomDetection: true, minAvailable: { bytes: 104857600, percent: 2 } };
+
+describe('childEnv', () => {
+  it('preloads the shim, keeps the old LD_PRELOAD, prepends PYTHONPATH', () => {
+    const env = childEnv({ LD_PRELOAD: '/lib/libjemalloc.so', PYTHONPATH: '/app', KEEP: 'x' }, paths, cfg, '/tmp/rd', 'run', '/usr/bin/node');
+    expect(env.LD_PRELOAD).toBe('/opt/highwater/native/build/libhighwater.so:/lib/libjemalloc.so');
+    expect(env.HIGHWATER_ORIG_LD_PRELOAD).toBe('/lib/libjemalloc.so');
+    expect(env.PYTHONPATH).toBe('/opt/highwater/native/python/bootstrap:/opt/highwater/native/python:/app');
+    expect(env).toMatchObject({
+      KEEP: 'x',
+      HIGHWATER_RUN_DIR: '/tmp/rd',
+      HIGHWATER_MODE: 'run',
+      HIGHWATER_OOM_DETECTION: '1',
+      HIGHWATER_MIN_AVAILABLE: '104857600,2%',
+      HIGHWATER_CLI: '/opt/highwater/bin/highwater.js',
+      HIGHWATER_NODE: '/usr/bin/node',
+    });
+    for (const v of THREAD_POOL_VARS) expect(env[v]).toBe('1');
+  });
+  it('without a previous LD_PRELOAD or PYTHONPATH; python mode; detection off', () => {
+    const env = childEnv({}, paths, { oomDetection: false, minAvailable: { percent: 5 } }, '/rd', 'python', 'node');
+    expect(env.LD_PRELOAD).toBe('/opt/highwater/native/build/libhighwater.so');
+    expect(env.HIGHWATER_ORIG_LD_PRELOAD).toBe('');
+    expect(env.PYTHONPATH).toBe('/opt/highwater/native/python/bootstrap:/opt/highwater/native/python');
+    expect(env).toMatchObject({ HIGHWATER_MODE: 'python', HIGHWATER_OOM_DETECTION: '0', HIGHWATER_MIN_AVAILABLE: '5%' });
+  });
+});
+
+describe('findHome', () => {
+  it('HIGHWATER_HOME wins; otherwise the directory holding bin/highwater.js', () => {
+    expect(findHome({ HIGHWATER_HOME: '/x/y' })).toBe('/x/y');
+    expect(findHome({})).toBe(new URL('../..', import.meta.url).pathname.replace(/\/$/, ''));
+  });
+});
+
+describe('formatTextLine', () => {
+  it('prefixes pino lines for humans', () => {
+    expect(formatTextLine('{"level":40,"time":1,"module":"readings","msg":"degraded","err":"x"}')).toBe(
+      'highwater: warn: [readings] degraded err=x\n',
+    );
+  });
+});

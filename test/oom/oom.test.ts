@@ -55,9 +55,11 @@ describe.skipIf(unavailable !== null)(`OOM detection in a real memory cgroup${un
     // The node process of the CLI shares the cgroup; the leak still holds
     // well over half of what is left above the floor.
     expect(leaked).toBeGreaterThan(200 * MiB);
-    expect(leaked % (10 * MiB)).toBe(0); // whole 10 MiB steps, counted exactly
+    // Whole 10 MiB steps, counted exactly (plus the few small objects numpy makes per step).
+    expect(leaked - Math.round(leaked / (10 * MiB)) * 10 * MiB).toBeLessThan(64 * 1024);
     expect(rep.oomAllocation?.bytes).toBe(10 * MiB);
-    expect(rep.oomAllocation?.frames.at(-2)?.line).toBe(at('leak.py', 'held.append(leak_step())'));
+    const own = rep.oomAllocation!.frames.filter((f) => f.file.endsWith('leak.py')).map((f) => f.line);
+    expect(own).toEqual([at('leak.py', 'held.append(leak_step())'), at('leak.py', 'leak line')]);
     expect(rep.memory.limitBytes).toBe(450 * MiB);
   });
 

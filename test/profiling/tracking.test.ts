@@ -6,7 +6,8 @@ import { MiB, bytesAtLine, expectNear, fixtures, lineOf, onlyReport, runProfiled
 import { buildTestLib } from '../helpers/native.js';
 
 const py = (name: string) => join(fixtures, 'python', name);
-const at = (name: string, marker: string) => lineOf(py(name), marker);
+// Markers are matched with their '# ' so 'memalign line' is not found in 'posix_memalign line'.
+const at = (name: string, marker: string) => lineOf(py(name), `# ${marker}`);
 
 describe('tracking', () => {
   let cLib = '';

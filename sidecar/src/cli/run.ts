@@ -11,6 +11,7 @@ import { HighwaterError } from '../errors.js';
 import { moduleLogger, type Logger } from '../log.js';
 import { parseStateFile, renderDumpFile, renderReport } from '../report/index.js';
 import type { ReportJson, Trigger } from '../report/model.js';
+import { readOomKillCount } from '../memory/oom-kills.js';
 import { DumpPoller, listRunDir, type DumpFile } from '../watcher/rundir.js';
 import { Watcher, type WatcherEvent } from '../watcher/watch.js';
 import { targetArgv, type Target } from './args.js';
@@ -86,11 +87,24 @@ export async function runProgram(opts: RunOptions): Promise<number> {
   const runDir = config.runDir ?? mkdtempSync(join(tmpdir(), 'highwater-run-'));
   const argv = targetArgv(opts.target, config.python);
   const cmdText = argv.join(' ');
+  // A script that is not there: let Python say so in its own words and with
+  // its own exit code, without the shim (there is nothing to profile).
+  const missingScript = opts.target.kind === 'script' && !existsSync(opts.target.script);
+  const oomKillsBefore = readOomKillCount('self');
 
   const child = spawn(argv[0]!, argv.slice(1), {
     stdio: 'inherit',
-    env: childEnv(env, paths, config, runDir, mode, process.execPath),
+    env: missingScript ? env : childEnv(env, paths, config, runDir, mode, process.execPath),
   });
+  // Say how to get a report once a Python process is actually tracked (a
+  // non-Python command gets one line at the end instead).
+  const announce = setInterval(() => {
+    const [first] = listRunDir(runDir).states.keys();
+    if (first === undefined) return;
+    clearInterval(announce);
+    say(`profiling ${cmdText}; \`kill -USR2 ${first}\` writes a report of the peak so far, Ctrl-C or SIGTERM stops it with one`);
+  }, 100);
+  announce.unref();
   const outcome = new Promise<ChildOutcome>((resolve) => {
     child.once('exit', (code, signal) => resolve({ code, signal }));
     child.once('error', (e: NodeJS.ErrnoException) => resolve({ code: null, signal: null, spawnError: e }));
@@ -145,6 +159,7 @@ export async function runProgram(opts: RunOptions): Promise<number> {
   }
 
   const result = await outcome;
+  clearInterval(announce);
   await watcher?.stop();
   poller.stop();
   poller.scan();
@@ -156,7 +171,18 @@ export async function runProgram(opts: RunOptions): Promise<number> {
 
   // Post-mortem: a process that left a state file but no dump (SIGKILL, os._exit, a fatal signal).
   const listing = listRunDir(runDir);
-  const trigger: Trigger = result.signal === 'SIGKILL' ? 'killed' : result.signal ? 'signal' : 'exit';
+  // Killed by the kernel's OOM killer (the cgroup's oom_kill count moved)?
+  const oomKillsAfter = readOomKillCount('self');
+  const oomKilled =
+    result.signal !== null &&
+    oomKillsBefore !== undefined &&
+    oomKillsAfter !== undefined &&
+    oomKillsAfter > oomKillsBefore;
+  if (oomKilled && result.signal !== 'SIGKILL') {
+    log.debug({ signal: result.signal }, 'died while being OOM-killed; reporting it as killed');
+  }
+  const trigger: Trigger =
+    result.signal === 'SIGKILL' || oomKilled ? 'killed' : result.signal ? 'signal' : 'exit';
   for (const [pid, statePath] of listing.states) {
     if (renderedPids.has(pid)) continue;
     if (mode === 'python' && trigger === 'exit') continue; // tracking was off unless the API turned it on
@@ -164,7 +190,7 @@ export async function runProgram(opts: RunOptions): Promise<number> {
   }
   await queue;
 
-  if (listing.states.size === 0 && renderedPids.size === 0 && !result.spawnError && mode === 'run') {
+  if (listing.states.size === 0 && renderedPids.size === 0 && !result.spawnError && mode === 'run' && !missingScript) {
     say(`${cmdText} did not run Python under the shim; nothing was profiled`);
   }
 
@@ -180,5 +206,9 @@ export async function runProgram(opts: RunOptions): Promise<number> {
   }
   log.debug({ outcome: { code: result.code, signal: result.signal }, oom, reports: reports.length }, 'finished');
   if (oom) return EXIT_OOM;
+  if (oomKilled) {
+    say(`the kernel's OOM killer ended ${cmdText} (exit 137)`);
+    return 128 + 9;
+  }
   return exitStatusOf(result);
 }

@@ -24,7 +24,7 @@ describe('renderReport', () => {
     const json = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
     expect(json).toEqual(report);
     expect(Object.keys(json)).toEqual([
-      'version', 'trigger', 'oomReason', 'oomAllocation', 'peakBytes', 'process', 'memory', 'stacks',
+      'version', 'trigger', 'oomReason', 'oomAllocation', 'peakBytes', 'timeMs', 'process', 'memory', 'stacks',
     ]);
     expect(json.version).toBe(1);
     expect(json.trigger).toBe('exit');

@@ -37,6 +37,8 @@ export interface ReportJson {
   oomReason: OomReason | null;
   oomAllocation: { bytes: number; frames: Frame[] } | null;
   peakBytes: number;
+  /** When the data was taken (dump written, or state last updated), ms since the epoch. */
+  timeMs: number;
   process: { pid: number; argv: string[]; python: string };
   memory: MemoryReadings;
   /** Largest first; cover at least 99 % of peakBytes. */

@@ -44,6 +44,8 @@ export function buildReportJson(data: ProfileData, sorted = sortStacks(mergeStac
     oomReason: data.oomReason,
     oomAllocation: data.oomAllocation,
     peakBytes: data.peakBytes,
+    // Added field (DESIGN.md allows additions): when the dump was taken, ms since the epoch.
+    timeMs: data.timeMs,
     process: { pid: data.process.pid, argv: data.process.argv, python: data.process.python },
     memory: {
       source: m.source,

@@ -4,22 +4,25 @@
     result = profile(lambda: run_processing(config), "/tmp/hw-result")
 
 Run the program with `highwater python yourscript.py`: the shim is loaded
-with tracking off, and only what runs inside profile() is tracked. The report
-goes straight into the given directory (no timestamped sub-directory, no
-browser). The function's result is returned; its exception propagates, after
-the report of what happened has been written.
+with tracking off, and only what runs inside profile() is tracked (threads
+started inside it included). The report goes straight into the given
+directory (no timestamped sub-directory, no browser). The function's result
+is returned; its exception propagates, after the report of what happened has
+been written. Importing this module works anywhere; calling profile() where
+it cannot work raises HighwaterUsageError (a RuntimeError).
 """
 import os
+import sys
 import tempfile
 import threading
 
-from highwater import _render, _shim, _threadpools
+from highwater import _bootstrap, _render, _shim, _threadpools
 
 __all__ = ["profile", "HighwaterUsageError"]
 
 _HOWTO = (
-    "highwater.api.profile() needs the highwater shim: run your program with "
-    "`highwater python yourscript.py` (or `python -m highwater python yourscript.py`)"
+    "run your program with `highwater python yourscript.py` "
+    "(or `python -m highwater python yourscript.py`)"
 )
 
 _lock = threading.Lock()
@@ -33,11 +36,21 @@ class HighwaterUsageError(RuntimeError):
 def _check_usable():
     lib = _shim.shim()
     if lib is None:
-        raise HighwaterUsageError(_HOWTO)
-    if os.getpid() != _owner_pid or not lib.hw_is_active():
         raise HighwaterUsageError(
-            "highwater.api.profile() cannot profile a forked child or a process "
-            "the shim is not active in; " + _HOWTO
+            "highwater.api.profile() needs the highwater shim, which is not loaded in "
+            "this process: " + _HOWTO
+        )
+    if os.getpid() != _owner_pid or (os.environ.get("HIGHWATER_RUN_DIR") and not lib.hw_is_active()):
+        # The shim stops tracking in a forked child (it must not write the
+        # parent's state), and this module was imported by the parent.
+        raise HighwaterUsageError(
+            "highwater.api.profile() cannot run in a forked child process: only the "
+            "process that `highwater python` started is tracked; call profile() in the parent"
+        )
+    if not lib.hw_is_active():
+        raise HighwaterUsageError(
+            "highwater.api.profile(): the highwater shim is loaded but not active here "
+            "(HIGHWATER_RUN_DIR is not set): " + _HOWTO
         )
     if os.environ.get("HIGHWATER_MODE") != "python":
         raise HighwaterUsageError(
@@ -47,38 +60,85 @@ def _check_usable():
     return lib
 
 
+def _get_thread_profile():
+    getter = getattr(threading, "getprofile", None)  # 3.10+
+    return getter() if getter else getattr(threading, "_profile_hook", None)
+
+
+def _dump_path():
+    run_dir = os.environ.get("HIGHWATER_RUN_DIR") or None
+    # Not hw-<pid>-<seq>.dump: the CLI renders those; this one we render ourselves.
+    fd, path = tempfile.mkstemp(prefix="hw-api-", suffix=".dump", dir=run_dir)
+    os.close(fd)
+    return path
+
+
+def _unlink(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
 def profile(code_to_profile, output_dir):
-    """Runs code_to_profile() with memory tracking on; writes the report to output_dir."""
+    """Runs code_to_profile() with memory tracking on and returns its result.
+
+    The peak-memory report of the call (index.html, report.json, flamegraph
+    SVGs, folded stacks) is written into output_dir itself; an exception of
+    code_to_profile propagates after the report is written.
+    """
     lib = _check_usable()
     if not _lock.acquire(blocking=False):
         raise HighwaterUsageError(
-            "highwater.api.profile() is already running (nested or concurrent calls "
-            "are not supported: tracking is process-wide)"
+            "highwater.api.profile() is already running: nested or concurrent calls are "
+            "not supported (tracking is process-wide); profile the outer call only"
         )
     try:
         output_dir = os.path.abspath(output_dir)
         os.makedirs(output_dir, exist_ok=True)
+        failed = True
         with _threadpools.single_threaded():
-            rc = lib.hw_tracking_start()
-            if rc != 0:
-                raise HighwaterUsageError("highwater: could not start tracking (error %d)" % rc)
+            old_hook = _get_thread_profile()
+            # Threads started inside profile() get their own Python stacks.
+            threading.setprofile(_bootstrap._thread_hook)
             try:
-                return code_to_profile()
-            finally:
-                # Dump before stopping: the peak must include the last frame.
-                fd, dump_path = tempfile.mkstemp(prefix="hw-api-", suffix=".dump",
-                                                 dir=os.environ.get("HIGHWATER_RUN_DIR"))
-                os.close(fd)
+                rc = lib.hw_tracking_start()
+                if rc != 0:
+                    raise HighwaterUsageError(
+                        "highwater.api.profile(): could not start tracking (error %d); is this "
+                        "Python supported (3.8 - 3.13)? See the shim's message on stderr" % rc
+                    )
                 try:
-                    _shim.dump(dump_path, "api")
+                    result = code_to_profile()
+                    failed = False
+                    return result
                 finally:
-                    lib.hw_tracking_stop()
-                try:
-                    _render.render(dump_path, output_dir, timestamped=False)
-                finally:
+                    # Dump before stopping, so the peak includes the last frame.
+                    dump_path = _dump_path()
                     try:
-                        os.unlink(dump_path)
-                    except OSError:
-                        pass
+                        _shim.dump(dump_path, "api")
+                    except BaseException as e:
+                        _unlink(dump_path)
+                        dump_path = None
+                        _report_failure(failed, "could not write the dump: %s" % (e,))
+                    finally:
+                        lib.hw_tracking_stop()
+                    if dump_path is not None:
+                        try:
+                            _render.render(dump_path, output_dir, timestamped=False)
+                        except Exception as e:
+                            _report_failure(failed, str(e))
+                        finally:
+                            _unlink(dump_path)
+            finally:
+                threading.setprofile(old_hook)
     finally:
         _lock.release()
+
+
+def _report_failure(code_failed, message):
+    """A report that cannot be written must not hide the program's own exception."""
+    if code_failed:
+        sys.stderr.write("highwater: no report for this profile() call: %s\n" % (message,))
+    else:
+        raise RuntimeError("highwater: no report for this profile() call: %s" % (message,))

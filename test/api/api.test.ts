@@ -1,0 +1,165 @@
+// highwater.api.profile() in real scripts under `highwater python`, and
+// `python -m highwater` as an alias of the CLI.
+import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  MiB,
+  bytesAtLine,
+  cliPath,
+  expectNear,
+  fixtures,
+  freshDir,
+  lineOf,
+  readReport,
+  repoRoot,
+  reportDirs,
+  runCli,
+} from '../helpers/cli.js';
+
+const api = (name: string) => join(fixtures, 'api', name);
+const pythonPackage = join(repoRoot, 'native', 'python');
+
+/** `highwater python -o <fresh> --no-browser <script> args...` */
+async function underPython(script: string, args: string[]) {
+  const cliOut = freshDir('hw-cli-out-');
+  const r = await runCli(['python', '-o', cliOut, '--no-browser', api(script), ...args]);
+  return { ...r, cliOut };
+}
+
+describe('highwater.api.profile()', () => {
+  it('tracks only the call, writes the whole report into the given directory, returns the result', async () => {
+    const out = join(freshDir(), 'result');
+    const r = await underPython('inside_outside.py', [out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`result ${30 * MiB + 1}`);
+    // The directory itself, no timestamped sub-directory.
+    expect(readdirSync(out).sort()).toEqual([
+      'index.html',
+      'peak-memory-reversed.svg',
+      'peak-memory.folded',
+      'peak-memory.svg',
+      'report.json',
+    ]);
+    const rep = readReport(out);
+    expect(rep.trigger).toBe('api');
+    const script = api('inside_outside.py');
+    expectNear(bytesAtLine(rep, 'inside_outside.py', lineOf(script, 'inside line')), 30 * MiB);
+    expect(bytesAtLine(rep, 'inside_outside.py', lineOf(script, 'outside line'))).toBe(0);
+    expect(bytesAtLine(rep, 'inside_outside.py', lineOf(script, 'after line'))).toBe(0);
+    // 20 MiB before and 25 MiB after the call are not in the peak.
+    expectNear(rep.peakBytes, 30 * MiB, 0.05);
+    const inside = rep.stacks.find((s) => s.frames.at(-1)?.line === lineOf(script, 'inside line'));
+    expect(inside?.frames.at(-1)?.code).toBe('inside = bytearray(30 * MiB)  # inside line');
+    // `highwater python` itself writes no report: tracking was off outside profile().
+    expect(reportDirs(r.cliOut)).toEqual([]);
+  });
+
+  it('lets the exception propagate and still writes the report', async () => {
+    const out = join(freshDir(), 'result');
+    const r = await underPython('raises.py', [out]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`ValueError: boom after ${40 * MiB} bytes`);
+    expect(r.stdout).not.toContain('not reached');
+    const rep = readReport(out);
+    expect(rep.trigger).toBe('api');
+    expectNear(bytesAtLine(rep, 'raises.py', lineOf(api('raises.py'), 'raises line')), 40 * MiB);
+  });
+
+  it('refuses a nested call clearly; calls in a row give separate reports with their own peaks', async () => {
+    const dir = freshDir();
+    const [first, second, nested] = ['first', 'second', 'nested'].map((n) => join(dir, n)) as [string, string, string];
+    const r = await underPython('nested.py', [first, second, nested]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/nested: highwater\.api\.profile\(\) is already running: nested or concurrent calls are not supported/);
+    expect(r.stdout).toContain('is RuntimeError True');
+    expect(existsSync(nested)).toBe(false);
+    const script = api('nested.py');
+    const a = readReport(first);
+    const b = readReport(second);
+    expectNear(bytesAtLine(a, 'nested.py', lineOf(script, 'first line')), 30 * MiB);
+    expectNear(bytesAtLine(b, 'nested.py', lineOf(script, 'second line')), 10 * MiB);
+    // The second call starts from a fresh peak: the first call's 30 MiB are not in it.
+    expect(bytesAtLine(b, 'nested.py', lineOf(script, 'first line'))).toBe(0);
+    expectNear(b.peakBytes, 10 * MiB, 0.05);
+  });
+
+  it('under plain python: import works, profile() raises RuntimeError saying to use `highwater python`', () => {
+    const out = join(freshDir(), 'result');
+    const r = spawnSync('python3', [api('plain.py'), out], {
+      env: { ...process.env, PYTHONPATH: pythonPackage, LD_PRELOAD: '', HIGHWATER_RUN_DIR: '' },
+      encoding: 'utf8',
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^RuntimeError: .*the highwater shim, which is not loaded.*`highwater python yourscript\.py`/m);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('raises RuntimeError in a forked child; the parent still profiles', async () => {
+    const dir = freshDir();
+    const r = await underPython('forked.py', [join(dir, 'child'), join(dir, 'parent')]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/child RuntimeError: highwater\.api\.profile\(\) cannot run in a forked child process/);
+    expect(existsSync(join(dir, 'child'))).toBe(false);
+    expectNear(bytesAtLine(readReport(join(dir, 'parent')), 'forked.py', lineOf(api('forked.py'), 'parent line')), 15 * MiB);
+  });
+
+  it('gives a thread started inside profile() its own stack, and restores the thread hook', async () => {
+    const out = join(freshDir(), 'result');
+    const r = await underPython('threads.py', [out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('hook restored True');
+    const rep = readReport(out);
+    const line = lineOf(api('threads.py'), 'thread line');
+    expectNear(bytesAtLine(rep, 'threads.py', line), 35 * MiB);
+    const stack = rep.stacks.find((s) => s.frames.at(-1)?.line === line && s.frames.at(-1)?.file.endsWith('threads.py'));
+    expect(stack?.frames.at(-1)?.function).toMatch(/in_thread$/);
+  });
+
+  it('limits thread pools to one thread inside and restores them after, also after an exception (FAKE numexpr and threadpoolctl)', async () => {
+    const out = join(freshDir(), 'result');
+    const r = await underPython('threadpools.py', [out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.split('\n')).toEqual([
+      'before numexpr=6 blas=8',
+      'inside numexpr=1 blas=1',
+      'after numexpr=6 blas=8',
+      "raised inside: numexpr=1 blas=1",
+      'after raise numexpr=6 blas=8',
+      '',
+    ]);
+    expect(readReport(out).trigger).toBe('api');
+  });
+});
+
+describe('python -m highwater', () => {
+  it('runs the CLI: `python -m highwater run script.py` profiles the script', () => {
+    const out = freshDir('hw-out-');
+    const script = api('cli_alias.py');
+    const r = spawnSync('python3', ['-m', 'highwater', 'run', '-o', out, '--no-browser', script, 'x', '--flag'], {
+      env: { ...process.env, PYTHONPATH: pythonPackage, HIGHWATER_CLI: cliPath, HIGHWATER_NODE: process.execPath, DISPLAY: '' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain("alias ran with ['x', '--flag']");
+    const dirs = reportDirs(out);
+    expect(dirs).toHaveLength(1);
+    const rep = readReport(dirs[0]!);
+    expect(rep.trigger).toBe('exit');
+    expectNear(bytesAtLine(rep, 'cli_alias.py', lineOf(script, 'alias line')), 22 * MiB);
+  });
+
+  it('says how to install the CLI when it cannot find one (exit 2)', () => {
+    // A copy of the package away from the repository, no HIGHWATER_CLI, no highwater on PATH.
+    const dir = freshDir();
+    spawnSync('cp', ['-r', join(pythonPackage, 'highwater'), dir]);
+    const r = spawnSync('python3', ['-m', 'highwater', 'run', 'x.py'], {
+      env: { PATH: '/usr/bin:/bin', PYTHONPATH: dir, HOME: dir },
+      encoding: 'utf8',
+    });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('highwater: the highwater CLI is not installed here');
+  });
+});

@@ -55,7 +55,8 @@ void hw__guard_check(size_t size) {
   if (!hw__floor_from_watcher) hw__floor = hw__config_floor(&r);
   if (hw__state.hdr) hw__state.hdr->floor_bytes = hw__floor;
   int reason = 0;
-  if (r.available < hw__floor + size) reason = 1;
+  if (!r.available_known) reason = 0; /* nothing to judge by: never guess an OOM */
+  else if (r.available < hw__floor + size) reason = 1;
   else if (r.swap > 0 && r.swap > r.available) reason = 2;
   if (reason && hw__guard_on) {
     pthread_mutex_unlock(&hw__guard_lock);
@@ -63,7 +64,8 @@ void hw__guard_check(size_t size) {
               (unsigned long long)r.available, (unsigned long long)hw__floor, size);
     hw__oom_exit(reason, size, hw__current_node(&hw__thread));
   }
-  uint64_t headroom = r.available > hw__floor + size ? r.available - hw__floor - size : 0;
+  uint64_t headroom = !r.available_known ? (64ull << 30)
+                     : r.available > hw__floor + size ? r.available - hw__floor - size : 0;
   uint64_t nb = headroom / 100;
   hw__budget = nb > HW_MIN_BUDGET ? nb : HW_MIN_BUDGET;
   pthread_mutex_unlock(&hw__guard_lock);

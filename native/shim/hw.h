@@ -192,6 +192,7 @@ typedef struct {
   int source; /* 0 none, 1 cgroup-v1, 2 cgroup-v2, 3 host */
   uint64_t limit, usage, inactive_file, working_set, host_available, host_total,
       available, swap;
+  int available_known; /* 0: neither a limit nor host MemAvailable could be read */
 } hw_readings_t;
 void hw__guard_init(void);
 int hw__read_memory(hw_readings_t *r);

@@ -8,17 +8,35 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "hw.h"
 
 static char hw__cg_dir[512]; /* the limiting cgroup directory, "" = host only */
+/* Test-only: HIGHWATER_TEST_ROOT prefixes every path read here, so the C
+ * readers run on the same fixture trees (cgroup v1 and v2) as the TypeScript
+ * ones. Read once; empty in production. */
+static char hw__root[256];
+static int hw__root_read;
+
+static const char *hw__path(const char *path, char *buf, size_t cap) {
+  if (!hw__root_read) {
+    const char *r = getenv("HIGHWATER_TEST_ROOT");
+    if (r && strlen(r) < sizeof hw__root) strcpy(hw__root, r);
+    hw__root_read = 1;
+  }
+  if (!hw__root[0]) return path;
+  snprintf(buf, cap, "%s%s", hw__root, path);
+  return buf;
+}
 static int hw__cg_version;   /* 1 or 2, 0 = none */
 static int hw__cg_found;
 
 static ssize_t hw__read_file(const char *path, char *buf, size_t cap) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  char rooted[700];
+  int fd = open(hw__path(path, rooted, sizeof rooted), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -1;
   size_t got = 0;
   while (got < cap - 1) {
@@ -190,6 +208,7 @@ int hw__read_memory(hw_readings_t *r) {
   if (hw__read_file("/proc/meminfo", buf, sizeof buf) > 0) {
     uint64_t kb;
     if (hw__stat_value(buf, "MemAvailable", &kb) == 0) r->host_available = kb * 1024;
+    else if (hw__stat_value(buf, "MemFree", &kb) == 0) r->host_available = kb * 1024; /* pre-3.14 kernels */
     if (hw__stat_value(buf, "MemTotal", &kb) == 0) r->host_total = kb * 1024;
   }
   r->source = 3;
@@ -231,6 +250,7 @@ int hw__read_memory(hw_readings_t *r) {
   }
   r->working_set = r->usage > r->inactive_file ? r->usage - r->inactive_file : 0;
   r->available = r->host_available;
+  r->available_known = r->host_available > 0 || r->limit > 0;
   if (r->limit) {
     uint64_t left = r->limit > r->working_set ? r->limit - r->working_set : 0;
     if (!r->host_available || left < r->available) r->available = left;

@@ -4,6 +4,7 @@
  */
 import type { ConfigFlags } from '../config/config.js';
 import { HighwaterError } from '../errors.js';
+import type { KernelLocation } from './kernel.js';
 
 export type Target =
   | { kind: 'script'; script: string; args: string[] }
@@ -11,10 +12,11 @@ export type Target =
   | { kind: 'command'; argv: string[] };
 
 export type Command =
-  | { cmd: 'help'; topic: 'main' | 'run' | 'python' | 'render' }
+  | { cmd: 'help'; topic: 'main' | 'run' | 'python' | 'render' | 'kernel' }
   | { cmd: 'version' }
   | { cmd: 'run'; mode: 'run' | 'python'; flags: ConfigFlags; target: Target }
-  | { cmd: 'render'; dump: string; flags: ConfigFlags };
+  | { cmd: 'render'; dump: string; flags: ConfigFlags }
+  | { cmd: 'kernel-install'; location: KernelLocation; python?: string };
 
 function usage(message: string): HighwaterError {
   return new HighwaterError('HW_ERR_USAGE', message);
@@ -101,6 +103,39 @@ function parseRender(argv: string[]): Command {
   return { cmd: 'render', dump, flags };
 }
 
+/** `highwater kernel install [--user|--prefix DIR] [--python EXE]` */
+function parseKernel(argv: string[]): Command {
+  const [action, ...rest] = argv;
+  if (action === '-h' || action === '--help' || action === undefined) return { cmd: 'help', topic: 'kernel' };
+  if (action !== 'install') throw usage(`unknown kernel action ${action} (highwater kernel install)`);
+  let location: KernelLocation | undefined;
+  let python: string | undefined;
+  let i = 0;
+  while (i < rest.length) {
+    const a = rest[i]!;
+    const name = flagName(a);
+    if (a === '-h' || a === '--help') return { cmd: 'help', topic: 'kernel' };
+    if (a === '--user' || name === '--prefix') {
+      if (location !== undefined) throw usage('highwater kernel install: give one of --user and --prefix DIR');
+      if (a === '--user') {
+        location = { kind: 'user' };
+        i++;
+      } else {
+        let dir: string;
+        [dir, i] = takeValue(rest, i, '--prefix');
+        location = { kind: 'prefix', dir };
+      }
+      continue;
+    }
+    if (name === '--python') {
+      [python, i] = takeValue(rest, i, '--python');
+      continue;
+    }
+    throw usage(`unknown option ${name} for highwater kernel install`);
+  }
+  return { cmd: 'kernel-install', location: location ?? { kind: 'user' }, ...(python === undefined ? {} : { python }) };
+}
+
 /** Parse `process.argv.slice(2)`. Raises `HW_ERR_USAGE`. */
 export function parseArgs(argv: string[]): Command {
   const [first, ...rest] = argv;
@@ -110,6 +145,7 @@ export function parseArgs(argv: string[]): Command {
   if (first === 'run') return parseRun(rest, 'run');
   if (first === 'python') return parseRun(rest, 'python');
   if (first === 'render') return parseRender(rest);
+  if (first === 'kernel') return parseKernel(rest);
   if (first.startsWith('-')) throw usage(`unknown option ${flagName(first)}`);
   throw usage(`unknown command ${first}`);
 }

@@ -10,6 +10,8 @@ Usage:
   highwater run [options] -- command [args...]    profile any command that runs Python
   highwater python [options] script.py [args...]  shim loaded, tracking off: use highwater.api.profile()
   highwater render DUMP -o DIR [--no-timestamp]   render a raw dump into a report directory
+  highwater kernel install [--user|--prefix DIR] [--python EXE]
+                                                  install the Jupyter kernel "Python 3 with highwater"
   highwater --help | --version
 
 Options of run and python (before the program; what follows belongs to it):
@@ -29,6 +31,12 @@ Options of run and python (before the program; what follows belongs to it):
 Options of render:
   -o, --output DIR           where to write the report (required)
   --no-timestamp             write into DIR itself, not into a timestamped sub-directory
+
+Options of kernel install (docs/jupyter.md):
+  --user                     into the user's Jupyter data dir (the default; JUPYTER_DATA_DIR,
+                             else $XDG_DATA_HOME/jupyter or ~/.local/share/jupyter)
+  --prefix DIR               into DIR/share/jupyter/kernels/highwater (put DIR/share/jupyter on JUPYTER_PATH)
+  --python EXE               the interpreter with ipykernel (default: HIGHWATER_PYTHON, else python3 on PATH)
 
 Environment: HIGHWATER_PYTHON (python executable, default python3), HIGHWATER_POLL_INTERVAL_MS
 (default 100), HIGHWATER_LOG_LEVEL (default warn), HIGHWATER_LOG_FORMAT (text|json),

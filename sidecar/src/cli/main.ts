@@ -11,6 +11,7 @@ import { parseArgs } from './args.js';
 import { MAIN_HELP, version } from './help.js';
 import { bundlePaths, findHome } from './paths.js';
 import { runProgram } from './run.js';
+import { installKernel, KERNEL_DISPLAY_NAME } from './kernel.js';
 import { join } from 'node:path';
 
 const PREFIX = 'highwater: ';
@@ -30,6 +31,19 @@ export async function main(argv: string[]): Promise<number> {
       const config = loadConfig(command.flags);
       const { dir } = await renderDumpFile(command.dump, config.outputDir, { timestampedSubdir: config.timestampedSubdir });
       say(`report written to ${join(dir, 'index.html')}`);
+      return 0;
+    }
+    case 'kernel-install': {
+      const config = loadConfig({});
+      const dir = installKernel({
+        location: command.location,
+        python: command.python ?? config.python,
+        paths: bundlePaths(home),
+        node: process.execPath,
+        env: process.env,
+        say,
+      });
+      say(`kernel "${KERNEL_DISPLAY_NAME}" installed in ${dir}`);
       return 0;
     }
     case 'run': {

@@ -65,8 +65,8 @@ def _cell_file(shell, line, cell):
         atexit.register(shutil.rmtree, _cells_dir, True)
     count = getattr(shell, "execution_count", 0)
     path = os.path.join(_cells_dir, "In%d.py" % count)
-    n = 1
-    while os.path.exists(path):
+    n = 0
+    while os.path.exists(path):  # the same execution count twice (%%highwater run twice by code)
         n += 1
         path = os.path.join(_cells_dir, "In%d-%d.py" % (count, n))
     with open(path, "w") as f:
@@ -92,8 +92,8 @@ def _compile_cell(shell, cell, path):
 def _report_dir(root):
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H-%M-%S-%f")[:-3] + "Z"
     path = os.path.join(root, stamp)
-    n = 1
-    while os.path.exists(path):
+    n = 0
+    while os.path.exists(path):  # the CLI's rule: <stamp>, <stamp>-1, ...
         n += 1
         path = os.path.join(root, "%s-%d" % (stamp, n))
     return path

@@ -47,6 +47,7 @@ const CELLS = [
   '%%highwater\nx = bytearray(50 * 1024 * 1024)\ny = 6\ny * 7',
   'print(len(x))\nimport numpy as np',
   '%%highwater\nsmall = bytearray(1024)\nz = np.ones((1024, 1024, 4))\ndel x',
+  "%%highwater\nboom = bytearray(10 * 1024 * 1024)\nraise ValueError('cell boom')",
 ];
 
 let skipReason: string | undefined;
@@ -57,7 +58,7 @@ beforeAll(() => {
 }, 300_000);
 
 describe('Jupyter kernel "Python 3 with highwater"', () => {
-  it('profiles %%highwater cells at their own lines, shows the IFrame, keeps variables, runs twice', async (ctx) => {
+  it('profiles %%highwater cells at their own lines, shows the IFrame, keeps variables, runs again, reports a failing cell', async (ctx) => {
     if (skipReason) ctx.skip();
     const prefix = freshDir('hw-kernel-');
     const inst = await runCli(['kernel', 'install', '--prefix', prefix, '--python', PY]);
@@ -76,21 +77,21 @@ describe('Jupyter kernel "Python 3 with highwater"', () => {
     const r = spawnSync(
       PY,
       ['-m', 'nbconvert', '--to', 'notebook', '--execute', '--ExecutePreprocessor.kernel_name=highwater',
-        '--ExecutePreprocessor.timeout=120', '--output', 'out.ipynb', 'in.ipynb'],
+        '--ExecutePreprocessor.timeout=120', '--allow-errors', '--output', 'out.ipynb', 'in.ipynb'],
       { cwd: dir, env: { ...process.env, JUPYTER_PATH: join(prefix, 'share', 'jupyter'), DISPLAY: '' }, encoding: 'utf8', timeout: 180_000 },
     );
     expect(r.status, r.stderr).toBe(0);
 
-    interface Output { output_type: string; text?: string | string[]; data?: Record<string, string | string[]> }
+    interface Output { output_type: string; text?: string | string[]; data?: Record<string, string | string[]>; ename?: string; evalue?: string }
     const nb = JSON.parse(readFileSync(join(dir, 'out.ipynb'), 'utf8')) as { cells: { outputs: Output[] }[] };
     const text = (v: string | string[] | undefined) => (Array.isArray(v) ? v.join('') : (v ?? ''));
     const html = (i: number) => nb.cells[i]!.outputs.map((o) => text(o.data?.['text/html'])).join('');
     const stdout = (i: number) => nb.cells[i]!.outputs.filter((o) => o.output_type === 'stream').map((o) => text(o.text)).join('');
 
     const reports = reportDirs(join(dir, 'highwater-result'));
-    expect(reports).toHaveLength(2);
+    expect(reports).toHaveLength(3);
     // The IFrame of each profiled cell points at its own report.
-    for (const [cell, report] of [[1, reports[0]!], [3, reports[1]!]] as const) {
+    for (const [cell, report] of [[1, reports[0]!], [3, reports[1]!], [4, reports[2]!]] as const) {
       const m = /<iframe[^>]*src="([^"]+)"/.exec(html(cell));
       expect(m, html(cell)).not.toBeNull();
       expect(join(dir, m![1]!)).toBe(join(report, 'index.html'));
@@ -108,6 +109,10 @@ describe('Jupyter kernel "Python 3 with highwater"', () => {
     // x was allocated before this cell's profile started: not in its peak.
     expect(bytesAtCellLine(second, 'x = bytearray(50 * 1024 * 1024)', 2)).toBe(0);
     expect(second.peakBytes).toBeLessThan(40 * MiB);
+    // A failing cell: the error as usual, and the report of what happened.
+    const err = nb.cells[4]!.outputs.find((o) => o.output_type === 'error');
+    expect([err?.ename, err?.evalue]).toEqual(['ValueError', 'cell boom']);
+    expectNear(bytesAtCellLine(readReport(reports[2]!), 'boom = bytearray(10 * 1024 * 1024)', 2), 10 * MiB);
   });
 
   it('writes kernel.json running ipykernel under `highwater python` with absolute paths', async () => {

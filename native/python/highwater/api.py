@@ -87,6 +87,7 @@ def profile(code_to_profile, output_dir):
     SVGs, folded stacks) is written into output_dir itself; an exception of
     code_to_profile propagates after the report is written.
     """
+    __tracebackhide__ = True  # IPython: keep this frame out of tracebacks
     lib = _check_usable()
     if not _lock.acquire(blocking=False):
         raise HighwaterUsageError(

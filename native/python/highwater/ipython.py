@@ -48,6 +48,7 @@ def load_ipython_extension(ipython):
         @cell_magic
         def highwater(self, line, cell):
             """Profile the peak memory of this cell: %%highwater [OUTPUT_DIR]"""
+            __tracebackhide__ = True  # IPython leaves our frames out of the cell's traceback
             return run_cell(self.shell, line, cell)
 
     ipython.register_magics(HighwaterMagics)
@@ -100,6 +101,7 @@ def _report_dir(root):
 
 
 def run_cell(shell, line, cell):
+    __tracebackhide__ = True
     from IPython.display import IFrame, display
 
     from highwater.api import profile
@@ -111,6 +113,7 @@ def run_cell(shell, line, cell):
     ns = shell.user_ns
 
     def run():
+        __tracebackhide__ = True
         exec(body, ns)
         return eval(expr, ns) if expr is not None else None
 

@@ -1,3 +1,7 @@
 export * from './control.js';
+export * from './identity.js';
+export * from './render-queue.js';
 export * from './rundir.js';
+export * from './rundir-watcher.js';
+export * from './state-header.js';
 export * from './watch.js';

@@ -1,0 +1,125 @@
+/**
+ * The status part of a state file's 4096-byte header (docs/protocol.md
+ * "State file"): what a watcher in another container reads instead of the
+ * process's cgroup. Parsing (pure) is apart from reading.
+ */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import type { Readings, ReadingsSource } from '../memory/read.js';
+import { STATE_HEADER_SIZE, STATE_MAGIC } from '../report/state.js';
+
+const SOURCES: ReadonlyArray<ReadingsSource | 'none'> = ['none', 'cgroup-v1', 'cgroup-v2', 'host'];
+const OOM_REASONS = [null, 'low-available', 'swap', 'failed-allocation'] as const;
+
+export interface StateHeader {
+  pid: number;
+  currentBytes: number;
+  peakBytes: number;
+  /** Wall clock ms of the shim's last status update (every 250 ms while it runs). */
+  updatedMs: number;
+  tracking: boolean;
+  floorBytes: number;
+  readingsSource: ReadingsSource | 'none';
+  limitBytes: number;
+  usageBytes: number;
+  inactiveFileBytes: number;
+  workingSetBytes: number;
+  hostAvailableBytes: number;
+  availableBytes: number;
+  swapBytes: number;
+  oomReason: (typeof OOM_REASONS)[number];
+  /** 0 while running; 0x100 + code when the shim itself ended the process. */
+  exitStatus: number;
+  python: string;
+  /** /proc/self/cmdline of the process, NUL-separated fields (possibly cut short at 1024 bytes). */
+  argv: string[];
+  cwd: string;
+}
+
+function cstr(buf: Buffer, off: number, len: number): string {
+  const f = buf.subarray(off, off + len);
+  const nul = f.indexOf(0);
+  return f.subarray(0, nul < 0 ? f.length : nul).toString('utf8');
+}
+
+/** Splits a raw cmdline area (NUL-separated, NUL-padded). */
+export function splitCmdline(raw: Buffer): string[] {
+  const parts = raw.toString('utf8').split('\0');
+  while (parts.length > 0 && parts[parts.length - 1] === '') parts.pop();
+  return parts;
+}
+
+/** Parses the header; undefined when it is not (yet) a version-1 state file. */
+export function parseStateHeader(buf: Buffer): StateHeader | undefined {
+  if (buf.length < STATE_HEADER_SIZE) return undefined;
+  if (buf.toString('latin1', 0, 8) !== STATE_MAGIC || buf.readUInt32LE(8) !== 1) return undefined;
+  const u = (off: number): number => Number(buf.readBigUInt64LE(off));
+  const r = (k: number): number => u(152 + k * 8);
+  return {
+    pid: u(16),
+    currentBytes: u(40),
+    peakBytes: u(48),
+    updatedMs: u(128),
+    tracking: u(136) === 1,
+    floorBytes: u(144),
+    limitBytes: r(0),
+    usageBytes: r(1),
+    inactiveFileBytes: r(2),
+    workingSetBytes: r(3),
+    hostAvailableBytes: r(4),
+    availableBytes: r(5),
+    swapBytes: r(6),
+    readingsSource: SOURCES[u(208)] ?? 'none',
+    oomReason: OOM_REASONS[u(216)] ?? null,
+    exitStatus: u(224),
+    python: cstr(buf, 256, 32),
+    argv: splitCmdline(buf.subarray(288, 288 + 1024)),
+    cwd: cstr(buf, 1312, 1024),
+  };
+}
+
+export interface StateFileHeader {
+  header: StateHeader;
+  /** Identity of the file: a new process reusing the pid makes a new file. */
+  ino: number;
+}
+
+/** Reads only the header. undefined when the file is gone, short or not a state file. */
+export function readStateHeader(path: string): StateFileHeader | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    const buf = Buffer.alloc(STATE_HEADER_SIZE);
+    const n = readSync(fd, buf, 0, STATE_HEADER_SIZE, 0);
+    const header = parseStateHeader(buf.subarray(0, n));
+    return header ? { header, ino: fstatSync(fd).ino } : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Readings as the shim published them, for the heuristics. undefined when
+ * the shim had none (`readingsSource` none). The shim does not publish host
+ * MemTotal, so a percentage floor without a cgroup limit falls back to the
+ * absolute floor.
+ */
+export function readingsFromHeader(h: StateHeader): Readings | undefined {
+  if (h.readingsSource === 'none') return undefined;
+  return {
+    source: h.readingsSource,
+    limitBytes: h.limitBytes,
+    usageBytes: h.usageBytes,
+    inactiveFileBytes: h.inactiveFileBytes,
+    workingSetBytes: h.workingSetBytes,
+    hostAvailableBytes: h.hostAvailableBytes,
+    hostTotalBytes: 0,
+    availableBytes: h.availableBytes,
+    swapBytes: h.swapBytes,
+  };
+}

@@ -12,11 +12,20 @@ export type Target =
   | { kind: 'command'; argv: string[] };
 
 export type Command =
-  | { cmd: 'help'; topic: 'main' | 'run' | 'python' | 'render' | 'kernel' }
+  | { cmd: 'help'; topic: 'main' | 'run' | 'python' | 'render' | 'watch' | 'collect' | 'kernel' }
   | { cmd: 'version' }
   | { cmd: 'run'; mode: 'run' | 'python'; flags: ConfigFlags; target: Target }
   | { cmd: 'render'; dump: string; flags: ConfigFlags }
+  | { cmd: 'watch'; flags: ConfigFlags; watch: WatchFlags }
+  | { cmd: 'collect'; source: 'docker'; follow: boolean; output: string | undefined }
   | { cmd: 'kernel-install'; location: KernelLocation; python?: string };
+
+/** Flags of `highwater watch` beyond the shared ConfigFlags (see cli/watch.ts). */
+export interface WatchFlags {
+  metricsPort?: string;
+  warnAfter?: string;
+  once?: boolean;
+}
 
 function usage(message: string): HighwaterError {
   return new HighwaterError('HW_ERR_USAGE', message);
@@ -136,6 +145,48 @@ function parseKernel(argv: string[]): Command {
   return { cmd: 'kernel-install', location: location ?? { kind: 'user' }, ...(python === undefined ? {} : { python }) };
 }
 
+/** `highwater watch --run-dir DIR --output DIR [--metrics-port N] [--disable-oom-detection] [--min-available SIZE] [--warn-after S] [--once]` */
+function parseWatch(argv: string[]): Command {
+  const flags: ConfigFlags = {};
+  const watch: WatchFlags = {};
+  let i = 0;
+  while (i < argv.length) {
+    const a = argv[i]!;
+    const name = flagName(a);
+    if (a === '-h' || a === '--help') return { cmd: 'help', topic: 'watch' };
+    if (name === '-o' || name === '--output' || (a.startsWith('-o') && !a.startsWith('--'))) [flags.outputDir, i] = takeValue(argv, i, '-o');
+    else if (name === '--run-dir') [flags.runDir, i] = takeValue(argv, i, '--run-dir');
+    else if (name === '--min-available') [flags.minAvailable, i] = takeValue(argv, i, '--min-available');
+    else if (name === '--metrics-port') [watch.metricsPort, i] = takeValue(argv, i, '--metrics-port');
+    else if (name === '--warn-after') [watch.warnAfter, i] = takeValue(argv, i, '--warn-after');
+    else if (a === '--disable-oom-detection') (flags.oomDetection = false), i++;
+    else if (a === '--once') (watch.once = true), i++;
+    else if (a.startsWith('-')) throw usage(`unknown option ${name} for highwater watch`);
+    else throw usage(`highwater watch takes no arguments (got ${a})`);
+  }
+  return { cmd: 'watch', flags, watch };
+}
+
+/** `highwater collect docker [--follow] [--output DIR]` */
+function parseCollect(argv: string[]): Command {
+  const [source, ...rest] = argv;
+  if (source === undefined || source === '-h' || source === '--help') return { cmd: 'help', topic: 'collect' };
+  if (source !== 'docker') throw usage(`unknown collect source ${source} (highwater collect docker)`);
+  let follow = false;
+  let output: string | undefined;
+  let i = 0;
+  while (i < rest.length) {
+    const a = rest[i]!;
+    const name = flagName(a);
+    if (a === '-h' || a === '--help') return { cmd: 'help', topic: 'collect' };
+    if (name === '-o' || name === '--output' || (a.startsWith('-o') && !a.startsWith('--'))) [output, i] = takeValue(rest, i, '-o');
+    else if (a === '--follow' || a === '-f') (follow = true), i++;
+    else throw usage(`unknown option ${name} for highwater collect docker`);
+  }
+  if (output === '') throw usage('highwater collect docker: --output needs a non-empty value');
+  return { cmd: 'collect', source: 'docker', follow, output };
+}
+
 /** Parse `process.argv.slice(2)`. Raises `HW_ERR_USAGE`. */
 export function parseArgs(argv: string[]): Command {
   const [first, ...rest] = argv;
@@ -145,6 +196,8 @@ export function parseArgs(argv: string[]): Command {
   if (first === 'run') return parseRun(rest, 'run');
   if (first === 'python') return parseRun(rest, 'python');
   if (first === 'render') return parseRender(rest);
+  if (first === 'watch') return parseWatch(rest);
+  if (first === 'collect') return parseCollect(rest);
   if (first === 'kernel') return parseKernel(rest);
   if (first.startsWith('-')) throw usage(`unknown option ${flagName(first)}`);
   throw usage(`unknown command ${first}`);

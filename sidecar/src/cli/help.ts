@@ -12,6 +12,12 @@ Usage:
   highwater render DUMP -o DIR [--no-timestamp]   render a raw dump into a report directory
   highwater kernel install [--user|--prefix DIR] [--python EXE]
                                                   install the Jupyter kernel "Python 3 with highwater"
+  highwater watch --run-dir DIR --output DIR [options]
+                                                  watch every tracked process in a shared run dir
+                                                  (Docker single-container and sidecar modes)
+  highwater collect docker [--follow] [--output DIR]
+                                                  copy reports out of containers labelled
+                                                  io.highwater.enabled=true and print a table
   highwater --help | --version
 
 Options of run and python (before the program; what follows belongs to it):
@@ -37,6 +43,20 @@ Options of kernel install (docs/jupyter.md):
                              else $XDG_DATA_HOME/jupyter or ~/.local/share/jupyter)
   --prefix DIR               into DIR/share/jupyter/kernels/highwater (put DIR/share/jupyter on JUPYTER_PATH)
   --python EXE               the interpreter with ipykernel (default: HIGHWATER_PYTHON, else python3 on PATH)
+
+Options of watch (docs/docker.md):
+  --run-dir DIR              the run dir shared with the application (env HIGHWATER_RUN_DIR)
+  -o, --output DIR           report directory (env HIGHWATER_OUTPUT_DIR)
+  --metrics-port N           serve /metrics and /healthz on port N (0 = any free port;
+                             env HIGHWATER_METRICS_PORT; default: no server)
+  --disable-oom-detection, --min-available SIZE   as for run
+  --warn-after SECONDS       say so when no tracked process appeared by then (default 5; 0 = never;
+                             env HIGHWATER_WARN_AFTER)
+  --once                     render what is there (dumps, post-mortems of ended processes) and exit
+
+Options of collect docker:
+  -o, --output DIR           where copied reports go (default highwater-reports)
+  -f, --follow               keep following the engine's events (die, oom) until interrupted
 
 Environment: HIGHWATER_PYTHON (python executable, default python3), HIGHWATER_POLL_INTERVAL_MS
 (default 100), HIGHWATER_LOG_LEVEL (default warn), HIGHWATER_LOG_FORMAT (text|json),

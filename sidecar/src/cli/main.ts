@@ -11,6 +11,8 @@ import { parseArgs } from './args.js';
 import { MAIN_HELP, version } from './help.js';
 import { bundlePaths, findHome } from './paths.js';
 import { runProgram } from './run.js';
+import { loadWatchConfig, watchCommand } from './watch.js';
+import { collectCommand } from './collect.js';
 import { installKernel, KERNEL_DISPLAY_NAME } from './kernel.js';
 import { join } from 'node:path';
 
@@ -45,6 +47,17 @@ export async function main(argv: string[]): Promise<number> {
       });
       say(`kernel "${KERNEL_DISPLAY_NAME}" installed in ${dir}`);
       return 0;
+    }
+    case 'watch': {
+      const config = loadConfig(command.flags);
+      const watch = loadWatchConfig(command.flags.runDir, command.watch);
+      const logger = createRootLogger({ level: config.logLevel, format: config.logFormat });
+      return watchCommand({ config, watch, logger, say });
+    }
+    case 'collect': {
+      const config = loadConfig({});
+      const logger = createRootLogger({ level: config.logLevel, format: config.logFormat });
+      return collectCommand({ follow: command.follow, output: command.output, logger });
     }
     case 'run': {
       const config = loadConfig(command.flags);

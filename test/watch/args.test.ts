@@ -1,0 +1,51 @@
+// Parsing of `highwater watch` and `highwater collect docker`, and the watch settings.
+import { describe, expect, it } from 'vitest';
+import { parseArgs } from '../../sidecar/src/cli/args.js';
+import { loadWatchConfig, terminationSummary } from '../../sidecar/src/cli/watch.js';
+import type { ReportJson } from '../../sidecar/src/report/model.js';
+
+describe('watch and collect arguments', () => {
+  it('parses every watch flag', () => {
+    expect(
+      parseArgs(['watch', '--run-dir', '/r', '--output=/o', '--metrics-port', '9090', '--disable-oom-detection', '--min-available', '5%', '--warn-after', '2.5', '--once']),
+    ).toEqual({
+      cmd: 'watch',
+      flags: { runDir: '/r', outputDir: '/o', oomDetection: false, minAvailable: '5%' },
+      watch: { metricsPort: '9090', warnAfter: '2.5', once: true },
+    });
+  });
+
+  it('refuses unknown options and arguments naming them', () => {
+    expect(() => parseArgs(['watch', '--bogus'])).toThrow(/unknown option --bogus for highwater watch/);
+    expect(() => parseArgs(['watch', 'extra'])).toThrow(/takes no arguments \(got extra\)/);
+    expect(() => parseArgs(['collect', 'k8s'])).toThrow(/unknown collect source k8s/);
+    expect(() => parseArgs(['collect', 'docker', '--nope'])).toThrow(/unknown option --nope/);
+  });
+
+  it('parses collect docker', () => {
+    expect(parseArgs(['collect', 'docker', '--follow', '-o', 'out'])).toEqual({ cmd: 'collect', source: 'docker', follow: true, output: 'out' });
+    expect(parseArgs(['collect', 'docker'])).toEqual({ cmd: 'collect', source: 'docker', follow: false, output: undefined });
+  });
+
+  it('watch settings: flag, then HIGHWATER_* variable, then default; invalid values name the flag', () => {
+    expect(loadWatchConfig('/r', {}, {})).toEqual({ runDir: '/r', metricsPort: undefined, warnAfterMs: 5000, once: false, terminationLog: '/dev/termination-log' });
+    const env = { HIGHWATER_RUN_DIR: '/env-run', HIGHWATER_METRICS_PORT: '0', HIGHWATER_WARN_AFTER: '0', HIGHWATER_TERMINATION_LOG: '/t' };
+    expect(loadWatchConfig(undefined, {}, env)).toMatchObject({ runDir: '/env-run', metricsPort: 0, warnAfterMs: 0, terminationLog: '/t' });
+    expect(loadWatchConfig('/r', { metricsPort: '8080', warnAfter: '1.5' }, env)).toMatchObject({ runDir: '/r', metricsPort: 8080, warnAfterMs: 1500 });
+    expect(() => loadWatchConfig(undefined, {}, {})).toThrow(/--run-dir DIR is required/);
+    expect(() => loadWatchConfig('/r', { metricsPort: '70000' }, {})).toThrow(/invalid value for --metrics-port: "70000"/);
+    expect(() => loadWatchConfig('/r', {}, { HIGHWATER_WARN_AFTER: 'soon' })).toThrow(/invalid value for HIGHWATER_WARN_AFTER/);
+  });
+
+  it('the termination-log summary gives trigger, peak, top line and the report', () => {
+    const report = {
+      trigger: 'oom',
+      oomReason: 'low-available',
+      peakBytes: 350 * 1024 * 1024,
+      stacks: [{ bytes: 1, frames: [{ file: '/app/job.py', line: 31, function: 'load_batch', code: 'return np.ones(n)' }] }],
+    } as unknown as ReportJson;
+    expect(terminationSummary(report, '/reports/x')).toBe(
+      'highwater: oom (low-available): peak 350.0 MiB at job.py:31 return np.ones(n)\nreport: /reports/x/index.html\n',
+    );
+  });
+});

@@ -149,10 +149,16 @@ typedef struct {
   uint32_t last_node;    /* last node computed with the GIL held */
   int depth, capacity;
   hw_sframe *frames;
+  void *walk;            /* framewalk.c's per-thread cache (3.11+) */
 } hw_thread_t;
 extern HW_TLS hw_thread_t hw__thread;
 uint32_t hw__current_node(hw_thread_t *t);
 int hw__py_register_thread(int seed, int skip);
+/* framewalk.c: 3.11+ stacks read from the interpreter's frames (no profile
+ * callback). hw__walk_init verifies the layout; GIL held. */
+extern volatile int hw__walk_on;
+int hw__walk_init(void);
+uint32_t hw__walk_node(hw_thread_t *t);
 void hw__py_unregister_thread(void);
 
 /* ---- compat.c: the CPython C-API, resolved at run time ---- */
@@ -186,6 +192,11 @@ void *hw__frame_back(void *frame); /* new reference or NULL */
 void *hw__frame_code_borrowed(void *frame); /* no call, no refcount; NULL if unknown */
 int hw__py_check_offsets(void);
 int hw__is_code(void *obj);
+/* names.c: pure reads of a code object's file and function names. */
+int hw__names_verify(void);
+uint64_t hw__code_sig(void *code);
+int hw__code_names(void *code, char *file, size_t fcap, size_t *flen, char *name, size_t ncap,
+                   size_t *nlen);
 
 /* ---- guard.c: memory readings and the synchronous floor ---- */
 typedef struct {

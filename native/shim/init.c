@@ -96,6 +96,9 @@ HW_EXPORT int hw_python_start(void) {
   }
   memcpy(hw__state.hdr->python, hw__py.version, sizeof hw__state.hdr->python - 1);
   hw__py_check_offsets();
+  hw__names_verify();
+  if (hw__walk_init() != 0 && hw__py.minor >= 11)
+    hw__debug("frame layout not verified for Python %s: using the profile callback", hw__py.version);
   hw__py_alive = 1;
   hw__guard_init();
   hw__control_start();
@@ -173,5 +176,6 @@ HW_EXPORT long long hw_stat(const char *name) {
   if (strcmp(name, "funcs") == 0) return (long long)hw__state.hdr->func_count;
   if (strcmp(name, "live_allocations") == 0) return (long long)hw__tracker_live_allocations();
   if (strcmp(name, "overhead_bytes") == 0) return (long long)hw__tracker_overhead_bytes();
+  if (strcmp(name, "stack_mode") == 0) return hw__walk_on ? 1 : 0; /* 1: frame walk, 0: profile callback */
   return -1;
 }

@@ -16,6 +16,7 @@ pthread_mutex_t hw__intern_lock = PTHREAD_MUTEX_INITIALIZER;
 typedef struct {
   uintptr_t *keys; /* code object pointers, 0 = empty */
   uint32_t *vals;
+  uint64_t *sigs;  /* who the code object was (names, first line): an address reused by another code object does not match */
   size_t cap, used;
 } hw_code_map;
 
@@ -124,9 +125,11 @@ static int hw__code_map_grow(void) {
   size_t ncap = hw__codes.cap ? hw__codes.cap * 2 : 1024;
   uintptr_t *keys = hw__pages_alloc(ncap * sizeof *keys);
   uint32_t *vals = hw__pages_alloc(ncap * sizeof *vals);
-  if (!keys || !vals) {
+  uint64_t *sigs = hw__pages_alloc(ncap * sizeof *sigs);
+  if (!keys || !vals || !sigs) {
     hw__pages_free(keys, ncap * sizeof *keys);
     hw__pages_free(vals, ncap * sizeof *vals);
+    hw__pages_free(sigs, ncap * sizeof *sigs);
     return -1;
   }
   for (size_t i = 0; i < hw__codes.cap; i++) {
@@ -136,11 +139,14 @@ static int hw__code_map_grow(void) {
     while (keys[j]) j = (j + 1) & (ncap - 1);
     keys[j] = k;
     vals[j] = hw__codes.vals[i];
+    sigs[j] = hw__codes.sigs[i];
   }
   hw__pages_free(hw__codes.keys, hw__codes.cap * sizeof *keys);
   hw__pages_free(hw__codes.vals, hw__codes.cap * sizeof *vals);
+  hw__pages_free(hw__codes.sigs, hw__codes.cap * sizeof *sigs);
   hw__codes.keys = keys;
   hw__codes.vals = vals;
+  hw__codes.sigs = sigs;
   hw__codes.cap = ncap;
   return 0;
 }
@@ -168,7 +174,9 @@ static void hw__drop_error(void) {
 
 /* Copies the names of a code object into func record `id` (GIL held, intern
  * lock held). A pending exception survives untouched. */
-static int hw__name_func(void *code, uint32_t id) {
+/* The fallback when the code object layout could not be verified: names
+ * through the C-API, only at safe points (GIL held, no allocator running). */
+static int hw__name_func_api(void *code, uint32_t id) {
   PyObject *et, *ev, *tb;
   hw__py.PyErr_Fetch(&et, &ev, &tb);
   PyObject *fh = NULL, *nh = NULL;
@@ -197,21 +205,19 @@ static int hw__name_func(void *code, uint32_t id) {
   if (nh) hw__py.Py_DecRef(nh);
   hw__drop_error();
   hw__py.PyErr_Restore(et, ev, tb);
-  /* Keep the code object alive: its address must never be reused by another
-   * code object while our map points at this id. */
-  hw__py.Py_IncRef((PyObject *)code);
   return ok;
 }
 
-/* Code objects first met without the GIL: named at the next chance with it.
- * Their frames are suspended on some thread's stack, which keeps them alive
- * until that frame's return event — where we resolve first. */
+/* Code objects whose names could not be read directly (layout not verified):
+ * named at the next safe point (the profile callback, a dump from Python). */
 #define HW_PENDING_MAX 4096
 static struct { void *code; uint32_t id; } hw__pending[HW_PENDING_MAX];
 volatile int hw__pending_count;
 
 uint32_t hw__intern_code(void *code, int have_gil) {
+  (void)have_gil;
   if (!hw__state.hdr || !code) return HW_NODE_NONE;
+  uint64_t sig = hw__code_sig(code);
   pthread_mutex_lock(&hw__intern_lock);
   if ((hw__codes.used + 1) * 2 > hw__codes.cap && hw__code_map_grow() != 0) {
     pthread_mutex_unlock(&hw__intern_lock);
@@ -219,30 +225,37 @@ uint32_t hw__intern_code(void *code, int have_gil) {
   }
   size_t mask = hw__codes.cap - 1;
   size_t j = hw__mix((uintptr_t)code) & mask;
+  int reused = 0;
   while (hw__codes.keys[j]) {
     if (hw__codes.keys[j] == (uintptr_t)code) {
-      uint32_t v = hw__codes.vals[j];
-      pthread_mutex_unlock(&hw__intern_lock);
-      return v;
+      if (hw__codes.sigs[j] == sig) {
+        uint32_t v = hw__codes.vals[j];
+        pthread_mutex_unlock(&hw__intern_lock);
+        return v;
+      }
+      reused = 1; /* a new code object at an old address: a new function */
+      break;
     }
     j = (j + 1) & mask;
   }
-  if (!have_gil && hw__pending_count >= HW_PENDING_MAX) {
+  char file[1024], name[512];
+  size_t flen = 0, nlen = 0;
+  int direct = hw__code_names(code, file, sizeof file, &flen, name, sizeof name, &nlen) == 0;
+  if (!direct && hw__pending_count >= HW_PENDING_MAX) {
     pthread_mutex_unlock(&hw__intern_lock);
     return HW_NODE_NONE;
   }
-  uint32_t id = hw__add_func("?", 1, "?", 1);
+  uint32_t id = direct ? hw__add_func(file, flen, name, nlen) : hw__add_func("?", 1, "?", 1);
   if (id != HW_NODE_NONE) {
-    if (have_gil) {
-      hw__name_func(code, id);
-    } else {
+    if (!direct) {
       hw__pending[hw__pending_count].code = code;
       hw__pending[hw__pending_count].id = id;
       __atomic_store_n(&hw__pending_count, hw__pending_count + 1, __ATOMIC_RELEASE);
     }
     hw__codes.keys[j] = (uintptr_t)code;
     hw__codes.vals[j] = id;
-    hw__codes.used++;
+    hw__codes.sigs[j] = sig;
+    if (!reused) hw__codes.used++;
   }
   pthread_mutex_unlock(&hw__intern_lock);
   return id;
@@ -253,7 +266,7 @@ void hw__resolve_pending(void) {
   pthread_mutex_lock(&hw__intern_lock);
   int n = hw__pending_count;
   for (int i = 0; i < n; i++)
-    if (hw__is_code(hw__pending[i].code)) hw__name_func(hw__pending[i].code, hw__pending[i].id);
+    if (hw__is_code(hw__pending[i].code)) hw__name_func_api(hw__pending[i].code, hw__pending[i].id);
   __atomic_store_n(&hw__pending_count, 0, __ATOMIC_RELEASE);
   pthread_mutex_unlock(&hw__intern_lock);
 }

@@ -96,6 +96,7 @@ static uint32_t hw__frame_node(uint32_t parent, void *frame, int have_gil) {
  * other thread writes. Naming a new code object needs the GIL and is
  * deferred when we lack it. */
 uint32_t hw__current_node(hw_thread_t *t) {
+  if (hw__walk_on) return hw__py_alive ? hw__walk_node(t) : t->inherited;
   int d = t->depth;
   if (d == 0 || !t->registered) return t->inherited;
   if (!hw__py_alive) return t->last_node != HW_NODE_NONE ? t->last_node : t->inherited;
@@ -119,6 +120,7 @@ uint32_t hw__current_node(hw_thread_t *t) {
 int hw__py_register_thread(int seed, int skip) {
   hw_thread_t *t = &hw__thread;
   if (!hw__py.ready) return -1;
+  if (hw__walk_on) return 0; /* the interpreter's own frames are read instead */
   pthread_once(&hw__key_once, hw__make_key);
   pthread_setspecific(hw__thread_key, t);
   t->depth = 0;
@@ -156,7 +158,7 @@ int hw__py_register_thread(int seed, int skip) {
 
 void hw__py_unregister_thread(void) {
   hw_thread_t *t = &hw__thread;
-  if (!hw__py.ready) return;
+  if (!hw__py.ready || hw__walk_on) return;
   hw__py.PyEval_SetProfile(NULL, NULL);
   t->registered = 0;
   t->depth = 0;

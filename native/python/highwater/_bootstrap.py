@@ -34,7 +34,9 @@ def start():
     rc = lib.hw_python_start()
     if rc != 0:
         return
-    if os.environ.get("HIGHWATER_MODE", "run") == "run":
+    # With the profile-callback stacks (Python < 3.11), each new thread needs
+    # the callback; from 3.11 the shim reads the interpreter's frames itself.
+    if os.environ.get("HIGHWATER_MODE", "run") == "run" and _shim.stat("stack_mode") == 0:
         threading.setprofile(_thread_hook)
     # Registered first, so it runs last: after the program's own atexit work.
     atexit.register(_at_exit)

@@ -53,8 +53,9 @@ function track(child: ChildProcess): Proc {
 }
 
 /** `highwater watch --run-dir R --output O ...args`. */
-export function startWatch(runDir: string, outDir: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Proc {
-  const child = spawn(process.execPath, [cliPath, 'watch', '--run-dir', runDir, '--output', outDir, ...args], {
+export function startWatch(runDir: string, outDir: string, args: string[] = [], env: NodeJS.ProcessEnv = {}, prefix: string[] = []): Proc {
+  const argv = [...prefix, process.execPath, cliPath, 'watch', '--run-dir', runDir, '--output', outDir, ...args];
+  const child = spawn(argv[0]!, argv.slice(1), {
     cwd: repoRoot,
     env: { ...process.env, HIGHWATER_LOG_LEVEL: 'info', HIGHWATER_TERMINATION_LOG: '/nonexistent/termination-log', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -106,6 +106,36 @@ describe('highwater watch', () => {
     expect(after).not.toContain(`pid="${pid}"`);
   });
 
+  it('from another PID namespace (sidecar mode) it uses the state file status and still notices kill -9', async (ctx) => {
+    try {
+      execFileSync('unshare', ['--pid', '--fork', '--mount-proc', 'true'], { stdio: 'ignore' });
+    } catch {
+      ctx.skip('unshare --pid needs root');
+    }
+    const runDir = freshDir('hw-run-');
+    const out = freshDir('hw-out-');
+    const w = watch(runDir, out, ['--warn-after', '0'], { HIGHWATER_LOG_LEVEL: 'debug' }, ['unshare', '--pid', '--fork', '--mount-proc', '--kill-child']);
+    await w.waitFor('watching');
+    const py = python(runDir, { STEPS: '3', STEP_MIB: '4', HOLD_SECONDS: '60' });
+    await py.waitFor('ready');
+    const pid = py.child.pid!;
+    await w.waitFor(new RegExp(`tracking process ${pid} .*readings=state file`));
+    await w.waitFor(`floor set for process ${pid}`);
+    py.child.kill('SIGKILL');
+    await py.exited;
+    const dirs = await waitForReports(out, 1, 10_000);
+    expect(dirs, w.stderr()).toHaveLength(1);
+    const report = readReport(dirs[0]!);
+    expect(report.trigger).toBe('killed');
+    expect(report.process.pid).toBe(pid);
+    expect(bytesAtLine(report, 'hold.py', watchLine)).toBe(blocks(3, 4));
+    expect(readdirSync(runDir)).toEqual([]);
+    // SIGTERM to the watcher itself (pid 1 of its namespace), not to unshare.
+    const inner = Number(readFileSync(`/proc/${w.child.pid}/task/${w.child.pid}/children`, 'utf8').trim());
+    process.kill(inner, 'SIGTERM');
+    expect((await w.exited).code).toBe(0);
+  });
+
   it('says within the deadline that the run dir has no tracked process, once, and keeps watching', async () => {
     const runDir = freshDir('hw-run-');
     const out = freshDir('hw-out-');

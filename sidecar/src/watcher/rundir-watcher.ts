@@ -82,6 +82,7 @@ interface Tracked {
   hasDump: boolean;
   /** The control socket file existed at some point. */
   sockSeen: boolean;
+  lastPingMs: number;
 }
 
 /** Per-process values for the metrics. */
@@ -276,6 +277,7 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
           pingFailures: 0,
           hasDump: this.orphanDumpPids.delete(pid),
           sockSeen: false,
+          lastPingMs: 0,
         };
         this.tracked.set(pid, t);
         this.sawProcess = true;
@@ -314,7 +316,10 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
       return !(t.sockSeen || t.hasDump || stale || final);
     }
     t.sockSeen = true;
-    if (!stale && !final) return true;
+    // A process that wrote a dump may have ended already (an exit dump): ask, at most twice a second.
+    const probe = stale || final || (t.hasDump && Date.now() - t.lastPingMs >= 500);
+    if (!probe) return true;
+    t.lastPingMs = Date.now();
     const answer = await this.ping(t);
     if (answer === 'ok') {
       t.pingFailures = 0;
@@ -322,7 +327,7 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
     }
     if (answer === 'refused' || answer === 'missing') return false;
     t.pingFailures++;
-    return !(final || t.pingFailures >= 2);
+    return !(final || (stale && t.pingFailures >= 2));
   }
 
   private async ping(t: Tracked): Promise<'ok' | 'refused' | 'missing' | 'failed'> {

@@ -15,7 +15,7 @@ def branch_b(i): return grow((i * 7) % 40, i)
 def branch_c(i): return grow((i * 13) % 40, i)
 
 def main():
-    for i in range(60000):
+    for i in range(300000):
         (branch_a, branch_b, branch_c)[i % 3](i)
 
 main()

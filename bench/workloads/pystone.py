@@ -24,7 +24,7 @@ def proc1(rec):
     proc3(nxt)
     return nxt
 
-def main(loops=300000):
+def main(loops=1500000):
     glob = Record(Record(), 0, 2, 40, "DHRYSTONE")
     total = 0
     for i in range(loops):

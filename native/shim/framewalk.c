@@ -42,10 +42,14 @@ typedef struct {
   uint32_t node;
 } hw_wframe;
 
+#define HW_LINE_CACHE 4096
+
 typedef struct {
   hw_wframe cache[HW_WALK_MAX]; /* root first */
   hw_wframe chain[HW_WALK_MAX]; /* scratch: top first */
   int cached;
+  /* (code, instruction) -> line: computing a line scans the line table. */
+  struct { void *code, *instr; int line; } lines[HW_LINE_CACHE];
 } hw_walk_t;
 
 volatile int hw__walk_on;
@@ -133,7 +137,16 @@ uint32_t hw__walk_node(hw_thread_t *t) {
   for (int k = i; k < n; k++) {
     hw_wframe e = w->chain[n - 1 - k];
     uint32_t func = hw__intern_code(e.code, have_gil);
-    int line = hw__line(e.iframe, e.code, e.instr);
+    size_t slot = (((uintptr_t)e.code >> 4) ^ ((uintptr_t)e.instr >> 1) * 0x9E3779B1u) & (HW_LINE_CACHE - 1);
+    int line;
+    if (w->lines[slot].code == e.code && w->lines[slot].instr == e.instr) {
+      line = w->lines[slot].line;
+    } else {
+      line = hw__line(e.iframe, e.code, e.instr);
+      w->lines[slot].code = e.code;
+      w->lines[slot].instr = e.instr;
+      w->lines[slot].line = line;
+    }
     node = hw__intern_node(node, func, line < 0 ? 0 : (uint32_t)line);
     e.node = node;
     w->cache[k] = e;

@@ -29,6 +29,23 @@ typedef struct {
   uint32_t node;
 } hw_range;
 
+/* Nodes whose live bytes changed since the last peak snapshot: copying only
+ * those keeps a new peak cheap when there are many stacks (the snapshot equals
+ * `live` everywhere else). Private memory, sized for the node capacity. */
+static uint8_t *hw__dirty_mark;
+static uint32_t *hw__dirty_list;
+static size_t hw__dirty_count;
+static int hw__dirty_ready = -1; /* -1 unknown, 0 unavailable (copy everything), 1 ready */
+
+static int hw__dirty_init(void) {
+  if (hw__dirty_ready >= 0) return hw__dirty_ready;
+  size_t cap = hw__state.hdr->node_capacity;
+  hw__dirty_mark = hw__pages_alloc(cap);
+  hw__dirty_list = hw__pages_alloc(cap * sizeof *hw__dirty_list);
+  hw__dirty_ready = hw__dirty_mark && hw__dirty_list;
+  return hw__dirty_ready;
+}
+
 static hw_slot *hw__slots;
 static size_t hw__slot_cap, hw__slot_used;
 static hw_range *hw__ranges;
@@ -42,12 +59,34 @@ static inline size_t hw__addr_hash(uintptr_t a) {
 
 /* ---- bytes per node and the peak (hw__lock held) ---- */
 
+static void hw__freeze_peak(hw_state_header *h) {
+  if (hw__dirty_init() == 1) {
+    for (size_t i = 0; i < hw__dirty_count; i++) {
+      uint32_t n = hw__dirty_list[i];
+      hw__state.snapshot[n] = hw__state.live[n];
+      hw__dirty_mark[n] = 0;
+    }
+    hw__dirty_count = 0;
+  } else {
+    memcpy(hw__state.snapshot, (const void *)hw__state.live, h->node_count * 8);
+  }
+}
+
 static inline void hw__add_bytes(uint32_t node, int64_t delta) {
   hw_state_header *h = hw__state.hdr;
   if (delta < 0 && h->peak_source == 1) {
-    /* Memory is about to fall from a new peak: freeze the peak first. */
-    memcpy(hw__state.snapshot, (const void *)hw__state.live, h->node_count * 8);
+    /* Memory is about to fall from a new peak: freeze the peak first, while
+     * `live` still is the peak (a reader after SIGKILL sees source 1 until
+     * the snapshot is whole). */
+    hw__freeze_peak(h);
     __atomic_store_n(&h->peak_source, 0, __ATOMIC_RELEASE);
+  }
+  if (HW_LIKELY(hw__dirty_ready == 1) && !hw__dirty_mark[node]) {
+    hw__dirty_mark[node] = 1;
+    hw__dirty_list[hw__dirty_count++] = node;
+  } else if (HW_UNLIKELY(hw__dirty_ready < 0) && hw__dirty_init() == 1) {
+    hw__dirty_mark[node] = 1;
+    hw__dirty_list[hw__dirty_count++] = node;
   }
   hw__state.live[node] += delta;
   int64_t cur = h->current_bytes + delta;
@@ -239,6 +278,10 @@ void hw__tracker_reset(void) {
   hw__range_used = 0;
   memset((void *)hw__state.live, 0, h->node_count * 8);
   memset(hw__state.snapshot, 0, h->node_count * 8);
+  if (hw__dirty_ready == 1) {
+    for (size_t i = 0; i < hw__dirty_count; i++) hw__dirty_mark[hw__dirty_list[i]] = 0;
+    hw__dirty_count = 0;
+  }
   h->current_bytes = 0;
   h->peak_bytes = 0;
   h->peak_source = 1;

@@ -15,6 +15,7 @@ import { Metrics, MetricsServer } from '../metrics/index.js';
 import { humanBytes } from '../report/format.js';
 import type { ReportJson } from '../report/model.js';
 import { RunDirWatcher, type RunDirEvent } from '../watcher/rundir-watcher.js';
+import { topLine } from '../watcher/summary.js';
 import type { WatchFlags } from './args.js';
 import { ensureWritableDir } from './output.js';
 
@@ -81,12 +82,9 @@ export interface WatchOptions {
 
 const seconds = (ms: number): string => `${Number((ms / 1000).toFixed(1))} s`;
 
-/** The innermost frame of the largest stack, as `file:line code`. */
+/** The largest stack's own-code line, as `file:line code`. */
 export function topLineOf(report: ReportJson): string {
-  const s = report.stacks[0];
-  const f = s?.frames[s.frames.length - 1];
-  if (!f) return s ? '(no Python frame)' : '(nothing tracked)';
-  return `${f.file.split('/').pop()}:${f.line} ${f.code || f.function}`.trim();
+  return topLine(report) || (report.stacks.length ? '(no Python frame)' : '(nothing tracked)');
 }
 
 /** The termination-log text: trigger, peak, top line, where the report is. */

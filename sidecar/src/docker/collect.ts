@@ -17,8 +17,11 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Logger } from '../log.js';
 import type { ReportJson } from '../report/model.js';
+import { topLine } from '../watcher/summary.js';
 import { connectEngine, type Engine, type EngineContainer } from './engine.js';
 import { readTar, type TarEntry } from './tar.js';
+
+export { topLine };
 
 export const ENABLED_LABEL = 'io.highwater.enabled=true';
 export const REPORTS_LABEL = 'io.highwater.reports';
@@ -83,15 +86,6 @@ export function tableHeader(): string {
 export function tableRow(r: CollectedReport): string {
   const cells = [r.container, r.exitCode === null ? 'run' : String(r.exitCode), formatBytes(r.peakBytes), r.topLine || '-', r.reportPath];
   return cells.map((c, i) => (i < WIDTHS.length ? pad(c, WIDTHS[i]!) : c)).join(' ');
-}
-
-/** The innermost frame of the largest stack, as `file:line code`. */
-export function topLine(report: Partial<ReportJson>): string {
-  const stack = report.stacks?.[0];
-  const f = stack?.frames?.[stack.frames.length - 1];
-  if (!f) return '';
-  const file = f.file.split('/').pop() ?? f.file;
-  return `${file}:${f.line} ${f.code || f.function}`.trim();
 }
 
 /**

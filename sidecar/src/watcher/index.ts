@@ -4,4 +4,5 @@ export * from './render-queue.js';
 export * from './rundir.js';
 export * from './rundir-watcher.js';
 export * from './state-header.js';
+export * from './summary.js';
 export * from './watch.js';

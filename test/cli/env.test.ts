@@ -29,6 +29,8 @@ describe('childEnv', () => {
     expect(env.HIGHWATER_ORIG_LD_PRELOAD).toBe('');
     expect(env.PYTHONPATH).toBe('/opt/highwater/native/python/bootstrap:/opt/highwater/native/python');
     expect(env).toMatchObject({ HIGHWATER_MODE: 'python', HIGHWATER_OOM_DETECTION: '0', HIGHWATER_MIN_AVAILABLE: '5%' });
+    // API mode: pools are limited only inside profile(), not for the whole program.
+    for (const v of THREAD_POOL_VARS) expect(env[v]).toBeUndefined();
   });
 });
 

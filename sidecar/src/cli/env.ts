@@ -35,6 +35,9 @@ export function childEnv(
   env.HIGHWATER_MIN_AVAILABLE = formatMinAvailable(cfg.minAvailable);
   env.HIGHWATER_CLI = paths.cli;
   env.HIGHWATER_NODE = nodePath;
-  for (const v of THREAD_POOL_VARS) env[v] = '1';
+  // Whole-program profiling limits the pools for the whole run. In API mode
+  // (and so in the Jupyter kernel) only profile() limits them, for its own
+  // duration, as Fil does: the rest of the program runs as it normally would.
+  if (mode === 'run') for (const v of THREAD_POOL_VARS) env[v] = '1';
   return env;
 }

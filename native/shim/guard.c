@@ -56,7 +56,9 @@ void hw__guard_check(size_t size) {
   if (hw__state.hdr) hw__state.hdr->floor_bytes = hw__floor;
   int reason = 0;
   if (!r.available_known) reason = 0; /* nothing to judge by: never guess an OOM */
-  else if (r.available < hw__floor + size) reason = 1;
+  /* Active page cache counts as available here: the kernel reclaims it
+   * before an OOM kill (a job streaming files must not be stopped). */
+  else if (r.available + r.active_file < hw__floor + size) reason = 1;
   else if (r.swap > 0 && r.swap > r.available) reason = 2;
   if (reason && hw__guard_on) {
     pthread_mutex_unlock(&hw__guard_lock);
@@ -65,7 +67,8 @@ void hw__guard_check(size_t size) {
     hw__oom_exit(reason, size, hw__current_node(&hw__thread));
   }
   uint64_t headroom = !r.available_known ? (64ull << 30)
-                     : r.available > hw__floor + size ? r.available - hw__floor - size : 0;
+                     : r.available + r.active_file > hw__floor + size
+                         ? r.available + r.active_file - hw__floor - size : 0;
   uint64_t nb = headroom / 100;
   hw__budget = nb > HW_MIN_BUDGET ? nb : HW_MIN_BUDGET;
   pthread_mutex_unlock(&hw__guard_lock);

@@ -93,7 +93,8 @@ typedef struct {
   volatile uint64_t readings_source;
   volatile uint64_t oom_reason;
   volatile uint64_t exit_status;
-  uint64_t reserved[3];
+  volatile uint64_t active_file_bytes;
+  uint64_t reserved[2];
   char python[32];
   char argv[1024];
   char cwd[1024];
@@ -201,7 +202,7 @@ int hw__code_names(void *code, char *file, size_t fcap, size_t *flen, char *name
 /* ---- guard.c: memory readings and the synchronous floor ---- */
 typedef struct {
   int source; /* 0 none, 1 cgroup-v1, 2 cgroup-v2, 3 host */
-  uint64_t limit, usage, inactive_file, working_set, host_available, host_total,
+  uint64_t limit, usage, inactive_file, active_file, working_set, host_available, host_total,
       available, swap;
   int available_known; /* 0: neither a limit nor host MemAvailable could be read */
 } hw_readings_t;

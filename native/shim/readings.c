@@ -220,8 +220,10 @@ int hw__read_memory(hw_readings_t *r) {
         r->limit = 0;
       char path[640];
       snprintf(path, sizeof path, "%s/memory.stat", hw__cg_dir);
-      if (hw__read_file(path, buf, sizeof buf) > 0)
+      if (hw__read_file(path, buf, sizeof buf) > 0) {
         hw__stat_value(buf, "inactive_file", &r->inactive_file);
+        hw__stat_value(buf, "active_file", &r->active_file);
+      }
       hw__read_u64_file(hw__cg_dir, "memory.swap.current", &r->swap, NULL);
     }
   } else if (hw__cg_version == 1) {
@@ -232,9 +234,12 @@ int hw__read_memory(hw_readings_t *r) {
         r->limit = 0;
       char path[640];
       snprintf(path, sizeof path, "%s/memory.stat", hw__cg_dir);
-      if (hw__read_file(path, buf, sizeof buf) > 0 &&
-          hw__stat_value(buf, "total_inactive_file", &r->inactive_file) != 0)
-        hw__stat_value(buf, "inactive_file", &r->inactive_file);
+      if (hw__read_file(path, buf, sizeof buf) > 0) {
+        if (hw__stat_value(buf, "total_inactive_file", &r->inactive_file) != 0)
+          hw__stat_value(buf, "inactive_file", &r->inactive_file);
+        if (hw__stat_value(buf, "total_active_file", &r->active_file) != 0)
+          hw__stat_value(buf, "active_file", &r->active_file);
+      }
       uint64_t memsw;
       if (hw__read_u64_file(hw__cg_dir, "memory.memsw.usage_in_bytes", &memsw, NULL) == 0 &&
           memsw > r->usage)
@@ -268,6 +273,7 @@ void hw__publish_readings(const hw_readings_t *r) {
   h->host_available_bytes = r->host_available;
   h->available_bytes = r->available;
   h->swap_bytes = r->swap;
+  h->active_file_bytes = r->active_file;
   h->readings_source = (uint64_t)r->source;
   h->updated_ms = hw__now_ms();
 }

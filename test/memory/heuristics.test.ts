@@ -46,6 +46,10 @@ describe('checkOom', () => {
     expect(v).toMatchObject({ oom: true, reason: 'low-available', floorBytes: 100 * MiB });
     if (v.oom) expect(v.detail).toMatch(/available 99\.0 MiB < floor 100\.0 MiB/);
   });
+  it('active page cache counts as reclaimable: streaming files is not OOM', () => {
+    expect(checkOom(readings({ availableBytes: 56 * MiB, activeFileBytes: 200 * MiB }), on).oom).toBe(false);
+    expect(checkOom(readings({ availableBytes: 56 * MiB, activeFileBytes: 20 * MiB }), on)).toMatchObject({ oom: true });
+  });
   it('available == floor is not OOM', () => {
     expect(checkOom(readings({ availableBytes: 100 * MiB }), on).oom).toBe(false);
   });

@@ -40,7 +40,9 @@ const mib = (n: number): string => `${(n / MiB).toFixed(1)} MiB`;
 export function checkOom(r: Readings, cfg: HeuristicsConfig): OomVerdict {
   if (!cfg.oomDetection) return { oom: false, floorBytes: 0 };
   const floor = floorBytes(totalBytes(r), cfg);
-  if (r.availableBytes < floor) {
+  // Active page cache is in the working set, yet the kernel reclaims it before
+  // an OOM kill: a job streaming files through the cache is not out of memory.
+  if (r.availableBytes + (r.activeFileBytes ?? 0) < floor) {
     return {
       oom: true,
       reason: 'low-available',

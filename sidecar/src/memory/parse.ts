@@ -54,6 +54,8 @@ export function hostAvailableBytes(m: Meminfo): number | undefined {
 export interface MemoryStat {
   /** v1 `total_inactive_file` (hierarchical) or `inactive_file`; v2 `inactive_file`. */
   inactiveFileBytes: number | undefined;
+  /** v1 `total_active_file` or `active_file`; v2 `active_file`. */
+  activeFileBytes: number | undefined;
   /** v2 `anon`; v1 `total_rss` or `rss`. */
   anonBytes: number | undefined;
   /** v2 `file`; v1 `total_cache` or `cache`. */
@@ -81,6 +83,7 @@ export function parseMemoryStat(text: string): MemoryStat {
   };
   return {
     inactiveFileBytes: first('total_inactive_file', 'inactive_file'),
+    activeFileBytes: first('total_active_file', 'active_file'),
     anonBytes: first('anon', 'total_rss', 'rss'),
     fileBytes: first('file', 'total_cache', 'cache'),
     swapBytes: first('total_swap', 'swap'),

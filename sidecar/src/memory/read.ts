@@ -25,6 +25,12 @@ export interface Readings {
   /** cgroup usage (v1 memory.usage_in_bytes, v2 memory.current); host: MemTotal − MemAvailable. */
   usageBytes: number;
   inactiveFileBytes: number;
+  /**
+   * Page cache on the active list. Part of the working set (kubelet counts
+   * it), but the kernel drops it under pressure before it OOM-kills, so the
+   * low-available rule does not count it as used (heuristics.ts).
+   */
+  activeFileBytes?: number;
   /** usage − inactive_file, as kubelet and cAdvisor compute it. */
   workingSetBytes: number;
   hostAvailableBytes: number;
@@ -59,6 +65,7 @@ interface CgroupPart {
   limitBytes: number;
   usageBytes: number;
   inactiveFileBytes: number;
+  activeFileBytes: number;
   swapBytes: number;
 }
 
@@ -77,7 +84,10 @@ function readV2(dir: string): CgroupPart | null {
     throw new HighwaterError('HW_ERR_READING', `${join(dir, 'memory.stat')}: no inactive_file`);
   }
   const swapBytes = readOptionalBytes(join(dir, 'memory.swap.current')) ?? 0;
-  return { source: 'cgroup-v2', limitBytes, usageBytes, inactiveFileBytes: stat.inactiveFileBytes, swapBytes };
+  return {
+    source: 'cgroup-v2', limitBytes, usageBytes, inactiveFileBytes: stat.inactiveFileBytes,
+    activeFileBytes: stat.activeFileBytes ?? 0, swapBytes,
+  };
 }
 
 function readV1(dir: string): CgroupPart {
@@ -89,7 +99,10 @@ function readV1(dir: string): CgroupPart {
   }
   const memsw = readOptionalBytes(join(dir, 'memory.memsw.usage_in_bytes'));
   const swapBytes = memsw !== undefined ? Math.max(0, memsw - usageBytes) : (stat.swapBytes ?? 0);
-  return { source: 'cgroup-v1', limitBytes, usageBytes, inactiveFileBytes: stat.inactiveFileBytes, swapBytes };
+  return {
+    source: 'cgroup-v1', limitBytes, usageBytes, inactiveFileBytes: stat.inactiveFileBytes,
+    activeFileBytes: stat.activeFileBytes ?? 0, swapBytes,
+  };
 }
 
 /**

@@ -22,6 +22,8 @@ export interface StateHeader {
   limitBytes: number;
   usageBytes: number;
   inactiveFileBytes: number;
+  /** Active page cache (offset 232; 0 from shims that do not publish it). */
+  activeFileBytes: number;
   workingSetBytes: number;
   hostAvailableBytes: number;
   availableBytes: number;
@@ -64,6 +66,7 @@ export function parseStateHeader(buf: Buffer): StateHeader | undefined {
     limitBytes: r(0),
     usageBytes: r(1),
     inactiveFileBytes: r(2),
+    activeFileBytes: u(232),
     workingSetBytes: r(3),
     hostAvailableBytes: r(4),
     availableBytes: r(5),

@@ -18,6 +18,7 @@ import {
   oomLine,
   readReport,
   reportsIn,
+  repoRoot,
   run,
   stackStatus,
   uniqueName,
@@ -169,7 +170,7 @@ describe.skipIf(!ready)('docker: highwater end to end', () => {
   it('report volume read-only: the job still exits 53 and the error names the path and the errno', async () => {
     const dir = reportsDir();
     const r = await docker(['run', '--rm', '--network', 'none', ...MEMORY, '-e', 'HIGHWATER_WATCH=1', '-v', `${dir}:/reports:ro`, 'highwater-demo-job']);
-    expect(r.code, r.stderr).toBe(53);
+    expect(r.code, r.stdout + r.stderr).toBe(53);
     expect(r.stderr).toMatch(/highwater: could not render \/tmp\/highwater-run\/hw-\d+-\d+\.dump: cannot write the report at \/reports\/\S+: EROFS/);
     expect(r.stderr).toMatch(/highwater: raw data kept at \/tmp\/highwater-run\/hw-\d+-\d+\.dump/);
     expect(reportsIn(dir)).toEqual([]);
@@ -212,5 +213,20 @@ describe.skipIf(!ready)('docker: highwater end to end', () => {
     expect(row!.peakBytes).toBeGreaterThan(100 * MiB);
     expect(row!.topLine).toContain(`job.py:${oomLine()}`);
     expectNamesOomLine(row!.reportPath);
+
+    // The same through the CLI: `highwater collect docker -o DIR` prints the table.
+    const cliOut = mkdtempSync(join(tmpdir(), 'hw-collected-cli-'));
+    const cli = await run(process.execPath, [join(repoRoot, 'bin/highwater.js'), 'collect', 'docker', '-o', cliOut]);
+    expect(cli.code, cli.stderr).toBe(0);
+    const lines = cli.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^CONTAINER\s+EXIT\s+PEAK\s+TOP LINE\s+REPORT$/);
+    // The CONTAINER column is 24 characters wide; longer names end in '…'.
+    const shown = name.length >= 24 ? `${name.slice(0, 23)}…` : name.padEnd(24);
+    const mine = lines.find((l) => l.startsWith(shown));
+    expect(mine, cli.stdout).toBeDefined();
+    expect(mine!.slice(25)).toMatch(new RegExp(`^53\\s+\\d+\\.\\d MiB\\s+job\\.py:${oomLine()} return np\\.ones`));
+    const copied = mine!.split(/\s+/).at(-1)!;
+    expect(copied.startsWith(join(cliOut, name))).toBe(true);
+    expectNamesOomLine(copied);
   });
 });

@@ -183,6 +183,23 @@ describe('highwater watch', () => {
     expect(bytesAtLine(byPid.get(killed.child.pid!)!, 'hold.py', watchLine)).toBe(blocks(5, 4));
   });
 
+  it('a SIGTERM right after start (the job ended at once) is honoured: report, exit 0', async () => {
+    const runDir = freshDir('hw-run-');
+    const out = freshDir('hw-out-');
+    const py = python(runDir, { STEPS: '2', STEP_MIB: '4', EXIT_CODE: '0' });
+    expect((await py.exited).code).toBe(0);
+    const w = watch(runDir, out, ['--warn-after', '0']);
+    // 150 ms: Node has booted (about 70 ms here) and the CLI's first import
+    // catches the signal; the watcher itself may not exist yet.
+    await new Promise((r) => setTimeout(r, 150));
+    w.child.kill('SIGTERM');
+    const end = await w.exited;
+    expect(end, w.stderr()).toEqual({ code: 0, signal: null });
+    const dirs = completeReports(out);
+    expect(dirs, w.stderr()).toHaveLength(1);
+    expect(bytesAtLine(readReport(dirs[0]!), 'hold.py', watchLine)).toBe(blocks(2, 4));
+  });
+
   it('read-only report directory: the error names the path and the errno, the raw dump is kept, the watcher goes on', async (ctx) => {
     const runDir = freshDir('hw-run-');
     const out = join(freshDir('hw-ro-'), 'reports');

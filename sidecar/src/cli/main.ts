@@ -2,19 +2,20 @@
  * Entry point (bin/highwater.js imports dist/cli/main.js). The only place
  * that writes to the console, maps errors to exit statuses and exits.
  */
-import { renderDumpFile } from '../report/index.js';
+import './early-signals.js'; // first: `watch` must survive a SIGTERM while the rest loads
 import { loadConfig } from '../config/config.js';
 import { isHighwaterError } from '../errors.js';
 import { exitStatusForError } from './exit.js';
-import { createRootLogger } from '../log.js';
 import { parseArgs } from './args.js';
 import { MAIN_HELP, version } from './help.js';
 import { bundlePaths, findHome } from './paths.js';
-import { runProgram } from './run.js';
-import { loadWatchConfig, watchCommand } from './watch.js';
-import { collectCommand } from './collect.js';
-import { installKernel, KERNEL_DISPLAY_NAME } from './kernel.js';
 import { join } from 'node:path';
+
+// Each command's modules (pino, prom-client, dockerode, the renderer) are
+// imported when that command runs: less to load before anything can run,
+// which keeps the window short in which `watch` cannot yet catch a SIGTERM.
+const logger = async (config: { logLevel: import('../config/config.js').LogLevel; logFormat: import('../config/config.js').LogFormat }) =>
+  (await import('../log.js')).createRootLogger({ level: config.logLevel, format: config.logFormat });
 
 const PREFIX = 'highwater: ';
 const say = (line: string): void => void process.stderr.write(PREFIX + line + '\n');
@@ -31,12 +32,14 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     case 'render': {
       const config = loadConfig(command.flags);
+      const { renderDumpFile } = await import('../report/index.js');
       const { dir } = await renderDumpFile(command.dump, config.outputDir, { timestampedSubdir: config.timestampedSubdir });
       say(`report written to ${join(dir, 'index.html')}`);
       return 0;
     }
     case 'kernel-install': {
       const config = loadConfig({});
+      const { installKernel, KERNEL_DISPLAY_NAME } = await import('./kernel.js');
       const dir = installKernel({
         location: command.location,
         python: command.python ?? config.python,
@@ -50,19 +53,19 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'watch': {
       const config = loadConfig(command.flags);
+      const { loadWatchConfig, watchCommand } = await import('./watch.js');
       const watch = loadWatchConfig(command.flags.runDir, command.watch);
-      const logger = createRootLogger({ level: config.logLevel, format: config.logFormat });
-      return watchCommand({ config, watch, logger, say });
+      return watchCommand({ config, watch, logger: await logger(config), say });
     }
     case 'collect': {
       const config = loadConfig({});
-      const logger = createRootLogger({ level: config.logLevel, format: config.logFormat });
-      return collectCommand({ follow: command.follow, output: command.output, logger });
+      const { collectCommand } = await import('./collect.js');
+      return collectCommand({ follow: command.follow, output: command.output, logger: await logger(config) });
     }
     case 'run': {
       const config = loadConfig(command.flags);
-      const logger = createRootLogger({ level: config.logLevel, format: config.logFormat });
-      return runProgram({ mode: command.mode, target: command.target, config, paths: bundlePaths(home), logger, say });
+      const { runProgram } = await import('./run.js');
+      return runProgram({ mode: command.mode, target: command.target, config, paths: bundlePaths(home), logger: await logger(config), say });
     }
   }
 }

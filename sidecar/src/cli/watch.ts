@@ -17,6 +17,7 @@ import type { ReportJson } from '../report/model.js';
 import { RunDirWatcher, type RunDirEvent } from '../watcher/rundir-watcher.js';
 import { topLine } from '../watcher/summary.js';
 import type { WatchFlags } from './args.js';
+import { takeEarlySignals } from './early-signals.js';
 import { ensureWritableDir } from './output.js';
 
 /** Settings of `highwater watch` beyond the shared Config (docs/configuration.md). */
@@ -203,6 +204,7 @@ export async function watchCommand(opts: WatchOptions): Promise<number> {
 
   log.info({ runDir, outputDir }, 'watching');
   if (watch.once) {
+    takeEarlySignals();
     await watcher.runOnce();
     await server?.stop();
     return watcher.failureCount > 0 ? 1 : 0;
@@ -223,6 +225,7 @@ export async function watchCommand(opts: WatchOptions): Promise<number> {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
     watcher.start();
+    for (const sig of takeEarlySignals()) onSignal(sig); // the job may have ended while we were loading
   });
   await server?.stop();
   return 0;

@@ -124,5 +124,6 @@ export function readingsFromHeader(h: StateHeader): Readings | undefined {
     hostTotalBytes: 0,
     availableBytes: h.availableBytes,
     swapBytes: h.swapBytes,
+    activeFileBytes: h.activeFileBytes,
   };
 }

@@ -33,6 +33,10 @@
 #define HW__DEFAULT_RUN_DIR "/tmp/highwater-run"
 #define HW__DEFAULT_OUTPUT "/reports"
 #define HW__DEFAULT_WATCH_GRACE 10
+/* The watcher is not stopped before it has run this long: Node needs a moment
+ * (about 0.2 s in a container, more under load) before it can catch SIGTERM,
+ * and a job can end sooner than that. */
+#define HW__WATCH_MIN_AGE 1.5
 
 /* Signals passed on to the command. */
 #define HW__FORWARDED(X) X(SIGTERM) X(SIGINT) X(SIGHUP) X(SIGUSR1) X(SIGUSR2) X(SIGQUIT) X(SIGWINCH)
@@ -295,6 +299,8 @@ int main(int argc, char **argv) {
     sigprocmask(SIG_BLOCK, &handled, &hw__parent_mask);
 
     pid_t watcher = bundle[0] ? hw__start_watcher(bundle, run_dir) : -1;
+    double watcher_started = hw__now();
+    int hurry = 0; /* asked again to stop: no more waiting for the watcher */
 
     if (bundle[0]) hw__inject_env(bundle);
     pid_t child = fork();
@@ -326,6 +332,7 @@ int main(int argc, char **argv) {
         if (exit_code >= 0) {
             if (watcher <= 0) break;
             if (deadline == 0) {
+                if (!hurry && hw__now() - watcher_started < HW__WATCH_MIN_AGE) goto wait;
                 deadline = hw__now() + grace;
                 kill(watcher, SIGTERM);
             } else if (hw__now() >= deadline) {
@@ -336,14 +343,16 @@ int main(int argc, char **argv) {
                 break;
             }
         }
-        struct timespec tick = {0, 200 * 1000 * 1000};
+    wait:;
+        struct timespec tick = {0, (exit_code >= 0 ? 50 : 200) * 1000 * 1000};
         int sig = sigtimedwait(&handled, NULL, &tick);
         if (sig <= 0 || sig == SIGCHLD) continue;
         if (exit_code < 0) {
             kill(child, sig);
         } else if (watcher > 0 && (sig == SIGTERM || sig == SIGINT)) {
             /* Asked again to stop while the watcher finishes: stop waiting. */
-            deadline = hw__now();
+            if (deadline == 0) hurry = 1;
+            else deadline = hw__now();
         }
     }
     return exit_code;

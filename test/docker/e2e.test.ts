@@ -111,7 +111,9 @@ describe.skipIf(!ready)('docker: highwater end to end', () => {
     ]);
     expect(started.code, started.stderr).toBe(0);
     const end = Date.now() + 60_000;
-    while (!(await docker(['logs', name])).stdout.includes('holding') && Date.now() < end) await new Promise((r) => setTimeout(r, 300));
+    // The line "holding" alone (each step also prints "step N: holding X MiB").
+    const holding = async () => (await docker(['logs', name])).stdout.split('\n').includes('holding');
+    while (!(await holding()) && Date.now() < end) await new Promise((r) => setTimeout(r, 300));
     const stop = await docker(['stop', '-t', '30', name]);
     expect(stop.code).toBe(0);
     const code = Number((await docker(['inspect', '-f', '{{.State.ExitCode}}', name])).stdout.trim());

@@ -226,20 +226,19 @@ static void hw__w_header(hw_writer *w, const char *trigger, int reason, const hw
   hw__w_i64(w, h->current_bytes);
   hw__w_str(w, ",\"memory\":{\"source\":\"");
   hw__w_str(w, sources[r->source >= 0 && r->source <= 3 ? r->source : 0]);
-  hw__w_str(w, "\",\"limitBytes\":");
-  hw__w_u64(w, r->limit);
-  hw__w_str(w, ",\"usageBytes\":");
-  hw__w_u64(w, r->usage);
-  hw__w_str(w, ",\"workingSetBytes\":");
-  hw__w_u64(w, r->working_set);
-  hw__w_str(w, ",\"hostAvailableBytes\":");
-  hw__w_u64(w, r->host_available);
-  hw__w_str(w, ",\"availableBytes\":");
-  hw__w_u64(w, r->available);
-  hw__w_str(w, ",\"swapBytes\":");
-  hw__w_u64(w, r->swap);
-  hw__w_str(w, ",\"floorBytes\":");
-  hw__w_u64(w, h->floor_bytes);
+  hw__w_str(w, "\"");
+  const struct { const char *key; uint64_t v; } fields[] = {
+      {"limitBytes", r->limit},          {"usageBytes", r->usage},
+      {"workingSetBytes", r->working_set}, {"hostAvailableBytes", r->host_available},
+      {"availableBytes", r->available},  {"swapBytes", r->swap},
+      {"floorBytes", h->floor_bytes},
+  };
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    hw__w_str(w, ",\"");
+    hw__w_str(w, fields[i].key);
+    hw__w_str(w, "\":");
+    hw__w_u64(w, fields[i].v);
+  }
   hw__w_str(w, "}}\n");
 }
 

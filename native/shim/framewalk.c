@@ -133,10 +133,9 @@ uint32_t hw__walk_node(hw_thread_t *t) {
     i++;
   }
   uint32_t node = i ? w->cache[i - 1].node : 0;
-  int have_gil = hw__py.PyGILState_Check();
   for (int k = i; k < n; k++) {
     hw_wframe e = w->chain[n - 1 - k];
-    uint32_t func = hw__intern_code(e.code, have_gil);
+    uint32_t func = hw__intern_code(e.code);
     size_t slot = (((uintptr_t)e.code >> 4) ^ ((uintptr_t)e.instr >> 1) * 0x9E3779B1u) & (HW_LINE_CACHE - 1);
     int line;
     if (w->lines[slot].code == e.code && w->lines[slot].instr == e.instr) {

@@ -118,9 +118,10 @@ uint32_t hw__state_add_string(const char *s, size_t len);
 
 /* ---- intern.c: functions (code objects) and call-stack nodes ---- */
 uint32_t hw__intern_node(uint32_t parent, uint32_t func, uint32_t line);
-/* Returns func id, or HW_NODE_NONE; code is a PyCodeObject*. Without the GIL
- * a new code object gets a placeholder, named later by hw__resolve_pending. */
-uint32_t hw__intern_code(void *code, int have_gil);
+/* Returns func id, or HW_NODE_NONE; code is a PyCodeObject*. Names are read
+ * from memory (names.c); when that layout is unverified, a new code object
+ * gets a placeholder, named later by hw__resolve_pending at a safe point. */
+uint32_t hw__intern_code(void *code);
 void hw__resolve_pending(void); /* GIL held */
 extern volatile int hw__pending_count;
 uint32_t hw__intern_named(const char *file, const char *name);

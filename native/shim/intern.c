@@ -214,8 +214,7 @@ static int hw__name_func_api(void *code, uint32_t id) {
 static struct { void *code; uint32_t id; } hw__pending[HW_PENDING_MAX];
 volatile int hw__pending_count;
 
-uint32_t hw__intern_code(void *code, int have_gil) {
-  (void)have_gil;
+uint32_t hw__intern_code(void *code) {
   if (!hw__state.hdr || !code) return HW_NODE_NONE;
   uint64_t sig = hw__code_sig(code);
   pthread_mutex_lock(&hw__intern_lock);

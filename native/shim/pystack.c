@@ -81,10 +81,10 @@ static int hw__profile(PyObject *obj, void *frame, int what, PyObject *arg) {
   return 0;
 }
 
-static uint32_t hw__frame_node(uint32_t parent, void *frame, int have_gil) {
+static uint32_t hw__frame_node(uint32_t parent, void *frame) {
   void *code = hw__frame_code_borrowed(frame);
   if (!code) return parent;
-  uint32_t func = hw__intern_code(code, have_gil);
+  uint32_t func = hw__intern_code(code);
   int line = hw__py.PyFrame_GetLineNumber(frame);
   return hw__intern_node(parent, func, line < 0 ? 0 : (uint32_t)line);
 }
@@ -93,23 +93,22 @@ static uint32_t hw__frame_node(uint32_t parent, void *frame, int have_gil) {
  * belongs to this thread and is suspended (at a call, or in the C code that
  * is allocating), so reading its code pointer and line is safe even when this
  * thread released the GIL (numpy, ctypes): that is a pure read of memory no
- * other thread writes. Naming a new code object needs the GIL and is
- * deferred when we lack it. */
+ * other thread writes. Names of new code objects are read from memory too
+ * (names.c). */
 uint32_t hw__current_node(hw_thread_t *t) {
   if (hw__walk_on) return hw__py_alive ? hw__walk_node(t) : t->inherited;
   int d = t->depth;
   if (d == 0 || !t->registered) return t->inherited;
   if (!hw__py_alive) return t->last_node != HW_NODE_NONE ? t->last_node : t->inherited;
-  int have_gil = hw__py.PyGILState_Check();
   hw_sframe *f = t->frames;
   int i = d - 2;
   while (i >= 0 && f[i].node == HW_NODE_NONE) i--;
   uint32_t node = i >= 0 ? f[i].node : 0;
   for (int k = i + 1; k <= d - 2; k++) {
-    node = hw__frame_node(node, f[k].frame, have_gil);
+    node = hw__frame_node(node, f[k].frame);
     f[k].node = node;
   }
-  node = hw__frame_node(node, f[d - 1].frame, have_gil);
+  node = hw__frame_node(node, f[d - 1].frame);
   t->last_node = node;
   return node;
 }

@@ -10,53 +10,6 @@
 
 hw_config_t hw__config;
 
-int hw__parse_u64(const char *s, uint64_t *out) {
-  if (!s || !*s) return -1;
-  uint64_t v = 0;
-  for (; *s; s++) {
-    if (*s < '0' || *s > '9') return -1;
-    uint64_t d = (uint64_t)(*s - '0');
-    if (v > (UINT64_MAX - d) / 10) return -1;
-    v = v * 10 + d;
-  }
-  *out = v;
-  return 0;
-}
-
-/* "104857600", "2%", "1.5%" or "104857600,2%": the floor is the larger part. */
-static int hw__parse_floor(const char *s, uint64_t *bytes, uint32_t *pct_x100) {
-  char buf[128];
-  size_t n = strlen(s);
-  if (n == 0 || n >= sizeof buf) return -1;
-  memcpy(buf, s, n + 1);
-  uint64_t b = 0;
-  uint32_t p = 0;
-  for (char *part = buf, *next; part; part = next) {
-    next = strchr(part, ',');
-    if (next) *next++ = '\0';
-    size_t len = strlen(part);
-    if (len && part[len - 1] == '%') {
-      part[len - 1] = '\0';
-      char *dot = strchr(part, '.');
-      uint64_t whole = 0, frac = 0;
-      if (dot) {
-        *dot = '\0';
-        const char *f = dot + 1;
-        if (strlen(f) > 2 || hw__parse_u64(f, &frac) != 0) return -1;
-        if (strlen(f) == 1) frac *= 10;
-      }
-      if (hw__parse_u64(part, &whole) != 0 || whole > 100) return -1;
-      p = (uint32_t)(whole * 100 + frac);
-      if (p > 10000) return -1;
-    } else if (hw__parse_u64(part, &b) != 0) {
-      return -1;
-    }
-  }
-  *bytes = b;
-  *pct_x100 = p;
-  return 0;
-}
-
 void hw__config_load(void) {
   hw_config_t *c = &hw__config;
   memset(c, 0, sizeof *c);

@@ -4,6 +4,18 @@
  * readings. Commands are single bounded lines from peers with our own uid
  * (or HIGHWATER_CONTROL_UID), checked with SO_PEERCRED. The thread never
  * touches the interpreter.
+ *
+ * Nothing here trusts an fd number: the program may close or reuse any of
+ * them (ownfd.c). The listening socket and each connection are re-verified
+ * before every accept, read, write and close; a lost listening socket, or a
+ * socket file removed from the run dir, is replaced by a fresh one at the
+ * same path. SIGUSR2 needs no fd at all: the handler counts and wakes this
+ * thread with a thread-directed signal that only interrupts its ppoll.
+ *
+ * One thread serves many clients: sockets are non-blocking, each connection
+ * has a deadline, and at most HW_CONN_MAX wait for their line at once (the
+ * oldest is dropped for a newcomer), so a silent client never delays a
+ * live one by more than the time it takes to serve it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -14,202 +26,326 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hw.h"
 
 #define HW_STATUS_PERIOD_MS 250
+#define HW_CONN_MAX 64
+#define HW_CONN_DEADLINE_MS 1000
+#define HW_ACCEPT_BATCH 128
+#define HW_BACKLOG 4096 /* the kernel clamps it to net.core.somaxconn */
+#define HW_REBIND_PERIOD_MS 1000
 
-static int hw__listen_fd = -1;
-static int hw__sig_pipe[2] = {-1, -1};
+typedef struct {
+  hw_ownfd fd;
+  uint64_t deadline;
+  size_t got;
+  char buf[HW_CMD_LINE_MAX + 1];
+} hw_conn;
+
+static hw_ownfd hw__listen = {-1, 0, 0, 0};
+static uint64_t hw__sock_file_dev, hw__sock_file_ino; /* the socket's inode in the run dir */
+static hw_conn hw__conns[HW_CONN_MAX];
 static char hw__sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+static volatile int hw__sig_pending;
+static volatile pid_t hw__control_tid;
+static int hw__sig_installed;
 
-static void hw__on_sigusr2(int sig) {
+static uint64_t hw__mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void hw__on_sigusr2(int sig, siginfo_t *info, void *uctx) {
   (void)sig;
+  (void)uctx;
   int saved = errno;
-  if (hw__sig_pipe[1] >= 0) {
-    ssize_t n = write(hw__sig_pipe[1], "u", 1);
-    (void)n;
+  pid_t tid = hw__control_tid;
+  pid_t self = (pid_t)syscall(SYS_gettid);
+  /* Our own wake-up of the control thread is not a second request. */
+  int wakeup = self == tid && info && info->si_code == SI_TKILL && info->si_pid == getpid();
+  if (!wakeup && !hw__in_child) {
+    __atomic_add_fetch(&hw__sig_pending, 1, __ATOMIC_RELAXED);
+    if (tid > 0 && self != tid) syscall(SYS_tgkill, getpid(), tid, SIGUSR2);
   }
   errno = saved;
 }
 
-void hw__control_close_in_child(void) {
-  if (hw__listen_fd >= 0) close(hw__listen_fd);
-  if (hw__sig_pipe[0] >= 0) close(hw__sig_pipe[0]);
-  if (hw__sig_pipe[1] >= 0) close(hw__sig_pipe[1]);
-  hw__listen_fd = hw__sig_pipe[0] = hw__sig_pipe[1] = -1;
+/* Our handler is still the one installed (the program may have replaced it). */
+static int hw__sigusr2_is_ours(void) {
+  struct sigaction cur;
+  return hw__sig_installed && sigaction(SIGUSR2, NULL, &cur) == 0 &&
+         (cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == hw__on_sigusr2;
 }
 
-static void hw__reply(int fd, const char *a, const char *b) {
+static void hw__conn_drop(hw_conn *c) {
+  hw__own_close(&c->fd);
+  c->got = 0;
+}
+
+void hw__control_close_in_child(void) {
+  hw__own_close(&hw__listen);
+  for (int i = 0; i < HW_CONN_MAX; i++) hw__conn_drop(&hw__conns[i]);
+  hw__control_tid = 0;
+  /* A forked child dies of SIGUSR2 as it would have without us. */
+  if (hw__sigusr2_is_ours()) signal(SIGUSR2, SIG_DFL);
+}
+
+static void hw__reply(hw_ownfd *fd, const char *a, const char *b) {
   char line[800];
   int n = snprintf(line, sizeof line, "%s%s\n", a, b ? b : "");
-  if (n > 0) {
-    ssize_t w = send(fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1, MSG_NOSIGNAL);
+  if (n > 0 && hw__own_check(fd)) {
+    ssize_t w = send(fd->fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1,
+                     MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)w;
   }
 }
 
-static int hw__read_line(int fd, char *buf, size_t cap) {
-  size_t got = 0;
-  uint64_t deadline = hw__now_ms() + 1000;
-  while (got < cap - 1) {
-    uint64_t now = hw__now_ms();
-    if (now >= deadline) return -1;
-    struct pollfd p = {fd, POLLIN, 0};
-    if (poll(&p, 1, (int)(deadline - now)) <= 0) return -1;
-    ssize_t n = recv(fd, buf + got, cap - 1 - got, 0);
-    if (n <= 0) return -1;
-    got += (size_t)n;
-    buf[got] = '\0';
-    char *nl = memchr(buf, '\n', got);
-    if (nl) {
-      *nl = '\0';
-      return 0;
-    }
-  }
-  return -1; /* longer than the protocol allows */
-}
-
-static int hw__peer_allowed(int fd) {
+static int hw__peer_allowed(hw_ownfd *fd) {
   struct ucred cred;
   socklen_t len = sizeof cred;
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return 0;
+  if (!hw__own_check(fd) || getsockopt(fd->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+    return 0;
   if (cred.uid == geteuid()) return 1;
   return hw__config.control_uid >= 0 && cred.uid == (uid_t)hw__config.control_uid;
 }
 
-static int hw__reason_code(const char *s) {
-  if (strcmp(s, "low-available") == 0) return 1;
-  if (strcmp(s, "swap") == 0) return 2;
-  if (strcmp(s, "failed-allocation") == 0) return 3;
+/* Answers one complete line and closes the connection. */
+static void hw__serve_line(hw_conn *c, const char *line, size_t len) {
+  hw_command cmd;
+  hw__parse_command(line, len, &cmd);
+  char path[700];
+  switch (cmd.cmd) {
+  case HW_CMD_PING: {
+    char pid[32];
+    snprintf(pid, sizeof pid, "%d", (int)getpid());
+    hw__reply(&c->fd, "ok highwater 1 ", pid);
+    break;
+  }
+  case HW_CMD_DUMP: {
+    int rc = hw__dump(NULL, "request", 0, HW_SNAP_PEAK | HW_SNAP_CURRENT, 0, HW_NODE_NONE, path,
+                      sizeof path);
+    if (rc == 0) hw__reply(&c->fd, "ok ", path);
+    else hw__reply(&c->fd, "error dump-failed ", strerror(-rc));
+    break;
+  }
+  case HW_CMD_FLOOR:
+    hw__guard_set_floor(cmd.floor);
+    hw__reply(&c->fd, "ok", NULL);
+    break;
+  case HW_CMD_OOM:
+    hw__reply(&c->fd, "ok ", "exiting");
+    hw__conn_drop(c);
+    hw__oom_exit(cmd.reason, 0, HW_NODE_NONE);
+  default:
+    hw__reply(&c->fd, "error ", cmd.error);
+    break;
+  }
+  hw__conn_drop(c);
+}
+
+/* Reads what the client sent so far; serves the line once it is whole. */
+static void hw__conn_read(hw_conn *c) {
+  for (;;) {
+    if (!hw__own_check(&c->fd)) {
+      c->got = 0; /* the program closed it: not ours to answer or close */
+      return;
+    }
+    ssize_t n = recv(c->fd.fd, c->buf + c->got, HW_CMD_LINE_MAX - c->got, MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return; /* wait for more */
+    if (n <= 0) {
+      hw__conn_drop(c); /* closed before a whole line */
+      return;
+    }
+    char *nl = memchr(c->buf + c->got, '\n', (size_t)n);
+    c->got += (size_t)n;
+    if (nl) {
+      hw__serve_line(c, c->buf, (size_t)(nl - c->buf));
+      return;
+    }
+    if (c->got >= HW_CMD_LINE_MAX) { /* longer than the protocol allows */
+      hw__reply(&c->fd, "error bad-line", NULL);
+      hw__conn_drop(c);
+      return;
+    }
+  }
+}
+
+static hw_conn *hw__conn_slot(uint64_t now) {
+  hw_conn *oldest = NULL;
+  for (int i = 0; i < HW_CONN_MAX; i++) {
+    hw_conn *c = &hw__conns[i];
+    if (c->fd.fd < 0 || !hw__own_check(&c->fd)) return c;
+    if (!oldest || c->deadline < oldest->deadline) oldest = c;
+  }
+  /* Full of clients that said nothing yet: the oldest makes room. */
+  hw__reply(&oldest->fd, "error busy", NULL);
+  hw__conn_drop(oldest);
+  (void)now;
+  return oldest;
+}
+
+static void hw__accept_some(uint64_t now) {
+  for (int i = 0; i < HW_ACCEPT_BATCH; i++) {
+    if (!hw__own_check(&hw__listen)) return;
+    int fd = accept4(hw__listen.fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) return; /* EAGAIN, or EMFILE: the rest wait in the backlog */
+    hw_ownfd own;
+    if (hw__own_adopt(&own, fd) != 0) continue;
+    if (!hw__peer_allowed(&own)) {
+      hw__reply(&own, "error forbidden", NULL);
+      hw__own_close(&own);
+      continue;
+    }
+    hw_conn *c = hw__conn_slot(now);
+    c->fd = own;
+    c->got = 0;
+    c->deadline = now + HW_CONN_DEADLINE_MS;
+    hw__conn_read(c); /* most clients sent their line with the connect */
+  }
+}
+
+/* A fresh listening socket at hw__sock_path; replaces (and closes, when still
+ * ours) the previous one only once the new one listens. */
+static int hw__listen_open(void) {
+  struct sockaddr_un addr;
+  memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  memcpy(addr.sun_path, hw__sock_path, sizeof addr.sun_path);
+  unlink(hw__sock_path); /* our name in our run dir: a stale file, ours or planted */
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  hw_ownfd own;
+  if (fd < 0 || hw__own_adopt(&own, fd) != 0) return -1;
+  mode_t old = umask(0177);
+  int rc = bind(fd, (struct sockaddr *)&addr, sizeof addr);
+  umask(old);
+  struct stat st;
+  if (rc != 0 || listen(fd, HW_BACKLOG) != 0 || lstat(hw__sock_path, &st) != 0) {
+    int e = errno;
+    hw__own_close(&own);
+    errno = e;
+    return -1;
+  }
+  if (hw__config.control_uid >= 0) chmod(hw__sock_path, 0666); /* peer uid still checked */
+  hw__own_close(&hw__listen);
+  hw__listen = own;
+  hw__sock_file_dev = (uint64_t)st.st_dev;
+  hw__sock_file_ino = (uint64_t)st.st_ino;
   return 0;
 }
 
-static void hw__serve(int fd) {
-  char line[257];
-  if (!hw__peer_allowed(fd)) {
-    hw__reply(fd, "error forbidden", NULL);
-    return;
-  }
-  if (hw__read_line(fd, line, sizeof line) != 0) {
-    hw__reply(fd, "error bad-line", NULL);
-    return;
-  }
+/* The socket is still reachable: our fd, and our inode at the path. */
+static int hw__listen_intact(void) {
+  struct stat st;
+  return hw__own_check(&hw__listen) && lstat(hw__sock_path, &st) == 0 &&
+         (uint64_t)st.st_dev == hw__sock_file_dev && (uint64_t)st.st_ino == hw__sock_file_ino;
+}
+
+static void hw__signal_dump(void) {
   char path[700];
-  if (strcmp(line, "ping") == 0) {
-    char pid[32];
-    snprintf(pid, sizeof pid, "%d", (int)getpid());
-    hw__reply(fd, "ok highwater 1 ", pid);
-  } else if (strcmp(line, "dump") == 0) {
-    int rc = hw__dump(NULL, "request", 0, HW_SNAP_PEAK | HW_SNAP_CURRENT, 0, HW_NODE_NONE, path,
-                      sizeof path);
-    if (rc == 0) hw__reply(fd, "ok ", path);
-    else hw__reply(fd, "error dump-failed ", strerror(-rc));
-  } else if (strncmp(line, "floor ", 6) == 0) {
-    uint64_t v;
-    if (hw__parse_u64(line + 6, &v) != 0) {
-      hw__reply(fd, "error bad-argument", NULL);
-      return;
-    }
-    hw__guard_set_floor(v);
-    hw__reply(fd, "ok", NULL);
-  } else if (strncmp(line, "oom ", 4) == 0) {
-    int reason = hw__reason_code(line + 4);
-    if (!reason) {
-      hw__reply(fd, "error bad-argument", NULL);
-      return;
-    }
-    hw__reply(fd, "ok ", "exiting");
-    close(fd);
-    hw__oom_exit(reason, 0, HW_NODE_NONE);
-  } else {
-    hw__reply(fd, "error unknown-command", NULL);
-  }
+  int rc = hw__dump(NULL, "signal", 0, HW_SNAP_PEAK, 0, HW_NODE_NONE, path, sizeof path);
+  if (rc == 0) hw__log("SIGUSR2: peak so far written to %s", path);
+  else hw__log("SIGUSR2: could not write a dump in %s: %s", hw__config.run_dir, strerror(-rc));
 }
 
 static void *hw__control_main(void *arg) {
   (void)arg;
   hw__thread.guard = 1; /* nothing this thread allocates is the program's */
-  sigset_t all;
+  sigset_t all, wait_mask;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, NULL);
-  uint64_t next_status = 0;
+  sigfillset(&wait_mask);
+  sigdelset(&wait_mask, SIGUSR2);
+  hw__control_tid = (pid_t)syscall(SYS_gettid);
+  uint64_t next_status = 0, next_rebind = 0;
+  struct pollfd p[1 + HW_CONN_MAX];
+  int slot_of[1 + HW_CONN_MAX];
   for (;;) {
-    struct pollfd p[2] = {{hw__listen_fd, POLLIN, 0}, {hw__sig_pipe[0], POLLIN, 0}};
-    int n = poll(p, 2, HW_STATUS_PERIOD_MS);
     if (hw__in_child) return NULL;
-    uint64_t now = hw__now_ms();
+    uint64_t now = hw__mono_ms();
     if (now >= next_status) {
       hw_readings_t r;
       hw__read_memory(&r);
       hw__publish_readings(&r);
       next_status = now + HW_STATUS_PERIOD_MS;
-    }
-    if (n <= 0) continue;
-    if (p[1].revents & POLLIN) {
-      char drain[16];
-      ssize_t k = read(hw__sig_pipe[0], drain, sizeof drain);
-      (void)k;
-      char path[700];
-      int rc = hw__dump(NULL, "signal", 0, HW_SNAP_PEAK, 0, HW_NODE_NONE, path, sizeof path);
-      if (rc == 0) hw__log("SIGUSR2: peak so far written to %s", path);
-      else hw__log("SIGUSR2: could not write a dump in %s: %s", hw__config.run_dir, strerror(-rc));
-    }
-    if (p[0].revents & POLLIN) {
-      int fd = accept4(hw__listen_fd, NULL, NULL, SOCK_CLOEXEC);
-      if (fd >= 0) {
-        hw__serve(fd);
-        close(fd);
+      if (!hw__listen_intact() && now >= next_rebind) {
+        if (hw__listen_open() != 0)
+          hw__debug("control socket %s lost; cannot re-create it: %s", hw__sock_path,
+                    strerror(errno));
+        next_rebind = now + HW_REBIND_PERIOD_MS;
       }
+    }
+    if (__atomic_exchange_n(&hw__sig_pending, 0, __ATOMIC_ACQ_REL)) hw__signal_dump();
+
+    /* Only fds verified as ours right now go into the poll set. */
+    int n = 0;
+    uint64_t wake = next_status;
+    if (hw__own_check(&hw__listen)) {
+      p[n] = (struct pollfd){hw__listen.fd, POLLIN, 0};
+      slot_of[n++] = -1;
+    }
+    for (int i = 0; i < HW_CONN_MAX; i++) {
+      hw_conn *c = &hw__conns[i];
+      if (c->fd.fd < 0) continue;
+      if (!hw__own_check(&c->fd)) continue;
+      if (now >= c->deadline) {
+        hw__reply(&c->fd, "error bad-line", NULL); /* no whole line in time */
+        hw__conn_drop(c);
+        continue;
+      }
+      if (c->deadline < wake) wake = c->deadline;
+      p[n] = (struct pollfd){c->fd.fd, POLLIN, 0};
+      slot_of[n++] = i;
+    }
+    uint64_t ms = wake > now ? wake - now : 0;
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    /* SIGUSR2 interrupts the wait, but only while the handler is ours: a
+     * program that took SIGUSR2 over never has it delivered here. */
+    int got = ppoll(p, (nfds_t)n, &ts, hw__sigusr2_is_ours() ? &wait_mask : &all);
+    if (got <= 0) continue;
+    now = hw__mono_ms();
+    for (int k = 0; k < n; k++) {
+      if (!p[k].revents) continue;
+      if (slot_of[k] < 0) hw__accept_some(now);
+      else if (hw__conns[slot_of[k]].fd.fd == p[k].fd) hw__conn_read(&hw__conns[slot_of[k]]);
     }
   }
   return NULL;
 }
 
 int hw__control_start(void) {
-  struct sockaddr_un addr;
-  memset(&addr, 0, sizeof addr);
-  addr.sun_family = AF_UNIX;
-  int n = snprintf(addr.sun_path, sizeof addr.sun_path, "%s/hw-%d.sock", hw__config.run_dir,
+  for (int i = 0; i < HW_CONN_MAX; i++) hw__conns[i].fd.fd = -1;
+  int n = snprintf(hw__sock_path, sizeof hw__sock_path, "%s/hw-%d.sock", hw__config.run_dir,
                    (int)getpid());
-  if (n <= 0 || (size_t)n >= sizeof addr.sun_path) {
+  if (n <= 0 || (size_t)n >= sizeof hw__sock_path) {
     hw__log("run dir path too long for a control socket; control channel off");
     return -1;
   }
-  strcpy(hw__sock_path, addr.sun_path);
-  unlink(hw__sock_path);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  mode_t old = umask(0177);
-  int rc = bind(fd, (struct sockaddr *)&addr, sizeof addr);
-  umask(old);
-  if (rc != 0 || listen(fd, 8) != 0) {
+  if (hw__listen_open() != 0) {
     hw__log("cannot listen on %s: %s; control channel off", hw__sock_path, strerror(errno));
-    close(fd);
     return -1;
   }
-  if (hw__config.control_uid >= 0) chmod(hw__sock_path, 0666); /* peer uid still checked */
-  if (pipe2(hw__sig_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
-    close(fd);
-    return -1;
-  }
-  hw__listen_fd = fd;
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
-  sa.sa_handler = hw__on_sigusr2;
-  sa.sa_flags = SA_RESTART;
+  sa.sa_sigaction = hw__on_sigusr2;
+  sa.sa_flags = SA_RESTART | SA_SIGINFO;
   sigemptyset(&sa.sa_mask);
   struct sigaction prev;
-  if (sigaction(SIGUSR2, NULL, &prev) == 0 && prev.sa_handler == SIG_DFL)
-    sigaction(SIGUSR2, &sa, NULL);
+  if (sigaction(SIGUSR2, NULL, &prev) == 0 && !(prev.sa_flags & SA_SIGINFO) &&
+      prev.sa_handler == SIG_DFL && sigaction(SIGUSR2, &sa, NULL) == 0)
+    hw__sig_installed = 1;
   pthread_t th;
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   pthread_attr_setstacksize(&attr, 256 * 1024);
-  rc = hw__real_pthread_create(&th, &attr, hw__control_main, NULL);
+  int rc = hw__real_pthread_create(&th, &attr, hw__control_main, NULL);
   pthread_attr_destroy(&attr);
   if (rc != 0) {
     hw__log("cannot start the control thread; control channel off");

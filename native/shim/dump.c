@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "hw.h"
@@ -17,6 +18,9 @@ static pthread_mutex_t hw__dump_lock = PTHREAD_MUTEX_INITIALIZER;
 static hw_writer hw__wr;
 static char hw__src_buf[64 * 1024];
 static unsigned hw__dump_seq;
+/* A source file is read front to back up to its last wanted line, and never
+ * more than this: a dump must end even when a "source" is endless. */
+#define HW_SOURCE_READ_MAX (64u << 20)
 
 typedef struct {
   uint32_t func, line;
@@ -123,17 +127,23 @@ static int hw__w_file_sources(hw_writer *w, const hw_pair *p, size_t n) {
   memcpy(path, hw__state.strings + f->file_off, f->file_len);
   path[f->file_len] = '\0';
   if (path[0] == '<') return 0; /* <frozen ...>, <string>: no file */
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return 0;
+  hw_ownfd src;
+  if (hw__own_open(&src, path, O_RDONLY | O_NONBLOCK, 0) != 0) return 0;
+  if (!S_ISREG(src.mode)) { /* a FIFO or device named like a source file */
+    hw__own_close(&src);
+    return 0;
+  }
   int written = 0;
+  size_t total = 0;
   size_t want = 0;
   uint32_t lineno = 1;
   char line[520];
   size_t llen = 0;
   while (want < n && p[want].line < 1) want++;
-  while (want < n) {
-    ssize_t got = read(fd, hw__src_buf, sizeof hw__src_buf);
+  while (want < n && total < HW_SOURCE_READ_MAX) {
+    ssize_t got = hw__own_read(&src, hw__src_buf, sizeof hw__src_buf);
     if (got <= 0) break;
+    total += (size_t)got;
     for (ssize_t i = 0; i < got && want < n; i++) {
       char c = hw__src_buf[i];
       if (lineno == p[want].line && llen < sizeof line) line[llen++] = c;
@@ -152,7 +162,7 @@ static int hw__w_file_sources(hw_writer *w, const hw_pair *p, size_t n) {
     hw__w_source_line(w, f, lineno, line, llen); /* last line, no newline */
     written++;
   }
-  close(fd);
+  hw__own_close(&src);
   return written;
 }
 
@@ -253,15 +263,14 @@ int hw__dump(const char *path, const char *trigger, int reason, int snaps, size_
     snprintf(final, sizeof final, "%s/hw-%d-%u.dump", hw__config.run_dir, (int)getpid(),
              ++hw__dump_seq);
   snprintf(tmp, sizeof tmp, "%s.tmp", final);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-                hw__config.file_mode);
-  if (fd < 0) {
+  /* Created exclusively: never a file or link someone else put there. */
+  unlink(tmp);
+  hw_writer *w = &hw__wr;
+  if (hw__own_open(&w->out, tmp, O_WRONLY | O_CREAT | O_EXCL, hw__config.file_mode) != 0) {
     int e = errno;
     pthread_mutex_unlock(&hw__dump_lock);
     return -e;
   }
-  hw_writer *w = &hw__wr;
-  w->fd = fd;
   w->error = 0;
   w->pos = 0;
 
@@ -315,7 +324,9 @@ int hw__dump(const char *path, const char *trigger, int reason, int snaps, size_
   hw__w_str(w, "}\n");
   hw__w_flush(w);
   int err = w->error;
-  if (close(fd) != 0 && !err) err = errno;
+  if (!hw__own_check(&w->out)) err = err ? err : EBADF; /* lost to the program mid-dump */
+  else if (close(w->out.fd) != 0 && !err) err = errno;
+  w->out.fd = -1;
   if (!err && rename(tmp, final) != 0) err = errno;
   if (err) unlink(tmp);
   else if (out) snprintf(out, outlen, "%s", final);

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "parse.h"
+
 #define HW_LIKELY(x) __builtin_expect(!!(x), 1)
 #define HW_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define HW_NODE_NONE UINT32_MAX
@@ -47,6 +49,21 @@ void *hw__boot_alloc(size_t size);
 void *hw__pages_alloc(size_t bytes); /* zeroed, page-granular, NULL on failure */
 void hw__pages_free(void *p, size_t bytes);
 
+/* ---- ownfd.c: fds the shim owns, re-verified (fstat dev/inode) before each use ---- */
+typedef struct {
+  int fd; /* -1: none, or lost to the program */
+  uint32_t mode;
+  uint64_t dev, ino;
+} hw_ownfd;
+int hw__own_open(hw_ownfd *o, const char *path, int flags, unsigned mode); /* adds CLOEXEC|NOFOLLOW */
+int hw__own_adopt(hw_ownfd *o, int fd); /* an fd just made (socket, accept) */
+int hw__own_check(hw_ownfd *o);          /* 1: still ours; 0: forgotten */
+void hw__own_close(hw_ownfd *o);         /* closes only when still ours */
+ssize_t hw__own_read(hw_ownfd *o, void *buf, size_t n);
+ssize_t hw__own_write(hw_ownfd *o, const void *buf, size_t n);
+/* Open-read-close of a small regular file into buf (NUL-terminated); -1 on failure. */
+ssize_t hw__read_whole(const char *path, char *buf, size_t cap);
+
 /* ---- log.c ---- */
 void hw__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void hw__debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -64,7 +81,6 @@ typedef struct {
 } hw_config_t;
 extern hw_config_t hw__config;
 void hw__config_load(void);
-int hw__parse_u64(const char *s, uint64_t *out);
 
 /* ---- state.c: the shared, file-backed state (docs/protocol.md) ---- */
 typedef struct {

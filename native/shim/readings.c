@@ -6,7 +6,6 @@
  * Working set = usage - inactive_file (kubelet, cAdvisor).
  */
 #define _GNU_SOURCE
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,81 +33,17 @@ static const char *hw__path(const char *path, char *buf, size_t cap) {
 static int hw__cg_version;   /* 1 or 2, 0 = none */
 static int hw__cg_found;
 
+/* Open-read-close, never keeping an fd (the program may close any number). */
 static ssize_t hw__read_file(const char *path, char *buf, size_t cap) {
   char rooted[700];
-  int fd = open(hw__path(path, rooted, sizeof rooted), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  size_t got = 0;
-  while (got < cap - 1) {
-    ssize_t n = read(fd, buf + got, cap - 1 - got);
-    if (n <= 0) break;
-    got += (size_t)n;
-  }
-  close(fd);
-  buf[got] = '\0';
-  return (ssize_t)got;
+  return hw__read_whole(hw__path(path, rooted, sizeof rooted), buf, cap);
 }
 
 static int hw__read_u64_file(const char *dir, const char *name, uint64_t *out, int *is_max) {
   char path[640], buf[64];
   snprintf(path, sizeof path, "%s/%s", dir, name);
   if (hw__read_file(path, buf, sizeof buf) <= 0) return -1;
-  if (is_max) *is_max = strncmp(buf, "max", 3) == 0;
-  if (is_max && *is_max) {
-    *out = 0;
-    return 0;
-  }
-  char *nl = strchr(buf, '\n');
-  if (nl) *nl = '\0';
-  return hw__parse_u64(buf, out);
-}
-
-/* Finds "key value" in a stat-style file; returns 0 when found. */
-static int hw__stat_value(const char *text, const char *key, uint64_t *out) {
-  size_t klen = strlen(key);
-  for (const char *p = text; p && *p;) {
-    if (strncmp(p, key, klen) == 0 && (p[klen] == ' ' || p[klen] == ':')) {
-      const char *v = p + klen;
-      while (*v == ' ' || *v == ':' || *v == '\t') v++;
-      uint64_t x = 0;
-      int digits = 0;
-      while (*v >= '0' && *v <= '9') {
-        x = x * 10 + (uint64_t)(*v++ - '0');
-        digits++;
-      }
-      if (!digits) return -1;
-      *out = x;
-      return 0;
-    }
-    p = strchr(p, '\n');
-    if (p) p++;
-  }
-  return -1;
-}
-
-/* Field n (0-based, space separated) of a line into out. */
-static int hw__field(const char *line, int n, char *out, size_t cap) {
-  const char *p = line;
-  for (int i = 0; i < n; i++) {
-    p = strchr(p, ' ');
-    if (!p) return -1;
-    p++;
-  }
-  size_t len = strcspn(p, " \n");
-  if (len >= cap) return -1;
-  memcpy(out, p, len);
-  out[len] = '\0';
-  return 0;
-}
-
-static int hw__join_cgroup(const char *mnt, const char *root, const char *cg, char *out, size_t cap) {
-  const char *rel = cg;
-  size_t rlen = strlen(root);
-  if (strcmp(root, "/") != 0 && strncmp(cg, root, rlen) == 0) rel = cg + rlen;
-  else if (strcmp(root, "/") != 0) rel = ""; /* namespaced: we are the mount's root */
-  if (strcmp(rel, "/") == 0) rel = "";
-  int n = snprintf(out, cap, "%s%s", mnt, rel);
-  return n > 0 && (size_t)n < cap ? 0 : -1;
+  return hw__parse_value_file(buf, out, is_max);
 }
 
 static void hw__find_cgroup(void) {
@@ -116,69 +51,27 @@ static void hw__find_cgroup(void) {
   char cg[8192], mi[16384];
   if (hw__read_file("/proc/self/cgroup", cg, sizeof cg) <= 0) return;
   if (hw__read_file("/proc/self/mountinfo", mi, sizeof mi) <= 0) return;
-  char v1_path[512] = "", v2_path[512] = "";
-  for (char *line = cg; line && *line;) {
-    char *next = strchr(line, '\n');
-    if (next) *next++ = '\0';
-    char *c1 = strchr(line, ':');
-    char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-    if (c1 && c2) {
-      *c2 = '\0';
-      const char *ctrls = c1 + 1;
-      if (strncmp(line, "0:", 2) == 0 && *ctrls == '\0')
-        snprintf(v2_path, sizeof v2_path, "%s", c2 + 1);
-      else {
-        /* "memory" as one of the comma-separated controllers */
-        for (const char *m = strstr(ctrls, "memory"); m; m = strstr(m + 1, "memory"))
-          if ((m == ctrls || m[-1] == ',') && (m[6] == '\0' || m[6] == ','))
-            snprintf(v1_path, sizeof v1_path, "%s", c2 + 1);
-      }
-    }
-    line = next;
-  }
-  char v1_mnt[256] = "", v1_root[256] = "", v2_mnt[256] = "", v2_root[256] = "";
-  for (char *line = mi; line && *line;) {
-    char *next = strchr(line, '\n');
-    if (next) *next++ = '\0';
-    char *sep = strstr(line, " - ");
-    if (sep) {
-      char fstype[32], super[256], root[256], mnt[256];
-      if (hw__field(sep + 3, 0, fstype, sizeof fstype) == 0 &&
-          hw__field(line, 3, root, sizeof root) == 0 &&
-          hw__field(line, 4, mnt, sizeof mnt) == 0) {
-        if (strcmp(fstype, "cgroup2") == 0 && !v2_mnt[0]) {
-          strcpy(v2_mnt, mnt);
-          strcpy(v2_root, root);
-        } else if (strcmp(fstype, "cgroup") == 0 &&
-                   hw__field(sep + 3, 2, super, sizeof super) == 0) {
-          for (const char *m = strstr(super, "memory"); m; m = strstr(m + 1, "memory"))
-            if ((m == super || m[-1] == ',') && (m[6] == '\0' || m[6] == ',')) {
-              strcpy(v1_mnt, mnt);
-              strcpy(v1_root, root);
-            }
-        }
-      }
-    }
-    line = next;
-  }
-  char dir[512], probe[600];
+  hw_cgroup_paths paths;
+  hw_cgroup_mounts m;
+  hw__parse_proc_cgroup(cg, &paths);
+  hw__parse_mountinfo(mi, &m);
+  char dir[512];
   uint64_t dummy;
-  if (v2_mnt[0] && v2_path[0] && hw__join_cgroup(v2_mnt, v2_root, v2_path, dir, sizeof dir) == 0) {
-    snprintf(probe, sizeof probe, "%s", dir);
-    if (hw__read_u64_file(probe, "memory.current", &dummy, NULL) == 0) {
-      strcpy(hw__cg_dir, dir);
-      hw__cg_version = 2;
-    }
+  if (m.v2_mnt[0] && paths.v2_path[0] &&
+      hw__join_cgroup(m.v2_mnt, m.v2_root, paths.v2_path, dir, sizeof dir) == 0 &&
+      hw__read_u64_file(dir, "memory.current", &dummy, NULL) == 0) {
+    strcpy(hw__cg_dir, dir);
+    hw__cg_version = 2;
   }
-  if (!hw__cg_version && v1_mnt[0] && v1_path[0] &&
-      hw__join_cgroup(v1_mnt, v1_root, v1_path, dir, sizeof dir) == 0 &&
+  if (!hw__cg_version && m.v1_mnt[0] && paths.v1_path[0] &&
+      hw__join_cgroup(m.v1_mnt, m.v1_root, paths.v1_path, dir, sizeof dir) == 0 &&
       hw__read_u64_file(dir, "memory.usage_in_bytes", &dummy, NULL) == 0) {
     strcpy(hw__cg_dir, dir);
     hw__cg_version = 1;
   }
   if (!hw__cg_version) return;
   /* Walk up to the mount point: the ancestor with the smallest limit rules. */
-  const char *mnt = hw__cg_version == 2 ? v2_mnt : v1_mnt;
+  const char *mnt = hw__cg_version == 2 ? m.v2_mnt : m.v1_mnt;
   const char *limit_file = hw__cg_version == 2 ? "memory.max" : "memory.limit_in_bytes";
   char best[512];
   uint64_t best_limit = UINT64_MAX;

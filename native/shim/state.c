@@ -25,25 +25,21 @@ hw_state_t hw__state;
 
 static uint64_t hw__page_up(uint64_t v) { return (v + 4095) & ~(uint64_t)4095; }
 
-static void hw__read_small(const char *path, char *out, size_t cap, int nul_to_sep) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
-  ssize_t n = read(fd, out, cap - 1);
-  close(fd);
-  if (n <= 0) return;
-  out[n] = '\0';
-  (void)nul_to_sep;
-}
-
 int hw__state_open(void) {
   char path[600];
   snprintf(path, sizeof path, "%s/hw-%d.state", hw__config.run_dir, (int)getpid());
-  int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-                hw__config.file_mode);
-  if (fd < 0) {
+  /* O_NONBLOCK: a FIFO planted under our name must not hang the program. */
+  hw_ownfd own;
+  if (hw__own_open(&own, path, O_RDWR | O_CREAT | O_TRUNC | O_NONBLOCK, hw__config.file_mode) != 0) {
     hw__log("cannot create state file %s: %s; not tracking", path, strerror(errno));
     return -1;
   }
+  if (!S_ISREG(own.mode)) {
+    hw__log("state file %s is not a regular file; not tracking", path);
+    hw__own_close(&own);
+    return -1;
+  }
+  int fd = own.fd;
   uint64_t off = 4096;
   uint64_t off_funcs = off;
   off += hw__page_up((uint64_t)HW_FUNC_CAP * sizeof(hw_func_rec));
@@ -56,14 +52,16 @@ int hw__state_open(void) {
   uint64_t off_snapshot = off;
   off += hw__page_up((uint64_t)HW_NODE_CAP * 8);
 
-  if (ftruncate(fd, (off_t)off) != 0) {
+  if (!hw__own_check(&own) || ftruncate(fd, (off_t)off) != 0) {
     hw__log("cannot size state file %s: %s; not tracking", path, strerror(errno));
-    close(fd);
+    hw__own_close(&own);
     return -1;
   }
-  long m = syscall(SYS_mmap, (void *)0, (size_t)off, PROT_READ | PROT_WRITE,
-                   MAP_SHARED, fd, 0);
-  close(fd);
+  /* The mapping is all we keep: no fd for the program to close under us. */
+  long m = hw__own_check(&own) ? syscall(SYS_mmap, (void *)0, (size_t)off,
+                                         PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+                               : -1;
+  hw__own_close(&own);
   if (m == -1) {
     hw__log("cannot map state file %s; not tracking", path);
     return -1;
@@ -96,7 +94,7 @@ int hw__state_open(void) {
   s->nodes[0].parent = 0;
   s->nodes[0].func = HW_NODE_NONE;
   h->node_count = 1;
-  hw__read_small("/proc/self/cmdline", h->argv, sizeof h->argv, 1);
+  hw__read_whole("/proc/self/cmdline", h->argv, sizeof h->argv);
   if (!getcwd(h->cwd, sizeof h->cwd)) h->cwd[0] = '\0';
   h->updated_ms = hw__now_ms();
   /* The magic goes last: a reader never sees a half-initialised header. */

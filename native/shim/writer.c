@@ -8,7 +8,7 @@
 void hw__w_flush(hw_writer *w) {
   size_t off = 0;
   while (off < w->pos && !w->error) {
-    ssize_t n = write(w->fd, w->buf + off, w->pos - off);
+    ssize_t n = hw__own_write(&w->out, w->buf + off, w->pos - off);
     if (n < 0) {
       if (errno == EINTR) continue;
       w->error = errno;

@@ -4,8 +4,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hw.h"
+
 typedef struct {
-  int fd;
+  hw_ownfd out; /* re-verified before every write(2) */
   int error; /* first errno seen, 0 = fine */
   size_t pos;
   char buf[64 * 1024];

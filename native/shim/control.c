@@ -13,9 +13,10 @@
  * thread with a thread-directed signal that only interrupts its ppoll.
  *
  * One thread serves many clients: sockets are non-blocking, each connection
- * has a deadline, and at most HW_CONN_MAX wait for their line at once (the
- * oldest is dropped for a newcomer), so a silent client never delays a
- * live one by more than the time it takes to serve it.
+ * has a deadline, and at most HW_CONN_MAX wait for their line at once. When
+ * all are taken, the oldest is dropped for a newcomer once it has had
+ * HW_CONN_GRACE_MS to speak (a burst of real clients all get served), so a
+ * silent client never delays a live one by more than a few ms.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -34,8 +35,9 @@
 #include "hw.h"
 
 #define HW_STATUS_PERIOD_MS 250
-#define HW_CONN_MAX 64
-#define HW_CONN_DEADLINE_MS 1000
+#define HW_CONN_MAX 256
+#define HW_CONN_GRACE_MS 20 /* a client this new is not dropped for a newcomer */
+#define HW_CONN_DEADLINE_MS 2000 /* generous: it holds up no one else */
 #define HW_ACCEPT_BATCH 128
 #define HW_BACKLOG 4096 /* the kernel clamps it to net.core.somaxconn */
 #define HW_REBIND_PERIOD_MS 1000
@@ -177,6 +179,7 @@ static void hw__conn_read(hw_conn *c) {
   }
 }
 
+/* A free slot, or the oldest one if it had its grace; NULL: all too new. */
 static hw_conn *hw__conn_slot(uint64_t now) {
   hw_conn *oldest = NULL;
   for (int i = 0; i < HW_CONN_MAX; i++) {
@@ -184,16 +187,24 @@ static hw_conn *hw__conn_slot(uint64_t now) {
     if (c->fd.fd < 0 || !hw__own_check(&c->fd)) return c;
     if (!oldest || c->deadline < oldest->deadline) oldest = c;
   }
-  /* Full of clients that said nothing yet: the oldest makes room. */
+  if (oldest->deadline + HW_CONN_GRACE_MS > now + HW_CONN_DEADLINE_MS) return NULL;
+  /* Full of clients that said nothing in time: the oldest makes room. */
   hw__reply(&oldest->fd, "error busy", NULL);
   hw__conn_drop(oldest);
-  (void)now;
   return oldest;
 }
 
+static int hw__accept_blocked; /* slots all too new: the backlog waits a grace period */
+
 static void hw__accept_some(uint64_t now) {
+  hw__accept_blocked = 0;
   for (int i = 0; i < HW_ACCEPT_BATCH; i++) {
     if (!hw__own_check(&hw__listen)) return;
+    hw_conn *c = hw__conn_slot(now);
+    if (!c) {
+      hw__accept_blocked = 1;
+      return;
+    }
     int fd = accept4(hw__listen.fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) return; /* EAGAIN, or EMFILE: the rest wait in the backlog */
     hw_ownfd own;
@@ -203,7 +214,6 @@ static void hw__accept_some(uint64_t now) {
       hw__own_close(&own);
       continue;
     }
-    hw_conn *c = hw__conn_slot(now);
     c->fd = own;
     c->got = 0;
     c->deadline = now + HW_CONN_DEADLINE_MS;
@@ -283,17 +293,19 @@ static void *hw__control_main(void *arg) {
     }
     if (__atomic_exchange_n(&hw__sig_pending, 0, __ATOMIC_ACQ_REL)) hw__signal_dump();
 
-    /* Only fds verified as ours right now go into the poll set. */
     int n = 0;
     uint64_t wake = next_status;
-    if (hw__own_check(&hw__listen)) {
+    if (hw__accept_blocked) hw__accept_some(now);
+    if (hw__accept_blocked && now + HW_CONN_GRACE_MS < wake) wake = now + HW_CONN_GRACE_MS;
+    /* poll itself has no effect on an fd; each use below re-verifies it, so a
+     * number the program took over leaves the set at its first event. */
+    if (hw__listen.fd >= 0 && !hw__accept_blocked) {
       p[n] = (struct pollfd){hw__listen.fd, POLLIN, 0};
       slot_of[n++] = -1;
     }
     for (int i = 0; i < HW_CONN_MAX; i++) {
       hw_conn *c = &hw__conns[i];
       if (c->fd.fd < 0) continue;
-      if (!hw__own_check(&c->fd)) continue;
       if (now >= c->deadline) {
         hw__reply(&c->fd, "error bad-line", NULL); /* no whole line in time */
         hw__conn_drop(c);

@@ -313,6 +313,22 @@ int hw__dump(const char *path, const char *trigger, int reason, int snaps, size_
     hw__w_str(w, "}\n");
     if (bits) hw__mark_path(bits, node);
   }
+  size_t failed_bytes;
+  uint32_t failed_node;
+  uint64_t failed = hw__failed_last(&failed_bytes, &failed_node);
+  if (failed) {
+    /* Allocations the real allocator refused, handed back as NULL: the
+     * program got a MemoryError it may have handled. The last one, where. */
+    uint32_t node = failed_node == HW_NODE_NONE || failed_node >= count ? 0 : failed_node;
+    hw__w_str(w, "{\"type\":\"failedAllocation\",\"count\":");
+    hw__w_u64(w, failed);
+    hw__w_str(w, ",\"bytes\":");
+    hw__w_u64(w, failed_bytes);
+    hw__w_str(w, ",\"frames\":");
+    hw__w_frames(w, node);
+    hw__w_str(w, "}\n");
+    if (bits) hw__mark_path(bits, node);
+  }
   int sources = bits ? hw__w_sources(w, bits, count) : 0;
   hw__pages_free(bits, bits_bytes);
   hw__w_str(w, "{\"type\":\"end\",\"funcs\":");

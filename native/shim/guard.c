@@ -3,10 +3,19 @@
  * shim itself keeps a byte budget: allocations may go on without a look at
  * the real readings until they add up to 1 % of what was left above the
  * floor (Fil's rule); then the readings are refreshed. An allocation that
- * would take available memory under the floor is stopped before it is made:
- * the dump is written and the process exits 53.
+ * would take available memory under the floor is judged here and settled by
+ * the hook: it asks the real allocator first. Refused (NULL) means the
+ * program would have had its MemoryError anyway: it gets it, and the shim
+ * only records the failed allocation. Granted means the memory exists now
+ * and would kill the container once used: the dump is written and the
+ * process exits 53.
+ *
+ * A failed allocation is the program's to handle. Only when it ends the
+ * program (an unhandled MemoryError, seen by the bootstrap at exit) does
+ * hw_oom_unhandled turn it into the OOM dump and exit 53.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -42,12 +51,13 @@ void hw__guard_set_floor(uint64_t floor) {
   pthread_mutex_unlock(&hw__guard_lock);
 }
 
-void hw__guard_check(size_t size) {
+int hw__guard_check(size_t size) {
   uint64_t b = hw__budget;
   if (HW_LIKELY(size < b)) {
     __atomic_fetch_sub(&hw__budget, size, __ATOMIC_RELAXED);
-    return;
+    return 0;
   }
+  int saved_errno = errno; /* reading files must not show through malloc */
   pthread_mutex_lock(&hw__guard_lock);
   hw_readings_t r;
   hw__read_memory(&r);
@@ -64,7 +74,9 @@ void hw__guard_check(size_t size) {
     pthread_mutex_unlock(&hw__guard_lock);
     hw__debug("guard: available %llu, floor %llu, allocation %zu",
               (unsigned long long)r.available, (unsigned long long)hw__floor, size);
-    hw__oom_exit(reason, size, hw__current_node(&hw__thread));
+    hw__budget = 0; /* judge the next allocation afresh */
+    errno = saved_errno;
+    return reason;
   }
   uint64_t headroom = !r.available_known ? (64ull << 30)
                      : r.available + r.active_file > hw__floor + size
@@ -72,6 +84,34 @@ void hw__guard_check(size_t size) {
   uint64_t nb = headroom / 100;
   hw__budget = nb > HW_MIN_BUDGET ? nb : HW_MIN_BUDGET;
   pthread_mutex_unlock(&hw__guard_lock);
+  errno = saved_errno;
+  return 0;
+}
+
+/* ---- failed allocations: recorded, handed back, reported ---- */
+
+static volatile uint64_t hw__failed_count;
+static volatile uint64_t hw__failed_bytes;
+static volatile uint32_t hw__failed_node = HW_NODE_NONE;
+
+void hw__failed_allocation(size_t size, uint32_t node) {
+  int saved_errno = errno;
+  hw__failed_bytes = size;
+  hw__failed_node = node;
+  uint64_t n = __atomic_add_fetch(&hw__failed_count, 1, __ATOMIC_RELEASE);
+  if (hw__state.hdr) {
+    hw__state.hdr->failed_allocations = n;
+    hw__state.hdr->failed_bytes = size;
+  }
+  hw__debug("allocation of %zu bytes failed; the program gets NULL (MemoryError)", size);
+  errno = saved_errno;
+}
+
+uint64_t hw__failed_last(size_t *bytes, uint32_t *node) {
+  uint64_t n = __atomic_load_n(&hw__failed_count, __ATOMIC_ACQUIRE);
+  if (bytes) *bytes = (size_t)hw__failed_bytes;
+  if (node) *node = hw__failed_node;
+  return n;
 }
 
 void hw__oom_exit(int reason, size_t bytes, uint32_t node) {

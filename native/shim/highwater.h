@@ -22,6 +22,10 @@ int hw_tracking_stop(void);
 /* Writes a raw dump; path NULL = in the run dir. The path written goes to
  * out. trigger: exit|api|request|signal. */
 int hw_dump(const char *path, const char *trigger, char *out, size_t outlen);
+/* atexit, after an unhandled MemoryError: when the shim saw an allocation
+ * fail, writes the OOM dump (failed-allocation, at that allocation's line)
+ * and exits 53; otherwise returns -ENOENT. GIL held. */
+int hw_oom_unhandled(void);
 /* atexit: stop consulting the interpreter (it is going away). */
 int hw_python_stop(void);
 /* Numbers for tests and benchmarks. */

@@ -3,7 +3,9 @@
  * tracking is on and we are not already inside our own code on this thread,
  * records the result. A free is recorded before the real free (another
  * thread may get the same address back at once); an allocation only after it
- * succeeded. Nothing here may crash, block on Python, or change results.
+ * succeeded. Nothing here may crash, block on Python, or change results: an
+ * allocation the real allocator refuses fails exactly as it would have
+ * (NULL, MAP_FAILED, ENOMEM), and is only recorded (guard.c).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -21,16 +23,18 @@ static inline int hw__should_track(hw_thread_t *t) {
   return HW_LIKELY(hw__tracking) && !t->guard;
 }
 
-/* Runs before the allocation: guard budget, then the stack it is charged to. */
-static inline uint32_t hw__before_alloc(hw_thread_t *t, size_t size) {
-  if (hw__guard_on) hw__guard_check(size);
-  return hw__current_node(t);
+/* Runs before the allocation: the guard's verdict (0, or the rule the
+ * allocation would break) and the stack it is charged to. */
+static inline int hw__before_alloc(hw_thread_t *t, size_t size, uint32_t *node) {
+  int trip = hw__guard_on ? hw__guard_check(size) : 0;
+  *node = hw__current_node(t);
+  return trip;
 }
 
-static void hw__failed(size_t size, uint32_t node) {
-  /* A failed allocation: the program cannot go on. Fires even with
-   * detection off. */
-  hw__oom_exit(3, size, node);
+/* The guard objected, yet the allocation succeeded: the memory is there now
+ * and would kill the container once used. Stop before the program uses it. */
+__attribute__((noreturn)) static void hw__tripped(int trip, size_t size, uint32_t node) {
+  hw__oom_exit(trip, size, node);
 }
 
 HW_EXPORT void *malloc(size_t size) {
@@ -41,10 +45,17 @@ HW_EXPORT void *malloc(size_t size) {
   hw_thread_t *t = &hw__thread;
   if (!hw__should_track(t)) return hw__real_malloc(size);
   t->guard = 1;
-  uint32_t node = hw__before_alloc(t, size);
+  uint32_t node;
+  int trip = hw__before_alloc(t, size, &node);
   void *p = hw__real_malloc(size);
-  if (p) hw__track_alloc(p, size, node);
-  else if (size) hw__failed(size, node);
+  if (HW_UNLIKELY(!p)) {
+    if (size) hw__failed_allocation(size, node);
+  } else if (HW_UNLIKELY(trip)) {
+    hw__real_free(p);
+    hw__tripped(trip, size, node);
+  } else {
+    hw__track_alloc(p, size, node);
+  }
   t->guard = 0;
   return p;
 }
@@ -63,10 +74,17 @@ HW_EXPORT void *calloc(size_t n, size_t size) {
   size_t total;
   if (__builtin_mul_overflow(n, size, &total)) return hw__real_calloc(n, size);
   t->guard = 1;
-  uint32_t node = hw__before_alloc(t, total);
+  uint32_t node;
+  int trip = hw__before_alloc(t, total, &node);
   void *p = hw__real_calloc(n, size);
-  if (p) hw__track_alloc(p, total, node);
-  else if (total) hw__failed(total, node);
+  if (HW_UNLIKELY(!p)) {
+    if (total) hw__failed_allocation(total, node);
+  } else if (HW_UNLIKELY(trip)) {
+    hw__real_free(p);
+    hw__tripped(trip, total, node);
+  } else {
+    hw__track_alloc(p, total, node);
+  }
   t->guard = 0;
   return p;
 }
@@ -98,11 +116,23 @@ HW_EXPORT void *realloc(void *old, size_t size) {
   hw_thread_t *t = &hw__thread;
   if (!hw__should_track(t)) return hw__real_realloc(old, size);
   t->guard = 1;
-  uint32_t node = hw__before_alloc(t, size);
-  if (old) hw__track_free(old);
+  uint32_t node;
+  int trip = hw__before_alloc(t, size, &node);
+  size_t old_size = 0;
+  uint32_t old_node = 0;
+  int had_old = old && hw__track_take(old, &old_size, &old_node);
   void *p = hw__real_realloc(old, size);
-  if (p) hw__track_alloc(p, size, node);
-  else if (size) hw__failed(size, node); /* old is still live, but we exit */
+  if (HW_UNLIKELY(!p)) {
+    if (size) {
+      /* Refused: the old block is still the program's, as it was. */
+      if (had_old) hw__track_alloc(old, old_size, old_node);
+      hw__failed_allocation(size, node);
+    }
+  } else if (HW_UNLIKELY(trip)) {
+    hw__tripped(trip, size, node); /* the old block is gone: nothing to undo */
+  } else {
+    hw__track_alloc(p, size, node);
+  }
   t->guard = 0;
   return p;
 }
@@ -121,10 +151,17 @@ HW_EXPORT int posix_memalign(void **out, size_t align, size_t size) {
   hw_thread_t *t = &hw__thread;
   if (!hw__should_track(t)) return hw__real_posix_memalign(out, align, size);
   t->guard = 1;
-  uint32_t node = hw__before_alloc(t, size);
+  uint32_t node;
+  int trip = hw__before_alloc(t, size, &node);
   int rc = hw__real_posix_memalign(out, align, size);
-  if (rc == 0) hw__track_alloc(*out, size, node);
-  else if (rc == ENOMEM && size) hw__failed(size, node);
+  if (HW_UNLIKELY(rc != 0)) {
+    if (rc == ENOMEM && size) hw__failed_allocation(size, node);
+  } else if (HW_UNLIKELY(trip)) {
+    hw__real_free(*out);
+    hw__tripped(trip, size, node);
+  } else {
+    hw__track_alloc(*out, size, node);
+  }
   t->guard = 0;
   return rc;
 }
@@ -136,10 +173,17 @@ HW_EXPORT int posix_memalign(void **out, size_t align, size_t size) {
     if (!hw__should_track(t)) return hw__real_##name args;            \
     size_t sz = (size_expr);                                          \
     t->guard = 1;                                                     \
-    uint32_t node = hw__before_alloc(t, sz);                          \
+    uint32_t node;                                                    \
+    int trip = hw__before_alloc(t, sz, &node);                        \
     void *p = hw__real_##name args;                                   \
-    if (p) hw__track_alloc(p, sz, node);                              \
-    else if (sz && errno == ENOMEM) hw__failed(sz, node);             \
+    if (HW_UNLIKELY(!p)) {                                            \
+      if (sz && errno == ENOMEM) hw__failed_allocation(sz, node);     \
+    } else if (HW_UNLIKELY(trip)) {                                   \
+      hw__real_free(p);                                               \
+      hw__tripped(trip, sz, node);                                    \
+    } else {                                                          \
+      hw__track_alloc(p, sz, node);                                   \
+    }                                                                 \
     t->guard = 0;                                                     \
     return p;                                                         \
   }
@@ -160,10 +204,17 @@ static void *hw__mmap_common(void *(*real)(void *, size_t, int, int, int, off_t)
   hw_thread_t *t = &hw__thread;
   if (!hw__should_track(t) || !(flags & MAP_ANONYMOUS)) return real(addr, len, prot, flags, fd, off);
   t->guard = 1;
-  uint32_t node = hw__before_alloc(t, len);
+  uint32_t node;
+  int trip = hw__before_alloc(t, len, &node);
   void *p = real(addr, len, prot, flags, fd, off);
-  if (p != MAP_FAILED) hw__track_mmap(p, len, node);
-  else if (errno == ENOMEM) hw__failed(len, node);
+  if (HW_UNLIKELY(p == MAP_FAILED)) {
+    if (errno == ENOMEM) hw__failed_allocation(len, node);
+  } else if (HW_UNLIKELY(trip)) {
+    if (!(flags & MAP_FIXED)) syscall(SYS_munmap, p, len); /* a fixed map replaced one */
+    hw__tripped(trip, len, node);
+  } else {
+    hw__track_mmap(p, len, node);
+  }
   t->guard = 0;
   return p;
 }
@@ -202,9 +253,15 @@ HW_EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...
   hw_thread_t *t = &hw__thread;
   if (!hw__should_track(t)) return hw__real_mremap(old, old_len, new_len, flags, new_addr);
   t->guard = 1;
-  uint32_t node = hw__before_alloc(t, new_len > old_len ? new_len - old_len : 0);
+  uint32_t node;
+  size_t grow = new_len > old_len ? new_len - old_len : 0;
+  int trip = hw__before_alloc(t, grow, &node);
   void *p = hw__real_mremap(old, old_len, new_len, flags, new_addr);
-  if (p != MAP_FAILED) {
+  if (HW_UNLIKELY(p == MAP_FAILED)) {
+    if (errno == ENOMEM && grow) hw__failed_allocation(grow, node);
+  } else if (HW_UNLIKELY(trip)) {
+    hw__tripped(trip, grow, node);
+  } else {
     /* Charged like realloc: the old range goes, the new one belongs to the
      * code that resized it. Untracked (file-backed) ranges stay untracked. */
     hw__track_munmap(old, old_len);

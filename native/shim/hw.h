@@ -110,7 +110,8 @@ typedef struct {
   volatile uint64_t oom_reason;
   volatile uint64_t exit_status;
   volatile uint64_t active_file_bytes;
-  uint64_t reserved[2];
+  volatile uint64_t failed_allocations; /* allocations the real allocator refused */
+  volatile uint64_t failed_bytes;       /* size of the last one */
   char python[32];
   char argv[1024];
   char cwd[1024];
@@ -148,6 +149,8 @@ extern pthread_mutex_t hw__lock;
 extern volatile int hw__tracking;
 void hw__track_alloc(void *p, size_t size, uint32_t node);
 void hw__track_free(void *p);
+/* Like track_free, giving back what the block was charged (0: not tracked). */
+int hw__track_take(void *p, size_t *size, uint32_t *node);
 void hw__track_mmap(void *p, size_t len, uint32_t node);
 void hw__track_munmap(void *p, size_t len);
 void hw__tracker_reset(void); /* API mode: forget everything, start a new peak */
@@ -226,9 +229,13 @@ typedef struct {
 void hw__guard_init(void);
 int hw__read_memory(hw_readings_t *r);
 void hw__publish_readings(const hw_readings_t *r);
-/* Called before an allocation of `size` bytes; returns 0 to go on. Does not
- * return when the allocation would cross the floor (dumps and exits 53). */
-void hw__guard_check(size_t size);
+/* Called before an allocation of `size` bytes: 0 to go on, or the rule (1
+ * low-available, 2 swap) the allocation would break if it succeeds. */
+int hw__guard_check(size_t size);
+/* An allocation the real allocator refused: recorded (last one and a count,
+ * also in the state header), never fatal by itself. */
+void hw__failed_allocation(size_t size, uint32_t node);
+uint64_t hw__failed_last(size_t *bytes, uint32_t *node); /* returns the count */
 void hw__guard_set_floor(uint64_t floor);
 extern volatile int hw__guard_on;
 __attribute__((noreturn)) void hw__oom_exit(int reason, size_t bytes, uint32_t node);

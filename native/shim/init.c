@@ -163,6 +163,17 @@ HW_EXPORT int hw_dump(const char *path, const char *trigger, char *out, size_t o
   return rc;
 }
 
+HW_EXPORT int hw_oom_unhandled(void) {
+  if (!hw_is_active()) return -ENODEV;
+  size_t bytes;
+  uint32_t node;
+  if (!hw__failed_last(&bytes, &node)) return -ENOENT; /* not ours: a MemoryError we never saw */
+  hw_thread_t *t = &hw__thread;
+  t->guard = 1;
+  if (hw__py_alive && hw__py.PyGILState_Check()) hw__resolve_pending();
+  hw__oom_exit(3, bytes, node);
+}
+
 HW_EXPORT int hw_python_stop(void) {
   hw__py_alive = 0;
   return 0;
@@ -176,6 +187,7 @@ HW_EXPORT long long hw_stat(const char *name) {
   if (strcmp(name, "funcs") == 0) return (long long)hw__state.hdr->func_count;
   if (strcmp(name, "live_allocations") == 0) return (long long)hw__tracker_live_allocations();
   if (strcmp(name, "overhead_bytes") == 0) return (long long)hw__tracker_overhead_bytes();
+  if (strcmp(name, "failed_allocations") == 0) return (long long)hw__failed_last(NULL, NULL);
   if (strcmp(name, "stack_mode") == 0) return hw__walk_on ? 1 : 0; /* 1: frame walk, 0: profile callback */
   return -1;
 }

@@ -175,6 +175,26 @@ void hw__track_alloc(void *p, size_t size, uint32_t node) {
   pthread_mutex_unlock(&hw__lock);
 }
 
+int hw__track_take(void *p, size_t *size, uint32_t *node) {
+  int found = 0;
+  if (!p || !hw__state.hdr || !hw__slots) return 0;
+  uintptr_t a = (uintptr_t)p;
+  pthread_mutex_lock(&hw__lock);
+  size_t mask = hw__slot_cap - 1;
+  for (size_t i = hw__addr_hash(a) & mask; hw__slots[i].addr; i = (i + 1) & mask) {
+    if (hw__slots[i].addr == a) {
+      uint64_t meta = hw__slots[i].meta;
+      *size = (size_t)(meta >> HW_NODE_BITS);
+      *node = (uint32_t)(meta & HW_NODE_MASK);
+      found = 1;
+      break;
+    }
+  }
+  if (found) hw__free_locked(a);
+  pthread_mutex_unlock(&hw__lock);
+  return found;
+}
+
 void hw__track_free(void *p) {
   if (!p || !hw__state.hdr) return;
   pthread_mutex_lock(&hw__lock);

@@ -15,10 +15,58 @@ def _thread_hook(frame, event, arg):
         lib.hw_thread_start()
 
 
+# The MemoryError our excepthook saw on its way to ending the program.
+_memory_error_seen = None
+
+
+def _excepthook(previous):
+    def hook(exc_type, value, tb):
+        global _memory_error_seen
+        if isinstance(value, MemoryError):
+            _memory_error_seen = value
+        return previous(exc_type, value, tb)
+
+    hook._highwater = True
+    return hook
+
+
+def _ended_by_memory_error():
+    """True when an unhandled MemoryError is ending the program.
+
+    The interpreter keeps the exception that ended the program in
+    sys.last_value (set right before it calls sys.excepthook). While our hook
+    is in place it must also have seen that very exception, so a program that
+    calls sys.excepthook itself for an error it handled is not mistaken for
+    one that died; a program that installed its own hook still works as it
+    wrote it, and is judged by sys.last_value alone.
+    """
+    value = getattr(sys, "last_value", None)
+    if not isinstance(value, MemoryError):
+        return False
+    if getattr(sys.excepthook, "_highwater", False):
+        return value is _memory_error_seen
+    return True
+
+
+def _flush_std():
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except Exception:
+            pass
+
+
 def _at_exit():
     lib = _shim.shim()
     if lib is None or not lib.hw_is_active():
         return
+    if os.environ.get("HIGHWATER_MODE", "run") == "run" and _ended_by_memory_error():
+        # An allocation the shim saw fail ended the program: the OOM report
+        # and exit 53. The program's own output is flushed first, as its
+        # normal exit would have.
+        _flush_std()
+        lib.hw_oom_unhandled()  # returns only when the shim saw no failure
     if os.environ.get("HIGHWATER_MODE", "run") == "run":
         try:
             _shim.dump(None, "exit")
@@ -40,3 +88,5 @@ def start():
         threading.setprofile(_thread_hook)
     # Registered first, so it runs last: after the program's own atexit work.
     atexit.register(_at_exit)
+    if os.environ.get("HIGHWATER_MODE", "run") == "run":
+        sys.excepthook = _excepthook(sys.excepthook)

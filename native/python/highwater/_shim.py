@@ -22,7 +22,7 @@ def shim():
         lib.hw_api_version.restype = ctypes.c_int
         lib.hw_is_active.restype = ctypes.c_int
         for name in ("hw_python_start", "hw_thread_start", "hw_tracking_start",
-                     "hw_tracking_stop", "hw_python_stop"):
+                     "hw_tracking_stop", "hw_python_stop", "hw_oom_unhandled"):
             getattr(lib, name).restype = ctypes.c_int
             getattr(lib, name).argtypes = []
         lib.hw_dump.restype = ctypes.c_int

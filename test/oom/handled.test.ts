@@ -1,0 +1,108 @@
+// A MemoryError is the program's to handle. An allocation the real allocator
+// (or the kernel, under RLIMIT_AS) refuses fails exactly as without
+// highwater; the shim records it, and only an unhandled one ends in 53 with
+// a report naming the line. No cgroup needed: these are plain refusals.
+import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fixtures, freshDir, lineOf, onlyReport, pythonWithNumpy, runProfiled } from '../helpers/cli.js';
+import { shimmedPython } from '../shim/shimmed.js';
+
+const py = (name: string) => join(fixtures, 'python', name);
+const MiB = 1024 * 1024;
+
+function plain(args: string[]) {
+  return spawnSync(pythonWithNumpy(), args, { encoding: 'utf8', cwd: freshDir() });
+}
+
+/** The failedAllocation line of a raw dump, its frames as [file, line]. */
+function failedAllocation(dumpText: string) {
+  const lines = dumpText.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const funcs = new Map<number, string>();
+  for (const l of lines) if (l.type === 'func') funcs.set(l.id as number, l.file as string);
+  const f = lines.find((l) => l.type === 'failedAllocation');
+  if (!f) return undefined;
+  return {
+    count: f.count as number,
+    bytes: f.bytes as number,
+    frames: (f.frames as [number, number][]).map(([id, line]) => [funcs.get(id), line] as const),
+  };
+}
+
+describe('handled and unhandled MemoryError', () => {
+  it('np.empty(2**40) caught: exit 0, the same stdout as plain Python, an exit report', async () => {
+    const script = py('memerror_caught.py');
+    const base = plain([script]);
+    expect(base.status).toBe(0);
+    const r = await runProfiled(['--', pythonWithNumpy(), script]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe(base.stdout);
+    expect(r.stderr).not.toContain('out of memory');
+    const rep = onlyReport(r.outDir);
+    expect(rep.trigger).toBe('exit');
+    expect(rep.oomReason).toBeNull();
+  });
+
+  it('the refused allocation is recorded in the dump at its line, with its size', async () => {
+    const runDir = freshDir('hw-run-');
+    const script = py('memerror_caught.py');
+    const p = shimmedPython(runDir, [script], {}, pythonWithNumpy());
+    expect(await p.exit).toBe(0);
+    const dumps = readdirSync(runDir).filter((f) => f.endsWith('.dump'));
+    expect(dumps).toHaveLength(1);
+    const failed = failedAllocation(readFileSync(join(runDir, dumps[0]!), 'utf8'));
+    expect(failed?.count).toBe(1);
+    expect(failed?.bytes).toBe(8 * 1024 ** 4);
+    expect(failed?.frames.filter(([f]) => f === script).map(([, l]) => l)).toEqual([lineOf(script, 'refused line')]);
+  });
+
+  for (const flags of [[], ['--disable-oom-detection']]) {
+    it(`RLIMIT_AS and a caught 600 MiB bytearray: exit 0 and plain Python's stdout ${flags.join(' ')}`, async () => {
+      const script = py('rlimit_bytearray.py');
+      const base = plain([script, 'caught']);
+      expect(base.stdout).toBe('before\ncaught\nafter 10485760\n');
+      const r = await runProfiled(['--', pythonWithNumpy(), script, 'caught'], { flags });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toBe(base.stdout);
+      expect(onlyReport(r.outDir).trigger).toBe('exit');
+    });
+  }
+
+  for (const flags of [[], ['--disable-oom-detection']]) {
+    it(`unhandled: exit 53, the traceback, and an OOM report naming the line ${flags.join(' ')}`, async () => {
+      const script = py('rlimit_bytearray.py');
+      expect(plain([script, 'unhandled']).status).toBe(1);
+      const r = await runProfiled(['--', pythonWithNumpy(), script, 'unhandled'], { flags });
+      expect(r.code, r.stderr).toBe(53);
+      expect(r.stdout).toBe('before\n');
+      expect(r.stderr).toMatch(/Traceback[\s\S]*MemoryError/);
+      const rep = onlyReport(r.outDir);
+      expect(rep.trigger).toBe('oom');
+      expect(rep.oomReason).toBe('failed-allocation');
+      expect(rep.oomAllocation?.bytes).toBeGreaterThanOrEqual(600 * MiB);
+      expect(rep.oomAllocation?.bytes).toBeLessThan(601 * MiB);
+      const own = rep.oomAllocation!.frames.filter((f) => f.file === script).map((f) => f.line);
+      expect(own).toEqual([lineOf(script, 'held = grab()'), lineOf(script, 'grab line')]);
+    });
+  }
+
+  it("unhandled under the program's own excepthook: its hook runs, and exit 53", async () => {
+    const script = py('rlimit_bytearray.py');
+    const r = await runProfiled(['--', pythonWithNumpy(), script, 'own-hook']);
+    expect(r.code, r.stderr).toBe(53);
+    expect(r.stderr).toContain('own hook saw MemoryError');
+    expect(r.stderr).not.toContain('Traceback');
+    expect(onlyReport(r.outDir).oomReason).toBe('failed-allocation');
+  });
+
+  it('handled, then passed to sys.excepthook by the program itself: still exit 0', async () => {
+    const script = py('rlimit_bytearray.py');
+    const base = plain([script, 'manual-hook']);
+    expect(base.status).toBe(0);
+    const r = await runProfiled(['--', pythonWithNumpy(), script, 'manual-hook']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe(base.stdout);
+    expect(onlyReport(r.outDir).trigger).toBe('exit');
+  });
+});

@@ -89,7 +89,7 @@ interface RawStack {
 }
 
 /** Largest dump highwater reads (docs/report.md "Limits"). */
-export const MAX_DUMP_BYTES = 256 * 1024 * 1024;
+export const MAX_DUMP_BYTES = 128 * 1024 * 1024;
 
 export function parseDump(text: string): ProfileData {
   // Lines are walked by offset, never split into an array: a dump of a

@@ -124,7 +124,7 @@ export function openDirectory(path: string): Promise<FileHandle> {
   return open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | CLOEXEC);
 }
 
-const COPY_CHUNK = 1 << 20;
+const COPY_CHUNK = 64 * 1024; // the grain of the holes kept in a sparse copy
 
 /**
  * Copies a regular file (never a link, never a special file) to a new name in

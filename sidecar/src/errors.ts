@@ -12,7 +12,10 @@ export type HighwaterErrorCode =
   | 'HW_ERR_READING' // a memory reading could not be taken
   | 'HW_ERR_CONTROL' // the control channel refused or failed
   | 'HW_ERR_DOCKER' // the Docker engine refused or failed
-  | 'HW_ERR_INTERNAL';
+  | 'HW_ERR_INTERNAL'
+  | 'HW_ERR_INPUT_UNREADABLE' // an input file missing, unreadable, a symlink, a directory or a special file
+  | 'HW_ERR_INPUT_TOO_LARGE' // an input file over the size highwater reads
+  | 'HW_ERR_RUN_DIR_BUSY'; // the run dir is claimed by another live run
 
 export class HighwaterError extends Error {
   override name = 'HighwaterError';

@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { isHighwaterError } from '../../sidecar/src/errors.js';
@@ -126,5 +128,29 @@ describe('parseDump', () => {
 
   test('readDump reads from disk', async () => {
     expect((await readDump(join(DUMPS, 'example.dump'))).peakBytes).toBe(587207560);
+  });
+});
+
+describe('hostile values', () => {
+  test('a timeMs no Date can hold reads as 0 (unknown) and the report renders', async () => {
+    const t = text('example.dump').replace('"timeMs":1764035000000', `"timeMs":${Number.MAX_SAFE_INTEGER}`);
+    const d = parseDump(t);
+    expect(d.timeMs).toBe(0);
+    const { renderReport } = await import('../../sidecar/src/report/render.js');
+    const out = mkdtempSync(join(tmpdir(), 'hw-time-'));
+    const { report } = await renderReport(d, out, { timestampedSubdir: false });
+    expect(report.timeMs).toBe(0);
+    expect(readFileSync(join(out, 'index.html'), 'utf8')).toContain('unknown');
+  });
+
+  test('readDump: missing, directory, FIFO and symlink are HW_ERR_INPUT_UNREADABLE, without blocking', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hw-dumpin-'));
+    execFileSync('mkfifo', [join(dir, 'fifo.dump')]);
+    symlinkSync('/dev/zero', join(dir, 'zero.dump'));
+    for (const [path, why] of [[join(dir, 'none.dump'), 'ENOENT'], [dir, 'a directory'], [join(dir, 'fifo.dump'), 'a FIFO'], [join(dir, 'zero.dump'), 'a symbolic link']] as const) {
+      const err = await readDump(path).then(() => undefined, (e: unknown) => e);
+      expect(isHighwaterError(err, 'HW_ERR_INPUT_UNREADABLE'), String(err)).toBe(true);
+      expect((err as Error).message).toContain(why);
+    }
   });
 });

@@ -1,7 +1,10 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { isHighwaterError } from '../../sidecar/src/errors.js';
-import { parseStateFile } from '../../sidecar/src/report/state.js';
+import { parseStateFile, readStateFile } from '../../sidecar/src/report/state.js';
 import { buildStateFile, exampleStateSpec } from './state-writer.js';
 
 const MiB = 1024 * 1024;
@@ -134,5 +137,54 @@ describe('parseStateFile', () => {
     expect(stateError(patch((b) => b.writeUInt32LE(77, nodesOff + 3 * 16 + 4)))).toContain('refers to func 77');
     const funcsOff = Number(base.readBigUInt64LE(88));
     expect(stateError(patch((b) => b.writeUInt32LE(0xffffffff, funcsOff + 4)))).toContain('outside the strings area');
+  });
+});
+
+describe('only the published part must be present', () => {
+  test('a strings area whose capacity runs past the end of the file parses (only the strings the funcs name are read)', () => {
+    const base = buildStateFile(exampleStateSpec());
+    const stringsOff = Number(base.readBigUInt64LE(104));
+    const usedLen = Number(base.readBigUInt64LE(80)) - 64; // the writer leaves 64 bytes spare
+    const used = base.subarray(stringsOff, stringsOff + usedLen);
+    // Move the strings to the very end and claim a 1 MiB capacity the file does not hold.
+    const moved = Buffer.concat([base, used]);
+    moved.writeBigUInt64LE(BigInt(base.length), 104);
+    moved.writeBigUInt64LE(BigInt(MiB), 80);
+    const d = parseStateFile(moved, { readSource: noSource });
+    expect(d.stacks[0]!.frames.map((f) => `${f.function}:${f.line}`)).toEqual(['<module>:15', 'main:13', 'make_big_array:4']);
+    // A name that runs past the end of the file is still refused, cleanly.
+    const funcsOff = Number(moved.readBigUInt64LE(88));
+    const cut = Buffer.from(moved);
+    cut.writeUInt32LE(usedLen, funcsOff + 4); // func 0's file name now ends at the end of the file...
+    expect(stateError(cut.subarray(0, cut.length - 1))).toContain('beyond the end of the file'); // ...which is one byte short
+  });
+
+  test('readStateFile reads a sparse file by its published extent, equal to parsing it whole', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hw-state-'));
+    const buf = buildStateFile({ ...exampleStateSpec(), spareCapacity: 4 });
+    const path = join(dir, 'hw-4242.state');
+    writeFileSync(path, buf);
+    truncateSync(path, 256 * MiB); // a shim's capacity: holes
+    const fromFile = await readStateFile(path, { readSource: noSource });
+    expect(fromFile).toEqual(parseStateFile(buf, { readSource: noSource }));
+  });
+
+  test('readStateFile refuses a symlink, a FIFO and a directory with HW_ERR_INPUT_UNREADABLE, without blocking', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hw-state-'));
+    const real = join(dir, 'real.state');
+    writeFileSync(real, buildStateFile(exampleStateSpec()));
+    symlinkSync(real, join(dir, 'link.state'));
+    execFileSync('mkfifo', [join(dir, 'fifo.state')]);
+    mkdirSync(join(dir, 'dir.state'));
+    for (const [name, why] of [['link.state', 'a symbolic link'], ['fifo.state', 'a FIFO'], ['dir.state', 'a directory']] as const) {
+      const err = await readStateFile(join(dir, name)).then(() => undefined, (e: unknown) => e);
+      expect(isHighwaterError(err, 'HW_ERR_INPUT_UNREADABLE'), String(err)).toBe(true);
+      expect((err as Error).message).toContain(why);
+    }
+  });
+
+  test('an updatedMs no Date can hold reads as 0 (unknown), not a RangeError later', () => {
+    const spec = { ...exampleStateSpec(), updatedMs: Number.MAX_SAFE_INTEGER };
+    expect(parseStateFile(buildStateFile(spec), { readSource: noSource }).timeMs).toBe(0);
   });
 });

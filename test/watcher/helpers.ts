@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -60,4 +61,9 @@ function defaultAnswer(cmd: string): string {
   if (cmd.startsWith('oom ')) return 'ok /run/hw-4242-1.dump';
   if (cmd === 'dump') return 'ok /run/hw-4242-1.dump';
   return 'error unknown-command';
+}
+
+/** A socket file nobody listens on (bound, never listening: connect gives ECONNREFUSED), as a killed shim leaves. */
+export function deadSocket(path: string): void {
+  execFileSync('/usr/bin/python3', ['-c', 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', path]);
 }

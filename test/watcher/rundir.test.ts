@@ -1,8 +1,9 @@
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DumpPoller, listRunDir, type DumpFile } from '../../sidecar/src/watcher/rundir.js';
-import { removeDir, tempDir } from './helpers.js';
+import { deadSocket, removeDir, tempDir } from './helpers.js';
 
 describe('listRunDir', () => {
   let dir: string;
@@ -12,7 +13,8 @@ describe('listRunDir', () => {
   afterEach(() => removeDir(dir));
 
   it('states, sockets and complete dumps in pid/seq order', () => {
-    for (const f of ['hw-12.state', 'hw-12.sock', 'hw-12-10.dump', 'hw-12-2.dump', 'hw-7-1.dump', 'hw-12-3.dump.tmp', 'other.txt', 'x.dump']) {
+    deadSocket(join(dir, 'hw-12.sock'));
+    for (const f of ['hw-12.state', 'hw-12-10.dump', 'hw-12-2.dump', 'hw-7-1.dump', 'hw-12-3.dump.tmp', 'other.txt', 'x.dump']) {
       writeFileSync(join(dir, f), '');
     }
     mkdirSync(join(dir, 'sub'));
@@ -27,7 +29,29 @@ describe('listRunDir', () => {
     ]);
   });
   it('a missing run dir lists as empty', () => {
-    expect(listRunDir(join(dir, 'gone'))).toEqual({ states: new Map(), sockets: new Map(), dumps: [] });
+    expect(listRunDir(join(dir, 'gone'))).toEqual({ states: new Map(), sockets: new Map(), dumps: [], skipped: [] });
+  });
+  it('links, FIFOs, directories and wrong types named like run-dir files are listed as skipped, never as data', () => {
+    writeFileSync(join(dir, 'victim'), 'secret');
+    symlinkSync(join(dir, 'victim'), join(dir, 'hw-1-1.dump'));
+    symlinkSync('/dev/zero', join(dir, 'hw-9-1.dump'));
+    execFileSync('mkfifo', [join(dir, 'hw-7.state'), join(dir, 'hw-8-1.dump')]);
+    mkdirSync(join(dir, 'hw-5.state'));
+    writeFileSync(join(dir, 'hw-6.sock'), ''); // a regular file is not a socket
+    writeFileSync(join(dir, 'hw-4.state'), '');
+    const l = listRunDir(dir);
+    expect([...l.states.keys()]).toEqual([4]);
+    expect(l.sockets.size).toBe(0);
+    expect(l.dumps).toEqual([]);
+    const skipped = Object.fromEntries(l.skipped.map((s) => [s.path.slice(dir.length + 1), s.kind]));
+    expect(skipped).toEqual({
+      'hw-1-1.dump': 'a symbolic link',
+      'hw-9-1.dump': 'a symbolic link',
+      'hw-7.state': 'a FIFO',
+      'hw-8-1.dump': 'a FIFO',
+      'hw-5.state': 'a directory',
+      'hw-6.sock': 'a regular file',
+    });
   });
 });
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_MIN_AVAILABLE, MiB } from '../../sidecar/src/memory/heuristics.js';
 import { Watcher, type WatcherEvent } from '../../sidecar/src/watcher/watch.js';
-import { fakeShim, removeDir, tempDir, type FakeShim } from './helpers.js';
+import { deadSocket, fakeShim, removeDir, tempDir, type FakeShim } from './helpers.js';
 
 const FX = join(import.meta.dirname, '../fixtures/cgroup');
 const V1_LEAF = 'sys/fs/cgroup/memory/process_api/7774752cf54730c6c630e0be0dce44ee';
@@ -128,7 +128,7 @@ describe('Watcher', () => {
   });
 
   it('a dead socket: one control-failed event, the watcher goes on', async () => {
-    writeFileSync(join(runDir, 'hw-999.sock'), ''); // stale: not a socket
+    deadSocket(join(runDir, 'hw-999.sock')); // stale: nobody listens
     const w = make();
     w.start();
     await vi.waitFor(() => expect(shim.commands).toHaveLength(1));

@@ -7,6 +7,8 @@ export function exitStatusForError(code: HighwaterErrorCode): number {
     case 'HW_ERR_USAGE':
     case 'HW_ERR_CONFIG':
     case 'HW_ERR_OUTPUT_UNWRITABLE':
+    case 'HW_ERR_INPUT_UNREADABLE': // `render` of a missing, unreadable or special DUMP
+    case 'HW_ERR_RUN_DIR_BUSY': // the program was not started
       return 2;
     default:
       return 1;

@@ -3,20 +3,23 @@
  * watch it, render its reports, and return the exit status.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Config } from '../config/config.js';
-import { HighwaterError } from '../errors.js';
+import { HighwaterError, isHighwaterError } from '../errors.js';
 import { moduleLogger, type Logger } from '../log.js';
-import { parseStateFile, renderDumpFile, renderReport } from '../report/index.js';
+import { renderDumpFile, renderReport } from '../report/index.js';
+import { copyOut } from '../report/safe-file.js';
+import { readStateFile } from '../report/state.js';
+import { claimRunDir, type RunDirClaim } from '../watcher/claim.js';
 import type { ReportJson, Trigger } from '../report/model.js';
 import { readOomKillCount } from '../memory/oom-kills.js';
 import { DumpPoller, listRunDir, type DumpFile } from '../watcher/rundir.js';
 import { Watcher, type WatcherEvent } from '../watcher/watch.js';
 import { targetArgv, type Target } from './args.js';
 import { childEnv } from './env.js';
-import { ensureWritableDir, hasDisplay, openInBrowser, removeIfEmpty } from './output.js';
+import { ensureWritableDir, hasDisplay, mkdirParents, openInBrowser, removeIfEmpty } from './output.js';
 import type { BundlePaths } from './paths.js';
 
 /** Exit status when OOM was detected (DESIGN.md "Exit codes"). */
@@ -52,6 +55,15 @@ export function exitStatusOf(o: ChildOutcome): number {
   return o.code ?? 1;
 }
 
+/** Largest raw file copied next to the reports when it could not be rendered. */
+const MAX_KEPT_BYTES = 1024 * 1024 * 1024;
+
+function errorCode(e: unknown): string {
+  if (isHighwaterError(e)) return e.code;
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  return typeof code === 'string' ? code : 'HW_ERR_INTERNAL';
+}
+
 function logWatcherEvent(log: Logger, e: WatcherEvent): void {
   switch (e.type) {
     case 'readings':
@@ -85,6 +97,16 @@ export async function runProgram(opts: RunOptions): Promise<number> {
   const out = ensureWritableDir(config.outputDir);
   const ownRunDir = config.runDir === undefined;
   const runDir = config.runDir ?? mkdtempSync(join(tmpdir(), 'highwater-run-'));
+  // A run dir given by the user may hold what an earlier run left, or be in
+  // use by another run: claim it (docs/security.md), before anything starts.
+  let claim: RunDirClaim | undefined;
+  if (!ownRunDir) {
+    if (!existsSync(runDir)) mkdirParents(resolve(runDir));
+    claim = claimRunDir(runDir);
+    if (claim.removedStale.length > 0) {
+      say(`removed ${claim.removedStale.length} file(s) an earlier run left in ${runDir}: ${claim.removedStale.join(', ')}`);
+    }
+  }
   const argv = targetArgv(opts.target, config.python);
   const cmdText = argv.join(' ');
   // A script that is not there: let Python say so in its own words and with
@@ -120,7 +142,7 @@ export async function runProgram(opts: RunOptions): Promise<number> {
 
   // Rendering: one at a time, in order of appearance.
   const reports: Array<{ dir: string; report: ReportJson }> = [];
-  const failures: string[] = [];
+  const failures: Array<{ path: string; error: unknown }> = [];
   const renderedPids = new Set<number>();
   let queue: Promise<void> = Promise.resolve();
   const enqueue = (what: string, job: () => Promise<{ dir: string; report: ReportJson }>): void => {
@@ -130,8 +152,8 @@ export async function runProgram(opts: RunOptions): Promise<number> {
         reports.push(r);
         say(`report written to ${join(r.dir, 'index.html')}`);
       } catch (e) {
-        failures.push(what);
-        say(`could not render ${what}: ${e instanceof Error ? e.message : String(e)}`);
+        failures.push({ path: what, error: e });
+        say(`could not render ${what}: ${e instanceof Error ? e.message : String(e)} (${errorCode(e)})`);
       }
     });
   };
@@ -160,55 +182,85 @@ export async function runProgram(opts: RunOptions): Promise<number> {
 
   const result = await outcome;
   clearInterval(announce);
-  await watcher?.stop();
-  poller.stop();
-  poller.scan();
   for (const [sig, h] of handlers) process.off(sig, h);
-
-  if (result.spawnError) {
-    say(`cannot run ${argv[0]}: ${result.spawnError.code ?? result.spawnError.message}`);
+  // From here on the program has ended: nothing highwater does may replace
+  // its exit status with a crash of our own.
+  try {
+    await watcher?.stop();
+    poller.stop();
+    poller.scan();
+  } catch (e) {
+    say(`internal error while watching (${errorCode(e)}): ${e instanceof Error ? e.message : String(e)}`);
+  }
+  try {
+    return await afterExit();
+  } catch (e) {
+    say(`internal error after ${cmdText} ended (${errorCode(e)}): ${e instanceof Error ? e.message : String(e)}; run dir kept: ${runDir}`);
+    return (watcher?.oomFired ?? false) ? EXIT_OOM : exitStatusOf(result);
   }
 
-  // Post-mortem: a process that left a state file but no dump (SIGKILL, os._exit, a fatal signal).
-  const listing = listRunDir(runDir);
-  // Killed by the kernel's OOM killer (the cgroup's oom_kill count moved)?
-  const oomKillsAfter = readOomKillCount('self');
-  const oomKilled =
-    result.signal !== null &&
-    oomKillsBefore !== undefined &&
-    oomKillsAfter !== undefined &&
-    oomKillsAfter > oomKillsBefore;
-  if (oomKilled && result.signal !== 'SIGKILL') {
-    log.debug({ signal: result.signal }, 'died while being OOM-killed; reporting it as killed');
-  }
-  const trigger: Trigger =
-    result.signal === 'SIGKILL' || oomKilled ? 'killed' : result.signal ? 'signal' : 'exit';
-  for (const [pid, statePath] of listing.states) {
-    if (renderedPids.has(pid)) continue;
-    if (mode === 'python' && trigger === 'exit') continue; // tracking was off unless the API turned it on
-    enqueue(statePath, async () => renderReport(parseStateFile(readFileSync(statePath), { trigger }), config.outputDir, renderOpts));
-  }
-  await queue;
+  async function afterExit(): Promise<number> {
+    if (result.spawnError) {
+      say(`cannot run ${argv[0]}: ${result.spawnError.code ?? result.spawnError.message}`);
+    }
 
-  if (listing.states.size === 0 && renderedPids.size === 0 && !result.spawnError && mode === 'run' && !missingScript) {
-    say(`${cmdText} did not run Python under the shim; nothing was profiled`);
-  }
+    // Post-mortem: a process that left a state file but no dump (SIGKILL, os._exit, a fatal signal).
+    const listing = listRunDir(runDir);
+    // Killed by the kernel's OOM killer (the cgroup's oom_kill count moved)?
+    const oomKillsAfter = readOomKillCount('self');
+    const oomKilled =
+      result.signal !== null &&
+      oomKillsBefore !== undefined &&
+      oomKillsAfter !== undefined &&
+      oomKillsAfter > oomKillsBefore;
+    if (oomKilled && result.signal !== 'SIGKILL') {
+      log.debug({ signal: result.signal }, 'died while being OOM-killed; reporting it as killed');
+    }
+    const trigger: Trigger =
+      result.signal === 'SIGKILL' || oomKilled ? 'killed' : result.signal ? 'signal' : 'exit';
+    for (const [pid, statePath] of listing.states) {
+      if (renderedPids.has(pid)) continue;
+      if (mode === 'python' && trigger === 'exit') continue; // tracking was off unless the API turned it on
+      enqueue(statePath, async () => renderReport(await readStateFile(statePath, { trigger }), config.outputDir, renderOpts));
+    }
+    await queue;
 
-  const oom = (watcher?.oomFired ?? false) || reports.some((r) => r.report.trigger === 'oom');
-  const last = reports.at(-1);
-  if (last && config.openBrowser && hasDisplay(env)) openInBrowser(join(last.dir, 'index.html'));
-  if (reports.length === 0 && out.created) removeIfEmpty(config.outputDir);
+    const runDirGone = !existsSync(runDir);
+    if (runDirGone && !result.spawnError && !missingScript) {
+      say(`the run dir ${runDir} was removed while ${cmdText} ran: its state and dumps went with it, no report could be made`);
+    } else if (listing.states.size === 0 && renderedPids.size === 0 && !result.spawnError && mode === 'run' && !missingScript) {
+      say(`${cmdText} did not run Python under the shim; nothing was profiled`);
+    }
 
-  if (failures.length > 0) {
-    say(`run dir kept with the raw data: ${runDir}`);
-  } else if (ownRunDir) {
-    rmSync(runDir, { recursive: true, force: true });
+    const oom = (watcher?.oomFired ?? false) || reports.some((r) => r.report.trigger === 'oom');
+    const last = reports.at(-1);
+    if (last && config.openBrowser && hasDisplay(env)) openInBrowser(join(last.dir, 'index.html'));
+
+    // Raw data of what could not be rendered goes next to the reports, so
+    // that the run dir can be cleaned; if even that fails, the run dir stays.
+    let keepRunDir = false;
+    for (const f of failures) {
+      try {
+        say(`raw data kept at ${await copyOut(f.path, config.outputDir, MAX_KEPT_BYTES)}`);
+      } catch {
+        keepRunDir = true;
+      }
+    }
+    if (reports.length === 0 && failures.length === 0 && out.created) removeIfEmpty(config.outputDir);
+    if (keepRunDir) {
+      say(`run dir kept with the raw data: ${runDir}`);
+      claim?.release({ removeLeftovers: false });
+    } else if (ownRunDir) {
+      rmSync(runDir, { recursive: true, force: true });
+    } else {
+      claim?.release({ removeLeftovers: true });
+    }
+    log.debug({ outcome: { code: result.code, signal: result.signal }, oom, reports: reports.length }, 'finished');
+    if (oom) return EXIT_OOM;
+    if (oomKilled) {
+      say(`the kernel's OOM killer ended ${cmdText} (exit 137)`);
+      return 128 + 9;
+    }
+    return exitStatusOf(result);
   }
-  log.debug({ outcome: { code: result.code, signal: result.signal }, oom, reports: reports.length }, 'finished');
-  if (oom) return EXIT_OOM;
-  if (oomKilled) {
-    say(`the kernel's OOM killer ended ${cmdText} (exit 137)`);
-    return 128 + 9;
-  }
-  return exitStatusOf(result);
 }

@@ -162,6 +162,9 @@ export async function watchCommand(opts: WatchOptions): Promise<number> {
       case 'reading-failed':
         log.warn({ err: e.message }, `cannot take memory readings of process ${e.pid}`);
         break;
+      case 'file-skipped':
+        log.warn({ path: e.path }, `skipped ${e.path}: ${e.reason}`);
+        break;
       case 'floor-set':
         log.debug({ floorBytes: e.floorBytes }, `floor set for process ${e.pid}`);
         break;

@@ -2,9 +2,10 @@
  * Raw dump reader: JSON Lines (docs/protocol.md "Raw dump") → ProfileData.
  * `parseDump` is pure; `readDump` only adds the file read.
  */
-import { readFile } from 'node:fs/promises';
 import { HighwaterError } from '../errors.js';
 import type { Frame, MemorySource, OomReason, ProfileData, Stack, Trigger } from './model.js';
+import { readRegularFile } from './safe-file.js';
+import { emptyTruncation, validTimeMs, foldDeep, foldedFramesMarker, isTruncated, MAX_STACKS, otherStacksFrame, selectLargest } from './stacks.js';
 
 const DUMP_TRIGGERS: readonly Trigger[] = ['exit', 'oom', 'signal', 'api', 'request'];
 const OOM_REASONS: readonly OomReason[] = ['low-available', 'swap', 'failed-allocation'];
@@ -78,21 +79,48 @@ function rawFrames(o: Obj, lineNo: number): RawFrames {
   return v as RawFrames;
 }
 
+/** Stack line as first read: frames kept only while few (see parseDump). */
+interface RawStack {
+  bytes: number;
+  frames: RawFrames | null;
+  start: number;
+  end: number;
+  lineNo: number;
+}
+
+/** Largest dump highwater reads (docs/report.md "Limits"). */
+export const MAX_DUMP_BYTES = 128 * 1024 * 1024;
+
 export function parseDump(text: string): ProfileData {
-  const lines = text.split('\n');
-  // A trailing newline (or CRLF endings) must not count as a line.
-  if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
-  for (let i = 0; i < lines.length; i++) lines[i] = lines[i]!.replace(/\r$/, '');
+  // Lines are walked by offset, never split into an array: a dump of a
+  // million stacks must not hold a second copy of itself as line strings.
+  let textEnd = text.length;
+  if (textEnd > 0 && text.charCodeAt(textEnd - 1) === 10) textEnd--; // a trailing newline is not a line
+  const lineAt = (start: number, end: number): string =>
+    end > start && text.charCodeAt(end - 1) === 13 ? text.slice(start, end - 1) : text.slice(start, end);
+  const firstEnd = (() => {
+    const nl = text.indexOf('\n');
+    return nl < 0 || nl > textEnd ? textEnd : nl;
+  })();
+  const lastStart = textEnd === 0 ? 0 : text.lastIndexOf('\n', textEnd - 1) + 1;
+  const empty = text.length === 0;
+  const oneLine = !empty && lastStart === 0;
+  const countLines = (): number => {
+    if (empty) return 0;
+    let n = 1;
+    for (let i = text.indexOf('\n'); i >= 0 && i < textEnd; i = text.indexOf('\n', i + 1)) n++;
+    return n;
+  };
 
   // Truncation is decided first: a writer that died mid-line leaves a last
   // line that is not JSON, and that is a truncated dump, not an invalid one.
   // A complete first line that is not a header is invalid regardless.
   const truncated = () =>
-    new HighwaterError('HW_ERR_DUMP_TRUNCATED', `raw dump is truncated: read ${lines.length} lines, no end line`);
-  if (lines.length === 0) throw truncated();
-  const lastIsEnd = isEndLine(lines[lines.length - 1]!);
-  if (lines.length === 1 && !lastIsEnd) throw truncated();
-  const header = parseLine(lines[0]!, 1);
+    new HighwaterError('HW_ERR_DUMP_TRUNCATED', `raw dump is truncated: read ${countLines()} lines, no end line`);
+  if (empty) throw truncated();
+  const lastIsEnd = isEndLine(lineAt(lastStart, textEnd));
+  if (oneLine && !lastIsEnd) throw truncated();
+  const header = parseLine(lineAt(0, firstEnd), 1);
   if (header.type !== 'header' || header.format !== 'highwater-dump') {
     throw invalid(1, 'missing header (expected {"type":"header","format":"highwater-dump",...})');
   }
@@ -101,23 +129,29 @@ export function parseDump(text: string): ProfileData {
 
   const funcs = new Map<number, { file: string; name: string }>();
   const sources = new Map<string, string>();
-  const rawPeak: Array<{ bytes: number; frames: RawFrames; lineNo: number }> = [];
-  const rawCurrent: typeof rawPeak = [];
-  let rawOom: (typeof rawPeak)[number] | null = null;
+  const rawPeak: RawStack[] = [];
+  const rawCurrent: RawStack[] = [];
+  let rawOom: { bytes: number; frames: RawFrames; lineNo: number } | null = null;
   let stackLines = 0;
 
-  for (let i = 1; i < lines.length - 1; i++) {
-    const lineNo = i + 1;
-    const o = parseLine(lines[i]!, lineNo);
+  let lineNo = 1;
+  for (let start = firstEnd + 1; start < lastStart; ) {
+    const nl = text.indexOf('\n', start);
+    const end = nl < 0 || nl > textEnd ? textEnd : nl;
+    lineNo++;
+    const o = parseLine(lineAt(start, end), lineNo);
     switch (o.type) {
       case 'func':
         funcs.set(count(o, 'id', lineNo), { file: str(o, 'file', lineNo), name: str(o, 'name', lineNo) });
         break;
       case 'stack': {
         stackLines++;
-        const s = { bytes: count(o, 'bytes', lineNo), frames: rawFrames(o, lineNo), lineNo };
         const snap = oneOf(o.snapshot, ['peak', 'current'], 'snapshot', lineNo);
-        (snap === 'peak' ? rawPeak : rawCurrent).push(s);
+        const list = snap === 'peak' ? rawPeak : rawCurrent;
+        const frames = rawFrames(o, lineNo);
+        // Frames are kept for the first MAX_STACKS stacks only; past that the
+        // smallest will be merged away, and the ones kept are read again.
+        list.push({ bytes: count(o, 'bytes', lineNo), frames: list.length < MAX_STACKS ? frames : null, start, end, lineNo });
         break;
       }
       case 'oomAllocation':
@@ -134,22 +168,26 @@ export function parseDump(text: string): ProfileData {
         // version bump, as report.json may gain fields.
         break;
     }
+    start = end + 1;
   }
 
-  const endNo = lines.length;
-  const end = parseLine(lines[endNo - 1]!, endNo);
+  const endNo = lineNo + 1;
+  const end = parseLine(lineAt(lastStart, textEnd), endNo);
   const expected = { funcs: funcs.size, stacks: stackLines, sources: sources.size };
   for (const [key, actual] of Object.entries(expected)) {
     if (end[key] !== undefined && count(end, key, endNo) !== actual) {
       throw invalid(endNo, `end line says ${String(end[key])} ${key}, the dump holds ${actual}`);
     }
   }
+  const truncation = emptyTruncation();
 
   // One shared Frame object per (func, line): less memory, and the stack
   // helpers recognise equal frames by identity without building string keys.
   const frameCache = new Map<string, Frame>();
   const resolve = (raw: RawFrames, lineNo: number): Frame[] =>
-    raw.map(([id, line]) => {
+    foldDeep<[number, number] | Frame>(raw, foldedFramesMarker, truncation).map((f) => {
+      if (!Array.isArray(f)) return f; // the marker of folded frames
+      const [id, line] = f;
       const key = `${id}:${line}`;
       let frame = frameCache.get(key);
       if (frame) return frame;
@@ -160,7 +198,29 @@ export function parseDump(text: string): ProfileData {
       frameCache.set(key, frame);
       return frame;
     });
-  const toStack = (s: (typeof rawPeak)[number]): Stack => ({ bytes: s.bytes, frames: resolve(s.frames, s.lineNo) });
+  const toStack = (s: { bytes: number; frames: RawFrames; lineNo: number }): Stack => ({ bytes: s.bytes, frames: resolve(s.frames, s.lineNo) });
+  /** The stacks of one snapshot within the limits: the largest kept, the rest merged into one. */
+  const bounded = (raw: RawStack[]): Stack[] => {
+    const keep = selectLargest(raw.map((s) => s.bytes));
+    const out: Stack[] = [];
+    let otherBytes = 0;
+    let otherCount = 0;
+    raw.forEach((s, i) => {
+      if (keep && !keep[i]) {
+        otherBytes += s.bytes;
+        otherCount++;
+        return;
+      }
+      const frames = s.frames ?? rawFrames(parseLine(lineAt(s.start, s.end), s.lineNo), s.lineNo);
+      out.push(toStack({ bytes: s.bytes, frames, lineNo: s.lineNo }));
+    });
+    if (otherCount > 0) {
+      truncation.otherStacks += otherCount;
+      truncation.otherBytes += otherBytes;
+      out.push({ bytes: otherBytes, frames: [otherStacksFrame(otherCount)] });
+    }
+    return out;
+  };
 
   const mem = (typeof header.memory === 'object' && header.memory !== null ? header.memory : {}) as Obj;
   const memNum = (key: string): number => (mem[key] === undefined ? 0 : count(mem, key, 1));
@@ -176,7 +236,7 @@ export function parseDump(text: string): ProfileData {
     oomReason,
     oomAllocation: rawOom ? toStack(rawOom) : null,
     peakBytes: count(header, 'peakBytes', 1),
-    timeMs: header.timeMs === undefined ? 0 : count(header, 'timeMs', 1),
+    timeMs: header.timeMs === undefined ? 0 : validTimeMs(count(header, 'timeMs', 1)),
     process: {
       pid: count(header, 'pid', 1),
       argv: argv as string[],
@@ -191,12 +251,16 @@ export function parseDump(text: string): ProfileData {
       swapBytes: memNum('swapBytes'),
       floorBytes: memNum('floorBytes'),
     },
-    stacks: rawPeak.map(toStack),
-    currentStacks: rawCurrent.length > 0 || trigger === 'oom' || trigger === 'request' ? rawCurrent.map(toStack) : null,
+    stacks: bounded(rawPeak),
+    currentStacks: rawCurrent.length > 0 || trigger === 'oom' || trigger === 'request' ? bounded(rawCurrent) : null,
+    ...(isTruncated(truncation) ? { truncation } : {}),
   };
 }
 
-/** Reads and parses a raw dump file; read errors propagate as Node errors. */
+/**
+ * Reads and parses a raw dump file: a regular file, no symlink, at most
+ * MAX_DUMP_BYTES (HW_ERR_INPUT_UNREADABLE / HW_ERR_INPUT_TOO_LARGE otherwise).
+ */
 export async function readDump(path: string): Promise<ProfileData> {
-  return parseDump(await readFile(path, 'utf8'));
+  return parseDump((await readRegularFile(path, MAX_DUMP_BYTES)).toString('utf8'));
 }

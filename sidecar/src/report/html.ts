@@ -59,6 +59,20 @@ function framesList(frames: Frame[]): string {
   return `<ol class="frames">${items.join('')}</ol>`;
 }
 
+/** Says what the rendering limits cut (report.json `truncation`), if anything. */
+function truncationNote(report: ReportJson): string {
+  const t = report.truncation;
+  if (!t) return '';
+  const parts: string[] = [];
+  if (t.foldedStacks > 0) {
+    parts.push(`${t.foldedStacks} stacks deeper than ${t.maxDepth} frames were folded (${t.foldedFrames} frames in the middle of them left out)`);
+  }
+  if (t.otherStacks > 0) {
+    parts.push(`past ${t.maxStacks} stacks, the ${t.otherStacks} smallest (${humanBytes(t.otherBytes)} in all) were merged into one "smaller stacks merged" stack`);
+  }
+  return `<p class="why" id="truncation">Limits: ${esc(parts.join('; '))}.</p>`;
+}
+
 function row(label: string, value: string): string {
   return `<tr><th>${esc(label)}</th><td>${value}</td></tr>`;
 }
@@ -131,6 +145,7 @@ ${embed(FILES.reversedSvg, 'Reversed: allocation sites at the top', svgHeights.r
 <table id="top-stacks"><thead><tr><th>#</th><th>bytes</th><th>% of peak</th><th>allocated at</th><th>source</th></tr></thead>
 <tbody>${stackRows.join('\n')}</tbody></table>
 ${more}
+${truncationNote(report)}
 <h2>Data</h2>
 <ul><li><a href="${FILES.folded}">${FILES.folded}</a> (folded stacks: <code>file:line (function);&#8230; bytes</code>, for other flamegraph tools)</li>
 <li><a href="${FILES.json}">${FILES.json}</a> (machine-readable report)</li></ul>

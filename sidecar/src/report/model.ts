@@ -2,7 +2,6 @@
  * The report model: what a raw dump or a state file becomes before rendering,
  * and the exact shape of report.json (the contract in DESIGN.md).
  */
-
 export type Trigger = 'exit' | 'oom' | 'killed' | 'signal' | 'api' | 'request';
 export type OomReason = 'low-available' | 'swap' | 'failed-allocation';
 export type MemorySource = 'cgroup-v1' | 'cgroup-v2' | 'host' | 'none';
@@ -31,6 +30,18 @@ export interface MemoryReadings {
   floorBytes?: number;
 }
 
+/** What the rendering limits (report/stacks.ts) cut from a profile. */
+export interface Truncation {
+  /** Stacks deeper than maxDepth, and the frames folded away in them. */
+  foldedStacks: number;
+  foldedFrames: number;
+  /** Stacks merged into the "other" stack, and their bytes. */
+  otherStacks: number;
+  otherBytes: number;
+  maxDepth: number;
+  maxStacks: number;
+}
+
 export interface ReportJson {
   version: 1;
   trigger: Trigger;
@@ -43,6 +54,8 @@ export interface ReportJson {
   memory: MemoryReadings;
   /** Largest first; cover at least 99 % of peakBytes. */
   stacks: Stack[];
+  /** Added field: what the rendering limits cut (stacks.ts MAX_DEPTH, MAX_STACKS), null when nothing was. */
+  truncation: Truncation | null;
 }
 
 /**
@@ -61,4 +74,6 @@ export interface ProfileData {
   stacks: Stack[];
   /** Memory live when the dump was written (oom/request dumps only). */
   currentStacks: Stack[] | null;
+  /** What the parser already cut to keep within the rendering limits. Absent: nothing. */
+  truncation?: Truncation;
 }

@@ -3,15 +3,26 @@
  * content is built in memory first, so a failure to write leaves no half
  * rendered strings behind, only (at worst) a partly filled directory.
  */
-import { mkdir, open, chmod } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HighwaterError } from '../errors.js';
 import { readDump } from './dump.js';
 import { renderFlamegraph, svgHeight } from './flamegraph.js';
 import { humanBytes } from './format.js';
 import { FILES, renderHtml } from './html.js';
-import type { ProfileData, ReportJson } from './model.js';
-import { mergeStacks, sortStacks, toFolded, trimToCoverage } from './stacks.js';
+import type { ProfileData, ReportJson, Stack, Truncation } from './model.js';
+import { replaceFile, writeExclusive, openDirectory } from './safe-file.js';
+import {
+  boundStacks,
+  emptyTruncation,
+  foldDeep,
+  foldedFramesMarker,
+  isTruncated,
+  mergeStacks,
+  sortStacks,
+  toFolded,
+  trimToCoverage,
+} from './stacks.js';
 
 export interface RenderOptions {
   /** Write into a new `<outDir>/<timestamp>/` rather than into `outDir` itself. @default true */
@@ -35,14 +46,29 @@ export function timestampName(now: Date): string {
   return now.toISOString().replace(/[:.]/g, '-');
 }
 
-/** `sorted`: the profile's stacks already merged and sorted, when the caller has them. */
-export function buildReportJson(data: ProfileData, sorted = sortStacks(mergeStacks(data.stacks))): ReportJson {
+/**
+ * The profile within the rendering limits (stacks.ts MAX_DEPTH, MAX_STACKS):
+ * its stacks merged, bounded and sorted, and what was cut, counting what the
+ * parser cut already.
+ */
+export function boundProfile(data: ProfileData): { sorted: Stack[]; truncation: Truncation | null } {
+  const t = data.truncation ? { ...data.truncation } : emptyTruncation();
+  const sorted = sortStacks(boundStacks(mergeStacks(data.stacks), t));
+  return { sorted, truncation: isTruncated(t) ? t : null };
+}
+
+/** `bounded`: the profile's stacks already merged, bounded and sorted, when the caller has them. */
+export function buildReportJson(data: ProfileData, bounded = boundProfile(data)): ReportJson {
   const m = data.memory;
+  const sorted = bounded.sorted;
   return {
     version: 1,
     trigger: data.trigger,
     oomReason: data.oomReason,
-    oomAllocation: data.oomAllocation,
+    oomAllocation: data.oomAllocation && {
+      bytes: data.oomAllocation.bytes,
+      frames: foldDeep(data.oomAllocation.frames, foldedFramesMarker, emptyTruncation()),
+    },
     peakBytes: data.peakBytes,
     // Added field (DESIGN.md allows additions): when the dump was taken, ms since the epoch.
     timeMs: data.timeMs,
@@ -56,6 +82,7 @@ export function buildReportJson(data: ProfileData, sorted = sortStacks(mergeStac
       ...(m.floorBytes !== undefined ? { floorBytes: m.floorBytes } : {}),
     },
     stacks: trimToCoverage(sorted, data.peakBytes, 0.99),
+    truncation: bounded.truncation,
   };
 }
 
@@ -84,7 +111,14 @@ async function makeDir(outDir: string, stamped: boolean, dirMode: number, now: D
       // Non-recursive mkdir fails with EEXIST atomically: two renders in the
       // same millisecond (two processes OOMing together) get distinct dirs.
       await mkdir(dir, { mode: dirMode });
-      await chmod(dir, dirMode); // the umask must not widen or narrow it
+      // The umask must not widen or narrow it; fchmod on the directory opened
+      // without following a link, not chmod on a name that could be swapped.
+      const fh = await openDirectory(dir);
+      try {
+        await fh.chmod(dirMode);
+      } finally {
+        await fh.close();
+      }
       return dir;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'EEXIST' && n < 1000) continue;
@@ -93,15 +127,15 @@ async function makeDir(outDir: string, stamped: boolean, dirMode: number, now: D
   }
 }
 
-async function writeOne(path: string, content: string, mode: number): Promise<void> {
+/**
+ * In a directory made for this report, files are created exclusively. In an
+ * existing directory (`--no-timestamp`), a file already there (or a symlink
+ * someone planted) is replaced by rename, never written through or chmod'ed.
+ */
+async function writeOne(path: string, content: string, mode: number, freshDir: boolean): Promise<void> {
   try {
-    const fh = await open(path, 'w', mode);
-    try {
-      await fh.chmod(mode); // an existing file keeps its old mode otherwise
-      await fh.writeFile(content, 'utf8');
-    } finally {
-      await fh.close();
-    }
+    if (freshDir) await writeExclusive(path, content, mode);
+    else await replaceFile(path, content, mode);
   } catch (e) {
     throw unwritable(path, e);
   }
@@ -114,8 +148,9 @@ export async function renderReport(
 ): Promise<{ dir: string; report: ReportJson }> {
   const fileMode = opts.fileMode ?? 0o600;
   const dirMode = fileMode | ((fileMode & 0o444) >> 2);
-  const all = sortStacks(mergeStacks(data.stacks));
-  const report = buildReportJson(data, all);
+  const bounded = boundProfile(data);
+  const all = bounded.sorted;
+  const report = buildReportJson(data, bounded);
   const title = `Peak memory ${humanBytes(data.peakBytes)}: ${data.process.argv.join(' ') || `pid ${data.process.pid}`}`;
   const svg = renderFlamegraph(all, { title, totalBytes: data.peakBytes });
   const reversedSvg = renderFlamegraph(all, {
@@ -125,7 +160,8 @@ export async function renderReport(
   });
   const html = renderHtml(data, report, { normal: svgHeight(svg), reversed: svgHeight(reversedSvg) });
 
-  const dir = await makeDir(outDir, opts.timestampedSubdir ?? true, dirMode, opts.now ?? new Date());
+  const stamped = opts.timestampedSubdir ?? true;
+  const dir = await makeDir(outDir, stamped, dirMode, opts.now ?? new Date());
   const files: Array<[string, string]> = [
     [FILES.json, reportJsonText(report)],
     [FILES.folded, toFolded(all)],
@@ -133,7 +169,7 @@ export async function renderReport(
     [FILES.reversedSvg, reversedSvg],
     [FILES.html, html], // last: its presence means the rest is there
   ];
-  for (const [name, content] of files) await writeOne(join(dir, name), content, fileMode);
+  for (const [name, content] of files) await writeOne(join(dir, name), content, fileMode, stamped);
   return { dir, report };
 }
 

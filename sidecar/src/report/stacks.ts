@@ -3,7 +3,7 @@
  * the folded text format and the call tree the flamegraphs are drawn from.
  */
 import { basename } from './format.js';
-import type { Frame, Stack } from './model.js';
+import type { Frame, Stack, Truncation } from './model.js';
 
 /** Stands in for "no Python frame was known" so that such memory stays visible. */
 export const NO_PYTHON_FRAME: Frame = { file: '', line: 0, function: '[no Python frame]', code: '' };
@@ -154,4 +154,100 @@ export function buildTree(stacks: readonly Stack[], reversed = false, minBytes =
     }
   }
   return root;
+}
+
+/**
+ * Rendering limits (docs/report.md "Limits"): whatever the input, a report
+ * holds at most MAX_STACKS stacks of at most MAX_DEPTH frames, so memory and
+ * output size stay bounded. A deeper stack keeps its outermost KEEP_OUTER
+ * frames (where the program's own code is) and its innermost KEEP_INNER frames
+ * (the line that allocated), with one marker frame for the frames folded in
+ * between. Past MAX_STACKS, the smallest stacks are merged into one "other"
+ * stack. report.json says what was cut (`truncation`).
+ */
+export const MAX_DEPTH = 200;
+export const KEEP_INNER = 49;
+export const KEEP_OUTER = MAX_DEPTH - KEEP_INNER - 1;
+export const MAX_STACKS = 100_000;
+
+export function emptyTruncation(): Truncation {
+  return { foldedStacks: 0, foldedFrames: 0, otherStacks: 0, otherBytes: 0, maxDepth: MAX_DEPTH, maxStacks: MAX_STACKS };
+}
+
+export function isTruncated(t: Truncation): boolean {
+  return t.foldedStacks > 0 || t.otherStacks > 0;
+}
+
+/** The marker frame that stands for `n` folded frames. */
+export function foldedFramesMarker(n: number): Frame {
+  return { file: '', line: 0, function: `[${n} frames folded]`, code: '' };
+}
+
+/** The frame of the stack that holds the merged small stacks. */
+export function otherStacksFrame(n: number): Frame {
+  return { file: '', line: 0, function: `[${n} smaller stacks merged]`, code: '' };
+}
+
+/** A stack's frames cut to MAX_DEPTH (outermost and innermost kept); counts the cut in `t`. */
+export function foldDeep<T>(frames: readonly T[], marker: (folded: number) => T, t: Truncation): T[] {
+  if (frames.length <= MAX_DEPTH) return frames as T[];
+  const folded = frames.length - KEEP_OUTER - KEEP_INNER;
+  t.foldedStacks++;
+  t.foldedFrames += folded;
+  return [...frames.slice(0, KEEP_OUTER), marker(folded), ...frames.slice(frames.length - KEEP_INNER)];
+}
+
+/**
+ * Which of `bytes.length` stacks to keep: all when they are at most
+ * MAX_STACKS, else the MAX_STACKS - 1 largest (ties in input order), leaving
+ * one place for the "other" stack. Sorting a typed copy is native and fast
+ * even for millions of stacks.
+ */
+export function selectLargest(bytes: ArrayLike<number>, maxStacks = MAX_STACKS): Uint8Array | null {
+  const n = bytes.length;
+  if (n <= maxStacks) return null; // null: keep all
+  const keepCount = maxStacks - 1;
+  const sorted = Float64Array.from(bytes as ArrayLike<number>).sort();
+  const threshold = sorted[n - keepCount]!;
+  let above = 0;
+  for (let i = 0; i < n; i++) if (bytes[i]! > threshold) above++;
+  let equalSlots = keepCount - above;
+  const keep = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const b = bytes[i]!;
+    if (b > threshold || (b === threshold && equalSlots-- > 0)) keep[i] = 1;
+  }
+  return keep;
+}
+
+/**
+ * Applies the limits to stacks already in memory (data from any source: the
+ * parsers apply them earlier, while reading, so this is usually a no-op).
+ */
+export function boundStacks(stacks: readonly Stack[], t: Truncation): Stack[] {
+  let out = stacks.map((s) => (s.frames.length > MAX_DEPTH ? { bytes: s.bytes, frames: foldDeep(s.frames, foldedFramesMarker, t) } : s));
+  const keep = selectLargest(out.map((s) => s.bytes));
+  if (keep) {
+    let otherBytes = 0;
+    let otherCount = 0;
+    const kept: Stack[] = [];
+    out.forEach((s, i) => {
+      if (keep[i]) kept.push(s);
+      else {
+        otherBytes += s.bytes;
+        otherCount++;
+      }
+    });
+    t.otherStacks += otherCount;
+    t.otherBytes += otherBytes;
+    kept.push({ bytes: otherBytes, frames: [otherStacksFrame(t.otherStacks)] });
+    out = kept;
+  }
+  return out;
+}
+
+/** Latest time a JS Date can hold; a larger "time" (hostile or garbage) reads as 0, unknown. */
+const MAX_DATE_MS = 8.64e15;
+export function validTimeMs(ms: number): number {
+  return ms >= 0 && ms <= MAX_DATE_MS ? ms : 0;
 }

@@ -6,7 +6,19 @@
  */
 import { HighwaterError } from '../errors.js';
 import type { Frame, MemorySource, OomReason, ProfileData, Stack, Trigger } from './model.js';
+import { openRegular, readAt, tooLarge } from './safe-file.js';
 import { diskSourceReader, type SourceReader } from './source.js';
+import {
+  emptyTruncation,
+  foldedFramesMarker,
+  isTruncated,
+  KEEP_INNER,
+  KEEP_OUTER,
+  MAX_DEPTH,
+  otherStacksFrame,
+  selectLargest,
+  validTimeMs,
+} from './stacks.js';
 
 export const STATE_MAGIC = 'HWSTATE1';
 export const STATE_HEADER_SIZE = 4096;
@@ -76,7 +88,8 @@ export function parseStateFile(buf: Buffer, opts: StateReadOptions = {}): Profil
   // capacity may be larger than what a truncated copy still holds.
   area(buf, funcsOff, funcCount, FUNC_RECORD, 'funcs');
   area(buf, nodesOff, nodeCount, NODE_RECORD, 'nodes');
-  area(buf, stringsOff, stringCapacity, 1, 'strings');
+  // Strings: only the parts the published funcs name must be present (checked per string below).
+  area(buf, stringsOff, 0, 1, 'strings');
   area(buf, liveOff, nodeCount, 8, 'live');
   area(buf, snapshotOff, nodeCount, 8, 'snapshot');
 
@@ -89,6 +102,7 @@ export function parseStateFile(buf: Buffer, opts: StateReadOptions = {}): Profil
   const funcs: Array<{ file: string; name: string }> = [];
   const str = (off: number, len: number, what: string): string => {
     if (off + len > stringCapacity) throw bad(`${what} string (offset ${off}, length ${len}) outside the strings area`);
+    if (stringsOff + off + len > buf.length) throw bad(`${what} string (offset ${off}, length ${len}) lies beyond the end of the file`);
     return buf.toString('utf8', stringsOff + off, stringsOff + off + len);
   };
   for (let i = 0; i < funcCount; i++) {
@@ -99,32 +113,74 @@ export function parseStateFile(buf: Buffer, opts: StateReadOptions = {}): Profil
     });
   }
 
-  // One Frame object per node: stacks share their prefixes' frames.
-  const frames: Array<Frame | null> = [null];
-  const parents: number[] = [0];
+  // Nodes as typed arrays; a Frame object (and a source line read) only for
+  // the nodes that end up in a kept stack. depth = frames in the node's stack.
+  const parents = new Uint32Array(Math.max(nodeCount, 1));
+  const funcOf = new Uint32Array(Math.max(nodeCount, 1));
+  const lineOf = new Uint32Array(Math.max(nodeCount, 1));
+  const depth = new Uint32Array(Math.max(nodeCount, 1));
+  // The ancestor at depth KEEP_OUTER (0 when shallower): where a deep stack's outer part ends.
+  const outerEnd = new Uint32Array(Math.max(nodeCount, 1));
   for (let i = 1; i < nodeCount; i++) {
     const r = nodesOff + i * NODE_RECORD;
     const parent = buf.readUInt32LE(r);
     const func = buf.readUInt32LE(r + 4);
-    const line = buf.readUInt32LE(r + 8);
     // Nodes are appended after their parent, so parent < i; enforcing it
     // also makes every walk to the root finite on a hostile file.
     if (parent >= i) throw bad(`node ${i} has parent ${parent} (must be an earlier node)`);
     if (func >= funcCount) throw bad(`node ${i} refers to func ${func} of ${funcCount}`);
-    const f = funcs[func]!;
-    frames.push({ file: f.file, line, function: f.name, code: (readSource(f.file, line) ?? '').trim() });
-    parents.push(parent);
+    parents[i] = parent;
+    funcOf[i] = func;
+    lineOf[i] = buf.readUInt32LE(r + 8);
+    depth[i] = depth[parent]! + 1;
+    outerEnd[i] = depth[i] === KEEP_OUTER ? i : depth[i]! > KEEP_OUTER ? outerEnd[parent]! : 0;
   }
+  // One Frame object per node: stacks share their prefixes' frames.
+  const frames = new Map<number, Frame>();
+  const frameOf = (n: number): Frame => {
+    let f = frames.get(n);
+    if (!f) {
+      const fn = funcs[funcOf[n]!]!;
+      f = { file: fn.file, line: lineOf[n]!, function: fn.name, code: (readSource(fn.file, lineOf[n]!) ?? '').trim() };
+      frames.set(n, f);
+    }
+    return f;
+  };
+  /** Root-first frames of `steps` nodes walking up from `n`. */
+  const walk = (n: number, steps: number): Frame[] => {
+    const out = new Array<Frame>(steps);
+    for (let k = steps - 1; k >= 0; k--, n = parents[n]!) out[k] = frameOf(n);
+    return out;
+  };
+  const truncation = emptyTruncation();
+  const stackOf = (n: number): Frame[] => {
+    const d = depth[n]!;
+    if (d <= MAX_DEPTH) return walk(n, d);
+    truncation.foldedStacks++;
+    truncation.foldedFrames += d - KEEP_OUTER - KEEP_INNER;
+    return [...walk(outerEnd[n]!, KEEP_OUTER), foldedFramesMarker(d - KEEP_OUTER - KEEP_INNER), ...walk(n, KEEP_INNER)];
+  };
 
   const peakOff = peakSource === 1 ? liveOff : snapshotOff;
-  const stacks: Stack[] = [];
+  const withBytes: number[] = [];
+  const nodeBytes: number[] = [];
   for (let i = 0; i < nodeCount; i++) {
     const bytes = Number(buf.readBigInt64LE(peakOff + i * 8));
     if (!(bytes > 0)) continue;
-    const path: Frame[] = [];
-    for (let n = i; n !== 0; n = parents[n]!) path.push(frames[n]!);
-    stacks.push({ bytes, frames: path.reverse() });
+    withBytes.push(i);
+    nodeBytes.push(bytes);
   }
+  const keep = selectLargest(nodeBytes);
+  const stacks: Stack[] = [];
+  let otherBytes = 0;
+  for (let k = 0; k < withBytes.length; k++) {
+    if (keep && !keep[k]) {
+      otherBytes += nodeBytes[k]!;
+      truncation.otherStacks++;
+    } else stacks.push({ bytes: nodeBytes[k]!, frames: stackOf(withBytes[k]!) });
+  }
+  if (truncation.otherStacks > 0) stacks.push({ bytes: otherBytes, frames: [otherStacksFrame(truncation.otherStacks)] });
+  truncation.otherBytes = otherBytes;
 
   const r = (k: number) => h(152 + k * 8, 'reading');
   return {
@@ -132,7 +188,7 @@ export function parseStateFile(buf: Buffer, opts: StateReadOptions = {}): Profil
     oomReason: OOM_REASONS[oomCode] ?? null,
     oomAllocation: null,
     peakBytes,
-    timeMs: h(128, 'updatedMs'),
+    timeMs: validTimeMs(h(128, 'updatedMs')),
     process: { pid, argv, python: cstr(buf, 256, 32), cwd },
     memory: {
       source: MEMORY_SOURCES[readingsSource] ?? 'none',
@@ -144,6 +200,7 @@ export function parseStateFile(buf: Buffer, opts: StateReadOptions = {}): Profil
     },
     stacks,
     currentStacks: null,
+    ...(isTruncated(truncation) ? { truncation } : {}),
   };
 }
 
@@ -152,4 +209,64 @@ function cstrList(field: Buffer): string[] {
   const parts = field.toString('utf8').split('\0');
   while (parts.length > 0 && parts[parts.length - 1] === '') parts.pop();
   return parts;
+}
+
+/** Most published data (header, records, strings) read from one state file. */
+export const MAX_STATE_READ_BYTES = 512 * 1024 * 1024;
+
+/**
+ * Reads a state file for a post-mortem without reading its capacity: the
+ * file is sparse and mostly holes (hundreds of MiB), so only the header and
+ * the published part of each area are read, into a compact copy whose header
+ * offsets point at the copies. The file must be a regular file reached
+ * without a symlink (HW_ERR_INPUT_UNREADABLE otherwise).
+ */
+export async function readStateFile(path: string, opts: StateReadOptions = {}): Promise<ProfileData> {
+  const { fh, size } = await openRegular(path);
+  try {
+    const header = await readAt(fh, 0, STATE_HEADER_SIZE);
+    if (header.length < STATE_HEADER_SIZE) return parseStateFile(header, opts); // says "too short"
+    const h = (off: number, name: string) => u64(header, off, name);
+    const nodeCount = h(24, 'nodeCount');
+    const funcCount = h(32, 'funcCount');
+    const stringCapacity = h(80, 'stringCapacity');
+    const need = (name: string, off: number, len: number): [number, number] => {
+      if (off < STATE_HEADER_SIZE || off + len > size) {
+        throw bad(`${name} area (offset ${off}, ${len} bytes) lies outside the ${size}-byte file`);
+      }
+      return [off, len];
+    };
+    const areas: Array<[number, [number, number]]> = [
+      [88, need('funcs', h(88, 'funcs offset'), funcCount * FUNC_RECORD)],
+      [96, need('nodes', h(96, 'nodes offset'), nodeCount * NODE_RECORD)],
+      [112, need('live', h(112, 'live offset'), nodeCount * 8)],
+      [120, need('snapshot', h(120, 'snapshot offset'), nodeCount * 8)],
+    ];
+    let total = STATE_HEADER_SIZE + areas.reduce((a, [, [, len]]) => a + len, 0);
+    if (total > MAX_STATE_READ_BYTES) throw tooLarge(path, total, MAX_STATE_READ_BYTES);
+    const funcsBuf = await readAt(fh, areas[0]![1][0], areas[0]![1][1]);
+    // The strings the published funcs name, and no more (capped by the capacity).
+    let stringsEnd = 0;
+    for (let i = 0; i + FUNC_RECORD <= funcsBuf.length; i += FUNC_RECORD) {
+      stringsEnd = Math.max(stringsEnd, funcsBuf.readUInt32LE(i) + funcsBuf.readUInt32LE(i + 4), funcsBuf.readUInt32LE(i + 8) + funcsBuf.readUInt32LE(i + 12));
+    }
+    const stringsOff = h(104, 'strings offset');
+    const stringsLen = Math.max(0, Math.min(stringsEnd, stringCapacity, size - stringsOff));
+    areas.push([104, [stringsOff, stringsLen]]);
+    total += stringsLen;
+    if (total > MAX_STATE_READ_BYTES) throw tooLarge(path, total, MAX_STATE_READ_BYTES);
+
+    const compact = Buffer.alloc(total);
+    header.copy(compact, 0);
+    let at = STATE_HEADER_SIZE;
+    for (const [field, [off, len]] of areas) {
+      const part = field === 88 ? funcsBuf : await readAt(fh, off, len);
+      part.copy(compact, at);
+      compact.writeBigUInt64LE(BigInt(at), field);
+      at += part.length;
+    }
+    return parseStateFile(compact.subarray(0, at), opts);
+  } finally {
+    await fh.close().catch(() => {});
+  }
 }

@@ -12,14 +12,15 @@
  * dir; whatever could not be rendered stays (and is named in the event).
  */
 import { EventEmitter } from 'node:events';
-import { copyFileSync, existsSync, readFileSync, unlinkSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { existsSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { isHighwaterError } from '../errors.js';
 import { checkOom, type HeuristicsConfig } from '../memory/heuristics.js';
 import { readReadings, type ReadOptions, type Readings } from '../memory/read.js';
 import type { ReportJson, Trigger } from '../report/model.js';
 import { renderDumpFile, renderReport, type RenderOptions } from '../report/render.js';
-import { parseStateFile } from '../report/state.js';
+import { copyOut } from '../report/safe-file.js';
+import { readStateFile } from '../report/state.js';
 import { sendControl } from './control.js';
 import { processIdentity } from './identity.js';
 import { RenderQueue } from './render-queue.js';
@@ -31,6 +32,8 @@ export type RunDirEvent =
   | { type: 'process-gone'; pid: number; local: boolean }
   | { type: 'no-process'; runDir: string; afterMs: number }
   | { type: 'reading-failed'; pid: number; message: string }
+  /** A run-dir entry that is never read (a symlink, FIFO, device, an unreadable state file); once per path and reason. */
+  | { type: 'file-skipped'; path: string; reason: string }
   | { type: 'floor-set'; pid: number; floorBytes: number }
   | { type: 'oom'; pid: number; reason: 'low-available' | 'swap'; detail: string; readings: Readings }
   | { type: 'control-failed'; pid: number; command: string; message: string }
@@ -92,6 +95,9 @@ export interface TrackedSample {
   currentBytes: number;
   availableBytes: number | undefined;
 }
+
+/** Largest raw file copied next to the reports when it could not be rendered. */
+const MAX_KEPT_BYTES = 1024 * 1024 * 1024;
 
 function errorReason(e: unknown): string {
   const cause = (e as { cause?: NodeJS.ErrnoException } | null)?.cause;
@@ -232,9 +238,20 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
     this.emitEvent({ type: 'no-process', runDir: this.opts.runDir, afterMs: within });
   }
 
+  private readonly skippedSaid = new Set<string>();
+
+  private skipped(path: string, reason: string): void {
+    const key = `${path}\0${reason}`;
+    if (this.skippedSaid.has(key)) return;
+    this.skippedSaid.add(key);
+    this.emitEvent({ type: 'file-skipped', path, reason });
+  }
+
   /** New complete dumps → the render queue. */
   private scanDumps(): void {
-    for (const d of listRunDir(this.opts.runDir).dumps) {
+    const listing = listRunDir(this.opts.runDir);
+    for (const s of listing.skipped) this.skipped(s.path, `${s.kind}, not read`);
+    for (const d of listing.dumps) {
       if (this.seenDumps.has(d.path)) continue;
       this.seenDumps.add(d.path);
       // hw-api-*.dump files are rendered by highwater.api itself.
@@ -251,6 +268,10 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
     for (const [pid, statePath] of states) {
       const read = readStateHeader(statePath);
       if (!read) continue; // not complete yet, or just removed
+      if ('problem' in read) {
+        this.skipped(statePath, `cannot read the state file: ${read.problem}`);
+        continue;
+      }
       let t = this.tracked.get(pid);
       if (t && t.ino !== read.ino) {
         // The pid was reused by a new process; the old file is gone with its data.
@@ -417,7 +438,7 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
     }
     const trigger: Trigger = t.header.exitStatus === 0x100 + 53 ? 'oom' : 'killed';
     this.render(t.pid, t.statePath, () => this.retire(t), async () => {
-      const data = parseStateFile(readFileSync(t.statePath), { trigger });
+      const data = await readStateFile(t.statePath, { trigger });
       return renderReport(data, this.opts.outputDir, this.opts.renderOptions);
     });
   }
@@ -453,7 +474,7 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
           from,
           reason: errorReason(e),
           message: e instanceof Error ? e.message : String(e),
-          kept: this.keepRaw(from),
+          kept: await this.keepRaw(from, e),
         });
         return;
       }
@@ -462,12 +483,16 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
     });
   }
 
-  /** A copy of the raw file next to the reports when possible; else it stays where it is. */
-  private keepRaw(path: string): string {
-    const copy = join(this.opts.outputDir, basename(path));
+  /**
+   * A copy of the raw file next to the reports when possible; else it stays
+   * where it is. Never a copy of what a link points at or of a special file
+   * (copyOut refuses them), never written through a name planted in the
+   * output dir (created exclusively), and a sparse state file stays sparse.
+   */
+  private async keepRaw(path: string, err: unknown): Promise<string> {
+    if (isHighwaterError(err, 'HW_ERR_INPUT_UNREADABLE') || isHighwaterError(err, 'HW_ERR_INPUT_TOO_LARGE')) return path;
     try {
-      copyFileSync(path, copy);
-      return copy;
+      return await copyOut(path, this.opts.outputDir, MAX_KEPT_BYTES);
     } catch {
       return path;
     }

@@ -2,7 +2,8 @@
  * The run dir as the watcher sees it (docs/protocol.md): `hw-<pid>.state`,
  * `hw-<pid>.sock` and complete dumps `*.dump` (never `*.dump.tmp`).
  */
-import { readdirSync } from 'node:fs';
+import { readdirSync, type Dirent } from 'node:fs';
+import { fileKind } from '../report/safe-file.js';
 import { join } from 'node:path';
 
 export interface DumpFile {
@@ -19,26 +20,45 @@ export interface RunDirListing {
   sockets: Map<number, string>;
   /** Complete dumps, by pid then sequence number. */
   dumps: DumpFile[];
+  /**
+   * Entries named like a state file, socket or dump that are not of that
+   * type (a symlink, a FIFO, a device, a directory): never opened.
+   */
+  skipped: Array<{ path: string; kind: string }>;
 }
 
 const STATE = /^hw-(\d+)\.state$/;
 const SOCK = /^hw-(\d+)\.sock$/;
 const DUMP = /^hw-(\d+)-(\d+)\.dump$/;
 
-/** List the run dir. A missing or unreadable run dir lists as empty. */
+/**
+ * List the run dir. A missing or unreadable run dir lists as empty. The type
+ * comes from the directory entry itself (lstat, never following a link):
+ * state files and dumps must be regular files, sockets sockets. The readers
+ * check again on the descriptor they open, since a name can be swapped.
+ */
 export function listRunDir(dir: string): RunDirListing {
-  const out: RunDirListing = { states: new Map(), sockets: new Map(), dumps: [] };
-  let names: string[];
+  const out: RunDirListing = { states: new Map(), sockets: new Map(), dumps: [], skipped: [] };
+  let entries: Dirent[];
   try {
-    names = readdirSync(dir);
+    entries = readdirSync(dir, { withFileTypes: true });
   } catch {
     return out;
   }
-  for (const name of names) {
+  for (const entry of entries) {
+    const name = entry.name;
     let m: RegExpExecArray | null;
-    if ((m = STATE.exec(name))) out.states.set(Number(m[1]), join(dir, name));
-    else if ((m = SOCK.exec(name))) out.sockets.set(Number(m[1]), join(dir, name));
-    else if (name.endsWith('.dump')) {
+    const isState = STATE.exec(name);
+    const isSock = SOCK.exec(name);
+    const isDump = name.endsWith('.dump');
+    if (!isState && !isSock && !isDump) continue;
+    if (isSock ? !entry.isSocket() : !entry.isFile()) {
+      out.skipped.push({ path: join(dir, name), kind: fileKind(entry) });
+      continue;
+    }
+    if ((m = isState)) out.states.set(Number(m[1]), join(dir, name));
+    else if ((m = isSock)) out.sockets.set(Number(m[1]), join(dir, name));
+    else {
       const d = DUMP.exec(name);
       out.dumps.push({ path: join(dir, name), pid: d ? Number(d[1]) : undefined, seq: d ? Number(d[2]) : undefined });
     }

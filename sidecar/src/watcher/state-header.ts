@@ -5,6 +5,7 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import type { Readings, ReadingsSource } from '../memory/read.js';
+import { fileKind, READ_FLAGS } from '../report/safe-file.js';
 import { STATE_HEADER_SIZE, STATE_MAGIC } from '../report/state.js';
 
 const SOURCES: ReadonlyArray<ReadingsSource | 'none'> = ['none', 'cgroup-v1', 'cgroup-v2', 'host'];
@@ -86,19 +87,28 @@ export interface StateFileHeader {
   ino: number;
 }
 
-/** Reads only the header. undefined when the file is gone, short or not a state file. */
-export function readStateHeader(path: string): StateFileHeader | undefined {
+/**
+ * Reads only the header. undefined when the file is gone, short or not (yet)
+ * a state file; `{ problem }` when it cannot be read and will not become
+ * readable by waiting (EACCES, a symlink, a FIFO, a directory...). Opened
+ * without following a link and without blocking, checked to be a regular file.
+ */
+export function readStateHeader(path: string): StateFileHeader | { problem: string } | undefined {
   let fd: number;
   try {
-    fd = openSync(path, 'r');
-  } catch {
-    return undefined;
+    fd = openSync(path, READ_FLAGS);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    return { problem: code === 'ELOOP' ? 'a symbolic link (never followed)' : (code ?? String(e)) };
   }
   try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) return { problem: `${fileKind(st)}, not a regular file` };
     const buf = Buffer.alloc(STATE_HEADER_SIZE);
     const n = readSync(fd, buf, 0, STATE_HEADER_SIZE, 0);
     const header = parseStateHeader(buf.subarray(0, n));
-    return header ? { header, ino: fstatSync(fd).ino } : undefined;
+    return header ? { header, ino: st.ino } : undefined;
   } catch {
     return undefined;
   } finally {

@@ -90,6 +90,8 @@ export interface WatchOptions {
   logger: Logger;
   /** Human messages (`highwater: ...` lines on stderr). */
   say: (line: string) => void;
+  /** highwater's version, for `highwater_build_info`. */
+  version?: string;
 }
 
 const seconds = (ms: number): string => `${Number((ms / 1000).toFixed(1))} s`;
@@ -152,7 +154,7 @@ export async function watchCommand(opts: WatchOptions): Promise<number> {
     dumpOnStop: !watch.once,
     readOptions: { logger: moduleLogger(opts.logger, 'readings') },
   });
-  const metrics = new Metrics({ processes: () => watcher.samples() });
+  const metrics = new Metrics({ processes: () => watcher.samples() }, { version: opts.version ?? 'unknown' });
   const oomCounted = new Set<number>();
   const termState = { oomWritten: false };
 
@@ -204,7 +206,7 @@ export async function watchCommand(opts: WatchOptions): Promise<number> {
 
   let server: MetricsServer | undefined;
   if (watch.metricsPort !== undefined) {
-    server = new MetricsServer(metrics, { port: watch.metricsPort });
+    server = new MetricsServer(metrics, { port: watch.metricsPort, ready: () => watcher.scanned });
     try {
       const addr = await server.start();
       say(`metrics at http://${addr.address === '0.0.0.0' ? 'localhost' : addr.address}:${addr.port}/metrics`);

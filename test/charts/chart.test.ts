@@ -140,7 +140,7 @@ describe('PodMonitor', () => {
     const pod = workloadOf(r.objects).spec.template;
     for (const [k, v] of Object.entries(pm.spec.selector.matchLabels)) expect(pod.metadata.labels[k]).toBe(v);
     const port = containerOf(pod.spec, 'highwater').ports.find((p: any) => p.name === pm.spec.podMetricsEndpoints[0].port);
-    expect(port.containerPort).toBe(9753);
+    expect(port.containerPort).toBe(19753);
   });
   it('is not rendered when not asked for, even with the API', async () => {
     const r = await template([...IMAGE, '--api-versions', 'monitoring.coreos.com/v1/PodMonitor']);
@@ -222,7 +222,7 @@ describe('containers', () => {
     expect(sidecar.restartPolicy).toBe('Always');
     expect(sidecar.startupProbe.httpGet).toEqual({ path: '/readyz', port: 'hw-metrics' });
     expect(sidecar.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'hw-metrics' });
-    expect(sidecar.args).toEqual(['--run-dir', '/run/highwater', '--output', '/reports', '--metrics-port', '9753']);
+    expect(sidecar.args).toEqual(['--run-dir', '/run/highwater', '--output', '/reports', '--metrics-port', '19753']);
     expect(sidecar.resources.limits.memory).toBeDefined();
     for (const c of [init, sidecar]) expect(c.securityContext).toEqual(hardened);
     expect(Object.keys(envOf(sidecar))).toEqual(expect.arrayContaining(['HIGHWATER_POD_NAME', 'HIGHWATER_POD_NAMESPACE', 'HIGHWATER_POD_UID', 'HIGHWATER_NODE_NAME']));

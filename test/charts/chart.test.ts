@@ -227,6 +227,7 @@ describe('containers', () => {
     for (const c of [init, sidecar]) expect(c.securityContext).toEqual(hardened);
     expect(Object.keys(envOf(sidecar))).toEqual(expect.arrayContaining(['HIGHWATER_POD_NAME', 'HIGHWATER_POD_NAMESPACE', 'HIGHWATER_POD_UID', 'HIGHWATER_NODE_NAME']));
     expect(envOf(sidecar).HIGHWATER_POD_UID).toEqual({ fieldRef: { fieldPath: 'metadata.uid' } });
+    expect(envOf(sidecar).HIGHWATER_APP_CONTAINER).toBe('app'); // the Event's regarding.fieldPath names it
   });
 
   it("the app container's security context is the user's, untouched, and it gets no default resources", async () => {

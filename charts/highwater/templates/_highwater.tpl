@@ -57,6 +57,8 @@ nindent:
       valueFrom: {fieldRef: {fieldPath: metadata.uid}}
     - name: HIGHWATER_NODE_NAME
       valueFrom: {fieldRef: {fieldPath: spec.nodeName}}
+    - name: HIGHWATER_APP_CONTAINER
+      value: {{ $v.workload.containerName | quote }}
     - name: HIGHWATER_EVENTS
       value: {{ ternary "1" "0" $v.events.enabled | quote }}
     {{- if $v.upload.urlSecret }}

@@ -28,12 +28,13 @@ describe('watch and collect arguments', () => {
   });
 
   it('watch settings: flag, then HIGHWATER_* variable, then default; invalid values name the flag', () => {
-    expect(loadWatchConfig('/r', {}, {})).toEqual({ runDir: '/r', metricsPort: undefined, warnAfterMs: 5000, once: false, terminationLog: '/dev/termination-log' });
+    expect(loadWatchConfig('/r', {}, {})).toEqual({ runDir: '/r', metricsPort: 19753, warnAfterMs: 5000, once: false, terminationLog: '/dev/termination-log' });
     const env = { HIGHWATER_RUN_DIR: '/env-run', HIGHWATER_METRICS_PORT: '0', HIGHWATER_WARN_AFTER: '0', HIGHWATER_TERMINATION_LOG: '/t' };
     expect(loadWatchConfig(undefined, {}, env)).toMatchObject({ runDir: '/env-run', metricsPort: 0, warnAfterMs: 0, terminationLog: '/t' });
     expect(loadWatchConfig('/r', { metricsPort: '8080', warnAfter: '1.5' }, env)).toMatchObject({ runDir: '/r', metricsPort: 8080, warnAfterMs: 1500 });
     expect(() => loadWatchConfig(undefined, {}, {})).toThrow(/--run-dir DIR is required/);
     expect(() => loadWatchConfig('/r', { metricsPort: '70000' }, {})).toThrow(/invalid value for --metrics-port: "70000"/);
+    expect(loadWatchConfig('/r', { metricsPort: 'off' }, { HIGHWATER_METRICS_PORT: '0' }).metricsPort).toBeUndefined();
     expect(() => loadWatchConfig('/r', {}, { HIGHWATER_WARN_AFTER: 'soon' })).toThrow(/invalid value for HIGHWATER_WARN_AFTER/);
   });
 

@@ -56,9 +56,10 @@ describe('highwater watch', () => {
     expect(readdirSync(runDir)).toEqual([]);
 
     const metrics = await (await fetch(url)).text();
-    expect(metrics).toMatch(/^highwater_reports_total\{trigger="exit"\} 1$/m);
-    expect(metrics).toMatch(/^highwater_tracked_processes 0$/m);
+    expect(metrics).toMatch(/^highwater_reports_written_total\{trigger="exit"\} 1$/m);
+    expect(metrics).toMatch(/^highwater_watched_processes 0$/m);
     expect(await (await fetch(url.replace('/metrics', '/healthz'))).text()).toBe('ok\n');
+    expect((await fetch(url.replace('/metrics', '/readyz'))).status).toBe(200);
 
     const summary = readFileSync(termLog, 'utf8');
     expect(summary).toContain(`hold.py:${watchLine} return bytearray(STEP_MIB * 1024 * 1024)`);
@@ -83,13 +84,14 @@ describe('highwater watch', () => {
     let peak = 0;
     for (const end = Date.now() + 5_000; peak < held && Date.now() < end; ) {
       metrics = await (await fetch(url)).text();
-      peak = Number(new RegExp(`^highwater_peak_bytes\\{pid="${pid}"\\} (\\d+)$`, 'm').exec(metrics)?.[1] ?? 0);
+      peak = Number(/^highwater_tracked_peak_bytes (\d+)$/m.exec(metrics)?.[1] ?? 0);
     }
     expect(peak).toBeGreaterThanOrEqual(held);
     expect(peak).toBeLessThan(held + 4 * MiB);
-    expect(metrics).toMatch(/^highwater_tracked_processes 1$/m);
-    expect(metrics).toMatch(new RegExp(`^highwater_current_bytes\\{pid="${pid}"\\} [1-9]\\d*$`, 'm'));
-    expect(metrics).toMatch(new RegExp(`^highwater_available_bytes\\{pid="${pid}"\\} [1-9]\\d*$`, 'm'));
+    expect(metrics).toMatch(/^highwater_watched_processes 1$/m);
+    expect(metrics).toMatch(/^highwater_tracked_bytes [1-9]\d*$/m);
+    expect(metrics).toMatch(/^highwater_memory_available_bytes [1-9]\d*$/m);
+    expect(metrics).toMatch(/^highwater_memory_working_set_bytes [1-9]\d*$/m);
 
     const killedAt = Date.now();
     py.child.kill('SIGKILL');
@@ -102,8 +104,9 @@ describe('highwater watch', () => {
     expect(report.process.pid).toBe(pid);
     expect(bytesAtLine(report, 'hold.py', watchLine)).toBe(held);
     const after = await (await fetch(url)).text();
-    expect(after).toMatch(/^highwater_reports_total\{trigger="killed"\} 1$/m);
-    expect(after).not.toContain(`pid="${pid}"`);
+    expect(after).toMatch(/^highwater_reports_written_total\{trigger="killed"\} 1$/m);
+    expect(after).toMatch(/^highwater_watched_processes 0$/m);
+    expect(after).not.toMatch(/^highwater_tracked_peak_bytes /m);
   });
 
   it('from another PID namespace (sidecar mode) it uses the state file status and still notices kill -9', async (ctx) => {

@@ -47,8 +47,8 @@ Options of kernel install (docs/jupyter.md):
 Options of watch (docs/docker.md):
   --run-dir DIR              the run dir shared with the application (env HIGHWATER_RUN_DIR)
   -o, --output DIR           report directory (env HIGHWATER_OUTPUT_DIR)
-  --metrics-port N           serve /metrics and /healthz on port N (0 = any free port;
-                             env HIGHWATER_METRICS_PORT; default: no server)
+  --metrics-port N|off       serve /metrics, /healthz, /readyz on port N (0 = any free port;
+                             env HIGHWATER_METRICS_PORT; default 19753; off = no server)
   --disable-oom-detection, --min-available SIZE   as for run
   --warn-after SECONDS       say so when no tracked process appeared by then (default 5; 0 = never;
                              env HIGHWATER_WARN_AFTER)

@@ -55,7 +55,7 @@ export async function main(argv: string[]): Promise<number> {
       const config = loadConfig(command.flags);
       const { loadWatchConfig, watchCommand } = await import('./watch.js');
       const watch = loadWatchConfig(command.flags.runDir, command.watch);
-      return watchCommand({ config, watch, logger: await logger(config), say });
+      return watchCommand({ config, watch, logger: await logger(config), say, version: version(home) });
     }
     case 'collect': {
       const config = loadConfig({});

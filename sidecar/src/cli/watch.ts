@@ -25,9 +25,10 @@ export interface WatchConfig {
   /** The run dir shared with the shims. Flag `--run-dir`, else env `HIGHWATER_RUN_DIR`. Required. */
   runDir: string;
   /**
-   * Port of the metrics server (`/metrics`, `/healthz`); 0 = any free port.
+   * Port of the metrics and health server (`/metrics`, `/healthz`, `/readyz`);
+   * 0 = any free port, `off` = no server (undefined here).
    * Flag `--metrics-port`, env `HIGHWATER_METRICS_PORT`.
-   * @default undefined (no server)
+   * @default 19753 (DEFAULT_METRICS_PORT)
    */
   metricsPort: number | undefined;
   /**
@@ -46,6 +47,15 @@ export interface WatchConfig {
   terminationLog: string;
 }
 
+/**
+ * The default metrics port. Not 9753: Prometheus' default port allocation
+ * list has filled the whole 9100-9999 exporter range since 2023, so any
+ * port there belongs to some exporter. 19753 is outside it, below the Linux
+ * ephemeral range (32768-60999) and the Kubernetes NodePort range
+ * (30000-32767). docs/metrics.md.
+ */
+export const DEFAULT_METRICS_PORT = 19753;
+
 function configError(name: string, value: string, expected: string): HighwaterError {
   return new HighwaterError('HW_ERR_CONFIG', `invalid value for ${name}: ${JSON.stringify(value)}; expected ${expected}`);
 }
@@ -56,11 +66,12 @@ export function loadWatchConfig(runDirFlag: string | undefined, flags: WatchFlag
   const runDir = runDirFlag ?? e('HIGHWATER_RUN_DIR');
   if (runDir === undefined) throw new HighwaterError('HW_ERR_USAGE', 'highwater watch: --run-dir DIR is required (or HIGHWATER_RUN_DIR)');
 
-  let metricsPort: number | undefined;
+  let metricsPort: number | undefined = DEFAULT_METRICS_PORT;
   const [portText, portName] = flags.metricsPort !== undefined ? [flags.metricsPort, '--metrics-port'] : [e('HIGHWATER_METRICS_PORT'), 'HIGHWATER_METRICS_PORT'];
-  if (portText !== undefined) {
+  if (portText !== undefined && portText.trim() === 'off') metricsPort = undefined;
+  else if (portText !== undefined) {
     metricsPort = Number(portText);
-    if (!/^\d+$/.test(portText.trim()) || metricsPort > 65535) throw configError(portName, portText, 'a port number from 0 to 65535 (0 = any free port)');
+    if (!/^\d+$/.test(portText.trim()) || metricsPort > 65535) throw configError(portName, portText, 'a port number from 0 to 65535 (0 = any free port) or off');
   }
 
   let warnAfterMs = 5000;
@@ -79,6 +90,8 @@ export interface WatchOptions {
   logger: Logger;
   /** Human messages (`highwater: ...` lines on stderr). */
   say: (line: string) => void;
+  /** highwater's version, for `highwater_build_info`. */
+  version?: string;
 }
 
 const seconds = (ms: number): string => `${Number((ms / 1000).toFixed(1))} s`;
@@ -141,7 +154,7 @@ export async function watchCommand(opts: WatchOptions): Promise<number> {
     dumpOnStop: !watch.once,
     readOptions: { logger: moduleLogger(opts.logger, 'readings') },
   });
-  const metrics = new Metrics({ processes: () => watcher.samples() });
+  const metrics = new Metrics({ processes: () => watcher.samples() }, { version: opts.version ?? 'unknown' });
   const oomCounted = new Set<number>();
   const termState = { oomWritten: false };
 
@@ -196,7 +209,7 @@ export async function watchCommand(opts: WatchOptions): Promise<number> {
 
   let server: MetricsServer | undefined;
   if (watch.metricsPort !== undefined) {
-    server = new MetricsServer(metrics, { port: watch.metricsPort });
+    server = new MetricsServer(metrics, { port: watch.metricsPort, ready: () => watcher.scanned });
     try {
       const addr = await server.start();
       say(`metrics at http://${addr.address === '0.0.0.0' ? 'localhost' : addr.address}:${addr.port}/metrics`);

@@ -1,5 +1,8 @@
 /**
- * The metrics HTTP server (node:http): `/metrics` and `/healthz`.
+ * The metrics and health HTTP server (node:http): `/metrics`, `/healthz`
+ * (alive) and `/readyz` (503 until `ready()` says the watcher has done its
+ * first scan of the run dir: a native sidecar's probe holds the app back
+ * until then).
  * `start()` is idempotent, `stop()` tolerant, and the listener is unref()'d
  * so it never keeps the process alive on its own.
  */
@@ -12,6 +15,8 @@ export interface MetricsServerOptions {
   port: number;
   /** @default '0.0.0.0' (scraped from outside the container) */
   host?: string;
+  /** Readiness for `/readyz`; must not throw. @default always ready */
+  ready?: () => boolean;
 }
 
 export class MetricsServer {
@@ -36,8 +41,13 @@ export class MetricsServer {
         res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
         return;
       }
+      if (path === '/readyz') {
+        const ready = this.opts.ready?.() ?? true;
+        res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'not ready: first scan of the run dir pending\n');
+        return;
+      }
       if (path !== '/metrics') {
-        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics or /healthz\n');
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics, /healthz or /readyz\n');
         return;
       }
       this.metrics.text().then(

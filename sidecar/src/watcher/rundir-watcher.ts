@@ -94,6 +94,10 @@ export interface TrackedSample {
   peakBytes: number;
   currentBytes: number;
   availableBytes: number | undefined;
+  limitBytes: number | undefined;
+  workingSetBytes: number | undefined;
+  swapBytes: number | undefined;
+  floorBytes: number | undefined;
 }
 
 /** Largest raw file copied next to the reports when it could not be rendered. */
@@ -133,6 +137,7 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
   private running = false;
   private stopping: Promise<void> | undefined;
   private failures = 0;
+  private passes = 0;
 
   constructor(private readonly opts: RunDirWatcherOptions) {
     super();
@@ -150,7 +155,16 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
       peakBytes: t.header.peakBytes,
       currentBytes: t.header.currentBytes,
       availableBytes: t.readings?.availableBytes,
+      limitBytes: t.readings?.limitBytes,
+      workingSetBytes: t.readings?.workingSetBytes,
+      swapBytes: t.readings?.swapBytes,
+      floorBytes: t.floorSent,
     }));
+  }
+
+  /** True once the first pass over the run dir has finished (`/readyz`). */
+  get scanned(): boolean {
+    return this.passes > 0;
   }
 
   /** Start polling (first pass now); idempotent. */
@@ -209,6 +223,7 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
     } catch (e) {
       this.emitEvent({ type: 'reading-failed', pid: 0, message: `watcher pass failed: ${e instanceof Error ? e.message : String(e)}` });
     }
+    this.passes++;
   }
 
   private async finalPass(): Promise<void> {

@@ -49,7 +49,7 @@ typedef struct {
   hw_wframe chain[HW_WALK_MAX]; /* scratch: top first */
   int cached;
   /* (code, instruction) -> line: computing a line scans the line table. */
-  struct { void *code, *instr; int line; } lines[HW_LINE_CACHE];
+  struct { void *code, *instr; uint64_t lines_id; int line; } lines[HW_LINE_CACHE];
 } hw_walk_t;
 
 volatile int hw__walk_on;
@@ -137,13 +137,16 @@ uint32_t hw__walk_node(hw_thread_t *t) {
     hw_wframe e = w->chain[n - 1 - k];
     uint32_t func = hw__intern_code(e.code);
     size_t slot = (((uintptr_t)e.code >> 4) ^ ((uintptr_t)e.instr >> 1) * 0x9E3779B1u) & (HW_LINE_CACHE - 1);
+    uint64_t lines_id = hw__code_lines_id(e.code);
     int line;
-    if (w->lines[slot].code == e.code && w->lines[slot].instr == e.instr) {
+    if (lines_id && w->lines[slot].code == e.code && w->lines[slot].instr == e.instr &&
+        w->lines[slot].lines_id == lines_id) {
       line = w->lines[slot].line;
     } else {
       line = hw__line(e.iframe, e.code, e.instr);
       w->lines[slot].code = e.code;
       w->lines[slot].instr = e.instr;
+      w->lines[slot].lines_id = lines_id;
       w->lines[slot].line = line;
     }
     node = hw__intern_node(node, func, line < 0 ? 0 : (uint32_t)line);

@@ -216,6 +216,7 @@ int hw__is_code(void *obj);
 /* names.c: pure reads of a code object's file and function names. */
 int hw__names_verify(void);
 uint64_t hw__code_sig(void *code);
+uint64_t hw__code_lines_id(void *code); /* 0: unknown, do not cache lines */
 int hw__code_names(void *code, char *file, size_t fcap, size_t *flen, char *name, size_t ncap,
                    size_t *nlen);
 

@@ -14,7 +14,7 @@
 #include "hw.h"
 
 static int hw__names_ok;
-static size_t hw__off_file, hw__off_name, hw__off_firstline;
+static size_t hw__off_file, hw__off_name, hw__off_firstline, hw__off_linetable;
 static size_t hw__ascii_size, hw__compact_size;
 
 #define HW_AT(p, off) (*(void **)((char *)(p) + (off)))
@@ -58,6 +58,21 @@ uint64_t hw__code_sig(void *code) {
   return a * 0x9E3779B97F4A7C15ULL ^ (b + 0x632BE59BD9B4E019ULL) ^ line;
 }
 
+/* Who a code object's line numbers are: its line table object (pointer, size
+ * and first bytes), 0 when unknown. A cache of (code, instruction) -> line
+ * must check it: code objects die and new ones take their address (a line
+ * cached for a start-up code object was once served for the program's). */
+uint64_t hw__code_lines_id(void *code) {
+  if (!hw__names_ok || !hw__off_linetable) return 0;
+  void *lt = HW_AT(code, hw__off_linetable);
+  if (!lt) return 0;
+  int64_t size = *(int64_t *)((char *)lt + 16); /* PyBytesObject.ob_size */
+  uint64_t head = 0;
+  memcpy(&head, (char *)lt + 32, size < 8 ? (size_t)(size > 0 ? size : 0) : 8); /* ob_sval */
+  uint64_t id = ((uint64_t)(uintptr_t)lt * 0x9E3779B97F4A7C15ULL) ^ ((uint64_t)size << 40) ^ head;
+  return id ? id : 1;
+}
+
 int hw__code_names(void *code, char *file, size_t fcap, size_t *flen, char *name, size_t ncap,
                    size_t *nlen) {
   if (!hw__names_ok || !hw__is_code(code)) return -1;
@@ -74,6 +89,7 @@ int hw__names_verify(void) {
   hw__off_firstline = m <= 10 ? 40 : m == 11 ? 72 : 68;
   hw__ascii_size = m <= 11 ? 48 : 40;
   hw__compact_size = m <= 11 ? 72 : 56;
+  hw__off_linetable = m >= 11 ? 136 : 0; /* co_linetable, 3.11 - 3.13 */
   hw__names_ok = 1;
   void *frame = hw__py.PyEval_GetFrame();
   void *code = frame ? hw__frame_code(frame) : NULL;
@@ -90,6 +106,11 @@ int hw__names_verify(void) {
     const char *s = v ? hw__py.PyUnicode_AsUTF8AndSize(v, &len) : NULL;
     ok = s && (size_t)len == mlen[i] && memcmp(s, mine[i], mlen[i]) == 0;
     if (v) hw__py.Py_DecRef(v);
+  }
+  if (ok && hw__off_linetable) {
+    PyObject *lt = hw__py.PyObject_GetAttrString((PyObject *)code, "co_linetable");
+    ok = lt && (void *)lt == HW_AT(code, hw__off_linetable);
+    if (lt) hw__py.Py_DecRef(lt);
   }
   hw__py.Py_DecRef((PyObject *)code);
   if (!ok) {

@@ -6,7 +6,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { checkTemplate, compactTime, redact, uploadReport } from '../../sidecar/src/upload/upload.js';
+import { checkTemplate, compactTime, redact } from '../../sidecar/src/upload/template.js';
+import { uploadReport } from '../../sidecar/src/upload/upload.js';
 
 interface Put {
   url: string;

@@ -64,6 +64,9 @@ ssize_t hw__own_write(hw_ownfd *o, const void *buf, size_t n);
 /* Open-read-close of a small regular file into buf (NUL-terminated); -1 on failure. */
 ssize_t hw__read_whole(const char *path, char *buf, size_t cap);
 
+/* ---- termlog.c: the Kubernetes termination message on an OOM exit ---- */
+void hw__termlog_write(const char *reason, const char *dump_path);
+
 /* ---- log.c ---- */
 void hw__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void hw__debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -15,7 +15,12 @@ export type HighwaterErrorCode =
   | 'HW_ERR_INTERNAL'
   | 'HW_ERR_INPUT_UNREADABLE' // an input file missing, unreadable, a symlink, a directory or a special file
   | 'HW_ERR_INPUT_TOO_LARGE' // an input file over the size highwater reads
-  | 'HW_ERR_RUN_DIR_BUSY'; // the run dir is claimed by another live run
+  | 'HW_ERR_RUN_DIR_BUSY' // the run dir is claimed by another live run
+  | 'HW_ERR_K8S_NO_CONFIG' // no KUBECONFIG, no service account token, no ~/.kube/config
+  | 'HW_ERR_K8S_FORBIDDEN' // the API server said 401/403 (token or RBAC)
+  | 'HW_ERR_K8S_REJECTED' // the API server refused the request (another 4xx)
+  | 'HW_ERR_K8S_UNREACHABLE' // network error, 5xx or timeout talking to the API server
+  | 'HW_ERR_UPLOAD'; // a report file could not be uploaded with --upload-url
 
 export class HighwaterError extends Error {
   override name = 'HighwaterError';

@@ -25,6 +25,9 @@ export interface WatchFlags {
   metricsPort?: string;
   warnAfter?: string;
   once?: boolean;
+  events?: boolean;
+  uploadUrl?: string;
+  uploadTimeout?: string;
 }
 
 function usage(message: string): HighwaterError {
@@ -159,6 +162,9 @@ function parseWatch(argv: string[]): Command {
     else if (name === '--min-available') [flags.minAvailable, i] = takeValue(argv, i, '--min-available');
     else if (name === '--metrics-port') [watch.metricsPort, i] = takeValue(argv, i, '--metrics-port');
     else if (name === '--warn-after') [watch.warnAfter, i] = takeValue(argv, i, '--warn-after');
+    else if (name === '--upload-url') [watch.uploadUrl, i] = takeValue(argv, i, '--upload-url');
+    else if (name === '--upload-timeout') [watch.uploadTimeout, i] = takeValue(argv, i, '--upload-timeout');
+    else if (a === '--events') (watch.events = true), i++;
     else if (a === '--disable-oom-detection') (flags.oomDetection = false), i++;
     else if (a === '--once') (watch.once = true), i++;
     else if (a.startsWith('-')) throw usage(`unknown option ${name} for highwater watch`);

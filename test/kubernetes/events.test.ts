@@ -155,6 +155,8 @@ describe('HighwaterOOM Event', () => {
     expect(await codeOf(client(f, 'wrong').create('ml', body))).toBe('HW_ERR_K8S_FORBIDDEN');
     f.mode = 'forbidden';
     expect(await codeOf(client(f).create('ml', body))).toBe('HW_ERR_K8S_FORBIDDEN');
+    // The API server's own words, from its Status object.
+    await expect(client(f).create('ml', body)).rejects.toThrow(/^posting the Event: HTTP 403: events.events.k8s.io is forbidden: User "system:serviceaccount:ml:default" cannot create/);
     f.mode = 'error500';
     expect(await codeOf(client(f).create('ml', body))).toBe('HW_ERR_K8S_UNREACHABLE');
     f.mode = 'hang';

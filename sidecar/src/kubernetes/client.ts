@@ -66,7 +66,14 @@ export function k8sError(e: unknown, what: string): HighwaterError {
   if (e instanceof HighwaterError) return e;
   if (e instanceof ApiException) {
     const status = e.code as number;
-    const body = e.body as { message?: unknown } | string | undefined;
+    let body = e.body as { message?: unknown } | string | undefined;
+    if (typeof body === 'string') {
+      try {
+        body = JSON.parse(body) as { message?: unknown }; // a Status object, as text
+      } catch {
+        // not JSON: shown as it is, shortened
+      }
+    }
     const message = typeof body === 'object' && body && typeof body.message === 'string' ? body.message : typeof body === 'string' ? body.slice(0, 300) : '';
     const code = status === 401 || status === 403 ? 'HW_ERR_K8S_FORBIDDEN' : status >= 400 && status < 500 ? 'HW_ERR_K8S_REJECTED' : 'HW_ERR_K8S_UNREACHABLE';
     return new HighwaterError(code, `${what}: HTTP ${status}${message ? `: ${message}` : ''}`, { cause: e });

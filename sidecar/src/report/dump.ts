@@ -104,6 +104,7 @@ export function parseDump(text: string): ProfileData {
   const rawPeak: Array<{ bytes: number; frames: RawFrames; lineNo: number }> = [];
   const rawCurrent: typeof rawPeak = [];
   let rawOom: (typeof rawPeak)[number] | null = null;
+  let rawFailed: ((typeof rawPeak)[number] & { times: number }) | null = null;
   let stackLines = 0;
 
   for (let i = 1; i < lines.length - 1; i++) {
@@ -122,6 +123,9 @@ export function parseDump(text: string): ProfileData {
       }
       case 'oomAllocation':
         rawOom = { bytes: count(o, 'bytes', lineNo), frames: rawFrames(o, lineNo), lineNo };
+        break;
+      case 'failedAllocation':
+        rawFailed = { times: count(o, 'count', lineNo), bytes: count(o, 'bytes', lineNo), frames: rawFrames(o, lineNo), lineNo };
         break;
       case 'source':
         sources.set(`${str(o, 'file', lineNo)}\0${count(o, 'line', lineNo)}`, str(o, 'text', lineNo));
@@ -193,6 +197,7 @@ export function parseDump(text: string): ProfileData {
     },
     stacks: rawPeak.map(toStack),
     currentStacks: rawCurrent.length > 0 || trigger === 'oom' || trigger === 'request' ? rawCurrent.map(toStack) : null,
+    ...(rawFailed ? { failedAllocation: { count: rawFailed.times, ...toStack(rawFailed) } } : {}),
   };
 }
 

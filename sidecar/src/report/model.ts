@@ -43,6 +43,18 @@ export interface ReportJson {
   memory: MemoryReadings;
   /** Largest first; cover at least 99 % of peakBytes. */
   stacks: Stack[];
+  /**
+   * Added field, present only when it happened: allocations the allocator
+   * refused (the program got a MemoryError it may have handled); the count,
+   * and the size and stack of the last one.
+   */
+  failedAllocation?: FailedAllocation;
+}
+
+export interface FailedAllocation {
+  count: number;
+  bytes: number;
+  frames: Frame[];
 }
 
 /**
@@ -61,4 +73,6 @@ export interface ProfileData {
   stacks: Stack[];
   /** Memory live when the dump was written (oom/request dumps only). */
   currentStacks: Stack[] | null;
+  /** Refused allocations (dump line `failedAllocation`), when there were any. */
+  failedAllocation?: FailedAllocation;
 }

@@ -56,6 +56,7 @@ export function buildReportJson(data: ProfileData, sorted = sortStacks(mergeStac
       ...(m.floorBytes !== undefined ? { floorBytes: m.floorBytes } : {}),
     },
     stacks: trimToCoverage(sorted, data.peakBytes, 0.99),
+    ...(data.failedAllocation ? { failedAllocation: data.failedAllocation } : {}),
   };
 }
 

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { fixtures, freshDir, lineOf, onlyReport, pythonWithNumpy, runProfiled } from '../helpers/cli.js';
+import { fixtures, freshDir, lineOf, onlyReport, pythonWithNumpy, reportDirs, runProfiled } from '../helpers/cli.js';
 import { shimmedPython } from '../shim/shimmed.js';
 
 const py = (name: string) => join(fixtures, 'python', name);
@@ -42,6 +42,13 @@ describe('handled and unhandled MemoryError', () => {
     const rep = onlyReport(r.outDir);
     expect(rep.trigger).toBe('exit');
     expect(rep.oomReason).toBeNull();
+    // The near miss is in the report: how many, how big, where.
+    expect(rep.failedAllocation?.count).toBe(1);
+    expect(rep.failedAllocation?.bytes).toBe(8 * 1024 ** 4);
+    const own = rep.failedAllocation!.frames.filter((f) => f.file === script).map((f) => f.line);
+    expect(own).toEqual([lineOf(script, 'refused line')]);
+    const html = readFileSync(join(reportDirs(r.outDir)[0]!, 'index.html'), 'utf8');
+    expect(html).toContain('1 allocation was refused');
   });
 
   it('the refused allocation is recorded in the dump at its line, with its size', async () => {
@@ -65,7 +72,9 @@ describe('handled and unhandled MemoryError', () => {
       const r = await runProfiled(['--', pythonWithNumpy(), script, 'caught'], { flags });
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toBe(base.stdout);
-      expect(onlyReport(r.outDir).trigger).toBe('exit');
+      const rep = onlyReport(r.outDir);
+      expect(rep.trigger).toBe('exit');
+      expect(rep.failedAllocation?.count).toBe(1);
     });
   }
 

@@ -2,6 +2,7 @@
 // program that closes every fd, reuses the numbers or dup2s over them gets
 // its own files, sockets and signals exactly as without highwater.
 import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync, rmSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -67,5 +68,15 @@ describe('file descriptors the program closes or reuses', () => {
     } finally {
       p.kill();
     }
+  });
+
+  it("a program's own SIGUSR2 handler wins, and a forked child dies of SIGUSR2 as it would", async () => {
+    const script = py('own_sigusr2.py');
+    const plainOut = spawnSync('python3', [script], { encoding: 'utf8' }).stdout;
+    expect(plainOut).toBe('child killed by 12\nown handler ran 1\n');
+    const r = await runProfiled(['--', 'python3', script]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe(plainOut);
+    expect(reportDirs(r.outDir).map((d) => readReport(d).trigger)).toEqual(['exit']);
   });
 });

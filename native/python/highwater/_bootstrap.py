@@ -66,7 +66,9 @@ def _at_exit():
         # and exit 53. The program's own output is flushed first, as its
         # normal exit would have.
         _flush_std()
-        lib.hw_oom_unhandled()  # returns only when the shim saw no failure
+        oom_unhandled = getattr(lib, "hw_oom_unhandled", None)
+        if oom_unhandled is not None:
+            oom_unhandled()  # returns only when the shim saw no failure
     if os.environ.get("HIGHWATER_MODE", "run") == "run":
         try:
             _shim.dump(None, "exit")

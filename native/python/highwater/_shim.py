@@ -23,8 +23,12 @@ def shim():
         lib.hw_is_active.restype = ctypes.c_int
         for name in ("hw_python_start", "hw_thread_start", "hw_tracking_start",
                      "hw_tracking_stop", "hw_python_stop", "hw_oom_unhandled"):
-            getattr(lib, name).restype = ctypes.c_int
-            getattr(lib, name).argtypes = []
+            try:
+                fn = getattr(lib, name)
+            except AttributeError:  # an older shim: that feature is off
+                continue
+            fn.restype = ctypes.c_int
+            fn.argtypes = []
         lib.hw_dump.restype = ctypes.c_int
         lib.hw_dump.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t]
         lib.hw_stat.restype = ctypes.c_longlong

@@ -132,6 +132,7 @@ export function parseDump(text: string): ProfileData {
   const rawPeak: RawStack[] = [];
   const rawCurrent: RawStack[] = [];
   let rawOom: { bytes: number; frames: RawFrames; lineNo: number } | null = null;
+  let rawFailed: { bytes: number; frames: RawFrames; lineNo: number; times: number } | null = null;
   let stackLines = 0;
 
   let lineNo = 1;
@@ -156,6 +157,9 @@ export function parseDump(text: string): ProfileData {
       }
       case 'oomAllocation':
         rawOom = { bytes: count(o, 'bytes', lineNo), frames: rawFrames(o, lineNo), lineNo };
+        break;
+      case 'failedAllocation':
+        rawFailed = { times: count(o, 'count', lineNo), bytes: count(o, 'bytes', lineNo), frames: rawFrames(o, lineNo), lineNo };
         break;
       case 'source':
         sources.set(`${str(o, 'file', lineNo)}\0${count(o, 'line', lineNo)}`, str(o, 'text', lineNo));
@@ -254,6 +258,7 @@ export function parseDump(text: string): ProfileData {
     stacks: bounded(rawPeak),
     currentStacks: rawCurrent.length > 0 || trigger === 'oom' || trigger === 'request' ? bounded(rawCurrent) : null,
     ...(isTruncated(truncation) ? { truncation } : {}),
+    ...(rawFailed ? { failedAllocation: { count: rawFailed.times, ...toStack(rawFailed) } } : {}),
   };
 }
 

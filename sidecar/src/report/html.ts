@@ -106,6 +106,11 @@ export function renderHtml(data: ProfileData, report: ReportJson, svgHeights: { 
   const oom = report.oomAllocation
     ? `<h2>The allocation that tripped it</h2><p>${esc(humanBytes(report.oomAllocation.bytes))} requested at:</p>${framesList(report.oomAllocation.frames)}`
     : '';
+  const fa = report.failedAllocation;
+  const failed = fa
+    ? `<h2 id="failed">Refused allocations</h2><p>${fa.count.toLocaleString('en-US')} allocation${fa.count === 1 ? ' was' : 's were'} refused ` +
+      `(the program got a MemoryError). The last one, ${esc(humanBytes(fa.bytes))}, was requested at:</p>${framesList(fa.frames)}`
+    : '';
 
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -139,6 +144,7 @@ ${row('Swap used', esc(humanBytes(m.swapBytes)))}
 ${m.floorBytes ? row('Floor', esc(humanBytes(m.floorBytes))) : ''}
 </table>
 ${oom}
+${failed}
 ${embed(FILES.svg, 'Peak memory by call stack (callers at the top)', svgHeights.normal)}
 ${embed(FILES.reversedSvg, 'Reversed: allocation sites at the top', svgHeights.reversed)}
 <h2>Largest stacks at the peak</h2>

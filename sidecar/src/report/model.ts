@@ -56,6 +56,18 @@ export interface ReportJson {
   stacks: Stack[];
   /** Added field: what the rendering limits cut (stacks.ts MAX_DEPTH, MAX_STACKS), null when nothing was. */
   truncation: Truncation | null;
+  /**
+   * Added field, present only when it happened: allocations the allocator
+   * refused (the program got a MemoryError it may have handled); the count,
+   * and the size and stack of the last one.
+   */
+  failedAllocation?: FailedAllocation;
+}
+
+export interface FailedAllocation {
+  count: number;
+  bytes: number;
+  frames: Frame[];
 }
 
 /**
@@ -76,4 +88,6 @@ export interface ProfileData {
   currentStacks: Stack[] | null;
   /** What the parser already cut to keep within the rendering limits. Absent: nothing. */
   truncation?: Truncation;
+  /** Refused allocations (dump line `failedAllocation`), when there were any. */
+  failedAllocation?: FailedAllocation;
 }

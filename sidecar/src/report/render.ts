@@ -83,6 +83,7 @@ export function buildReportJson(data: ProfileData, bounded = boundProfile(data))
     },
     stacks: trimToCoverage(sorted, data.peakBytes, 0.99),
     truncation: bounded.truncation,
+    ...(data.failedAllocation ? { failedAllocation: data.failedAllocation } : {}),
   };
 }
 

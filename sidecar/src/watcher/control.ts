@@ -13,6 +13,33 @@ export interface ControlOptions {
 /** Longest command line the shim accepts, newline included. */
 export const MAX_COMMAND_BYTES = 256;
 
+/** Longest answer accepted; the shim's are one short line. */
+export const MAX_ANSWER_CHARS = 4096;
+
+/**
+ * The answer as it arrives in chunks: the first line is the answer. Pure, so
+ * that it can be fuzzed (test/fuzz): whatever the peer sends, the result is a
+ * line without a newline of at most MAX_ANSWER_CHARS, or HW_ERR_CONTROL.
+ */
+export class AnswerLine {
+  private buf = '';
+  constructor(private readonly socketPath: string) {}
+
+  /** The answer once a newline arrived, else undefined. */
+  push(chunk: string): string | undefined {
+    this.buf += chunk;
+    const nl = this.buf.indexOf('\n');
+    if (nl >= 0 && nl <= MAX_ANSWER_CHARS) return this.buf.slice(0, nl);
+    if (this.buf.length > MAX_ANSWER_CHARS) throw new HighwaterError('HW_ERR_CONTROL', `${this.socketPath}: answer line too long`);
+    return undefined;
+  }
+
+  /** The peer closed: what it sent without a newline, or undefined when nothing. */
+  end(): string | undefined {
+    return this.buf === '' ? undefined : this.buf;
+  }
+}
+
 /**
  * Send `command` to the socket at `socketPath` and return the answer line
  * (without its newline), e.g. `ok highwater 1 12` or `error unknown-command`.
@@ -25,7 +52,7 @@ export function sendControl(socketPath: string, command: string, opts: ControlOp
     return Promise.reject(new HighwaterError('HW_ERR_CONTROL', `invalid control command ${JSON.stringify(command.slice(0, 40))}`));
   }
   return new Promise<string>((resolve, reject) => {
-    let buf = '';
+    const answer = new AnswerLine(socketPath);
     let settled = false;
     const sock = createConnection({ path: socketPath });
     const finish = (err: HighwaterError | null, line?: string): void => {
@@ -44,13 +71,16 @@ export function sendControl(socketPath: string, command: string, opts: ControlOp
     sock.setEncoding('utf8');
     sock.on('connect', () => sock.write(command + '\n'));
     sock.on('data', (chunk: string) => {
-      buf += chunk;
-      const nl = buf.indexOf('\n');
-      if (nl >= 0) finish(null, buf.slice(0, nl));
-      else if (buf.length > 4096) finish(new HighwaterError('HW_ERR_CONTROL', `${socketPath}: answer line too long`));
+      try {
+        const line = answer.push(chunk);
+        if (line !== undefined) finish(null, line);
+      } catch (e) {
+        finish(e as HighwaterError);
+      }
     });
     sock.on('end', () => {
-      if (buf !== '') finish(null, buf);
+      const partial = answer.end();
+      if (partial !== undefined) finish(null, partial);
       else finish(new HighwaterError('HW_ERR_CONTROL', `${socketPath}: connection closed without an answer to "${command}"`));
     });
     sock.on('close', () => finish(new HighwaterError('HW_ERR_CONTROL', `${socketPath}: connection closed without an answer to "${command}"`)));

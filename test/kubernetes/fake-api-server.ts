@@ -52,6 +52,8 @@ export interface FakeApiServer {
   mode: FakeMode;
   /** Every Event accepted, in order. */
   events: Array<Record<string, any>>;
+  /** Every request, as `METHOD path?query`. */
+  requests: string[];
   /** Every create attempt (accepted or not), with the validation errors. */
   creates: Array<{ namespace: string; body: unknown; errors: string[]; status: number }>;
   /** Store an Event as if another client had created it (list/watch tests). */
@@ -75,6 +77,7 @@ export async function startFakeApiServer(token = 'fake-token'): Promise<FakeApiS
     mode: 'ok',
     events: [],
     creates: [],
+    requests: [],
     add(event) {
       event.metadata = { ...event.metadata, resourceVersion: String(++rv), creationTimestamp: new Date().toISOString() };
       fake.events.push(event);
@@ -103,6 +106,7 @@ export async function startFakeApiServer(token = 'fake-token'): Promise<FakeApiS
 
   const handle = (req: IncomingMessage, res: ServerResponse, body: string): void => {
     const url = new URL(req.url ?? '/', 'http://fake');
+    fake.requests.push(`${req.method} ${req.url}`);
     if (req.headers.authorization !== `Bearer ${token}`) return status(res, 401, 'Unauthorized', 'Unauthorized');
     if (fake.mode === 'hang') return; // never answers
     if (fake.mode === 'error500') return status(res, 500, 'InternalError', 'etcdserver: request timed out');
@@ -138,7 +142,7 @@ export async function startFakeApiServer(token = 'fake-token'): Promise<FakeApiS
       for (const e of fake.events) if (matches(e) && Number(e.metadata.resourceVersion) > from) res.write(JSON.stringify({ type: 'ADDED', object: e }) + '\n');
       const filtered = { ns, res: { write: (s: string) => (matches(JSON.parse(s).object) ? res.write(s) : true), end: () => res.end() } as unknown as ServerResponse };
       watchers.add(filtered);
-      req.on('close', () => watchers.delete(filtered));
+      res.on('close', () => watchers.delete(filtered)); // not req's 'close': that fires once the request is read
       return;
     }
     res.writeHead(200, { 'content-type': 'application/json' }).end(

@@ -18,6 +18,7 @@ export type Command =
   | { cmd: 'render'; dump: string; flags: ConfigFlags }
   | { cmd: 'watch'; flags: ConfigFlags; watch: WatchFlags }
   | { cmd: 'collect'; source: 'docker'; follow: boolean; output: string | undefined }
+  | { cmd: 'collect-kubernetes'; follow: boolean; namespace: string | undefined; allNamespaces: boolean; since: string | undefined }
   | { cmd: 'kernel-install'; location: KernelLocation; python?: string };
 
 /** Flags of `highwater watch` beyond the shared ConfigFlags (see cli/watch.ts). */
@@ -177,7 +178,8 @@ function parseWatch(argv: string[]): Command {
 function parseCollect(argv: string[]): Command {
   const [source, ...rest] = argv;
   if (source === undefined || source === '-h' || source === '--help') return { cmd: 'help', topic: 'collect' };
-  if (source !== 'docker') throw usage(`unknown collect source ${source} (highwater collect docker)`);
+  if (source === 'kubernetes') return parseCollectKubernetes(rest);
+  if (source !== 'docker') throw usage(`unknown collect source ${source} (highwater collect docker|kubernetes)`);
   let follow = false;
   let output: string | undefined;
   let i = 0;
@@ -191,6 +193,28 @@ function parseCollect(argv: string[]): Command {
   }
   if (output === '') throw usage('highwater collect docker: --output needs a non-empty value');
   return { cmd: 'collect', source: 'docker', follow, output };
+}
+
+/** `highwater collect kubernetes [-n NS | -A] [--since DURATION] [--follow]` */
+function parseCollectKubernetes(argv: string[]): Command {
+  let namespace: string | undefined;
+  let allNamespaces = false;
+  let since: string | undefined;
+  let follow = false;
+  let i = 0;
+  while (i < argv.length) {
+    const a = argv[i]!;
+    const name = flagName(a);
+    if (a === '-h' || a === '--help') return { cmd: 'help', topic: 'collect' };
+    if (name === '-n' || name === '--namespace') [namespace, i] = takeValue(argv, i, '-n');
+    else if (name === '--since') [since, i] = takeValue(argv, i, '--since');
+    else if (a === '-A' || a === '--all-namespaces') (allNamespaces = true), i++;
+    else if (a === '--follow' || a === '-f') (follow = true), i++;
+    else throw usage(`unknown option ${name} for highwater collect kubernetes`);
+  }
+  if (namespace !== undefined && allNamespaces) throw usage('highwater collect kubernetes: give -n NAMESPACE or --all-namespaces, not both');
+  if (namespace === '') throw usage('highwater collect kubernetes: -n needs a non-empty value');
+  return { cmd: 'collect-kubernetes', follow, namespace, allNamespaces, since };
 }
 
 /** Parse `process.argv.slice(2)`. Raises `HW_ERR_USAGE`. */

@@ -61,6 +61,11 @@ export function loadKubeConfig(env: NodeJS.ProcessEnv = process.env, options?: K
   throw new HighwaterError('HW_ERR_K8S_NO_CONFIG', 'no Kubernetes API access: not in a pod (KUBERNETES_SERVICE_HOST unset), no KUBECONFIG, no ~/.kube/config');
 }
 
+/** The namespace of the kubeconfig's current context (in a pod: the pod's), else `default`. */
+export function contextNamespace(kc: KubeConfig): string {
+  return kc.getContextObject(kc.getCurrentContext())?.namespace || 'default';
+}
+
 /** The HTTP status and the API server's message of a failed call, as a HighwaterError. */
 export function k8sError(e: unknown, what: string): HighwaterError {
   if (e instanceof HighwaterError) return e;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "hw.h"
+#include "sampling.h"
 
 #define HW_EXPORT __attribute__((visibility("default")))
 
@@ -21,15 +22,26 @@ static inline int hw__should_track(hw_thread_t *t) {
   return HW_LIKELY(hw__tracking) && !t->guard;
 }
 
-/* Runs before the allocation: guard budget, then the stack it is charged to. */
+/* Runs before the allocation: guard budget (every allocation, sampled or
+ * not), then the stack it is charged to; with sampling on, an unsampled
+ * allocation skips the stack walk (sampling.h). */
 static inline uint32_t hw__before_alloc(hw_thread_t *t, size_t size) {
+  if (hw__guard_on) hw__guard_check(size);
+  if (HW_UNLIKELY(hw__sample_rate != 0) && !hw__sample_take(size)) return HW_NODE_UNSAMPLED;
+  return hw__current_node(t);
+}
+
+/* Anonymous mmaps are always recorded exactly: the system call costs more
+ * than the stack walk, and a partial munmap needs bytes, not an estimate. */
+static inline uint32_t hw__before_map(hw_thread_t *t, size_t size) {
   if (hw__guard_on) hw__guard_check(size);
   return hw__current_node(t);
 }
 
 static void hw__failed(size_t size, uint32_t node) {
   /* A failed allocation: the program cannot go on. Fires even with
-   * detection off. */
+   * detection off. The report names its stack, sampled or not. */
+  if (node == HW_NODE_UNSAMPLED) node = hw__current_node(&hw__thread);
   hw__oom_exit(3, size, node);
 }
 
@@ -160,7 +172,7 @@ static void *hw__mmap_common(void *(*real)(void *, size_t, int, int, int, off_t)
   hw_thread_t *t = &hw__thread;
   if (!hw__should_track(t) || !(flags & MAP_ANONYMOUS)) return real(addr, len, prot, flags, fd, off);
   t->guard = 1;
-  uint32_t node = hw__before_alloc(t, len);
+  uint32_t node = hw__before_map(t, len);
   void *p = real(addr, len, prot, flags, fd, off);
   if (p != MAP_FAILED) hw__track_mmap(p, len, node);
   else if (errno == ENOMEM) hw__failed(len, node);
@@ -202,7 +214,7 @@ HW_EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...
   hw_thread_t *t = &hw__thread;
   if (!hw__should_track(t)) return hw__real_mremap(old, old_len, new_len, flags, new_addr);
   t->guard = 1;
-  uint32_t node = hw__before_alloc(t, new_len > old_len ? new_len - old_len : 0);
+  uint32_t node = hw__before_map(t, new_len > old_len ? new_len - old_len : 0);
   void *p = hw__real_mremap(old, old_len, new_len, flags, new_addr);
   if (p != MAP_FAILED) {
     /* Charged like realloc: the old range goes, the new one belongs to the

@@ -191,6 +191,7 @@ export function parseDump(text: string): ProfileData {
       swapBytes: memNum('swapBytes'),
       floorBytes: memNum('floorBytes'),
     },
+    sampling: header.sampleRateBytes ? { rateBytes: count(header, 'sampleRateBytes', 1) } : null,
     stacks: rawPeak.map(toStack),
     currentStacks: rawCurrent.length > 0 || trigger === 'oom' || trigger === 'request' ? rawCurrent.map(toStack) : null,
   };

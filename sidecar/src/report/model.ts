@@ -41,8 +41,18 @@ export interface ReportJson {
   timeMs: number;
   process: { pid: number; argv: string[]; python: string };
   memory: MemoryReadings;
+  /**
+   * Added field: null when every allocation's stack was recorded; with
+   * sampling (HIGHWATER_SAMPLE_RATE) each stack's bytes are an unbiased
+   * estimate (about one sample per rateBytes allocated), peakBytes stays exact.
+   */
+  sampling?: Sampling | null;
   /** Largest first; cover at least 99 % of peakBytes. */
   stacks: Stack[];
+}
+
+export interface Sampling {
+  rateBytes: number;
 }
 
 /**
@@ -58,6 +68,8 @@ export interface ProfileData {
   timeMs: number;
   process: { pid: number; argv: string[]; python: string; cwd: string };
   memory: MemoryReadings;
+  /** Byte sampling of the stacks, or null/absent when exact. */
+  sampling?: Sampling | null;
   stacks: Stack[];
   /** Memory live when the dump was written (oom/request dumps only). */
   currentStacks: Stack[] | null;

@@ -55,6 +55,7 @@ export function buildReportJson(data: ProfileData, sorted = sortStacks(mergeStac
       swapBytes: m.swapBytes,
       ...(m.floorBytes !== undefined ? { floorBytes: m.floorBytes } : {}),
     },
+    sampling: data.sampling ?? null,
     stacks: trimToCoverage(sorted, data.peakBytes, 0.99),
   };
 }

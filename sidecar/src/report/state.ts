@@ -142,6 +142,8 @@ export function parseStateFile(buf: Buffer, opts: StateReadOptions = {}): Profil
       swapBytes: r(6),
       floorBytes: h(144, 'floorBytes'),
     },
+    // Offset 240 (a reserved word before sampling existed): 0 = exact.
+    sampling: h(240, 'sampleRateBytes') > 0 ? { rateBytes: h(240, 'sampleRateBytes') } : null,
     stacks,
     currentStacks: null,
   };

@@ -4,7 +4,7 @@
  *   highwater-init [--] cmd [args...]
  *
  * Sets the environment the preload shim and the Python bootstrap need
- * (LD_PRELOAD, PYTHONPATH, HIGHWATER_RUN_DIR, one-thread pools), starts the
+ * (LD_PRELOAD, PYTHONPATH, HIGHWATER_RUN_DIR), starts the
  * command, forwards signals to it, reaps every zombie, and exits with the
  * command's status (128 + N when signal N killed it). With HIGHWATER_WATCH=1
  * and a full bundle it also runs `highwater watch` beside the command
@@ -41,10 +41,13 @@
 /* Signals passed on to the command. */
 #define HW__FORWARDED(X) X(SIGTERM) X(SIGINT) X(SIGHUP) X(SIGUSR1) X(SIGUSR2) X(SIGQUIT) X(SIGWINCH)
 
-/* Thread-pool variables set to 1 unless the user set them (Fil does the same). */
+/* Thread-pool defaults lowered to 1 (unless the user set them) only with
+ * HIGHWATER_LIMIT_THREADS=1: in a container highwater must not change the
+ * job's parallelism. Defaults only, never caps (no NUMEXPR_MAX_THREADS): the
+ * program can still ask for more threads later. */
 static const char *const hw__thread_vars[] = {
-    "OMP_NUM_THREADS",     "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",        "NUMEXPR_NUM_THREADS",
-    "NUMEXPR_MAX_THREADS", "BLOSC_NTHREADS",       "VECLIB_MAXIMUM_THREADS", NULL,
+    "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+    "BLOSC_NTHREADS",  NULL,
 };
 
 static void hw__log(const char *fmt, ...) {
@@ -150,7 +153,8 @@ static void hw__inject_env(const char *bundle) {
     const char *oldpp = getenv("PYTHONPATH");
     if (!oldpp || !hw__list_has(oldpp, boot)) hw__setenv_joined("PYTHONPATH", boot, pylib, oldpp);
 
-    for (const char *const *v = hw__thread_vars; *v; v++) setenv(*v, "1", 0);
+    if (hw__env_true("HIGHWATER_LIMIT_THREADS"))
+        for (const char *const *v = hw__thread_vars; *v; v++) setenv(*v, "1", 0);
 }
 
 static int hw__exec_status(int err) { return err == ENOENT ? 127 : 126; }

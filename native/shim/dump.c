@@ -234,6 +234,8 @@ static void hw__w_header(hw_writer *w, const char *trigger, int reason, const hw
   hw__w_i64(w, h->peak_bytes);
   hw__w_str(w, ",\"currentBytes\":");
   hw__w_i64(w, h->current_bytes);
+  hw__w_str(w, ",\"sampleRateBytes\":");
+  hw__w_u64(w, h->sample_rate_bytes);
   hw__w_str(w, ",\"memory\":{\"source\":\"");
   hw__w_str(w, sources[r->source >= 0 && r->source <= 3 ? r->source : 0]);
   hw__w_str(w, "\"");

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "hw.h"
+#include "sampling.h"
 
 #define HW_EXPORT __attribute__((visibility("default")))
 
@@ -24,17 +25,33 @@ static inline int hw__should_track(hw_thread_t *t) {
 }
 
 /* Runs before the allocation: the guard's verdict (0, or the rule the
- * allocation would break) and the stack it is charged to. */
+ * allocation would break; every allocation counts, sampled or not) and the
+ * stack it is charged to. With sampling on, an unsampled allocation skips the
+ * stack walk (sampling.h) and gets HW_NODE_UNSAMPLED. */
 static inline int hw__before_alloc(hw_thread_t *t, size_t size, uint32_t *node) {
+  int trip = hw__guard_on ? hw__guard_check(size) : 0;
+  if (HW_UNLIKELY(hw__sample_rate != 0) && !hw__sample_take(size)) *node = HW_NODE_UNSAMPLED;
+  else *node = hw__current_node(t);
+  return trip;
+}
+
+/* Anonymous mmaps are always recorded exactly: the system call costs more
+ * than the stack walk, and a partial munmap needs bytes, not an estimate. */
+static inline int hw__before_map(hw_thread_t *t, size_t size, uint32_t *node) {
   int trip = hw__guard_on ? hw__guard_check(size) : 0;
   *node = hw__current_node(t);
   return trip;
 }
 
+/* A refused or tripping allocation is reported with its real stack, sampled or not. */
+static inline uint32_t hw__named(hw_thread_t *t, uint32_t node) {
+  return node == HW_NODE_UNSAMPLED ? hw__current_node(t) : node;
+}
+
 /* The guard objected, yet the allocation succeeded: the memory is there now
  * and would kill the container once used. Stop before the program uses it. */
 __attribute__((noreturn)) static void hw__tripped(int trip, size_t size, uint32_t node) {
-  hw__oom_exit(trip, size, node);
+  hw__oom_exit(trip, size, hw__named(&hw__thread, node));
 }
 
 HW_EXPORT void *malloc(size_t size) {
@@ -49,7 +66,7 @@ HW_EXPORT void *malloc(size_t size) {
   int trip = hw__before_alloc(t, size, &node);
   void *p = hw__real_malloc(size);
   if (HW_UNLIKELY(!p)) {
-    if (size) hw__failed_allocation(size, node);
+    if (size) hw__failed_allocation(size, hw__named(t, node));
   } else if (HW_UNLIKELY(trip)) {
     hw__real_free(p);
     hw__tripped(trip, size, node);
@@ -78,7 +95,7 @@ HW_EXPORT void *calloc(size_t n, size_t size) {
   int trip = hw__before_alloc(t, total, &node);
   void *p = hw__real_calloc(n, size);
   if (HW_UNLIKELY(!p)) {
-    if (total) hw__failed_allocation(total, node);
+    if (total) hw__failed_allocation(total, hw__named(t, node));
   } else if (HW_UNLIKELY(trip)) {
     hw__real_free(p);
     hw__tripped(trip, total, node);
@@ -126,7 +143,7 @@ HW_EXPORT void *realloc(void *old, size_t size) {
     if (size) {
       /* Refused: the old block is still the program's, as it was. */
       if (had_old) hw__track_alloc(old, old_size, old_node);
-      hw__failed_allocation(size, node);
+      hw__failed_allocation(size, hw__named(t, node));
     }
   } else if (HW_UNLIKELY(trip)) {
     hw__tripped(trip, size, node); /* the old block is gone: nothing to undo */
@@ -155,7 +172,7 @@ HW_EXPORT int posix_memalign(void **out, size_t align, size_t size) {
   int trip = hw__before_alloc(t, size, &node);
   int rc = hw__real_posix_memalign(out, align, size);
   if (HW_UNLIKELY(rc != 0)) {
-    if (rc == ENOMEM && size) hw__failed_allocation(size, node);
+    if (rc == ENOMEM && size) hw__failed_allocation(size, hw__named(t, node));
   } else if (HW_UNLIKELY(trip)) {
     hw__real_free(*out);
     hw__tripped(trip, size, node);
@@ -177,7 +194,7 @@ HW_EXPORT int posix_memalign(void **out, size_t align, size_t size) {
     int trip = hw__before_alloc(t, sz, &node);                        \
     void *p = hw__real_##name args;                                   \
     if (HW_UNLIKELY(!p)) {                                            \
-      if (sz && errno == ENOMEM) hw__failed_allocation(sz, node);     \
+      if (sz && errno == ENOMEM) hw__failed_allocation(sz, hw__named(t, node));     \
     } else if (HW_UNLIKELY(trip)) {                                   \
       hw__real_free(p);                                               \
       hw__tripped(trip, sz, node);                                    \
@@ -205,10 +222,10 @@ static void *hw__mmap_common(void *(*real)(void *, size_t, int, int, int, off_t)
   if (!hw__should_track(t) || !(flags & MAP_ANONYMOUS)) return real(addr, len, prot, flags, fd, off);
   t->guard = 1;
   uint32_t node;
-  int trip = hw__before_alloc(t, len, &node);
+  int trip = hw__before_map(t, len, &node);
   void *p = real(addr, len, prot, flags, fd, off);
   if (HW_UNLIKELY(p == MAP_FAILED)) {
-    if (errno == ENOMEM) hw__failed_allocation(len, node);
+    if (errno == ENOMEM) hw__failed_allocation(len, hw__named(t, node));
   } else if (HW_UNLIKELY(trip)) {
     if (!(flags & MAP_FIXED)) syscall(SYS_munmap, p, len); /* a fixed map replaced one */
     hw__tripped(trip, len, node);
@@ -255,10 +272,10 @@ HW_EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...
   t->guard = 1;
   uint32_t node;
   size_t grow = new_len > old_len ? new_len - old_len : 0;
-  int trip = hw__before_alloc(t, grow, &node);
+  int trip = hw__before_map(t, grow, &node);
   void *p = hw__real_mremap(old, old_len, new_len, flags, new_addr);
   if (HW_UNLIKELY(p == MAP_FAILED)) {
-    if (errno == ENOMEM && grow) hw__failed_allocation(grow, node);
+    if (errno == ENOMEM && grow) hw__failed_allocation(grow, hw__named(t, node));
   } else if (HW_UNLIKELY(trip)) {
     hw__tripped(trip, grow, node);
   } else {

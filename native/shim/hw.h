@@ -81,6 +81,9 @@ typedef struct {
   uint32_t floor_pct_x100; /* percent part of the floor, in 1/100 % */
   int control_uid;      /* extra uid allowed on the control socket, -1 none */
   unsigned file_mode;
+  uint64_t sample_rate;  /* HIGHWATER_SAMPLE_RATE, bytes; 0 = exact (sampling.h) */
+  uint64_t sample_seed;  /* HIGHWATER_SAMPLE_SEED, when sample_seeded */
+  int sample_seeded;
 } hw_config_t;
 extern hw_config_t hw__config;
 void hw__config_load(void);
@@ -118,6 +121,7 @@ typedef struct {
   char python[32];
   char argv[1024];
   char cwd[1024];
+  uint64_t sample_rate_bytes; /* 2336: sampling.c; 0 = exact */
 } hw_state_header;
 
 typedef struct {

@@ -14,6 +14,7 @@
 
 #include "highwater.h"
 #include "hw.h"
+#include "sampling.h"
 
 #define HW_EXPORT __attribute__((visibility("default")))
 
@@ -71,6 +72,7 @@ __attribute__((constructor)) static void hw__init(void) {
   hw__restore_ld_preload();
   mkdir(hw__config.run_dir, 0700);
   if (hw__state_open() != 0) goto out;
+  hw__sampling_init();
   pthread_atfork(hw__atfork_prepare, hw__atfork_parent, hw__atfork_child);
   hw__active = 1;
 out:

@@ -5,11 +5,15 @@
  * kept in the shared `live` array; the peak snapshot is copied lazily, only
  * when memory first falls after a new peak (Fil's rule), and copied before
  * the fall is applied so the state file is consistent at every moment.
+ * Under sampling, every heap block is still in the table (its free must take
+ * its exact size off the totals); an unsampled one has node
+ * HW_NODE_UNSAMPLED and is charged to no stack (sampling.h).
  */
 #define _GNU_SOURCE
 #include <string.h>
 
 #include "hw.h"
+#include "sampling.h"
 
 pthread_mutex_t hw__lock = PTHREAD_MUTEX_INITIALIZER;
 volatile int hw__tracking;
@@ -72,7 +76,9 @@ static void hw__freeze_peak(hw_state_header *h) {
   }
 }
 
-static inline void hw__add_bytes(uint32_t node, int64_t delta) {
+/* `delta` bytes to the totals, `node_delta` to the node's stack: they differ
+ * only for heap blocks under sampling (hw__add_block). */
+static inline void hw__add_split(uint32_t node, int64_t node_delta, int64_t delta) {
   hw_state_header *h = hw__state.hdr;
   if (delta < 0 && h->peak_source == 1) {
     /* Memory is about to fall from a new peak: freeze the peak first, while
@@ -81,14 +87,16 @@ static inline void hw__add_bytes(uint32_t node, int64_t delta) {
     hw__freeze_peak(h);
     __atomic_store_n(&h->peak_source, 0, __ATOMIC_RELEASE);
   }
-  if (HW_LIKELY(hw__dirty_ready == 1) && !hw__dirty_mark[node]) {
+  if (node_delta == 0) {
+    /* unsampled block: totals only */
+  } else if (HW_LIKELY(hw__dirty_ready == 1) && !hw__dirty_mark[node]) {
     hw__dirty_mark[node] = 1;
     hw__dirty_list[hw__dirty_count++] = node;
   } else if (HW_UNLIKELY(hw__dirty_ready < 0) && hw__dirty_init() == 1) {
     hw__dirty_mark[node] = 1;
     hw__dirty_list[hw__dirty_count++] = node;
   }
-  hw__state.live[node] += delta;
+  if (node_delta != 0) hw__state.live[node] += node_delta;
   int64_t cur = h->current_bytes + delta;
   h->current_bytes = cur;
   if (cur > h->peak_bytes) {
@@ -97,7 +105,16 @@ static inline void hw__add_bytes(uint32_t node, int64_t delta) {
   }
 }
 
+static inline void hw__add_bytes(uint32_t node, int64_t delta) { hw__add_split(node, delta, delta); }
+
 /* ---- heap blocks ---- */
+
+/* A heap block of `size` bytes comes (sign 1) or goes (-1): exact in the
+ * totals; its stack gets what sampling says it stands for (sampling.h). */
+static inline void hw__add_block(uint32_t node, uint64_t size, int sign) {
+  int64_t nb = HW_LIKELY(hw__sample_rate == 0) ? (int64_t)size : hw__sample_node_bytes(node, size);
+  hw__add_split(node, sign * nb, sign * (int64_t)size);
+}
 
 static int hw__slots_grow(void) {
   size_t ncap = hw__slot_cap ? hw__slot_cap * 2 : 65536;
@@ -142,7 +159,7 @@ static void hw__free_locked(uintptr_t a) {
     if (hw__slots[i].addr == a) {
       uint64_t meta = hw__slots[i].meta;
       hw__slot_delete(i);
-      hw__add_bytes((uint32_t)(meta & HW_NODE_MASK), -(int64_t)(meta >> HW_NODE_BITS));
+      hw__add_block((uint32_t)(meta & HW_NODE_MASK), meta >> HW_NODE_BITS, -1);
       return;
     }
     i = (i + 1) & mask;
@@ -165,13 +182,13 @@ void hw__track_alloc(void *p, size_t size, uint32_t node) {
   if (hw__slots[i].addr == a) {
     /* A block we never saw freed (freed inside a guarded region): replace. */
     uint64_t old = hw__slots[i].meta;
-    hw__add_bytes((uint32_t)(old & HW_NODE_MASK), -(int64_t)(old >> HW_NODE_BITS));
+    hw__add_block((uint32_t)(old & HW_NODE_MASK), old >> HW_NODE_BITS, -1);
   } else {
     hw__slot_used++;
   }
   hw__slots[i].addr = a;
   hw__slots[i].meta = ((uint64_t)size << HW_NODE_BITS) | node;
-  hw__add_bytes(node, (int64_t)size);
+  hw__add_block(node, size, 1);
   pthread_mutex_unlock(&hw__lock);
 }
 

@@ -2,7 +2,7 @@
 // `python -m highwater` as an alias of the CLI.
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, realpathSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   MiB,
@@ -149,6 +149,56 @@ describe('python -m highwater', () => {
     const rep = readReport(dirs[0]!);
     expect(rep.trigger).toBe('exit');
     expectNear(bytesAtLine(rep, 'cli_alias.py', lineOf(script, 'alias line')), 22 * MiB);
+  });
+
+  /** PATH holding only python3 (and node when asked): nothing else can be found by accident. */
+  function onlyOnPath(withNode: boolean): string {
+    const bin = freshDir('hw-path-');
+    symlinkSync('/usr/bin/python3', join(bin, 'python3'));
+    if (withNode) symlinkSync(process.execPath, join(bin, 'node'));
+    return bin;
+  }
+
+  function aliasRun(pythonPath: string, pathDir: string) {
+    const out = freshDir('hw-out-');
+    const script = api('cli_alias_env.py');
+    const r = spawnSync('python3', ['-m', 'highwater', 'run', '-o', out, '--no-browser', script], {
+      env: { PATH: pathDir, PYTHONPATH: pythonPath, HOME: freshDir(), DISPLAY: '' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const dirs = reportDirs(out);
+    expect(dirs).toHaveLength(1);
+    expectNear(bytesAtLine(readReport(dirs[0]!), 'cli_alias_env.py', lineOf(script, 'alias line')), 22 * MiB);
+    return r.stdout;
+  }
+
+  it('finds the repository CLI next to the package without HIGHWATER_CLI', () => {
+    const stdout = aliasRun(pythonPackage, onlyOnPath(true));
+    expect(stdout).toContain(`preload ${join(repoRoot, 'native', 'build', 'libhighwater.so')}`);
+    expect(stdout).toContain(`cli ${cliPath}`);
+    expect(stdout).toContain('python True');
+  });
+
+  it('finds the bundled CLI and Node in a bundle laid out as the Dockerfile lays out /opt/highwater', () => {
+    // /opt/highwater of the bundle-full image: bin/, lib/, python/, node/, dist/, node_modules, package.json.
+    const b = join(freshDir('hw-bundle-'), 'highwater');
+    mkdirSync(join(b, 'lib'), { recursive: true });
+    mkdirSync(join(b, 'python'));
+    mkdirSync(join(b, 'node', 'bin'), { recursive: true });
+    copyFileSync(join(repoRoot, 'native', 'build', 'libhighwater.so'), join(b, 'lib', 'libhighwater.so'));
+    cpSync(join(pythonPackage, 'bootstrap'), join(b, 'python', 'bootstrap'), { recursive: true });
+    cpSync(join(pythonPackage, 'highwater'), join(b, 'python', 'highwater'), { recursive: true });
+    symlinkSync(process.execPath, join(b, 'node', 'bin', 'node'));
+    cpSync(join(repoRoot, 'dist'), join(b, 'dist'), { recursive: true });
+    symlinkSync(realpathSync(join(repoRoot, 'node_modules')), join(b, 'node_modules'));
+    copyFileSync(join(repoRoot, 'package.json'), join(b, 'package.json'));
+    // No node on PATH: only the bundle's own Node can run the CLI.
+    const stdout = aliasRun(join(b, 'python'), onlyOnPath(false));
+    expect(stdout).toContain(`preload ${join(b, 'lib', 'libhighwater.so')}`);
+    expect(stdout).toContain(`cli ${join(b, 'dist', 'cli', 'main.js')}`);
+    expect(stdout).toContain('python True');
   });
 
   it('says how to install the CLI when it cannot find one (exit 2)', () => {

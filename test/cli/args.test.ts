@@ -38,6 +38,8 @@ describe('parseArgs', () => {
       flags: { outputDir: 'out', openBrowser: false, oomDetection: false, minAvailable: '500MiB', runDir: '/rd' },
       target: { kind: 'script', script: 's.py', args: [] },
     });
+    expect(parseArgs(['run', '--sample-rate', '256KiB', '--limit-threads', 's.py'])).toMatchObject({ flags: { sampleRate: '256KiB', limitThreads: true } });
+    expect(parseArgs(['run', '--sample-rate=0', '--no-limit-threads', 's.py'])).toMatchObject({ flags: { sampleRate: '0', limitThreads: false } });
   });
   it('--opt=value, --output, -oDIR', () => {
     expect(parseArgs(['run', '--output=o1', '--min-available=5%', 's.py'])).toMatchObject({

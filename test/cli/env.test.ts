@@ -21,7 +21,24 @@ describe('childEnv', () => {
       HIGHWATER_CLI: '/opt/highwater/bin/highwater.js',
       HIGHWATER_NODE: '/usr/bin/node',
     });
-    for (const v of THREAD_POOL_VARS) expect(env[v]).toBe('1');
+    // Thread pools are left alone unless asked (--limit-threads); no sampling unless asked.
+    for (const v of THREAD_POOL_VARS) expect(env[v]).toBeUndefined();
+    expect(env.NUMEXPR_MAX_THREADS).toBeUndefined();
+    expect(env.HIGHWATER_SAMPLE_RATE).toBeUndefined();
+  });
+  it('--limit-threads lowers the pool defaults to 1 (never a cap), keeping what the user set', () => {
+    const env = childEnv({ OMP_NUM_THREADS: '3' }, paths, { ...cfg, limitThreads: true }, '/rd', 'run', 'node');
+    expect(THREAD_POOL_VARS).toEqual(['OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS', 'NUMEXPR_NUM_THREADS', 'BLOSC_NTHREADS']);
+    expect(env.OMP_NUM_THREADS).toBe('3');
+    for (const v of THREAD_POOL_VARS.slice(1)) expect(env[v]).toBe('1');
+    for (const cap of ['NUMEXPR_MAX_THREADS', 'VECLIB_MAXIMUM_THREADS', 'OMP_THREAD_LIMIT']) expect(env[cap]).toBeUndefined();
+    // API mode limits only inside profile(), whatever the flag says.
+    const api = childEnv({}, paths, { ...cfg, limitThreads: true }, '/rd', 'python', 'node');
+    for (const v of THREAD_POOL_VARS) expect(api[v]).toBeUndefined();
+  });
+  it('passes the sampling rate to the shim in bytes, and clears an inherited one when exact', () => {
+    expect(childEnv({}, paths, { ...cfg, sampleRate: 262144 }, '/rd', 'run', 'node').HIGHWATER_SAMPLE_RATE).toBe('262144');
+    expect(childEnv({ HIGHWATER_SAMPLE_RATE: '1k' }, paths, { ...cfg, sampleRate: 0 }, '/rd', 'run', 'node').HIGHWATER_SAMPLE_RATE).toBeUndefined();
   });
   it('without a previous LD_PRELOAD or PYTHONPATH; python mode; detection off', () => {
     const env = childEnv({}, paths, { oomDetection: false, minAvailable: { percent: 5 } }, '/rd', 'python', 'node');

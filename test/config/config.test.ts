@@ -45,7 +45,21 @@ describe('loadConfig', () => {
       logLevel: 'debug',
       logFormat: 'json',
       python: 'python3.11',
+      limitThreads: false,
+      sampleRate: 0,
     });
+  });
+  it('thread limits and the sampling rate: flag over env over default', () => {
+    expect(loadConfig({}, { HIGHWATER_LIMIT_THREADS: '1', HIGHWATER_SAMPLE_RATE: '256KiB' })).toMatchObject({ limitThreads: true, sampleRate: 262144 });
+    expect(loadConfig({ limitThreads: false, sampleRate: '1MiB' }, { HIGHWATER_LIMIT_THREADS: '1', HIGHWATER_SAMPLE_RATE: '4096' })).toMatchObject({
+      limitThreads: false,
+      sampleRate: 1048576,
+    });
+    expect(loadConfig({ sampleRate: '0' }, { HIGHWATER_SAMPLE_RATE: '64k' }).sampleRate).toBe(0);
+    expect(configError(() => loadConfig({ sampleRate: '5%' }, {}))).toContain('--sample-rate');
+    expect(configError(() => loadConfig({}, { HIGHWATER_SAMPLE_RATE: 'lots' }))).toContain('HIGHWATER_SAMPLE_RATE');
+    expect(configError(() => loadConfig({}, { HIGHWATER_SAMPLE_RATE: '2TiB' }))).toContain('at most 1TiB');
+    expect(configError(() => loadConfig({}, { HIGHWATER_LIMIT_THREADS: 'maybe' }))).toContain('HIGHWATER_LIMIT_THREADS');
   });
   it('flags over env', () => {
     const c = loadConfig(

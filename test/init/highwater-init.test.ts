@@ -144,7 +144,7 @@ describe('environment', () => {
         .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
     );
 
-  it('sets LD_PRELOAD, PYTHONPATH, the run dir and one-thread pools', async () => {
+  it('sets LD_PRELOAD, PYTHONPATH and the run dir, and leaves thread pools alone', async () => {
     const r = await run(init, ['--', 'sh', '-c', show], baseEnv);
     expect(r.code).toBe(0);
     const env = parse(r.stdout);
@@ -152,10 +152,20 @@ describe('environment', () => {
     expect(env.HIGHWATER_ORIG_LD_PRELOAD).toBe('');
     expect(env.PYTHONPATH).toBe(`${bundle.home}/python/bootstrap:${bundle.home}/python`);
     expect(env.HIGHWATER_RUN_DIR).toBe(runDir);
+    // In a container highwater must not change the job's parallelism.
     for (const v of ['OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS', 'NUMEXPR_NUM_THREADS', 'NUMEXPR_MAX_THREADS', 'BLOSC_NTHREADS', 'VECLIB_MAXIMUM_THREADS'])
-      expect(env[v]).toBe('1');
+      expect(env[v]).toBe('UNSET');
     expect(statSync(runDir).isDirectory()).toBe(true);
     expect(statSync(runDir).mode & 0o777).toBe(0o700);
+  });
+
+  it('HIGHWATER_LIMIT_THREADS=1 lowers the pool defaults to 1, never caps them, keeps user settings', async () => {
+    const r = await run(init, ['--', 'sh', '-c', show], { ...baseEnv, HIGHWATER_LIMIT_THREADS: '1', OMP_NUM_THREADS: '4' });
+    const env = parse(r.stdout);
+    for (const v of ['OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS', 'NUMEXPR_NUM_THREADS', 'BLOSC_NTHREADS']) expect(env[v]).toBe('1');
+    expect(env.OMP_NUM_THREADS).toBe('4');
+    expect(env.NUMEXPR_MAX_THREADS).toBe('UNSET');
+    expect(env.VECLIB_MAXIMUM_THREADS).toBe('UNSET');
   });
 
   it('prepends to an existing LD_PRELOAD and PYTHONPATH and keeps user thread settings', async () => {
@@ -170,7 +180,7 @@ describe('environment', () => {
     expect(env.HIGHWATER_ORIG_LD_PRELOAD).toBe(bundle.otherLib);
     expect(env.PYTHONPATH).toBe(`${bundle.home}/python/bootstrap:${bundle.home}/python:/user/lib`);
     expect(env.OMP_NUM_THREADS).toBe('4');
-    expect(env.MKL_NUM_THREADS).toBe('1');
+    expect(env.MKL_NUM_THREADS).toBe('UNSET');
   });
 
   it('does not inject twice when nested', async () => {
@@ -211,13 +221,13 @@ describe('environment', () => {
     const entry = join(bundle.home, 'entrypoint.sh');
     writeFileSync(
       entry,
-      '#!/bin/sh\nset -e\necho "entrypoint $$"\nexec python3 -c \'import os; print("py", os.getpid(), os.environ["LD_PRELOAD"], os.environ.get("HW_TEST_BOOTSTRAP_LOADED"), os.environ["OMP_NUM_THREADS"])\'\n',
+      '#!/bin/sh\nset -e\necho "entrypoint $$"\nexec python3 -c \'import os; print("py", os.getpid(), os.environ["LD_PRELOAD"], os.environ.get("HW_TEST_BOOTSTRAP_LOADED"), os.environ.get("OMP_NUM_THREADS", "unset"))\'\n',
       { mode: 0o755 },
     );
     const r = await run(init, ['--', entry], baseEnv);
     expect(r.code).toBe(0);
     const shPid = /entrypoint (\d+)/.exec(r.stdout)![1];
-    expect(r.stdout).toContain(`py ${shPid} ${bundle.shim} 1 1`);
+    expect(r.stdout).toContain(`py ${shPid} ${bundle.shim} 1 unset`);
   });
 });
 

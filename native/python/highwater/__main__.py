@@ -3,22 +3,46 @@
     python -m highwater run script.py        same as: highwater run script.py
 
 The CLI is found through HIGHWATER_CLI (set by the CLI for its children), then
-next to this package (the repository or the /opt/highwater bundle:
-<home>/native/python/highwater -> <home>/bin/highwater.js), then `highwater`
-on PATH. Scripts and modules run with this interpreter (HIGHWATER_PYTHON).
+next to this package, then `highwater` on PATH:
+  - the repository: <repo>/native/python/highwater -> <repo>/bin/highwater.js,
+    run with HIGHWATER_NODE or the `node` on PATH;
+  - the bundle (Dockerfile): /opt/highwater/python/highwater ->
+    /opt/highwater/dist/cli/main.js, run with the bundled
+    /opt/highwater/node/bin/node (the init-only bundle has no CLI).
+Scripts and modules run with this interpreter (HIGHWATER_PYTHON).
 """
 import os
 import shutil
 import sys
 
 
-def _bundled_cli():
-    home = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    cli = os.path.join(home, "bin", "highwater.js")
+def _up(path, levels):
+    for _ in range(levels):
+        path = os.path.dirname(path)
+    return path
+
+
+def _repository_cli(package_dir):
+    repo = _up(package_dir, 3)  # <repo>/native/python/highwater
+    cli = os.path.join(repo, "bin", "highwater.js")
     if not os.path.isfile(cli):
         return None
     node = os.environ.get("HIGHWATER_NODE") or shutil.which("node")
     return [node, cli] if node else None
+
+
+def _bundle_cli(package_dir):
+    bundle = _up(package_dir, 2)  # <bundle>/python/highwater
+    cli = os.path.join(bundle, "dist", "cli", "main.js")
+    node = os.path.join(bundle, "node", "bin", "node")
+    if os.path.isfile(cli) and os.access(node, os.X_OK):
+        return [node, cli]
+    return None
+
+
+def _bundled_cli():
+    package_dir = os.path.dirname(os.path.realpath(__file__))
+    return _repository_cli(package_dir) or _bundle_cli(package_dir)
 
 
 def find_cli():

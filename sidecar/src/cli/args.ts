@@ -79,8 +79,14 @@ function parseRun(argv: string[], mode: 'run' | 'python'): Command {
       [flags.runDir, i] = takeValue(argv, i, '--run-dir');
       continue;
     }
+    if (name === '--sample-rate') {
+      [flags.sampleRate, i] = takeValue(argv, i, '--sample-rate');
+      continue;
+    }
     if (a === '--no-browser') flags.openBrowser = false;
     else if (a === '--disable-oom-detection') flags.oomDetection = false;
+    else if (a === '--limit-threads') flags.limitThreads = true;
+    else if (a === '--no-limit-threads') flags.limitThreads = false;
     else if (a.startsWith('-') && a !== '-') throw usage(`unknown option ${name} for highwater ${mode}`);
     else return { cmd: 'run', mode, flags, target: { kind: 'script', script: a, args: argv.slice(i + 1) } };
     i++;

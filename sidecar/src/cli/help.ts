@@ -34,6 +34,11 @@ Options of run and python (before the program; what follows belongs to it):
                              SIZE is bytes (123), KiB/MiB/GiB (512k, 100MiB, 1.5GiB) or a percentage (5%),
                              or a size and a percentage separated by a comma
   --run-dir DIR              use this existing run dir instead of a private temporary one
+  --sample-rate SIZE         sample stacks by bytes: about one stack per SIZE allocated
+                             (e.g. 256KiB; default 0 = every allocation; env HIGHWATER_SAMPLE_RATE);
+                             totals, the peak and the OOM guard stay exact
+  --limit-threads            start BLAS/OpenMP/numexpr/BLOSC pools with one thread (run only;
+  --no-limit-threads         default: not limited; env HIGHWATER_LIMIT_THREADS=1)
   -h, --help                 this help
 
 Options of render:

@@ -1,5 +1,5 @@
 /**
- * Where the bundle is: the repository or /opt/highwater. The compiled CLI is
+ * Where the bundle is: the repository or /opt/highwater (the Dockerfile's layout). The compiled CLI is
  * `<home>/dist/cli/*.js`, so home is two levels up; `HIGHWATER_HOME`
  * overrides it.
  */
@@ -31,6 +31,17 @@ export function findHome(env: NodeJS.ProcessEnv = process.env, moduleUrl: string
 }
 
 export function bundlePaths(home: string): BundlePaths {
+  // The Dockerfile's bundle (/opt/highwater): lib/, python/, dist/ instead of
+  // the repository's native/build, native/python and bin/.
+  if (!existsSync(join(home, 'native')) && existsSync(join(home, 'lib', 'libhighwater.so'))) {
+    return {
+      home,
+      shim: join(home, 'lib', 'libhighwater.so'),
+      bootstrap: join(home, 'python', 'bootstrap'),
+      pythonPackage: join(home, 'python'),
+      cli: join(home, 'dist', 'cli', 'main.js'),
+    };
+  }
   return {
     home,
     shim: join(home, 'native', 'build', 'libhighwater.so'),

@@ -5,7 +5,7 @@
  */
 import { HighwaterError } from '../errors.js';
 import { DEFAULT_MIN_AVAILABLE, type MinAvailable } from '../memory/heuristics.js';
-import { parseMinAvailable } from './size.js';
+import { parseMinAvailable, parseSize } from './size.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -74,6 +74,21 @@ export interface Config {
    * @default 'python3'
    */
   python: string;
+  /**
+   * `highwater run`: lower the BLAS/OpenMP/numexpr/BLOSC thread-pool
+   * defaults to one thread (defaults only; the program can still ask for
+   * more). Flags `--limit-threads` / `--no-limit-threads`, env
+   * `HIGHWATER_LIMIT_THREADS`. See docs/configuration.md for what each costs.
+   * @default false
+   */
+  limitThreads: boolean;
+  /**
+   * Byte-sampling of stack attribution: mean bytes between samples, 0 =
+   * exact (every allocation's stack). Flag `--sample-rate SIZE`, env
+   * `HIGHWATER_SAMPLE_RATE`.
+   * @default 0
+   */
+  sampleRate: number;
 }
 
 /** Values that came from command-line flags (undefined = not given). */
@@ -84,6 +99,8 @@ export interface ConfigFlags {
   oomDetection?: boolean;
   minAvailable?: string;
   runDir?: string;
+  limitThreads?: boolean;
+  sampleRate?: string;
 }
 
 export const DEFAULTS: Readonly<Config> = Object.freeze({
@@ -97,7 +114,26 @@ export const DEFAULTS: Readonly<Config> = Object.freeze({
   logLevel: 'warn',
   logFormat: 'text',
   python: 'python3',
+  limitThreads: false,
+  sampleRate: 0,
 });
+
+/** Largest sampling rate accepted: 1 TiB (the shim's size field is 40 bits). */
+export const MAX_SAMPLE_RATE = 2 ** 40;
+
+/** `--sample-rate` / `HIGHWATER_SAMPLE_RATE`: a size in bytes, `0` = exact. */
+export function parseSampleRate(text: string, what: string): number {
+  let bytes: number;
+  try {
+    const size = parseSize(text, what);
+    if (size.kind !== 'bytes') throw new Error('percent');
+    bytes = size.bytes;
+  } catch {
+    throw configError(what, text, 'a size in bytes (0 = exact, 4096, 256KiB, 1MiB)');
+  }
+  if (bytes > MAX_SAMPLE_RATE) throw configError(what, text, 'at most 1TiB');
+  return bytes;
+}
 
 function configError(name: string, value: string, expected: string): HighwaterError {
   return new HighwaterError('HW_ERR_CONFIG', `invalid value for ${name}: ${JSON.stringify(value)}; expected ${expected}`);
@@ -159,5 +195,12 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
     logLevel: logLevel as LogLevel,
     logFormat,
     python: e('HIGHWATER_PYTHON') ?? DEFAULTS.python,
+    limitThreads: flags.limitThreads ?? envBool('HIGHWATER_LIMIT_THREADS') ?? DEFAULTS.limitThreads,
+    sampleRate:
+      flags.sampleRate !== undefined
+        ? parseSampleRate(flags.sampleRate, '--sample-rate')
+        : e('HIGHWATER_SAMPLE_RATE') !== undefined
+          ? parseSampleRate(e('HIGHWATER_SAMPLE_RATE')!, 'HIGHWATER_SAMPLE_RATE')
+          : DEFAULTS.sampleRate,
   };
 }

@@ -259,6 +259,7 @@ export function parseDump(text: string): ProfileData {
     currentStacks: rawCurrent.length > 0 || trigger === 'oom' || trigger === 'request' ? bounded(rawCurrent) : null,
     ...(isTruncated(truncation) ? { truncation } : {}),
     ...(rawFailed ? { failedAllocation: { count: rawFailed.times, ...toStack(rawFailed) } } : {}),
+    sampling: header.sampleRateBytes ? { rateBytes: count(header, 'sampleRateBytes', 1) } : null,
   };
 }
 

@@ -133,6 +133,7 @@ ${row('PID', String(p.pid))}
 ${row('Python', esc(p.python || 'unknown'))}
 ${row('Working directory', esc(p.cwd || 'unknown'))}
 ${row('Recorded at', esc(when))}
+${report.sampling ? row('Stacks', `sampled: about one per ${esc(humanBytes(report.sampling.rateBytes))} allocated; the bytes per line are estimates, the peak is exact`) : ''}
 </table>
 <h2>Memory readings</h2>
 <table>

@@ -52,6 +52,12 @@ export interface ReportJson {
   timeMs: number;
   process: { pid: number; argv: string[]; python: string };
   memory: MemoryReadings;
+  /**
+   * Added field: null when every allocation's stack was recorded; with
+   * sampling (HIGHWATER_SAMPLE_RATE) each stack's bytes are an unbiased
+   * estimate (about one sample per rateBytes allocated), peakBytes stays exact.
+   */
+  sampling?: Sampling | null;
   /** Largest first; cover at least 99 % of peakBytes. */
   stacks: Stack[];
   /** Added field: what the rendering limits cut (stacks.ts MAX_DEPTH, MAX_STACKS), null when nothing was. */
@@ -70,6 +76,10 @@ export interface FailedAllocation {
   frames: Frame[];
 }
 
+export interface Sampling {
+  rateBytes: number;
+}
+
 /**
  * Everything a renderer needs, whether it came from a raw dump or from a
  * post-mortem read of the state file. `stacks` holds every stack (not yet
@@ -83,6 +93,8 @@ export interface ProfileData {
   timeMs: number;
   process: { pid: number; argv: string[]; python: string; cwd: string };
   memory: MemoryReadings;
+  /** Byte sampling of the stacks, or null/absent when exact. */
+  sampling?: Sampling | null;
   stacks: Stack[];
   /** Memory live when the dump was written (oom/request dumps only). */
   currentStacks: Stack[] | null;

@@ -81,6 +81,7 @@ export function buildReportJson(data: ProfileData, bounded = boundProfile(data))
       swapBytes: m.swapBytes,
       ...(m.floorBytes !== undefined ? { floorBytes: m.floorBytes } : {}),
     },
+    sampling: data.sampling ?? null,
     stacks: trimToCoverage(sorted, data.peakBytes, 0.99),
     truncation: bounded.truncation,
     ...(data.failedAllocation ? { failedAllocation: data.failedAllocation } : {}),

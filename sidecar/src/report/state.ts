@@ -198,6 +198,8 @@ export function parseStateFile(buf: Buffer, opts: StateReadOptions = {}): Profil
       swapBytes: r(6),
       floorBytes: h(144, 'floorBytes'),
     },
+    // Offset 2336, after cwd: 0 = exact (and in state files of older shims).
+    sampling: h(2336, 'sampleRateBytes') > 0 ? { rateBytes: h(2336, 'sampleRateBytes') } : null,
     stacks,
     currentStacks: null,
     ...(isTruncated(truncation) ? { truncation } : {}),

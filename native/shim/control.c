@@ -13,10 +13,12 @@
  * thread with a thread-directed signal that only interrupts its ppoll.
  *
  * One thread serves many clients: sockets are non-blocking, each connection
- * has a deadline, and at most HW_CONN_MAX wait for their line at once. When
- * all are taken, the oldest is dropped for a newcomer once it has had
- * HW_CONN_GRACE_MS to speak (a burst of real clients all get served), so a
- * silent client never delays a live one by more than a few ms.
+ * has a deadline, and at most HW_CONN_MAX (never more than a quarter of the
+ * program's fd limit: those fds are the program's budget) wait for their
+ * line at once. When all are taken, the oldest is dropped for a newcomer once
+ * it has had HW_CONN_GRACE_MS to speak (a burst of real clients all get
+ * served); newcomers wait in the backlog meanwhile. Fewer silent clients than
+ * that never delay a live one by more than the time it takes to serve it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -25,6 +27,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -36,7 +39,7 @@
 
 #define HW_STATUS_PERIOD_MS 250
 #define HW_CONN_MAX 256
-#define HW_CONN_GRACE_MS 20 /* a client this new is not dropped for a newcomer */
+#define HW_CONN_GRACE_MS 250 /* a client this new is not dropped for a newcomer */
 #define HW_CONN_DEADLINE_MS 2000 /* generous: it holds up no one else */
 #define HW_ACCEPT_BATCH 128
 #define HW_BACKLOG 4096 /* the kernel clamps it to net.core.somaxconn */
@@ -52,6 +55,7 @@ typedef struct {
 static hw_ownfd hw__listen = {-1, 0, 0, 0};
 static uint64_t hw__sock_file_dev, hw__sock_file_ino; /* the socket's inode in the run dir */
 static hw_conn hw__conns[HW_CONN_MAX];
+static int hw__conn_cap = HW_CONN_MAX;
 static char hw__sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static volatile int hw__sig_pending;
 static volatile pid_t hw__control_tid;
@@ -182,9 +186,9 @@ static void hw__conn_read(hw_conn *c) {
 /* A free slot, or the oldest one if it had its grace; NULL: all too new. */
 static hw_conn *hw__conn_slot(uint64_t now) {
   hw_conn *oldest = NULL;
-  for (int i = 0; i < HW_CONN_MAX; i++) {
+  for (int i = 0; i < hw__conn_cap; i++) {
     hw_conn *c = &hw__conns[i];
-    if (c->fd.fd < 0 || !hw__own_check(&c->fd)) return c;
+    if (c->fd.fd < 0) return c; /* no fstat here: each use re-verifies */
     if (!oldest || c->deadline < oldest->deadline) oldest = c;
   }
   if (oldest->deadline + HW_CONN_GRACE_MS > now + HW_CONN_DEADLINE_MS) return NULL;
@@ -333,6 +337,10 @@ static void *hw__control_main(void *arg) {
 
 int hw__control_start(void) {
   for (int i = 0; i < HW_CONN_MAX; i++) hw__conns[i].fd.fd = -1;
+  struct rlimit nofile;
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY &&
+      nofile.rlim_cur / 4 < HW_CONN_MAX)
+    hw__conn_cap = nofile.rlim_cur / 4 > 8 ? (int)(nofile.rlim_cur / 4) : 8;
   int n = snprintf(hw__sock_path, sizeof hw__sock_path, "%s/hw-%d.sock", hw__config.run_dir,
                    (int)getpid());
   if (n <= 0 || (size_t)n >= sizeof hw__sock_path) {

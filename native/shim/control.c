@@ -199,6 +199,9 @@ static hw_conn *hw__conn_slot(uint64_t now) {
 }
 
 static int hw__accept_blocked; /* slots all too new: the backlog waits a grace period */
+/* The program is out of fds (EMFILE): the backlog waits, no busy poll. */
+static uint64_t hw__accept_pause_until;
+#define HW_ACCEPT_PAUSE_MS 100
 
 static void hw__accept_some(uint64_t now) {
   hw__accept_blocked = 0;
@@ -210,7 +213,11 @@ static void hw__accept_some(uint64_t now) {
       return;
     }
     int fd = accept4(hw__listen.fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd < 0) return; /* EAGAIN, or EMFILE: the rest wait in the backlog */
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+        hw__accept_pause_until = now + HW_ACCEPT_PAUSE_MS; /* the rest wait in the backlog */
+      return;
+    }
     hw_ownfd own;
     if (hw__own_adopt(&own, fd) != 0) continue;
     if (!hw__peer_allowed(&own)) {
@@ -303,7 +310,9 @@ static void *hw__control_main(void *arg) {
     if (hw__accept_blocked && now + HW_CONN_GRACE_MS < wake) wake = now + HW_CONN_GRACE_MS;
     /* poll itself has no effect on an fd; each use below re-verifies it, so a
      * number the program took over leaves the set at its first event. */
-    if (hw__listen.fd >= 0 && !hw__accept_blocked) {
+    int paused = now < hw__accept_pause_until;
+    if (paused && hw__accept_pause_until < wake) wake = hw__accept_pause_until;
+    if (hw__listen.fd >= 0 && !hw__accept_blocked && !paused) {
       p[n] = (struct pollfd){hw__listen.fd, POLLIN, 0};
       slot_of[n++] = -1;
     }

@@ -106,6 +106,22 @@ describe('control socket under slow and many clients', () => {
     expect(await sendControl(sock, 'ping', { timeoutMs: 5000 })).toBe(`ok highwater 1 ${p.pid}`);
   });
 
+  it('at the fd limit a waiting client gets no answer and costs no CPU; once fds are back it is served', async () => {
+    const runDir = freshDir('hw-run-');
+    p = shimmedPython(runDir, ['--nofile=64', 'python3', join(fixtures, 'python', 'fd_limit.py')], {}, 'prlimit');
+    await p.waitFor('full');
+    const sock = join(runDir, `hw-${p.pid}.sock`);
+    const answer = sendControl(sock, 'ping', { timeoutMs: 10_000 });
+    await sleep(2000);
+    p.send('\n');
+    await p.waitFor('cpu');
+    const cpu = Number(/cpu ([\d.]+)/.exec(p.stdout())![1]);
+    expect(cpu).toBeLessThan(0.2); // 2 s with a connection pending in the backlog
+    expect(await answer).toBe(`ok highwater 1 ${p.pid}`);
+    p.send('\n');
+    expect(await p.exit).toBe(0);
+  });
+
   it('500 concurrent pings all get their answer', async () => {
     const sock = await start();
     const answers = await Promise.allSettled(

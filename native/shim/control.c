@@ -243,9 +243,11 @@ static int hw__listen_open(void) {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   hw_ownfd own;
   if (fd < 0 || hw__own_adopt(&own, fd) != 0) return -1;
-  mode_t old = umask(0177);
+  /* The socket file takes the socket inode's mode (less the umask) at bind:
+   * set it on the fd, never through umask(), which is process-wide and would
+   * change the mode of files the program's threads create meanwhile. */
+  fchmod(fd, 0600);
   int rc = bind(fd, (struct sockaddr *)&addr, sizeof addr);
-  umask(old);
   struct stat st;
   if (rc != 0 || listen(fd, HW_BACKLOG) != 0 || lstat(hw__sock_path, &st) != 0) {
     int e = errno;

@@ -13,10 +13,12 @@
  * thread with a thread-directed signal that only interrupts its ppoll.
  *
  * One thread serves many clients: sockets are non-blocking, each connection
- * has a deadline, and at most HW_CONN_MAX wait for their line at once. When
- * all are taken, the oldest is dropped for a newcomer once it has had
- * HW_CONN_GRACE_MS to speak (a burst of real clients all get served), so a
- * silent client never delays a live one by more than a few ms.
+ * has a deadline, and at most HW_CONN_MAX (never more than a quarter of the
+ * program's fd limit: those fds are the program's budget) wait for their
+ * line at once. When all are taken, the oldest is dropped for a newcomer once
+ * it has had HW_CONN_GRACE_MS to speak (a burst of real clients all get
+ * served); newcomers wait in the backlog meanwhile. Fewer silent clients than
+ * that never delay a live one by more than the time it takes to serve it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -25,6 +27,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -36,7 +39,7 @@
 
 #define HW_STATUS_PERIOD_MS 250
 #define HW_CONN_MAX 256
-#define HW_CONN_GRACE_MS 20 /* a client this new is not dropped for a newcomer */
+#define HW_CONN_GRACE_MS 250 /* a client this new is not dropped for a newcomer */
 #define HW_CONN_DEADLINE_MS 2000 /* generous: it holds up no one else */
 #define HW_ACCEPT_BATCH 128
 #define HW_BACKLOG 4096 /* the kernel clamps it to net.core.somaxconn */
@@ -52,6 +55,7 @@ typedef struct {
 static hw_ownfd hw__listen = {-1, 0, 0, 0};
 static uint64_t hw__sock_file_dev, hw__sock_file_ino; /* the socket's inode in the run dir */
 static hw_conn hw__conns[HW_CONN_MAX];
+static int hw__conn_cap = HW_CONN_MAX;
 static char hw__sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static volatile int hw__sig_pending;
 static volatile pid_t hw__control_tid;
@@ -182,9 +186,9 @@ static void hw__conn_read(hw_conn *c) {
 /* A free slot, or the oldest one if it had its grace; NULL: all too new. */
 static hw_conn *hw__conn_slot(uint64_t now) {
   hw_conn *oldest = NULL;
-  for (int i = 0; i < HW_CONN_MAX; i++) {
+  for (int i = 0; i < hw__conn_cap; i++) {
     hw_conn *c = &hw__conns[i];
-    if (c->fd.fd < 0 || !hw__own_check(&c->fd)) return c;
+    if (c->fd.fd < 0) return c; /* no fstat here: each use re-verifies */
     if (!oldest || c->deadline < oldest->deadline) oldest = c;
   }
   if (oldest->deadline + HW_CONN_GRACE_MS > now + HW_CONN_DEADLINE_MS) return NULL;
@@ -195,6 +199,9 @@ static hw_conn *hw__conn_slot(uint64_t now) {
 }
 
 static int hw__accept_blocked; /* slots all too new: the backlog waits a grace period */
+/* The program is out of fds (EMFILE): the backlog waits, no busy poll. */
+static uint64_t hw__accept_pause_until;
+#define HW_ACCEPT_PAUSE_MS 100
 
 static void hw__accept_some(uint64_t now) {
   hw__accept_blocked = 0;
@@ -206,7 +213,11 @@ static void hw__accept_some(uint64_t now) {
       return;
     }
     int fd = accept4(hw__listen.fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd < 0) return; /* EAGAIN, or EMFILE: the rest wait in the backlog */
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+        hw__accept_pause_until = now + HW_ACCEPT_PAUSE_MS; /* the rest wait in the backlog */
+      return;
+    }
     hw_ownfd own;
     if (hw__own_adopt(&own, fd) != 0) continue;
     if (!hw__peer_allowed(&own)) {
@@ -232,9 +243,11 @@ static int hw__listen_open(void) {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   hw_ownfd own;
   if (fd < 0 || hw__own_adopt(&own, fd) != 0) return -1;
-  mode_t old = umask(0177);
+  /* The socket file takes the socket inode's mode (less the umask) at bind:
+   * set it on the fd, never through umask(), which is process-wide and would
+   * change the mode of files the program's threads create meanwhile. */
+  fchmod(fd, 0600);
   int rc = bind(fd, (struct sockaddr *)&addr, sizeof addr);
-  umask(old);
   struct stat st;
   if (rc != 0 || listen(fd, HW_BACKLOG) != 0 || lstat(hw__sock_path, &st) != 0) {
     int e = errno;
@@ -299,7 +312,9 @@ static void *hw__control_main(void *arg) {
     if (hw__accept_blocked && now + HW_CONN_GRACE_MS < wake) wake = now + HW_CONN_GRACE_MS;
     /* poll itself has no effect on an fd; each use below re-verifies it, so a
      * number the program took over leaves the set at its first event. */
-    if (hw__listen.fd >= 0 && !hw__accept_blocked) {
+    int paused = now < hw__accept_pause_until;
+    if (paused && hw__accept_pause_until < wake) wake = hw__accept_pause_until;
+    if (hw__listen.fd >= 0 && !hw__accept_blocked && !paused) {
       p[n] = (struct pollfd){hw__listen.fd, POLLIN, 0};
       slot_of[n++] = -1;
     }
@@ -333,6 +348,10 @@ static void *hw__control_main(void *arg) {
 
 int hw__control_start(void) {
   for (int i = 0; i < HW_CONN_MAX; i++) hw__conns[i].fd.fd = -1;
+  struct rlimit nofile;
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY &&
+      nofile.rlim_cur / 4 < HW_CONN_MAX)
+    hw__conn_cap = nofile.rlim_cur / 4 > 8 ? (int)(nofile.rlim_cur / 4) : 8;
   int n = snprintf(hw__sock_path, sizeof hw__sock_path, "%s/hw-%d.sock", hw__config.run_dir,
                    (int)getpid());
   if (n <= 0 || (size_t)n >= sizeof hw__sock_path) {

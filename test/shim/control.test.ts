@@ -2,6 +2,7 @@
 // never hold up the watcher's ping, and a burst of connects all get answers.
 import { afterEach, describe, expect, it } from 'vitest';
 import { createConnection, type Socket } from 'node:net';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fixtures, freshDir } from '../helpers/cli.js';
@@ -68,7 +69,7 @@ describe('control socket under slow and many clients', () => {
     expect(Math.max(...times), `ping times ${times.map((t) => t.toFixed(1)).join(', ')} ms`).toBeLessThan(50);
   });
 
-  it('more silent clients than the shim keeps (200): a ping still answers in under 50 ms', async () => {
+  it('200 silent clients: a ping still answers in under 50 ms', async () => {
     const sock = await start();
     await timedPing(sock);
     for (let i = 0; i < 200; i++) held.push(await connectSilent(sock));
@@ -76,6 +77,49 @@ describe('control socket under slow and many clients', () => {
     const times: number[] = [];
     for (let i = 0; i < 5; i++) times.push(await timedPing(sock));
     expect(Math.max(...times), `ping times ${times.map((t) => t.toFixed(1)).join(', ')} ms`).toBeLessThan(50);
+  });
+
+  it('more silent clients than the shim keeps (400 > 256): the oldest make room, a ping answers within one grace period', async () => {
+    const sock = await start();
+    for (let i = 0; i < 400; i++) held.push(await connectSilent(sock));
+    const ms = await timedPing(sock);
+    expect(ms).toBeLessThan(600); // 144 ahead of it in the backlog: one 250 ms grace round
+  });
+
+  it('holds at most a quarter of the fd limit for waiting clients (RLIMIT_NOFILE 64: 16)', async () => {
+    const runDir = freshDir('hw-run-');
+    p = shimmedPython(runDir, ['--nofile=64', 'python3', sleeper], {}, 'prlimit');
+    await p.waitFor('ready');
+    const sock = join(runDir, `hw-${p.pid}.sock`);
+    for (let i = 0; i < 60; i++) held.push(await connectSilent(sock));
+    await sleep(100);
+    const sockets = readdirSync(`/proc/${p.pid}/fd`).filter((fd) => {
+      try {
+        return readlinkSync(`/proc/${p!.pid}/fd/${fd}`).startsWith('socket:');
+      } catch {
+        return false;
+      }
+    });
+    // stdio pipes from Node are sockets too (3), the listening socket (1), 16 clients.
+    expect(sockets.length).toBeLessThanOrEqual(3 + 1 + 16);
+    expect(sockets.length).toBeGreaterThanOrEqual(1 + 16);
+    expect(await sendControl(sock, 'ping', { timeoutMs: 5000 })).toBe(`ok highwater 1 ${p.pid}`);
+  });
+
+  it('at the fd limit a waiting client gets no answer and costs no CPU; once fds are back it is served', async () => {
+    const runDir = freshDir('hw-run-');
+    p = shimmedPython(runDir, ['--nofile=64', 'python3', join(fixtures, 'python', 'fd_limit.py')], {}, 'prlimit');
+    await p.waitFor('full');
+    const sock = join(runDir, `hw-${p.pid}.sock`);
+    const answer = sendControl(sock, 'ping', { timeoutMs: 10_000 });
+    await sleep(2000);
+    p.send('\n');
+    await p.waitFor('cpu');
+    const cpu = Number(/cpu ([\d.]+)/.exec(p.stdout())![1]);
+    expect(cpu).toBeLessThan(0.2); // 2 s with a connection pending in the backlog
+    expect(await answer).toBe(`ok highwater 1 ${p.pid}`);
+    p.send('\n');
+    expect(await p.exit).toBe(0);
   });
 
   it('500 concurrent pings all get their answer', async () => {

@@ -3,7 +3,7 @@
 // its own files, sockets and signals exactly as without highwater.
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync, rmSync, existsSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fixtures, freshDir, readReport, reportDirs, runProfiled } from '../helpers/cli.js';
@@ -58,6 +58,7 @@ describe('file descriptors the program closes or reuses', () => {
       rmSync(sock);
       await sleep(1600); // one status period plus the re-bind period
       expect(existsSync(sock)).toBe(true);
+      expect(statSync(sock).mode & 0o777).toBe(0o600);
       expect(await sendControl(sock, 'ping')).toBe(`ok highwater 1 ${p.pid}`);
       p.send('\n');
       await p.waitFor('closed');

@@ -39,6 +39,7 @@ export function bundlePaths(home: string): BundlePaths {
     bootstrap: join(home, 'native', 'python', 'bootstrap'),
     pythonPackage: join(home, 'native', 'python'),
     cli: join(home, 'bin', 'highwater.js'),
-    init: join(home, 'native', 'build', 'highwater-init'),
+    // The repository builds it in native/build; the bundle installs it in bin/.
+    init: [join(home, 'native', 'build', 'highwater-init'), join(home, 'bin', 'highwater-init')].find((p) => existsSync(p)) ?? join(home, 'native', 'build', 'highwater-init'),
   };
 }

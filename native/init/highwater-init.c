@@ -166,6 +166,100 @@ static _Noreturn void hw__exec(char **argv) {
     _exit(hw__exec_status(err));
 }
 
+/*
+ * --exec-from-fd IN [--status-fd OUT]: exec a command whose argv and
+ * environment are read, as bytes, from fd IN (used by `highwater run`, whose
+ * Node runtime cannot pass bytes that are not UTF-8 through unchanged). The
+ * block is "<argc>\0" then argc NUL-terminated strings, then "<envc>\0" and
+ * envc strings. Nothing is added or re-encoded. If the exec fails, its errno
+ * (a native int) is written to OUT, which is close-on-exec: a successful exec
+ * closes it with nothing written.
+ */
+#define HW__EXEC_BLOCK_MAX (64u << 20)
+
+static char *hw__read_all(int fd, size_t *len) {
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    if (!buf) return NULL;
+    for (;;) {
+        if (n == cap) {
+            char *bigger = cap < HW__EXEC_BLOCK_MAX ? realloc(buf, cap * 2) : NULL;
+            if (!bigger) {
+                free(buf);
+                errno = E2BIG;
+                return NULL;
+            }
+            buf = bigger;
+            cap *= 2;
+        }
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            free(buf);
+            return NULL;
+        }
+        if (r == 0) break;
+        n += (size_t)r;
+    }
+    *len = n;
+    return buf;
+}
+
+/* A count, then that many NUL-terminated strings (pointing into the block). */
+static char **hw__take_list(char **p, char *end) {
+    char *nul = memchr(*p, '\0', (size_t)(end - *p));
+    if (!nul) return NULL;
+    char *after;
+    errno = 0;
+    unsigned long count = strtoul(*p, &after, 10);
+    if (errno || after != nul || count > HW__EXEC_BLOCK_MAX / 2) return NULL;
+    *p = nul + 1;
+    char **list = calloc(count + 1, sizeof *list);
+    if (!list) return NULL;
+    for (unsigned long i = 0; i < count; i++) {
+        nul = memchr(*p, '\0', (size_t)(end - *p));
+        if (!nul) {
+            free(list);
+            return NULL;
+        }
+        list[i] = *p;
+        *p = nul + 1;
+    }
+    return list;
+}
+
+extern char **environ;
+
+static _Noreturn void hw__exec_from_fd(int in_fd, int status_fd) {
+    if (status_fd >= 0) fcntl(status_fd, F_SETFD, FD_CLOEXEC);
+    size_t len = 0;
+    char *block = hw__read_all(in_fd, &len);
+    close(in_fd); /* never leaks into the program */
+    char **args = NULL, **env = NULL;
+    if (block) {
+        char *p = block, *end = block + len;
+        args = hw__take_list(&p, end);
+        env = args ? hw__take_list(&p, end) : NULL;
+    }
+    if (!args || !args[0] || !env) {
+        hw__log("--exec-from-fd: cannot read a valid argument block from fd %d", in_fd);
+        _exit(126);
+    }
+    environ = env; /* execvp searches the PATH of the program's environment */
+    execvp(args[0], args);
+    int err = errno;
+    if (status_fd >= 0 && write(status_fd, &err, sizeof err) == (ssize_t)sizeof err) _exit(hw__exec_status(err));
+    hw__log("cannot run %s: %s", args[0], strerror(err));
+    _exit(hw__exec_status(err));
+}
+
+static int hw__fd_arg(const char *text) {
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    return errno || *end || v < 0 || v > INT_MAX ? -1 : (int)v;
+}
+
 static sigset_t hw__parent_mask; /* the mask before we blocked our signals */
 
 /* In a forked child: own process group (foreground on a terminal), default signals, exec. */
@@ -249,6 +343,15 @@ static void hw__usage(FILE *f) {
 
 int main(int argc, char **argv) {
     int first = 1;
+    if (argc >= 3 && strcmp(argv[1], "--exec-from-fd") == 0) {
+        int in_fd = hw__fd_arg(argv[2]);
+        int status_fd = argc >= 5 && strcmp(argv[3], "--status-fd") == 0 ? hw__fd_arg(argv[4]) : -1;
+        if (in_fd < 0) {
+            hw__log("--exec-from-fd: not a file descriptor: %s", argv[2]);
+            return 2;
+        }
+        hw__exec_from_fd(in_fd, status_fd);
+    }
     if (first < argc && strcmp(argv[first], "--") == 0) {
         first++;
     } else if (first < argc && argv[first][0] == '-') {

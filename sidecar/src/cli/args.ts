@@ -250,3 +250,46 @@ export function targetArgv(target: Target, python: string): string[] {
       return [...target.argv];
   }
 }
+
+/** NUL-separated fields of a /proc cmdline or environ file (the last NUL ends the last field). */
+export function splitNul(buf: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let start = 0;
+  for (let i = buf.indexOf(0); i >= 0; i = buf.indexOf(0, start)) {
+    out.push(buf.subarray(start, i));
+    start = i + 1;
+  }
+  if (start < buf.length) out.push(buf.subarray(start));
+  return out;
+}
+
+/**
+ * The user's arguments as the bytes the kernel gave this process: Node
+ * decodes argv as UTF-8 and replaces what is not with U+FFFD, so the program
+ * would not get its own arguments back. They are the last `decoded.length`
+ * fields of /proc/self/cmdline (before them: node, its options, the script);
+ * undefined when the two do not agree (then the decoded strings are used).
+ */
+export function rawUserArgs(cmdline: Buffer, decoded: readonly string[]): Buffer[] | undefined {
+  const fields = splitNul(cmdline);
+  if (fields.length < decoded.length) return undefined;
+  const raw = fields.slice(fields.length - decoded.length);
+  return raw.every((b, i) => b.toString('utf8') === decoded[i]) ? raw : undefined;
+}
+
+/**
+ * targetArgv as bytes: the target's own words are the last ones of the
+ * user's arguments (the parser hands everything after the script, the module
+ * or `--` to the program), so they are taken from `raw` unchanged.
+ */
+export function rawTargetArgv(target: Target, python: string, raw: readonly Buffer[]): Buffer[] {
+  const tail = (n: number): Buffer[] => raw.slice(raw.length - n);
+  switch (target.kind) {
+    case 'script':
+      return [Buffer.from(python), ...tail(target.args.length + 1)];
+    case 'module':
+      return [Buffer.from(python), Buffer.from('-m'), ...tail(target.args.length + 1)];
+    case 'command':
+      return tail(target.argv.length);
+  }
+}

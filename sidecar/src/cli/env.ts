@@ -50,3 +50,37 @@ export function childEnv(
   if (mode === 'run' && cfg.limitThreads) for (const v of THREAD_POOL_VARS) if (base[v] === undefined) env[v] = '1';
   return env;
 }
+
+/**
+ * The child's environment as bytes: every variable of this process's own
+ * environment (/proc/self/environ, `raw`) that `env` leaves as Node decoded
+ * it keeps its original bytes (Node decodes values as UTF-8, lossily);
+ * variables `env` sets or changes (highwater's own) take their new value.
+ */
+export function rawEnvironment(raw: readonly Buffer[], decoded: NodeJS.ProcessEnv, env: NodeJS.ProcessEnv): Buffer[] {
+  const out: Buffer[] = [];
+  const seen = new Set<string>();
+  for (const entry of raw) {
+    const eq = entry.indexOf(0x3d); // '='
+    if (eq <= 0) continue;
+    const key = entry.subarray(0, eq).toString('utf8');
+    if (seen.has(key)) continue;
+    const value = env[key];
+    if (value === undefined) continue;
+    seen.add(key);
+    out.push(value === decoded[key] ? entry : Buffer.from(`${key}=${value}`));
+  }
+  for (const [key, value] of Object.entries(env)) {
+    if (value !== undefined && !seen.has(key)) out.push(Buffer.from(`${key}=${value}`));
+  }
+  return out;
+}
+
+/** The block highwater-init --exec-from-fd reads: counts and NUL-terminated fields. */
+export function execBlock(argv: readonly Buffer[], env: readonly Buffer[]): Buffer {
+  const parts: Buffer[] = [Buffer.from(`${argv.length}\0`)];
+  for (const a of argv) parts.push(a, Buffer.from([0]));
+  parts.push(Buffer.from(`${env.length}\0`));
+  for (const e of env) parts.push(e, Buffer.from([0]));
+  return Buffer.concat(parts);
+}

@@ -13,10 +13,11 @@ import { HighwaterError } from '../errors.js';
 export function ensureWritableDir(dir: string): { created: boolean } {
   const abs = resolve(dir);
   const created = !existsSync(abs);
-  const probe = join(abs, `.highwater-probe-${process.pid}`);
+  const probe = join(abs, `.highwater-probe-${process.pid}-${Date.now()}`);
   try {
     mkdirParents(abs);
-    writeFileSync(probe, '');
+    // Exclusive (O_EXCL: a name planted there, even a symlink, is never written through).
+    writeFileSync(probe, '', { flag: 'wx', mode: 0o600 });
     unlinkSync(probe);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? String(e);

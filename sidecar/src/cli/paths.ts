@@ -17,6 +17,8 @@ export interface BundlePaths {
   pythonPackage: string;
   /** bin/highwater.js, for the Python side to call `highwater render` */
   cli: string;
+  /** native/build/highwater-init: its `--exec-from-fd` mode starts the program with argv and environment as bytes */
+  init: string;
 }
 
 export function findHome(env: NodeJS.ProcessEnv = process.env, moduleUrl: string = import.meta.url): string {
@@ -48,5 +50,7 @@ export function bundlePaths(home: string): BundlePaths {
     bootstrap: join(home, 'native', 'python', 'bootstrap'),
     pythonPackage: join(home, 'native', 'python'),
     cli: join(home, 'bin', 'highwater.js'),
+    // The repository builds it in native/build; the bundle installs it in bin/.
+    init: [join(home, 'native', 'build', 'highwater-init'), join(home, 'bin', 'highwater-init')].find((p) => existsSync(p)) ?? join(home, 'native', 'build', 'highwater-init'),
   };
 }

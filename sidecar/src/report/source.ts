@@ -2,7 +2,7 @@
  * Source lines for reports made from the state file, which (unlike a raw
  * dump) carries no source text: read the files from disk, once each.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 
 /** Text of `line` (1-based) of `file`, or undefined when unknown. */
@@ -27,12 +27,17 @@ export function diskSourceReader(cwd: string): SourceReader {
     let lines = cache.get(path);
     if (lines === undefined) {
       lines = null;
+      let fd: number | undefined;
       try {
-        const st = statSync(path);
-        // isFile: a FIFO or device named by a hostile state file would block the read.
-        if (st.isFile() && st.size <= MAX_FILE) lines = readFileSync(path, 'utf8').split(/\r?\n/);
+        // O_NONBLOCK and fstat on the descriptor: a FIFO or device named by a
+        // hostile state file (or swapped in after a check) never blocks us.
+        fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+        const st = fstatSync(fd);
+        if (st.isFile() && st.size <= MAX_FILE) lines = readFileSync(fd, 'utf8').split(/\r?\n/);
       } catch {
         // unreadable: cached as null so it is not retried per frame
+      } finally {
+        if (fd !== undefined) closeSync(fd);
       }
       cache.set(path, lines);
     }

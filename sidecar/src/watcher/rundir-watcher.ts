@@ -453,7 +453,10 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
     }
     const trigger: Trigger = t.header.exitStatus === 0x100 + 53 ? 'oom' : 'killed';
     this.render(t.pid, t.statePath, () => this.retire(t), async () => {
-      const data = await readStateFile(t.statePath, { trigger });
+      // Source lines come from disk only for a process of this container: the
+      // paths a remote process names are files of *its* filesystem, and the
+      // same path here is another file (a wrong line, or one of ours leaked).
+      const data = await readStateFile(t.statePath, { trigger, ...(t.local ? {} : { readSource: () => undefined }) });
       return renderReport(data, this.opts.outputDir, this.opts.renderOptions);
     });
   }

@@ -90,6 +90,7 @@ void hw__oom_exit(int reason, size_t bytes, uint32_t node) {
   else
     hw__log("out of memory (%s): could not write the dump in %s (%s); exiting with code 53",
             names[reason], hw__config.run_dir, strerror(-rc));
+  hw__termlog_write(names[reason], rc == 0 ? path : NULL);
   if (hw__state.hdr) hw__state.hdr->exit_status = 0x100 | 53;
   _exit(53);
 }

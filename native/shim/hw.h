@@ -47,6 +47,9 @@ void *hw__boot_alloc(size_t size);
 void *hw__pages_alloc(size_t bytes); /* zeroed, page-granular, NULL on failure */
 void hw__pages_free(void *p, size_t bytes);
 
+/* ---- termlog.c: the Kubernetes termination message on an OOM exit ---- */
+void hw__termlog_write(const char *reason, const char *dump_path);
+
 /* ---- log.c ---- */
 void hw__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void hw__debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -12,7 +12,12 @@ export type HighwaterErrorCode =
   | 'HW_ERR_READING' // a memory reading could not be taken
   | 'HW_ERR_CONTROL' // the control channel refused or failed
   | 'HW_ERR_DOCKER' // the Docker engine refused or failed
-  | 'HW_ERR_INTERNAL';
+  | 'HW_ERR_INTERNAL'
+  | 'HW_ERR_K8S_NO_CONFIG' // no KUBECONFIG, no service account token, no ~/.kube/config
+  | 'HW_ERR_K8S_FORBIDDEN' // the API server said 401/403 (token or RBAC)
+  | 'HW_ERR_K8S_REJECTED' // the API server refused the request (another 4xx)
+  | 'HW_ERR_K8S_UNREACHABLE' // network error, 5xx or timeout talking to the API server
+  | 'HW_ERR_UPLOAD'; // a report file could not be uploaded with --upload-url
 
 export class HighwaterError extends Error {
   override name = 'HighwaterError';

@@ -18,6 +18,7 @@ export type Command =
   | { cmd: 'render'; dump: string; flags: ConfigFlags }
   | { cmd: 'watch'; flags: ConfigFlags; watch: WatchFlags }
   | { cmd: 'collect'; source: 'docker'; follow: boolean; output: string | undefined }
+  | { cmd: 'collect-kubernetes'; follow: boolean; namespace: string | undefined; allNamespaces: boolean; since: string | undefined }
   | { cmd: 'kernel-install'; location: KernelLocation; python?: string };
 
 /** Flags of `highwater watch` beyond the shared ConfigFlags (see cli/watch.ts). */
@@ -25,6 +26,9 @@ export interface WatchFlags {
   metricsPort?: string;
   warnAfter?: string;
   once?: boolean;
+  events?: boolean;
+  uploadUrl?: string;
+  uploadTimeout?: string;
 }
 
 function usage(message: string): HighwaterError {
@@ -159,6 +163,9 @@ function parseWatch(argv: string[]): Command {
     else if (name === '--min-available') [flags.minAvailable, i] = takeValue(argv, i, '--min-available');
     else if (name === '--metrics-port') [watch.metricsPort, i] = takeValue(argv, i, '--metrics-port');
     else if (name === '--warn-after') [watch.warnAfter, i] = takeValue(argv, i, '--warn-after');
+    else if (name === '--upload-url') [watch.uploadUrl, i] = takeValue(argv, i, '--upload-url');
+    else if (name === '--upload-timeout') [watch.uploadTimeout, i] = takeValue(argv, i, '--upload-timeout');
+    else if (a === '--events') (watch.events = true), i++;
     else if (a === '--disable-oom-detection') (flags.oomDetection = false), i++;
     else if (a === '--once') (watch.once = true), i++;
     else if (a.startsWith('-')) throw usage(`unknown option ${name} for highwater watch`);
@@ -171,7 +178,8 @@ function parseWatch(argv: string[]): Command {
 function parseCollect(argv: string[]): Command {
   const [source, ...rest] = argv;
   if (source === undefined || source === '-h' || source === '--help') return { cmd: 'help', topic: 'collect' };
-  if (source !== 'docker') throw usage(`unknown collect source ${source} (highwater collect docker)`);
+  if (source === 'kubernetes') return parseCollectKubernetes(rest);
+  if (source !== 'docker') throw usage(`unknown collect source ${source} (highwater collect docker|kubernetes)`);
   let follow = false;
   let output: string | undefined;
   let i = 0;
@@ -185,6 +193,28 @@ function parseCollect(argv: string[]): Command {
   }
   if (output === '') throw usage('highwater collect docker: --output needs a non-empty value');
   return { cmd: 'collect', source: 'docker', follow, output };
+}
+
+/** `highwater collect kubernetes [-n NS | -A] [--since DURATION] [--follow]` */
+function parseCollectKubernetes(argv: string[]): Command {
+  let namespace: string | undefined;
+  let allNamespaces = false;
+  let since: string | undefined;
+  let follow = false;
+  let i = 0;
+  while (i < argv.length) {
+    const a = argv[i]!;
+    const name = flagName(a);
+    if (a === '-h' || a === '--help') return { cmd: 'help', topic: 'collect' };
+    if (name === '-n' || name === '--namespace') [namespace, i] = takeValue(argv, i, '-n');
+    else if (name === '--since') [since, i] = takeValue(argv, i, '--since');
+    else if (a === '-A' || a === '--all-namespaces') (allNamespaces = true), i++;
+    else if (a === '--follow' || a === '-f') (follow = true), i++;
+    else throw usage(`unknown option ${name} for highwater collect kubernetes`);
+  }
+  if (namespace !== undefined && allNamespaces) throw usage('highwater collect kubernetes: give -n NAMESPACE or --all-namespaces, not both');
+  if (namespace === '') throw usage('highwater collect kubernetes: -n needs a non-empty value');
+  return { cmd: 'collect-kubernetes', follow, namespace, allNamespaces, since };
 }
 
 /** Parse `process.argv.slice(2)`. Raises `HW_ERR_USAGE`. */

@@ -4,6 +4,7 @@
  * prints the table on stdout. SIGINT/SIGTERM end `--follow` cleanly.
  */
 import { collectDocker } from '../docker/collect.js';
+import { HighwaterError } from '../errors.js';
 import { moduleLogger, type Logger } from '../log.js';
 
 export interface CollectCommandOptions {
@@ -27,6 +28,49 @@ export async function collectCommand(opts: CollectCommandOptions): Promise<numbe
     );
   } catch (e) {
     if (!abort.signal.aborted) throw e;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  return 0;
+}
+
+export interface CollectKubernetesCommandOptions {
+  follow: boolean;
+  /** undefined with allNamespaces false = the kubeconfig context's namespace. */
+  namespace: string | undefined;
+  allNamespaces: boolean;
+  /** `30m`, `2h`, `1d`. */
+  since: string | undefined;
+  logger: Logger;
+  print?: (line: string) => void;
+  /** Tests: the environment for the Kubernetes config. @default process.env */
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * `highwater collect kubernetes [-n NS | -A] [--since D] [--follow]`: the
+ * HighwaterOOM Events as a table on stdout (kubernetes/collect.ts).
+ * Raises HW_ERR_USAGE for a bad --since and HW_ERR_K8S_* without API access.
+ */
+export async function collectKubernetesCommand(opts: CollectKubernetesCommandOptions): Promise<number> {
+  const { collectKubernetes, parseDuration } = await import('../kubernetes/collect.js');
+  const { EventsClient, loadKubeConfig, contextNamespace } = await import('../kubernetes/client.js');
+  let sinceMs: number | undefined;
+  if (opts.since !== undefined) {
+    const d = parseDuration(opts.since);
+    if (d === undefined) throw new HighwaterError('HW_ERR_USAGE', `highwater collect kubernetes: --since ${JSON.stringify(opts.since)}: expected a duration such as 90s, 30m, 2h, 1d`);
+    sinceMs = Date.now() - d;
+  }
+  const kc = loadKubeConfig(opts.env ?? process.env);
+  const namespace = opts.allNamespaces ? undefined : (opts.namespace ?? contextNamespace(kc));
+  const print = opts.print ?? ((line: string) => void process.stdout.write(line + '\n'));
+  const abort = new AbortController();
+  const onSignal = (): void => abort.abort();
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    await collectKubernetes(new EventsClient(kc), { namespace, sinceMs, follow: opts.follow, signal: abort.signal, print }, moduleLogger(opts.logger, 'collect'));
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -18,6 +18,8 @@ Usage:
   highwater collect docker [--follow] [--output DIR]
                                                   copy reports out of containers labelled
                                                   io.highwater.enabled=true and print a table
+  highwater collect kubernetes [-n NS | -A] [--since DURATION] [--follow]
+                                                  the HighwaterOOM Events of pods as a table
   highwater --help | --version
 
 Options of run and python (before the program; what follows belongs to it):
@@ -53,10 +55,22 @@ Options of watch (docs/docker.md):
   --warn-after SECONDS       say so when no tracked process appeared by then (default 5; 0 = never;
                              env HIGHWATER_WARN_AFTER)
   --once                     render what is there (dumps, post-mortems of ended processes) and exit
+  --events                   post a HighwaterOOM Event on the pod for each OOM report (env HIGHWATER_EVENTS=1;
+                             pod from HIGHWATER_POD_NAME/_NAMESPACE/_UID, docs/configuration.md)
+  --upload-url TEMPLATE      PUT every report file to TEMPLATE with {pod} {namespace} {node} {uid} {time}
+                             {report} {file} (env HIGHWATER_UPLOAD_URL)
+  --upload-timeout SECONDS   time for the upload of one report, retries included (default 20;
+                             env HIGHWATER_UPLOAD_TIMEOUT)
 
 Options of collect docker:
   -o, --output DIR           where copied reports go (default highwater-reports)
   -f, --follow               keep following the engine's events (die, oom) until interrupted
+
+Options of collect kubernetes (the HighwaterOOM Events; KUBECONFIG, ~/.kube/config or in-cluster):
+  -n, --namespace NS         this namespace (default: the current context's)
+  -A, --all-namespaces       every namespace
+  --since DURATION           only Events newer than 90s, 30m, 2h, 1d
+  -f, --follow               then print new ones as they come, until interrupted
 
 Environment: HIGHWATER_PYTHON (python executable, default python3), HIGHWATER_POLL_INTERVAL_MS
 (default 100), HIGHWATER_LOG_LEVEL (default warn), HIGHWATER_LOG_FORMAT (text|json),

@@ -62,6 +62,11 @@ export async function main(argv: string[]): Promise<number> {
       const { collectCommand } = await import('./collect.js');
       return collectCommand({ follow: command.follow, output: command.output, logger: await logger(config) });
     }
+    case 'collect-kubernetes': {
+      const config = loadConfig({});
+      const { collectKubernetesCommand } = await import('./collect.js');
+      return collectKubernetesCommand({ ...command, logger: await logger(config) });
+    }
     case 'run': {
       const config = loadConfig(command.flags);
       const { runProgram } = await import('./run.js');

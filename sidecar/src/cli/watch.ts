@@ -7,9 +7,12 @@
  * what is left and exits 0 (the contract in docs/docker.md).
  */
 import { accessSync, constants as fsConstants, existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import type { Config } from '../config/config.js';
 import { HighwaterError } from '../errors.js';
+import { factsOf, podFromEnv, type PodRef } from '../kubernetes/event.js';
+import { OomEventPoster } from '../kubernetes/oom-events.js';
+import { checkTemplate, compactTime, fill, redact } from '../upload/template.js';
 import { moduleLogger, type Logger } from '../log.js';
 import { Metrics, MetricsServer } from '../metrics/index.js';
 import { humanBytes } from '../report/format.js';
@@ -45,6 +48,27 @@ export interface WatchConfig {
    * @default '/dev/termination-log'
    */
   terminationLog: string;
+  /**
+   * Post a HighwaterOOM Event (events.k8s.io/v1) on the pod for every OOM
+   * report. Flag `--events`, env `HIGHWATER_EVENTS=1`.
+   * @default false
+   */
+  events: boolean;
+  /**
+   * PUT every report file to this URL template (upload/template.ts).
+   * Flag `--upload-url`, env `HIGHWATER_UPLOAD_URL`.
+   * @default undefined (no upload)
+   */
+  uploadUrl: string | undefined;
+  /**
+   * Time for the upload of one report, retries included; keep it inside the
+   * pod's terminationGracePeriodSeconds. Flag `--upload-timeout SECONDS`,
+   * env `HIGHWATER_UPLOAD_TIMEOUT`.
+   * @default 20000
+   */
+  uploadTimeoutMs: number;
+  /** The pod from the downward-API variables (HIGHWATER_POD_NAME, …); undefined outside Kubernetes. */
+  pod: PodRef | undefined;
 }
 
 /**
@@ -81,7 +105,33 @@ export function loadWatchConfig(runDirFlag: string | undefined, flags: WatchFlag
     if (!/^\d+(\.\d+)?$/.test(warnText.trim()) || s > 86400) throw configError(warnName, warnText, 'seconds from 0 to 86400 (0 = never)');
     warnAfterMs = Math.round(s * 1000);
   }
-  return { runDir, metricsPort, warnAfterMs, once: flags.once ?? false, terminationLog: e('HIGHWATER_TERMINATION_LOG') ?? '/dev/termination-log' };
+  let events = flags.events ?? false;
+  const eventsText = e('HIGHWATER_EVENTS');
+  if (flags.events === undefined && eventsText !== undefined) {
+    if (!/^(1|0|true|false|yes|no|on|off)$/i.test(eventsText.trim())) throw configError('HIGHWATER_EVENTS', eventsText, '1 or 0');
+    events = /^(1|true|yes|on)$/i.test(eventsText.trim());
+  }
+
+  const uploadUrl = flags.uploadUrl ?? e('HIGHWATER_UPLOAD_URL');
+  if (uploadUrl !== undefined) checkTemplate(uploadUrl, flags.uploadUrl !== undefined ? '--upload-url' : 'HIGHWATER_UPLOAD_URL');
+  let uploadTimeoutMs = 20_000;
+  const [upText, upName] = flags.uploadTimeout !== undefined ? [flags.uploadTimeout, '--upload-timeout'] : [e('HIGHWATER_UPLOAD_TIMEOUT'), 'HIGHWATER_UPLOAD_TIMEOUT'];
+  if (upText !== undefined) {
+    const s = Number(upText);
+    if (!/^\d+(\.\d+)?$/.test(upText.trim()) || s <= 0 || s > 3600) throw configError(upName, upText, 'seconds, more than 0 and at most 3600');
+    uploadTimeoutMs = Math.round(s * 1000);
+  }
+  return {
+    runDir,
+    metricsPort,
+    warnAfterMs,
+    once: flags.once ?? false,
+    terminationLog: e('HIGHWATER_TERMINATION_LOG') ?? '/dev/termination-log',
+    events,
+    uploadUrl,
+    uploadTimeoutMs,
+    pod: podFromEnv(env),
+  };
 }
 
 export interface WatchOptions {
@@ -120,9 +170,68 @@ function writeTerminationLog(path: string, report: ReportJson, dir: string, stat
   }
 }
 
+function redactedIndexUrl(template: string, values: { pod: string; namespace: string; node: string; uid: string }, dir: string, timeMs: number): string {
+  return redact(fill(template, { ...values, time: compactTime(timeMs), report: basename(dir), file: 'index.html' }));
+}
+
 function errnoOf(e: unknown): string {
   const code = (e as { cause?: { code?: unknown }; code?: unknown } | null)?.cause?.code ?? (e as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : String(e);
+}
+
+/**
+ * Uploads (--upload-url) and HighwaterOOM Events (--events) of each report:
+ * both run in the background and never hold the watcher; `idle()` waits for
+ * those started so far (each bounded in time).
+ */
+function reportsThatOutliveThePod(watch: WatchConfig, metrics: Metrics, root: Logger) {
+  const log = moduleLogger(root, 'kubernetes');
+  const pending = new Set<Promise<unknown>>();
+  const event = watch.events
+    ? new OomEventPoster({
+        pod: watch.pod,
+        client: async () => {
+          const { EventsClient, loadKubeConfig } = await import('../kubernetes/client.js'); // client-node loads only when Events are on
+          return new EventsClient(loadKubeConfig());
+        },
+        log,
+        onPosted: () => metrics.eventPosted(),
+        onFailed: (code) => metrics.eventFailed(code),
+      })
+    : undefined;
+  const values = {
+    pod: watch.pod?.name || 'unknown',
+    namespace: watch.pod?.namespace || 'unknown',
+    node: watch.pod?.node || 'unknown',
+    uid: watch.pod?.uid || 'unknown',
+  };
+  /** Starts the upload of one report; returns the redacted URL of its index.html. */
+  const upload = (dir: string, report: ReportJson): string | undefined => {
+    const template = watch.uploadUrl;
+    if (template === undefined) return undefined;
+    const p = import('../upload/upload.js')
+      .then(({ uploadReport }) => uploadReport(dir, report.timeMs, { template, values, budgetMs: watch.uploadTimeoutMs }))
+      .then((r) => {
+        for (let i = 0; i < r.uploaded.length; i++) metrics.uploadDone(true);
+        for (const f of r.failed) {
+          metrics.uploadDone(false);
+          log.warn({ code: 'HW_ERR_UPLOAD', file: f.file, reason: f.reason, dir }, `cannot upload ${f.file}: ${f.reason}`);
+        }
+        if (r.uploaded.length) log.info({ code: 'HW_REPORT_UPLOADED', url: r.indexUrl, files: r.uploaded.length }, `report uploaded to ${r.indexUrl}`);
+      })
+      .catch((e: unknown) => log.error({ code: 'HW_ERR_UPLOAD', err: String(e), dir }, 'upload failed'))
+      .finally(() => pending.delete(p));
+    pending.add(p);
+    return redactedIndexUrl(template, values, dir, report.timeMs);
+  };
+  return {
+    event,
+    upload,
+    async idle(): Promise<void> {
+      while (pending.size) await Promise.all([...pending]);
+      await event?.idle();
+    },
+  };
 }
 
 export async function watchCommand(opts: WatchOptions): Promise<number> {
@@ -157,34 +266,43 @@ export async function watchCommand(opts: WatchOptions): Promise<number> {
   const metrics = new Metrics({ processes: () => watcher.samples() }, { version: opts.version ?? 'unknown' });
   const oomCounted = new Set<number>();
   const termState = { oomWritten: false };
+  const outlive = reportsThatOutliveThePod(watch, metrics, opts.logger);
+  const onReport = (dir: string, report: ReportJson): void => {
+    const uploadedTo = outlive.upload(dir, report);
+    if (report.trigger === 'oom') {
+      const local = join(dir, 'index.html');
+      outlive.event?.post(factsOf(report, uploadedTo ? `${local}, uploaded to ${uploadedTo}` : local));
+    }
+  };
 
   watcher.on('event', (e: RunDirEvent) => {
     switch (e.type) {
       case 'process-found':
         oomCounted.delete(e.pid);
-        log.info({ argv: e.argv.join(' '), readings: e.local ? 'cgroup' : 'state file' }, `tracking process ${e.pid}`);
+        log.info({ code: 'HW_PROCESS_FOUND', argv: e.argv.join(' '), readings: e.local ? 'cgroup' : 'state file' }, `tracking process ${e.pid}`);
         break;
       case 'process-gone':
-        log.info(`process ${e.pid} ended`);
+        log.info({ code: 'HW_PROCESS_GONE' }, `process ${e.pid} ended`);
         break;
       case 'no-process':
+        log.debug({ code: 'HW_NO_PROCESS', runDir: e.runDir }, 'no tracked process yet');
         say(
           `no tracked process in ${e.runDir} after ${seconds(e.afterMs)}: is the run dir shared with the application container (same volume at the same HIGHWATER_RUN_DIR)?`,
         );
         break;
       case 'reading-failed':
-        log.warn({ err: e.message }, `cannot take memory readings of process ${e.pid}`);
+        log.warn({ code: 'HW_ERR_READING', err: e.message }, `cannot take memory readings of process ${e.pid}`);
         break;
       case 'floor-set':
-        log.debug({ floorBytes: e.floorBytes }, `floor set for process ${e.pid}`);
+        log.debug({ code: 'HW_FLOOR_SET', floorBytes: e.floorBytes }, `floor set for process ${e.pid}`);
         break;
       case 'control-failed':
-        log.debug({ command: e.command, err: e.message }, `control command to process ${e.pid} failed`);
+        log.debug({ code: 'HW_ERR_CONTROL', command: e.command, err: e.message }, `control command to process ${e.pid} failed`);
         break;
       case 'oom':
         if (!oomCounted.has(e.pid)) metrics.oom(e.reason);
         oomCounted.add(e.pid);
-        log.warn({ reason: e.reason }, `process ${e.pid} out of memory: ${e.detail}`);
+        log.warn({ code: 'HW_OOM_DETECTED', reason: e.reason }, `process ${e.pid} out of memory: ${e.detail}`);
         break;
       case 'report':
         metrics.reportWritten(e.report.trigger);
@@ -192,12 +310,14 @@ export async function watchCommand(opts: WatchOptions): Promise<number> {
           metrics.oom(e.report.oomReason ?? 'unknown');
           oomCounted.add(e.pid);
         }
+        log.info({ code: 'HW_REPORT_WRITTEN', trigger: e.report.trigger, dir: e.dir, peakBytes: e.report.peakBytes }, 'report written');
         say(`report written to ${join(e.dir, 'index.html')} (${e.report.trigger}, peak ${humanBytes(e.report.peakBytes)}, ${topLineOf(e.report)})`);
         writeTerminationLog(watch.terminationLog, e.report, e.dir, termState, log);
+        onReport(e.dir, e.report);
         break;
       case 'report-failed':
         metrics.reportFailed(e.reason);
-        log.error({ from: e.from, reason: e.reason }, e.message);
+        log.error({ code: 'HW_REPORT_FAILED', from: e.from, reason: e.reason }, e.message);
         say(`could not render ${e.from}: ${e.message}`);
         say(`raw data kept at ${e.kept}`);
         break;
@@ -215,10 +335,11 @@ export async function watchCommand(opts: WatchOptions): Promise<number> {
     }
   }
 
-  log.info({ runDir, outputDir }, 'watching');
+  log.info({ code: 'HW_WATCH_STARTED', runDir, outputDir, events: watch.events, upload: watch.uploadUrl !== undefined }, 'watching');
   if (watch.once) {
     takeEarlySignals();
     await watcher.runOnce();
+    await outlive.idle();
     await server?.stop();
     return watcher.failureCount > 0 ? 1 : 0;
   }
@@ -228,16 +349,21 @@ export async function watchCommand(opts: WatchOptions): Promise<number> {
     const onSignal = (sig: NodeJS.Signals): void => {
       signalled++;
       if (signalled > 1) {
-        log.warn({ signal: sig }, 'second signal: exiting without waiting for the reports');
+        log.warn({ code: 'HW_WATCH_STOP_NOW', signal: sig }, 'second signal: exiting without waiting for the reports');
         resolveStop();
         return;
       }
-      log.info({ signal: sig }, 'stopping: rendering what is left');
-      void watcher.stop().then(resolveStop, resolveStop);
+      log.info({ code: 'HW_WATCH_STOPPING', signal: sig }, 'stopping: rendering what is left');
+      // Uploads and Events of the last reports are bounded (--upload-timeout, 5 s per Event).
+      void watcher
+        .stop()
+        .then(() => outlive.idle())
+        .then(resolveStop, resolveStop);
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
     watcher.start();
+    outlive.event?.warm();
     for (const sig of takeEarlySignals()) onSignal(sig); // the job may have ended while we were loading
   });
   await server?.stop();

@@ -14,8 +14,10 @@
  * (/opt/highwater/bin/highwater-init -> /opt/highwater), or $HIGHWATER_HOME.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -155,6 +157,96 @@ static void hw__inject_env(const char *bundle) {
 
     if (hw__env_true("HIGHWATER_LIMIT_THREADS"))
         for (const char *const *v = hw__thread_vars; *v; v++) setenv(*v, "1", 0);
+}
+
+/*
+ * A libc the shim cannot serve. The shim is built against glibc; preloaded
+ * into a musl program (Alpine) the musl loader refuses it and every process
+ * dies at start. So before touching LD_PRELOAD: the program interpreter of
+ * the command (PT_INTERP of its ELF file, found on PATH) decides; for a
+ * script or a static binary, the system's loaders do (a musl loader and no
+ * glibc one). HIGHWATER_LIBC_ROOT (tests only) points the check at a
+ * fixture tree instead of /. Returns 1 and says why in `why` for musl.
+ */
+static int hw__elf_interp(const char *path, char *out, size_t size) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return -1;
+    unsigned char eh[64];
+    int rc = -1;
+    if (read(fd, eh, sizeof eh) == (ssize_t)sizeof eh && memcmp(eh, "\177ELF", 4) == 0 && eh[4] == 2 /* 64-bit */) {
+        uint64_t phoff;
+        uint16_t phentsize, phnum;
+        memcpy(&phoff, eh + 32, 8);
+        memcpy(&phentsize, eh + 54, 2);
+        memcpy(&phnum, eh + 56, 2);
+        rc = 0; /* ELF without an interpreter: static */
+        for (uint16_t i = 0; i < phnum && i < 256 && phentsize >= 56; i++) {
+            unsigned char ph[56];
+            if (pread(fd, ph, sizeof ph, (off_t)(phoff + (uint64_t)i * phentsize)) != (ssize_t)sizeof ph) break;
+            uint32_t type;
+            uint64_t off, filesz;
+            memcpy(&type, ph, 4);
+            memcpy(&off, ph + 8, 8);
+            memcpy(&filesz, ph + 32, 8);
+            if (type != 3 /* PT_INTERP */) continue;
+            size_t n = filesz < size ? (size_t)filesz : size - 1;
+            ssize_t got = pread(fd, out, n, (off_t)off);
+            if (got <= 0) break;
+            out[got < (ssize_t)size ? got : (ssize_t)size - 1] = '\0';
+            rc = 1;
+            break;
+        }
+    }
+    close(fd);
+    return rc;
+}
+
+static int hw__find_on_path(const char *root, const char *cmd, char *out, size_t size) {
+    if (strchr(cmd, '/')) {
+        snprintf(out, size, "%s%s", root, cmd);
+        return hw__is_file(out) ? 0 : -1;
+    }
+    const char *path = getenv("PATH");
+    if (!path || !*path) path = "/usr/local/bin:/usr/bin:/bin";
+    while (*path) {
+        const char *end = strchr(path, ':');
+        size_t len = end ? (size_t)(end - path) : strlen(path);
+        snprintf(out, size, "%s%.*s/%s", root, (int)len, path, cmd);
+        if (len && hw__is_file(out) && access(out, X_OK) == 0) return 0;
+        path += len + (end ? 1 : 0);
+    }
+    return -1;
+}
+
+static int hw__has_entry(const char *dir, const char *prefix) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    struct dirent *e;
+    int found = 0;
+    while (!found && (e = readdir(d)) != NULL) found = strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+    closedir(d);
+    return found;
+}
+
+static int hw__libc_unsupported(const char *cmd, char *why, size_t size) {
+    const char *root = getenv("HIGHWATER_LIBC_ROOT");
+    if (!root) root = "";
+    char path[PATH_MAX], interp[256];
+    if (hw__find_on_path(root, cmd, path, sizeof path) == 0 && hw__elf_interp(path, interp, sizeof interp) == 1) {
+        if (strstr(interp, "ld-musl")) {
+            snprintf(why, size, "%s is a musl program (interpreter %s)", cmd, interp);
+            return 1;
+        }
+        return 0; /* glibc's ld-linux, or another loader we leave alone */
+    }
+    char lib[PATH_MAX], lib64[PATH_MAX];
+    snprintf(lib, sizeof lib, "%s/lib", root);
+    snprintf(lib64, sizeof lib64, "%s/lib64", root);
+    if (hw__has_entry(lib, "ld-musl-") && !hw__has_entry(lib, "ld-linux") && !hw__has_entry(lib64, "ld-linux")) {
+        snprintf(why, size, "this image's C library is musl (%s/ld-musl-*, no glibc loader)", lib);
+        return 1;
+    }
+    return 0;
 }
 
 static int hw__exec_status(int err) { return err == ENOENT ? 127 : 126; }
@@ -374,6 +466,11 @@ int main(int argc, char **argv) {
     char **cmd = argv + first;
 
     if (hw__env_true("HIGHWATER_DISABLE")) hw__exec(cmd);
+    char why[PATH_MAX + 128];
+    if (hw__libc_unsupported(cmd[0], why, sizeof why)) {
+        hw__log("%s; the shim needs glibc: running the command without highwater", why);
+        hw__exec(cmd);
+    }
 
     char bundle[PATH_MAX];
     if (hw__bundle_dir(bundle, sizeof bundle) != 0) {

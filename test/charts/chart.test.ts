@@ -103,6 +103,7 @@ describe('impossible combinations fail with a clear message', () => {
     [['--set', 'reports.storage=uploadOnly'], /uploadOnly .*neither upload\.url nor upload\.urlSecret/],
     [['--set', 'reports.storage=existingClaim'], /existingClaim needs reports\.existingClaim/],
     [['--set', 'workload.kind=CronJob'], /CronJob needs workload\.cronJob\.schedule/],
+    [['--set', 'upload.url=http://s/{pod}', '--set', 'upload.timeoutSeconds=30'], /upload\.timeoutSeconds \(30\) must be shorter than the pod's terminationGracePeriodSeconds \(30\)/],
     [[], /workload\.image\.repository is required/],
   ])('%j', async (args, message) => {
     const withImage = args.length ? IMAGE : [];
@@ -320,6 +321,7 @@ describe('report storage', () => {
     const r = await templateScenario('cronjob-upload');
     const sidecar = containerOf(podSpecOf(workloadOf(r.objects)), 'highwater');
     expect(envOf(sidecar).HIGHWATER_UPLOAD_URL).toEqual({ secretKeyRef: { name: 'highwater-upload', key: 'url' } });
+    expect(envOf(sidecar).HIGHWATER_UPLOAD_TIMEOUT).toBe('20');
     expect(reportsVolume(r.objects).emptyDir).toBeDefined();
   });
 });

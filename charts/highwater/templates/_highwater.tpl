@@ -69,6 +69,10 @@ nindent:
     - name: HIGHWATER_UPLOAD_URL
       value: {{ $v.upload.url | quote }}
     {{- end }}
+    {{- if or $v.upload.url $v.upload.urlSecret }}
+    - name: HIGHWATER_UPLOAD_TIMEOUT
+      value: {{ $v.upload.timeoutSeconds | toString | quote }}
+    {{- end }}
     {{- with $hw.sidecarEnv }}
     {{- toYaml . | nindent 4 }}
     {{- end }}

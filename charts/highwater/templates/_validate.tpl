@@ -26,6 +26,10 @@ every workload template and from NOTES.txt, so that `helm template` fails as
 {{- if and $v.upload.urlSecret (not (and $v.upload.urlSecret.name $v.upload.urlSecret.key)) -}}
 {{- fail "highwater: upload.urlSecret needs both name and key" -}}
 {{- end -}}
+{{- $grace := $v.workload.terminationGracePeriodSeconds | default 30 -}}
+{{- if and $upload (ge (float64 $v.upload.timeoutSeconds) (float64 $grace)) -}}
+{{- fail (printf "highwater: upload.timeoutSeconds (%v) must be shorter than the pod's terminationGracePeriodSeconds (%v): the kubelet kills the sidecar when the grace period ends, uploads unfinished" $v.upload.timeoutSeconds $grace) -}}
+{{- end -}}
 {{- if and (eq $v.workload.kind "CronJob") (not $v.workload.cronJob.schedule) -}}
 {{- fail "highwater: workload.kind=CronJob needs workload.cronJob.schedule" -}}
 {{- end -}}

@@ -366,6 +366,7 @@ export async function watchCommand(opts: WatchOptions): Promise<number> {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
     watcher.start();
+    outlive.event?.warm();
     for (const sig of takeEarlySignals()) onSignal(sig); // the job may have ended while we were loading
   });
   await server?.stop();

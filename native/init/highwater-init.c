@@ -249,6 +249,38 @@ static int hw__libc_unsupported(const char *cmd, char *why, size_t size) {
     return 0;
 }
 
+/*
+ * A command killed by SIGKILL is, in a container with a memory limit, most
+ * likely the kernel's OOM killer having been faster than the shim's guard
+ * (which would have exited 53 and written the termination message itself).
+ * Say so in the Kubernetes termination message, only when the file exists,
+ * is a regular file (no symlink followed, never created) and is still
+ * empty: the shim's own message is never replaced.
+ */
+static void hw__termlog_killed(int status, const char *run_dir) {
+    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL) return;
+    const char *path = getenv("HIGHWATER_TERMINATION_LOG");
+    if (!path || !*path) path = "/dev/termination-log";
+    struct stat st;
+    if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size != 0) return;
+    int fd = open(path, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) return;
+    struct stat fst;
+    if (fstat(fd, &fst) == 0 && S_ISREG(fst.st_mode) && fst.st_ino == st.st_ino && fst.st_size == 0) {
+        char buf[1024];
+        int n = snprintf(buf, sizeof buf,
+                         "highwater: the command was killed by SIGKILL (exit 137), most likely by the kernel's OOM killer "
+                         "before highwater's guard could act\n"
+                         "report: highwater watch renders a post-mortem from the state file in %s\n",
+                         run_dir);
+        if (n > 0) {
+            ssize_t w = write(fd, buf, (size_t)(n < (int)sizeof buf ? n : (int)sizeof buf - 1));
+            (void)w;
+        }
+    }
+    close(fd);
+}
+
 static int hw__exec_status(int err) { return err == ENOENT ? 127 : 126; }
 
 static _Noreturn void hw__exec(char **argv) {
@@ -527,6 +559,7 @@ int main(int argc, char **argv) {
             if (pid <= 0) break;
             if (pid == child) {
                 exit_code = hw__status_code(status);
+                hw__termlog_killed(status, run_dir);
             } else if (pid == watcher) {
                 if (exit_code < 0 || (WIFEXITED(status) ? WEXITSTATUS(status) : 1) != 0)
                     hw__log("watcher ended (status %d)", hw__status_code(status));

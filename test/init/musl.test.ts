@@ -12,7 +12,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildInit, cleanEnv, makeFakeBundle, run, type FakeBundle } from './init-helpers.js';
+import { buildInit, cleanEnv, makeFakeBundle, repoRoot, run, type FakeBundle } from './init-helpers.js';
 
 let init: string;
 let bundle: FakeBundle;
@@ -66,5 +66,33 @@ describe('highwater-init and musl', () => {
     const sh = await run(init, ['--', '/bin/sh', '-c', SHOW], env);
     expect(sh.stdout).toContain(`LD_PRELOAD=[${bundle.shim}]`);
     expect(sh.stderr).not.toContain('musl');
+  });
+
+  it('the launcher (highwater.sh) on a musl root: one line; `run ... -- CMD` runs CMD untouched, anything else exits 127', async () => {
+    const launcher = join(repoRoot, 'native/init/highwater.sh');
+    const root = fakeRoot(['lib/ld-musl-x86_64.so.1']);
+    const r = await run('sh', [launcher, 'run', '-o', '/tmp/x', '--', 'sh', '-c', `${SHOW}; exit 4`], { ...env, HIGHWATER_LIBC_ROOT: root });
+    expect(r.code).toBe(4);
+    expect(r.stdout).toBe('LD_PRELOAD=[] PYTHONPATH=[]\n');
+    expect(r.stderr).toBe("highwater: this image's C library is musl; highwater needs glibc (use the highwater sidecar image): running without it\n");
+    expect((await run('sh', [launcher, 'watch', '--run-dir', '/r'], { ...env, HIGHWATER_LIBC_ROOT: root })).code).toBe(127);
+  });
+
+  it('the Python bootstrap without the shim on a non-glibc Python: one line, and the program goes on', async () => {
+    const code = (musl: boolean) =>
+      [
+        'import os',
+        musl ? 'os.confstr = lambda name: (_ for _ in ()).throw(ValueError(name))' : '',
+        'from highwater import _bootstrap',
+        '_bootstrap.start()',
+        'print("program ran")',
+      ].join('\n');
+    const pyEnv = { ...env, PYTHONPATH: join(repoRoot, 'native/python'), HIGHWATER_RUN_DIR: '/tmp/hw-run-musl' };
+    const musl = await run('python3', ['-c', code(true)], pyEnv);
+    expect(musl.stdout).toBe('program ran\n');
+    expect(musl.stderr).toBe('highwater: this Python does not run on glibc (musl?): the shim cannot be loaded, the program runs without highwater\n');
+    const glibc = await run('python3', ['-c', code(false)], pyEnv);
+    expect(glibc.stdout).toBe('program ran\n');
+    expect(glibc.stderr).toBe('');
   });
 });

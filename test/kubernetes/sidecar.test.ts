@@ -114,7 +114,7 @@ describe.skipIf(unavailable !== null)(`sidecar and app container${unavailable ? 
     expect(ev.regarding).toEqual({ apiVersion: 'v1', kind: 'Pod', name: 'train-x7k2p', namespace: 'ml', uid: '0f4e2a51-0000-4000-8000-000000000001', fieldPath: 'spec.containers{app}' });
     expect(ev.note).toContain(`out of memory (low-available): peak ${humanBytes(report.peakBytes)} of limit 450.0 MiB at ${topLine(report)}`);
     const uploadedIndex = `${store.base}/b/ml/train-x7k2p/${reportDir!.split('/').pop()}/index.html`;
-    expect(ev.note).toContain(`report: ${join(reportDir!, 'index.html')}, uploaded to ${uploadedIndex}`);
+    expect(ev.note).toContain(`report: ${join(reportDir!, 'index.html')}; upload: ${uploadedIndex}`);
     expect(ev.note).not.toContain('SECRET');
 
     // The upload: every report file, byte for byte.

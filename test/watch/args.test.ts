@@ -27,6 +27,13 @@ describe('watch and collect arguments', () => {
     expect(parseArgs(['collect', 'docker'])).toEqual({ cmd: 'collect', source: 'docker', follow: false, output: undefined });
   });
 
+  it('parses collect kubernetes', () => {
+    expect(parseArgs(['collect', 'kubernetes', '-n', 'ml', '--since', '2h', '-f'])).toEqual({ cmd: 'collect-kubernetes', follow: true, namespace: 'ml', allNamespaces: false, since: '2h' });
+    expect(parseArgs(['collect', 'kubernetes', '-A'])).toEqual({ cmd: 'collect-kubernetes', follow: false, namespace: undefined, allNamespaces: true, since: undefined });
+    expect(() => parseArgs(['collect', 'kubernetes', '-n', 'ml', '-A'])).toThrow(/not both/);
+    expect(() => parseArgs(['collect', 'kubernetes', '--bogus'])).toThrow(/unknown option --bogus for highwater collect kubernetes/);
+  });
+
   it('watch settings: flag, then HIGHWATER_* variable, then default; invalid values name the flag', () => {
     expect(loadWatchConfig('/r', {}, {})).toEqual({
       runDir: '/r',

@@ -79,6 +79,8 @@ def _at_exit():
 
 def start():
     lib = _shim.shim()
+    if lib is None and os.environ.get("HIGHWATER_RUN_DIR") and not _glibc():
+        _say_unsupported_libc()
     if lib is None or not lib.hw_is_active():
         return
     rc = lib.hw_python_start()
@@ -92,3 +94,17 @@ def start():
     atexit.register(_at_exit)
     if os.environ.get("HIGHWATER_MODE", "run") == "run":
         sys.excepthook = _excepthook(sys.excepthook)
+
+
+def _glibc():
+    """True on glibc; musl (Alpine) has no CS_GNU_LIBC_VERSION."""
+    try:
+        return bool(os.confstr("CS_GNU_LIBC_VERSION"))
+    except (ValueError, OSError, AttributeError):
+        return False
+
+
+def _say_unsupported_libc():
+    # One line, and the program goes on untracked: the shim is built for glibc.
+    sys.stderr.write("highwater: this Python does not run on glibc (musl?): the shim cannot be "
+                     "loaded, the program runs without highwater\n")

@@ -271,7 +271,7 @@ export async function watchCommand(opts: WatchOptions): Promise<number> {
     const uploadedTo = outlive.upload(dir, report);
     if (report.trigger === 'oom') {
       const local = join(dir, 'index.html');
-      outlive.event?.post(factsOf(report, uploadedTo ? `${local}, uploaded to ${uploadedTo}` : local));
+      outlive.event?.post(factsOf(report, uploadedTo ? `${local}; upload: ${uploadedTo}` : local));
     }
   };
 

@@ -127,6 +127,16 @@ extern volatile int hw__pending_count;
 uint32_t hw__intern_named(const char *file, const char *name);
 extern pthread_mutex_t hw__intern_lock;
 
+/* ---- blocks.c: the live heap blocks, address -> (size, node); hw__lock held ---- */
+/* Records a block; returns 1 when it replaced one at the same address (its
+ * size and node in old_*), 0 when new, -1 when out of bookkeeping memory. */
+int hw__blocks_put(uintptr_t a, uint64_t size, uint32_t node, uint64_t *old_size, uint32_t *old_node);
+/* Removes a block; returns 1 with its size and node, 0 when unknown. */
+int hw__blocks_take(uintptr_t a, uint64_t *size, uint32_t *node);
+void hw__blocks_reset(void);
+size_t hw__blocks_count(void);
+size_t hw__blocks_overhead(void);
+
 /* ---- tracker.c: live allocations, bytes per node, peak ---- */
 extern pthread_mutex_t hw__lock;
 extern volatile int hw__tracking;

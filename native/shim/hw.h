@@ -199,6 +199,23 @@ typedef struct {
 extern hw_py_t hw__py;
 extern volatile int hw__py_alive; /* interpreter usable: between bootstrap and atexit */
 int hw__py_resolve(void);
+/* 3.11+: where the interpreter keeps its frames (offsets in bytes). */
+typedef struct {
+  int minor;
+  size_t cframe;         /* PyThreadState.cframe (3.11, 3.12), 0 = none */
+  size_t cframe_current; /* _PyCFrame.current_frame */
+  size_t current_frame;  /* PyThreadState.current_frame (3.13+), 0 = none */
+  size_t code;           /* f_code / f_executable */
+  uintptr_t code_tag;    /* tag bits of a _PyStackRef f_executable (3.14) */
+  size_t previous, instr, owner;
+  size_t code_adaptive;  /* 3.11: PyCodeObject.co_code_adaptive */
+  int cstack_owner;      /* owner value of C-stack entry frames, -1 = none */
+} hw_frame_layout;
+#define HW_PYFRAME_F_FRAME 24 /* PyFrameObject.f_frame, 3.11 - 3.14 */
+const hw_frame_layout *hw__frame_layout(void); /* NULL before 3.11 or unknown */
+static inline void *hw__iframe_code(const hw_frame_layout *L, void *iframe) {
+  return (void *)(*(uintptr_t *)((char *)iframe + L->code) & ~L->code_tag);
+}
 void *hw__frame_code(void *frame); /* new reference */
 void *hw__frame_back(void *frame); /* new reference or NULL */
 void *hw__frame_code_borrowed(void *frame); /* no call, no refcount; NULL if unknown */

@@ -24,8 +24,15 @@
 
 #define HW_WALK_MAX 1024
 
+/* A level of the stack: its frame and where it is. The instruction pointer
+ * lies inside the code object (3.11+ keep the bytecode in it), so it also
+ * says which code object runs there. */
 typedef struct {
-  void *iframe, *instr, *code;
+  void *iframe, *instr;
+} hw_wlevel;
+
+typedef struct {
+  void *iframe, *instr;
   uint32_t node;
 } hw_wframe;
 
@@ -33,7 +40,7 @@ typedef struct {
 
 typedef struct {
   hw_wframe cache[HW_WALK_MAX]; /* root first */
-  hw_wframe chain[HW_WALK_MAX]; /* scratch: top first */
+  hw_wlevel chain[HW_WALK_MAX]; /* scratch: top first */
   int cached;
   /* (code, instruction) -> line: computing a line scans the line table. */
   struct { void *code, *instr; uint64_t lines_id; int line; } lines[HW_LINE_CACHE];
@@ -134,14 +141,18 @@ uint32_t hw__walk_node(hw_thread_t *t) {
   hw_walk_t *w = hw__walk_state(t);
   if (!w) return t->inherited;
   const hw_frame_layout *L = hw__L;
+  /* The walk reads every frame at each allocation, so it is kept tight: two
+   * fields per kept frame, and the type check is skipped for the code object
+   * the previous frame already proved (recursion, loops over one function). */
+  void *known_code = NULL;
   int n = 0;
   while (f && n < HW_WALK_MAX) {
     void *code = hw__iframe_code(L, f);
     int owner = *((signed char *)f + L->owner);
-    if (owner != L->cstack_owner && hw__is_code(code)) {
+    if (owner != L->cstack_owner && (code == known_code || hw__is_code(code))) {
+      known_code = code;
       w->chain[n].iframe = f;
       w->chain[n].instr = HW_AT(f, L->instr);
-      w->chain[n].code = code;
       n++;
     }
     f = HW_AT(f, L->previous);
@@ -149,31 +160,35 @@ uint32_t hw__walk_node(hw_thread_t *t) {
   if (n == 0) return t->inherited;
   /* Levels from the root that have not moved keep their node. */
   int i = 0;
-  while (i < n && i < w->cached) {
-    const hw_wframe *a = &w->cache[i], *b = &w->chain[n - 1 - i];
-    if (a->iframe != b->iframe || a->instr != b->instr || a->code != b->code) break;
+  int same = n < w->cached ? n : w->cached;
+  while (i < same) {
+    const hw_wframe *a = &w->cache[i];
+    const hw_wlevel *b = &w->chain[n - 1 - i];
+    if (a->iframe != b->iframe || a->instr != b->instr) break;
     i++;
   }
   uint32_t node = i ? w->cache[i - 1].node : 0;
   for (int k = i; k < n; k++) {
-    hw_wframe e = w->chain[n - 1 - k];
-    uint32_t func = hw__intern_code(e.code);
-    size_t slot = (((uintptr_t)e.code >> 4) ^ ((uintptr_t)e.instr >> 1) * 0x9E3779B1u) & (HW_LINE_CACHE - 1);
-    uint64_t lines_id = hw__code_lines_id(e.code);
+    hw_wlevel e = w->chain[n - 1 - k];
+    void *code = hw__iframe_code(L, e.iframe);
+    uint32_t func = hw__intern_code(code);
+    size_t slot = (((uintptr_t)code >> 4) ^ ((uintptr_t)e.instr >> 1) * 0x9E3779B1u) & (HW_LINE_CACHE - 1);
+    uint64_t lines_id = hw__code_lines_id(code);
     int line;
-    if (lines_id && w->lines[slot].code == e.code && w->lines[slot].instr == e.instr &&
+    if (lines_id && w->lines[slot].code == code && w->lines[slot].instr == e.instr &&
         w->lines[slot].lines_id == lines_id) {
       line = w->lines[slot].line;
     } else {
-      line = hw__line(e.iframe, e.code, e.instr);
-      w->lines[slot].code = e.code;
+      line = hw__line(e.iframe, code, e.instr);
+      w->lines[slot].code = code;
       w->lines[slot].instr = e.instr;
       w->lines[slot].lines_id = lines_id;
       w->lines[slot].line = line;
     }
     node = hw__intern_node(node, func, line < 0 ? 0 : (uint32_t)line);
-    e.node = node;
-    w->cache[k] = e;
+    w->cache[k].iframe = e.iframe;
+    w->cache[k].instr = e.instr;
+    w->cache[k].node = node;
   }
   w->cached = n;
   return node;

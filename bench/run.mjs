@@ -27,6 +27,7 @@ const workloads = {
   'malloc-heavy': [join(here, 'workloads', 'malloc_heavy.py'), lib],
   'numpy-pipeline': [join(here, 'workloads', 'numpy_pipeline.py')],
   'lots-of-peaks': [join(here, 'workloads', 'lots_of_peaks.py')],
+  'deep-stack': [join(here, 'workloads', 'deep_stack.py')],
 };
 const only = process.argv[2];
 const runs = Number(process.argv[3] ?? 5);
@@ -74,11 +75,13 @@ for (const [name, args] of Object.entries(workloads)) {
 
 if (!only || only === 'memory') {
   const rd = mkdtempSync(join(work, 'rd-'));
-  const r = spawnSync(python, [join(here, 'workloads', 'live_allocations.py'), lib], {
+  // Sizes across several growths of the table, up to 3 million live blocks.
+  const sizes = ['10000', '50000', '200000', '700000', '1000000', '1500000', '3000000'];
+  const r = spawnSync(python, [join(here, 'workloads', 'live_allocations.py'), lib, ...sizes], {
     env: { ...process.env, ...shimEnv(rd) },
     encoding: 'utf8',
   });
-  console.log(`shim memory per live allocation: ${r.stdout.trim()}`);
+  console.log(`shim memory per live allocation:\n${r.stdout.trim()}`);
 }
 
 if (!only || only === 'render') {

@@ -1,8 +1,10 @@
 /*
  * The CPython C-API, resolved at run time with dlsym(RTLD_DEFAULT) so that
- * one shim serves every CPython from 3.8 to 3.13 (CPython executables export
- * their symbols; a shared libpython is in the global scope). Every version
- * difference lives in this file.
+ * one shim serves every CPython from 3.8 to 3.14 (CPython executables export
+ * their symbols; a shared libpython is in the global scope), and the
+ * per-version layout of the interpreter's frames. Every offset is verified
+ * at start-up against the C-API before it is used (framewalk.c, names.c);
+ * a mismatch falls back to the profile callback or to C-API names.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -13,6 +15,41 @@
 
 hw_py_t hw__py;
 volatile int hw__py_alive;
+
+/* _PyInterpreterFrame and the thread state's pointer to the running one.
+ *
+ * 3.11 - 3.13: from each version's Include/internal/pycore_frame.h and
+ * Include/cpython/pystate.h, checked with the debug info of real builds.
+ *
+ * 3.14: from CPython's Include/internal/pycore_interpframe_structs.h (as
+ * stored at commit 8884630c19fad7f639d797dc704485cfc9026b8c, the 3.14 layout:
+ * owners 0-3, FRAME_OWNED_BY_INTERPRETER = 3): f_executable (a _PyStackRef,
+ * tagged in its low bit) at 0, previous 8, f_funcobj 16, f_globals 24,
+ * f_builtins 32, f_locals 40, frame_obj 48, instr_ptr 56, stackpointer 64,
+ * return_offset 72, owner 74, visited 75. PyThreadState.current_frame at 64:
+ * 3.13's struct (current_frame at 72) less c_recursion_remaining, which 3.14
+ * replaced by C stack limits in _PyThreadStateImpl. No 3.14 interpreter was
+ * available to check it against: hw__walk_init verifies every field it uses
+ * (current_frame, f_executable, previous, instr_ptr, owner, the line) at
+ * start-up and falls back to the profile callback on any mismatch.
+ *
+ * 3.15 is not enabled: its layout was not final when this was written (main
+ * adds FRAME_OWNED_BY_THREAD_STATE = 4, a sentinel base frame whose
+ * executable is not a code object, which the walk already skips). Add it here
+ * as {..} with the current_frame offset from its pystate.h once it is. */
+static const hw_frame_layout hw__layouts[] = {
+    /* minor cframe cur  tstate_frame code mask prev instr owner adaptive cstack */
+    {11, 56, 8, 0, 32, 0, 48, 56, 69, 184, -1},
+    {12, 56, 0, 0, 0, 0, 8, 56, 70, 0, 3},
+    {13, 0, 0, 72, 0, 0, 8, 56, 70, 0, 3},
+    {14, 0, 0, 64, 0, 7, 8, 56, 74, 0, 3},
+};
+
+const hw_frame_layout *hw__frame_layout(void) {
+  for (size_t i = 0; i < sizeof hw__layouts / sizeof hw__layouts[0]; i++)
+    if (hw__layouts[i].minor == hw__py.minor) return &hw__layouts[i];
+  return NULL;
+}
 
 /* 3.8 has no PyFrame_GetCode/GetBack; its PyFrameObject starts with
  * PyObject_VAR_HEAD (24 bytes), then f_back, then f_code. */
@@ -72,10 +109,10 @@ void *hw__frame_code_borrowed(void *frame) {
   if (!frame) return NULL;
   if (!hw__direct_ok) return NULL;
   if (hw__py.minor <= 10) return *(void **)((char *)frame + HW_PY38_F_CODE);
-  void *iframe = *(void **)((char *)frame + 24); /* PyFrameObject.f_frame */
-  if (!iframe) return NULL;
-  if (hw__py.minor == 11) return *(void **)((char *)iframe + 32); /* f_code */
-  return *(void **)iframe; /* 3.12 f_code, 3.13 f_executable */
+  const hw_frame_layout *L = hw__frame_layout();
+  void *iframe = *(void **)((char *)frame + HW_PYFRAME_F_FRAME);
+  if (!L || !iframe) return NULL;
+  return hw__iframe_code(L, iframe);
 }
 
 int hw__py_check_offsets(void) {

@@ -151,6 +151,16 @@ extern volatile int hw__pending_count;
 uint32_t hw__intern_named(const char *file, const char *name);
 extern pthread_mutex_t hw__intern_lock;
 
+/* ---- blocks.c: the live heap blocks, address -> (size, node); hw__lock held ---- */
+/* Records a block; returns 1 when it replaced one at the same address (its
+ * size and node in old_*), 0 when new, -1 when out of bookkeeping memory. */
+int hw__blocks_put(uintptr_t a, uint64_t size, uint32_t node, uint64_t *old_size, uint32_t *old_node);
+/* Removes a block; returns 1 with its size and node, 0 when unknown. */
+int hw__blocks_take(uintptr_t a, uint64_t *size, uint32_t *node);
+void hw__blocks_reset(void);
+size_t hw__blocks_count(void);
+size_t hw__blocks_overhead(void);
+
 /* ---- tracker.c: live allocations, bytes per node, peak ---- */
 extern pthread_mutex_t hw__lock;
 extern volatile int hw__tracking;
@@ -215,6 +225,23 @@ typedef struct {
 extern hw_py_t hw__py;
 extern volatile int hw__py_alive; /* interpreter usable: between bootstrap and atexit */
 int hw__py_resolve(void);
+/* 3.11+: where the interpreter keeps its frames (offsets in bytes). */
+typedef struct {
+  int minor;
+  size_t cframe;         /* PyThreadState.cframe (3.11, 3.12), 0 = none */
+  size_t cframe_current; /* _PyCFrame.current_frame */
+  size_t current_frame;  /* PyThreadState.current_frame (3.13+), 0 = none */
+  size_t code;           /* f_code / f_executable */
+  uintptr_t code_tag;    /* tag bits of a _PyStackRef f_executable (3.14) */
+  size_t previous, instr, owner;
+  size_t code_adaptive;  /* 3.11: PyCodeObject.co_code_adaptive */
+  int cstack_owner;      /* owner value of C-stack entry frames, -1 = none */
+} hw_frame_layout;
+#define HW_PYFRAME_F_FRAME 24 /* PyFrameObject.f_frame, 3.11 - 3.14 */
+const hw_frame_layout *hw__frame_layout(void); /* NULL before 3.11 or unknown */
+static inline void *hw__iframe_code(const hw_frame_layout *L, void *iframe) {
+  return (void *)(*(uintptr_t *)((char *)iframe + L->code) & ~L->code_tag);
+}
 void *hw__frame_code(void *frame); /* new reference */
 void *hw__frame_back(void *frame); /* new reference or NULL */
 void *hw__frame_code_borrowed(void *frame); /* no call, no refcount; NULL if unknown */

@@ -89,7 +89,7 @@ int hw__names_verify(void) {
   hw__off_firstline = m <= 10 ? 40 : m == 11 ? 72 : 68;
   hw__ascii_size = m <= 11 ? 48 : 40;
   hw__compact_size = m <= 11 ? 72 : 56;
-  hw__off_linetable = m >= 11 ? 136 : 0; /* co_linetable, 3.11 - 3.13 */
+  hw__off_linetable = m >= 11 ? 136 : 0; /* co_linetable, 3.11 - 3.14 */
   hw__names_ok = 1;
   void *frame = hw__py.PyEval_GetFrame();
   void *code = frame ? hw__frame_code(frame) : NULL;

@@ -1,7 +1,6 @@
 /*
- * Live allocations and the peak. Heap blocks live in an open-addressing hash
- * map of 16-byte slots (address, size<<24 | node); anonymous mmaps in a
- * sorted range list so that partial munmaps can be split. Bytes per node are
+ * Live allocations and the peak. Heap blocks live in blocks.c's compact
+ * table (address -> size, node); anonymous mmaps in a sorted range list so that partial munmaps can be split. Bytes per node are
  * kept in the shared `live` array; the peak snapshot is copied lazily, only
  * when memory first falls after a new peak (Fil's rule), and copied before
  * the fall is applied so the state file is consistent at every moment.
@@ -21,11 +20,6 @@ volatile int hw__tracking;
 #define HW_NODE_BITS 24
 #define HW_NODE_MASK ((1u << HW_NODE_BITS) - 1)
 #define HW_SIZE_MAX ((1ull << 40) - 1)
-
-typedef struct {
-  uintptr_t addr; /* 0 = empty */
-  uint64_t meta;  /* size << 24 | node */
-} hw_slot;
 
 typedef struct {
   uintptr_t start;
@@ -50,16 +44,8 @@ static int hw__dirty_init(void) {
   return hw__dirty_ready;
 }
 
-static hw_slot *hw__slots;
-static size_t hw__slot_cap, hw__slot_used;
 static hw_range *hw__ranges;
 static size_t hw__range_cap, hw__range_used;
-
-static inline size_t hw__addr_hash(uintptr_t a) {
-  uint64_t x = (uint64_t)a >> 4;
-  x *= 0x9E3779B97F4A7C15ULL;
-  return (size_t)(x >> 20);
-}
 
 /* ---- bytes per node and the peak (hw__lock held) ---- */
 
@@ -116,106 +102,40 @@ static inline void hw__add_block(uint32_t node, uint64_t size, int sign) {
   hw__add_split(node, sign * nb, sign * (int64_t)size);
 }
 
-static int hw__slots_grow(void) {
-  size_t ncap = hw__slot_cap ? hw__slot_cap * 2 : 65536;
-  hw_slot *ns = hw__pages_alloc(ncap * sizeof *ns);
-  if (!ns) return -1;
-  for (size_t i = 0; i < hw__slot_cap; i++) {
-    if (!hw__slots[i].addr) continue;
-    size_t j = hw__addr_hash(hw__slots[i].addr) & (ncap - 1);
-    while (ns[j].addr) j = (j + 1) & (ncap - 1);
-    ns[j] = hw__slots[i];
-  }
-  hw__pages_free(hw__slots, hw__slot_cap * sizeof *ns);
-  hw__slots = ns;
-  hw__slot_cap = ncap;
-  return 0;
-}
-
-/* Removes the slot at i with backward-shift deletion (no tombstones). */
-static void hw__slot_delete(size_t i) {
-  size_t mask = hw__slot_cap - 1;
-  size_t j = i;
-  for (;;) {
-    j = (j + 1) & mask;
-    if (!hw__slots[j].addr) break;
-    size_t home = hw__addr_hash(hw__slots[j].addr) & mask;
-    /* Can slot j move back to i? Only if its home is not in (i, j]. */
-    if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
-      hw__slots[i] = hw__slots[j];
-      i = j;
-    }
-  }
-  hw__slots[i].addr = 0;
-  hw__slots[i].meta = 0;
-  hw__slot_used--;
-}
-
-static void hw__free_locked(uintptr_t a) {
-  if (!hw__slots) return;
-  size_t mask = hw__slot_cap - 1;
-  size_t i = hw__addr_hash(a) & mask;
-  while (hw__slots[i].addr) {
-    if (hw__slots[i].addr == a) {
-      uint64_t meta = hw__slots[i].meta;
-      hw__slot_delete(i);
-      hw__add_block((uint32_t)(meta & HW_NODE_MASK), meta >> HW_NODE_BITS, -1);
-      return;
-    }
-    i = (i + 1) & mask;
-  }
-}
-
 void hw__track_alloc(void *p, size_t size, uint32_t node) {
   if (!p || !hw__state.hdr) return;
   if (node > HW_NODE_MASK) node = 0;
   if (size > HW_SIZE_MAX) size = HW_SIZE_MAX;
-  uintptr_t a = (uintptr_t)p;
+  uint64_t old_size;
+  uint32_t old_node;
   pthread_mutex_lock(&hw__lock);
-  if ((hw__slot_used + 1) * 5 > hw__slot_cap * 4 && hw__slots_grow() != 0) {
-    pthread_mutex_unlock(&hw__lock);
-    return;
-  }
-  size_t mask = hw__slot_cap - 1;
-  size_t i = hw__addr_hash(a) & mask;
-  while (hw__slots[i].addr && hw__slots[i].addr != a) i = (i + 1) & mask;
-  if (hw__slots[i].addr == a) {
-    /* A block we never saw freed (freed inside a guarded region): replace. */
-    uint64_t old = hw__slots[i].meta;
-    hw__add_block((uint32_t)(old & HW_NODE_MASK), old >> HW_NODE_BITS, -1);
-  } else {
-    hw__slot_used++;
-  }
-  hw__slots[i].addr = a;
-  hw__slots[i].meta = ((uint64_t)size << HW_NODE_BITS) | node;
-  hw__add_block(node, size, 1);
+  int r = hw__blocks_put((uintptr_t)p, size, node, &old_size, &old_node);
+  if (r == 1) hw__add_block(old_node, old_size, -1); /* a block we never saw freed: replaced */
+  if (r >= 0) hw__add_block(node, size, 1);
   pthread_mutex_unlock(&hw__lock);
 }
 
 int hw__track_take(void *p, size_t *size, uint32_t *node) {
-  int found = 0;
-  if (!p || !hw__state.hdr || !hw__slots) return 0;
-  uintptr_t a = (uintptr_t)p;
+  if (!p || !hw__state.hdr) return 0;
+  uint64_t sz;
+  uint32_t nd;
   pthread_mutex_lock(&hw__lock);
-  size_t mask = hw__slot_cap - 1;
-  for (size_t i = hw__addr_hash(a) & mask; hw__slots[i].addr; i = (i + 1) & mask) {
-    if (hw__slots[i].addr == a) {
-      uint64_t meta = hw__slots[i].meta;
-      *size = (size_t)(meta >> HW_NODE_BITS);
-      *node = (uint32_t)(meta & HW_NODE_MASK);
-      found = 1;
-      break;
-    }
-  }
-  if (found) hw__free_locked(a);
+  int found = hw__blocks_take((uintptr_t)p, &sz, &nd);
+  if (found) hw__add_block(nd, sz, -1);
   pthread_mutex_unlock(&hw__lock);
+  if (found) {
+    *size = (size_t)sz;
+    *node = nd;
+  }
   return found;
 }
 
 void hw__track_free(void *p) {
   if (!p || !hw__state.hdr) return;
+  uint64_t size;
+  uint32_t node;
   pthread_mutex_lock(&hw__lock);
-  hw__free_locked((uintptr_t)p);
+  if (hw__blocks_take((uintptr_t)p, &size, &node)) hw__add_block(node, size, -1);
   pthread_mutex_unlock(&hw__lock);
 }
 
@@ -310,8 +230,7 @@ void hw__tracker_reset(void) {
   hw_state_header *h = hw__state.hdr;
   if (!h) return;
   pthread_mutex_lock(&hw__lock);
-  if (hw__slots) memset(hw__slots, 0, hw__slot_cap * sizeof *hw__slots);
-  hw__slot_used = 0;
+  hw__blocks_reset();
   hw__range_used = 0;
   memset((void *)hw__state.live, 0, h->node_count * 8);
   memset(hw__state.snapshot, 0, h->node_count * 8);
@@ -325,8 +244,8 @@ void hw__tracker_reset(void) {
   pthread_mutex_unlock(&hw__lock);
 }
 
-size_t hw__tracker_live_allocations(void) { return hw__slot_used + hw__range_used; }
+size_t hw__tracker_live_allocations(void) { return hw__blocks_count() + hw__range_used; }
 
 size_t hw__tracker_overhead_bytes(void) {
-  return hw__slot_cap * sizeof(hw_slot) + hw__range_cap * sizeof(hw_range);
+  return hw__blocks_overhead() + hw__range_cap * sizeof(hw_range);
 }

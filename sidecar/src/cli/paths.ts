@@ -42,6 +42,7 @@ export function bundlePaths(home: string): BundlePaths {
       bootstrap: join(home, 'python', 'bootstrap'),
       pythonPackage: join(home, 'python'),
       cli: join(home, 'dist', 'cli', 'main.js'),
+      init: join(home, 'bin', 'highwater-init'),
     };
   }
   return {
@@ -50,7 +51,6 @@ export function bundlePaths(home: string): BundlePaths {
     bootstrap: join(home, 'native', 'python', 'bootstrap'),
     pythonPackage: join(home, 'native', 'python'),
     cli: join(home, 'bin', 'highwater.js'),
-    // The repository builds it in native/build; the bundle installs it in bin/.
-    init: [join(home, 'native', 'build', 'highwater-init'), join(home, 'bin', 'highwater-init')].find((p) => existsSync(p)) ?? join(home, 'native', 'build', 'highwater-init'),
+    init: join(home, 'native', 'build', 'highwater-init'),
   };
 }

@@ -24,8 +24,9 @@ describe('renderReport', () => {
     const json = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
     expect(json).toEqual(report);
     expect(Object.keys(json)).toEqual([
-      'version', 'trigger', 'oomReason', 'oomAllocation', 'peakBytes', 'timeMs', 'process', 'memory', 'truncation', 'stacks',
+      'version', 'trigger', 'oomReason', 'oomAllocation', 'peakBytes', 'timeMs', 'process', 'memory', 'sampling', 'truncation', 'stacks',
     ]);
+    expect(json.sampling).toBeNull(); // exact: every allocation has its stack
     expect(json.truncation).toBeNull(); // within the limits: nothing cut
     expect(json.version).toBe(1);
     expect(json.trigger).toBe('exit');

@@ -81,6 +81,8 @@ const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
     signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
   });
 
+const UNDICI_TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+
 /** PUT one body with retries until `deadline`. Resolves with '' on success, else the last reason. */
 async function putWithRetries(url: string, body: Buffer, contentType: string, deadline: number, opts: UploadOptions): Promise<string> {
   let backoff = opts.backoffMs ?? 250;
@@ -104,7 +106,9 @@ async function putWithRetries(url: string, body: Buffer, contentType: string, de
       if (!retryable) return reason;
     } catch (e) {
       const err = e as { name?: string; code?: string; message?: string };
-      reason = err.name === 'TimeoutError' || err.name === 'AbortError' ? 'timed out' : (err.code ?? err.message ?? String(e));
+      // The abort signal and undici's own header/body timers race for the same deadline: either is a time-out.
+      const timedOut = err.name === 'TimeoutError' || err.name === 'AbortError' || UNDICI_TIMEOUTS.has(err.code ?? '');
+      reason = timedOut ? 'timed out' : (err.code ?? err.message ?? String(e));
     }
     const wait = Math.min(backoff, deadline - Date.now());
     if (wait <= 0) return reason;

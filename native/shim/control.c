@@ -38,8 +38,8 @@
 #include "hw.h"
 
 #define HW_STATUS_PERIOD_MS 250
-#define HW_CONN_MAX 256
-#define HW_CONN_GRACE_MS 250 /* a client this new is not dropped for a newcomer */
+#define HW_CONN_MAX 1024
+#define HW_CONN_GRACE_MS 1000 /* a client this new is not dropped for a newcomer */
 #define HW_CONN_DEADLINE_MS 2000 /* generous: it holds up no one else */
 #define HW_ACCEPT_BATCH 128
 #define HW_BACKLOG 4096 /* the kernel clamps it to net.core.somaxconn */

@@ -79,19 +79,12 @@ describe('control socket under slow and many clients', () => {
     expect(Math.max(...times), `ping times ${times.map((t) => t.toFixed(1)).join(', ')} ms`).toBeLessThan(50);
   });
 
-  it('more silent clients than the shim keeps (400 > 256): the oldest make room, a ping answers within one grace period', async () => {
-    const sock = await start();
-    for (let i = 0; i < 400; i++) held.push(await connectSilent(sock));
-    const ms = await timedPing(sock);
-    expect(ms).toBeLessThan(600); // 144 ahead of it in the backlog: one 250 ms grace round
-  });
-
   it('holds at most a quarter of the fd limit for waiting clients (RLIMIT_NOFILE 64: 16)', async () => {
     const runDir = freshDir('hw-run-');
     p = shimmedPython(runDir, ['--nofile=64', 'python3', sleeper], {}, 'prlimit');
     await p.waitFor('ready');
     const sock = join(runDir, `hw-${p.pid}.sock`);
-    for (let i = 0; i < 60; i++) held.push(await connectSilent(sock));
+    for (let i = 0; i < 24; i++) held.push(await connectSilent(sock));
     await sleep(100);
     const sockets = readdirSync(`/proc/${p.pid}/fd`).filter((fd) => {
       try {
@@ -103,7 +96,11 @@ describe('control socket under slow and many clients', () => {
     // stdio pipes from Node are sockets too (3), the listening socket (1), 16 clients.
     expect(sockets.length).toBeLessThanOrEqual(3 + 1 + 16);
     expect(sockets.length).toBeGreaterThanOrEqual(1 + 16);
+    // More silent clients than it keeps (24 > 16): the 8 others and the ping
+    // wait in the backlog until the 16 kept ones had their 1 s grace.
+    const t0 = performance.now();
     expect(await sendControl(sock, 'ping', { timeoutMs: 5000 })).toBe(`ok highwater 1 ${p.pid}`);
+    expect(performance.now() - t0).toBeLessThan(1800);
   });
 
   it('at the fd limit a waiting client gets no answer and costs no CPU; once fds are back it is served', async () => {

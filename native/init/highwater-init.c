@@ -10,6 +10,10 @@
  * and a full bundle it also runs `highwater watch` beside the command
  * (single-container mode). See docs/docker.md.
  *
+ * highwater-init --exec-from-fd IN [--status-fd OUT] is another job: exec a
+ * command whose argv and environment arrive as bytes on fd IN (how
+ * `highwater run` passes arguments that are not UTF-8 through unchanged).
+ *
  * The bundle is the directory above the one holding this binary
  * (/opt/highwater/bin/highwater-init -> /opt/highwater), or $HIGHWATER_HOME.
  */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isHighwaterError } from '../../sidecar/src/errors.js';
-import { parseArgs, targetArgv } from '../../sidecar/src/cli/args.js';
+import { parseArgs, rawTargetArgv, rawUserArgs, splitNul, targetArgv } from '../../sidecar/src/cli/args.js';
 import { exitStatusForError } from '../../sidecar/src/cli/exit.js';
 
 function usageError(argv: string[]): string {
@@ -112,5 +112,42 @@ describe('exitStatusForError', () => {
     expect(exitStatusForError('HW_ERR_OUTPUT_UNWRITABLE')).toBe(2);
     expect(exitStatusForError('HW_ERR_CONTROL')).toBe(1);
     expect(exitStatusForError('HW_ERR_INTERNAL')).toBe(1);
+  });
+});
+
+describe('raw arguments (bytes the kernel gave, not Node\'s UTF-8 decoding)', () => {
+  const b = (...parts: Array<string | number[]>) => Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : Buffer.from(p))));
+  const cmdline = b('node\0--enable-source-maps\0/h/bin/highwater.js\0run\0-o\0out\0s.py\0', [0xff, 0xfe], '\0\0x y\0');
+  const decoded = ['run', '-o', 'out', 's.py', '\ufffd\ufffd', '', 'x y'];
+
+  it('splitNul keeps empty fields and the last unterminated one', () => {
+    expect(splitNul(b('a\0\0b')).map(String)).toEqual(['a', '', 'b']);
+    expect(splitNul(b('a\0')).map(String)).toEqual(['a']);
+  });
+
+  it('the user arguments are the last fields of /proc/self/cmdline, whatever node options came before', () => {
+    const raw = rawUserArgs(cmdline, decoded)!;
+    expect(raw.map((x) => x.toString('utf8'))).toEqual(decoded);
+    expect(raw[4]).toEqual(Buffer.from([0xff, 0xfe]));
+  });
+
+  it('no raw arguments when they do not decode to what Node gave (not our argv)', () => {
+    expect(rawUserArgs(cmdline, ['run', '-o', 'out', 's.py', 'other', '', 'x y'])).toBeUndefined();
+    expect(rawUserArgs(b('node\0'), decoded)).toBeUndefined();
+  });
+
+  it('the target takes its own words from the end of the raw arguments', () => {
+    const raw = rawUserArgs(cmdline, decoded)!;
+    const cmd = parseArgs(decoded);
+    if (cmd.cmd !== 'run') throw new Error('expected run');
+    const argv = rawTargetArgv(cmd.target, 'python3', raw);
+    expect(argv.map((x) => x.toString('utf8'))).toEqual(targetArgv(cmd.target, 'python3'));
+    expect(argv[2]).toEqual(Buffer.from([0xff, 0xfe]));
+    const mod = parseArgs(['run', '-m', 'pkg', 'a']);
+    if (mod.cmd !== 'run') throw new Error('expected run');
+    expect(rawTargetArgv(mod.target, 'py', [b('run'), b('-m'), b('pkg'), b('a')]).map(String)).toEqual(['py', '-m', 'pkg', 'a']);
+    const command = parseArgs(['run', '--', 'env', 'A']);
+    if (command.cmd !== 'run') throw new Error('expected run');
+    expect(rawTargetArgv(command.target, 'py', [b('run'), b('--'), b('env'), b('A')]).map(String)).toEqual(['env', 'A']);
   });
 });

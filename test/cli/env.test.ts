@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { childEnv, THREAD_POOL_VARS } from '../../sidecar/src/cli/env.js';
+import { childEnv, execBlock, rawEnvironment, THREAD_POOL_VARS } from '../../sidecar/src/cli/env.js';
 import { bundlePaths, findHome } from '../../sidecar/src/cli/paths.js';
 import { formatTextLine } from '../../sidecar/src/log.js';
 
@@ -63,5 +63,20 @@ describe('formatTextLine', () => {
     expect(formatTextLine('{"level":40,"time":1,"module":"readings","msg":"degraded","err":"x"}')).toBe(
       'highwater: warn: [readings] degraded err=x\n',
     );
+  });
+});
+
+describe('rawEnvironment and the exec block', () => {
+  it('unchanged variables keep their bytes, highwater\'s own take their new value, new ones are added', () => {
+    const raw = [Buffer.from([0x41, 0x3d, 0x61, 0xff]), Buffer.from('PATH=/bin'), Buffer.from('LD_PRELOAD=/x.so'), Buffer.from('A=dup')];
+    const decoded = { A: 'a\ufffd', PATH: '/bin', LD_PRELOAD: '/x.so' };
+    const env = { ...decoded, LD_PRELOAD: '/shim.so:/x.so', HIGHWATER_MODE: 'run' };
+    const out = rawEnvironment(raw, decoded, env);
+    expect(out).toEqual([raw[0], raw[1], Buffer.from('LD_PRELOAD=/shim.so:/x.so'), Buffer.from('HIGHWATER_MODE=run')]);
+  });
+
+  it('execBlock: counts, then NUL-terminated fields (empty fields included)', () => {
+    const block = execBlock([Buffer.from('py'), Buffer.from('')], [Buffer.from('A=1')]);
+    expect(block).toEqual(Buffer.from('2\0py\0\0' + '1\0A=1\0'));
   });
 });

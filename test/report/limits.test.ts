@@ -84,7 +84,7 @@ describe('bounded rendering (measured on a loaded 2-core machine)', () => {
     const s = sizes(out);
     console.log(`1 M stacks dump (${(statSync(dump).size / MiB).toFixed(0)} MiB): max RSS ${(r.maxRss / MiB).toFixed(0)} MiB, sizes ${JSON.stringify(s)}`);
     expect(s['peak-memory.svg']).toBeLessThan(8 * MiB);
-    expect(r.maxRss).toBeLessThan(1200 * MiB);
+    expect(r.maxRss).toBeLessThan(800 * MiB);
   }, 300_000);
 
   it('a state file with a 2 000-frame chain of distinct lines: post-mortem folded, in bounded RSS', async () => {

@@ -2,10 +2,8 @@
  * `highwater run` / `highwater python`: start the program under the shim,
  * watch it, render its reports, and return the exit status.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { constants as osConstants, endianness, tmpdir } from 'node:os';
-import type { Readable, Writable } from 'node:stream';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { constants as osConstants, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Config } from '../config/config.js';
 import { HighwaterError, isHighwaterError } from '../errors.js';
@@ -18,10 +16,11 @@ import type { ReportJson, Trigger } from '../report/model.js';
 import { readOomKillCount } from '../memory/oom-kills.js';
 import { DumpPoller, listRunDir, type DumpFile } from '../watcher/rundir.js';
 import { Watcher, type WatcherEvent } from '../watcher/watch.js';
-import { rawTargetArgv, rawUserArgs, splitNul, targetArgv, type Target } from './args.js';
-import { childEnv, execBlock, rawEnvironment } from './env.js';
+import { targetArgv, type Target } from './args.js';
+import { childEnv } from './env.js';
 import { ensureWritableDir, hasDisplay, mkdirParents, openInBrowser, removeIfEmpty } from './output.js';
 import type { BundlePaths } from './paths.js';
+import { rawInvocation, startChild } from './raw-exec.js';
 
 /** Exit status when OOM was detected (DESIGN.md "Exit codes"). */
 export const EXIT_OOM = 53;
@@ -63,75 +62,6 @@ function errorCode(e: unknown): string {
   if (isHighwaterError(e)) return e.code;
   const code = (e as NodeJS.ErrnoException | null)?.code;
   return typeof code === 'string' ? code : 'HW_ERR_INTERNAL';
-}
-
-interface RawInvocation {
-  /** highwater-init, which execs the program from the bytes. */
-  init: string;
-  /** The program's argv, byte for byte as the user gave it. */
-  argv: Buffer[];
-  /** This process's environment as the kernel gave it, NAME=value fields. */
-  environ: Buffer[];
-}
-
-/**
- * Node decodes its argv and environment as UTF-8 and replaces what is not
- * with U+FFFD: a program started with those strings would not get its own
- * arguments (`highwater run args.py $'\\xff'`). The original bytes are in
- * /proc/self/cmdline and /proc/self/environ. undefined (the strings are used)
- * when they cannot be read, do not match what Node decoded (e.g. called as a
- * library), or highwater-init, which execs them, is not there.
- */
-function rawInvocation(target: Target, python: string, argv: string[], env: NodeJS.ProcessEnv, paths: BundlePaths): RawInvocation | undefined {
-  if (env !== process.env || !existsSync(paths.init)) return undefined;
-  try {
-    const args = rawUserArgs(readFileSync('/proc/self/cmdline'), process.argv.slice(2));
-    if (!args) return undefined;
-    const rawArgv = rawTargetArgv(target, python, args);
-    // The bytes must be exactly the words the parser gave the program.
-    if (rawArgv.length !== argv.length || rawArgv.some((b, i) => b.toString('utf8') !== argv[i])) return undefined;
-    return { init: paths.init, argv: rawArgv, environ: splitNul(readFileSync('/proc/self/environ')) };
-  } catch {
-    return undefined;
-  }
-}
-
-const errnoNames = new Map(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
-
-/**
- * Start the program: through `highwater-init --exec-from-fd` with the raw
- * bytes when there are any (fd 3 carries argv and environment, fd 4 the
- * errno of a failed exec), else with Node's strings. Same pid either way:
- * highwater-init execs the program in place.
- */
-function startChild(
-  argv: string[],
-  childEnvironment: NodeJS.ProcessEnv,
-  raw: RawInvocation | undefined,
-  decodedEnv: NodeJS.ProcessEnv,
-): { child: ChildProcess; execError: Promise<NodeJS.ErrnoException | undefined> } {
-  if (!raw) return { child: spawn(argv[0]!, argv.slice(1), { stdio: 'inherit', env: childEnvironment }), execError: Promise.resolve(undefined) };
-  const child = spawn(raw.init, ['--exec-from-fd', '3', '--status-fd', '4'], {
-    stdio: ['inherit', 'inherit', 'inherit', 'pipe', 'pipe'],
-    env: {}, // the program's environment comes through fd 3
-  });
-  const block = child.stdio[3] as Writable;
-  block.on('error', () => {}); // the helper died first: its exit says why
-  block.end(execBlock(raw.argv, rawEnvironment(raw.environ, decodedEnv, childEnvironment)));
-  const status = child.stdio[4] as Readable;
-  const execError = new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
-    const chunks: Buffer[] = [];
-    status.on('data', (d: Buffer) => chunks.push(d));
-    status.on('error', () => resolve(undefined));
-    status.on('close', () => {
-      const b = Buffer.concat(chunks);
-      if (b.length < 4) return resolve(undefined);
-      const errno = endianness() === 'LE' ? b.readInt32LE(0) : b.readInt32BE(0);
-      const code = errnoNames.get(errno) ?? `errno ${errno}`;
-      resolve(Object.assign(new Error(code), { code, errno }));
-    });
-  });
-  return { child, execError };
 }
 
 function logWatcherEvent(log: Logger, e: WatcherEvent): void {

@@ -79,13 +79,33 @@ function rawFrames(o: Obj, lineNo: number): RawFrames {
   return v as RawFrames;
 }
 
-/** Stack line as first read: frames kept only while few (see parseDump). */
-interface RawStack {
-  bytes: number;
-  frames: RawFrames | null;
-  start: number;
-  end: number;
-  lineNo: number;
+/**
+ * The stack lines of one snapshot as first read: bytes and where the line is,
+ * in typed arrays (a million stacks must not be a million objects), and the
+ * frames of the first MAX_STACKS only; past that the smallest are merged
+ * away, and the few kept beyond them are read again from the text.
+ */
+class StackLines {
+  length = 0;
+  bytes = new Float64Array(1024);
+  /** start, end and line number of each line */
+  where = new Float64Array(3 * 1024);
+  readonly frames: RawFrames[] = [];
+
+  push(bytes: number, frames: RawFrames, start: number, end: number, lineNo: number): void {
+    if (this.length === this.bytes.length) {
+      const bytes = new Float64Array(this.bytes.length * 2);
+      bytes.set(this.bytes);
+      this.bytes = bytes;
+      const where = new Float64Array(this.where.length * 2);
+      where.set(this.where);
+      this.where = where;
+    }
+    const i = this.length++;
+    this.bytes[i] = bytes;
+    this.where.set([start, end, lineNo], 3 * i);
+    if (i < MAX_STACKS) this.frames.push(frames);
+  }
 }
 
 /** Largest dump highwater reads (docs/report.md "Limits"). */
@@ -129,8 +149,8 @@ export function parseDump(text: string): ProfileData {
 
   const funcs = new Map<number, { file: string; name: string }>();
   const sources = new Map<string, string>();
-  const rawPeak: RawStack[] = [];
-  const rawCurrent: RawStack[] = [];
+  const rawPeak = new StackLines();
+  const rawCurrent = new StackLines();
   let rawOom: { bytes: number; frames: RawFrames; lineNo: number } | null = null;
   let rawFailed: { bytes: number; frames: RawFrames; lineNo: number; times: number } | null = null;
   let stackLines = 0;
@@ -149,10 +169,7 @@ export function parseDump(text: string): ProfileData {
         stackLines++;
         const snap = oneOf(o.snapshot, ['peak', 'current'], 'snapshot', lineNo);
         const list = snap === 'peak' ? rawPeak : rawCurrent;
-        const frames = rawFrames(o, lineNo);
-        // Frames are kept for the first MAX_STACKS stacks only; past that the
-        // smallest will be merged away, and the ones kept are read again.
-        list.push({ bytes: count(o, 'bytes', lineNo), frames: list.length < MAX_STACKS ? frames : null, start, end, lineNo });
+        list.push(count(o, 'bytes', lineNo), rawFrames(o, lineNo), start, end, lineNo);
         break;
       }
       case 'oomAllocation':
@@ -204,20 +221,24 @@ export function parseDump(text: string): ProfileData {
     });
   const toStack = (s: { bytes: number; frames: RawFrames; lineNo: number }): Stack => ({ bytes: s.bytes, frames: resolve(s.frames, s.lineNo) });
   /** The stacks of one snapshot within the limits: the largest kept, the rest merged into one. */
-  const bounded = (raw: RawStack[]): Stack[] => {
-    const keep = selectLargest(raw.map((s) => s.bytes));
+  const bounded = (raw: StackLines): Stack[] => {
+    const keep = selectLargest(raw.bytes.subarray(0, raw.length));
     const out: Stack[] = [];
     let otherBytes = 0;
     let otherCount = 0;
-    raw.forEach((s, i) => {
+    for (let i = 0; i < raw.length; i++) {
+      const bytes = raw.bytes[i]!;
       if (keep && !keep[i]) {
-        otherBytes += s.bytes;
+        otherBytes += bytes;
         otherCount++;
-        return;
+        continue;
       }
-      const frames = s.frames ?? rawFrames(parseLine(lineAt(s.start, s.end), s.lineNo), s.lineNo);
-      out.push(toStack({ bytes: s.bytes, frames, lineNo: s.lineNo }));
-    });
+      const start = raw.where[3 * i]!;
+      const end = raw.where[3 * i + 1]!;
+      const lineNo = raw.where[3 * i + 2]!;
+      const frames = raw.frames[i] ?? rawFrames(parseLine(lineAt(start, end), lineNo), lineNo);
+      out.push(toStack({ bytes, frames, lineNo }));
+    }
     if (otherCount > 0) {
       truncation.otherStacks += otherCount;
       truncation.otherBytes += otherBytes;

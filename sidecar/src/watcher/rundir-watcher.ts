@@ -128,6 +128,8 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
   private readonly orphanDumpPids = new Set<number>();
   /** pids whose dump could not be rendered: their state file is kept. */
   private readonly failedPids = new Set<number>();
+  /** `path\0reason` of run-dir entries already warned about (file-skipped). */
+  private readonly skippedSaid = new Set<string>();
   private readonly queue = new RenderQueue();
   private readonly startedAt = Date.now();
   private sawProcess = false;
@@ -252,8 +254,6 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
     this.warnedNoProcess = true;
     this.emitEvent({ type: 'no-process', runDir: this.opts.runDir, afterMs: within });
   }
-
-  private readonly skippedSaid = new Set<string>();
 
   private skipped(path: string, reason: string): void {
     const key = `${path}\0${reason}`;

@@ -2,7 +2,8 @@
 // real @kubernetes/client-node (kubernetes/client.ts) to a FAKE API server on
 // loopback (no real API server can run here) that enforces the
 // events.k8s.io/v1 validation rules.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -172,6 +173,26 @@ describe('HighwaterOOM Event', () => {
     });
     const down = new EventsClient(loadKubeConfig({}, { server: `http://127.0.0.1:${closed}`, token: 't', skipTLSVerify: true }));
     expect(await codeOf(down.create('ml', body))).toBe('HW_ERR_K8S_UNREACHABLE');
+    expect(f.events).toHaveLength(1);
+  });
+
+  it('over HTTPS, verified against the cluster CA file as in a pod; a certificate from another CA is refused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hw-tls-'));
+    const cert = (name: string): { key: string; cert: string } => {
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
+        '-keyout', join(dir, `${name}.key`), '-out', join(dir, `${name}.crt`)], { stdio: 'ignore' });
+      return { key: readFileSync(join(dir, `${name}.key`), 'utf8'), cert: readFileSync(join(dir, `${name}.crt`), 'utf8') };
+    };
+    const served = cert('server');
+    cert('other');
+    const f = await startFakeApiServer('tls-token', served);
+    fakes.push(f);
+    expect(f.url).toMatch(/^https:/);
+    const body = oomEvent(pod, factsOf(report(), '/r'), Date.now());
+    await new EventsClient(loadKubeConfig({}, { server: f.url, token: 'tls-token', caFile: join(dir, 'server.crt') })).create('ml', body);
+    expect(f.events).toHaveLength(1);
+    const wrongCa = new EventsClient(loadKubeConfig({}, { server: f.url, token: 'tls-token', caFile: join(dir, 'other.crt') }));
+    await expect(wrongCa.create('ml', body)).rejects.toMatchObject({ code: 'HW_ERR_K8S_UNREACHABLE' });
     expect(f.events).toHaveLength(1);
   });
 

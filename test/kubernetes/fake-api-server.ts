@@ -6,10 +6,13 @@
  * object's, deprecated fields unset, qualified reportingController), bearer
  * token checks (401), an RBAC switch (403), list with a `reason=` field
  * selector and watch (newline-delimited JSON). Invalid bodies get the 422
- * Status the real server sends, so a client bug fails a test. Plain HTTP:
- * client-node allows it only with skipTLSVerify, which the tests set.
+ * Status the real server sends, so a client bug fails a test. Plain HTTP
+ * (client-node allows it only with skipTLSVerify, which those tests set), or
+ * HTTPS with a given key and certificate (verified against a CA file, as
+ * in a pod).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 
 export type FakeMode = 'ok' | 'forbidden' | 'hang' | 'error500';
@@ -67,7 +70,7 @@ function status(res: ServerResponse, code: number, reason: string, message: stri
   res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', code, reason, message }));
 }
 
-export async function startFakeApiServer(token = 'fake-token'): Promise<FakeApiServer> {
+export async function startFakeApiServer(token = 'fake-token', tls?: { key: string; cert: string }): Promise<FakeApiServer> {
   let rv = 100;
   const watchers = new Set<{ ns: string | undefined; res: ServerResponse }>();
   const sockets = new Set<Socket>();
@@ -150,17 +153,18 @@ export async function startFakeApiServer(token = 'fake-token'): Promise<FakeApiS
     );
   };
 
-  const server: Server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     let body = '';
     req.setEncoding('utf8');
     req.on('data', (c: string) => (body += c));
     req.on('end', () => handle(req, res, body));
-  });
+  };
+  const server: Server = tls ? createTlsServer(tls, onRequest) : createServer(onRequest);
   server.on('connection', (s) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  fake.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  fake.url = `${tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return fake;
 }

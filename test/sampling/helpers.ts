@@ -15,22 +15,29 @@ import { freshDir, repoRoot } from '../helpers/cli.js';
 
 export const fixture = (name: string) => join(import.meta.dirname, 'fixtures', name);
 
-export function runSampled(python: string, script: string, rate: number, seed?: number): ProfileData {
+/** `rate` as the CLI gives it (bytes); `rawRate` instead sets HIGHWATER_SAMPLE_RATE as a user would in a container. */
+export function runSampled(python: string, script: string, rate: number, seed?: number, rawRate?: string): ProfileData {
+  return runUnderShim(python, script, rate, seed, rawRate).data;
+}
+
+export function runUnderShim(python: string, script: string, rate: number, seed?: number, rawRate?: string): { data: ProfileData; stderr: string } {
   const runDir = freshDir('hw-sampling-rd-');
   const config = { ...loadConfig({}, {}), sampleRate: rate };
   const base: NodeJS.ProcessEnv = { ...process.env, PYTHONHASHSEED: '0' };
   delete base.HIGHWATER_SAMPLE_SEED;
   if (seed !== undefined) base.HIGHWATER_SAMPLE_SEED = String(seed);
+  const env = childEnv(base, bundlePaths(repoRoot), config, runDir, 'run', process.execPath);
+  if (rawRate !== undefined) env.HIGHWATER_SAMPLE_RATE = rawRate;
   const r = spawnSync(python, [script], {
     cwd: repoRoot,
-    env: childEnv(base, bundlePaths(repoRoot), config, runDir, 'run', process.execPath),
+    env,
     encoding: 'utf8',
     timeout: 120_000,
   });
   if (r.status !== 0) throw new Error(`${script} exited ${r.status}: ${r.stderr}`);
   const dumps = readdirSync(runDir).filter((f) => /^hw-\d+-\d+\.dump$/.test(f));
   if (dumps.length !== 1) throw new Error(`expected one dump in ${runDir}, found ${dumps.join(', ')}`);
-  return parseDump(readFileSync(join(runDir, dumps[0]!), 'utf8'));
+  return { data: parseDump(readFileSync(join(runDir, dumps[0]!), 'utf8')), stderr: r.stderr };
 }
 
 /** Bytes per line of `file` (innermost frame in that file), at the peak. */

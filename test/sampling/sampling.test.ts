@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { MiB, bytesAtLine, cliPath, fixtures, freshDir, lineOf, onlyReport, pythonWithNumpy, repoRoot } from '../helpers/cli.js';
 import { cgroupUnavailable, makeCgroup } from '../helpers/cgroup.js';
-import { bytesPerLine, expectedStd, fixture, runSampled } from './helpers.js';
+import { bytesPerLine, expectedStd, fixture, runSampled, runUnderShim } from './helpers.js';
 
 const RATE = 256 * 1024;
 const SEEDS = Array.from({ length: 20 }, (_, i) => 1000 + i);
@@ -108,6 +108,19 @@ describe('frees of sampled blocks', () => {
       expect(Math.abs(s.peakBytes - exact.peakBytes)).toBeLessThan(exact.peakBytes * 0.005);
     }
   }, 300_000);
+});
+
+describe('HIGHWATER_SAMPLE_RATE as a container sets it', () => {
+  const script = fixture('free_then_peak.py');
+  it('the shim reads binary sizes itself (256KiB, 1.5MiB)', () => {
+    expect(runSampled(python, script, 0, 1, '256KiB').sampling).toEqual({ rateBytes: 262144 });
+    expect(runSampled(python, script, 0, 1, '1.5mib').sampling).toEqual({ rateBytes: 1572864 });
+  }, 120_000);
+  it('an invalid value warns once and records every allocation exactly', () => {
+    const r = runUnderShim(python, script, 0, 1, '5%');
+    expect(r.data.sampling ?? null).toBeNull();
+    expect(r.stderr).toContain('HIGHWATER_SAMPLE_RATE=5% is not a size in bytes');
+  }, 120_000);
 });
 
 const noCgroup = cgroupUnavailable();

@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include <math.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,9 +35,12 @@ static int64_t hw__draw_left(hw_sampler_t *s) {
 }
 
 static void hw__seed_thread(hw_sampler_t *s) {
-  /* With HIGHWATER_SAMPLE_SEED, threads get seeds in the order they first
-   * allocate: a run is reproducible when that order is (one thread always). */
-  uint64_t ordinal = __atomic_fetch_add(&hw__thread_ordinal, 1, __ATOMIC_RELAXED);
+  /* With HIGHWATER_SAMPLE_SEED the main thread always gets the same stream,
+   * whatever native threads (a BLAS pool) allocate first; other threads get
+   * theirs in the order they first allocate. */
+  uint64_t ordinal = syscall(SYS_gettid) == getpid()
+                         ? 0
+                         : 1 + __atomic_fetch_add(&hw__thread_ordinal, 1, __ATOMIC_RELAXED);
   uint64_t seed = hw__seed_base + ordinal * 0xD1B54A32D192ED03ULL;
   if (!hw__seed_fixed) {
     struct timespec ts;

@@ -47,16 +47,20 @@ describe.skipIf(!existsSync(debianPython))('numexpr (Debian python3)', () => {
   });
 });
 
-describe.skipIf(!existsSync(debianPython))('OpenBLAS through threadpoolctl (Debian python3, libopenblas0-pthread)', () => {
+describe.skipIf(!existsSync(debianPython))('OpenBLAS and OpenMP through threadpoolctl (Debian python3, libopenblas0-pthread, libgomp)', () => {
   it('--limit-threads starts OpenBLAS with one thread and threadpool_limits(2) still gives two', async () => {
     const { stdout } = await run(debianPython, ['--limit-threads']);
     expect(stdout).toContain('blas openblas 1\n');
     expect(stdout).toContain('blas under threadpool_limits(2) 2\n');
+    // GNU OpenMP (libgomp): OMP_NUM_THREADS is a default too.
+    expect(stdout).toContain('openmp 1\n');
+    expect(stdout).toContain('openmp under threadpool_limits(2) 2\n');
   });
 
   it('by default OpenBLAS keeps its own default (every core)', async () => {
     const { stdout } = await run(debianPython, []);
     const cores = (await import('node:os')).availableParallelism();
     expect(stdout).toContain(`blas openblas ${cores}\n`);
+    expect(stdout).toContain(`openmp ${cores}\n`);
   });
 });

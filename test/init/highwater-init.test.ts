@@ -168,6 +168,11 @@ describe('environment', () => {
     expect(env.VECLIB_MAXIMUM_THREADS).toBe('UNSET');
   });
 
+  it('passes HIGHWATER_SAMPLE_RATE through to the command as it is', async () => {
+    const r = await run(init, ['--', 'sh', '-c', 'echo "rate=$HIGHWATER_SAMPLE_RATE"'], { ...baseEnv, HIGHWATER_SAMPLE_RATE: '256KiB' });
+    expect(r.stdout.trim()).toBe('rate=256KiB');
+  });
+
   it('prepends to an existing LD_PRELOAD and PYTHONPATH and keeps user thread settings', async () => {
     const r = await run(init, ['--', 'sh', '-c', show], {
       ...baseEnv,

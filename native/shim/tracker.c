@@ -95,6 +95,7 @@ static inline void hw__add_bytes(uint32_t node, int64_t delta) {
     h->peak_bytes = cur;
     if (h->peak_source != 1) __atomic_store_n(&h->peak_source, 1, __ATOMIC_RELEASE);
   }
+  hw__timeline_moved(cur);
 }
 
 /* ---- heap blocks ---- */

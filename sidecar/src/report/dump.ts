@@ -4,7 +4,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import { HighwaterError } from '../errors.js';
-import type { Frame, MemorySource, OomReason, ProfileData, Stack, Trigger } from './model.js';
+import type { Frame, MemorySource, OomReason, ProfileData, Stack, Timeline, Trigger } from './model.js';
+import { indentOf } from './source.js';
+import { timelineFromDumpLine } from './timeline-data.js';
 
 const DUMP_TRIGGERS: readonly Trigger[] = ['exit', 'oom', 'signal', 'api', 'request'];
 const OOM_REASONS: readonly OomReason[] = ['low-available', 'swap', 'failed-allocation'];
@@ -105,6 +107,7 @@ export function parseDump(text: string): ProfileData {
   const rawCurrent: typeof rawPeak = [];
   let rawOom: (typeof rawPeak)[number] | null = null;
   let stackLines = 0;
+  let timeline: Timeline | undefined;
 
   for (let i = 1; i < lines.length - 1; i++) {
     const lineNo = i + 1;
@@ -122,6 +125,9 @@ export function parseDump(text: string): ProfileData {
       }
       case 'oomAllocation':
         rawOom = { bytes: count(o, 'bytes', lineNo), frames: rawFrames(o, lineNo), lineNo };
+        break;
+      case 'timeline':
+        timeline = timelineFromDumpLine(o, lineNo);
         break;
       case 'source':
         sources.set(`${str(o, 'file', lineNo)}\0${count(o, 'line', lineNo)}`, str(o, 'text', lineNo));
@@ -156,7 +162,7 @@ export function parseDump(text: string): ProfileData {
       const func = funcs.get(id);
       if (!func) throw invalid(lineNo, `frame refers to unknown func id ${id}`);
       const code = sources.get(`${func.file}\0${line}`) ?? '';
-      frame = { file: func.file, line, function: func.name, code: code.trim() };
+      frame = { file: func.file, line, function: func.name, code: code.trim(), ...indentOf(code) };
       frameCache.set(key, frame);
       return frame;
     });
@@ -193,6 +199,7 @@ export function parseDump(text: string): ProfileData {
     },
     stacks: rawPeak.map(toStack),
     currentStacks: rawCurrent.length > 0 || trigger === 'oom' || trigger === 'request' ? rawCurrent.map(toStack) : null,
+    ...(timeline ? { timeline } : {}),
   };
 }
 

@@ -13,6 +13,24 @@ export interface Frame {
   function: string;
   /** Source text of the line, trimmed; '' when the file could not be read. */
   code: string;
+  /** Columns of leading whitespace of the source line (tabs count 4); absent when 0. Added field. */
+  indent?: number;
+}
+
+/** `[timeMs, trackedBytes, workingSetBytes, limitBytes, floorBytes]`; 0 = not known then. */
+export type TimelineSample = [number, number, number, number, number];
+
+/** Memory over time, recorded by the shim (docs/protocol.md "Timeline"). */
+export interface Timeline {
+  /** Names of the sample columns, in order. */
+  fields: string[];
+  /** Spacing of periodic samples when the series ended (doubles as the ring fills). */
+  intervalMs: number;
+  /** When tracked bytes reached `peakBytes` (ms since the epoch; 0 = unknown). */
+  peakMs: number;
+  peakBytes: number;
+  /** Oldest first. */
+  samples: TimelineSample[];
 }
 
 export interface Stack {
@@ -43,6 +61,10 @@ export interface ReportJson {
   memory: MemoryReadings;
   /** Largest first; cover at least 99 % of peakBytes. */
   stacks: Stack[];
+  /** Added field, OOM reports only: the stacks live when it ran out (largest first, 99 % of their sum). */
+  oomStacks?: Stack[];
+  /** Added field: memory over time, when the shim recorded it. */
+  timeline?: Timeline;
 }
 
 /**
@@ -61,4 +83,6 @@ export interface ProfileData {
   stacks: Stack[];
   /** Memory live when the dump was written (oom/request dumps only). */
   currentStacks: Stack[] | null;
+  /** Memory over time; absent when the shim recorded none. */
+  timeline?: Timeline;
 }

@@ -6,7 +6,8 @@
  */
 import { HighwaterError } from '../errors.js';
 import type { Frame, MemorySource, OomReason, ProfileData, Stack, Trigger } from './model.js';
-import { diskSourceReader, type SourceReader } from './source.js';
+import { diskSourceReader, indentOf, type SourceReader } from './source.js';
+import { timelineFromState } from './timeline-data.js';
 
 export const STATE_MAGIC = 'HWSTATE1';
 export const STATE_HEADER_SIZE = 4096;
@@ -112,7 +113,8 @@ export function parseStateFile(buf: Buffer, opts: StateReadOptions = {}): Profil
     if (parent >= i) throw bad(`node ${i} has parent ${parent} (must be an earlier node)`);
     if (func >= funcCount) throw bad(`node ${i} refers to func ${func} of ${funcCount}`);
     const f = funcs[func]!;
-    frames.push({ file: f.file, line, function: f.name, code: (readSource(f.file, line) ?? '').trim() });
+    const text = readSource(f.file, line) ?? '';
+    frames.push({ file: f.file, line, function: f.name, code: text.trim(), ...indentOf(text) });
     parents.push(parent);
   }
 
@@ -144,7 +146,12 @@ export function parseStateFile(buf: Buffer, opts: StateReadOptions = {}): Profil
     },
     stacks,
     currentStacks: null,
+    ...timelineField(timelineFromState(buf, h(240, 'timeline offset'))),
   };
+}
+
+function timelineField(t: ReturnType<typeof timelineFromState>): { timeline?: NonNullable<typeof t> } {
+  return t ? { timeline: t } : {};
 }
 
 /** `/proc/self/cmdline` layout: NUL-separated, NUL-padded, possibly cut short. */

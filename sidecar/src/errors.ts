@@ -12,7 +12,8 @@ export type HighwaterErrorCode =
   | 'HW_ERR_READING' // a memory reading could not be taken
   | 'HW_ERR_CONTROL' // the control channel refused or failed
   | 'HW_ERR_DOCKER' // the Docker engine refused or failed
-  | 'HW_ERR_INTERNAL';
+  | 'HW_ERR_INTERNAL'
+  | 'HW_ERR_REPORT_INVALID'; // highwater diff: an input that is not a readable report.json
 
 export class HighwaterError extends Error {
   override name = 'HighwaterError';

@@ -7,6 +7,7 @@ export function exitStatusForError(code: HighwaterErrorCode): number {
     case 'HW_ERR_USAGE':
     case 'HW_ERR_CONFIG':
     case 'HW_ERR_OUTPUT_UNWRITABLE':
+    case 'HW_ERR_REPORT_INVALID':
       return 2;
     default:
       return 1;

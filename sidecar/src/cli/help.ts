@@ -18,6 +18,11 @@ Usage:
   highwater collect docker [--follow] [--output DIR]
                                                   copy reports out of containers labelled
                                                   io.highwater.enabled=true and print a table
+  highwater diff OLD NEW [-o FILE] [--fail-if-peak-grows PCT] [--top N]
+                                                  compare two reports (directories or report.json):
+                                                  peak change, lines that changed most, and a
+                                                  differential flamegraph page (default highwater-diff.html);
+                                                  exit 1 when the peak grew by more than PCT %
   highwater --help | --version
 
 Options of run and python (before the program; what follows belongs to it):

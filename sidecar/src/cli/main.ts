@@ -62,6 +62,17 @@ export async function main(argv: string[]): Promise<number> {
       const { collectCommand } = await import('./collect.js');
       return collectCommand({ follow: command.follow, output: command.output, logger: await logger(config) });
     }
+    case 'diff': {
+      const { diffCommand, parseDiffArgs } = await import('./diff.js');
+      const args = parseDiffArgs(command.argv);
+      if (args === 'help') {
+        process.stdout.write(MAIN_HELP);
+        return 0;
+      }
+      const { status, lines } = await diffCommand(args);
+      process.stdout.write(lines.map((l) => `${l}\n`).join(''));
+      return status;
+    }
     case 'run': {
       const config = loadConfig(command.flags);
       const { runProgram } = await import('./run.js');

@@ -11,6 +11,7 @@ import { HighwaterError } from '../errors.js';
 import { moduleLogger, type Logger } from '../log.js';
 import { parseStateFile, renderDumpFile, renderReport } from '../report/index.js';
 import type { ReportJson, Trigger } from '../report/model.js';
+import { reportSummaryLines } from '../report/toplines.js';
 import { readOomKillCount } from '../memory/oom-kills.js';
 import { DumpPoller, listRunDir, type DumpFile } from '../watcher/rundir.js';
 import { Watcher, type WatcherEvent } from '../watcher/watch.js';
@@ -129,6 +130,7 @@ export async function runProgram(opts: RunOptions): Promise<number> {
         const r = await job();
         reports.push(r);
         say(`report written to ${join(r.dir, 'index.html')}`);
+        for (const line of reportSummaryLines(r.report)) say(line);
       } catch (e) {
         failures.push(what);
         say(`could not render ${what}: ${e instanceof Error ? e.message : String(e)}`);

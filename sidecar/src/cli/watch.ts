@@ -15,6 +15,7 @@ import { Metrics, MetricsServer } from '../metrics/index.js';
 import { humanBytes } from '../report/format.js';
 import type { ReportJson } from '../report/model.js';
 import { RunDirWatcher, type RunDirEvent } from '../watcher/rundir-watcher.js';
+import { reportSummaryLines } from '../report/toplines.js';
 import { topLine } from '../watcher/summary.js';
 import type { WatchFlags } from './args.js';
 import { takeEarlySignals } from './early-signals.js';
@@ -180,6 +181,7 @@ export async function watchCommand(opts: WatchOptions): Promise<number> {
           oomCounted.add(e.pid);
         }
         say(`report written to ${join(e.dir, 'index.html')} (${e.report.trigger}, peak ${humanBytes(e.report.peakBytes)}, ${topLineOf(e.report)})`);
+        for (const line of reportSummaryLines(e.report)) say(line);
         writeTerminationLog(watch.terminationLog, e.report, e.dir, termState, log);
         break;
       case 'report-failed':

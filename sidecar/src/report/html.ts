@@ -63,13 +63,13 @@ function scriptJson(v: unknown): string {
   return JSON.stringify(v).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
 }
 
-function where(f: Frame | undefined): string {
+export function where(f: Frame | undefined): string {
   if (!f) return '<em>no Python frame</em>';
   if (f.file === '' && f.line === 0) return `<em>${esc(f.function)}</em>`;
   return `<span class="loc" title="${esc(f.file)}:${f.line}">${esc(basename(f.file))}:${f.line}</span>`;
 }
 
-function code(f: Frame): string {
+export function code(f: Frame): string {
   return f.code ? `<code class="src" title="${esc(f.code)}">${esc(indentedCode(f))}</code>` : '';
 }
 
@@ -82,7 +82,7 @@ function chainList(frames: readonly Frame[], from = 0): string {
 }
 
 /** One flamegraph in an iframe: srcdoc shown now, or kept as JSON until asked for (`lazy`). */
-function frame(id: string, svg: string, lazy: boolean): string {
+export function frame(id: string, svg: string, lazy: boolean): string {
   const doc = `<!DOCTYPE html><html><head><meta charset="utf-8"><style>body{margin:0}</style></head><body>${svg}</body></html>`;
   const style = `height:${svgHeight(svg)}px`;
   if (!lazy) return `<iframe class="fg" id="${id}" title="flamegraph" style="${style}" srcdoc="${doc.replace(/&/g, '&amp;').replace(/"/g, '&quot;')}"></iframe>`;

@@ -5,7 +5,7 @@
  */
 import { basename, humanBytes } from './format.js';
 import { ownFrameIndex } from './frames.js';
-import type { Frame, Stack } from './model.js';
+import type { Frame, ReportJson, Stack } from './model.js';
 import type { FlameNode } from './stacks.js';
 
 export interface TopLine {
@@ -101,6 +101,19 @@ export function topLinesText(stacks: readonly Stack[], limit = 3): string[] {
   return rows.map((r, i) => {
     const fn = r.frame.file === '' && r.frame.line === 0 ? '' : `  ${r.frame.function}`;
     const code = r.frame.code ? `  ${r.frame.code.length > 100 ? `${r.frame.code.slice(0, 99)}\u2026` : r.frame.code}` : '';
-    return `  ${bytes[i]!.padStart(wb)}  ${where[i]!.padEnd(ww)}${fn}${code}`.replace(/[\r\n]+/g, ' ');
+    // Source text goes to a terminal: no control characters (escape sequences).
+    return `  ${bytes[i]!.padStart(wb)}  ${where[i]!.padEnd(ww)}${fn}${code}`.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ');
   });
+}
+
+/**
+ * What `highwater run` and `highwater watch` print after the report path: a
+ * heading and the top lines (of what was live when it ran out, for an OOM
+ * report that has it; of the peak otherwise). Empty when nothing was tracked.
+ */
+export function reportSummaryLines(report: Pick<ReportJson, 'stacks' | 'oomStacks'>, limit = 3): string[] {
+  const live = report.oomStacks && report.oomStacks.length > 0;
+  const lines = topLinesText(live ? report.oomStacks! : report.stacks, limit);
+  if (lines.length === 0) return [];
+  return [`top lines ${live ? 'live when it ran out' : 'at the peak'}:`, ...lines];
 }

@@ -96,10 +96,12 @@ export function topLinesText(stacks: readonly Stack[], limit = 3): string[] {
   const rows = topLines(stacks, limit);
   const bytes = rows.map((r) => humanBytes(r.bytes));
   const where = rows.map((r) => fileLine(r.frame));
+  const fns = rows.map((r) => (r.frame.file === '' && r.frame.line === 0 ? '' : r.frame.function));
   const wb = Math.max(0, ...bytes.map((b) => b.length));
   const ww = Math.max(0, ...where.map((w) => w.length));
+  const wf = Math.max(0, ...fns.map((f) => f.length));
   return rows.map((r, i) => {
-    const fn = r.frame.file === '' && r.frame.line === 0 ? '' : `  ${r.frame.function}`;
+    const fn = fns[i] ? `  ${r.frame.code ? fns[i]!.padEnd(wf) : fns[i]}` : '';
     const code = r.frame.code ? `  ${r.frame.code.length > 100 ? `${r.frame.code.slice(0, 99)}\u2026` : r.frame.code}` : '';
     // Source text goes to a terminal: no control characters (escape sequences).
     return `  ${bytes[i]!.padStart(wb)}  ${where[i]!.padEnd(ww)}${fn}${code}`.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ');

@@ -9,7 +9,7 @@
 import { flamegraph, pathKey } from './flamegraph.js';
 import { escapeXml as esc, humanBytes } from './format.js';
 import { foldImportMachinery } from './frames.js';
-import { code, frame, where } from './html.js';
+import { code, frame, LAZY_FRAMES_SCRIPT, where } from './html.js';
 import type { Frame, ReportJson, Stack } from './model.js';
 import { mergeStacks, sortStacks } from './stacks.js';
 import { fileLine, topLines } from './toplines.js';
@@ -178,10 +178,11 @@ iframe.fg{width:1200px;max-width:100%;border:0;display:block}
 ${rows.length ? `<table id="changed-lines"><thead><tr><th class="n">change</th><th class="n">%</th><th class="n">OLD</th><th class="n">NEW</th><th>line</th><th>function</th><th>source</th></tr></thead><tbody>${rows.join('\n')}</tbody></table>` : '<p>No line changed.</p>'}
 <h2>NEW, coloured by change</h2>
 <p class="hint">Widths are NEW's bytes; red frames grew, blue shrank, grey are unchanged (the deeper the colour, the larger the change). Import machinery folded out.</p>
-${frame('fg-new', newer.svg, false)}
+${frame('fg-new', newer.svg, 'now')}
 <h2>OLD, coloured by change</h2>
 <p class="hint">Widths are OLD's bytes, so what shrank or went away is visible.</p>
-${frame('fg-old', older.svg, false)}
+${frame('fg-old', older.svg, 'near')}
+<script>${LAZY_FRAMES_SCRIPT}</script>
 </body></html>
 `;
 }

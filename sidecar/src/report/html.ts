@@ -81,16 +81,24 @@ function chainList(frames: readonly Frame[], from = 0): string {
   return `<ol class="chain">${items.join('')}</ol>`;
 }
 
-/** One flamegraph in an iframe: srcdoc shown now, or kept as JSON until asked for (`lazy`). */
-export function frame(id: string, svg: string, lazy: boolean): string {
+/**
+ * One flamegraph in an iframe (its own document: the SVG's script and ids
+ * stay apart from the page's and the other graphs'). `now`: srcdoc in the
+ * page; `near`: kept as JSON, filled when scrolled near (the page opens
+ * fast); `hidden`: kept as JSON, filled when the import toggle asks for it.
+ */
+export function frame(id: string, svg: string, mode: 'now' | 'near' | 'hidden'): string {
   const doc = `<!DOCTYPE html><html><head><meta charset="utf-8"><style>body{margin:0}</style></head><body>${svg}</body></html>`;
   const style = `height:${svgHeight(svg)}px`;
-  if (!lazy) return `<iframe class="fg" id="${id}" title="flamegraph" style="${style}" srcdoc="${doc.replace(/&/g, '&amp;').replace(/"/g, '&quot;')}"></iframe>`;
+  if (mode === 'now') return `<iframe class="fg" id="${id}" title="flamegraph" style="${style}" srcdoc="${doc.replace(/&/g, '&amp;').replace(/"/g, '&quot;')}"></iframe>`;
   return (
-    `<iframe class="fg" id="${id}" title="flamegraph" style="${style}" hidden></iframe>` +
+    `<iframe class="fg${mode === 'near' ? ' near' : ''}" id="${id}" title="flamegraph" style="${style}"${mode === 'hidden' ? ' hidden' : ''}></iframe>` +
     `<script type="application/json" id="${id}-doc">${scriptJson(doc)}</script>`
   );
 }
+
+/** Frames under a pixel are left out of the page's flamegraphs (the SVG files keep them). */
+const PAGE_MIN_PX = 1;
 
 interface View {
   /** Section id: `peak`, or `live` (what was live when it ran out). */
@@ -107,15 +115,15 @@ interface View {
 function buildView(id: string, heading: string, all: Stack[], totalBytes: number, title: string): View {
   const withImports = hasImportMachinery(all);
   const foldedStacks = withImports ? sortStacks(mergeStacks(foldImportMachinery(all))) : all;
-  const normal = flamegraph(foldedStacks, { title, totalBytes });
-  const reversed = flamegraph(foldedStacks, { title: `${title} (reversed: allocation sites first)`, totalBytes, reversed: true });
+  const normal = flamegraph(foldedStacks, { title, totalBytes, minPx: PAGE_MIN_PX });
+  const reversed = flamegraph(foldedStacks, { title: `${title} (reversed: allocation sites first)`, totalBytes, reversed: true, minPx: PAGE_MIN_PX });
   const rows = topLines(foldedStacks, TOP_ROWS);
   let full: View['full'] = null;
   let fullChains = new Map<string, Frame[]>();
   let fullRoot: ReturnType<typeof flamegraph>['root'] | null = null;
   if (withImports) {
-    const n = flamegraph(all, { title: `${title} (with import machinery)`, totalBytes });
-    const r = flamegraph(all, { title: `${title} (with import machinery; reversed)`, totalBytes, reversed: true });
+    const n = flamegraph(all, { title: `${title} (with import machinery)`, totalBytes, minPx: PAGE_MIN_PX });
+    const r = flamegraph(all, { title: `${title} (with import machinery; reversed)`, totalBytes, reversed: true, minPx: PAGE_MIN_PX });
     full = { normal: n.svg, reversed: r.svg };
     fullRoot = n.root;
     fullChains = new Map(topLines(all, 1000).map((t) => [fileLine(t.frame) + t.frame.function, t.chain]));
@@ -152,11 +160,11 @@ function table(v: View): string {
 function flamegraphs(v: View): string {
   return (
     `<h3>${esc(v.heading)}: by call stack (callers at the top)</h3>` +
-    frame(`fg-${v.id}`, v.folded.normal, false) +
-    (v.full ? frame(`fg-${v.id}-full`, v.full.normal, true) : '') +
+    frame(`fg-${v.id}`, v.folded.normal, 'now') +
+    (v.full ? frame(`fg-${v.id}-full`, v.full.normal, 'hidden') : '') +
     `<h3>${esc(v.heading)}: reversed (allocation sites at the top)</h3>` +
-    frame(`fg-${v.id}-rev`, v.folded.reversed, false) +
-    (v.full ? frame(`fg-${v.id}-rev-full`, v.full.reversed, true) : '')
+    frame(`fg-${v.id}-rev`, v.folded.reversed, 'near') +
+    (v.full ? frame(`fg-${v.id}-rev-full`, v.full.reversed, 'hidden') : '')
   );
 }
 
@@ -257,11 +265,32 @@ ${m.floorBytes ? row('Floor', esc(humanBytes(m.floorBytes))) : ''}
 <h2>Data</h2>
 <ul><li><a href="${FILES.folded}">${FILES.folded}</a> (folded stacks of the peak, all frames: <code>file:line (function);&#8230; bytes</code>, for other flamegraph tools)</li>
 <li><a href="${FILES.json}">${FILES.json}</a> (machine-readable report, all frames)</li></ul>
-<script>${PAGE_SCRIPT}${tl ? TIMELINE_SCRIPT : ''}</script>
+<script>${LAZY_FRAMES_SCRIPT}${PAGE_SCRIPT}${tl ? TIMELINE_SCRIPT : ''}</script>
 </body></html>
 `;
   return { html, svg: peakView.folded.normal, reversedSvg: peakView.folded.reversed };
 }
+
+/**
+ * Flamegraphs kept as JSON (frame() modes `near` and `hidden`): `near` ones
+ * are filled when they come near the screen; `highwaterFill(iframe)` fills one.
+ */
+export const LAZY_FRAMES_SCRIPT = String.raw`
+(function () {
+  function fill(f) {
+    var doc = document.getElementById(f.id + '-doc');
+    if (doc && !f.getAttribute('srcdoc')) f.setAttribute('srcdoc', JSON.parse(doc.textContent));
+  }
+  window.highwaterFill = fill;
+  var near = document.querySelectorAll('iframe.fg.near');
+  if (near.length && 'IntersectionObserver' in window) {
+    var io = new IntersectionObserver(function (es) {
+      es.forEach(function (e) { if (e.isIntersecting) { fill(e.target); io.unobserve(e.target); } });
+    }, { rootMargin: '600px' });
+    near.forEach(function (f) { io.observe(f); });
+  } else near.forEach(fill);
+})();
+`;
 
 /** Row click → zoom; the import toggle swaps each flamegraph for its full twin (filled on first use). */
 const PAGE_SCRIPT = String.raw`
@@ -283,10 +312,11 @@ const PAGE_SCRIPT = String.raw`
       f.contentWindow.postMessage({ highwater: 'zoom', x: +x, d: +d }, '*');
     });
   });
+  var fill = window.highwaterFill;
   if (box) box.addEventListener('change', function () {
     document.querySelectorAll('iframe.fg').forEach(function (f) {
       var isFull = /-full$/.test(f.id);
-      if (isFull && !f.getAttribute('srcdoc')) f.setAttribute('srcdoc', JSON.parse(document.getElementById(f.id + '-doc').textContent));
+      if (isFull) fill(f);
       var twin = document.getElementById(isFull ? f.id.replace(/-full$/, '') : f.id + '-full');
       if (!twin) return;
       f.hidden = isFull ? !full() : full();

@@ -215,7 +215,11 @@ export function renderPage(data: ProfileData, report: ReportJson, all: Stack[]):
   const toggle = withImports
     ? '<p class="toggle"><label><input type="checkbox" id="show-imports"> show the import machinery (<code>&lt;frozen importlib._bootstrap&gt;</code> frames; hidden by default, their memory charged to the <code>import</code> line)</label></p>'
     : '';
-  const tl = data.timeline ? renderTimeline(data.timeline, { oomMs: report.trigger === 'oom' || report.trigger === 'killed' ? data.timeMs : undefined }) : '';
+  const tl = data.timeline ? renderTimeline(data.timeline, {
+        oomMs: report.trigger === 'oom' || report.trigger === 'killed' ? data.timeMs : undefined,
+        // SIGKILL is most often the kernel's OOM killer, but not always.
+        oomLabel: report.trigger === 'killed' ? 'killed (SIGKILL)' : 'out of memory',
+      }) : '';
   const tlHtml = tl
     ? `<h2>Memory over time</h2>${tl}<p id="tl-readout" class="hint">Red: tracked by highwater; blue: the container's working set; dashed: the limit and (orange) limit − floor. Hover for values.</p>`
     : '';

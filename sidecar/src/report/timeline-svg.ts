@@ -18,6 +18,8 @@ const B = 28; // bottom: the time axis labels
 export interface TimelineMarks {
   /** When the report was taken because memory ran out (ms since the epoch), if it was. */
   oomMs?: number;
+  /** The label of that mark. @default 'out of memory' */
+  oomLabel?: string;
 }
 
 function niceStep(range: number, target: number): number {
@@ -75,7 +77,7 @@ export function renderTimeline(t: Timeline, marks: TimelineMarks = {}): string {
     );
   };
   if (t.peakMs > 0) mark('tl-peak', t.peakMs, `peak ${humanBytes(t.peakBytes)}`, 'mk peak');
-  if (marks.oomMs !== undefined && marks.oomMs > 0) mark('tl-oom', marks.oomMs, 'out of memory', 'mk oom');
+  if (marks.oomMs !== undefined && marks.oomMs > 0) mark('tl-oom', marks.oomMs, marks.oomLabel ?? 'out of memory', 'mk oom');
 
   const data = JSON.stringify(s.map((v) => [v[0] - t0, v[1], v[2], v[3], v[4]]));
   return (

@@ -32,6 +32,11 @@ export interface FlamegraphOptions {
    * stacks; the separate SVG files keep the finer cut for zooming deep).
    */
   minPx?: number;
+  /**
+   * A tree already built from the same `stacks` (and `reversed`) with a cut no
+   * coarser than `minPx`: drawn with this `minPx` without building it again.
+   */
+  tree?: FlameNode;
 }
 
 const PAD = 10;
@@ -79,7 +84,7 @@ export function flamegraph(stacks: readonly Stack[], opts: FlamegraphOptions): {
   const rootBytes = stacks.reduce((a, s) => a + (s.bytes > 0 ? s.bytes : 0), 0);
   const minPx = opts.minPx ?? MIN_PX;
   const minBytes = rootBytes > 0 ? (rootBytes * minPx) / width : 0;
-  const root = buildTree(stacks, opts.reversed ?? false, minBytes);
+  const root = opts.tree ?? buildTree(stacks, opts.reversed ?? false, minBytes);
   const total = opts.totalBytes > 0 ? opts.totalBytes : rootBytes;
 
   // Frame table for the script: [function, file, line, code, basename].
@@ -129,6 +134,7 @@ export function flamegraph(stacks: readonly Stack[], opts: FlamegraphOptions): {
     const kids: Array<{ n: FlameNode; x: number; d: number; key: string }> = [];
     let cx = x;
     for (const c of n.children) {
+      if (c.bytes < minBytes) break; // largest first: the rest are narrower (a finer prebuilt tree)
       kids.push({ n: c, x: cx, d: d + 1, key: keyed ? pathKey(key, c.frame!) : '' });
       cx += c.bytes;
     }

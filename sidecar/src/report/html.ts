@@ -13,7 +13,7 @@ import { basename, escapeXml as esc, humanBytes, percent } from './format.js';
 import { flamegraph, indentedCode, svgHeight } from './flamegraph.js';
 import { foldImportMachinery, hasImportMachinery, ownFrameIndex } from './frames.js';
 import type { Frame, OomReason, ProfileData, ReportJson, Stack, Trigger } from './model.js';
-import { mergeStacks, sortStacks } from './stacks.js';
+import { mergeStacks, sortStacks, type FlameNode } from './stacks.js';
 import { renderTimeline, TIMELINE_SCRIPT } from './timeline-svg.js';
 import { fileLine, locate, topLines, type TopLine } from './toplines.js';
 
@@ -110,13 +110,39 @@ interface View {
   targets: Array<{ folded: { x: number; d: number } | null; full: { x: number; d: number } | null }>;
   folded: { normal: string; reversed: string };
   full: { normal: string; reversed: string } | null;
+  /** The SVG files (finer cut), when asked for. */
+  files: { normal: string; reversed: string } | null;
 }
 
-function buildView(id: string, heading: string, all: Stack[], totalBytes: number, title: string): View {
+/** Files' and page's flamegraphs of one set of stacks, the trees built once. */
+interface Drawn {
+  file: { normal: string; reversed: string } | null;
+  page: { normal: string; reversed: string };
+  root: FlameNode;
+  minBytes: number;
+}
+
+function draw(stacks: Stack[], title: string, totalBytes: number, withFiles: boolean): Drawn {
+  const rev = `${title} (reversed: allocation sites first)`;
+  const rootBytes = stacks.reduce((a, s) => a + (s.bytes > 0 ? s.bytes : 0), 0);
+  const minBytes = (rootBytes * PAGE_MIN_PX) / 1180;
+  if (!withFiles) {
+    const n = flamegraph(stacks, { title, totalBytes, minPx: PAGE_MIN_PX });
+    const r = flamegraph(stacks, { title: rev, totalBytes, reversed: true, minPx: PAGE_MIN_PX });
+    return { file: null, page: { normal: n.svg, reversed: r.svg }, root: n.root, minBytes };
+  }
+  // The files keep the finer 0.1-px cut, for zooming deep; the page draws the same trees at 1 px.
+  const n = flamegraph(stacks, { title, totalBytes });
+  const r = flamegraph(stacks, { title: rev, totalBytes, reversed: true });
+  const pn = flamegraph(stacks, { title, totalBytes, minPx: PAGE_MIN_PX, tree: n.root });
+  const pr = flamegraph(stacks, { title: rev, totalBytes, reversed: true, minPx: PAGE_MIN_PX, tree: r.root });
+  return { file: { normal: n.svg, reversed: r.svg }, page: { normal: pn.svg, reversed: pr.svg }, root: n.root, minBytes };
+}
+
+function buildView(id: string, heading: string, all: Stack[], totalBytes: number, title: string, withFiles = false): View {
   const withImports = hasImportMachinery(all);
   const foldedStacks = withImports ? sortStacks(mergeStacks(foldImportMachinery(all))) : all;
-  const normal = flamegraph(foldedStacks, { title, totalBytes, minPx: PAGE_MIN_PX });
-  const reversed = flamegraph(foldedStacks, { title: `${title} (reversed: allocation sites first)`, totalBytes, reversed: true, minPx: PAGE_MIN_PX });
+  const drawn = draw(foldedStacks, title, totalBytes, withFiles);
   const rows = topLines(foldedStacks, TOP_ROWS);
   let full: View['full'] = null;
   let fullChains = new Map<string, Frame[]>();
@@ -130,9 +156,9 @@ function buildView(id: string, heading: string, all: Stack[], totalBytes: number
   }
   const targets = rows.map((r) => {
     const chain = fullChains.get(fileLine(r.frame) + r.frame.function);
-    return { folded: locate(normal.root, r.chain), full: fullRoot && chain ? locate(fullRoot, chain) : null };
+    return { folded: locate(drawn.root, r.chain, drawn.minBytes), full: fullRoot && chain ? locate(fullRoot, chain) : null };
   });
-  return { id, heading, totalBytes, rows, targets, folded: { normal: normal.svg, reversed: reversed.svg }, full };
+  return { id, heading, totalBytes, rows, targets, folded: drawn.page, full, files: drawn.file };
 }
 
 function table(v: View): string {
@@ -193,7 +219,7 @@ export function renderPage(data: ProfileData, report: ReportJson, all: Stack[]):
   const live = report.trigger === 'oom' && data.currentStacks && data.currentStacks.length > 0 ? sortStacks(mergeStacks(data.currentStacks)) : null;
   const liveBytes = live ? live.reduce((a, s) => a + s.bytes, 0) : 0;
   if (live) views.push(buildView('live', 'Live when it ran out', live, liveBytes, `Live when it ran out ${humanBytes(liveBytes)}: ${cmd}`));
-  const peakView = buildView('peak', live ? 'At the peak' : report.trigger === 'signal' || report.trigger === 'request' ? 'At the peak so far' : 'At the peak', all, peak, fgTitle);
+  const peakView = buildView('peak', live ? 'At the peak' : report.trigger === 'signal' || report.trigger === 'request' ? 'At the peak so far' : 'At the peak', all, peak, fgTitle, true);
   views.push(peakView);
 
   const first = views[0]!.rows[0];
@@ -272,7 +298,7 @@ ${m.floorBytes ? row('Floor', esc(humanBytes(m.floorBytes))) : ''}
 <script>${LAZY_FRAMES_SCRIPT}${PAGE_SCRIPT}${tl ? TIMELINE_SCRIPT : ''}</script>
 </body></html>
 `;
-  return { html, svg: peakView.folded.normal, reversedSvg: peakView.folded.reversed };
+  return { html, svg: peakView.files!.normal, reversedSvg: peakView.files!.reversed };
 }
 
 /**

@@ -57,10 +57,10 @@ function isSorted(stacks: readonly Stack[]): boolean {
 /**
  * Where the end of `chain` is drawn in a (normal, callers-first) flamegraph
  * tree: its byte offset and depth, as the SVG's data-x/data-d. When the frame
- * was too narrow to draw, its deepest drawn ancestor; null when not even the
- * first frame is there.
+ * was too narrow to draw (not in the tree, or under `minBytes`), its deepest
+ * drawn ancestor; null when not even the first frame is there.
  */
-export function locate(root: FlameNode, chain: readonly Frame[]): { x: number; d: number } | null {
+export function locate(root: FlameNode, chain: readonly Frame[], minBytes = 0): { x: number; d: number } | null {
   let node = root;
   let x = 0;
   let found: { x: number; d: number } | null = null;
@@ -75,7 +75,7 @@ export function locate(root: FlameNode, chain: readonly Frame[]): { x: number; d
       }
       cx += c.bytes;
     }
-    if (!next) break;
+    if (!next || next.bytes < minBytes) break; // not drawn at this cut
     node = next;
     x = cx;
     found = { x, d: d + 1 };

@@ -54,8 +54,8 @@ describe('OOM report whose peak came earlier', () => {
     expect(html.slice(live, peak)).not.toContain('job.py:4</span>');
     expect(html).toMatch(/The line holding the most when it ran out: <b><span class="loc" title="\/app\/job\.py:7">job\.py:7<\/span><\/b>/);
     expect(html).toMatch(/<p id="oom-allocation">8\.0 GiB requested at <span class="loc" title="\/app\/job\.py:8">job\.py:8<\/span> <code>late<\/code>/);
-    // Tabs become spaces (4), the indentation is kept.
-    expect(html).toContain('<code class="src" title="part = load_part()">    part = load_part()</code>');
+    // Tables show the trimmed line; tabs become 4 spaces in the tooltip (and under flamegraph frames).
+    expect(html).toContain('<code class="src" title="    part = load_part()">part = load_part()</code>');
     // Timeline: the peak 1 s after the first sample, the OOM at the dump time (3 s).
     expect(html).toMatch(/<g id="tl-peak" class="mk peak" data-t="1000">/);
     expect(html).toMatch(/<g id="tl-oom" class="mk oom" data-t="3000">/);

@@ -69,8 +69,9 @@ export function where(f: Frame | undefined): string {
   return `<span class="loc" title="${esc(f.file)}:${f.line}">${esc(basename(f.file))}:${f.line}</span>`;
 }
 
+/** Source text in tables: trimmed (columns line up); the flamegraphs keep the indentation. */
 export function code(f: Frame): string {
-  return f.code ? `<code class="src" title="${esc(f.code)}">${esc(indentedCode(f))}</code>` : '';
+  return f.code ? `<code class="src" title="${esc(indentedCode(f))}">${esc(f.code)}</code>` : '';
 }
 
 function chainList(frames: readonly Frame[], from = 0): string {
@@ -161,6 +162,15 @@ function buildView(id: string, heading: string, all: Stack[], totalBytes: number
   return { id, heading, totalBytes, rows, targets, folded: drawn.page, full, files: drawn.file };
 }
 
+/** "2 callers, 1 frame below (largest of 3 paths)". */
+function summaryOf(r: TopLine): string {
+  const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+  const parts: string[] = [];
+  if (r.chain.length > 1) parts.push(plural(r.chain.length - 1, 'caller'));
+  if (r.below.length > 0) parts.push(`${plural(r.below.length, 'frame')} below`);
+  return `${parts.join(', ')}${r.paths > 1 ? ` (largest of ${r.paths} paths)` : ''}`;
+}
+
 function table(v: View): string {
   const rows = v.rows.map((r, i) => {
     const t = v.targets[i]!;
@@ -168,7 +178,7 @@ function table(v: View): string {
     const fattrs = t.full ? ` data-fx="${t.full.x}" data-fd="${t.full.d}"` : '';
     const chainText = r.chain.map((f) => `${fileLine(f)} ${f.function}`).join(' \u2192 ');
     const callers = r.chain.length > 1 || r.below.length > 0
-      ? `<details><summary>${r.chain.length - 1} caller${r.chain.length === 2 ? '' : 's'}${r.below.length ? `, ${r.below.length} frame${r.below.length === 1 ? '' : 's'} below` : ''}${r.paths > 1 ? ` (largest of ${r.paths} paths)` : ''}</summary>${chainList([...r.chain, ...r.below], r.chain.length - 1)}</details>`
+      ? `<details><summary>${summaryOf(r)}</summary>${chainList([...r.chain, ...r.below], r.chain.length - 1)}</details>`
       : '';
     return (
       `<tr class="line" data-fg="fg-${v.id}"${attrs}${fattrs} title="${esc(chainText)}">` +

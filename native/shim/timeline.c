@@ -59,6 +59,9 @@ void hw__timeline_init(void) {
   t->interval_ms = HW_TL_START_INTERVAL_MS;
   t->start_ms = hw__now_ms();
   t->count = 0;
+  /* A child after fork starts here too: a flag held by a parent's thread at
+   * fork time would otherwise stay held forever. */
+  __atomic_store_n(&hw__tl_busy, 0, __ATOMIC_RELEASE);
   hw__tl_lo = INT64_MIN;
   hw__tl_hi = 0; /* the first allocation takes the first sample */
 }
@@ -118,7 +121,10 @@ void hw__timeline_write(hw_writer *w) {
   if (!t || t->capacity != HW_TL_CAP) return;
   /* Held while writing, so no halving moves samples under us; the other
    * writers only ever hold it for a sample, and skip theirs meanwhile. */
-  while (__atomic_exchange_n(&hw__tl_busy, 1, __ATOMIC_ACQUIRE)) sched_yield();
+  for (int tries = 0; __atomic_exchange_n(&hw__tl_busy, 1, __ATOMIC_ACQUIRE); tries++) {
+    if (tries > 10000) return; /* never hang a dump on the timeline: leave it out */
+    sched_yield();
+  }
   hw__tl_take(t, 1); /* the series ends at the moment of the dump */
   uint64_t n = t->count;
   hw__w_str(w, "{\"type\":\"timeline\",\"intervalMs\":");

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "hw.h"
+#include "timeline.h"
 #include "writer.h"
 
 static pthread_mutex_t hw__dump_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -333,6 +334,7 @@ int hw__dump(const char *path, const char *trigger, int reason, int snaps, size_
   }
   int sources = bits ? hw__w_sources(w, bits, count) : 0;
   hw__pages_free(bits, bits_bytes);
+  hw__timeline_write(w);
   hw__w_str(w, "{\"type\":\"end\",\"funcs\":");
   hw__w_u64(w, fcount);
   hw__w_str(w, ",\"stacks\":");

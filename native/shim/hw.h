@@ -122,6 +122,7 @@ typedef struct {
   char argv[1024];
   char cwd[1024];
   uint64_t sample_rate_bytes; /* 2336: sampling.c; 0 = exact */
+  uint64_t off_timeline;      /* 2344: timeline.c's ring; 0: none (older shims) */
 } hw_state_header;
 
 typedef struct {
@@ -281,6 +282,16 @@ enum { HW_SNAP_PEAK = 1, HW_SNAP_CURRENT = 2 };
  * written is copied to out (if not NULL). Returns 0 or -errno. */
 int hw__dump(const char *path, const char *trigger, int reason, int snaps,
              size_t oom_bytes, uint32_t oom_node, char *out, size_t outlen);
+
+/* ---- timeline.c: memory over time, in the state file ---- */
+uint64_t hw__timeline_bytes(void);
+void hw__timeline_init(void); /* after the state file is mapped */
+void hw__timeline_sample(int force);
+extern volatile int64_t hw__tl_lo, hw__tl_hi;
+/* Allocation path (hw__lock held): one compare unless bytes moved a lot. */
+static inline void hw__timeline_moved(int64_t cur) {
+  if (HW_UNLIKELY(cur < hw__tl_lo || cur > hw__tl_hi)) hw__timeline_sample(0);
+}
 
 /* ---- control.c ---- */
 int hw__control_start(void);

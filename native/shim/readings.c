@@ -169,4 +169,5 @@ void hw__publish_readings(const hw_readings_t *r) {
   h->active_file_bytes = r->active_file;
   h->readings_source = (uint64_t)r->source;
   h->updated_ms = hw__now_ms();
+  hw__timeline_sample(0);
 }

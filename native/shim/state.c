@@ -51,6 +51,8 @@ int hw__state_open(void) {
   off += hw__page_up((uint64_t)HW_NODE_CAP * 8);
   uint64_t off_snapshot = off;
   off += hw__page_up((uint64_t)HW_NODE_CAP * 8);
+  uint64_t off_timeline = off;
+  off += hw__page_up(hw__timeline_bytes());
 
   if (!hw__own_check(&own) || ftruncate(fd, (off_t)off) != 0) {
     hw__log("cannot size state file %s: %s; not tracking", path, strerror(errno));
@@ -89,6 +91,8 @@ int hw__state_open(void) {
   h->off_strings = off_strings;
   h->off_live = off_live;
   h->off_snapshot = off_snapshot;
+  h->off_timeline = off_timeline;
+  hw__timeline_init();
   h->peak_source = 1;
   /* Node 0: the root, no frame. */
   s->nodes[0].parent = 0;

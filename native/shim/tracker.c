@@ -89,6 +89,7 @@ static inline void hw__add_split(uint32_t node, int64_t node_delta, int64_t delt
     h->peak_bytes = cur;
     if (h->peak_source != 1) __atomic_store_n(&h->peak_source, 1, __ATOMIC_RELEASE);
   }
+  hw__timeline_moved(cur);
 }
 
 static inline void hw__add_bytes(uint32_t node, int64_t delta) { hw__add_split(node, delta, delta); }

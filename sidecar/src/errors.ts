@@ -20,7 +20,8 @@ export type HighwaterErrorCode =
   | 'HW_ERR_K8S_FORBIDDEN' // the API server said 401/403 (token or RBAC)
   | 'HW_ERR_K8S_REJECTED' // the API server refused the request (another 4xx)
   | 'HW_ERR_K8S_UNREACHABLE' // network error, 5xx or timeout talking to the API server
-  | 'HW_ERR_UPLOAD'; // a report file could not be uploaded with --upload-url
+  | 'HW_ERR_UPLOAD' // a report file could not be uploaded with --upload-url
+  | 'HW_ERR_REPORT_INVALID'; // highwater diff: an input that is not a readable report.json
 
 export class HighwaterError extends Error {
   override name = 'HighwaterError';

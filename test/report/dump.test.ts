@@ -39,8 +39,9 @@ describe('parseDump', () => {
     expect(d.stacks.map((s) => s.bytes)).toEqual([83886080, 419430400, 4000, 83886080, 1000]);
     expect(d.stacks[1]!.frames).toEqual([
       { file: '/work/example.py', line: 15, function: '<module>', code: 'main()' },
-      { file: '/work/example.py', line: 13, function: 'main', code: 'another_arr = make_big_array()' },
-      { file: '/work/example.py', line: 4, function: 'make_big_array', code: 'return np.zeros((1024, 1024, 50))' },
+      // Trimmed code; the indentation is kept apart, for display (issue 11).
+      { file: '/work/example.py', line: 13, function: 'main', code: 'another_arr = make_big_array()', indent: 4 },
+      { file: '/work/example.py', line: 4, function: 'make_big_array', code: 'return np.zeros((1024, 1024, 50))', indent: 4 },
     ]);
     expect(d.stacks[4]!.frames).toEqual([]);
     expect(d.currentStacks).toBeNull(); // exit dumps carry no "current" snapshot
@@ -54,7 +55,7 @@ describe('parseDump', () => {
       bytes: 8796093022208,
       frames: [
         { file: '/app/job.py', line: 9, function: '<module>', code: 'load(N)' },
-        { file: '/app/job.py', line: 4, function: 'load <rows> & "quote"', code: 'big = np.empty(n * 1024)' },
+        { file: '/app/job.py', line: 4, function: 'load <rows> & "quote"', code: 'big = np.empty(n * 1024)', indent: 4 },
       ],
     });
     expect(d.currentStacks).toHaveLength(1);

@@ -25,7 +25,8 @@ describe('renderFlamegraph', () => {
   test('labels, source text under the frame, titles and escaping', () => {
     expect(svg).toContain('>make_big_array (example.py:4)</text>');
     expect(svg).toContain('<text class="c" x="13.00" y="186">return np.zeros((1024, 1024, 50))</text>');
-    expect(svg).toContain('<title>make_big_array (example.py:4) — /work/example.py:4 — 400.0 MiB (71.43%)</title>');
+    // The tooltip ends with the whole source line.
+    expect(svg).toContain('<title>make_big_array (example.py:4) — /work/example.py:4 — 400.0 MiB (71.43%)\nreturn np.zeros((1024, 1024, 50))</title>');
     expect(svg).toContain('>Peak &lt;560 MiB&gt;</text>');
     expect(svg).toContain('&lt;module&gt; (example.py:15)');
   });

@@ -42,8 +42,8 @@ describe('renderReport', () => {
     expect(covered / json.peakBytes).toBeGreaterThanOrEqual(0.99);
     expect(json.stacks[0].frames).toEqual([
       { file: '/work/example.py', line: 15, function: '<module>', code: 'main()' },
-      { file: '/work/example.py', line: 13, function: 'main', code: 'another_arr = make_big_array()' },
-      { file: '/work/example.py', line: 4, function: 'make_big_array', code: 'return np.zeros((1024, 1024, 50))' },
+      { file: '/work/example.py', line: 13, function: 'main', code: 'another_arr = make_big_array()', indent: 4 },
+      { file: '/work/example.py', line: 4, function: 'make_big_array', code: 'return np.zeros((1024, 1024, 50))', indent: 4 },
     ]);
     expect(json.stacks[1].frames[2].line).toBe(7);
     expect(json.stacks[2].frames[2].line).toBe(8);
@@ -60,20 +60,25 @@ describe('renderReport', () => {
     );
 
     const svg = readFileSync(join(dir, 'peak-memory.svg'), 'utf8');
-    expect(svg).toContain('>return np.zeros((1024, 1024, 50))</text>');
-    expect(svg).toContain('>arr1, arr2 = make_two_arrays()</text>');
+    // The source line under a frame keeps its indentation (issue 11).
+    expect(svg).toContain('>    return np.zeros((1024, 1024, 50))</text>');
+    expect(svg).toContain('>    arr1, arr2 = make_two_arrays()</text>');
     const rev = readFileSync(join(dir, 'peak-memory-reversed.svg'), 'utf8');
     expect(rev).toMatch(/data-w="419430400" data-d="1"[^]*?>make_big_array \(example\.py:4\)</);
 
     const html = readFileSync(join(dir, 'index.html'), 'utf8');
     expect(html).toContain('Peak memory: 560.0 MiB (587,207,560 bytes)');
     expect(html).toContain('Normal exit');
-    expect(html).toContain('<object type="image/svg+xml" data="peak-memory.svg"');
-    expect(html).toContain('data="peak-memory-reversed.svg"');
+    // One self-contained file: both flamegraphs inline (iframe srcdoc), links to the files too.
+    expect(html).toContain('<iframe class="fg" id="fg-peak" title="flamegraph"');
+    expect(html).toContain('<iframe class="fg near" id="fg-peak-rev" title="flamegraph"'); // filled when scrolled near
+    expect(html.match(/<g class=&quot;f&quot;/g)!.length).toBe(7); // the peak flamegraph inline, frame for frame
+    expect(html).toContain('href="peak-memory.svg"');
     expect(html).toContain('href="peak-memory.folded"');
     expect(html).toContain('href="report.json"');
     expect(html).toContain('<td class="n">71.43%</td>');
     expect(html).not.toMatch(/(src|href)="https?:/);
+    expect(html).not.toMatch(/<script[^>]* src=/);
   });
 
   test('oom report: reason in words, oomAllocation, escaping in HTML', async () => {
@@ -84,9 +89,10 @@ describe('renderReport', () => {
     expect(report.memory).toMatchObject({ availableBytes: 125919104, floorBytes: 104857600 });
     const html = readFileSync(join(dir, 'index.html'), 'utf8');
     expect(html).toContain('Out of memory: available memory fell under the floor (floor 100.0 MiB)');
-    expect(html).toContain('8.0 TiB requested at:');
+    expect(html).toMatch(/<p id="oom-allocation">8\.0 TiB requested at <span class="loc" title="\/app\/job\.py:4">job\.py:4<\/span>/);
     expect(html).toContain('load &lt;rows&gt; &amp; &quot;quote&quot;');
-    expect(html).not.toContain('</script>');
+    // Only our own script elements: hostile text never opens or closes one.
+    expect(html.match(/<script/g)?.length).toBe(html.match(/<\/script>/g)?.length);
   });
 
   test('same timestamp twice gets a -1 suffix; no ":" or "." in the name', async () => {

@@ -19,7 +19,8 @@ export type Command =
   | { cmd: 'watch'; flags: ConfigFlags; watch: WatchFlags }
   | { cmd: 'collect'; source: 'docker'; follow: boolean; output: string | undefined }
   | { cmd: 'collect-kubernetes'; follow: boolean; namespace: string | undefined; allNamespaces: boolean; since: string | undefined }
-  | { cmd: 'kernel-install'; location: KernelLocation; python?: string };
+  | { cmd: 'kernel-install'; location: KernelLocation; python?: string }
+  | { cmd: 'diff'; argv: string[] }; // parsed by cli/diff.ts
 
 /** Flags of `highwater watch` beyond the shared ConfigFlags (see cli/watch.ts). */
 export interface WatchFlags {
@@ -235,6 +236,7 @@ export function parseArgs(argv: string[]): Command {
   if (first === 'watch') return parseWatch(rest);
   if (first === 'collect') return parseCollect(rest);
   if (first === 'kernel') return parseKernel(rest);
+  if (first === 'diff') return { cmd: 'diff', argv: rest };
   if (first.startsWith('-')) throw usage(`unknown option ${flagName(first)}`);
   throw usage(`unknown command ${first}`);
 }

@@ -9,6 +9,7 @@ export function exitStatusForError(code: HighwaterErrorCode): number {
     case 'HW_ERR_OUTPUT_UNWRITABLE':
     case 'HW_ERR_INPUT_UNREADABLE': // `render` of a missing, unreadable or special DUMP
     case 'HW_ERR_RUN_DIR_BUSY': // the program was not started
+    case 'HW_ERR_REPORT_INVALID':
       return 2;
     default:
       return 1;

@@ -20,6 +20,11 @@ Usage:
                                                   io.highwater.enabled=true and print a table
   highwater collect kubernetes [-n NS | -A] [--since DURATION] [--follow]
                                                   the HighwaterOOM Events of pods as a table
+  highwater diff OLD NEW [-o FILE] [--fail-if-peak-grows PCT] [--top N]
+                                                  compare two reports (directories or report.json):
+                                                  peak change, lines that changed most, and a
+                                                  differential flamegraph page (default highwater-diff.html);
+                                                  exit 1 when the peak grew by more than PCT %
   highwater --help | --version
 
 Options of run and python (before the program; what follows belongs to it):

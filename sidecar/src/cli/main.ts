@@ -67,6 +67,17 @@ export async function main(argv: string[]): Promise<number> {
       const { collectKubernetesCommand } = await import('./collect.js');
       return collectKubernetesCommand({ ...command, logger: await logger(config) });
     }
+    case 'diff': {
+      const { diffCommand, parseDiffArgs } = await import('./diff.js');
+      const args = parseDiffArgs(command.argv);
+      if (args === 'help') {
+        process.stdout.write(MAIN_HELP);
+        return 0;
+      }
+      const { status, lines } = await diffCommand(args);
+      process.stdout.write(lines.map((l) => `${l}\n`).join(''));
+      return status;
+    }
     case 'run': {
       const config = loadConfig(command.flags);
       const { runProgram } = await import('./run.js');

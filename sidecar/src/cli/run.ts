@@ -13,6 +13,7 @@ import { copyOut } from '../report/safe-file.js';
 import { readStateFile } from '../report/state.js';
 import { claimRunDir, type RunDirClaim } from '../watcher/claim.js';
 import type { ReportJson, Trigger } from '../report/model.js';
+import { reportSummaryLines } from '../report/toplines.js';
 import { readOomKillCount } from '../memory/oom-kills.js';
 import { DumpPoller, listRunDir, type DumpFile } from '../watcher/rundir.js';
 import { Watcher, type WatcherEvent } from '../watcher/watch.js';
@@ -154,6 +155,7 @@ export async function runProgram(opts: RunOptions): Promise<number> {
         const r = await job();
         reports.push(r);
         say(`report written to ${join(r.dir, 'index.html')}`);
+        for (const line of reportSummaryLines(r.report)) say(line);
       } catch (e) {
         failures.push({ path: what, error: e });
         say(`could not render ${what}: ${e instanceof Error ? e.message : String(e)} (${errorCode(e)})`);

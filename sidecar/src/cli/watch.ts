@@ -18,6 +18,7 @@ import { Metrics, MetricsServer } from '../metrics/index.js';
 import { humanBytes } from '../report/format.js';
 import type { ReportJson } from '../report/model.js';
 import { RunDirWatcher, type RunDirEvent } from '../watcher/rundir-watcher.js';
+import { reportSummaryLines } from '../report/toplines.js';
 import { topLine } from '../watcher/summary.js';
 import type { WatchFlags } from './args.js';
 import { takeEarlySignals } from './early-signals.js';
@@ -315,6 +316,7 @@ export async function watchCommand(opts: WatchOptions): Promise<number> {
         }
         log.info({ code: 'HW_REPORT_WRITTEN', trigger: e.report.trigger, dir: e.dir, peakBytes: e.report.peakBytes }, 'report written');
         say(`report written to ${join(e.dir, 'index.html')} (${e.report.trigger}, peak ${humanBytes(e.report.peakBytes)}, ${topLineOf(e.report)})`);
+        for (const line of reportSummaryLines(e.report)) say(line);
         writeTerminationLog(watch.terminationLog, e.report, e.dir, termState, log);
         onReport(e.dir, e.report);
         break;

@@ -3,9 +3,11 @@
  * `parseDump` is pure; `readDump` only adds the file read.
  */
 import { HighwaterError } from '../errors.js';
-import type { Frame, MemorySource, OomReason, ProfileData, Stack, Trigger } from './model.js';
+import type { Frame, MemorySource, OomReason, ProfileData, Stack, Timeline, Trigger } from './model.js';
 import { readRegularFile } from './safe-file.js';
 import { emptyTruncation, validTimeMs, foldDeep, foldedFramesMarker, isTruncated, MAX_STACKS, otherStacksFrame, selectLargest } from './stacks.js';
+import { indentOf } from './source.js';
+import { timelineFromDumpLine } from './timeline-data.js';
 
 const DUMP_TRIGGERS: readonly Trigger[] = ['exit', 'oom', 'signal', 'api', 'request'];
 const OOM_REASONS: readonly OomReason[] = ['low-available', 'swap', 'failed-allocation'];
@@ -154,6 +156,7 @@ export function parseDump(text: string): ProfileData {
   let rawOom: { bytes: number; frames: RawFrames; lineNo: number } | null = null;
   let rawFailed: { bytes: number; frames: RawFrames; lineNo: number; times: number } | null = null;
   let stackLines = 0;
+  let timeline: Timeline | undefined;
 
   let lineNo = 1;
   for (let start = firstEnd + 1; start < lastStart; ) {
@@ -177,6 +180,9 @@ export function parseDump(text: string): ProfileData {
         break;
       case 'failedAllocation':
         rawFailed = { times: count(o, 'count', lineNo), bytes: count(o, 'bytes', lineNo), frames: rawFrames(o, lineNo), lineNo };
+        break;
+      case 'timeline':
+        timeline = timelineFromDumpLine(o, lineNo);
         break;
       case 'source':
         sources.set(`${str(o, 'file', lineNo)}\0${count(o, 'line', lineNo)}`, str(o, 'text', lineNo));
@@ -215,7 +221,7 @@ export function parseDump(text: string): ProfileData {
       const func = funcs.get(id);
       if (!func) throw invalid(lineNo, `frame refers to unknown func id ${id}`);
       const code = sources.get(`${func.file}\0${line}`) ?? '';
-      frame = { file: func.file, line, function: func.name, code: code.trim() };
+      frame = { file: func.file, line, function: func.name, code: code.trim(), ...indentOf(code) };
       frameCache.set(key, frame);
       return frame;
     });
@@ -281,6 +287,7 @@ export function parseDump(text: string): ProfileData {
     ...(isTruncated(truncation) ? { truncation } : {}),
     ...(rawFailed ? { failedAllocation: { count: rawFailed.times, ...toStack(rawFailed) } } : {}),
     sampling: header.sampleRateBytes ? { rateBytes: count(header, 'sampleRateBytes', 1) } : null,
+    ...(timeline ? { timeline } : {}),
   };
 }
 

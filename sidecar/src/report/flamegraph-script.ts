@@ -137,6 +137,15 @@ export const FLAMEGRAPH_SCRIPT = String.raw`
     if ((e.ctrlKey || e.metaKey) && e.key === 'f') { e.preventDefault(); search.focus(); }
     else if (e.key === 'Escape') { search.value = ''; find(''); layout(null); }
   });
+  // index.html embeds this SVG in an iframe and zooms it from its table of
+  // top lines: {highwater: 'zoom', x, d} names a frame by byte offset and depth.
+  window.addEventListener('message', function (e) {
+    var m = e.data;
+    if (!m || m.highwater !== 'zoom') return;
+    for (var i = 0; i < nodes.length; i++) {
+      if (nodes[i].x === m.x && nodes[i].d === m.d) { layout(nodes[i]); show(nodes[i]); return; }
+    }
+  });
   layout(null);
 })();
 `;

@@ -6,7 +6,7 @@
 import { FLAMEGRAPH_SCRIPT } from './flamegraph-script.js';
 import { basename, escapeXml, humanBytes, percent } from './format.js';
 import type { Frame, Stack } from './model.js';
-import { buildTree, type FlameNode } from './stacks.js';
+import { buildTree, foldedLabel, type FlameNode } from './stacks.js';
 
 export interface FlamegraphOptions {
   title: string;
@@ -16,6 +16,27 @@ export interface FlamegraphOptions {
   reversed?: boolean;
   /** @default 1200 */
   width?: number;
+  /**
+   * Fill of a frame, given the folded labels of its path (root first, as
+   * `stacks.foldedLabel`) and its bytes; default: yellow → red by share.
+   * The differential flamegraph colours by growth this way.
+   */
+  colourOf?: (pathKey: string, bytes: number) => string;
+  /** Extra text after a frame's tooltip (e.g. the change in a diff), by path key. */
+  noteOf?: (pathKey: string) => string;
+  /** Text of the details bar when nothing is hovered. */
+  idle?: string;
+  /**
+   * Frames narrower than this at full width are not drawn. @default 0.1
+   * (index.html uses 1: a page that opens in well under 2 s with 100 000
+   * stacks; the separate SVG files keep the finer cut for zooming deep).
+   */
+  minPx?: number;
+  /**
+   * A tree already built from the same `stacks` (and `reversed`) with a cut no
+   * coarser than `minPx`: drawn with this `minPx` without building it again.
+   */
+  tree?: FlameNode;
 }
 
 const PAD = 10;
@@ -46,12 +67,24 @@ function frameLabel(f: Frame): string {
   return f.file === '' && f.line === 0 ? f.function : `${f.function} (${basename(f.file)}:${f.line})`;
 }
 
+/** The source line as written: its indentation kept (as spaces), as Fil shows it. */
+export function indentedCode(f: Frame): string {
+  return f.code && f.indent ? ' '.repeat(f.indent) + f.code : f.code;
+}
+
+/** The SVG text. */
 export function renderFlamegraph(stacks: readonly Stack[], opts: FlamegraphOptions): string {
+  return flamegraph(stacks, opts).svg;
+}
+
+/** The SVG text and the tree it draws (index.html locates frames in it). */
+export function flamegraph(stacks: readonly Stack[], opts: FlamegraphOptions): { svg: string; root: FlameNode } {
   const svgWidth = opts.width ?? 1200;
   const width = svgWidth - 2 * PAD;
   const rootBytes = stacks.reduce((a, s) => a + (s.bytes > 0 ? s.bytes : 0), 0);
-  const minBytes = rootBytes > 0 ? (rootBytes * MIN_PX) / width : 0;
-  const root = buildTree(stacks, opts.reversed ?? false, minBytes);
+  const minPx = opts.minPx ?? MIN_PX;
+  const minBytes = rootBytes > 0 ? (rootBytes * minPx) / width : 0;
+  const root = opts.tree ?? buildTree(stacks, opts.reversed ?? false, minBytes);
   const total = opts.totalBytes > 0 ? opts.totalBytes : rootBytes;
 
   // Frame table for the script: [function, file, line, code, basename].
@@ -63,7 +96,7 @@ export function renderFlamegraph(stacks: readonly Stack[], opts: FlamegraphOptio
     let id = frameIds.get(key);
     if (id === undefined) {
       frameIds.set(key, (id = table.length));
-      table.push([f.function, f.file, f.line, f.code, basename(f.file)]);
+      table.push([f.function, f.file, f.line, indentedCode(f), basename(f.file)]);
     }
     return id;
   };
@@ -71,9 +104,10 @@ export function renderFlamegraph(stacks: readonly Stack[], opts: FlamegraphOptio
   const body: string[] = [];
   let maxDepth = 0;
   // Pre-order walk with an explicit stack (deep recursion must not overflow).
-  const todo: Array<{ n: FlameNode; x: number; d: number }> = [{ n: root, x: 0, d: 0 }];
+  const keyed = opts.colourOf !== undefined || opts.noteOf !== undefined;
+  const todo: Array<{ n: FlameNode; x: number; d: number; key: string }> = [{ n: root, x: 0, d: 0, key: '' }];
   while (todo.length > 0) {
-    const { n, x, d } = todo.pop()!;
+    const { n, x, d, key } = todo.pop()!;
     if (d > maxDepth) maxDepth = d;
     const px = PAD + (rootBytes > 0 ? (x / rootBytes) * width : 0);
     const pw = rootBytes > 0 ? (n.bytes / rootBytes) * width : width;
@@ -82,43 +116,50 @@ export function renderFlamegraph(stacks: readonly Stack[], opts: FlamegraphOptio
     const label = n.frame ? frameLabel(n.frame) : 'all';
     const share = rootBytes > 0 ? n.bytes / rootBytes : 0;
     const where = n.frame && n.frame.file !== '' ? ` \u2014 ${n.frame.file}:${n.frame.line}` : '';
+    const code = n.frame ? indentedCode(n.frame) : '';
+    const note = opts.noteOf ? opts.noteOf(key) : '';
+    // The tooltip has the whole source line; the frame shows what fits.
+    const tip = `${label}${where} \u2014 ${humanBytes(n.bytes)} (${percent(n.bytes, total)})${note}${code ? `\n${code}` : ''}`;
     body.push(
       `<g class="f" data-x="${x}" data-w="${n.bytes}" data-d="${d}" data-f="${fid}">`,
-      `<title>${escapeXml(`${label}${where} \u2014 ${humanBytes(n.bytes)} (${percent(n.bytes, total)})`)}</title>`,
-      `<rect x="${px.toFixed(2)}" y="${y}" width="${pw.toFixed(2)}" height="${ROW - 1}" rx="2" fill="${colour(share)}"/>`,
+      `<title>${escapeXml(tip)}</title>`,
+      `<rect x="${px.toFixed(2)}" y="${y}" width="${pw.toFixed(2)}" height="${ROW - 1}" rx="2" fill="${opts.colourOf ? opts.colourOf(key, n.bytes) : colour(share)}"/>`,
       `<text class="l" x="${(px + 3).toFixed(2)}" y="${y + 14}">${escapeXml(fit(label, pw, LABEL_CHAR))}</text>`,
-      `<text class="c" x="${(px + 3).toFixed(2)}" y="${y + 28}">${escapeXml(fit(n.frame?.code ?? '', pw, CODE_CHAR))}</text>`,
+      `<text class="c" x="${(px + 3).toFixed(2)}" y="${y + 28}">${escapeXml(fit(code, pw, CODE_CHAR))}</text>`,
       '</g>\n',
     );
     // Children sit left-aligned in their parent (the parent's self bytes and
     // pruned children are the gap at the right); pushed in reverse so the
     // largest (first) is emitted first.
-    const kids: Array<{ n: FlameNode; x: number; d: number }> = [];
+    const kids: Array<{ n: FlameNode; x: number; d: number; key: string }> = [];
     let cx = x;
     for (const c of n.children) {
-      kids.push({ n: c, x: cx, d: d + 1 });
+      if (c.bytes < minBytes) break; // largest first: the rest are narrower (a finer prebuilt tree)
+      kids.push({ n: c, x: cx, d: d + 1, key: keyed ? pathKey(key, c.frame!) : '' });
       cx += c.bytes;
     }
     for (let i = kids.length - 1; i >= 0; i--) todo.push(kids[i]!);
   }
 
   const height = TOP + (maxDepth + 1) * ROW + BOTTOM;
-  const layout = { pad: PAD, width, total, labelChar: LABEL_CHAR, codeChar: CODE_CHAR, minPx: MIN_PX };
+  const layout = { pad: PAD, width, total, labelChar: LABEL_CHAR, codeChar: CODE_CHAR, minPx };
   // In CDATA only "]]>" ends the section; outside JSON strings it cannot
   // occur, inside them the escape keeps the same value. U+FFFE/FFFF are not
   // XML characters even in CDATA.
   const data = `var F=${JSON.stringify(table)};var L=${JSON.stringify(layout)};`
     .replace(/]]>/g, ']]\\u003e')
+    // index.html embeds this SVG in HTML, where "</script" is worth never having inside a script.
+    .replace(/<\//g, '<\\/')
     .replace(/[\uFFFE\uFFFF]/g, '\uFFFD');
-  const idle = `Peak ${humanBytes(total)}. Hover a frame for details; click to zoom; Ctrl+F to search.`;
+  const idle = opts.idle ?? `Peak ${humanBytes(total)}. Hover a frame for details; click to zoom; Ctrl+F to search.`;
 
-  return [
+  const svg = [
     '<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n',
     `<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="${svgWidth}" height="${height}" `,
     `viewBox="0 0 ${svgWidth} ${height}">\n`,
     '<style>',
     'text{font-family:Verdana,"DejaVu Sans",sans-serif;font-size:12px;fill:#000}',
-    'text.c{font-family:"DejaVu Sans Mono",Menlo,Consolas,monospace;font-size:11px;fill:#222}',
+    'text.c{font-family:"DejaVu Sans Mono",Menlo,Consolas,monospace;font-size:11px;fill:#222;white-space:pre}',
     '.f{cursor:pointer}.f:hover rect{stroke:#000;stroke-width:1}.f.a{opacity:.55}',
     '.f.m rect{fill:#d24cff}#title{font-size:17px;font-weight:bold}',
     '.btn{fill:#1a5fb4;cursor:pointer;text-decoration:underline}.btn.off{fill:#999}',
@@ -139,6 +180,12 @@ export function renderFlamegraph(stacks: readonly Stack[], opts: FlamegraphOptio
     `<script type="text/ecmascript"><![CDATA[${data}\n${FLAMEGRAPH_SCRIPT}]]></script>\n`,
     '</svg>\n',
   ].join('');
+  return { svg, root };
+}
+
+/** Key of a frame's path in the tree: the folded labels, root first, `;`-separated. */
+export function pathKey(parentKey: string, f: Frame): string {
+  return parentKey === '' ? foldedLabel(f) : `${parentKey};${foldedLabel(f)}`;
 }
 
 /** The height a rendered flamegraph asked for, so index.html can size its <object>. */

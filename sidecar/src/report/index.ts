@@ -13,7 +13,7 @@ export {
   type FlameNode,
 } from './stacks.js';
 export { renderFlamegraph, svgHeight, type FlamegraphOptions } from './flamegraph.js';
-export { explainTrigger, FILES, renderHtml } from './html.js';
+export { explainTrigger, FILES, renderPage, type Page } from './html.js';
 export {
   buildReportJson,
   renderDumpFile,

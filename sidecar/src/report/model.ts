@@ -12,6 +12,24 @@ export interface Frame {
   function: string;
   /** Source text of the line, trimmed; '' when the file could not be read. */
   code: string;
+  /** Columns of leading whitespace of the source line (tabs count 4); absent when 0. Added field. */
+  indent?: number;
+}
+
+/** `[timeMs, trackedBytes, workingSetBytes, limitBytes, floorBytes]`; 0 = not known then. */
+export type TimelineSample = [number, number, number, number, number];
+
+/** Memory over time, recorded by the shim (docs/protocol.md "Timeline"). */
+export interface Timeline {
+  /** Names of the sample columns, in order. */
+  fields: string[];
+  /** Spacing of periodic samples when the series ended (doubles as the ring fills). */
+  intervalMs: number;
+  /** When tracked bytes reached `peakBytes` (ms since the epoch; 0 = unknown). */
+  peakMs: number;
+  peakBytes: number;
+  /** Oldest first. */
+  samples: TimelineSample[];
 }
 
 export interface Stack {
@@ -68,6 +86,10 @@ export interface ReportJson {
    * and the size and stack of the last one.
    */
   failedAllocation?: FailedAllocation;
+  /** Added field, OOM reports only: the stacks live when it ran out (largest first, 99 % of their sum). */
+  oomStacks?: Stack[];
+  /** Added field: memory over time, when the shim recorded it. */
+  timeline?: Timeline;
 }
 
 export interface FailedAllocation {
@@ -102,4 +124,6 @@ export interface ProfileData {
   truncation?: Truncation;
   /** Refused allocations (dump line `failedAllocation`), when there were any. */
   failedAllocation?: FailedAllocation;
+  /** Memory over time; absent when the shim recorded none. */
+  timeline?: Timeline;
 }

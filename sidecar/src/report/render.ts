@@ -7,9 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HighwaterError } from '../errors.js';
 import { readDump } from './dump.js';
-import { renderFlamegraph, svgHeight } from './flamegraph.js';
-import { humanBytes } from './format.js';
-import { FILES, renderHtml } from './html.js';
+import { FILES, renderPage } from './html.js';
 import type { ProfileData, ReportJson, Stack, Truncation } from './model.js';
 import { replaceFile, writeExclusive, openDirectory } from './safe-file.js';
 import {
@@ -85,7 +83,19 @@ export function buildReportJson(data: ProfileData, bounded = boundProfile(data))
     stacks: trimToCoverage(sorted, data.peakBytes, 0.99),
     truncation: bounded.truncation,
     ...(data.failedAllocation ? { failedAllocation: data.failedAllocation } : {}),
+    ...oomFields(data),
   };
+}
+
+/** Added fields: what was live when it ran out (OOM only), memory over time. */
+function oomFields(data: ProfileData): Pick<ReportJson, 'oomStacks' | 'timeline'> {
+  const out: Pick<ReportJson, 'oomStacks' | 'timeline'> = {};
+  if (data.trigger === 'oom' && data.currentStacks) {
+    const live = sortStacks(mergeStacks(data.currentStacks));
+    out.oomStacks = trimToCoverage(live, live.reduce((a, s) => a + s.bytes, 0), 0.99);
+  }
+  if (data.timeline) out.timeline = data.timeline;
+  return out;
 }
 
 /**
@@ -93,10 +103,21 @@ export function buildReportJson(data: ProfileData, bounded = boundProfile(data))
  * 40 000-stack report is ~2.5× larger and slower to write, and harder to grep.
  */
 export function reportJsonText(report: ReportJson): string {
-  const { stacks, ...head } = report;
+  const { stacks, oomStacks, timeline, ...head } = report;
   const top = JSON.stringify(head, null, 2).slice(0, -2); // drop the closing "\n}"
-  const lines = stacks.map((s) => `    ${JSON.stringify(s)}`);
-  return `${top},\n  "stacks": [${lines.length ? `\n${lines.join(',\n')}\n  ` : ''}]\n}\n`;
+  const list = (name: string, items: readonly unknown[]) => {
+    const lines = items.map((s) => `    ${JSON.stringify(s)}`);
+    return `,\n  "${name}": [${lines.length ? `\n${lines.join(',\n')}\n  ` : ''}]`;
+  };
+  let text = top + list('stacks', stacks);
+  if (oomStacks) text += list('oomStacks', oomStacks);
+  if (timeline) {
+    // One sample per line, like stacks.
+    const { samples, ...rest } = timeline;
+    const headText = JSON.stringify(rest).slice(0, -1);
+    text += `,\n  "timeline": ${headText}, "samples": [${samples.length ? `\n${samples.map((s) => `    ${JSON.stringify(s)}`).join(',\n')}\n  ` : ''}]}`;
+  }
+  return `${text}\n}\n`;
 }
 
 async function makeDir(outDir: string, stamped: boolean, dirMode: number, now: Date): Promise<string> {
@@ -153,14 +174,7 @@ export async function renderReport(
   const bounded = boundProfile(data);
   const all = bounded.sorted;
   const report = buildReportJson(data, bounded);
-  const title = `Peak memory ${humanBytes(data.peakBytes)}: ${data.process.argv.join(' ') || `pid ${data.process.pid}`}`;
-  const svg = renderFlamegraph(all, { title, totalBytes: data.peakBytes });
-  const reversedSvg = renderFlamegraph(all, {
-    title: `${title} (reversed: allocation sites first)`,
-    totalBytes: data.peakBytes,
-    reversed: true,
-  });
-  const html = renderHtml(data, report, { normal: svgHeight(svg), reversed: svgHeight(reversedSvg) });
+  const { html, svg, reversedSvg } = renderPage(data, report, all);
 
   const stamped = opts.timestampedSubdir ?? true;
   const dir = await makeDir(outDir, stamped, dirMode, opts.now ?? new Date());

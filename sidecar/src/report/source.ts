@@ -45,3 +45,18 @@ export function diskSourceReader(cwd: string): SourceReader {
     return text === undefined ? undefined : text.slice(0, MAX_LINE);
   };
 }
+
+/**
+ * The indentation of a source line, for display under a flamegraph frame
+ * (Fil shows it too): `{ indent: columns }` with tabs counted as 4 columns,
+ * or `{}` when the line is not indented (so frames stay small).
+ */
+export function indentOf(text: string): { indent?: number } {
+  let cols = 0;
+  for (const c of text) {
+    if (c === ' ') cols++;
+    else if (c === '\t') cols += 4;
+    else break;
+  }
+  return cols > 0 && text.trim() !== '' ? { indent: Math.min(cols, 64) } : {};
+}

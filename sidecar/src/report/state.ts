@@ -7,7 +7,7 @@
 import { HighwaterError } from '../errors.js';
 import type { Frame, MemorySource, OomReason, ProfileData, Stack, Trigger } from './model.js';
 import { openRegular, readAt, tooLarge } from './safe-file.js';
-import { diskSourceReader, type SourceReader } from './source.js';
+import { diskSourceReader, indentOf, type SourceReader } from './source.js';
 import {
   emptyTruncation,
   foldedFramesMarker,
@@ -19,6 +19,7 @@ import {
   selectLargest,
   validTimeMs,
 } from './stacks.js';
+import { TIMELINE_HEADER, TIMELINE_MAX_SAMPLES, TIMELINE_SAMPLE, timelineFromState } from './timeline-data.js';
 
 export const STATE_MAGIC = 'HWSTATE1';
 export const STATE_HEADER_SIZE = 4096;
@@ -141,7 +142,8 @@ export function parseStateFile(buf: Buffer, opts: StateReadOptions = {}): Profil
     let f = frames.get(n);
     if (!f) {
       const fn = funcs[funcOf[n]!]!;
-      f = { file: fn.file, line: lineOf[n]!, function: fn.name, code: (readSource(fn.file, lineOf[n]!) ?? '').trim() };
+      const text = readSource(fn.file, lineOf[n]!) ?? '';
+      f = { file: fn.file, line: lineOf[n]!, function: fn.name, code: text.trim(), ...indentOf(text) };
       frames.set(n, f);
     }
     return f;
@@ -203,7 +205,12 @@ export function parseStateFile(buf: Buffer, opts: StateReadOptions = {}): Profil
     stacks,
     currentStacks: null,
     ...(isTruncated(truncation) ? { truncation } : {}),
+    ...timelineField(timelineFromState(buf, h(2344, 'timeline offset'))),
   };
+}
+
+function timelineField(t: ReturnType<typeof timelineFromState>): { timeline?: NonNullable<typeof t> } {
+  return t ? { timeline: t } : {};
 }
 
 /** `/proc/self/cmdline` layout: NUL-separated, NUL-padded, possibly cut short. */
@@ -257,6 +264,17 @@ export async function readStateFile(path: string, opts: StateReadOptions = {}): 
     areas.push([104, [stringsOff, stringsLen]]);
     total += stringsLen;
     if (total > MAX_STATE_READ_BYTES) throw tooLarge(path, total, MAX_STATE_READ_BYTES);
+
+    // The timeline ring (header slot 2344), when the shim keeps one: its header and the samples it holds.
+    const tlOff = h(2344, 'timeline offset');
+    if (tlOff >= STATE_HEADER_SIZE && tlOff + TIMELINE_HEADER <= size) {
+      const count = Number((await readAt(fh, tlOff, TIMELINE_HEADER)).readBigUInt64LE(8));
+      const len = TIMELINE_HEADER + Math.min(count, TIMELINE_MAX_SAMPLES) * TIMELINE_SAMPLE;
+      if (tlOff + len <= size) {
+        areas.push([2344, [tlOff, len]]);
+        total += len;
+      }
+    }
 
     const compact = Buffer.alloc(total);
     header.copy(compact, 0);

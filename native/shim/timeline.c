@@ -1,0 +1,153 @@
+/*
+ * Memory over time: a bounded series of samples in the state file, so a
+ * post-mortem read has it as much as a dump does. Layout: docs/protocol.md
+ * "Timeline". Samples are taken by the readings refresh (the control thread
+ * every 250 ms, the guard when it re-reads) and from the allocation path when
+ * tracked bytes moved a lot since the last sample. When the ring is full,
+ * every other sample is dropped and the spacing doubles: the series always
+ * covers the whole run with at most HW_TL_CAP points.
+ *
+ * Never blocks: two writers (the control thread, an allocating thread) meet
+ * at a try-lock, and the loser skips its sample.
+ */
+#define _GNU_SOURCE
+#include <string.h>
+
+#include <sched.h>
+
+#include "hw.h"
+#include "timeline.h"
+
+#define HW_TL_CAP 4096u
+#define HW_TL_START_INTERVAL_MS 50u
+
+typedef struct {
+  uint64_t time_ms;
+  int64_t tracked_bytes;
+  uint64_t working_set_bytes, limit_bytes, floor_bytes;
+} hw_tl_sample;
+
+typedef struct {
+  uint64_t capacity;
+  volatile uint64_t count; /* samples 0 .. count-1 are complete */
+  uint64_t interval_ms;
+  volatile uint64_t peak_ms; /* when tracked bytes reached peak_bytes (as noticed here) */
+  volatile int64_t peak_bytes;
+  uint64_t start_ms;
+  uint64_t reserved[2];
+  hw_tl_sample samples[];
+} hw_tl_region;
+
+/* Tracked bytes outside [lo, hi]: sample again now (checked inline in hw.h). */
+volatile int64_t hw__tl_lo = INT64_MIN, hw__tl_hi = INT64_MAX;
+static volatile int hw__tl_busy;
+
+uint64_t hw__timeline_bytes(void) {
+  return (uint64_t)sizeof(hw_tl_region) + (uint64_t)HW_TL_CAP * sizeof(hw_tl_sample);
+}
+
+static hw_tl_region *hw__tl(void) {
+  hw_state_header *h = hw__state.hdr;
+  if (!h || !h->off_timeline) return NULL;
+  return (hw_tl_region *)((char *)h + h->off_timeline);
+}
+
+void hw__timeline_init(void) {
+  hw_tl_region *t = hw__tl();
+  if (!t) return;
+  t->capacity = HW_TL_CAP;
+  t->interval_ms = HW_TL_START_INTERVAL_MS;
+  t->start_ms = hw__now_ms();
+  t->count = 0;
+  /* A child after fork starts here too: a flag held by a parent's thread at
+   * fork time would otherwise stay held forever. */
+  __atomic_store_n(&hw__tl_busy, 0, __ATOMIC_RELEASE);
+  hw__tl_lo = INT64_MIN;
+  hw__tl_hi = 0; /* the first allocation takes the first sample */
+}
+
+/* Every other sample dropped, spacing doubled. The count is 0 while samples
+ * move, so a reader after SIGKILL sees either the old or the new series. */
+static void hw__tl_halve(hw_tl_region *t) {
+  uint64_t n = t->count;
+  __atomic_store_n(&t->count, 0, __ATOMIC_RELEASE);
+  for (uint64_t i = 1; 2 * i < n; i++) t->samples[i] = t->samples[2 * i];
+  t->interval_ms *= 2;
+  __atomic_store_n(&t->count, (n + 1) / 2, __ATOMIC_RELEASE);
+}
+
+/* hw__tl_busy held. */
+static void hw__tl_take(hw_tl_region *t, int force) {
+  hw_state_header *h = hw__state.hdr;
+  uint64_t now = hw__now_ms();
+  int64_t cur = h->current_bytes;
+  int64_t peak = h->peak_bytes;
+  /* A new peak, or a lower one after the API's tracker reset. */
+  if (peak != t->peak_bytes) {
+    t->peak_bytes = peak;
+    t->peak_ms = now;
+  }
+  uint64_t n = t->count;
+  int moved = cur < hw__tl_lo || cur > hw__tl_hi;
+  if (force || moved || n == 0 || now >= t->samples[n - 1].time_ms + t->interval_ms) {
+    if (n == HW_TL_CAP) {
+      hw__tl_halve(t);
+      n = t->count;
+    }
+    hw_tl_sample *s = &t->samples[n];
+    s->time_ms = now;
+    s->tracked_bytes = cur;
+    s->working_set_bytes = h->working_set_bytes;
+    s->limit_bytes = h->limit_bytes;
+    s->floor_bytes = h->floor_bytes;
+    __atomic_store_n(&t->count, n + 1, __ATOMIC_RELEASE);
+    /* Next sample from the allocation path once bytes move by 1/8 (at least 1 MiB). */
+    int64_t band = cur / 8 > (1 << 20) ? cur / 8 : (1 << 20);
+    hw__tl_lo = cur - band;
+    hw__tl_hi = cur + band;
+  }
+}
+
+void hw__timeline_sample(int force) {
+  hw_tl_region *t = hw__tl();
+  if (!t || t->capacity != HW_TL_CAP) return;
+  if (__atomic_exchange_n(&hw__tl_busy, 1, __ATOMIC_ACQUIRE)) return; /* the other writer samples */
+  hw__tl_take(t, force);
+  __atomic_store_n(&hw__tl_busy, 0, __ATOMIC_RELEASE);
+}
+
+void hw__timeline_write(hw_writer *w) {
+  hw_tl_region *t = hw__tl();
+  if (!t || t->capacity != HW_TL_CAP) return;
+  /* Held while writing, so no halving moves samples under us; the other
+   * writers only ever hold it for a sample, and skip theirs meanwhile. */
+  for (int tries = 0; __atomic_exchange_n(&hw__tl_busy, 1, __ATOMIC_ACQUIRE); tries++) {
+    if (tries > 10000) return; /* never hang a dump on the timeline: leave it out */
+    sched_yield();
+  }
+  hw__tl_take(t, 1); /* the series ends at the moment of the dump */
+  uint64_t n = t->count;
+  hw__w_str(w, "{\"type\":\"timeline\",\"intervalMs\":");
+  hw__w_u64(w, t->interval_ms);
+  hw__w_str(w, ",\"peakMs\":");
+  hw__w_u64(w, t->peak_ms);
+  hw__w_str(w, ",\"peakBytes\":");
+  hw__w_i64(w, t->peak_bytes);
+  hw__w_str(w, ",\"samples\":[");
+  for (uint64_t i = 0; i < n; i++) {
+    const hw_tl_sample *s = &t->samples[i];
+    hw__w_str(w, i ? ",[" : "[");
+    hw__w_u64(w, s->time_ms);
+    hw__w_str(w, ",");
+    hw__w_i64(w, s->tracked_bytes);
+    hw__w_str(w, ",");
+    hw__w_u64(w, s->working_set_bytes);
+    hw__w_str(w, ",");
+    hw__w_u64(w, s->limit_bytes);
+    hw__w_str(w, ",");
+    hw__w_u64(w, s->floor_bytes);
+    hw__w_str(w, "]");
+  }
+  hw__w_str(w, "]}\n");
+  __atomic_store_n(&hw__tl_busy, 0, __ATOMIC_RELEASE);
+}

@@ -7,7 +7,9 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { MiB, freshDir, pythons, reportDirs, runProfiled } from '../helpers/cli.js';
+import { spawnSync } from 'node:child_process';
+import { MiB, freshDir, pythons, repoRoot, reportDirs, runProfiled } from '../helpers/cli.js';
+import { shimmedEnv } from './shimmed.js';
 
 const twoFunctions = `import ctypes
 libc = ctypes.CDLL(None)
@@ -58,5 +60,44 @@ describe('the bootstrap adds no bytes to the program\'s lines', () => {
     expect(byLine.get(8)).toBe(17 * MiB);
     // Line 11 on 3.11 is issue 11 (a stale line cache), not the bootstrap:
     // checked by test/profiling/lines-random.test.ts where it is fixed.
+  });
+});
+
+// The rule behind it, checked on every module the start-up loads from
+// native/python (whether or not a threshold happens to be crossed in the
+// program above): no nested function, class, lambda or comprehension.
+const nestedScopes = `
+import ast, json, os, sys
+root = os.path.realpath(sys.argv[1])
+ours = {name: os.path.realpath(getattr(mod, "__file__", None) or "")
+        for name, mod in list(sys.modules.items())}
+ours = {name: path for name, path in ours.items() if path.startswith(root + os.sep)}
+found = []
+for name, path in sorted(ours.items()):
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda,
+              ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            found.append("%s:%d class %s" % (name, node.lineno, node.name))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for sub in ast.walk(node):
+                if sub is not node and isinstance(sub, scopes):
+                    found.append("%s:%d %s inside %s" % (name, sub.lineno, type(sub).__name__, node.name))
+print(json.dumps({"modules": sorted(ours), "found": found}))
+`;
+
+describe('the start-up code compiles no nested scope', () => {
+  it('no module the bootstrap loads has a nested function, class or comprehension', () => {
+    const exe = pythons().find((p) => p.version.startsWith('3.10.'))?.path ?? 'python3';
+    const r = spawnSync(exe, ['-c', nestedScopes, join(repoRoot, 'native', 'python')], {
+      env: shimmedEnv(freshDir('hw-bootscan-')),
+      encoding: 'utf8',
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { modules: string[]; found: string[] };
+    expect(out.modules).toContain('highwater._bootstrap');
+    expect(out.found).toEqual([]);
   });
 });

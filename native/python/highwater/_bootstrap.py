@@ -19,15 +19,26 @@ def _thread_hook(frame, event, arg):
 _memory_error_seen = None
 
 
-def _excepthook(previous):
-    def hook(exc_type, value, tb):
-        global _memory_error_seen
-        if isinstance(value, MemoryError):
-            _memory_error_seen = value
-        return previous(exc_type, value, tb)
+# The hook that was in place before ours; ours hands every exception on.
+_previous_excepthook = None
 
-    hook._highwater = True
-    return hook
+
+# A module-level function on purpose, like everything this start-up code
+# compiles: no nested function and no class. Compiling one makes CPython 3.10
+# look up its "." and ".<locals>" identifiers for the qualified name, and the
+# interpreter's identifier cache (interp->unicode.ids) then grows at a
+# different program line: the C identifiers are numbered in order of first
+# use and the cache is realloc'ed (to 2048 bytes when number 128 comes) on
+# whichever program line first uses the next one, charged to that line,
+# although the program without the shim does it elsewhere (at exit).
+def _excepthook(exc_type, value, tb):
+    global _memory_error_seen
+    if isinstance(value, MemoryError):
+        _memory_error_seen = value
+    return _previous_excepthook(exc_type, value, tb)
+
+
+_excepthook._highwater = True
 
 
 def _ended_by_memory_error():
@@ -78,6 +89,7 @@ def _at_exit():
 
 
 def start():
+    global _previous_excepthook
     lib = _shim.shim()
     if lib is None and os.environ.get("HIGHWATER_RUN_DIR") and not _glibc():
         _say_unsupported_libc()
@@ -93,7 +105,9 @@ def start():
     # Registered first, so it runs last: after the program's own atexit work.
     atexit.register(_at_exit)
     if os.environ.get("HIGHWATER_MODE", "run") == "run":
-        sys.excepthook = _excepthook(sys.excepthook)
+        if not getattr(sys.excepthook, "_highwater", False):  # never chain to ourselves
+            _previous_excepthook = sys.excepthook
+            sys.excepthook = _excepthook
 
 
 def _glibc():

@@ -178,26 +178,40 @@ int hw__blocks_take(uintptr_t a, uint64_t *size, uint32_t *node) {
 
 int hw__blocks_put(uintptr_t a, uint64_t size, uint32_t node, uint64_t *old_size,
                    uint32_t *old_node) {
-  int narrow = hw__fits_narrow(a, size);
-  if (narrow ? (hw__narrow_used + 1) * 4 > hw__narrow_cap * 3 && hw__narrow_grow() != 0
-             : (hw__wide_used + 1) * 2 > hw__wide_cap && hw__wide_grow() != 0)
-    return -1;
   /* A block we never saw freed (freed inside a guarded region) may still be
-   * recorded at this address, in either table: it is replaced. */
-  int replaced = hw__blocks_take(a, old_size, old_node);
-  if (narrow) {
-    size_t cap = hw__narrow_cap, i = hw__home(a >> 4, cap);
-    while (hw__narrow[i].lo) i = hw__next(i, cap);
-    hw__narrow_set(&hw__narrow[i], a >> 4, size, node);
-    hw__narrow_used++;
+   * recorded at this address: it is replaced. An address is in at most one
+   * table; the probe that finds the free slot also finds a stale entry in
+   * this one, the other is looked at only when it holds anything. */
+  int replaced = 0;
+  if (hw__fits_narrow(a, size)) {
+    if ((hw__narrow_used + 1) * 4 > hw__narrow_cap * 3 && hw__narrow_grow() != 0) return -1;
+    uint64_t key = a >> 4;
+    size_t cap = hw__narrow_cap, i = hw__home(key, cap);
+    while (hw__narrow[i].lo && hw__narrow_key(&hw__narrow[i]) != key) i = hw__next(i, cap);
+    if (hw__narrow[i].lo) {
+      hw__narrow_get(&hw__narrow[i], old_size, old_node);
+      replaced = 1;
+    } else {
+      hw__narrow_used++;
+      replaced = hw__wide_take(a, old_size, old_node);
+    }
+    hw__narrow_set(&hw__narrow[i], key, size, node);
+    return replaced;
+  }
+  if ((hw__wide_used + 1) * 2 > hw__wide_cap && hw__wide_grow() != 0) return -1;
+  if ((a & 15) == 0 && (a >> 4) <= HW_KEY_MASK) replaced = hw__narrow_take(a >> 4, old_size, old_node);
+  size_t cap = hw__wide_cap, i = hw__home(a, cap);
+  while (hw__wide[i].addr && hw__wide[i].addr != a) i = hw__next(i, cap);
+  if (hw__wide[i].addr) {
+    *old_size = hw__wide[i].size;
+    *old_node = hw__wide[i].node;
+    replaced = 1;
   } else {
-    size_t cap = hw__wide_cap, i = hw__home(a, cap);
-    while (hw__wide[i].addr) i = hw__next(i, cap);
-    hw__wide[i].addr = a;
-    hw__wide[i].size = size;
-    hw__wide[i].node = node;
     hw__wide_used++;
   }
+  hw__wide[i].addr = a;
+  hw__wide[i].size = size;
+  hw__wide[i].node = node;
   return replaced;
 }
 

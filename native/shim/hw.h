@@ -124,6 +124,18 @@ typedef struct {
   uint64_t sample_rate_bytes; /* 2336: sampling.c; 0 = exact */
   uint64_t off_timeline;      /* 2344: timeline.c's ring; 0: none (older shims) */
 } hw_state_header;
+/* The offsets docs/protocol.md documents and sidecar/src/report/state.ts reads:
+ * the build fails before they can drift apart. */
+_Static_assert(offsetof(hw_state_header, floor_bytes) == 144, "floorBytes");
+_Static_assert(offsetof(hw_state_header, active_file_bytes) == 232, "activeFileBytes");
+_Static_assert(offsetof(hw_state_header, failed_allocations) == 240, "failedAllocations");
+_Static_assert(offsetof(hw_state_header, failed_bytes) == 248, "failedBytes");
+_Static_assert(offsetof(hw_state_header, python) == 256, "python");
+_Static_assert(offsetof(hw_state_header, argv) == 288, "argv");
+_Static_assert(offsetof(hw_state_header, cwd) == 1312, "cwd");
+_Static_assert(offsetof(hw_state_header, sample_rate_bytes) == 2336, "sampleRateBytes");
+_Static_assert(offsetof(hw_state_header, off_timeline) == 2344, "timeline offset");
+_Static_assert(sizeof(hw_state_header) <= 4096, "the header fits its 4096 bytes");
 
 typedef struct {
   hw_state_header *hdr;

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { freshDir, pythons, reportDirs, runProfiled } from '../helpers/cli.js';
+import { fixtures, freshDir, pythons, reportDirs, runProfiled } from '../helpers/cli.js';
 import { churnRunner, generateLinesProgram } from './lines-program.js';
 
 interface Stack {
@@ -60,21 +60,11 @@ const cases = pythons().flatMap((p) => seeds.map((seed) => [p.version, seed, p.p
 // Issue 11: on 3.11 the per-thread line cache served `second` a line
 // remembered for a dead start-up code object at the same address (line 37 of
 // a 14-line file).
-const twoFunctions = `import ctypes
-libc = ctypes.CDLL(None)
-libc.malloc.restype = ctypes.c_void_p
-libc.malloc.argtypes = [ctypes.c_size_t]
-MiB = 1024 * 1024
-
-def first():
-    return libc.malloc(17 * MiB)
-
-def second():
-    return libc.malloc(23 * MiB)
-
-a = first()
-b = second()
-hw = ctypes.PyDLL(None)
+// The issue's program (test/fixtures/python/two_mallocs.py, lines 8 and 11), then
+// which stack reader the shim used.
+const twoFunctions =
+  readFileSync(join(fixtures, 'python', 'two_mallocs.py'), 'utf8') +
+  `hw = ctypes.PyDLL(None)
 hw.hw_stat.restype = ctypes.c_longlong
 hw.hw_stat.argtypes = [ctypes.c_char_p]
 print("stack_mode", hw.hw_stat(b"stack_mode"))

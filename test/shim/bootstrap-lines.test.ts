@@ -8,24 +8,10 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { MiB, freshDir, pythons, repoRoot, reportDirs, runProfiled } from '../helpers/cli.js';
+import { MiB, fixtures, freshDir, pythons, repoRoot, reportDirs, runProfiled } from '../helpers/cli.js';
 import { shimmedEnv } from './shimmed.js';
 
-const twoFunctions = `import ctypes
-libc = ctypes.CDLL(None)
-libc.malloc.restype = ctypes.c_void_p
-libc.malloc.argtypes = [ctypes.c_size_t]
-MiB = 1024 * 1024
-
-def first():
-    return libc.malloc(17 * MiB)
-
-def second():
-    return libc.malloc(23 * MiB)
-
-a = first()
-b = second()
-`;
+const twoFunctions = readFileSync(join(fixtures, 'python', 'two_mallocs.py'), 'utf8');
 
 /** Bytes per innermost prog.py line, from peak-memory.folded. */
 function bytesByLine(outDir: string): Map<number, number> {

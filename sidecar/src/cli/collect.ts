@@ -16,23 +16,34 @@ export interface CollectCommandOptions {
 }
 
 export async function collectCommand(opts: CollectCommandOptions): Promise<number> {
-  const print = opts.print ?? ((line: string) => void process.stdout.write(line + '\n'));
+  const print = opts.print ?? printLine;
+  await withStopSignal(async (signal) => {
+    try {
+      await collectDocker({ follow: opts.follow, output: opts.output, signal, print }, moduleLogger(opts.logger, 'collect'));
+    } catch (e) {
+      if (!signal.aborted) throw e;
+    }
+  });
+  return 0;
+}
+
+/** One table line on stdout. */
+function printLine(line: string): void {
+  process.stdout.write(line + '\n');
+}
+
+/** Runs `work` with a signal that SIGINT/SIGTERM abort (how `--follow` ends); the handlers are removed afterwards. */
+async function withStopSignal(work: (signal: AbortSignal) => Promise<unknown>): Promise<void> {
   const abort = new AbortController();
   const onSignal = (): void => abort.abort();
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    await collectDocker(
-      { follow: opts.follow, output: opts.output, signal: abort.signal, print },
-      moduleLogger(opts.logger, 'collect'),
-    );
-  } catch (e) {
-    if (!abort.signal.aborted) throw e;
+    await work(abort.signal);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
-  return 0;
 }
 
 export interface CollectKubernetesCommandOptions {
@@ -64,16 +75,9 @@ export async function collectKubernetesCommand(opts: CollectKubernetesCommandOpt
   }
   const kc = loadKubeConfig(opts.env ?? process.env);
   const namespace = opts.allNamespaces ? undefined : (opts.namespace ?? contextNamespace(kc));
-  const print = opts.print ?? ((line: string) => void process.stdout.write(line + '\n'));
-  const abort = new AbortController();
-  const onSignal = (): void => abort.abort();
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  try {
-    await collectKubernetes(new EventsClient(kc), { namespace, sinceMs, follow: opts.follow, signal: abort.signal, print }, moduleLogger(opts.logger, 'collect'));
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
+  const print = opts.print ?? printLine;
+  await withStopSignal((signal) =>
+    collectKubernetes(new EventsClient(kc), { namespace, sinceMs, follow: opts.follow, signal, print }, moduleLogger(opts.logger, 'collect')),
+  );
   return 0;
 }

@@ -26,6 +26,7 @@ import { processIdentity } from './identity.js';
 import { RenderQueue } from './render-queue.js';
 import { listRunDir, type DumpFile } from './rundir.js';
 import { readingsFromHeader, readStateHeader, type StateHeader } from './state-header.js';
+import { EXIT_OOM, shimExitStatus } from '../state/layout.js';
 
 export type RunDirEvent =
   | { type: 'process-found'; pid: number; argv: string[]; local: boolean }
@@ -451,7 +452,7 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
       this.retire(t); // tracking never ran (python mode without the API): nothing to report
       return;
     }
-    const trigger: Trigger = t.header.exitStatus === 0x100 + 53 ? 'oom' : 'killed';
+    const trigger: Trigger = t.header.exitStatus === shimExitStatus(EXIT_OOM) ? 'oom' : 'killed';
     this.render(t.pid, t.statePath, () => this.retire(t), async () => {
       // Source lines come from disk only for a process of this container: the
       // paths a remote process names are files of *its* filesystem, and the

@@ -5,6 +5,7 @@
  * ended (the wait status); `highwater watch` only sees processes vanish.
  */
 import type { Trigger } from '../report/model.js';
+import { EXIT_OOM, shimExitStatus } from '../state/layout.js';
 
 /** How a process ended, when the watcher's owner reaped it (`highwater run`'s child). */
 export interface EndStatus {
@@ -23,8 +24,8 @@ export interface PostMortemFacts {
   peakBytes: number;
 }
 
-/** The header's exitStatus when the shim ended the process with exit code 53 (EXIT_OOM). */
-const SHIM_EXITED_OOM = 0x100 + 53;
+/** The header's exitStatus when the shim ended the process with exit code 53. */
+const SHIM_EXITED_OOM = shimExitStatus(EXIT_OOM);
 
 /**
  * The trigger of the post-mortem report, or undefined when none is due:

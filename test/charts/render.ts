@@ -90,7 +90,7 @@ export function validateObject(o: K8sObject): void {
   try {
     new Model(o).validate();
   } catch (e) {
-    throw new Error(`${key} ${o.metadata?.name}: ${(e as Error).message}`);
+    throw new Error(`${key} ${o.metadata?.name}: ${(e as Error).message}`, { cause: e });
   }
   const spec = podSpecOf(o);
   if (spec) checkPodSpec(spec, o);

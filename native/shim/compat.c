@@ -14,7 +14,10 @@
 #include "hw.h"
 
 hw_py_t hw__py;
-volatile int hw__py_alive;
+/* Interpreter usable (between the bootstrap and atexit). Relaxed: a flag set
+ * by the GIL holder; what it gates (the reading thread's own frames) needs no
+ * ordering with it. */
+_Atomic int hw__py_alive;
 
 /* _PyInterpreterFrame and the thread state's pointer to the running one.
  *

@@ -7,6 +7,7 @@
 #define HW_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -16,7 +17,20 @@
 #define HW_LIKELY(x) __builtin_expect(!!(x), 1)
 #define HW_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define HW_NODE_NONE UINT32_MAX
+/* The page size the shim assumes for its own bookkeeping and for charging
+ * anonymous maps (x86-64 and arm64 Linux with 4 KiB pages). */
+#define HW_PAGE 4096u
+/* The exit code of an OOM stop (docs/errors.md), and how the state header's
+ * exit_status records it: 0x100 (exited) | code. */
+#define HW_EXIT_OOM 53
+#define HW_EXIT_OOM_STATUS (0x100 | HW_EXIT_OOM)
 #define HW_TLS __attribute__((tls_model("initial-exec"))) __thread
+
+/* The shim's flags are C11 atomics, read with the weakest order that is
+ * right for each (said where each is defined). A relaxed load compiles to a
+ * plain load on x86-64 and arm64: the hot path pays nothing for it. */
+#define HW_RELAXED(x) atomic_load_explicit(&(x), memory_order_relaxed)
+#define HW_SET_RELAXED(x, v) atomic_store_explicit(&(x), (v), memory_order_relaxed)
 
 /* ---- real.c: the functions we interpose, resolved with dlsym(RTLD_NEXT) ---- */
 #define HW_HOOKED_FUNCTIONS(X)                                                  \
@@ -96,6 +110,13 @@ typedef struct {
   uint32_t parent, func, line, reserved;
 } hw_node_rec;
 
+/* The header lives in a file another process reads (and, for
+ * floor_bytes, may be published by more than one of our threads): a field
+ * another thread reads is stored and loaded whole, with relaxed atomics
+ * (plain moves on x86-64 and arm64), HW_HDR_PUT / HW_HDR_GET. */
+#define HW_HDR_PUT(field, v) __atomic_store_n(&(field), (v), __ATOMIC_RELAXED)
+#define HW_HDR_GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
+
 typedef struct {
   char magic[8];
   uint32_t version, header_size;
@@ -160,7 +181,7 @@ uint32_t hw__intern_node(uint32_t parent, uint32_t func, uint32_t line);
  * gets a placeholder, named later by hw__resolve_pending at a safe point. */
 uint32_t hw__intern_code(void *code);
 void hw__resolve_pending(void); /* GIL held */
-extern volatile int hw__pending_count;
+extern _Atomic int hw__pending_count;
 uint32_t hw__intern_named(const char *file, const char *name);
 extern pthread_mutex_t hw__intern_lock;
 
@@ -176,7 +197,7 @@ size_t hw__blocks_overhead(void);
 
 /* ---- tracker.c: live allocations, bytes per node, peak ---- */
 extern pthread_mutex_t hw__lock;
-extern volatile int hw__tracking;
+extern _Atomic int hw__tracking;
 void hw__track_alloc(void *p, size_t size, uint32_t node);
 void hw__track_free(void *p);
 /* Like track_free, giving back what the block was charged (0: not tracked). */
@@ -207,7 +228,7 @@ uint32_t hw__current_node(hw_thread_t *t);
 int hw__py_register_thread(int seed, int skip);
 /* framewalk.c: 3.11+ stacks read from the interpreter's frames (no profile
  * callback). hw__walk_init verifies the layout; GIL held. */
-extern volatile int hw__walk_on;
+extern _Atomic int hw__walk_on;
 int hw__walk_init(void);
 uint32_t hw__walk_node(hw_thread_t *t);
 void hw__py_unregister_thread(void);
@@ -236,7 +257,7 @@ typedef struct {
   void *PyCode_Type;
 } hw_py_t;
 extern hw_py_t hw__py;
-extern volatile int hw__py_alive; /* interpreter usable: between bootstrap and atexit */
+extern _Atomic int hw__py_alive; /* interpreter usable: between bootstrap and atexit */
 int hw__py_resolve(void);
 /* 3.11+: where the interpreter keeps its frames (offsets in bytes). */
 typedef struct {
@@ -280,12 +301,15 @@ void hw__publish_readings(const hw_readings_t *r);
 /* Called before an allocation of `size` bytes: 0 to go on, or the rule (1
  * low-available, 2 swap) the allocation would break if it succeeds. */
 int hw__guard_check(size_t size);
+/* Test access to the byte budget (native/test/core_test.c). */
+uint64_t hw__guard_budget(void);
+void hw__guard_set_budget(uint64_t bytes);
 /* An allocation the real allocator refused: recorded (last one and a count,
  * also in the state header), never fatal by itself. */
 void hw__failed_allocation(size_t size, uint32_t node);
 uint64_t hw__failed_last(size_t *bytes, uint32_t *node); /* returns the count */
 void hw__guard_set_floor(uint64_t floor);
-extern volatile int hw__guard_on;
+extern _Atomic int hw__guard_on;
 __attribute__((noreturn)) void hw__oom_exit(int reason, size_t bytes, uint32_t node);
 
 /* ---- dump.c ---- */
@@ -299,10 +323,10 @@ int hw__dump(const char *path, const char *trigger, int reason, int snaps,
 uint64_t hw__timeline_bytes(void);
 void hw__timeline_init(void); /* after the state file is mapped */
 void hw__timeline_sample(int force);
-extern volatile int64_t hw__tl_lo, hw__tl_hi;
+extern _Atomic int64_t hw__tl_lo, hw__tl_hi;
 /* Allocation path (hw__lock held): one compare unless bytes moved a lot. */
 static inline void hw__timeline_moved(int64_t cur) {
-  if (HW_UNLIKELY(cur < hw__tl_lo || cur > hw__tl_hi)) hw__timeline_sample(0);
+  if (HW_UNLIKELY(cur < HW_RELAXED(hw__tl_lo) || cur > HW_RELAXED(hw__tl_hi))) hw__timeline_sample(0);
 }
 
 /* ---- control.c ---- */
@@ -310,9 +334,9 @@ int hw__control_start(void);
 void hw__control_notify_signal(void);
 void hw__control_close_in_child(void);
 
-/* ---- init.c ---- */
-extern volatile int hw__active; /* a Python process with a run dir */
-extern volatile int hw__in_child;
+/* ---- process.c: leaf helpers (no unit depends on init.c, the exported API) ---- */
+extern _Atomic int hw__active; /* a Python process with a run dir */
+extern _Atomic int hw__in_child;
 uint64_t hw__now_ms(void);
 
 #endif

@@ -70,8 +70,8 @@ static int hw__profile(PyObject *obj, void *frame, int what, PyObject *arg) {
   (void)obj;
   (void)arg;
   hw_thread_t *t = &hw__thread;
-  if (HW_UNLIKELY(hw__in_child)) return 0;
-  if (HW_UNLIKELY(hw__pending_count) && !t->guard) {
+  if (HW_UNLIKELY(HW_RELAXED(hw__in_child))) return 0;
+  if (HW_UNLIKELY(HW_RELAXED(hw__pending_count)) && !t->guard) {
     t->guard = 1;
     hw__resolve_pending();
     t->guard = 0;
@@ -96,10 +96,10 @@ static uint32_t hw__frame_node(uint32_t parent, void *frame) {
  * other thread writes. Names of new code objects are read from memory too
  * (names.c). */
 uint32_t hw__current_node(hw_thread_t *t) {
-  if (hw__walk_on) return hw__py_alive ? hw__walk_node(t) : t->inherited;
+  if (HW_RELAXED(hw__walk_on)) return HW_RELAXED(hw__py_alive) ? hw__walk_node(t) : t->inherited;
   int d = t->depth;
   if (d == 0 || !t->registered) return t->inherited;
-  if (!hw__py_alive) return t->last_node != HW_NODE_NONE ? t->last_node : t->inherited;
+  if (!HW_RELAXED(hw__py_alive)) return t->last_node != HW_NODE_NONE ? t->last_node : t->inherited;
   hw_sframe *f = t->frames;
   int i = d - 2;
   while (i >= 0 && f[i].node == HW_NODE_NONE) i--;
@@ -119,7 +119,7 @@ uint32_t hw__current_node(hw_thread_t *t) {
 int hw__py_register_thread(int seed, int skip) {
   hw_thread_t *t = &hw__thread;
   if (!hw__py.ready) return -1;
-  if (hw__walk_on) return 0; /* the interpreter's own frames are read instead */
+  if (HW_RELAXED(hw__walk_on)) return 0; /* the interpreter's own frames are read instead */
   pthread_once(&hw__key_once, hw__make_key);
   pthread_setspecific(hw__thread_key, t);
   t->depth = 0;
@@ -157,7 +157,7 @@ int hw__py_register_thread(int seed, int skip) {
 
 void hw__py_unregister_thread(void) {
   hw_thread_t *t = &hw__thread;
-  if (!hw__py.ready || hw__walk_on) return;
+  if (!hw__py.ready || HW_RELAXED(hw__walk_on)) return;
   hw__py.PyEval_SetProfile(NULL, NULL);
   t->registered = 0;
   t->depth = 0;

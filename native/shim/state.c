@@ -101,9 +101,11 @@ int hw__state_open(void) {
   hw__read_whole("/proc/self/cmdline", h->argv, sizeof h->argv);
   if (!getcwd(h->cwd, sizeof h->cwd)) h->cwd[0] = '\0';
   h->updated_ms = hw__now_ms();
-  /* The magic goes last: a reader never sees a half-initialised header. */
-  __atomic_thread_fence(__ATOMIC_RELEASE);
-  memcpy(h->magic, "HWSTATE1", 8);
+  /* The magic goes last, stored with release: a reader never sees a
+   * half-initialised header. */
+  uint64_t magic;
+  memcpy(&magic, "HWSTATE1", 8);
+  __atomic_store_n((uint64_t *)(void *)h->magic, magic, __ATOMIC_RELEASE);
   return 0;
 }
 

@@ -54,8 +54,6 @@ static int (*hw__frame_line)(void *);     /* 3.12+: PyUnstable_InterpreterFrame_
 static int (*hw__addr2line)(void *, int); /* 3.11: PyCode_Addr2Line */
 static int (*hw__frame_lasti)(void *);    /* 3.12+: PyUnstable_InterpreterFrame_GetLasti */
 
-#define HW_AT(p, off) (*(void **)((char *)(p) + (off)))
-
 static void *hw__top_iframe(void *tstate) {
   if (!tstate) return NULL;
   if (hw__L->current_frame) return HW_AT(tstate, hw__L->current_frame);

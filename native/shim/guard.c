@@ -78,7 +78,6 @@ static inline int hw__budget_take(size_t size) {
 }
 
 uint64_t hw__guard_budget(void) { return HW_RELAXED(hw__budget); }
-void hw__guard_set_budget(uint64_t bytes) { HW_SET_RELAXED(hw__budget, bytes); }
 
 int hw__guard_check(size_t size) {
   if (HW_LIKELY(hw__budget_take(size))) return 0;
@@ -93,8 +92,8 @@ int hw__guard_check(size_t size) {
   if (!r.available_known) reason = 0; /* nothing to judge by: never guess an OOM */
   /* Active page cache counts as available here: the kernel reclaims it
    * before an OOM kill (a job streaming files must not be stopped). */
-  else if (r.available + r.active_file < hw__floor + size) reason = 1;
-  else if (r.swap > 0 && r.swap > r.available) reason = 2;
+  else if (r.available + r.active_file < hw__floor + size) reason = HW_OOM_LOW_AVAILABLE;
+  else if (r.swap > 0 && r.swap > r.available) reason = HW_OOM_SWAP;
   if (reason && HW_RELAXED(hw__guard_on)) {
     uint64_t floor = hw__floor;
     HW_SET_RELAXED(hw__budget, 0); /* judge the next allocation afresh */
@@ -151,7 +150,12 @@ void hw__oom_exit(int reason, size_t bytes, uint32_t node) {
   HW_SET_RELAXED(hw__tracking, 0);
   if (hw__state.hdr) hw__state.hdr->oom_reason = (uint64_t)reason;
   char path[640] = "";
-  static const char *names[] = {"", "low-available", "swap", "failed-allocation"};
+  static const char *names[] = {
+      [HW_OOM_NONE] = "",
+      [HW_OOM_LOW_AVAILABLE] = "low-available",
+      [HW_OOM_SWAP] = "swap",
+      [HW_OOM_FAILED_ALLOCATION] = "failed-allocation",
+  };
   int rc = hw__dump(NULL, "oom", reason, HW_SNAP_PEAK | HW_SNAP_CURRENT, bytes, node, path,
                     sizeof path);
   if (rc == 0)

@@ -17,6 +17,9 @@
 #define HW_LIKELY(x) __builtin_expect(!!(x), 1)
 #define HW_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define HW_NODE_NONE UINT32_MAX
+/* The pointer at byte offset `off` of an interpreter structure (compat.c's
+ * per-version tables say which offsets). */
+#define HW_AT(p, off) (*(void **)((char *)(p) + (off)))
 /* The page size the shim assumes for its own bookkeeping and for charging
  * anonymous maps (x86-64 and arm64 Linux with 4 KiB pages). */
 #define HW_PAGE 4096u
@@ -145,9 +148,39 @@ typedef struct {
   uint64_t sample_rate_bytes; /* 2336: sampling.c; 0 = exact */
   uint64_t off_timeline;      /* 2344: timeline.c's ring; 0: none (older shims) */
 } hw_state_header;
-/* The offsets docs/protocol.md documents and sidecar/src/report/state.ts reads:
- * the build fails before they can drift apart. */
+/* Every offset and record size docs/protocol.md documents (and
+ * sidecar/src/report/state.ts reads): the build fails before they can drift
+ * apart. The timeline region's are in timeline.c. */
+_Static_assert(offsetof(hw_state_header, magic) == 0, "magic");
+_Static_assert(offsetof(hw_state_header, version) == 8, "version");
+_Static_assert(offsetof(hw_state_header, header_size) == 12, "header size");
+_Static_assert(offsetof(hw_state_header, pid) == 16, "pid");
+_Static_assert(offsetof(hw_state_header, node_count) == 24, "nodeCount");
+_Static_assert(offsetof(hw_state_header, func_count) == 32, "funcCount");
+_Static_assert(offsetof(hw_state_header, current_bytes) == 40, "currentBytes");
+_Static_assert(offsetof(hw_state_header, peak_bytes) == 48, "peakBytes");
+_Static_assert(offsetof(hw_state_header, peak_source) == 56, "peakSource");
+_Static_assert(offsetof(hw_state_header, node_capacity) == 64, "nodeCapacity");
+_Static_assert(offsetof(hw_state_header, func_capacity) == 72, "funcCapacity");
+_Static_assert(offsetof(hw_state_header, string_capacity) == 80, "stringCapacity");
+_Static_assert(offsetof(hw_state_header, off_funcs) == 88, "offset of funcs");
+_Static_assert(offsetof(hw_state_header, off_nodes) == 96, "offset of nodes");
+_Static_assert(offsetof(hw_state_header, off_strings) == 104, "offset of strings");
+_Static_assert(offsetof(hw_state_header, off_live) == 112, "offset of live");
+_Static_assert(offsetof(hw_state_header, off_snapshot) == 120, "offset of snapshot");
+_Static_assert(offsetof(hw_state_header, updated_ms) == 128, "updatedMs");
+_Static_assert(offsetof(hw_state_header, tracking) == 136, "tracking");
 _Static_assert(offsetof(hw_state_header, floor_bytes) == 144, "floorBytes");
+_Static_assert(offsetof(hw_state_header, limit_bytes) == 152, "limitBytes");
+_Static_assert(offsetof(hw_state_header, usage_bytes) == 160, "usageBytes");
+_Static_assert(offsetof(hw_state_header, inactive_file_bytes) == 168, "inactiveFileBytes");
+_Static_assert(offsetof(hw_state_header, working_set_bytes) == 176, "workingSetBytes");
+_Static_assert(offsetof(hw_state_header, host_available_bytes) == 184, "hostAvailableBytes");
+_Static_assert(offsetof(hw_state_header, available_bytes) == 192, "availableBytes");
+_Static_assert(offsetof(hw_state_header, swap_bytes) == 200, "swapBytes");
+_Static_assert(offsetof(hw_state_header, readings_source) == 208, "readingsSource");
+_Static_assert(offsetof(hw_state_header, oom_reason) == 216, "oomReason");
+_Static_assert(offsetof(hw_state_header, exit_status) == 224, "exitStatus");
 _Static_assert(offsetof(hw_state_header, active_file_bytes) == 232, "activeFileBytes");
 _Static_assert(offsetof(hw_state_header, failed_allocations) == 240, "failedAllocations");
 _Static_assert(offsetof(hw_state_header, failed_bytes) == 248, "failedBytes");
@@ -157,6 +190,14 @@ _Static_assert(offsetof(hw_state_header, cwd) == 1312, "cwd");
 _Static_assert(offsetof(hw_state_header, sample_rate_bytes) == 2336, "sampleRateBytes");
 _Static_assert(offsetof(hw_state_header, off_timeline) == 2344, "timeline offset");
 _Static_assert(sizeof(hw_state_header) <= 4096, "the header fits its 4096 bytes");
+_Static_assert(sizeof(hw_func_rec) == 16 && offsetof(hw_func_rec, name_len) == 12, "funcs record");
+_Static_assert(sizeof(hw_node_rec) == 16 && offsetof(hw_node_rec, line) == 8, "nodes record");
+#define HW_STATE_HEADER_BYTES 4096u
+#define HW_STATE_VERSION 1u
+/* oomReason (docs/protocol.md); also the rule the guard returns. */
+enum { HW_OOM_NONE = 0, HW_OOM_LOW_AVAILABLE = 1, HW_OOM_SWAP = 2, HW_OOM_FAILED_ALLOCATION = 3 };
+/* readingsSource. */
+enum { HW_SOURCE_NONE = 0, HW_SOURCE_CGROUP_V1 = 1, HW_SOURCE_CGROUP_V2 = 2, HW_SOURCE_HOST = 3 };
 
 typedef struct {
   hw_state_header *hdr;
@@ -171,6 +212,8 @@ typedef struct {
 extern hw_state_t hw__state;
 int hw__state_open(void);
 void hw__state_close_in_child(void);
+/* A file or function name is cut at this many bytes in the string area. */
+#define HW_STRING_MAX 4096u
 /* Append a string to the string area; returns offset or UINT32_MAX when full. */
 uint32_t hw__state_add_string(const char *s, size_t len);
 
@@ -182,7 +225,6 @@ uint32_t hw__intern_node(uint32_t parent, uint32_t func, uint32_t line);
 uint32_t hw__intern_code(void *code);
 void hw__resolve_pending(void); /* GIL held */
 extern _Atomic int hw__pending_count;
-uint32_t hw__intern_named(const char *file, const char *name);
 extern pthread_mutex_t hw__intern_lock;
 
 /* ---- blocks.c: the live heap blocks, address -> (size, node); hw__lock held ---- */
@@ -242,7 +284,6 @@ typedef struct {
   int (*Py_IsInitialized)(void);
   int (*PyGILState_Check)(void);
   void (*PyEval_SetProfile)(int (*)(PyObject *, void *, int, PyObject *), PyObject *);
-  void (*PyEval_SetProfileAllThreads)(int (*)(PyObject *, void *, int, PyObject *), PyObject *);
   void *(*PyEval_GetFrame)(void);
   int (*PyFrame_GetLineNumber)(void *);
   void *(*PyFrame_GetCode)(void *); /* 3.9+, new reference */
@@ -280,6 +321,10 @@ void *hw__frame_code(void *frame); /* new reference */
 void *hw__frame_back(void *frame); /* new reference or NULL */
 void *hw__frame_code_borrowed(void *frame); /* no call, no refcount; NULL if unknown */
 int hw__py_check_offsets(void);
+/* 3.8 - 3.10: a frame's line read from memory only (safe without the GIL);
+ * -2 when the layout is not verified (hw__lines_verify, GIL held). */
+int hw__frame_line_direct(void *frame);
+int hw__lines_verify(void);
 int hw__is_code(void *obj);
 /* names.c: pure reads of a code object's file and function names. */
 int hw__names_verify(void);
@@ -290,7 +335,7 @@ int hw__code_names(void *code, char *file, size_t fcap, size_t *flen, char *name
 
 /* ---- guard.c: memory readings and the synchronous floor ---- */
 typedef struct {
-  int source; /* 0 none, 1 cgroup-v1, 2 cgroup-v2, 3 host */
+  int source; /* HW_SOURCE_* */
   uint64_t limit, usage, inactive_file, active_file, working_set, host_available, host_total,
       available, swap;
   int available_known; /* 0: neither a limit nor host MemAvailable could be read */
@@ -298,12 +343,11 @@ typedef struct {
 void hw__guard_init(void);
 int hw__read_memory(hw_readings_t *r);
 void hw__publish_readings(const hw_readings_t *r);
-/* Called before an allocation of `size` bytes: 0 to go on, or the rule (1
- * low-available, 2 swap) the allocation would break if it succeeds. */
+/* Called before an allocation of `size` bytes: 0 to go on, or the rule
+ * (HW_OOM_LOW_AVAILABLE, HW_OOM_SWAP) the allocation would break if it succeeds. */
 int hw__guard_check(size_t size);
-/* Test access to the byte budget (native/test/core_test.c). */
+/* The byte budget left before the next reading (native/test/core_test.c). */
 uint64_t hw__guard_budget(void);
-void hw__guard_set_budget(uint64_t bytes);
 /* An allocation the real allocator refused: recorded (last one and a count,
  * also in the state header), never fatal by itself. */
 void hw__failed_allocation(size_t size, uint32_t node);
@@ -331,7 +375,6 @@ static inline void hw__timeline_moved(int64_t cur) {
 
 /* ---- control.c ---- */
 int hw__control_start(void);
-void hw__control_notify_signal(void);
 void hw__control_close_in_child(void);
 
 /* ---- process.c: leaf helpers (no unit depends on init.c, the exported API) ---- */

@@ -90,6 +90,7 @@ HW_EXPORT int hw_python_start(void) {
   memcpy(hw__state.hdr->python, hw__py.version, sizeof hw__state.hdr->python - 1);
   hw__py_check_offsets();
   hw__names_verify();
+  hw__lines_verify();
   if (hw__walk_init() != 0 && hw__py.minor >= 11)
     hw__debug("frame layout not verified for Python %s: using the profile callback", hw__py.version);
   HW_SET_RELAXED(hw__py_alive, 1);
@@ -164,7 +165,7 @@ HW_EXPORT int hw_oom_unhandled(void) {
   hw_thread_t *t = &hw__thread;
   t->guard = 1;
   if (HW_RELAXED(hw__py_alive) && hw__py.PyGILState_Check()) hw__resolve_pending();
-  hw__oom_exit(3, bytes, node);
+  hw__oom_exit(HW_OOM_FAILED_ALLOCATION, bytes, node);
 }
 
 HW_EXPORT int hw_python_stop(void) {

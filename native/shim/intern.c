@@ -106,19 +106,11 @@ static uint32_t hw__add_func(const char *file, size_t flen, const char *name, si
   if (fo == UINT32_MAX || no == UINT32_MAX) return HW_NODE_NONE;
   hw_func_rec *r = &hw__state.funcs[n];
   r->file_off = fo;
-  r->file_len = (uint32_t)(flen > 4096 ? 4096 : flen);
+  r->file_len = (uint32_t)(flen > HW_STRING_MAX ? HW_STRING_MAX : flen);
   r->name_off = no;
-  r->name_len = (uint32_t)(nlen > 4096 ? 4096 : nlen);
+  r->name_len = (uint32_t)(nlen > HW_STRING_MAX ? HW_STRING_MAX : nlen);
   __atomic_store_n(&h->func_count, n + 1, __ATOMIC_RELEASE);
   return (uint32_t)n;
-}
-
-uint32_t hw__intern_named(const char *file, const char *name) {
-  if (!hw__state.hdr) return HW_NODE_NONE;
-  pthread_mutex_lock(&hw__intern_lock);
-  uint32_t id = hw__add_func(file, strlen(file), name, strlen(name));
-  pthread_mutex_unlock(&hw__intern_lock);
-  return id;
 }
 
 static int hw__code_map_grow(void) {
@@ -196,9 +188,9 @@ static int hw__name_func_api(void *code, uint32_t id) {
   if (fo != UINT32_MAX && no != UINT32_MAX) {
     hw_func_rec *r = &hw__state.funcs[id];
     r->file_off = fo;
-    r->file_len = (uint32_t)(flen > 4096 ? 4096 : flen);
+    r->file_len = (uint32_t)(flen > HW_STRING_MAX ? HW_STRING_MAX : flen);
     r->name_off = no;
-    r->name_len = (uint32_t)(nlen > 4096 ? 4096 : nlen);
+    r->name_len = (uint32_t)(nlen > HW_STRING_MAX ? HW_STRING_MAX : nlen);
     ok = 1;
   }
   if (fh) hw__py.Py_DecRef(fh);

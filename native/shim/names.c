@@ -17,8 +17,6 @@ static int hw__names_ok;
 static size_t hw__off_file, hw__off_name, hw__off_firstline, hw__off_linetable;
 static size_t hw__ascii_size, hw__compact_size;
 
-#define HW_AT(p, off) (*(void **)((char *)(p) + (off)))
-
 /* A compact str object to UTF-8; returns 0 on success. */
 static int hw__str_utf8(void *s, char *out, size_t cap, size_t *len) {
   if (!s || cap < 8) return -1;

@@ -4,8 +4,11 @@
  * line numbers are read only when an allocation happens: the frames below the
  * top are suspended at their call sites, so their node (the interned stack
  * down to them) is computed once and cached until they resume; only the top
- * frame's line is read per allocation. Reading lines needs the GIL: without
- * it the thread's last known node is used.
+ * frame's line is read per allocation. A line is read from memory (compat.c,
+ * 3.8 - 3.10, verified at start-up): no call into the interpreter, GIL or
+ * not. Where that reading is not verified, the C-API gives the line, and only
+ * to a thread holding the GIL; a thread without it (numpy, ctypes) is charged
+ * its last known node.
  */
 #define _GNU_SOURCE
 #include <string.h>
@@ -81,19 +84,30 @@ static int hw__profile(PyObject *obj, void *frame, int what, PyObject *arg) {
   return 0;
 }
 
+/* A frame's line: from memory, or from the C-API with the GIL held; -2
+ * when neither can be had. */
+static int hw__frame_line(void *frame) {
+  int line = hw__frame_line_direct(frame);
+  if (HW_LIKELY(line != -2)) return line;
+  return hw__py.PyGILState_Check() ? hw__py.PyFrame_GetLineNumber(frame) : -2;
+}
+
+#define HW_NODE_UNKNOWN (HW_NODE_NONE - 1)
+
 static uint32_t hw__frame_node(uint32_t parent, void *frame) {
   void *code = hw__frame_code_borrowed(frame);
   if (!code) return parent;
+  int line = hw__frame_line(frame);
+  if (HW_UNLIKELY(line == -2)) return HW_NODE_UNKNOWN;
   uint32_t func = hw__intern_code(code);
-  int line = hw__py.PyFrame_GetLineNumber(frame);
   return hw__intern_node(parent, func, line < 0 ? 0 : (uint32_t)line);
 }
 
 /* The node of the thread's current stack. Every frame on the shadow stack
  * belongs to this thread and is suspended (at a call, or in the C code that
- * is allocating), so reading its code pointer and line is safe even when this
- * thread released the GIL (numpy, ctypes): that is a pure read of memory no
- * other thread writes. Names of new code objects are read from memory too
+ * is allocating), so reading its code pointer and line from memory is safe
+ * even when this thread released the GIL (numpy, ctypes): no other thread
+ * writes them. Names of new code objects are read from memory too
  * (names.c). */
 uint32_t hw__current_node(hw_thread_t *t) {
   if (HW_RELAXED(hw__walk_on)) return HW_RELAXED(hw__py_alive) ? hw__walk_node(t) : t->inherited;
@@ -106,11 +120,15 @@ uint32_t hw__current_node(hw_thread_t *t) {
   uint32_t node = i >= 0 ? f[i].node : 0;
   for (int k = i + 1; k <= d - 2; k++) {
     node = hw__frame_node(node, f[k].frame);
+    if (HW_UNLIKELY(node == HW_NODE_UNKNOWN)) goto unknown;
     f[k].node = node;
   }
   node = hw__frame_node(node, f[d - 1].frame);
+  if (HW_UNLIKELY(node == HW_NODE_UNKNOWN)) goto unknown;
   t->last_node = node;
   return node;
+unknown: /* no line without the GIL: the last one this thread had */
+  return t->last_node != HW_NODE_NONE ? t->last_node : t->inherited;
 }
 
 /* Installs the profile callback on the calling thread (GIL held) and, when

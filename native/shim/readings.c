@@ -154,11 +154,11 @@ int hw__read_memory(hw_readings_t *r) {
     else if (hw__stat_value(buf, "MemFree", &kb) == 0) r->host_available = kb * 1024; /* pre-3.14 kernels */
     if (hw__stat_value(buf, "MemTotal", &kb) == 0) r->host_total = kb * 1024;
   }
-  r->source = 3;
+  r->source = HW_SOURCE_HOST;
   if (cg->version == 2) {
     int is_max = 0;
     if (hw__read_u64_file(cg->dir, "memory.current", &r->usage, NULL) == 0) {
-      r->source = 2;
+      r->source = HW_SOURCE_CGROUP_V2;
       if (hw__read_u64_file(cg->dir, "memory.max", &r->limit, &is_max) != 0 || is_max)
         r->limit = 0;
       char path[640];
@@ -171,7 +171,7 @@ int hw__read_memory(hw_readings_t *r) {
     }
   } else if (cg->version == 1) {
     if (hw__read_u64_file(cg->dir, "memory.usage_in_bytes", &r->usage, NULL) == 0) {
-      r->source = 1;
+      r->source = HW_SOURCE_CGROUP_V1;
       if (hw__read_u64_file(cg->dir, "memory.limit_in_bytes", &r->limit, NULL) != 0 ||
           r->limit >= (1ull << 62))
         r->limit = 0;
@@ -189,7 +189,7 @@ int hw__read_memory(hw_readings_t *r) {
         r->swap = memsw - r->usage;
     }
   }
-  if (r->source == 3) {
+  if (r->source == HW_SOURCE_HOST) {
     /* No cgroup: the process's own swap. */
     if (hw__read_file("/proc/self/status", buf, bufcap) > 0) {
       uint64_t kb;

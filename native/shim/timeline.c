@@ -11,6 +11,7 @@
  * at a try-lock, and the loser skips its sample.
  */
 #define _GNU_SOURCE
+#include <stddef.h>
 #include <string.h>
 
 #include <sched.h>
@@ -37,6 +38,19 @@ typedef struct {
   uint64_t reserved[2];
   hw_tl_sample samples[];
 } hw_tl_region;
+
+/* docs/protocol.md "Timeline": a 64-byte region header, 40-byte samples. */
+_Static_assert(offsetof(hw_tl_region, capacity) == 0, "capacity");
+_Static_assert(offsetof(hw_tl_region, count) == 8, "count");
+_Static_assert(offsetof(hw_tl_region, interval_ms) == 16, "intervalMs");
+_Static_assert(offsetof(hw_tl_region, peak_ms) == 24, "peakMs");
+_Static_assert(offsetof(hw_tl_region, peak_bytes) == 32, "peakBytes");
+_Static_assert(offsetof(hw_tl_region, start_ms) == 40, "startMs");
+_Static_assert(offsetof(hw_tl_region, samples) == 64, "samples");
+_Static_assert(sizeof(hw_tl_sample) == 40, "sample record");
+_Static_assert(offsetof(hw_tl_sample, tracked_bytes) == 8 && offsetof(hw_tl_sample, working_set_bytes) == 16 &&
+                   offsetof(hw_tl_sample, limit_bytes) == 24 && offsetof(hw_tl_sample, floor_bytes) == 32,
+               "sample fields");
 
 /* Tracked bytes outside [lo, hi]: sample again now (checked inline in hw.h). */
 /* Relaxed: a hint for when to sample next; written by the sampler holding

@@ -209,7 +209,7 @@ static void hw__unmap_locked(uintptr_t a, uint64_t len) {
   }
 }
 
-static inline uint64_t hw__page_round(uint64_t len) { return (len + 4095) & ~(uint64_t)4095; }
+static inline uint64_t hw__page_round(uint64_t len) { return (len + HW_PAGE - 1) & ~(uint64_t)(HW_PAGE - 1); }
 
 void hw__track_mmap(void *p, size_t len, uint32_t node) {
   if (!p || !hw__state.hdr || len == 0) return;

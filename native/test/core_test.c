@@ -515,6 +515,88 @@ static void case_small_stack(void) {
   EQ(r.source, 2);
 }
 
+/* ---- stacks: no call into the interpreter without the GIL ---- */
+
+/* A fake CPython 3.9: a frame of a code object whose line table says
+ * bytes 0-5 are line 11 and 6- line 13, suspended at byte 8. The C-API
+ * stubs count their calls; the thread "holds the GIL" only while the shim
+ * verifies its layout. Before the fix the shim called PyFrame_GetLineNumber
+ * from the allocation hook whether or not the thread held the GIL. */
+static _Alignas(16) char fake_frame[256], fake_code[256], fake_lnotab[64], fake_type[64];
+static int gil_held, line_api_calls;
+static int stub_gil(void) { return gil_held; }
+static int stub_line(void *f) {
+  line_api_calls++;
+  return f == fake_frame ? 13 : -1;
+}
+static void *stub_get_frame(void) { return fake_frame; }
+static void *stub_get_code(void *f) { return f == fake_frame ? fake_code : NULL; }
+static void *stub_get_back(void *f) { return NULL; }
+static int lnotab_hidden;
+static PyObject *stub_getattr(PyObject *o, const char *name) {
+  return !lnotab_hidden && (void *)o == fake_code && strcmp(name, "co_lnotab") == 0 ? (PyObject *)fake_lnotab : NULL;
+}
+static void stub_ref(PyObject *o) {}
+static void stub_fetch(PyObject **a, PyObject **b, PyObject **c) { *a = *b = *c = NULL; }
+static void stub_restore(PyObject *a, PyObject *b, PyObject *c) {}
+
+static void case_line_without_gil(void) {
+  core_setup();
+  hw__py.minor = 9;
+  hw__py.ready = 1;
+  hw__py.PyGILState_Check = stub_gil;
+  hw__py.PyFrame_GetLineNumber = stub_line;
+  hw__py.PyEval_GetFrame = stub_get_frame;
+  hw__py.PyFrame_GetCode = stub_get_code;
+  hw__py.PyFrame_GetBack = stub_get_back;
+  hw__py.PyObject_GetAttrString = stub_getattr;
+  hw__py.Py_IncRef = hw__py.Py_DecRef = stub_ref;
+  hw__py.PyErr_Fetch = stub_fetch;
+  hw__py.PyErr_Restore = stub_restore;
+  hw__py.PyCode_Type = fake_type;
+  *(void **)(fake_code + 8) = fake_type; /* ob_type: a code object */
+  *(int *)(fake_code + 40) = 10;         /* co_firstlineno */
+  *(void **)(fake_code + 120) = fake_lnotab;
+  *(int64_t *)(fake_lnotab + 16) = 4;    /* ob_size */
+  memcpy(fake_lnotab + 32, "\x00\x01\x06\x02", 4);
+  *(void **)(fake_frame + 32) = fake_code; /* f_code */
+  *(int *)(fake_frame + 104) = 8;          /* f_lasti */
+  gil_held = 1;
+  EQ(hw__py_check_offsets(), 0);
+  EQ(hw__lines_verify(), 0);
+  CHECK(line_api_calls > 0, "the layout was checked against the C-API");
+  gil_held = 0;
+  line_api_calls = 0;
+  HW_SET_RELAXED(hw__py_alive, 1);
+  hw_thread_t *t = &hw__thread;
+  hw_sframe frames[4] = {{fake_frame, HW_NODE_NONE}};
+  t->frames = frames;
+  t->capacity = 4;
+  t->depth = 1;
+  t->registered = 1;
+  t->last_node = HW_NODE_NONE;
+  uint32_t node = hw__current_node(t);
+  EQ(line_api_calls, 0);
+  EQ(hw__state.nodes[node].line, 13);
+  /* A layout that does not verify (the line table is not where the C-API
+   * says): no direct reading; without the GIL, no call: the last node. */
+  lnotab_hidden = 1;
+  gil_held = 1;
+  EQ(hw__lines_verify(), -1);
+  gil_held = 0;
+  line_api_calls = 0;
+  EQ(hw__current_node(t), node);
+  EQ(line_api_calls, 0);
+  /* With the GIL, the C-API gives the line. */
+  gil_held = 1;
+  *(int *)(fake_frame + 104) = 2;
+  uint32_t n2 = hw__current_node(t);
+  EQ(line_api_calls, 1);
+  EQ(hw__state.nodes[n2].line, 13); /* what the stub says */
+  t->frames = NULL;
+  t->depth = t->capacity = 0;
+}
+
 /* ---- many threads at once (the TSAN case) ---- */
 
 static void *hammer(void *arg) {
@@ -584,6 +666,7 @@ static const struct {
     {"floor_limit_below_host", case_floor_limit_below_host},
     {"cgroup_race", case_cgroup_race},
     {"small_stack", case_small_stack},
+    {"line_without_gil", case_line_without_gil},
     {"threads", case_threads},
 };
 

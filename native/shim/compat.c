@@ -54,6 +54,26 @@ const hw_frame_layout *hw__frame_layout(void) {
   return NULL;
 }
 
+/* PyCodeObject (Include/code.h, Include/cpython/code.h) and the compact str
+ * objects (Include/cpython/unicodeobject.h: PyASCIIObject, then
+ * PyCompactUnicodeObject; 3.12 dropped wstr) of each version. */
+static const hw_code_layout hw__code_layouts[] = {
+    /* minor file name firstline linetable ascii compact */
+    {8, 104, 112, 40, 0, 48, 72},
+    {9, 104, 112, 40, 0, 48, 72},
+    {10, 104, 112, 40, 0, 48, 72},
+    {11, 112, 128, 72, 136, 48, 72},
+    {12, 112, 128, 68, 136, 40, 56},
+    {13, 112, 128, 68, 136, 40, 56},
+    {14, 112, 128, 68, 136, 40, 56},
+};
+
+const hw_code_layout *hw__code_layout(void) {
+  for (size_t i = 0; i < sizeof hw__code_layouts / sizeof hw__code_layouts[0]; i++)
+    if (hw__code_layouts[i].minor == hw__py.minor) return &hw__code_layouts[i];
+  return NULL;
+}
+
 /* 3.8 has no PyFrame_GetCode/GetBack; its PyFrameObject starts with
  * PyObject_VAR_HEAD (24 bytes), then f_back, then f_code. */
 #define HW_PY38_F_BACK 24
@@ -69,16 +89,16 @@ typedef struct {
   size_t f_lasti;   /* int; 3.8, 3.9 in bytes, 3.10 in code units */
   size_t f_lineno;  /* int; 3.10: when not 0, the line */
   size_t co_lines;  /* co_lnotab / co_linetable */
-  size_t co_firstlineno;
 } hw_line_layout;
 static const hw_line_layout hw__line_layouts[] = {
-    {8, 80, 104, 108, 120, 40},
-    {9, 80, 104, 108, 120, 40},
-    {10, 72, 96, 100, 120, 40},
+    {8, 80, 104, 108, 120},
+    {9, 80, 104, 108, 120},
+    {10, 72, 96, 100, 120},
 };
 #define HW_BYTES_SIZE 16
 #define HW_BYTES_DATA 32
 static const hw_line_layout *hw__LL; /* set once verified (hw__lines_verify) */
+static size_t hw__LL_firstlineno;
 
 #define HW_SYM(field, name) *(void **)&hw__py.field = dlsym(RTLD_DEFAULT, name)
 
@@ -195,7 +215,7 @@ int hw__frame_line_direct(void *frame) {
   int lasti = *(int *)((char *)frame + L->f_lasti);
   void *code = HW_AT(frame, HW_PY38_F_CODE);
   if (!code) return -2;
-  int first = *(int *)((char *)code + L->co_firstlineno);
+  int first = *(int *)((char *)code + hw__LL_firstlineno);
   if (L->minor <= 9) {
     if (HW_AT(frame, L->f_trace)) return *(int *)((char *)frame + L->f_lineno);
   } else {
@@ -219,7 +239,9 @@ int hw__lines_verify(void) {
   const hw_line_layout *L = NULL;
   for (size_t i = 0; i < sizeof hw__line_layouts / sizeof hw__line_layouts[0]; i++)
     if (hw__line_layouts[i].minor == hw__py.minor) L = &hw__line_layouts[i];
-  if (!L || !hw__direct_ok) return -1;
+  const hw_code_layout *C = hw__code_layout();
+  if (!L || !C || !hw__direct_ok) return -1;
+  hw__LL_firstlineno = C->co_firstlineno;
   void *frame = hw__py.PyEval_GetFrame();
   if (!frame) return -1;
   void *code = hw__frame_code(frame);

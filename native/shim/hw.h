@@ -326,6 +326,16 @@ int hw__py_check_offsets(void);
 int hw__frame_line_direct(void *frame);
 int hw__lines_verify(void);
 int hw__is_code(void *obj);
+/* Where a code object keeps its names and lines, and where a compact str
+ * keeps its characters, per minor version (compat.c; verified by names.c). */
+typedef struct {
+  int minor;
+  size_t co_filename, co_name; /* co_name before 3.11, co_qualname after */
+  size_t co_firstlineno;
+  size_t co_linetable; /* 3.11+: co_linetable; 0 = not used for line ids */
+  size_t str_ascii_data, str_compact_data;
+} hw_code_layout;
+const hw_code_layout *hw__code_layout(void); /* NULL: unknown version */
 /* names.c: pure reads of a code object's file and function names. */
 int hw__names_verify(void);
 uint64_t hw__code_sig(void *code);

@@ -21,6 +21,7 @@
 #define HW_CORE_H
 
 #include "hw.h"
+#include "sampling.h"
 
 typedef struct {
   hw_thread_t *t;
@@ -39,10 +40,41 @@ static inline int hw__core_tracked(hw_thread_t *t) {
   return HW_LIKELY(HW_RELAXED(hw__tracking)) && !t->guard;
 }
 
-void hw__core_alloc_begin(hw_alloc_op *op, hw_thread_t *t, size_t size);
+/* The guard's verdict: every allocation counts, sampled or not. */
+static inline int hw__core_verdict(size_t size) {
+  return HW_RELAXED(hw__guard_on) ? hw__guard_check(size) : 0;
+}
+
+/* The guard objected, yet the allocation succeeded: the memory is there now
+ * and would kill the container once used. Stop before the program uses it. */
+__attribute__((noreturn)) void hw__core_tripped(hw_alloc_op *op);
+
+/* With sampling on, an unsampled allocation skips the stack walk
+ * (sampling.h) and gets HW_NODE_UNSAMPLED. */
+static inline void hw__core_alloc_begin(hw_alloc_op *op, hw_thread_t *t, size_t size) {
+  t->guard = 1;
+  op->t = t;
+  op->size = size;
+  op->is_realloc = 0;
+  op->had_old = 0;
+  op->trip = hw__core_verdict(size);
+  if (HW_UNLIKELY(hw__sample_rate != 0) && !hw__sample_take(size)) op->node = HW_NODE_UNSAMPLED;
+  else op->node = hw__current_node(t);
+}
+
 /* realloc: also takes the old block off the books (put back if refused). */
 void hw__core_realloc_begin(hw_alloc_op *op, hw_thread_t *t, void *old, size_t size);
-void hw__core_alloc_end(hw_alloc_op *op, void *p);
+
+static inline void hw__core_alloc_end(hw_alloc_op *op, void *p) {
+  if (HW_UNLIKELY(op->trip)) {
+    /* realloc's old block is gone already: nothing to undo. */
+    if (!op->is_realloc) hw__real_free(p);
+    hw__core_tripped(op);
+  }
+  hw__track_alloc(p, op->size, op->node);
+  op->t->guard = 0;
+}
+
 void hw__core_alloc_refused(hw_alloc_op *op);
 static inline void hw__core_op_done(hw_alloc_op *op) { op->t->guard = 0; }
 
@@ -56,7 +88,12 @@ void hw__core_remap_begin(hw_alloc_op *op, hw_thread_t *t, size_t old_len, size_
 void hw__core_remap_end(hw_alloc_op *op, void *old, size_t old_len, void *p, size_t new_len);
 
 /* Before the real free / munmap (another thread may get the address back at once). */
-void hw__core_free(hw_thread_t *t, void *p);
+static inline void hw__core_free(hw_thread_t *t, void *p) {
+  if (!hw__core_tracked(t)) return;
+  t->guard = 1;
+  hw__track_free(p);
+  t->guard = 0;
+}
 void hw__core_unmap(hw_thread_t *t, void *p, size_t len);
 
 /* The stack a new thread started here is charged to, when it has no Python

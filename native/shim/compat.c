@@ -14,7 +14,10 @@
 #include "hw.h"
 
 hw_py_t hw__py;
-volatile int hw__py_alive;
+/* Interpreter usable (between the bootstrap and atexit). Relaxed: a flag set
+ * by the GIL holder; what it gates (the reading thread's own frames) needs no
+ * ordering with it. */
+_Atomic int hw__py_alive;
 
 /* _PyInterpreterFrame and the thread state's pointer to the running one.
  *
@@ -51,10 +54,51 @@ const hw_frame_layout *hw__frame_layout(void) {
   return NULL;
 }
 
+/* PyCodeObject (Include/code.h, Include/cpython/code.h) and the compact str
+ * objects (Include/cpython/unicodeobject.h: PyASCIIObject, then
+ * PyCompactUnicodeObject; 3.12 dropped wstr) of each version. */
+static const hw_code_layout hw__code_layouts[] = {
+    /* minor file name firstline linetable ascii compact */
+    {8, 104, 112, 40, 0, 48, 72},
+    {9, 104, 112, 40, 0, 48, 72},
+    {10, 104, 112, 40, 0, 48, 72},
+    {11, 112, 128, 72, 136, 48, 72},
+    {12, 112, 128, 68, 136, 40, 56},
+    {13, 112, 128, 68, 136, 40, 56},
+    {14, 112, 128, 68, 136, 40, 56},
+};
+
+const hw_code_layout *hw__code_layout(void) {
+  for (size_t i = 0; i < sizeof hw__code_layouts / sizeof hw__code_layouts[0]; i++)
+    if (hw__code_layouts[i].minor == hw__py.minor) return &hw__code_layouts[i];
+  return NULL;
+}
+
 /* 3.8 has no PyFrame_GetCode/GetBack; its PyFrameObject starts with
  * PyObject_VAR_HEAD (24 bytes), then f_back, then f_code. */
 #define HW_PY38_F_BACK 24
 #define HW_PY38_F_CODE 32
+
+/* 3.8 - 3.10: where a PyFrameObject keeps its line (Include/frameobject.h,
+ * Include/cpython/frameobject.h of each version) and where its code object
+ * keeps the line table (co_lnotab, 3.10's co_linetable, Include/code.h /
+ * Include/cpython/code.h). PyBytesObject: ob_size at 16, ob_sval at 32. */
+typedef struct {
+  int minor;
+  size_t f_trace;   /* 3.8, 3.9: the line is f_lineno while tracing */
+  size_t f_lasti;   /* int; 3.8, 3.9 in bytes, 3.10 in code units */
+  size_t f_lineno;  /* int; 3.10: when not 0, the line */
+  size_t co_lines;  /* co_lnotab / co_linetable */
+} hw_line_layout;
+static const hw_line_layout hw__line_layouts[] = {
+    {8, 80, 104, 108, 120},
+    {9, 80, 104, 108, 120},
+    {10, 72, 96, 100, 120},
+};
+#define HW_BYTES_SIZE 16
+#define HW_BYTES_DATA 32
+static const hw_line_layout *hw__LL; /* set once verified (hw__lines_verify) */
+static size_t hw__LL_firstlineno;
 
 #define HW_SYM(field, name) *(void **)&hw__py.field = dlsym(RTLD_DEFAULT, name)
 
@@ -63,7 +107,6 @@ int hw__py_resolve(void) {
   HW_SYM(Py_IsInitialized, "Py_IsInitialized");
   HW_SYM(PyGILState_Check, "PyGILState_Check");
   HW_SYM(PyEval_SetProfile, "PyEval_SetProfile");
-  HW_SYM(PyEval_SetProfileAllThreads, "PyEval_SetProfileAllThreads");
   HW_SYM(PyEval_GetFrame, "PyEval_GetFrame");
   HW_SYM(PyFrame_GetLineNumber, "PyFrame_GetLineNumber");
   HW_SYM(PyFrame_GetCode, "PyFrame_GetCode");
@@ -129,6 +172,106 @@ int hw__py_check_offsets(void) {
             "charged to the last known line", hw__py.version);
     return -1;
   }
+  return 0;
+}
+
+/* 3.8, 3.9: PyCode_Addr2Line over co_lnotab, (address delta, line delta) byte pairs. */
+static int hw__lnotab_line(const unsigned char *p, int64_t size, int line, int lasti) {
+  int addr = 0;
+  for (int64_t i = 0; i + 1 < size; i += 2) {
+    addr += p[i];
+    if (addr > lasti) break;
+    line += (signed char)p[i + 1];
+  }
+  return line;
+}
+
+/* 3.10: PyCode_Addr2Line over co_linetable, (length, line delta) byte pairs
+ * of address ranges; a delta of -128 is a range without a line (-1). */
+static int hw__linetable_line(const unsigned char *p, int64_t size, int line, int addr) {
+  int start = -1, end = 0, range_line = -1;
+  int64_t i = 0;
+  while (end <= addr) {
+    if (i + 1 >= size) return -1;
+    do { /* empty ranges are stepped over, their line deltas kept */
+      start = end;
+      end += p[i];
+      signed char d = (signed char)p[i + 1];
+      i += 2;
+      if (d == -128) range_line = -1;
+      else range_line = line += d;
+    } while (start == end && i + 1 < size);
+  }
+  return range_line;
+}
+
+/* The line a 3.8 - 3.10 frame is at, as PyFrame_GetLineNumber computes it,
+ * by reading memory only: no call into the interpreter, no reference count
+ * touched, so it is safe in a hook without the GIL (the frame is this
+ * thread's own and suspended; code objects are immutable). -2: unknown. */
+int hw__frame_line_direct(void *frame) {
+  const hw_line_layout *L = hw__LL;
+  if (!L || !frame) return -2;
+  int lasti = *(int *)((char *)frame + L->f_lasti);
+  void *code = HW_AT(frame, HW_PY38_F_CODE);
+  if (!code) return -2;
+  int first = *(int *)((char *)code + hw__LL_firstlineno);
+  if (L->minor <= 9) {
+    if (HW_AT(frame, L->f_trace)) return *(int *)((char *)frame + L->f_lineno);
+  } else {
+    int lineno = *(int *)((char *)frame + L->f_lineno);
+    if (lineno != 0) return lineno;
+    if (lasti < 0) return first;
+  }
+  void *lines = HW_AT(code, L->co_lines);
+  if (!lines) return -2;
+  int64_t size = *(int64_t *)((char *)lines + HW_BYTES_SIZE);
+  const unsigned char *p = (const unsigned char *)lines + HW_BYTES_DATA;
+  return L->minor <= 9 ? hw__lnotab_line(p, size, first, lasti)
+                       : hw__linetable_line(p, size, first, lasti * 2);
+}
+
+/* GIL held, at start-up: the direct reading must give PyFrame_GetLineNumber's
+ * line on every frame of the running stack, and the line table must be the
+ * object the C-API names. Else lines go through the C-API, GIL held only. */
+int hw__lines_verify(void) {
+  hw__LL = NULL;
+  const hw_line_layout *L = NULL;
+  for (size_t i = 0; i < sizeof hw__line_layouts / sizeof hw__line_layouts[0]; i++)
+    if (hw__line_layouts[i].minor == hw__py.minor) L = &hw__line_layouts[i];
+  const hw_code_layout *C = hw__code_layout();
+  if (!L || !C || !hw__direct_ok) return -1;
+  hw__LL_firstlineno = C->co_firstlineno;
+  void *frame = hw__py.PyEval_GetFrame();
+  if (!frame) return -1;
+  void *code = hw__frame_code(frame);
+  int ok = code != NULL;
+  if (ok) {
+    PyObject *lt = hw__py.PyObject_GetAttrString((PyObject *)code, L->minor <= 9 ? "co_lnotab" : "co_linetable");
+    ok = lt && (void *)lt == HW_AT(code, L->co_lines);
+    if (lt) hw__py.Py_DecRef(lt);
+    hw__py.Py_DecRef((PyObject *)code);
+  }
+  PyObject *et, *ev, *tb; /* the program's pending exception, if any, stays */
+  hw__py.PyErr_Fetch(&et, &ev, &tb);
+  hw__py.Py_IncRef((PyObject *)frame);
+  int checked = 0;
+  while (frame) {
+    hw__LL = L;
+    if (ok && hw__frame_line_direct(frame) != hw__py.PyFrame_GetLineNumber(frame)) ok = 0;
+    hw__LL = NULL;
+    checked++;
+    void *back = hw__frame_back(frame);
+    hw__py.Py_DecRef((PyObject *)frame);
+    frame = back;
+  }
+  hw__py.PyErr_Restore(et, ev, tb);
+  if (!ok || !checked) {
+    hw__debug("line layout not verified for Python %s: lines without the GIL are the last known",
+              hw__py.version);
+    return -1;
+  }
+  hw__LL = L;
   return 0;
 }
 

@@ -57,8 +57,11 @@ static uint64_t hw__sock_file_dev, hw__sock_file_ino; /* the socket's inode in t
 static hw_conn hw__conns[HW_CONN_MAX];
 static int hw__conn_cap = HW_CONN_MAX;
 static char hw__sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-static volatile int hw__sig_pending;
-static volatile pid_t hw__control_tid;
+/* Signal handler -> control thread: a count, relaxed on the way in; taken
+ * with acq_rel. */
+static _Atomic int hw__sig_pending;
+/* Read by the signal handler; relaxed (a thread id, nothing behind it). */
+static _Atomic pid_t hw__control_tid;
 static int hw__sig_installed;
 
 static uint64_t hw__mono_ms(void) {
@@ -71,12 +74,12 @@ static void hw__on_sigusr2(int sig, siginfo_t *info, void *uctx) {
   (void)sig;
   (void)uctx;
   int saved = errno;
-  pid_t tid = hw__control_tid;
+  pid_t tid = HW_RELAXED(hw__control_tid);
   pid_t self = (pid_t)syscall(SYS_gettid);
   /* Our own wake-up of the control thread is not a second request. */
   int wakeup = self == tid && info && info->si_code == SI_TKILL && info->si_pid == getpid();
-  if (!wakeup && !hw__in_child) {
-    __atomic_add_fetch(&hw__sig_pending, 1, __ATOMIC_RELAXED);
+  if (!wakeup && !HW_RELAXED(hw__in_child)) {
+    atomic_fetch_add_explicit(&hw__sig_pending, 1, memory_order_relaxed);
     if (tid > 0 && self != tid) syscall(SYS_tgkill, getpid(), tid, SIGUSR2);
   }
   errno = saved;
@@ -97,7 +100,7 @@ static void hw__conn_drop(hw_conn *c) {
 void hw__control_close_in_child(void) {
   hw__own_close(&hw__listen);
   for (int i = 0; i < HW_CONN_MAX; i++) hw__conn_drop(&hw__conns[i]);
-  hw__control_tid = 0;
+  HW_SET_RELAXED(hw__control_tid, 0);
   /* A forked child dies of SIGUSR2 as it would have without us. */
   if (hw__sigusr2_is_ours()) signal(SIGUSR2, SIG_DFL);
 }
@@ -285,12 +288,12 @@ static void *hw__control_main(void *arg) {
   pthread_sigmask(SIG_BLOCK, &all, NULL);
   sigfillset(&wait_mask);
   sigdelset(&wait_mask, SIGUSR2);
-  hw__control_tid = (pid_t)syscall(SYS_gettid);
+  HW_SET_RELAXED(hw__control_tid, (pid_t)syscall(SYS_gettid));
   uint64_t next_status = 0, next_rebind = 0;
   struct pollfd p[1 + HW_CONN_MAX];
   int slot_of[1 + HW_CONN_MAX];
   for (;;) {
-    if (hw__in_child) return NULL;
+    if (HW_RELAXED(hw__in_child)) return NULL;
     uint64_t now = hw__mono_ms();
     if (now >= next_status) {
       hw_readings_t r;
@@ -304,7 +307,7 @@ static void *hw__control_main(void *arg) {
         next_rebind = now + HW_REBIND_PERIOD_MS;
       }
     }
-    if (__atomic_exchange_n(&hw__sig_pending, 0, __ATOMIC_ACQ_REL)) hw__signal_dump();
+    if (atomic_exchange_explicit(&hw__sig_pending, 0, memory_order_acq_rel)) hw__signal_dump();
 
     int n = 0;
     uint64_t wake = next_status;

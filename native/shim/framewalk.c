@@ -46,14 +46,13 @@ typedef struct {
   struct { void *code, *instr; uint64_t lines_id; int line; } lines[HW_LINE_CACHE];
 } hw_walk_t;
 
-volatile int hw__walk_on;
+/* Set once at start-up, GIL held, before tracking starts; relaxed. */
+_Atomic int hw__walk_on;
 static const hw_frame_layout *hw__L;
 static void *(*hw__this_tstate)(void);
 static int (*hw__frame_line)(void *);     /* 3.12+: PyUnstable_InterpreterFrame_GetLine */
 static int (*hw__addr2line)(void *, int); /* 3.11: PyCode_Addr2Line */
 static int (*hw__frame_lasti)(void *);    /* 3.12+: PyUnstable_InterpreterFrame_GetLasti */
-
-#define HW_AT(p, off) (*(void **)((char *)(p) + (off)))
 
 static void *hw__top_iframe(void *tstate) {
   if (!tstate) return NULL;
@@ -126,7 +125,7 @@ int hw__walk_init(void) {
     if (!hw__instr_ok(top, &adaptive)) return -1;
     if (back_iframe && !hw__instr_ok(back_iframe, &adaptive)) return -1;
   }
-  hw__walk_on = 1;
+  HW_SET_RELAXED(hw__walk_on, 1);
   return 0;
 }
 

@@ -7,6 +7,7 @@
 #define HW_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -16,7 +17,23 @@
 #define HW_LIKELY(x) __builtin_expect(!!(x), 1)
 #define HW_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define HW_NODE_NONE UINT32_MAX
+/* The pointer at byte offset `off` of an interpreter structure (compat.c's
+ * per-version tables say which offsets). */
+#define HW_AT(p, off) (*(void **)((char *)(p) + (off)))
+/* The page size the shim assumes for its own bookkeeping and for charging
+ * anonymous maps (x86-64 and arm64 Linux with 4 KiB pages). */
+#define HW_PAGE 4096u
+/* The exit code of an OOM stop (docs/errors.md), and how the state header's
+ * exit_status records it: 0x100 (exited) | code. */
+#define HW_EXIT_OOM 53
+#define HW_EXIT_OOM_STATUS (0x100 | HW_EXIT_OOM)
 #define HW_TLS __attribute__((tls_model("initial-exec"))) __thread
+
+/* The shim's flags are C11 atomics, read with the weakest order that is
+ * right for each (said where each is defined). A relaxed load compiles to a
+ * plain load on x86-64 and arm64: the hot path pays nothing for it. */
+#define HW_RELAXED(x) atomic_load_explicit(&(x), memory_order_relaxed)
+#define HW_SET_RELAXED(x, v) atomic_store_explicit(&(x), (v), memory_order_relaxed)
 
 /* ---- real.c: the functions we interpose, resolved with dlsym(RTLD_NEXT) ---- */
 #define HW_HOOKED_FUNCTIONS(X)                                                  \
@@ -96,6 +113,13 @@ typedef struct {
   uint32_t parent, func, line, reserved;
 } hw_node_rec;
 
+/* The header lives in a file another process reads (and, for
+ * floor_bytes, may be published by more than one of our threads): a field
+ * another thread reads is stored and loaded whole, with relaxed atomics
+ * (plain moves on x86-64 and arm64), HW_HDR_PUT / HW_HDR_GET. */
+#define HW_HDR_PUT(field, v) __atomic_store_n(&(field), (v), __ATOMIC_RELAXED)
+#define HW_HDR_GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
+
 typedef struct {
   char magic[8];
   uint32_t version, header_size;
@@ -124,9 +148,39 @@ typedef struct {
   uint64_t sample_rate_bytes; /* 2336: sampling.c; 0 = exact */
   uint64_t off_timeline;      /* 2344: timeline.c's ring; 0: none (older shims) */
 } hw_state_header;
-/* The offsets docs/protocol.md documents and sidecar/src/report/state.ts reads:
- * the build fails before they can drift apart. */
+/* Every offset and record size docs/protocol.md documents (and
+ * sidecar/src/report/state.ts reads): the build fails before they can drift
+ * apart. The timeline region's are in timeline.c. */
+_Static_assert(offsetof(hw_state_header, magic) == 0, "magic");
+_Static_assert(offsetof(hw_state_header, version) == 8, "version");
+_Static_assert(offsetof(hw_state_header, header_size) == 12, "header size");
+_Static_assert(offsetof(hw_state_header, pid) == 16, "pid");
+_Static_assert(offsetof(hw_state_header, node_count) == 24, "nodeCount");
+_Static_assert(offsetof(hw_state_header, func_count) == 32, "funcCount");
+_Static_assert(offsetof(hw_state_header, current_bytes) == 40, "currentBytes");
+_Static_assert(offsetof(hw_state_header, peak_bytes) == 48, "peakBytes");
+_Static_assert(offsetof(hw_state_header, peak_source) == 56, "peakSource");
+_Static_assert(offsetof(hw_state_header, node_capacity) == 64, "nodeCapacity");
+_Static_assert(offsetof(hw_state_header, func_capacity) == 72, "funcCapacity");
+_Static_assert(offsetof(hw_state_header, string_capacity) == 80, "stringCapacity");
+_Static_assert(offsetof(hw_state_header, off_funcs) == 88, "offset of funcs");
+_Static_assert(offsetof(hw_state_header, off_nodes) == 96, "offset of nodes");
+_Static_assert(offsetof(hw_state_header, off_strings) == 104, "offset of strings");
+_Static_assert(offsetof(hw_state_header, off_live) == 112, "offset of live");
+_Static_assert(offsetof(hw_state_header, off_snapshot) == 120, "offset of snapshot");
+_Static_assert(offsetof(hw_state_header, updated_ms) == 128, "updatedMs");
+_Static_assert(offsetof(hw_state_header, tracking) == 136, "tracking");
 _Static_assert(offsetof(hw_state_header, floor_bytes) == 144, "floorBytes");
+_Static_assert(offsetof(hw_state_header, limit_bytes) == 152, "limitBytes");
+_Static_assert(offsetof(hw_state_header, usage_bytes) == 160, "usageBytes");
+_Static_assert(offsetof(hw_state_header, inactive_file_bytes) == 168, "inactiveFileBytes");
+_Static_assert(offsetof(hw_state_header, working_set_bytes) == 176, "workingSetBytes");
+_Static_assert(offsetof(hw_state_header, host_available_bytes) == 184, "hostAvailableBytes");
+_Static_assert(offsetof(hw_state_header, available_bytes) == 192, "availableBytes");
+_Static_assert(offsetof(hw_state_header, swap_bytes) == 200, "swapBytes");
+_Static_assert(offsetof(hw_state_header, readings_source) == 208, "readingsSource");
+_Static_assert(offsetof(hw_state_header, oom_reason) == 216, "oomReason");
+_Static_assert(offsetof(hw_state_header, exit_status) == 224, "exitStatus");
 _Static_assert(offsetof(hw_state_header, active_file_bytes) == 232, "activeFileBytes");
 _Static_assert(offsetof(hw_state_header, failed_allocations) == 240, "failedAllocations");
 _Static_assert(offsetof(hw_state_header, failed_bytes) == 248, "failedBytes");
@@ -136,6 +190,14 @@ _Static_assert(offsetof(hw_state_header, cwd) == 1312, "cwd");
 _Static_assert(offsetof(hw_state_header, sample_rate_bytes) == 2336, "sampleRateBytes");
 _Static_assert(offsetof(hw_state_header, off_timeline) == 2344, "timeline offset");
 _Static_assert(sizeof(hw_state_header) <= 4096, "the header fits its 4096 bytes");
+_Static_assert(sizeof(hw_func_rec) == 16 && offsetof(hw_func_rec, name_len) == 12, "funcs record");
+_Static_assert(sizeof(hw_node_rec) == 16 && offsetof(hw_node_rec, line) == 8, "nodes record");
+#define HW_STATE_HEADER_BYTES 4096u
+#define HW_STATE_VERSION 1u
+/* oomReason (docs/protocol.md); also the rule the guard returns. */
+enum { HW_OOM_NONE = 0, HW_OOM_LOW_AVAILABLE = 1, HW_OOM_SWAP = 2, HW_OOM_FAILED_ALLOCATION = 3 };
+/* readingsSource. */
+enum { HW_SOURCE_NONE = 0, HW_SOURCE_CGROUP_V1 = 1, HW_SOURCE_CGROUP_V2 = 2, HW_SOURCE_HOST = 3 };
 
 typedef struct {
   hw_state_header *hdr;
@@ -150,6 +212,8 @@ typedef struct {
 extern hw_state_t hw__state;
 int hw__state_open(void);
 void hw__state_close_in_child(void);
+/* A file or function name is cut at this many bytes in the string area. */
+#define HW_STRING_MAX 4096u
 /* Append a string to the string area; returns offset or UINT32_MAX when full. */
 uint32_t hw__state_add_string(const char *s, size_t len);
 
@@ -160,8 +224,7 @@ uint32_t hw__intern_node(uint32_t parent, uint32_t func, uint32_t line);
  * gets a placeholder, named later by hw__resolve_pending at a safe point. */
 uint32_t hw__intern_code(void *code);
 void hw__resolve_pending(void); /* GIL held */
-extern volatile int hw__pending_count;
-uint32_t hw__intern_named(const char *file, const char *name);
+extern _Atomic int hw__pending_count;
 extern pthread_mutex_t hw__intern_lock;
 
 /* ---- blocks.c: the live heap blocks, address -> (size, node); hw__lock held ---- */
@@ -176,7 +239,7 @@ size_t hw__blocks_overhead(void);
 
 /* ---- tracker.c: live allocations, bytes per node, peak ---- */
 extern pthread_mutex_t hw__lock;
-extern volatile int hw__tracking;
+extern _Atomic int hw__tracking;
 void hw__track_alloc(void *p, size_t size, uint32_t node);
 void hw__track_free(void *p);
 /* Like track_free, giving back what the block was charged (0: not tracked). */
@@ -207,7 +270,7 @@ uint32_t hw__current_node(hw_thread_t *t);
 int hw__py_register_thread(int seed, int skip);
 /* framewalk.c: 3.11+ stacks read from the interpreter's frames (no profile
  * callback). hw__walk_init verifies the layout; GIL held. */
-extern volatile int hw__walk_on;
+extern _Atomic int hw__walk_on;
 int hw__walk_init(void);
 uint32_t hw__walk_node(hw_thread_t *t);
 void hw__py_unregister_thread(void);
@@ -221,7 +284,6 @@ typedef struct {
   int (*Py_IsInitialized)(void);
   int (*PyGILState_Check)(void);
   void (*PyEval_SetProfile)(int (*)(PyObject *, void *, int, PyObject *), PyObject *);
-  void (*PyEval_SetProfileAllThreads)(int (*)(PyObject *, void *, int, PyObject *), PyObject *);
   void *(*PyEval_GetFrame)(void);
   int (*PyFrame_GetLineNumber)(void *);
   void *(*PyFrame_GetCode)(void *); /* 3.9+, new reference */
@@ -236,7 +298,7 @@ typedef struct {
   void *PyCode_Type;
 } hw_py_t;
 extern hw_py_t hw__py;
-extern volatile int hw__py_alive; /* interpreter usable: between bootstrap and atexit */
+extern _Atomic int hw__py_alive; /* interpreter usable: between bootstrap and atexit */
 int hw__py_resolve(void);
 /* 3.11+: where the interpreter keeps its frames (offsets in bytes). */
 typedef struct {
@@ -259,7 +321,21 @@ void *hw__frame_code(void *frame); /* new reference */
 void *hw__frame_back(void *frame); /* new reference or NULL */
 void *hw__frame_code_borrowed(void *frame); /* no call, no refcount; NULL if unknown */
 int hw__py_check_offsets(void);
+/* 3.8 - 3.10: a frame's line read from memory only (safe without the GIL);
+ * -2 when the layout is not verified (hw__lines_verify, GIL held). */
+int hw__frame_line_direct(void *frame);
+int hw__lines_verify(void);
 int hw__is_code(void *obj);
+/* Where a code object keeps its names and lines, and where a compact str
+ * keeps its characters, per minor version (compat.c; verified by names.c). */
+typedef struct {
+  int minor;
+  size_t co_filename, co_name; /* co_name before 3.11, co_qualname after */
+  size_t co_firstlineno;
+  size_t co_linetable; /* 3.11+: co_linetable; 0 = not used for line ids */
+  size_t str_ascii_data, str_compact_data;
+} hw_code_layout;
+const hw_code_layout *hw__code_layout(void); /* NULL: unknown version */
 /* names.c: pure reads of a code object's file and function names. */
 int hw__names_verify(void);
 uint64_t hw__code_sig(void *code);
@@ -269,7 +345,7 @@ int hw__code_names(void *code, char *file, size_t fcap, size_t *flen, char *name
 
 /* ---- guard.c: memory readings and the synchronous floor ---- */
 typedef struct {
-  int source; /* 0 none, 1 cgroup-v1, 2 cgroup-v2, 3 host */
+  int source; /* HW_SOURCE_* */
   uint64_t limit, usage, inactive_file, active_file, working_set, host_available, host_total,
       available, swap;
   int available_known; /* 0: neither a limit nor host MemAvailable could be read */
@@ -277,15 +353,17 @@ typedef struct {
 void hw__guard_init(void);
 int hw__read_memory(hw_readings_t *r);
 void hw__publish_readings(const hw_readings_t *r);
-/* Called before an allocation of `size` bytes: 0 to go on, or the rule (1
- * low-available, 2 swap) the allocation would break if it succeeds. */
+/* Called before an allocation of `size` bytes: 0 to go on, or the rule
+ * (HW_OOM_LOW_AVAILABLE, HW_OOM_SWAP) the allocation would break if it succeeds. */
 int hw__guard_check(size_t size);
+/* The byte budget left before the next reading (native/test/core_test.c). */
+uint64_t hw__guard_budget(void);
 /* An allocation the real allocator refused: recorded (last one and a count,
  * also in the state header), never fatal by itself. */
 void hw__failed_allocation(size_t size, uint32_t node);
 uint64_t hw__failed_last(size_t *bytes, uint32_t *node); /* returns the count */
 void hw__guard_set_floor(uint64_t floor);
-extern volatile int hw__guard_on;
+extern _Atomic int hw__guard_on;
 __attribute__((noreturn)) void hw__oom_exit(int reason, size_t bytes, uint32_t node);
 
 /* ---- dump.c ---- */
@@ -299,20 +377,19 @@ int hw__dump(const char *path, const char *trigger, int reason, int snaps,
 uint64_t hw__timeline_bytes(void);
 void hw__timeline_init(void); /* after the state file is mapped */
 void hw__timeline_sample(int force);
-extern volatile int64_t hw__tl_lo, hw__tl_hi;
+extern _Atomic int64_t hw__tl_lo, hw__tl_hi;
 /* Allocation path (hw__lock held): one compare unless bytes moved a lot. */
 static inline void hw__timeline_moved(int64_t cur) {
-  if (HW_UNLIKELY(cur < hw__tl_lo || cur > hw__tl_hi)) hw__timeline_sample(0);
+  if (HW_UNLIKELY(cur < HW_RELAXED(hw__tl_lo) || cur > HW_RELAXED(hw__tl_hi))) hw__timeline_sample(0);
 }
 
 /* ---- control.c ---- */
 int hw__control_start(void);
-void hw__control_notify_signal(void);
 void hw__control_close_in_child(void);
 
-/* ---- init.c ---- */
-extern volatile int hw__active; /* a Python process with a run dir */
-extern volatile int hw__in_child;
+/* ---- process.c: leaf helpers (no unit depends on init.c, the exported API) ---- */
+extern _Atomic int hw__active; /* a Python process with a run dir */
+extern _Atomic int hw__in_child;
 uint64_t hw__now_ms(void);
 
 #endif

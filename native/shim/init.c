@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "highwater.h"
@@ -18,15 +17,7 @@
 
 #define HW_EXPORT __attribute__((visibility("default")))
 
-volatile int hw__active;
-volatile int hw__in_child;
 static int hw__started;
-
-uint64_t hw__now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void hw__atfork_prepare(void) {
   pthread_mutex_lock(&hw__intern_lock);
@@ -43,10 +34,10 @@ static void hw__atfork_child(void) {
    * and the control thread did not survive the fork. */
   pthread_mutex_init(&hw__lock, NULL);
   pthread_mutex_init(&hw__intern_lock, NULL);
-  hw__in_child = 1;
-  hw__tracking = 0;
-  hw__guard_on = 0;
-  hw__active = 0;
+  HW_SET_RELAXED(hw__in_child, 1);
+  HW_SET_RELAXED(hw__tracking, 0);
+  HW_SET_RELAXED(hw__guard_on, 0);
+  HW_SET_RELAXED(hw__active, 0);
   hw__control_close_in_child();
   hw__state_close_in_child();
 }
@@ -74,7 +65,7 @@ __attribute__((constructor)) static void hw__init(void) {
   if (hw__state_open() != 0) goto out;
   hw__sampling_init();
   pthread_atfork(hw__atfork_prepare, hw__atfork_parent, hw__atfork_child);
-  hw__active = 1;
+  HW_SET_RELAXED(hw__active, 1);
 out:
   hw__thread.inherited = 0;
   hw__thread.last_node = HW_NODE_NONE;
@@ -83,7 +74,7 @@ out:
 
 HW_EXPORT int hw_api_version(void) { return 1; }
 
-HW_EXPORT int hw_is_active(void) { return hw__active && !hw__in_child; }
+HW_EXPORT int hw_is_active(void) { return HW_RELAXED(hw__active) && !HW_RELAXED(hw__in_child); }
 
 HW_EXPORT int hw_python_start(void) {
   if (!hw_is_active()) return -ENODEV;
@@ -99,9 +90,10 @@ HW_EXPORT int hw_python_start(void) {
   memcpy(hw__state.hdr->python, hw__py.version, sizeof hw__state.hdr->python - 1);
   hw__py_check_offsets();
   hw__names_verify();
+  hw__lines_verify();
   if (hw__walk_init() != 0 && hw__py.minor >= 11)
     hw__debug("frame layout not verified for Python %s: using the profile callback", hw__py.version);
-  hw__py_alive = 1;
+  HW_SET_RELAXED(hw__py_alive, 1);
   hw__guard_init();
   hw__control_start();
   hw__started = 1;
@@ -109,7 +101,7 @@ HW_EXPORT int hw_python_start(void) {
   if (!hw__config.mode_python) {
     rc = hw__py_register_thread(1, 0);
     hw__state.hdr->tracking = 1;
-    hw__tracking = 1;
+    HW_SET_RELAXED(hw__tracking, 1);
   }
   t->guard = 0;
   return rc;
@@ -135,7 +127,7 @@ HW_EXPORT int hw_tracking_start(void) {
   int rc = hw__py_register_thread(1, 0);
   hw__guard_init();
   hw__state.hdr->tracking = 1;
-  hw__tracking = 1;
+  HW_SET_RELAXED(hw__tracking, 1);
   t->guard = 0;
   return rc;
 }
@@ -145,8 +137,8 @@ HW_EXPORT int hw_tracking_stop(void) {
   hw_thread_t *t = &hw__thread;
   t->guard = 1;
   hw__resolve_pending();
-  hw__tracking = 0;
-  hw__guard_on = 0;
+  HW_SET_RELAXED(hw__tracking, 0);
+  HW_SET_RELAXED(hw__guard_on, 0);
   hw__state.hdr->tracking = 0;
   hw__py_unregister_thread();
   t->guard = 0;
@@ -159,7 +151,7 @@ HW_EXPORT int hw_dump(const char *path, const char *trigger, char *out, size_t o
   int g = t->guard;
   t->guard = 1;
   const char *trig = trigger && *trigger ? trigger : "request";
-  if (hw__py_alive && hw__py.PyGILState_Check()) hw__resolve_pending();
+  if (HW_RELAXED(hw__py_alive) && hw__py.PyGILState_Check()) hw__resolve_pending();
   int rc = hw__dump(path, trig, 0, HW_SNAP_PEAK, 0, HW_NODE_NONE, out, outlen);
   t->guard = g;
   return rc;
@@ -172,12 +164,12 @@ HW_EXPORT int hw_oom_unhandled(void) {
   if (!hw__failed_last(&bytes, &node)) return -ENOENT; /* not ours: a MemoryError we never saw */
   hw_thread_t *t = &hw__thread;
   t->guard = 1;
-  if (hw__py_alive && hw__py.PyGILState_Check()) hw__resolve_pending();
-  hw__oom_exit(3, bytes, node);
+  if (HW_RELAXED(hw__py_alive) && hw__py.PyGILState_Check()) hw__resolve_pending();
+  hw__oom_exit(HW_OOM_FAILED_ALLOCATION, bytes, node);
 }
 
 HW_EXPORT int hw_python_stop(void) {
-  hw__py_alive = 0;
+  HW_SET_RELAXED(hw__py_alive, 0);
   return 0;
 }
 
@@ -190,6 +182,6 @@ HW_EXPORT long long hw_stat(const char *name) {
   if (strcmp(name, "live_allocations") == 0) return (long long)hw__tracker_live_allocations();
   if (strcmp(name, "overhead_bytes") == 0) return (long long)hw__tracker_overhead_bytes();
   if (strcmp(name, "failed_allocations") == 0) return (long long)hw__failed_last(NULL, NULL);
-  if (strcmp(name, "stack_mode") == 0) return hw__walk_on ? 1 : 0; /* 1: frame walk, 0: profile callback */
+  if (strcmp(name, "stack_mode") == 0) return HW_RELAXED(hw__walk_on) ? 1 : 0; /* 1: frame walk, 0: profile callback */
   return -1;
 }

@@ -106,19 +106,11 @@ static uint32_t hw__add_func(const char *file, size_t flen, const char *name, si
   if (fo == UINT32_MAX || no == UINT32_MAX) return HW_NODE_NONE;
   hw_func_rec *r = &hw__state.funcs[n];
   r->file_off = fo;
-  r->file_len = (uint32_t)(flen > 4096 ? 4096 : flen);
+  r->file_len = (uint32_t)(flen > HW_STRING_MAX ? HW_STRING_MAX : flen);
   r->name_off = no;
-  r->name_len = (uint32_t)(nlen > 4096 ? 4096 : nlen);
+  r->name_len = (uint32_t)(nlen > HW_STRING_MAX ? HW_STRING_MAX : nlen);
   __atomic_store_n(&h->func_count, n + 1, __ATOMIC_RELEASE);
   return (uint32_t)n;
-}
-
-uint32_t hw__intern_named(const char *file, const char *name) {
-  if (!hw__state.hdr) return HW_NODE_NONE;
-  pthread_mutex_lock(&hw__intern_lock);
-  uint32_t id = hw__add_func(file, strlen(file), name, strlen(name));
-  pthread_mutex_unlock(&hw__intern_lock);
-  return id;
 }
 
 static int hw__code_map_grow(void) {
@@ -196,9 +188,9 @@ static int hw__name_func_api(void *code, uint32_t id) {
   if (fo != UINT32_MAX && no != UINT32_MAX) {
     hw_func_rec *r = &hw__state.funcs[id];
     r->file_off = fo;
-    r->file_len = (uint32_t)(flen > 4096 ? 4096 : flen);
+    r->file_len = (uint32_t)(flen > HW_STRING_MAX ? HW_STRING_MAX : flen);
     r->name_off = no;
-    r->name_len = (uint32_t)(nlen > 4096 ? 4096 : nlen);
+    r->name_len = (uint32_t)(nlen > HW_STRING_MAX ? HW_STRING_MAX : nlen);
     ok = 1;
   }
   if (fh) hw__py.Py_DecRef(fh);
@@ -212,7 +204,10 @@ static int hw__name_func_api(void *code, uint32_t id) {
  * named at the next safe point (the profile callback, a dump from Python). */
 #define HW_PENDING_MAX 4096
 static struct { void *code; uint32_t id; } hw__pending[HW_PENDING_MAX];
-volatile int hw__pending_count;
+/* Written under hw__intern_lock; read without it as a hint by the profile
+ * callback (relaxed: a stale 0 only delays naming to the next safe point;
+ * the entries themselves are read under the lock). */
+_Atomic int hw__pending_count;
 
 uint32_t hw__intern_code(void *code) {
   if (!hw__state.hdr || !code) return HW_NODE_NONE;
@@ -240,16 +235,17 @@ uint32_t hw__intern_code(void *code) {
   char file[1024], name[512];
   size_t flen = 0, nlen = 0;
   int direct = hw__code_names(code, file, sizeof file, &flen, name, sizeof name, &nlen) == 0;
-  if (!direct && hw__pending_count >= HW_PENDING_MAX) {
+  int pending = HW_RELAXED(hw__pending_count);
+  if (!direct && pending >= HW_PENDING_MAX) {
     pthread_mutex_unlock(&hw__intern_lock);
     return HW_NODE_NONE;
   }
   uint32_t id = direct ? hw__add_func(file, flen, name, nlen) : hw__add_func("?", 1, "?", 1);
   if (id != HW_NODE_NONE) {
     if (!direct) {
-      hw__pending[hw__pending_count].code = code;
-      hw__pending[hw__pending_count].id = id;
-      __atomic_store_n(&hw__pending_count, hw__pending_count + 1, __ATOMIC_RELEASE);
+      hw__pending[pending].code = code;
+      hw__pending[pending].id = id;
+      HW_SET_RELAXED(hw__pending_count, pending + 1);
     }
     hw__codes.keys[j] = (uintptr_t)code;
     hw__codes.vals[j] = id;
@@ -261,11 +257,11 @@ uint32_t hw__intern_code(void *code) {
 }
 
 void hw__resolve_pending(void) {
-  if (!hw__pending_count) return;
+  if (!HW_RELAXED(hw__pending_count)) return;
   pthread_mutex_lock(&hw__intern_lock);
-  int n = hw__pending_count;
+  int n = HW_RELAXED(hw__pending_count);
   for (int i = 0; i < n; i++)
     if (hw__is_code(hw__pending[i].code)) hw__name_func_api(hw__pending[i].code, hw__pending[i].id);
-  __atomic_store_n(&hw__pending_count, 0, __ATOMIC_RELEASE);
+  HW_SET_RELAXED(hw__pending_count, 0);
   pthread_mutex_unlock(&hw__intern_lock);
 }

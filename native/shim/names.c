@@ -1,6 +1,7 @@
 /*
  * Names of code objects read straight from memory: the co_filename and
- * co_qualname (co_name before 3.11) pointers at their per-version offsets, and
+ * co_qualname (co_name before 3.11) pointers at their per-version offsets
+ * (compat.c's table, with every other version difference), and
  * the str objects' characters converted to UTF-8 by hand. This runs inside
  * allocation hooks — sometimes inside pymalloc itself — where calling the
  * C-API could allocate and corrupt the allocator, and it works without the
@@ -16,8 +17,6 @@
 static int hw__names_ok;
 static size_t hw__off_file, hw__off_name, hw__off_firstline, hw__off_linetable;
 static size_t hw__ascii_size, hw__compact_size;
-
-#define HW_AT(p, off) (*(void **)((char *)(p) + (off)))
 
 /* A compact str object to UTF-8; returns 0 on success. */
 static int hw__str_utf8(void *s, char *out, size_t cap, size_t *len) {
@@ -84,12 +83,14 @@ int hw__code_names(void *code, char *file, size_t fcap, size_t *flen, char *name
 /* GIL held, outside any hook: compare our reading with the C-API's. */
 int hw__names_verify(void) {
   int m = hw__py.minor;
-  hw__off_file = m <= 10 ? 104 : 112;
-  hw__off_name = m <= 10 ? 112 : 128; /* co_name before 3.11, co_qualname after */
-  hw__off_firstline = m <= 10 ? 40 : m == 11 ? 72 : 68;
-  hw__ascii_size = m <= 11 ? 48 : 40;
-  hw__compact_size = m <= 11 ? 72 : 56;
-  hw__off_linetable = m >= 11 ? 136 : 0; /* co_linetable, 3.11 - 3.14 */
+  const hw_code_layout *C = hw__code_layout();
+  if (!C) return -1; /* names through the C-API at safe points */
+  hw__off_file = C->co_filename;
+  hw__off_name = C->co_name;
+  hw__off_firstline = C->co_firstlineno;
+  hw__ascii_size = C->str_ascii_data;
+  hw__compact_size = C->str_compact_data;
+  hw__off_linetable = C->co_linetable;
   hw__names_ok = 1;
   void *frame = hw__py.PyEval_GetFrame();
   void *code = frame ? hw__frame_code(frame) : NULL;

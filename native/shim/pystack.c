@@ -4,8 +4,11 @@
  * line numbers are read only when an allocation happens: the frames below the
  * top are suspended at their call sites, so their node (the interned stack
  * down to them) is computed once and cached until they resume; only the top
- * frame's line is read per allocation. Reading lines needs the GIL: without
- * it the thread's last known node is used.
+ * frame's line is read per allocation. A line is read from memory (compat.c,
+ * 3.8 - 3.10, verified at start-up): no call into the interpreter, GIL or
+ * not. Where that reading is not verified, the C-API gives the line, and only
+ * to a thread holding the GIL; a thread without it (numpy, ctypes) is charged
+ * its last known node.
  */
 #define _GNU_SOURCE
 #include <string.h>
@@ -70,8 +73,8 @@ static int hw__profile(PyObject *obj, void *frame, int what, PyObject *arg) {
   (void)obj;
   (void)arg;
   hw_thread_t *t = &hw__thread;
-  if (HW_UNLIKELY(hw__in_child)) return 0;
-  if (HW_UNLIKELY(hw__pending_count) && !t->guard) {
+  if (HW_UNLIKELY(HW_RELAXED(hw__in_child))) return 0;
+  if (HW_UNLIKELY(HW_RELAXED(hw__pending_count)) && !t->guard) {
     t->guard = 1;
     hw__resolve_pending();
     t->guard = 0;
@@ -81,36 +84,51 @@ static int hw__profile(PyObject *obj, void *frame, int what, PyObject *arg) {
   return 0;
 }
 
+/* A frame's line: from memory, or from the C-API with the GIL held; -2
+ * when neither can be had. */
+static int hw__frame_line(void *frame) {
+  int line = hw__frame_line_direct(frame);
+  if (HW_LIKELY(line != -2)) return line;
+  return hw__py.PyGILState_Check() ? hw__py.PyFrame_GetLineNumber(frame) : -2;
+}
+
+#define HW_NODE_UNKNOWN (HW_NODE_NONE - 1)
+
 static uint32_t hw__frame_node(uint32_t parent, void *frame) {
   void *code = hw__frame_code_borrowed(frame);
   if (!code) return parent;
+  int line = hw__frame_line(frame);
+  if (HW_UNLIKELY(line == -2)) return HW_NODE_UNKNOWN;
   uint32_t func = hw__intern_code(code);
-  int line = hw__py.PyFrame_GetLineNumber(frame);
   return hw__intern_node(parent, func, line < 0 ? 0 : (uint32_t)line);
 }
 
 /* The node of the thread's current stack. Every frame on the shadow stack
  * belongs to this thread and is suspended (at a call, or in the C code that
- * is allocating), so reading its code pointer and line is safe even when this
- * thread released the GIL (numpy, ctypes): that is a pure read of memory no
- * other thread writes. Names of new code objects are read from memory too
+ * is allocating), so reading its code pointer and line from memory is safe
+ * even when this thread released the GIL (numpy, ctypes): no other thread
+ * writes them. Names of new code objects are read from memory too
  * (names.c). */
 uint32_t hw__current_node(hw_thread_t *t) {
-  if (hw__walk_on) return hw__py_alive ? hw__walk_node(t) : t->inherited;
+  if (HW_RELAXED(hw__walk_on)) return HW_RELAXED(hw__py_alive) ? hw__walk_node(t) : t->inherited;
   int d = t->depth;
   if (d == 0 || !t->registered) return t->inherited;
-  if (!hw__py_alive) return t->last_node != HW_NODE_NONE ? t->last_node : t->inherited;
+  if (!HW_RELAXED(hw__py_alive)) return t->last_node != HW_NODE_NONE ? t->last_node : t->inherited;
   hw_sframe *f = t->frames;
   int i = d - 2;
   while (i >= 0 && f[i].node == HW_NODE_NONE) i--;
   uint32_t node = i >= 0 ? f[i].node : 0;
   for (int k = i + 1; k <= d - 2; k++) {
     node = hw__frame_node(node, f[k].frame);
+    if (HW_UNLIKELY(node == HW_NODE_UNKNOWN)) goto unknown;
     f[k].node = node;
   }
   node = hw__frame_node(node, f[d - 1].frame);
+  if (HW_UNLIKELY(node == HW_NODE_UNKNOWN)) goto unknown;
   t->last_node = node;
   return node;
+unknown: /* no line without the GIL: the last one this thread had */
+  return t->last_node != HW_NODE_NONE ? t->last_node : t->inherited;
 }
 
 /* Installs the profile callback on the calling thread (GIL held) and, when
@@ -119,7 +137,7 @@ uint32_t hw__current_node(hw_thread_t *t) {
 int hw__py_register_thread(int seed, int skip) {
   hw_thread_t *t = &hw__thread;
   if (!hw__py.ready) return -1;
-  if (hw__walk_on) return 0; /* the interpreter's own frames are read instead */
+  if (HW_RELAXED(hw__walk_on)) return 0; /* the interpreter's own frames are read instead */
   pthread_once(&hw__key_once, hw__make_key);
   pthread_setspecific(hw__thread_key, t);
   t->depth = 0;
@@ -157,7 +175,7 @@ int hw__py_register_thread(int seed, int skip) {
 
 void hw__py_unregister_thread(void) {
   hw_thread_t *t = &hw__thread;
-  if (!hw__py.ready || hw__walk_on) return;
+  if (!hw__py.ready || HW_RELAXED(hw__walk_on)) return;
   hw__py.PyEval_SetProfile(NULL, NULL);
   t->registered = 0;
   t->depth = 0;

@@ -1,6 +1,7 @@
 /*
  * Memory readings of this process's own memory cgroup (v1 or v2) and of the
- * host, read with open/read into stack buffers (this runs inside malloc).
+ * host, read with open/read into buffers of our own pages (this runs inside
+ * malloc, on the program's thread stack).
  * The cgroup is found once from /proc/self/cgroup and /proc/self/mountinfo;
  * the ancestor with the smallest limit is the one that will OOM us.
  * Working set = usage - inactive_file (kubelet, cAdvisor).
@@ -13,25 +14,57 @@
 
 #include "hw.h"
 
-static char hw__cg_dir[512]; /* the limiting cgroup directory, "" = host only */
 /* Test-only: HIGHWATER_TEST_ROOT prefixes every path read here, so the C
  * readers run on the same fixture trees (cgroup v1 and v2) as the TypeScript
- * ones. Read once; empty in production. */
+ * ones. Copied once by the first reader (claimed 0 -> 1, published 2 with
+ * release); a reader that comes before that uses the environment directly.
+ * Empty in production. */
 static char hw__root[256];
-static int hw__root_read;
+static _Atomic int hw__root_state;
+
+static const char *hw__test_root(void) {
+  if (atomic_load_explicit(&hw__root_state, memory_order_acquire) == 2) return hw__root;
+  const char *r = getenv("HIGHWATER_TEST_ROOT");
+  if (!r || strlen(r) >= sizeof hw__root) r = "";
+  int expected = 0;
+  if (atomic_compare_exchange_strong_explicit(&hw__root_state, &expected, 1, memory_order_acq_rel,
+                                              memory_order_acquire)) {
+    strcpy(hw__root, r);
+    atomic_store_explicit(&hw__root_state, 2, memory_order_release);
+  }
+  return r;
+}
 
 static const char *hw__path(const char *path, char *buf, size_t cap) {
-  if (!hw__root_read) {
-    const char *r = getenv("HIGHWATER_TEST_ROOT");
-    if (r && strlen(r) < sizeof hw__root) strcpy(hw__root, r);
-    hw__root_read = 1;
-  }
-  if (!hw__root[0]) return path;
-  snprintf(buf, cap, "%s%s", hw__root, path);
+  const char *root = hw__test_root();
+  if (!root[0]) return path;
+  snprintf(buf, cap, "%s%s", root, path);
   return buf;
 }
-static int hw__cg_version;   /* 1 or 2, 0 = none */
-static int hw__cg_found;
+
+/* The limiting cgroup, found once. Discovery fills a private copy; the first
+ * finder publishes it (state 0 -> 1 claims, 2 = published, release) and
+ * readers use the published copy only after an acquire load sees 2. Until
+ * then a reader finds it for itself: the allocating thread and the control
+ * thread may both be first, and neither may read a half-filled directory and
+ * version (that read the host only, once). No lock: nothing can be left held
+ * across a fork. */
+typedef struct {
+  char dir[512]; /* the limiting cgroup directory, "" = host only */
+  int version;   /* 1 or 2, 0 = none */
+} hw_cgroup_t;
+static hw_cgroup_t hw__cg;
+static _Atomic int hw__cg_state;
+
+/* The big buffers of a reading live in pages of their own, not on the stack:
+ * this runs inside malloc, on whatever stack the program's thread has (a 32
+ * KiB thread stack is legal, and these were 32 KiB). */
+typedef struct {
+  char cgroup[8192], mountinfo[16384], file[8192];
+  hw_cgroup_paths paths;
+  hw_cgroup_mounts mounts;
+  char dir[512], best[512];
+} hw_scratch_t;
 
 /* Open-read-close, never keeping an fd (the program may close any number). */
 static ssize_t hw__read_file(const char *path, char *buf, size_t cap) {
@@ -46,37 +79,36 @@ static int hw__read_u64_file(const char *dir, const char *name, uint64_t *out, i
   return hw__parse_value_file(buf, out, is_max);
 }
 
-static void hw__find_cgroup(void) {
-  hw__cg_found = 1;
-  char cg[8192], mi[16384];
-  if (hw__read_file("/proc/self/cgroup", cg, sizeof cg) <= 0) return;
-  if (hw__read_file("/proc/self/mountinfo", mi, sizeof mi) <= 0) return;
-  hw_cgroup_paths paths;
-  hw_cgroup_mounts m;
-  hw__parse_proc_cgroup(cg, &paths);
-  hw__parse_mountinfo(mi, &m);
-  char dir[512];
+static void hw__find_cgroup(hw_scratch_t *sc, hw_cgroup_t *found) {
+  memset(found, 0, sizeof *found);
+  if (hw__read_file("/proc/self/cgroup", sc->cgroup, sizeof sc->cgroup) <= 0) return;
+  if (hw__read_file("/proc/self/mountinfo", sc->mountinfo, sizeof sc->mountinfo) <= 0) return;
+  hw_cgroup_paths *paths = &sc->paths;
+  hw_cgroup_mounts *m = &sc->mounts;
+  hw__parse_proc_cgroup(sc->cgroup, paths);
+  hw__parse_mountinfo(sc->mountinfo, m);
+  char *dir = sc->dir;
   uint64_t dummy;
-  if (m.v2_mnt[0] && paths.v2_path[0] &&
-      hw__join_cgroup(m.v2_mnt, m.v2_root, paths.v2_path, dir, sizeof dir) == 0 &&
+  if (m->v2_mnt[0] && paths->v2_path[0] &&
+      hw__join_cgroup(m->v2_mnt, m->v2_root, paths->v2_path, dir, sizeof sc->dir) == 0 &&
       hw__read_u64_file(dir, "memory.current", &dummy, NULL) == 0) {
-    strcpy(hw__cg_dir, dir);
-    hw__cg_version = 2;
+    strcpy(found->dir, dir);
+    found->version = 2;
   }
-  if (!hw__cg_version && m.v1_mnt[0] && paths.v1_path[0] &&
-      hw__join_cgroup(m.v1_mnt, m.v1_root, paths.v1_path, dir, sizeof dir) == 0 &&
+  if (!found->version && m->v1_mnt[0] && paths->v1_path[0] &&
+      hw__join_cgroup(m->v1_mnt, m->v1_root, paths->v1_path, dir, sizeof sc->dir) == 0 &&
       hw__read_u64_file(dir, "memory.usage_in_bytes", &dummy, NULL) == 0) {
-    strcpy(hw__cg_dir, dir);
-    hw__cg_version = 1;
+    strcpy(found->dir, dir);
+    found->version = 1;
   }
-  if (!hw__cg_version) return;
+  if (!found->version) return;
   /* Walk up to the mount point: the ancestor with the smallest limit rules. */
-  const char *mnt = hw__cg_version == 2 ? m.v2_mnt : m.v1_mnt;
-  const char *limit_file = hw__cg_version == 2 ? "memory.max" : "memory.limit_in_bytes";
-  char best[512];
+  const char *mnt = found->version == 2 ? m->v2_mnt : m->v1_mnt;
+  const char *limit_file = found->version == 2 ? "memory.max" : "memory.limit_in_bytes";
+  char *best = sc->best;
   uint64_t best_limit = UINT64_MAX;
-  strcpy(best, hw__cg_dir);
-  strcpy(dir, hw__cg_dir);
+  strcpy(best, found->dir);
+  strcpy(dir, found->dir);
   size_t mlen = strlen(mnt);
   for (;;) {
     uint64_t lim;
@@ -91,57 +123,75 @@ static void hw__find_cgroup(void) {
     if (!slash || (size_t)(slash - dir) < mlen) break;
     *slash = '\0';
   }
-  strcpy(hw__cg_dir, best);
+  strcpy(found->dir, best);
+}
+
+/* The published cgroup, or `mine` filled by this reader (and published when
+ * it is the first). */
+static const hw_cgroup_t *hw__cgroup(hw_scratch_t *sc, hw_cgroup_t *mine) {
+  if (atomic_load_explicit(&hw__cg_state, memory_order_acquire) == 2) return &hw__cg;
+  hw__find_cgroup(sc, mine);
+  int expected = 0;
+  if (atomic_compare_exchange_strong_explicit(&hw__cg_state, &expected, 1, memory_order_acq_rel,
+                                              memory_order_acquire)) {
+    hw__cg = *mine;
+    atomic_store_explicit(&hw__cg_state, 2, memory_order_release);
+  }
+  return mine;
 }
 
 int hw__read_memory(hw_readings_t *r) {
   memset(r, 0, sizeof *r);
-  if (!hw__cg_found) hw__find_cgroup();
-  char buf[8192];
-  if (hw__read_file("/proc/meminfo", buf, sizeof buf) > 0) {
+  hw_scratch_t *sc = hw__pages_alloc(sizeof *sc);
+  if (!sc) return -1; /* nothing known: the guard never guesses an OOM */
+  hw_cgroup_t mine;
+  const hw_cgroup_t *cg = hw__cgroup(sc, &mine);
+  char *buf = sc->file;
+  const size_t bufcap = sizeof sc->file;
+  if (hw__read_file("/proc/meminfo", buf, bufcap) > 0) {
     uint64_t kb;
     if (hw__stat_value(buf, "MemAvailable", &kb) == 0) r->host_available = kb * 1024;
     else if (hw__stat_value(buf, "MemFree", &kb) == 0) r->host_available = kb * 1024; /* pre-3.14 kernels */
     if (hw__stat_value(buf, "MemTotal", &kb) == 0) r->host_total = kb * 1024;
   }
-  r->source = 3;
-  if (hw__cg_version == 2) {
+  r->source = HW_SOURCE_HOST;
+  if (cg->version == 2) {
     int is_max = 0;
-    if (hw__read_u64_file(hw__cg_dir, "memory.current", &r->usage, NULL) == 0) {
-      r->source = 2;
-      if (hw__read_u64_file(hw__cg_dir, "memory.max", &r->limit, &is_max) != 0 || is_max)
+    if (hw__read_u64_file(cg->dir, "memory.current", &r->usage, NULL) == 0) {
+      r->source = HW_SOURCE_CGROUP_V2;
+      if (hw__read_u64_file(cg->dir, "memory.max", &r->limit, &is_max) != 0 || is_max)
         r->limit = 0;
       char path[640];
-      snprintf(path, sizeof path, "%s/memory.stat", hw__cg_dir);
-      if (hw__read_file(path, buf, sizeof buf) > 0) {
+      snprintf(path, sizeof path, "%s/memory.stat", cg->dir);
+      if (hw__read_file(path, buf, bufcap) > 0) {
         hw__stat_value(buf, "inactive_file", &r->inactive_file);
         hw__stat_value(buf, "active_file", &r->active_file);
       }
-      hw__read_u64_file(hw__cg_dir, "memory.swap.current", &r->swap, NULL);
+      hw__read_u64_file(cg->dir, "memory.swap.current", &r->swap, NULL);
     }
-  } else if (hw__cg_version == 1) {
-    if (hw__read_u64_file(hw__cg_dir, "memory.usage_in_bytes", &r->usage, NULL) == 0) {
-      r->source = 1;
-      if (hw__read_u64_file(hw__cg_dir, "memory.limit_in_bytes", &r->limit, NULL) != 0 ||
+  } else if (cg->version == 1) {
+    if (hw__read_u64_file(cg->dir, "memory.usage_in_bytes", &r->usage, NULL) == 0) {
+      r->source = HW_SOURCE_CGROUP_V1;
+      if (hw__read_u64_file(cg->dir, "memory.limit_in_bytes", &r->limit, NULL) != 0 ||
           r->limit >= (1ull << 62))
         r->limit = 0;
       char path[640];
-      snprintf(path, sizeof path, "%s/memory.stat", hw__cg_dir);
-      if (hw__read_file(path, buf, sizeof buf) > 0) {
+      snprintf(path, sizeof path, "%s/memory.stat", cg->dir);
+      if (hw__read_file(path, buf, bufcap) > 0) {
         if (hw__stat_value(buf, "total_inactive_file", &r->inactive_file) != 0)
           hw__stat_value(buf, "inactive_file", &r->inactive_file);
         if (hw__stat_value(buf, "total_active_file", &r->active_file) != 0)
           hw__stat_value(buf, "active_file", &r->active_file);
       }
       uint64_t memsw;
-      if (hw__read_u64_file(hw__cg_dir, "memory.memsw.usage_in_bytes", &memsw, NULL) == 0 &&
+      if (hw__read_u64_file(cg->dir, "memory.memsw.usage_in_bytes", &memsw, NULL) == 0 &&
           memsw > r->usage)
         r->swap = memsw - r->usage;
     }
   }
-  if (r->source == 3) {
+  if (r->source == HW_SOURCE_HOST) {
     /* No cgroup: the process's own swap. */
-    if (hw__read_file("/proc/self/status", buf, sizeof buf) > 0) {
+    if (hw__read_file("/proc/self/status", buf, bufcap) > 0) {
       uint64_t kb;
       if (hw__stat_value(buf, "VmSwap", &kb) == 0) r->swap = kb * 1024;
     }
@@ -153,21 +203,26 @@ int hw__read_memory(hw_readings_t *r) {
     uint64_t left = r->limit > r->working_set ? r->limit - r->working_set : 0;
     if (!r->host_available || left < r->available) r->available = left;
   }
+  hw__pages_free(sc, sizeof *sc);
   return 0;
 }
+
+/* The control thread and an allocating thread's guard may publish at once:
+ * each field is stored whole, the last writer wins. */
+#define HW_PUT HW_HDR_PUT
 
 void hw__publish_readings(const hw_readings_t *r) {
   hw_state_header *h = hw__state.hdr;
   if (!h) return;
-  h->limit_bytes = r->limit;
-  h->usage_bytes = r->usage;
-  h->inactive_file_bytes = r->inactive_file;
-  h->working_set_bytes = r->working_set;
-  h->host_available_bytes = r->host_available;
-  h->available_bytes = r->available;
-  h->swap_bytes = r->swap;
-  h->active_file_bytes = r->active_file;
-  h->readings_source = (uint64_t)r->source;
-  h->updated_ms = hw__now_ms();
+  HW_PUT(h->limit_bytes, r->limit);
+  HW_PUT(h->usage_bytes, r->usage);
+  HW_PUT(h->inactive_file_bytes, r->inactive_file);
+  HW_PUT(h->working_set_bytes, r->working_set);
+  HW_PUT(h->host_available_bytes, r->host_available);
+  HW_PUT(h->available_bytes, r->available);
+  HW_PUT(h->swap_bytes, r->swap);
+  HW_PUT(h->active_file_bytes, r->active_file);
+  HW_PUT(h->readings_source, (uint64_t)r->source);
+  HW_PUT(h->updated_ms, hw__now_ms());
   hw__timeline_sample(0);
 }

@@ -15,7 +15,8 @@ HW_HOOKED_FUNCTIONS(HW_DEFINE_REAL)
 
 static _Alignas(16) char hw__pool[64 * 1024];
 static size_t hw__pool_used;
-static volatile int hw__resolving;
+/* One resolver at a time (acq_rel); dlsym's own calls back into us see it. */
+static _Atomic int hw__resolving;
 
 int hw__in_boot_pool(const void *p) {
   return (const char *)p >= hw__pool && (const char *)p < hw__pool + sizeof hw__pool;
@@ -30,10 +31,10 @@ void *hw__boot_alloc(size_t size) {
 
 void hw__resolve_real(void) {
   if (hw__real_free) return;
-  if (__atomic_exchange_n(&hw__resolving, 1, __ATOMIC_ACQ_REL)) return;
+  if (atomic_exchange_explicit(&hw__resolving, 1, memory_order_acq_rel)) return;
 #define HW_RESOLVE(name, ret, args) \
   if (!hw__real_##name) *(void **)&hw__real_##name = dlsym(RTLD_NEXT, #name);
   HW_HOOKED_FUNCTIONS(HW_RESOLVE)
 #undef HW_RESOLVE
-  __atomic_store_n(&hw__resolving, 0, __ATOMIC_RELEASE);
+  atomic_store_explicit(&hw__resolving, 0, memory_order_release);
 }

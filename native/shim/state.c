@@ -23,7 +23,7 @@
 
 hw_state_t hw__state;
 
-static uint64_t hw__page_up(uint64_t v) { return (v + 4095) & ~(uint64_t)4095; }
+static uint64_t hw__page_up(uint64_t v) { return (v + HW_PAGE - 1) & ~(uint64_t)(HW_PAGE - 1); }
 
 int hw__state_open(void) {
   char path[600];
@@ -40,7 +40,7 @@ int hw__state_open(void) {
     return -1;
   }
   int fd = own.fd;
-  uint64_t off = 4096;
+  uint64_t off = HW_STATE_HEADER_BYTES;
   uint64_t off_funcs = off;
   off += hw__page_up((uint64_t)HW_FUNC_CAP * sizeof(hw_func_rec));
   uint64_t off_nodes = off;
@@ -80,8 +80,8 @@ int hw__state_open(void) {
   s->string_used = 0;
 
   hw_state_header *h = s->hdr;
-  h->version = 1;
-  h->header_size = 4096;
+  h->version = HW_STATE_VERSION;
+  h->header_size = HW_STATE_HEADER_BYTES;
   h->pid = (uint64_t)getpid();
   h->node_capacity = HW_NODE_CAP;
   h->func_capacity = HW_FUNC_CAP;
@@ -101,9 +101,11 @@ int hw__state_open(void) {
   hw__read_whole("/proc/self/cmdline", h->argv, sizeof h->argv);
   if (!getcwd(h->cwd, sizeof h->cwd)) h->cwd[0] = '\0';
   h->updated_ms = hw__now_ms();
-  /* The magic goes last: a reader never sees a half-initialised header. */
-  __atomic_thread_fence(__ATOMIC_RELEASE);
-  memcpy(h->magic, "HWSTATE1", 8);
+  /* The magic goes last, stored with release: a reader never sees a
+   * half-initialised header. */
+  uint64_t magic;
+  memcpy(&magic, "HWSTATE1", 8);
+  __atomic_store_n((uint64_t *)(void *)h->magic, magic, __ATOMIC_RELEASE);
   return 0;
 }
 
@@ -115,7 +117,7 @@ void hw__state_close_in_child(void) {
 
 uint32_t hw__state_add_string(const char *str, size_t len) {
   hw_state_t *s = &hw__state;
-  if (len > 4096) len = 4096;
+  if (len > HW_STRING_MAX) len = HW_STRING_MAX;
   if (s->string_used + len > s->hdr->string_capacity) return UINT32_MAX;
   uint32_t off = (uint32_t)s->string_used;
   memcpy(s->strings + off, str, len);

@@ -11,6 +11,7 @@
  * at a try-lock, and the loser skips its sample.
  */
 #define _GNU_SOURCE
+#include <stddef.h>
 #include <string.h>
 
 #include <sched.h>
@@ -38,9 +39,25 @@ typedef struct {
   hw_tl_sample samples[];
 } hw_tl_region;
 
+/* docs/protocol.md "Timeline": a 64-byte region header, 40-byte samples. */
+_Static_assert(offsetof(hw_tl_region, capacity) == 0, "capacity");
+_Static_assert(offsetof(hw_tl_region, count) == 8, "count");
+_Static_assert(offsetof(hw_tl_region, interval_ms) == 16, "intervalMs");
+_Static_assert(offsetof(hw_tl_region, peak_ms) == 24, "peakMs");
+_Static_assert(offsetof(hw_tl_region, peak_bytes) == 32, "peakBytes");
+_Static_assert(offsetof(hw_tl_region, start_ms) == 40, "startMs");
+_Static_assert(offsetof(hw_tl_region, samples) == 64, "samples");
+_Static_assert(sizeof(hw_tl_sample) == 40, "sample record");
+_Static_assert(offsetof(hw_tl_sample, tracked_bytes) == 8 && offsetof(hw_tl_sample, working_set_bytes) == 16 &&
+                   offsetof(hw_tl_sample, limit_bytes) == 24 && offsetof(hw_tl_sample, floor_bytes) == 32,
+               "sample fields");
+
 /* Tracked bytes outside [lo, hi]: sample again now (checked inline in hw.h). */
-volatile int64_t hw__tl_lo = INT64_MIN, hw__tl_hi = INT64_MAX;
-static volatile int hw__tl_busy;
+/* Relaxed: a hint for when to sample next; written by the sampler holding
+ * hw__tl_busy, read by the allocation path. */
+_Atomic int64_t hw__tl_lo = INT64_MIN, hw__tl_hi = INT64_MAX;
+/* A try-lock: acquire on taking, release on giving back. */
+static _Atomic int hw__tl_busy;
 
 uint64_t hw__timeline_bytes(void) {
   return (uint64_t)sizeof(hw_tl_region) + (uint64_t)HW_TL_CAP * sizeof(hw_tl_sample);
@@ -61,9 +78,9 @@ void hw__timeline_init(void) {
   t->count = 0;
   /* A child after fork starts here too: a flag held by a parent's thread at
    * fork time would otherwise stay held forever. */
-  __atomic_store_n(&hw__tl_busy, 0, __ATOMIC_RELEASE);
-  hw__tl_lo = INT64_MIN;
-  hw__tl_hi = 0; /* the first allocation takes the first sample */
+  atomic_store_explicit(&hw__tl_busy, 0, memory_order_release);
+  HW_SET_RELAXED(hw__tl_lo, INT64_MIN);
+  HW_SET_RELAXED(hw__tl_hi, 0); /* the first allocation takes the first sample */
 }
 
 /* Every other sample dropped, spacing doubled. The count is 0 while samples
@@ -80,15 +97,15 @@ static void hw__tl_halve(hw_tl_region *t) {
 static void hw__tl_take(hw_tl_region *t, int force) {
   hw_state_header *h = hw__state.hdr;
   uint64_t now = hw__now_ms();
-  int64_t cur = h->current_bytes;
-  int64_t peak = h->peak_bytes;
+  int64_t cur = HW_HDR_GET(h->current_bytes);
+  int64_t peak = HW_HDR_GET(h->peak_bytes);
   /* A new peak, or a lower one after the API's tracker reset. */
   if (peak != t->peak_bytes) {
     t->peak_bytes = peak;
     t->peak_ms = now;
   }
   uint64_t n = t->count;
-  int moved = cur < hw__tl_lo || cur > hw__tl_hi;
+  int moved = cur < HW_RELAXED(hw__tl_lo) || cur > HW_RELAXED(hw__tl_hi);
   if (force || moved || n == 0 || now >= t->samples[n - 1].time_ms + t->interval_ms) {
     if (n == HW_TL_CAP) {
       hw__tl_halve(t);
@@ -97,23 +114,23 @@ static void hw__tl_take(hw_tl_region *t, int force) {
     hw_tl_sample *s = &t->samples[n];
     s->time_ms = now;
     s->tracked_bytes = cur;
-    s->working_set_bytes = h->working_set_bytes;
-    s->limit_bytes = h->limit_bytes;
-    s->floor_bytes = h->floor_bytes;
+    s->working_set_bytes = HW_HDR_GET(h->working_set_bytes);
+    s->limit_bytes = HW_HDR_GET(h->limit_bytes);
+    s->floor_bytes = HW_HDR_GET(h->floor_bytes);
     __atomic_store_n(&t->count, n + 1, __ATOMIC_RELEASE);
     /* Next sample from the allocation path once bytes move by 1/8 (at least 1 MiB). */
     int64_t band = cur / 8 > (1 << 20) ? cur / 8 : (1 << 20);
-    hw__tl_lo = cur - band;
-    hw__tl_hi = cur + band;
+    HW_SET_RELAXED(hw__tl_lo, cur - band);
+    HW_SET_RELAXED(hw__tl_hi, cur + band);
   }
 }
 
 void hw__timeline_sample(int force) {
   hw_tl_region *t = hw__tl();
   if (!t || t->capacity != HW_TL_CAP) return;
-  if (__atomic_exchange_n(&hw__tl_busy, 1, __ATOMIC_ACQUIRE)) return; /* the other writer samples */
+  if (atomic_exchange_explicit(&hw__tl_busy, 1, memory_order_acquire)) return; /* the other writer samples */
   hw__tl_take(t, force);
-  __atomic_store_n(&hw__tl_busy, 0, __ATOMIC_RELEASE);
+  atomic_store_explicit(&hw__tl_busy, 0, memory_order_release);
 }
 
 void hw__timeline_write(hw_writer *w) {
@@ -121,7 +138,7 @@ void hw__timeline_write(hw_writer *w) {
   if (!t || t->capacity != HW_TL_CAP) return;
   /* Held while writing, so no halving moves samples under us; the other
    * writers only ever hold it for a sample, and skip theirs meanwhile. */
-  for (int tries = 0; __atomic_exchange_n(&hw__tl_busy, 1, __ATOMIC_ACQUIRE); tries++) {
+  for (int tries = 0; atomic_exchange_explicit(&hw__tl_busy, 1, memory_order_acquire); tries++) {
     if (tries > 10000) return; /* never hang a dump on the timeline: leave it out */
     sched_yield();
   }
@@ -149,5 +166,5 @@ void hw__timeline_write(hw_writer *w) {
     hw__w_str(w, "]");
   }
   hw__w_str(w, "]}\n");
-  __atomic_store_n(&hw__tl_busy, 0, __ATOMIC_RELEASE);
+  atomic_store_explicit(&hw__tl_busy, 0, memory_order_release);
 }

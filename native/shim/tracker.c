@@ -15,7 +15,10 @@
 #include "sampling.h"
 
 pthread_mutex_t hw__lock = PTHREAD_MUTEX_INITIALIZER;
-volatile int hw__tracking;
+/* Read by every hook (relaxed: a switch; the tables it gates are under
+ * hw__lock). Turned on only after the state file is mapped, by the thread
+ * that mapped it. */
+_Atomic int hw__tracking;
 
 #define HW_NODE_BITS 24
 #define HW_NODE_MASK ((1u << HW_NODE_BITS) - 1)
@@ -84,9 +87,9 @@ static inline void hw__add_split(uint32_t node, int64_t node_delta, int64_t delt
   }
   if (node_delta != 0) hw__state.live[node] += node_delta;
   int64_t cur = h->current_bytes + delta;
-  h->current_bytes = cur;
+  HW_HDR_PUT(h->current_bytes, cur);
   if (cur > h->peak_bytes) {
-    h->peak_bytes = cur;
+    HW_HDR_PUT(h->peak_bytes, cur);
     if (h->peak_source != 1) __atomic_store_n(&h->peak_source, 1, __ATOMIC_RELEASE);
   }
   hw__timeline_moved(cur);
@@ -206,7 +209,7 @@ static void hw__unmap_locked(uintptr_t a, uint64_t len) {
   }
 }
 
-static inline uint64_t hw__page_round(uint64_t len) { return (len + 4095) & ~(uint64_t)4095; }
+static inline uint64_t hw__page_round(uint64_t len) { return (len + HW_PAGE - 1) & ~(uint64_t)(HW_PAGE - 1); }
 
 void hw__track_mmap(void *p, size_t len, uint32_t node) {
   if (!p || !hw__state.hdr || len == 0) return;
@@ -239,8 +242,8 @@ void hw__tracker_reset(void) {
     for (size_t i = 0; i < hw__dirty_count; i++) hw__dirty_mark[hw__dirty_list[i]] = 0;
     hw__dirty_count = 0;
   }
-  h->current_bytes = 0;
-  h->peak_bytes = 0;
+  HW_HDR_PUT(h->current_bytes, 0);
+  HW_HDR_PUT(h->peak_bytes, 0);
   h->peak_source = 1;
   pthread_mutex_unlock(&hw__lock);
 }

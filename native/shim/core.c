@@ -1,0 +1,85 @@
+/*
+ * The policy behind every hook (core.h): the guard's verdict before an
+ * allocation, the stack it is charged to, what is recorded after, and the
+ * OOM exit when the guard objected to an allocation that was granted. The
+ * malloc/free fast path is inline in core.h (one call less per allocation
+ * than out of line: measured); the rest is here.
+ */
+#define _GNU_SOURCE
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "core.h"
+
+/* A refused or tripping allocation is reported with its real stack, sampled or not. */
+static inline uint32_t hw__named(hw_thread_t *t, uint32_t node) {
+  return node == HW_NODE_UNSAMPLED ? hw__current_node(t) : node;
+}
+
+/* The guard objected, yet the allocation succeeded: the memory is there now
+ * and would kill the container once used. Stop before the program uses it. */
+__attribute__((noreturn)) void hw__core_tripped(hw_alloc_op *op) {
+  hw__oom_exit(op->trip, op->size, hw__named(op->t, op->node));
+}
+
+void hw__core_realloc_begin(hw_alloc_op *op, hw_thread_t *t, void *old, size_t size) {
+  hw__core_alloc_begin(op, t, size);
+  op->is_realloc = 1;
+  op->old = old;
+  op->had_old = old && hw__track_take(old, &op->old_size, &op->old_node);
+}
+
+void hw__core_alloc_refused(hw_alloc_op *op) {
+  /* Nothing asked, nothing refused (realloc(p, 0) freed p and said NULL). */
+  if (op->size) {
+    /* Refused: a realloc's old block is still the program's, as it was. */
+    if (op->had_old) hw__track_alloc(op->old, op->old_size, op->old_node);
+    hw__failed_allocation(op->size, hw__named(op->t, op->node));
+  }
+  op->t->guard = 0;
+}
+
+/* Anonymous mmaps are always recorded exactly: the system call costs more
+ * than the stack walk, and a partial munmap needs bytes, not an estimate. */
+void hw__core_map_begin(hw_alloc_op *op, hw_thread_t *t, size_t len) {
+  t->guard = 1;
+  op->t = t;
+  op->size = len;
+  op->is_realloc = op->had_old = 0;
+  op->old = NULL;
+  op->trip = hw__core_verdict(len);
+  op->node = hw__current_node(t);
+}
+
+void hw__core_map_end(hw_alloc_op *op, void *p, size_t len, int fixed) {
+  if (HW_UNLIKELY(op->trip)) {
+    if (!fixed) syscall(SYS_munmap, p, len); /* a fixed map replaced one: leave it */
+    hw__core_tripped(op);
+  }
+  hw__track_mmap(p, len, op->node);
+  op->t->guard = 0;
+}
+
+void hw__core_remap_begin(hw_alloc_op *op, hw_thread_t *t, size_t old_len, size_t new_len) {
+  hw__core_map_begin(op, t, new_len > old_len ? new_len - old_len : 0);
+}
+
+void hw__core_remap_end(hw_alloc_op *op, void *old, size_t old_len, void *p, size_t new_len) {
+  if (HW_UNLIKELY(op->trip)) hw__core_tripped(op);
+  /* Charged like realloc: the old range goes, the new one belongs to the
+   * code that resized it. Untracked (file-backed) ranges stay untracked. */
+  hw__track_munmap(old, old_len);
+  hw__track_mmap(p, new_len, op->node);
+  op->t->guard = 0;
+}
+
+void hw__core_unmap(hw_thread_t *t, void *p, size_t len) {
+  if (!hw__core_tracked(t)) return;
+  t->guard = 1;
+  hw__track_munmap(p, len);
+  t->guard = 0;
+}
+
+uint32_t hw__core_spawn_node(hw_thread_t *t) {
+  return HW_RELAXED(hw__tracking) ? hw__current_node(t) : 0;
+}

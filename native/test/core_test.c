@@ -1,0 +1,695 @@
+/*
+ * Unit tests of the shim's core, linked WITHOUT Python and without
+ * LD_PRELOAD (every native/shim unit but hooks.c and init.c): the live-block
+ * table, the anonymous-mmap ranges, the peak snapshot, the guard budget and
+ * floor, the cgroup readings. One case per process (`core_test <case>`), so
+ * every case starts from a fresh shim: the readings and the state file are
+ * set up once per process in the shim. test/native/core.test.ts runs each,
+ * also under ASAN+UBSAN and TSAN (native/Makefile: test-core, test-core-asan,
+ * test-core-tsan).
+ *
+ * A case prints "ok <case>" and exits 0, or prints what differed and exits 1.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../shim/core.h"
+#include "../shim/hw.h"
+
+static int failures;
+#define CHECK(cond, ...)                                       \
+  do {                                                         \
+    if (!(cond)) {                                             \
+      fprintf(stderr, "%s:%d: %s: ", __FILE__, __LINE__, #cond); \
+      fprintf(stderr, __VA_ARGS__);                            \
+      fputc('\n', stderr);                                     \
+      failures++;                                              \
+    }                                                          \
+  } while (0)
+#define EQ(a, b) CHECK((long long)(a) == (long long)(b), "%lld != %lld", (long long)(a), (long long)(b))
+
+#define MiB (1ull << 20)
+#define GiB (1ull << 30)
+
+/* ---- fixtures ---- */
+
+static char tmp_root[256];
+
+static void write_file(const char *rel, const char *text) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s/%s", tmp_root, rel);
+  for (char *p = path + strlen(tmp_root) + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = '\0';
+    mkdir(path, 0700);
+    *p = '/';
+  }
+  FILE *f = fopen(path, "w");
+  if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
+    perror(path);
+    exit(2);
+  }
+}
+
+static void make_tmp(void) {
+  if (tmp_root[0]) return; /* one directory per case: fixture tree and run dir */
+  snprintf(tmp_root, sizeof tmp_root, "%s/hw-core-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+  if (!mkdtemp(tmp_root)) {
+    perror("mkdtemp");
+    exit(2);
+  }
+}
+
+/* A container on a cgroup v2 host: limit `limit`, `current` in use, host
+ * memory `host_total` of which `host_avail` available. Read through
+ * HIGHWATER_TEST_ROOT (docs/protocol.md). */
+static void cgroup_v2_tree(uint64_t limit, uint64_t current, uint64_t host_total, uint64_t host_avail) {
+  char text[512];
+  make_tmp();
+  write_file("proc/self/cgroup", "0::/\n");
+  write_file("proc/self/mountinfo",
+             "620 610 0:26 / / rw,relatime - overlay overlay rw\n"
+             "630 620 0:30 / /sys/fs/cgroup ro,nosuid,nodev,noexec,relatime - cgroup2 cgroup rw\n");
+  snprintf(text, sizeof text, "MemTotal: %llu kB\nMemFree: %llu kB\nMemAvailable: %llu kB\n",
+           (unsigned long long)(host_total >> 10), (unsigned long long)(host_avail >> 10),
+           (unsigned long long)(host_avail >> 10));
+  write_file("proc/meminfo", text);
+  write_file("proc/self/status", "Name:\tpython3\nVmSwap:\t0 kB\n");
+  write_file("sys/fs/cgroup/cgroup.controllers", "memory\n");
+  snprintf(text, sizeof text, "%llu\n", (unsigned long long)limit);
+  write_file("sys/fs/cgroup/memory.max", text);
+  snprintf(text, sizeof text, "%llu\n", (unsigned long long)current);
+  write_file("sys/fs/cgroup/memory.current", text);
+  write_file("sys/fs/cgroup/memory.swap.current", "0\n");
+  write_file("sys/fs/cgroup/memory.stat", "anon 1000\ninactive_file 0\nactive_file 0\n");
+  setenv("HIGHWATER_TEST_ROOT", tmp_root, 1);
+}
+
+/* A state file in a fresh run dir, tracking on, as the constructor and
+ * hw_python_start leave it (without Python: every stack is the root's or a
+ * node the test names). */
+static void core_setup(void) {
+  hw__resolve_real(); /* the test's malloc is libc's: the core frees through it */
+  hw__config_load();
+  make_tmp();
+  snprintf(hw__config.run_dir, sizeof hw__config.run_dir, "%s/run", tmp_root);
+  mkdir(hw__config.run_dir, 0700);
+  if (hw__state_open() != 0) {
+    fprintf(stderr, "no state file in %s\n", tmp_root);
+    exit(2);
+  }
+  /* Nodes 1..99 exist: children of the root, so the tests can charge them. */
+  for (uint32_t i = 1; i < 100; i++) EQ(hw__intern_node(0, 0, i), i);
+  HW_SET_RELAXED(hw__tracking, 1);
+}
+
+static int64_t live(uint32_t node) { return hw__state.live[node]; }
+static int64_t snap(uint32_t node) { return hw__state.snapshot[node]; }
+static int64_t current(void) { return hw__state.hdr->current_bytes; }
+static int64_t peak(void) { return hw__state.hdr->peak_bytes; }
+
+/* A node's bytes at the peak, wherever the shim keeps them (docs/protocol.md). */
+static int64_t at_peak(uint32_t node) {
+  return hw__state.hdr->peak_source == 1 ? live(node) : snap(node);
+}
+
+/* ---- the live-block table ---- */
+
+/* Against a plain reference: many blocks of both slot kinds (narrow: 16-byte
+ * aligned, < 256 MiB; wide: odd addresses, huge sizes), growth from empty
+ * through several resizes, deletes that shift probe chains back, shrink after
+ * mass frees, replacement of a block never seen freed. */
+static void case_blocks(void) {
+  enum { N = 200000 };
+  uintptr_t *addr = calloc(N, sizeof *addr);
+  uint64_t *size = calloc(N, sizeof *size);
+  uint32_t *node = calloc(N, sizeof *node);
+  uint8_t *in = calloc(N, 1);
+  uint64_t seed = 42;
+#define RND() (seed = seed * 6364136223846793005ull + 1442695040888963407ull, seed >> 33)
+  for (size_t i = 0; i < N; i++) {
+    /* Clustered addresses (as a heap gives them) collide in the hash. */
+    addr[i] = 0x7f0000000000ull + i * 16 * (1 + (i % 3));
+    if (i % 97 == 0) addr[i] += 8;                     /* odd alignment: wide */
+    size[i] = i % 101 == 0 ? (300 * MiB) + i : 1 + RND() % 100000; /* >= 256 MiB: wide */
+    node[i] = (uint32_t)(i % 0xFFFFFF);
+  }
+  /* Distinct addresses (the mixes above may collide): dedupe by construction. */
+  for (size_t i = 0; i < N; i++) addr[i] += (uintptr_t)i << 24;
+  size_t count = 0;
+  for (int round = 0; round < 3; round++) {
+    for (size_t i = 0; i < N; i++) {
+      if (in[i]) continue;
+      uint64_t os;
+      uint32_t on;
+      EQ(hw__blocks_put(addr[i], size[i], node[i], &os, &on), 0);
+      in[i] = 1;
+      count++;
+    }
+    EQ(hw__blocks_count(), count);
+    /* Every block found with its own size and node. */
+    for (size_t i = 0; i < N; i += 7) {
+      uint64_t s;
+      uint32_t n;
+      EQ(hw__blocks_take(addr[i], &s, &n), 1);
+      EQ(s, size[i]);
+      EQ(n, node[i]);
+      EQ(hw__blocks_take(addr[i], &s, &n), 0); /* gone */
+      in[i] = 0;
+      count--;
+    }
+    /* Mass free: the table shrinks, the rest stays findable. */
+    for (size_t i = 0; i < N; i++) {
+      if (!in[i] || i % 10 == 0) continue;
+      uint64_t s;
+      uint32_t n;
+      EQ(hw__blocks_take(addr[i], &s, &n), 1);
+      EQ(s, size[i]);
+      in[i] = 0;
+      count--;
+    }
+    EQ(hw__blocks_count(), count);
+    for (size_t i = 0; i < N; i++) {
+      if (!in[i]) continue;
+      uint64_t s;
+      uint32_t n;
+      EQ(hw__blocks_take(addr[i], &s, &n), 1);
+      EQ(s, size[i]);
+      EQ(n, node[i]);
+      uint64_t os;
+      uint32_t on;
+      EQ(hw__blocks_put(addr[i], s, n, &os, &on), 0);
+    }
+  }
+  /* An address recorded twice (its free was never seen) is replaced, also
+   * when the new block moves between the narrow and the wide table. */
+  uint64_t os = 0;
+  uint32_t on = 0;
+  uintptr_t a = 0x7e0000000010ull;
+  EQ(hw__blocks_put(a, 100, 5, &os, &on), 0);
+  EQ(hw__blocks_put(a, 200, 6, &os, &on), 1);
+  EQ(os, 100);
+  EQ(on, 5);
+  EQ(hw__blocks_put(a, 400 * MiB, 7, &os, &on), 1); /* now wide */
+  EQ(os, 200);
+  EQ(on, 6);
+  EQ(hw__blocks_put(a, 300, 8, &os, &on), 1); /* narrow again */
+  EQ(os, 400 * MiB);
+  EQ(on, 7);
+  uint64_t s;
+  uint32_t n;
+  EQ(hw__blocks_take(a, &s, &n), 1);
+  EQ(s, 300);
+  EQ(hw__blocks_take(a, &s, &n), 0);
+  hw__blocks_reset();
+  EQ(hw__blocks_count(), 0);
+  EQ(hw__blocks_take(addr[10], &s, &n), 0);
+  free(addr);
+  free(size);
+  free(node);
+  free(in);
+}
+
+/* ---- the core API: heap blocks, bytes per node, the peak ---- */
+
+static void case_peak(void) {
+  core_setup();
+  hw_thread_t *t = &hw__thread;
+  char *a = malloc(1000), *b = malloc(500), *c = malloc(300);
+  hw__track_alloc(a, 1000, 1);
+  hw__track_alloc(b, 500, 2);
+  EQ(current(), 1500);
+  EQ(peak(), 1500);
+  EQ(hw__state.hdr->peak_source, 1); /* live is the peak */
+  hw__core_free(t, a);                /* memory falls: the peak is frozen first */
+  EQ(hw__state.hdr->peak_source, 0);
+  EQ(snap(1), 1000);
+  EQ(snap(2), 500);
+  EQ(live(1), 0);
+  EQ(current(), 500);
+  EQ(peak(), 1500);
+  hw__track_alloc(c, 300, 3); /* below the peak: the snapshot stands */
+  EQ(at_peak(3), 0);
+  EQ(at_peak(1), 1000);
+  char *d = malloc(2000);
+  hw__track_alloc(d, 2000, 4); /* a new peak: live is the peak again */
+  EQ(peak(), 2800);
+  EQ(hw__state.hdr->peak_source, 1);
+  EQ(at_peak(1), 0);
+  EQ(at_peak(4), 2000);
+  hw__core_free(t, d);
+  EQ(at_peak(4), 2000);
+  EQ(at_peak(2), 500);
+  EQ(at_peak(3), 300);
+  /* realloc: the old block's bytes go, the new size is charged to the new stack. */
+  hw_alloc_op op;
+  hw__core_realloc_begin(&op, t, b, 5000);
+  op.node = 5;
+  char *b2 = realloc(b, 5000);
+  hw__core_alloc_end(&op, b2);
+  EQ(live(2), 0);
+  EQ(live(5), 5000);
+  EQ(current(), 5300);
+  /* A refused realloc leaves the old block charged as it was. */
+  hw__core_realloc_begin(&op, t, b2, 1ull << 50);
+  hw__core_alloc_refused(&op);
+  EQ(live(5), 5000);
+  EQ(hw__failed_last(NULL, NULL), 1);
+  EQ(t->guard, 0);
+  hw__core_free(t, b2);
+  hw__core_free(t, c);
+  EQ(current(), 0);
+  EQ(hw__tracker_live_allocations(), 0);
+  free(a);
+  free(b2);
+  free(c);
+  free(d);
+}
+
+/* ---- anonymous mmaps: ranges split by partial munmaps, mremap ---- */
+
+static void case_ranges(void) {
+  core_setup();
+  hw_thread_t *t = &hw__thread;
+  const size_t P = 4096;
+  uintptr_t base = 0x600000000000ull;
+  hw__track_mmap((void *)base, 10 * P, 1);
+  EQ(live(1), 10 * P);
+  hw__core_unmap(t, (void *)(base + 3 * P), 2 * P); /* a hole: two ranges */
+  EQ(live(1), 8 * P);
+  EQ(hw__tracker_live_allocations(), 2);
+  hw__core_unmap(t, (void *)(base + 9 * P), 5 * P); /* past the end: only the last page */
+  EQ(live(1), 7 * P);
+  hw__core_unmap(t, (void *)base, 1); /* one byte: its whole page */
+  EQ(live(1), 6 * P);
+  /* MAP_FIXED over part of a range: that part changes hands. */
+  hw__track_mmap((void *)(base + 5 * P), 2 * P, 2);
+  EQ(live(1), 4 * P);
+  EQ(live(2), 2 * P);
+  /* mremap grows the range at [5P, 7P) to 6 pages at a new address: the old
+   * range goes, the new one belongs to the code that resized it. */
+  uintptr_t moved = base + 100 * P;
+  hw_alloc_op op;
+  hw__core_remap_begin(&op, t, 2 * P, 6 * P);
+  op.node = 3;
+  hw__core_remap_end(&op, (void *)(base + 5 * P), 2 * P, (void *)moved, 6 * P);
+  EQ(live(2), 0);
+  EQ(live(3), 6 * P);
+  /* Shrinking in place. */
+  hw__core_remap_begin(&op, t, 6 * P, 2 * P);
+  op.node = 3;
+  hw__core_remap_end(&op, (void *)moved, 6 * P, (void *)moved, 2 * P);
+  EQ(live(3), 2 * P);
+  /* A munmap across several ranges and gaps. */
+  hw__core_unmap(t, (void *)base, 200 * P);
+  EQ(live(1), 0);
+  EQ(live(3), 0);
+  EQ(current(), 0);
+  EQ(hw__tracker_live_allocations(), 0);
+  /* An untracked (file-backed) range stays untracked through munmap. */
+  hw__core_unmap(t, (void *)(base + 500 * P), P);
+  EQ(current(), 0);
+}
+
+/* ---- the guard ---- */
+
+/* Two threads pass the budget check together: each may take what the budget
+ * holds, never both. Before the fix (load, compare, then fetch_sub) both
+ * passed and the budget wrapped to ~2^64: the guard was off until the floor
+ * next changed. */
+static size_t race_size;
+static _Atomic uint64_t race_wrapped;
+
+static void *race_thread(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 20000000 && !atomic_load(&race_wrapped); i++) {
+    hw__guard_check(race_size);
+    uint64_t b = hw__guard_budget();
+    if (b > 64 * GiB) atomic_store(&race_wrapped, b);
+  }
+  return NULL;
+}
+
+static void case_guard_budget(void) {
+  cgroup_v2_tree(4 * GiB, 1 * GiB, 16 * GiB, 8 * GiB);
+  core_setup();
+  HW_SET_RELAXED(hw__guard_on, 1);
+  /* Plenty of room: the refresh sets the budget to 1 % of the headroom. */
+  EQ(hw__guard_check(1), 0);
+  uint64_t b = hw__guard_budget();
+  uint64_t floor = hw__state.hdr->floor_bytes;
+  CHECK(b > 256 << 10 && b <= (3 * GiB - floor) / 100, "budget %llu", (unsigned long long)b);
+  /* Within the budget: no reading, the budget shrinks by what was taken. */
+  EQ(hw__guard_check(1000), 0);
+  EQ(hw__guard_budget(), b - 1000);
+  /* Two threads take 1/50 of what a refresh grants, over and over: at every
+   * fiftieth take both meet at a budget that holds one take and not two. One
+   * may pass, the other must refresh; together they must never take it below
+   * zero. */
+  race_size = b / 20000;
+  pthread_t th[2];
+  for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, race_thread, NULL);
+  for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+  CHECK(!atomic_load(&race_wrapped), "the budget wrapped to %llu",
+        (unsigned long long)atomic_load(&race_wrapped));
+}
+
+/* The guard's verdict against a fixture: a 4 GiB container with 3.95 GiB in
+ * use is under its floor (100 MiB); one with 1 GiB in use is not. */
+static void case_guard_verdict(void) {
+  cgroup_v2_tree(4 * GiB, 4 * GiB - 50 * MiB, 16 * GiB, 8 * GiB);
+  core_setup();
+  HW_SET_RELAXED(hw__guard_on, 1);
+  hw__config.min_floor = 100 * MiB;
+  hw__config.floor_pct_x100 = 0;
+  EQ(hw__guard_check(4096), 1); /* low-available */
+  EQ(hw__guard_budget(), 0);    /* judged afresh next time */
+  EQ(hw__state.hdr->floor_bytes, 100 * MiB);
+  EQ(hw__state.hdr->available_bytes, 50 * MiB);
+  EQ(hw__state.hdr->readings_source, 2);
+}
+
+/* A guard trip on a granted allocation: the dump is written, the process
+ * exits 53 and the state says so (run in a child: it really exits). */
+static void case_guard_trip(void) {
+  cgroup_v2_tree(4 * GiB, 4 * GiB - 50 * MiB, 16 * GiB, 8 * GiB);
+  core_setup();
+  HW_SET_RELAXED(hw__guard_on, 1);
+  pid_t pid = fork();
+  if (pid == 0) {
+    hw_alloc_op op;
+    hw__core_alloc_begin(&op, &hw__thread, 1 << 20);
+    void *p = malloc(1 << 20);
+    hw__core_alloc_end(&op, p); /* does not return */
+    _exit(0);
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 53, "child status %d", st);
+  EQ(hw__state.hdr->oom_reason, 1);
+  EQ(hw__state.hdr->exit_status, HW_EXIT_OOM_STATUS);
+}
+
+/* The floor is a share of the memory that can really be had: the cgroup
+ * limit or the host's memory, whichever is less (docs/protocol.md). A
+ * 64 GiB limit on a 16 GiB host: 10 % is 1.6 GiB, not 6.4 GiB. */
+static void case_floor_limit_above_host(void) {
+  cgroup_v2_tree(64 * GiB, 1 * GiB, 16 * GiB, 12 * GiB);
+  core_setup();
+  HW_SET_RELAXED(hw__guard_on, 1);
+  hw__config.min_floor = 1 * MiB;
+  hw__config.floor_pct_x100 = 1000; /* 10 % */
+  EQ(hw__guard_check(1), 0);
+  EQ(hw__state.hdr->floor_bytes, 16 * GiB / 10000 * 1000);
+  /* And a limit below the host's memory still rules. */
+}
+
+static void case_floor_limit_below_host(void) {
+  cgroup_v2_tree(2 * GiB, 1 * GiB, 16 * GiB, 12 * GiB);
+  core_setup();
+  HW_SET_RELAXED(hw__guard_on, 1);
+  hw__config.min_floor = 1 * MiB;
+  hw__config.floor_pct_x100 = 1000;
+  EQ(hw__guard_check(1), 0);
+  EQ(hw__state.hdr->floor_bytes, 2 * GiB / 10000 * 1000);
+}
+
+/* ---- readings ---- */
+
+/* Every first reader sees the cgroup: the discovery used to mark the cgroup
+ * found before its directory and version were filled in, so a second thread
+ * (the control thread, another allocating thread) read the host only. */
+static hw_readings_t cg_first, cg_second;
+static int cg_watch = -1;
+
+static void *cg_first_reader(void *arg) {
+  (void)arg;
+  hw__read_memory(&cg_first);
+  return NULL;
+}
+
+static void case_cgroup_race(void) {
+  /* 200 levels deep: finding the limit reads 200 memory.max files after
+   * mountinfo, so the first reader is still at it when the second comes. */
+  cgroup_v2_tree(4 * GiB, 1 * GiB, 16 * GiB, 8 * GiB);
+  char cg[600] = "0::", dir[600] = "sys/fs/cgroup";
+  for (int i = 0; i < 200; i++) {
+    strcat(cg, "/a");
+    strcat(dir, "/a");
+  }
+  strcat(cg, "\n");
+  write_file("proc/self/cgroup", cg);
+  char path[700];
+  snprintf(path, sizeof path, "%s/memory.current", dir);
+  write_file(path, "1000\n");
+  snprintf(path, sizeof path, "%s/memory.max", dir);
+  write_file(path, "8589934592\n"); /* 8 GiB: the root's 4 GiB rules */
+  snprintf(path, sizeof path, "%s/memory.stat", dir);
+  write_file(path, "anon 1000\n");
+  /* The second reader starts the moment the first has read mountinfo: in the
+   * middle of the discovery (inotify says when). How far the first got by
+   * then is up to the scheduler: ten fresh processes each race once. */
+  for (int round = 0; round < 10; round++) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      cg_watch = inotify_init1(IN_CLOEXEC);
+      snprintf(path, sizeof path, "%s/proc/self/mountinfo", tmp_root);
+      CHECK(cg_watch >= 0 && inotify_add_watch(cg_watch, path, IN_CLOSE_NOWRITE) >= 0, "inotify");
+      pthread_t th;
+      pthread_create(&th, NULL, cg_first_reader, NULL);
+      char ev[512];
+      CHECK(read(cg_watch, ev, sizeof ev) > 0, "no inotify event");
+      hw__read_memory(&cg_second);
+      pthread_join(th, NULL);
+      const hw_readings_t *seen[2] = {&cg_first, &cg_second};
+      for (int i = 0; i < 2; i++) {
+        CHECK(seen[i]->source == 2 && seen[i]->limit == 4 * GiB && seen[i]->usage == 1 * GiB,
+              "round %d, reader %d: source %d, limit %llu, usage %llu", round, i + 1,
+              seen[i]->source, (unsigned long long)seen[i]->limit,
+              (unsigned long long)seen[i]->usage);
+      }
+      _exit(failures ? 1 : 0);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "round %d failed", round);
+  }
+}
+
+/* A reading (what the guard does inside malloc) on a thread with a 32 KiB
+ * stack: it used to keep 32 KiB of buffers on the stack, and crashed. */
+static void *small_stack_reader(void *arg) {
+  hw_readings_t *r = arg;
+  hw__read_memory(r);
+  EQ(hw__guard_check(1), 0);
+  return NULL;
+}
+
+static void case_small_stack(void) {
+  cgroup_v2_tree(4 * GiB, 1 * GiB, 16 * GiB, 8 * GiB);
+  core_setup();
+  HW_SET_RELAXED(hw__guard_on, 1);
+  pthread_attr_t a;
+  pthread_attr_init(&a);
+  /* Sanitizers keep their own frames bigger: they get room for those. */
+  size_t stack = 32 << 10;
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  stack *= 4;
+#endif
+  EQ(pthread_attr_setstacksize(&a, stack), 0);
+  pthread_t th;
+  hw_readings_t r;
+  EQ(pthread_create(&th, &a, small_stack_reader, &r), 0);
+  pthread_join(th, NULL);
+  EQ(r.source, 2);
+}
+
+/* ---- stacks: no call into the interpreter without the GIL ---- */
+
+/* A fake CPython 3.9: a frame of a code object whose line table says
+ * bytes 0-5 are line 11 and 6- line 13, suspended at byte 8. The C-API
+ * stubs count their calls; the thread "holds the GIL" only while the shim
+ * verifies its layout. Before the fix the shim called PyFrame_GetLineNumber
+ * from the allocation hook whether or not the thread held the GIL. */
+static _Alignas(16) char fake_frame[256], fake_code[256], fake_lnotab[64], fake_type[64];
+static int gil_held, line_api_calls;
+static int stub_gil(void) { return gil_held; }
+static int stub_line(void *f) {
+  line_api_calls++;
+  return f == fake_frame ? 13 : -1;
+}
+static void *stub_get_frame(void) { return fake_frame; }
+static void *stub_get_code(void *f) { return f == fake_frame ? fake_code : NULL; }
+static void *stub_get_back(void *f) { return NULL; }
+static int lnotab_hidden;
+static PyObject *stub_getattr(PyObject *o, const char *name) {
+  return !lnotab_hidden && (void *)o == fake_code && strcmp(name, "co_lnotab") == 0 ? (PyObject *)fake_lnotab : NULL;
+}
+static void stub_ref(PyObject *o) {}
+static void stub_fetch(PyObject **a, PyObject **b, PyObject **c) { *a = *b = *c = NULL; }
+static void stub_restore(PyObject *a, PyObject *b, PyObject *c) {}
+
+static void case_line_without_gil(void) {
+  core_setup();
+  hw__py.minor = 9;
+  hw__py.ready = 1;
+  hw__py.PyGILState_Check = stub_gil;
+  hw__py.PyFrame_GetLineNumber = stub_line;
+  hw__py.PyEval_GetFrame = stub_get_frame;
+  hw__py.PyFrame_GetCode = stub_get_code;
+  hw__py.PyFrame_GetBack = stub_get_back;
+  hw__py.PyObject_GetAttrString = stub_getattr;
+  hw__py.Py_IncRef = hw__py.Py_DecRef = stub_ref;
+  hw__py.PyErr_Fetch = stub_fetch;
+  hw__py.PyErr_Restore = stub_restore;
+  hw__py.PyCode_Type = fake_type;
+  *(void **)(fake_code + 8) = fake_type; /* ob_type: a code object */
+  *(int *)(fake_code + 40) = 10;         /* co_firstlineno */
+  *(void **)(fake_code + 120) = fake_lnotab;
+  *(int64_t *)(fake_lnotab + 16) = 4;    /* ob_size */
+  memcpy(fake_lnotab + 32, "\x00\x01\x06\x02", 4);
+  *(void **)(fake_frame + 32) = fake_code; /* f_code */
+  *(int *)(fake_frame + 104) = 8;          /* f_lasti */
+  gil_held = 1;
+  EQ(hw__py_check_offsets(), 0);
+  EQ(hw__lines_verify(), 0);
+  CHECK(line_api_calls > 0, "the layout was checked against the C-API");
+  gil_held = 0;
+  line_api_calls = 0;
+  HW_SET_RELAXED(hw__py_alive, 1);
+  hw_thread_t *t = &hw__thread;
+  hw_sframe frames[4] = {{fake_frame, HW_NODE_NONE}};
+  t->frames = frames;
+  t->capacity = 4;
+  t->depth = 1;
+  t->registered = 1;
+  t->last_node = HW_NODE_NONE;
+  uint32_t node = hw__current_node(t);
+  EQ(line_api_calls, 0);
+  EQ(hw__state.nodes[node].line, 13);
+  /* A layout that does not verify (the line table is not where the C-API
+   * says): no direct reading; without the GIL, no call: the last node. */
+  lnotab_hidden = 1;
+  gil_held = 1;
+  EQ(hw__lines_verify(), -1);
+  gil_held = 0;
+  line_api_calls = 0;
+  EQ(hw__current_node(t), node);
+  EQ(line_api_calls, 0);
+  /* With the GIL, the C-API gives the line. */
+  gil_held = 1;
+  *(int *)(fake_frame + 104) = 2;
+  uint32_t n2 = hw__current_node(t);
+  EQ(line_api_calls, 1);
+  EQ(hw__state.nodes[n2].line, 13); /* what the stub says */
+  t->frames = NULL;
+  t->depth = t->capacity = 0;
+}
+
+/* ---- many threads at once (the TSAN case) ---- */
+
+static void *hammer(void *arg) {
+  uint32_t node = (uint32_t)(uintptr_t)arg;
+  hw_thread_t *t = &hw__thread;
+  t->inherited = node;
+  void *held[64] = {0};
+  for (int i = 0; i < 20000; i++) {
+    int k = i % 64;
+    if (held[k]) hw__core_free(t, held[k]);
+    free(held[k]);
+    size_t sz = 16 + (size_t)(i % 2000);
+    hw_alloc_op op;
+    hw__core_alloc_begin(&op, t, sz);
+    held[k] = malloc(sz);
+    hw__core_alloc_end(&op, held[k]);
+    if (i % 500 == 0) {
+      uintptr_t m = 0x500000000000ull + ((uintptr_t)node << 32) + (uintptr_t)i * 4096;
+      hw__core_map_begin(&op, t, 8192);
+      hw__core_map_end(&op, (void *)m, 8192, 0);
+      hw__core_unmap(t, (void *)m, 8192);
+    }
+  }
+  for (int k = 0; k < 64; k++) {
+    hw__core_free(t, held[k]);
+    free(held[k]);
+  }
+  return NULL;
+}
+
+static void *status_reader(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 50; i++) {
+    hw_readings_t r;
+    hw__read_memory(&r);
+    hw__publish_readings(&r);
+  }
+  return NULL;
+}
+
+static void case_threads(void) {
+  cgroup_v2_tree(64 * GiB, 1 * GiB, 128 * GiB, 100 * GiB);
+  core_setup();
+  HW_SET_RELAXED(hw__guard_on, 1);
+  enum { T = 4 };
+  pthread_t th[T + 1];
+  for (int i = 0; i < T; i++) pthread_create(&th[i], NULL, hammer, (void *)(uintptr_t)(10 + i));
+  pthread_create(&th[T], NULL, status_reader, NULL);
+  for (int i = 0; i <= T; i++) pthread_join(th[i], NULL);
+  EQ(current(), 0);
+  EQ(hw__tracker_live_allocations(), 0);
+  for (int i = 0; i < T; i++) EQ(live(10 + i), 0);
+  CHECK(peak() > 0 && peak() <= T * 64 * 2016 + T * 8192, "peak %lld", (long long)peak());
+}
+
+static const struct {
+  const char *name;
+  void (*fn)(void);
+} cases[] = {
+    {"blocks", case_blocks},
+    {"peak", case_peak},
+    {"ranges", case_ranges},
+    {"guard_budget", case_guard_budget},
+    {"guard_verdict", case_guard_verdict},
+    {"guard_trip", case_guard_trip},
+    {"floor_limit_above_host", case_floor_limit_above_host},
+    {"floor_limit_below_host", case_floor_limit_below_host},
+    {"cgroup_race", case_cgroup_race},
+    {"small_stack", case_small_stack},
+    {"line_without_gil", case_line_without_gil},
+    {"threads", case_threads},
+};
+
+int main(int argc, char **argv) {
+  if (argc != 2) {
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) printf("%s\n", cases[i].name);
+    return argc == 1 ? 0 : 2;
+  }
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    if (strcmp(argv[1], cases[i].name) != 0) continue;
+    cases[i].fn();
+    if (tmp_root[0]) {
+      char cmd[400];
+      snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_root);
+      if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_root);
+    }
+    if (failures) {
+      printf("FAIL %s (%d checks)\n", argv[1], failures);
+      return 1;
+    }
+    printf("ok %s\n", argv[1]);
+    return 0;
+  }
+  fprintf(stderr, "no case %s\n", argv[1]);
+  return 2;
+}

@@ -5,7 +5,7 @@
  * itself, independently of the watcher's reader.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { basename, join } from 'node:path';
 
 export const MiB = 1024 * 1024;
@@ -37,55 +37,67 @@ const u64 = (b: Buffer, o: number) => Number(b.readBigUInt64LE(o));
 const i64 = (b: Buffer, o: number) => Number(b.readBigInt64LE(o));
 
 export function readProcState(path: string): ProcState {
-  const b = readFileSync(path);
-  if (b.subarray(0, 8).toString('latin1') !== 'HWSTATE1') throw new Error(`${path}: not a state file`);
-  const nodeCount = u64(b, 24);
-  const funcCount = u64(b, 32);
-  const offFuncs = u64(b, 88);
-  const offNodes = u64(b, 96);
-  const offStrings = u64(b, 104);
-  const funcs: string[] = [];
-  for (let i = 0; i < funcCount; i++) {
-    const o = offFuncs + 16 * i;
-    const fo = b.readUInt32LE(o);
-    const fl = b.readUInt32LE(o + 4);
-    funcs.push(basename(b.subarray(offStrings + fo, offStrings + fo + fl).toString('utf8')));
-  }
-  const byLine = (off: number): Map<string, number> => {
-    const m = new Map<string, number>();
-    if (!off) return m;
-    for (let n = 1; n < nodeCount; n++) {
-      const v = i64(b, off + 8 * n);
-      if (!v) continue;
-      const func = b.readUInt32LE(offNodes + 16 * n + 4);
-      const line = b.readUInt32LE(offNodes + 16 * n + 8);
-      const key = `${funcs[func] ?? '?'}:${line}`;
-      m.set(key, (m.get(key) ?? 0) + v);
+  // The file is sparse and hundreds of MiB long: read only the used extents.
+  const fd = openSync(path, 'r');
+  try {
+    const at = (off: number, len: number): Buffer => {
+      const out = Buffer.alloc(len);
+      if (len) readSync(fd, out, 0, len, off);
+      return out;
+    };
+    const b = at(0, 4096);
+    if (b.subarray(0, 8).toString('latin1') !== 'HWSTATE1') throw new Error(`${path}: not a state file`);
+    const nodeCount = u64(b, 24);
+    const funcCount = u64(b, 32);
+    const offStrings = u64(b, 104);
+    const funcRecs = at(u64(b, 88), 16 * funcCount);
+    const nodeRecs = at(u64(b, 96), 16 * nodeCount);
+    let strEnd = 0;
+    for (let i = 0; i < funcCount; i++) strEnd = Math.max(strEnd, funcRecs.readUInt32LE(16 * i) + funcRecs.readUInt32LE(16 * i + 4));
+    const strings = at(offStrings, strEnd);
+    const funcs: string[] = [];
+    for (let i = 0; i < funcCount; i++) {
+      const fo = funcRecs.readUInt32LE(16 * i);
+      const fl = funcRecs.readUInt32LE(16 * i + 4);
+      funcs.push(basename(strings.subarray(fo, fo + fl).toString('utf8')));
     }
-    return m;
-  };
-  const live = byLine(u64(b, 112));
-  return {
-    pid: u64(b, 16),
-    argv: b.subarray(288, 1312).toString('utf8').replace(/\0+$/, '').split('\0'),
-    currentBytes: i64(b, 40),
-    peakBytes: i64(b, 48),
-    origin: u64(b, 2352),
-    parentPid: u64(b, 2360),
-    trackedParentPid: u64(b, 2368),
-    inheritedBytes: u64(b, 2392),
-    forkSeq: u64(b, 2400),
-    containerSlot: b.readBigUInt64LE(2408),
-    containerStartEpoch: u64(b, 2416),
-    containerEnded: u64(b, 2424),
-    containerEndEpoch: u64(b, 2432),
-    cpeakEpoch: u64(b, 2440),
-    cpeakBytes: i64(b, 2448),
-    exitCode: u64(b, 2472),
-    peakByLine: u64(b, 56) === 1 ? live : byLine(u64(b, 120)),
-    liveByLine: live,
-    cpeakByLine: byLine(u64(b, 2456)),
-  };
+    const byLine = (off: number): Map<string, number> => {
+      const m = new Map<string, number>();
+      if (!off) return m;
+      const area = at(off, 8 * nodeCount);
+      for (let n = 1; n < nodeCount; n++) {
+        const v = i64(area, 8 * n);
+        if (!v) continue;
+        const key = `${funcs[nodeRecs.readUInt32LE(16 * n + 4)] ?? '?'}:${nodeRecs.readUInt32LE(16 * n + 8)}`;
+        m.set(key, (m.get(key) ?? 0) + v);
+      }
+      return m;
+    };
+    const live = byLine(u64(b, 112));
+    return {
+      pid: u64(b, 16),
+      argv: b.subarray(288, 1312).toString('utf8').replace(/\0+$/, '').split('\0'),
+      currentBytes: i64(b, 40),
+      peakBytes: i64(b, 48),
+      origin: u64(b, 2352),
+      parentPid: u64(b, 2360),
+      trackedParentPid: u64(b, 2368),
+      inheritedBytes: u64(b, 2392),
+      forkSeq: u64(b, 2400),
+      containerSlot: b.readBigUInt64LE(2408),
+      containerStartEpoch: u64(b, 2416),
+      containerEnded: u64(b, 2424),
+      containerEndEpoch: u64(b, 2432),
+      cpeakEpoch: u64(b, 2440),
+      cpeakBytes: i64(b, 2448),
+      exitCode: u64(b, 2472),
+      peakByLine: u64(b, 56) === 1 ? live : byLine(u64(b, 120)),
+      liveByLine: live,
+      cpeakByLine: byLine(u64(b, 2456)),
+    };
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export function readStates(runDir: string): ProcState[] {

@@ -363,7 +363,8 @@ static void hw__mark_dead_state(uint64_t pid, uint64_t ticks, uint64_t epoch) {
 
 void hw__container_tick(void) {
   hw_cont_header *c = hw__cont;
-  if (!c || !hw__slot) return;
+  /* Roots only: every process scanning every slot would cost N^2 reads. */
+  if (!c || !hw__slot || !hw__state.hdr || hw__state.hdr->origin != HW_ORIGIN_ROOT) return;
   hw_cont_slot *s = hw__slots();
   uint64_t used = c->slots_used < HW_CONT_SLOTS ? c->slots_used : HW_CONT_SLOTS;
   uint64_t me = (uint64_t)getpid();

@@ -431,9 +431,9 @@ static int hw__ask_stop(uint64_t pid) {
 void hw__container_oom_after_dump(void) {
   hw_cont_header *c = hw__cont;
   if (!c || !hw__slot) return;
-  if (hw__oom_claimed) __atomic_store_n(&c->oom_dump_done, 1, __ATOMIC_RELEASE);
-  if (!hw__oom_claimed || (hw__state.hdr && hw__state.hdr->origin == HW_ORIGIN_ROOT))
-    return; /* another process stops the container; or we are the root: the caller stops it */
+  if (!hw__oom_claimed) return; /* another process tripped first: it has the stop in hand */
+  __atomic_store_n(&c->oom_dump_done, 1, __ATOMIC_RELEASE);
+  if (hw__state.hdr && hw__state.hdr->origin == HW_ORIGIN_ROOT) hw__container_stop_all();
   /* The oldest live root stops the others and exits 53 (the exit status the
    * container is judged by); we just exit 53 and free our memory. */
   hw_cont_slot *s = hw__slots();

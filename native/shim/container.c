@@ -318,6 +318,9 @@ void hw__container_leave(int have_code, int code) {
   if (!h || hw__in_child || (uint64_t)syscall(SYS_getpid) != h->pid) return;
   if (have_code && !h->exit_code) h->exit_code = 0x100 | (unsigned)(code & 0xff);
   if (!s) return;
+  /* A root reaps once more: a pool's parent has just joined the workers it
+   * terminated (SIGTERM: they could not leave by themselves). */
+  hw__container_tick();
   /* Another thread may hold the tracker lock forever (we are exiting): wait
    * a little, never block; without it the part at the peak is `live`. */
   int locked = 0;

@@ -190,3 +190,19 @@ describe('a process that dies without leaving (SIGKILL)', () => {
     expect(Number(m[1])).toBeLessThan(30 * MiB);
   });
 });
+
+describe('a recycling pool (maxtasksperchild=1)', () => {
+  it('reuses container slots: 30 workers over the run, a handful of slots, the sum back to 0', async () => {
+    const r = await runPython([fx('recycling_pool.py')]);
+    expect(r.code, r.stderr).toBe(0);
+    const workers = Number(r.stdout.trim());
+    expect(workers).toBeGreaterThanOrEqual(25);
+    const c = readContainer(r.rd)!;
+    // Every worker joined (the pool may start a few more that get no task).
+    expect(c.processesEver).toBeGreaterThanOrEqual(workers + 1);
+    // The root and two workers at a time (plus one being replaced).
+    expect(c.slotsUsed).toBeLessThanOrEqual(6);
+    expect(c.sumBytes).toBe(0);
+    expect(r.states.filter((s) => s.origin === 3).every((s) => s.containerEnded === 1)).toBe(true);
+  });
+});

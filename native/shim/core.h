@@ -37,7 +37,9 @@ typedef struct {
 
 /* Tracking is on and this thread is not inside our own code. */
 static inline int hw__core_tracked(hw_thread_t *t) {
-  return HW_LIKELY(HW_RELAXED(hw__tracking)) && !t->guard;
+  if (HW_LIKELY(HW_RELAXED(hw__tracking))) return !t->guard;
+  /* A forked child's first allocation starts its own tracking (children.c). */
+  return HW_UNLIKELY(hw__child_pending) && !t->guard && hw__child_begin();
 }
 
 /* The guard's verdict: every allocation counts, sampled or not. */

@@ -101,7 +101,7 @@ export function frame(id: string, svg: string, mode: 'now' | 'near' | 'hidden'):
 /** Frames under a pixel are left out of the page's flamegraphs (the SVG files keep them). */
 const PAGE_MIN_PX = 1;
 /** And at most this many frames per flamegraph of the page (the files: flamegraph.ts MAX_BOXES). */
-const PAGE_MAX_BOXES = 5_000;
+const PAGE_MAX_BOXES = 2_500;
 
 interface View {
   /** Section id: `peak`, or `live` (what was live when it ran out). */

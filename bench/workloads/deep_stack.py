@@ -20,7 +20,7 @@ def descend(depth):
 
 
 def main():
-    for _ in range(600):
+    for _ in range(4000):
         descend(DEPTH)
 
 

@@ -24,24 +24,29 @@
 
 #define HW_WALK_MAX 1024
 
-/* A level of the stack: its frame and where it is. The instruction pointer
- * lies inside the code object (3.11+ keep the bytecode in it), so it also
- * says which code object runs there. */
+/* One frame of the chain as the last walk saw it, root first: where it was
+ * (the instruction pointer lies inside the code object, 3.11+ keep the
+ * bytecode there, so it also says which code object ran), the node of the
+ * stack up to and including it, and how many kept frames (code objects, not
+ * C-stack entry frames) lie at or below it. Entry frames are kept in the
+ * chain too, so that each entry's `previous` is the entry before it. */
 typedef struct {
   void *iframe, *instr;
-} hw_wlevel;
-
-typedef struct {
-  void *iframe, *instr;
-  uint32_t node;
+  uint32_t node, kept;
 } hw_wframe;
+
+/* How many frames above the last walk's chain a new top may have pushed, and
+ * how far down it may have returned, for the short path (hw__walk_node). */
+#define HW_WALK_NEW 8
+#define HW_WALK_BACK 16
 
 #define HW_LINE_CACHE 4096
 
 typedef struct {
-  hw_wframe cache[HW_WALK_MAX]; /* root first */
-  hw_wlevel chain[HW_WALK_MAX]; /* scratch: top first */
+  hw_wframe cache[HW_WALK_MAX]; /* the last walk's chain, root first */
+  void *chain[HW_WALK_MAX];     /* scratch: frames, top first */
   int cached;
+  int truncated; /* the last chain was cut at HW_WALK_MAX: cache[0] is not the root */
   /* (code, instruction) -> line: computing a line scans the line table. */
   struct { void *code, *instr; uint64_t lines_id; int line; } lines[HW_LINE_CACHE];
 } hw_walk_t;
@@ -134,61 +139,121 @@ static hw_walk_t *hw__walk_state(hw_thread_t *t) {
   return t->walk;
 }
 
+static int hw__cached_line(hw_walk_t *w, void *iframe, void *code, void *instr) {
+  size_t slot = (((uintptr_t)code >> 4) ^ ((uintptr_t)instr >> 1) * 0x9E3779B1u) & (HW_LINE_CACHE - 1);
+  uint64_t lines_id = hw__code_lines_id(code);
+  if (lines_id && w->lines[slot].code == code && w->lines[slot].instr == instr &&
+      w->lines[slot].lines_id == lines_id)
+    return w->lines[slot].line;
+  int line = hw__line(iframe, code, instr);
+  w->lines[slot].code = code;
+  w->lines[slot].instr = instr;
+  w->lines[slot].lines_id = lines_id;
+  w->lines[slot].line = line;
+  return line;
+}
+
+/* Fills cache[k] for the frame `f` on top of cache[k - 1] (looked up anew). */
+static void hw__relook(hw_walk_t *w, const hw_frame_layout *L, int k, void *f) {
+  uint32_t node = k ? w->cache[k - 1].node : 0;
+  uint32_t kept = k ? w->cache[k - 1].kept : 0;
+  void *instr = HW_AT(f, L->instr);
+  void *code = hw__iframe_code(L, f);
+  int owner = *((signed char *)f + L->owner);
+  /* The type check is skipped for the code object the frame below already
+   * proved (recursion, loops over one function). */
+  int known = k && kept && hw__iframe_code(L, w->cache[k - 1].iframe) == code &&
+              w->cache[k - 1].kept != (k > 1 ? w->cache[k - 2].kept : 0);
+  if (owner != L->cstack_owner && (known || hw__is_code(code))) {
+    int line = hw__cached_line(w, f, code, instr);
+    node = hw__intern_node(node, hw__intern_code(code), line < 0 ? 0 : (uint32_t)line);
+    kept++;
+  }
+  w->cache[k].iframe = f;
+  w->cache[k].instr = instr;
+  w->cache[k].node = node;
+  w->cache[k].kept = kept;
+}
+
+static uint32_t hw__walk_result(hw_thread_t *t, hw_walk_t *w) {
+  if (w->cached == 0 || w->cache[w->cached - 1].kept == 0) return t->inherited;
+  return w->cache[w->cached - 1].node;
+}
+
+/* The whole chain from the top: frames that did not move since the last walk
+ * (same frame, same instruction, counted from the root) keep their node. */
+static uint32_t hw__walk_full(hw_thread_t *t, hw_walk_t *w, void *top) {
+  const hw_frame_layout *L = hw__L;
+  int n = 0;
+  void *f = top;
+  while (f && n < HW_WALK_MAX) {
+    w->chain[n++] = f;
+    f = HW_AT(f, L->previous);
+  }
+  int truncated = f != NULL;
+  int i = 0;
+  if (truncated == w->truncated) {
+    int same = n < w->cached ? n : w->cached;
+    while (i < same && w->cache[i].iframe == w->chain[n - 1 - i] &&
+           w->cache[i].instr == HW_AT(w->chain[n - 1 - i], L->instr))
+      i++;
+  }
+  for (int k = i; k < n; k++) hw__relook(w, L, k, w->chain[n - 1 - k]);
+  w->cached = n;
+  w->truncated = truncated;
+  return hw__walk_result(t, w);
+}
+
+/*
+ * The walk must read every frame: stopping at the first frame that did not
+ * move would be wrong (a caller that moved from `a = f()` to `b = f()` leaves
+ * f's frame at the same address, code and instruction). What it can avoid is
+ * following the chain pointer by pointer: the new top is found within a few
+ * frames of the last walk's top, and from there every frame's address is
+ * already known (the cache), so each level is checked with two independent
+ * reads (its `previous` is the cached frame below, its instruction the cached
+ * one). A frame is read only once the frame above it proved it is on the
+ * stack now. Anything unexpected takes the full walk.
+ */
 uint32_t hw__walk_node(hw_thread_t *t) {
-  void *f = hw__top_iframe(hw__this_tstate());
-  if (!f) return t->inherited; /* a C thread, or no Python code running yet */
+  void *top = hw__top_iframe(hw__this_tstate());
+  if (!top) return t->inherited; /* a C thread, or no Python code running yet */
   hw_walk_t *w = hw__walk_state(t);
   if (!w) return t->inherited;
   const hw_frame_layout *L = hw__L;
-  /* The walk reads every frame at each allocation, so it is kept tight: two
-   * fields per kept frame, and the type check is skipped for the code object
-   * the previous frame already proved (recursion, loops over one function). */
-  void *known_code = NULL;
-  int n = 0;
-  while (f && n < HW_WALK_MAX) {
-    void *code = hw__iframe_code(L, f);
-    int owner = *((signed char *)f + L->owner);
-    if (owner != L->cstack_owner && (code == known_code || hw__is_code(code))) {
-      known_code = code;
-      w->chain[n].iframe = f;
-      w->chain[n].instr = HW_AT(f, L->instr);
-      n++;
-    }
+  int c = w->cached;
+  if (c == 0 || w->truncated) return hw__walk_full(t, w, top);
+  /* Up to HW_WALK_NEW new frames above a frame of the cached chain's top
+   * HW_WALK_BACK levels. */
+  int nnew = 0, j = -1;
+  void *f = top;
+  int lo = c > HW_WALK_BACK ? c - HW_WALK_BACK : 0;
+  for (; f && nnew <= HW_WALK_NEW; nnew++) {
+    for (int k = c - 1; k >= lo; k--)
+      if (w->cache[k].iframe == f) {
+        j = k;
+        break;
+      }
+    if (j >= 0) break;
+    w->chain[nnew] = f;
     f = HW_AT(f, L->previous);
   }
-  if (n == 0) return t->inherited;
-  /* Levels from the root that have not moved keep their node. */
-  int i = 0;
-  int same = n < w->cached ? n : w->cached;
-  while (i < same) {
-    const hw_wframe *a = &w->cache[i];
-    const hw_wlevel *b = &w->chain[n - 1 - i];
-    if (a->iframe != b->iframe || a->instr != b->instr) break;
-    i++;
+  if (j < 0 || j + 1 + nnew > HW_WALK_MAX) return hw__walk_full(t, w, top);
+  /* cache[j] is on the stack. Check it and every level below: the lowest
+   * level whose instruction moved is where the lookups start again. */
+  int moved = j + 1;
+  const size_t instr_at = L->instr, previous_at = L->previous;
+  const hw_wframe *e = &w->cache[j];
+  for (int k = j; k > 0; k--, e--) {
+    void *fr = e->iframe;
+    if (HW_AT(fr, instr_at) != e->instr) moved = k;
+    if (HW_AT(fr, previous_at) != e[-1].iframe) return hw__walk_full(t, w, top);
   }
-  uint32_t node = i ? w->cache[i - 1].node : 0;
-  for (int k = i; k < n; k++) {
-    hw_wlevel e = w->chain[n - 1 - k];
-    void *code = hw__iframe_code(L, e.iframe);
-    uint32_t func = hw__intern_code(code);
-    size_t slot = (((uintptr_t)code >> 4) ^ ((uintptr_t)e.instr >> 1) * 0x9E3779B1u) & (HW_LINE_CACHE - 1);
-    uint64_t lines_id = hw__code_lines_id(code);
-    int line;
-    if (lines_id && w->lines[slot].code == code && w->lines[slot].instr == e.instr &&
-        w->lines[slot].lines_id == lines_id) {
-      line = w->lines[slot].line;
-    } else {
-      line = hw__line(e.iframe, code, e.instr);
-      w->lines[slot].code = code;
-      w->lines[slot].instr = e.instr;
-      w->lines[slot].lines_id = lines_id;
-      w->lines[slot].line = line;
-    }
-    node = hw__intern_node(node, func, line < 0 ? 0 : (uint32_t)line);
-    w->cache[k].iframe = e.iframe;
-    w->cache[k].instr = e.instr;
-    w->cache[k].node = node;
-  }
-  w->cached = n;
-  return node;
+  void *root = w->cache[0].iframe;
+  if (HW_AT(root, L->previous) != NULL) return hw__walk_full(t, w, top);
+  if (HW_AT(root, L->instr) != w->cache[0].instr) moved = 0;
+  for (int k = moved; k <= j; k++) hw__relook(w, L, k, w->cache[k].iframe);
+  for (int k = 0; k < nnew; k++) hw__relook(w, L, j + 1 + k, w->chain[nnew - 1 - k]);
+  w->cached = j + 1 + nnew;
+  return hw__walk_result(t, w);
 }

@@ -11,7 +11,7 @@ import { escapeXml as esc, humanBytes } from './format.js';
 import { foldImportMachinery } from './frames.js';
 import { code, frame, LAZY_FRAMES_SCRIPT, where } from './html.js';
 import type { Frame, ReportJson, Stack } from './model.js';
-import { mergeStacks, sortStacks } from './stacks.js';
+import { foldForDrawing, mergeStacks, sortStacks } from './stacks.js';
 import { fileLine, topLines } from './toplines.js';
 
 export interface LineChange {
@@ -100,7 +100,8 @@ export function diffText(d: ReportDiff, limit = 10): string[] {
 /** Bytes under every path prefix (keys as flamegraph.pathKey). */
 function prefixBytes(stacks: readonly Stack[]): Map<string, number> {
   const m = new Map<string, number>();
-  for (const s of stacks) {
+  // As drawn: deep stacks with their middle folded (the box's label is the same in both graphs).
+  for (const s of foldForDrawing(stacks)) {
     let key = '';
     for (const f of s.frames) {
       key = pathKey(key, f);

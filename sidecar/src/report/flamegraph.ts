@@ -6,7 +6,7 @@
 import { FLAMEGRAPH_SCRIPT } from './flamegraph-script.js';
 import { basename, escapeXml, humanBytes, percent } from './format.js';
 import type { Frame, Stack } from './model.js';
-import { buildTree, foldedLabel, type FlameNode } from './stacks.js';
+import { buildTree, foldedLabel, foldForDrawing, type FlameNode } from './stacks.js';
 
 export interface FlamegraphOptions {
   title: string;
@@ -37,6 +37,41 @@ export interface FlamegraphOptions {
    * coarser than `minPx`: drawn with this `minPx` without building it again.
    */
   tree?: FlameNode;
+  /**
+   * At most this many frames are drawn: when the tree has more at `minPx`,
+   * the narrowest are left out (as `minPx` leaves them out) until it fits.
+   * @default MAX_BOXES
+   */
+  maxBoxes?: number;
+}
+
+/**
+ * Frames drawn per flamegraph, at most. Deep, distinct stacks (4 000 stacks
+ * 150 frames deep) made trees of ~300 000 frames that took a minute and
+ * hundreds of MB to render, for boxes a fraction of a pixel wide.
+ */
+export const MAX_BOXES = 20_000;
+
+/**
+ * The smallest width (bytes) a node needs to be drawn so that at most
+ * `maxBoxes` nodes are, `minBytes` at least. A child is never wider than its
+ * parent, so the nodes at or above any width form a tree with the root.
+ */
+export function boxCut(root: FlameNode, minBytes: number, maxBoxes: number): number {
+  const widths: number[] = [];
+  const todo: FlameNode[] = [root];
+  while (todo.length > 0) {
+    const n = todo.pop()!;
+    for (const c of n.children) {
+      if (c.bytes < minBytes) break; // largest first
+      widths.push(c.bytes);
+      todo.push(c);
+    }
+  }
+  if (widths.length <= maxBoxes) return minBytes;
+  widths.sort((a, b) => b - a);
+  // Strictly wider than the first width left out: ties are left out together.
+  return widths[maxBoxes]! + 1;
 }
 
 const PAD = 10;
@@ -78,13 +113,18 @@ export function renderFlamegraph(stacks: readonly Stack[], opts: FlamegraphOptio
 }
 
 /** The SVG text and the tree it draws (index.html locates frames in it). */
-export function flamegraph(stacks: readonly Stack[], opts: FlamegraphOptions): { svg: string; root: FlameNode } {
+export function flamegraph(
+  stacks: readonly Stack[],
+  opts: FlamegraphOptions,
+): { svg: string; root: FlameNode; minBytes: number } {
   const svgWidth = opts.width ?? 1200;
   const width = svgWidth - 2 * PAD;
   const rootBytes = stacks.reduce((a, s) => a + (s.bytes > 0 ? s.bytes : 0), 0);
   const minPx = opts.minPx ?? MIN_PX;
-  const minBytes = rootBytes > 0 ? (rootBytes * minPx) / width : 0;
-  const root = opts.tree ?? buildTree(stacks, opts.reversed ?? false, minBytes);
+  const pxBytes = rootBytes > 0 ? (rootBytes * minPx) / width : 0;
+  // Deep stacks are drawn with their middle folded (stacks.ts DRAW_MAX); widths are unchanged.
+  const root = opts.tree ?? buildTree(foldForDrawing(stacks), opts.reversed ?? false, pxBytes);
+  const minBytes = boxCut(root, pxBytes, opts.maxBoxes ?? MAX_BOXES);
   const total = opts.totalBytes > 0 ? opts.totalBytes : rootBytes;
 
   // Frame table for the script: [function, file, line, code, basename].
@@ -180,7 +220,7 @@ export function flamegraph(stacks: readonly Stack[], opts: FlamegraphOptions): {
     `<script type="text/ecmascript"><![CDATA[${data}\n${FLAMEGRAPH_SCRIPT}]]></script>\n`,
     '</svg>\n',
   ].join('');
-  return { svg, root };
+  return { svg, root, minBytes };
 }
 
 /** Key of a frame's path in the tree: the folded labels, root first, `;`-separated. */

@@ -13,7 +13,7 @@ import { basename, escapeXml as esc, humanBytes, percent } from './format.js';
 import { flamegraph, indentedCode, svgHeight } from './flamegraph.js';
 import { foldImportMachinery, hasImportMachinery, ownFrameIndex } from './frames.js';
 import type { Frame, OomReason, ProfileData, ReportJson, Stack, Trigger } from './model.js';
-import { mergeStacks, sortStacks, type FlameNode } from './stacks.js';
+import { drawnChain, mergeStacks, sortStacks, type FlameNode } from './stacks.js';
 import { renderTimeline, TIMELINE_SCRIPT } from './timeline-svg.js';
 import { fileLine, locate, topLines, type TopLine } from './toplines.js';
 
@@ -100,6 +100,8 @@ export function frame(id: string, svg: string, mode: 'now' | 'near' | 'hidden'):
 
 /** Frames under a pixel are left out of the page's flamegraphs (the SVG files keep them). */
 const PAGE_MIN_PX = 1;
+/** And at most this many frames per flamegraph of the page (the files: flamegraph.ts MAX_BOXES). */
+const PAGE_MAX_BOXES = 2_500;
 
 interface View {
   /** Section id: `peak`, or `live` (what was live when it ran out). */
@@ -125,19 +127,18 @@ interface Drawn {
 
 function draw(stacks: Stack[], title: string, totalBytes: number, withFiles: boolean): Drawn {
   const rev = `${title} (reversed: allocation sites first)`;
-  const rootBytes = stacks.reduce((a, s) => a + (s.bytes > 0 ? s.bytes : 0), 0);
-  const minBytes = (rootBytes * PAGE_MIN_PX) / 1180;
+  const page = { totalBytes, minPx: PAGE_MIN_PX, maxBoxes: PAGE_MAX_BOXES };
   if (!withFiles) {
-    const n = flamegraph(stacks, { title, totalBytes, minPx: PAGE_MIN_PX });
-    const r = flamegraph(stacks, { title: rev, totalBytes, reversed: true, minPx: PAGE_MIN_PX });
-    return { file: null, page: { normal: n.svg, reversed: r.svg }, root: n.root, minBytes };
+    const n = flamegraph(stacks, { title, ...page });
+    const r = flamegraph(stacks, { title: rev, reversed: true, ...page });
+    return { file: null, page: { normal: n.svg, reversed: r.svg }, root: n.root, minBytes: n.minBytes };
   }
   // The files keep the finer 0.1-px cut, for zooming deep; the page draws the same trees at 1 px.
   const n = flamegraph(stacks, { title, totalBytes });
   const r = flamegraph(stacks, { title: rev, totalBytes, reversed: true });
-  const pn = flamegraph(stacks, { title, totalBytes, minPx: PAGE_MIN_PX, tree: n.root });
-  const pr = flamegraph(stacks, { title: rev, totalBytes, reversed: true, minPx: PAGE_MIN_PX, tree: r.root });
-  return { file: { normal: n.svg, reversed: r.svg }, page: { normal: pn.svg, reversed: pr.svg }, root: n.root, minBytes };
+  const pn = flamegraph(stacks, { title, ...page, tree: n.root });
+  const pr = flamegraph(stacks, { title: rev, reversed: true, ...page, tree: r.root });
+  return { file: { normal: n.svg, reversed: r.svg }, page: { normal: pn.svg, reversed: pr.svg }, root: n.root, minBytes: pn.minBytes };
 }
 
 function buildView(id: string, heading: string, all: Stack[], totalBytes: number, title: string, withFiles = false): View {
@@ -147,17 +148,23 @@ function buildView(id: string, heading: string, all: Stack[], totalBytes: number
   const rows = topLines(foldedStacks, TOP_ROWS);
   let full: View['full'] = null;
   let fullChains = new Map<string, Frame[]>();
+  let fullBelow = new Map<string, Frame[]>();
+  let fullMinBytes = 0;
   let fullRoot: ReturnType<typeof flamegraph>['root'] | null = null;
   if (withImports) {
-    const n = flamegraph(all, { title: `${title} (with import machinery)`, totalBytes, minPx: PAGE_MIN_PX });
-    const r = flamegraph(all, { title: `${title} (with import machinery; reversed)`, totalBytes, reversed: true, minPx: PAGE_MIN_PX });
+    const n = flamegraph(all, { title: `${title} (with import machinery)`, totalBytes, minPx: PAGE_MIN_PX, maxBoxes: PAGE_MAX_BOXES });
+    const r = flamegraph(all, { title: `${title} (with import machinery; reversed)`, totalBytes, reversed: true, minPx: PAGE_MIN_PX, maxBoxes: PAGE_MAX_BOXES });
     full = { normal: n.svg, reversed: r.svg };
     fullRoot = n.root;
-    fullChains = new Map(topLines(all, 1000).map((t) => [fileLine(t.frame) + t.frame.function, t.chain]));
+    fullMinBytes = n.minBytes;
+    const fullLines = topLines(all, 1000);
+    fullChains = new Map(fullLines.map((t) => [fileLine(t.frame) + t.frame.function, t.chain]));
+    fullBelow = new Map(fullLines.map((t) => [fileLine(t.frame) + t.frame.function, t.below]));
   }
   const targets = rows.map((r) => {
     const chain = fullChains.get(fileLine(r.frame) + r.frame.function);
-    return { folded: locate(drawn.root, r.chain, drawn.minBytes), full: fullRoot && chain ? locate(fullRoot, chain) : null };
+    const full = fullRoot && chain ? locate(fullRoot, drawnChain(chain, fullBelow.get(fileLine(r.frame) + r.frame.function) ?? []), fullMinBytes) : null;
+    return { folded: locate(drawn.root, drawnChain(r.chain, r.below), drawn.minBytes), full };
   });
   return { id, heading, totalBytes, rows, targets, folded: drawn.page, full, files: drawn.file };
 }

@@ -198,6 +198,67 @@ export function foldDeep<T>(frames: readonly T[], marker: (folded: number) => T,
 }
 
 /**
+ * Drawing limit (docs/report.md "Limits"): a flamegraph draws at most
+ * DRAW_MAX frames of a stack. A deeper one keeps its outermost DRAW_OUTER
+ * frames and its innermost DRAW_INNER (the lines that allocated: the answer),
+ * with one box for the middle. The box is the same frame in every stack of a
+ * graph, so deep stacks merge through it instead of each drawing its own
+ * hundreds of frames (470 stacks 400 deep drew 94 000 boxes, a 20 MB page).
+ * DRAW_INNER < KEEP_INNER: the marker of a stack cut to MAX_DEPTH falls in
+ * the drawn middle, not in the leaf side. report.json and
+ * peak-memory.folded are not affected.
+ */
+export const DRAW_OUTER = 30;
+export const DRAW_INNER = 48;
+export const DRAW_MAX = DRAW_OUTER + 1 + DRAW_INNER;
+export const DRAWN_MIDDLE_FUNCTION = '\u2026 frames folded \u2026';
+
+/** The middle box's frame: its label is fixed (trees and diffs key on it), its text says how many. */
+export function drawnMiddleFrame(minFolded: number, maxFolded: number): Frame {
+  const n = minFolded === maxFolded ? `${minFolded}` : `${minFolded}\u2013${maxFolded}`;
+  return {
+    file: '',
+    line: 0,
+    function: DRAWN_MIDDLE_FUNCTION,
+    code: `${n} frames of stacks deeper than ${DRAW_MAX} not drawn (report.json and peak-memory.folded keep them)`,
+  };
+}
+
+/** Stacks as a flamegraph draws them (DRAW_MAX); the input itself when none is deeper. */
+export function foldForDrawing(stacks: readonly Stack[]): readonly Stack[] {
+  let min = Infinity;
+  let max = 0;
+  for (const s of stacks) {
+    if (s.frames.length <= DRAW_MAX) continue;
+    const n = s.frames.length - DRAW_OUTER - DRAW_INNER;
+    if (n < min) min = n;
+    if (n > max) max = n;
+  }
+  if (max === 0) return stacks;
+  const middle = drawnMiddleFrame(min, max);
+  return stacks.map((s) =>
+    s.frames.length <= DRAW_MAX
+      ? s
+      : { bytes: s.bytes, frames: [...s.frames.slice(0, DRAW_OUTER), middle, ...s.frames.slice(s.frames.length - DRAW_INNER)] },
+  );
+}
+
+/**
+ * The drawn path to the last frame of `chain`, where `chain` + `below` is a
+ * whole stack (toplines.ts): the same frames when the stack is drawn whole,
+ * else cut as foldForDrawing cuts it (ending at the middle box when the
+ * frame itself is not drawn).
+ */
+export function drawnChain(chain: readonly Frame[], below: readonly Frame[]): Frame[] {
+  const n = chain.length + below.length;
+  if (n <= DRAW_MAX || chain.length <= DRAW_OUTER) return [...chain];
+  const middle = drawnMiddleFrame(0, 0); // only its identity (label) matters for locating
+  const innerStart = n - DRAW_INNER;
+  const outer = [...chain.slice(0, DRAW_OUTER), middle];
+  return chain.length <= innerStart ? outer : [...outer, ...chain.slice(innerStart)];
+}
+
+/**
  * Which of `bytes.length` stacks to keep: all when they are at most
  * MAX_STACKS, else the MAX_STACKS - 1 largest (ties in input order), leaving
  * one place for the "other" stack. Sorting a typed copy is native and fast

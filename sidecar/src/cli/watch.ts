@@ -12,6 +12,7 @@ import type { Config } from '../config/config.js';
 import { HighwaterError } from '../errors.js';
 import { factsOf, podFromEnv, type PodRef } from '../kubernetes/event.js';
 import { OomEventPoster } from '../kubernetes/oom-events.js';
+import { lightEventSink, openEventSink } from '../kubernetes/event-sink.js';
 import { checkTemplate, compactTime, fill, redact } from '../upload/template.js';
 import { moduleLogger, type Logger } from '../log.js';
 import { Metrics, MetricsServer } from '../metrics/index.js';
@@ -191,10 +192,7 @@ function reportsThatOutliveThePod(watch: WatchConfig, metrics: Metrics, root: Lo
   const event = watch.events
     ? new OomEventPoster({
         pod: watch.pod,
-        client: async () => {
-          const { EventsClient, loadKubeConfig } = await import('../kubernetes/client.js'); // client-node loads only when Events are on
-          return new EventsClient(loadKubeConfig());
-        },
+        client: () => openEventSink(), // in a pod node:https; elsewhere client-node, loaded at the first Event
         log,
         onPosted: () => metrics.eventPosted(),
         onFailed: (code) => metrics.eventFailed(code),
@@ -368,7 +366,7 @@ export async function watchCommand(opts: WatchOptions): Promise<number> {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
     watcher.start();
-    outlive.event?.warm();
+    if (lightEventSink()) outlive.event?.warm();
     for (const sig of takeEarlySignals()) onSignal(sig); // the job may have ended while we were loading
   });
   await server?.stop();

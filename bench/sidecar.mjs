@@ -15,7 +15,8 @@
 //
 // Node >= 22.18 / 24 (it imports the TypeScript fakes with type stripping).
 // `npm run build` first. Env BENCH_CPU_PROF=DIR adds --cpu-prof to the
-// sidecar (the profile is written when it exits on SIGTERM).
+// sidecar (the profile is written when it exits on SIGTERM); BENCH_NODE_FLAGS
+// adds Node flags (e.g. "--max-semi-space-size=1").
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -66,7 +67,7 @@ async function sample(pid, ms) {
 }
 
 function startWatch(runDir, out, dir, fake) {
-  const flags = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
+  const flags = [...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean), ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [])];
   const argv = [node, ...flags, join(root, 'bin', 'highwater.js'), 'watch', '--run-dir', runDir, '--output', out, '--metrics-port', '0', '--warn-after', '0', '--events'];
   const env = {
     ...process.env,
@@ -111,17 +112,27 @@ function startWatch(runDir, out, dir, fake) {
   return { child, waitFor, text: () => text };
 }
 
+/**
+ * python3 SCRIPT under the shim in its own PID namespace, as an app container
+ * without shareProcessNamespace: the sidecar cannot see its /proc and takes
+ * the readings the shim publishes in the state file, as in a pod.
+ */
 function app(runDir, script, env = {}, prefix = 'exec') {
   const python = numpyPython ?? 'python3';
   const e = childEnv({ ...process.env, ...env }, bundlePaths(root), loadConfig({}, {}), runDir, 'run', node);
-  const child = spawn('sh', ['-c', `${prefix} '${python}' '${script}'`], { cwd: root, env: e, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('sh', ['-c', `${prefix} unshare -p -f --mount-proc '${python}' '${script}'`], { cwd: root, env: e, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   const exited = new Promise((r) => child.on('close', (code, signal) => r({ code, signal, at: Date.now() })));
   const ready = async () => {
     while (!/ready \d+/.test(out)) await sleep(20);
   };
-  return { child, exited, ready };
+  /** The kernel's SIGKILL to the Python process itself (unshare forked it). */
+  const kill = () => {
+    const [pythonPid] = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(' ');
+    process.kill(Number(pythonPid), 'SIGKILL');
+  };
+  return { child, exited, ready, kill };
 }
 
 async function scrape(url, n) {
@@ -166,7 +177,7 @@ await sleep(2000);
 console.log(`watching ${seconds} s:  ${fmt(await sample(pid, seconds * 1000))}`);
 const busyScrape = await scrape(metricsUrl, 10);
 console.log(`scrape watching:    median ${busyScrape.median.toFixed(1)} ms, max ${busyScrape.max.toFixed(1)} ms (${busyScrape.n} scrapes, 1 s apart)`);
-hold.child.kill('SIGKILL'); // what the kernel does with memory.oom.group=1
+hold.kill(); // what the kernel does with memory.oom.group=1
 const killedAt = Date.now();
 await hold.exited;
 await w.waitFor(/"trigger":"killed"/, 30_000);
@@ -198,4 +209,4 @@ console.log(`sidecar RSS high-water mark (VmHWM, rendering included): ${(procSta
 w.child.kill('SIGTERM');
 await new Promise((r) => w.child.on('close', r));
 await fake.close();
-console.log(`${process.env.BENCH_KUBECONFIG ? 'KUBECONFIG (client-node)' : 'in-cluster (node:https)'}; Node ${process.version}, ${new Date().toISOString()}; run dir ${dir}`);
+console.log(`${process.env.BENCH_KUBECONFIG ? 'KUBECONFIG (client-node)' : 'in-cluster (node:https)'}; flags [${process.env.BENCH_NODE_FLAGS ?? ''}]; Node ${process.version}, ${new Date().toISOString()}; run dir ${dir}`);

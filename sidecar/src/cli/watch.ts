@@ -10,7 +10,7 @@ import { accessSync, constants as fsConstants, existsSync, mkdirSync, writeFileS
 import { basename, join, resolve } from 'node:path';
 import type { Config } from '../config/config.js';
 import { HighwaterError } from '../errors.js';
-import { factsOf, podFromEnv, type PodRef } from '../kubernetes/event.js';
+import { factsOf, podFromEnv, wantsEvent, type PodRef } from '../kubernetes/event.js';
 import { OomEventPoster } from '../kubernetes/oom-events.js';
 import { lightEventSink, openEventSink } from '../kubernetes/event-sink.js';
 import { checkTemplate, compactTime, fill, redact } from '../upload/template.js';
@@ -268,7 +268,8 @@ export async function watchCommand(opts: WatchOptions): Promise<number> {
   const outlive = reportsThatOutliveThePod(watch, metrics, opts.logger);
   const onReport = (dir: string, report: ReportJson): void => {
     const uploadedTo = outlive.upload(dir, report);
-    if (report.trigger === 'oom') {
+    if (wantsEvent(report.trigger)) {
+      // An OOM caught, or the post-mortem of a process SIGKILLed before it could be (memory.oom.group).
       const local = join(dir, 'index.html');
       outlive.event?.post(factsOf(report, uploadedTo ? `${local}; upload: ${uploadedTo}` : local));
     }

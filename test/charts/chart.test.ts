@@ -230,6 +230,12 @@ describe('containers', () => {
     expect(Object.keys(envOf(sidecar))).toEqual(expect.arrayContaining(['HIGHWATER_POD_NAME', 'HIGHWATER_POD_NAMESPACE', 'HIGHWATER_POD_UID', 'HIGHWATER_NODE_NAME']));
     expect(envOf(sidecar).HIGHWATER_POD_UID).toEqual({ fieldRef: { fieldPath: 'metadata.uid' } });
     expect(envOf(sidecar).HIGHWATER_APP_CONTAINER).toBe('app'); // the Event's regarding.fieldPath names it
+    // Node's heap sized for a sidecar (docs/kubernetes.md, "Measured"); a value changes it, empty leaves the image's.
+    expect(envOf(sidecar).NODE_OPTIONS).toBe('--max-semi-space-size=1 --max-old-space-size-percentage=50');
+    const other = podSpecOf(workloadOf((await template([...IMAGE, '--set', 'highwater.sidecarNodeOptions=--max-semi-space-size=4'])).objects));
+    expect(envOf(containerOf(other, 'highwater')).NODE_OPTIONS).toBe('--max-semi-space-size=4');
+    const none = podSpecOf(workloadOf((await template([...IMAGE, '--set', 'highwater.sidecarNodeOptions='])).objects));
+    expect(envOf(containerOf(none, 'highwater')).NODE_OPTIONS).toBeUndefined();
   });
 
   it("the app container's security context is the user's, untouched, and it gets no default resources", async () => {

@@ -89,6 +89,10 @@ needed, which would also re-own the user's own volumes.
     - name: HIGHWATER_UPLOAD_TIMEOUT
       value: {{ $v.upload.timeoutSeconds | toString | quote }}
     {{- end }}
+    {{- with $hw.sidecarNodeOptions }}
+    - name: NODE_OPTIONS
+      value: {{ . | quote }}
+    {{- end }}
     {{- with $hw.sidecarEnv }}
     {{- toYaml . | nindent 4 }}
     {{- end }}

@@ -33,7 +33,7 @@ const node = process.execPath;
 const CLK_TCK = 100; // Linux USER_HZ on every architecture Node runs on
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const MiB = 1024 * 1024;
-const holdPy = join(root, 'test', 'watch', 'fixtures', 'hold.py');
+const holdPy = join(root, 'test', 'watcher', 'fixtures', 'hold.py');
 const leakPy = join(root, 'test', 'fixtures', 'python', 'leak.py');
 const numpyPython = ['/root/.pyenv/versions/3.11.7/bin/python3', '/usr/bin/python3'].find((p) => {
   try {

@@ -93,7 +93,9 @@ describe('HighwaterOOM Event', () => {
     const oom = oomEvent(pod, factsOf(report(), where), Date.now());
     expect(oom.action).toBe('OOMDetected');
     expect((oom.metadata as { annotations: Record<string, string> }).annotations['highwater.dev/trigger']).toBe('oom');
-    expect(['oom', 'killed', 'exit', 'signal', 'api', 'request'].filter(wantsEvent)).toEqual(['oom', 'killed']);
+    const triggers = ['oom', 'killed', 'exit', 'signal', 'api', 'request'];
+    expect(triggers.filter((t) => wantsEvent(t, true))).toEqual(['oom', 'killed']); // post-mortems
+    expect(triggers.filter((t) => wantsEvent(t, false))).toEqual(['oom']); // dumps
   });
 
   it('keeps the note within 1024 bytes, cut on a UTF-8 boundary, and the report path whole', async () => {

@@ -32,9 +32,13 @@ export const EVENT_ACTION = 'OOMDetected';
 /** The action of the post-mortem of a process killed before the guard could act. */
 export const KILLED_ACTION = 'Killed';
 
-/** The report triggers that get an Event: an OOM caught, or a process killed (SIGKILL) before it could be. */
-export function wantsEvent(trigger: string): trigger is 'oom' | 'killed' {
-  return trigger === 'oom' || trigger === 'killed';
+/**
+ * The reports that get an Event: an OOM caught (a dump, or the post-mortem of
+ * a shim that exited 53), or the post-mortem of a process killed before it
+ * could be (`killed`, watcher/post-mortem.ts).
+ */
+export function wantsEvent(trigger: string, postMortem: boolean): boolean {
+  return trigger === 'oom' || (postMortem && trigger === 'killed');
 }
 export const REPORTING_CONTROLLER = 'highwater.dev/watch';
 export const NOTE_MAX_BYTES = 1024;

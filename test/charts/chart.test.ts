@@ -217,19 +217,26 @@ describe('containers', () => {
     const spec = podSpecOf(workloadOf((await template(IMAGE)).objects));
     const [init, sidecar] = spec.initContainers;
     expect(init.name).toBe('highwater-bundle');
-    expect(init.command[0]).toBe('cp');
+    // The copy, then the shared run dir: setgid (files get highwater's group) and sticky (file-mode.test.ts runs it).
+    expect(init.command).toEqual(['sh', '-c', 'cp -r /opt/highwater/bin /opt/highwater/lib /opt/highwater/python /highwater-bundle/ && mkdir -p -m 3777 "$0"', '/run/highwater/shared']);
     expect(init.restartPolicy).toBeUndefined();
     expect(init.resources.limits.memory).toBeDefined();
     expect(sidecar.name).toBe('highwater');
     expect(sidecar.restartPolicy).toBe('Always');
     expect(sidecar.startupProbe.httpGet).toEqual({ path: '/readyz', port: 'hw-metrics' });
     expect(sidecar.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'hw-metrics' });
-    expect(sidecar.args).toEqual(['--run-dir', '/run/highwater', '--output', '/reports', '--metrics-port', '19753']);
+    expect(sidecar.args).toEqual(['--run-dir', '/run/highwater/shared', '--output', '/reports', '--metrics-port', '19753']);
     expect(sidecar.resources.limits.memory).toBeDefined();
     for (const c of [init, sidecar]) expect(c.securityContext).toEqual(hardened);
     expect(Object.keys(envOf(sidecar))).toEqual(expect.arrayContaining(['HIGHWATER_POD_NAME', 'HIGHWATER_POD_NAMESPACE', 'HIGHWATER_POD_UID', 'HIGHWATER_NODE_NAME']));
     expect(envOf(sidecar).HIGHWATER_POD_UID).toEqual({ fieldRef: { fieldPath: 'metadata.uid' } });
     expect(envOf(sidecar).HIGHWATER_APP_CONTAINER).toBe('app'); // the Event's regarding.fieldPath names it
+    // Node's heap sized for a sidecar (docs/kubernetes.md, "Measured"); a value changes it, empty leaves the image's.
+    expect(envOf(sidecar).NODE_OPTIONS).toBe('--max-semi-space-size=1 --max-old-space-size-percentage=50');
+    const other = podSpecOf(workloadOf((await template([...IMAGE, '--set', 'highwater.sidecarNodeOptions=--max-semi-space-size=4'])).objects));
+    expect(envOf(containerOf(other, 'highwater')).NODE_OPTIONS).toBe('--max-semi-space-size=4');
+    const none = podSpecOf(workloadOf((await template([...IMAGE, '--set', 'highwater.sidecarNodeOptions='])).objects));
+    expect(envOf(containerOf(none, 'highwater')).NODE_OPTIONS).toBeUndefined();
   });
 
   it("the app container's security context is the user's, untouched, and it gets no default resources", async () => {
@@ -243,10 +250,17 @@ describe('containers', () => {
   it('the app shares the run dir with the sidecar and mounts the bundle read-only', async () => {
     const spec = podSpecOf(workloadOf((await template(IMAGE)).objects));
     const app = spec.containers[0];
+    const [init] = spec.initContainers;
     const sidecar = containerOf(spec, 'highwater');
     const mount = (c: any, vol: string) => c.volumeMounts.find((m: any) => m.name === vol);
     expect(mount(app, 'highwater-run').mountPath).toBe(mount(sidecar, 'highwater-run').mountPath);
-    expect(envOf(app).HIGHWATER_RUN_DIR).toBe(mount(sidecar, 'highwater-run').mountPath);
+    expect(mount(init, 'highwater-run').mountPath).toBe(mount(sidecar, 'highwater-run').mountPath);
+    // The run dir is the directory the init container makes in the volume, for both.
+    expect(envOf(app).HIGHWATER_RUN_DIR).toBe(`${mount(sidecar, 'highwater-run').mountPath}/shared`);
+    expect(sidecar.args[sidecar.args.indexOf('--run-dir') + 1]).toBe(envOf(app).HIGHWATER_RUN_DIR);
+    expect(init.command.at(-1)).toBe(envOf(app).HIGHWATER_RUN_DIR);
+    expect(envOf(app).HIGHWATER_FILE_MODE).toBe('0640'); // owner and highwater's group, never others
+    expect(spec.securityContext).toBeUndefined(); // no fsGroup: the user's own volumes keep their owners
     expect(mount(app, 'highwater-bundle')).toEqual({ name: 'highwater-bundle', mountPath: '/highwater', readOnly: true });
     expect(envOf(app).HIGHWATER_CONTROL_UID).toBe(String(sidecar.securityContext.runAsUser));
   });
@@ -293,7 +307,7 @@ describe("the app's env: LD_PRELOAD and PYTHONPATH merged with the user's, never
     const byName = envOf(app);
     expect(byName.PYTHONPATH).toBe('/app/lib');
     expect(byName.LD_PRELOAD).toEqual({ configMapKeyRef: { name: 'cm', key: 'preload' } });
-    expect(byName.HIGHWATER_RUN_DIR).toBe('/run/highwater');
+    expect(byName.HIGHWATER_RUN_DIR).toBe('/run/highwater/shared');
   });
 
   it('the sampling rate is one value, passed to the shim', async () => {

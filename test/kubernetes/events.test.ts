@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isHighwaterError } from '../../sidecar/src/errors.js';
 import { EventsClient, loadKubeConfig } from '../../sidecar/src/kubernetes/client.js';
-import { factsOf, microTime, oomEvent, oomNote, podFromEnv, rowOf, truncateUtf8, type PodRef } from '../../sidecar/src/kubernetes/event.js';
+import { factsOf, microTime, oomEvent, oomNote, podFromEnv, rowOf, truncateUtf8, wantsEvent, type PodRef } from '../../sidecar/src/kubernetes/event.js';
 import type { ReportJson } from '../../sidecar/src/report/model.js';
 import { startFakeApiServer, validateEvent, type FakeApiServer } from './fake-api-server.js';
 
@@ -76,6 +76,26 @@ describe('HighwaterOOM Event', () => {
     for (const k of ['deprecatedCount', 'deprecatedSource', 'deprecatedFirstTimestamp', 'deprecatedLastTimestamp', 'series']) expect(ev[k]).toBeUndefined();
     // Read back as collect kubernetes does.
     expect(rowOf(ev)).toMatchObject({ namespace: 'ml', pod: 'train-job-x7k2p', container: 'app', peakBytes: 350 * MiB, topLine: 'job.py:31 return np.ones(n)', where });
+  });
+
+  it('a killed post-mortem gets the same Event with action Killed, a note that says so, and the trigger annotated', async () => {
+    const f = await fake();
+    const killed = { ...report(), trigger: 'killed', oomReason: null } as unknown as ReportJson;
+    const where = '/reports/20261129-184500-killed/index.html';
+    const facts = factsOf(killed, where);
+    expect(facts.trigger).toBe('killed');
+    await client(f).create(pod.namespace, oomEvent(pod, facts, Date.now()));
+    expect(f.creates.map((c) => c.errors)).toEqual([[]]);
+    const ev = f.events[0]!;
+    expect(ev).toMatchObject({ reason: 'HighwaterOOM', action: 'Killed', type: 'Warning', metadata: { annotations: { 'highwater.dev/trigger': 'killed' } } });
+    expect(ev.note).toBe(`killed (SIGKILL, most likely the kernel OOM killer) before highwater could act: peak 350.0 MiB of limit 400.0 MiB at job.py:31 return np.ones(n); report: ${where}`);
+    // An OOM caught keeps its action and says which trigger it was.
+    const oom = oomEvent(pod, factsOf(report(), where), Date.now());
+    expect(oom.action).toBe('OOMDetected');
+    expect((oom.metadata as { annotations: Record<string, string> }).annotations['highwater.dev/trigger']).toBe('oom');
+    const triggers = ['oom', 'killed', 'exit', 'signal', 'api', 'request'];
+    expect(triggers.filter((t) => wantsEvent(t, true))).toEqual(['oom', 'killed']); // post-mortems
+    expect(triggers.filter((t) => wantsEvent(t, false))).toEqual(['oom']); // dumps
   });
 
   it('keeps the note within 1024 bytes, cut on a UTF-8 boundary, and the report path whole', async () => {

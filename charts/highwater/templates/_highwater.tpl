@@ -11,13 +11,27 @@ nindent:
   Job spec:          podFailurePolicy: highwater.podFailurePolicy
 */}}
 
-{{/* Copies the bundle (init, shim, Python package; not Node) into an emptyDir. */}}
+{{/*
+The run dir the shim and the watcher share: a directory of the run-dir
+volume made by the init container (uid/gid highwater.uid) with mode 3777.
+The setgid bit gives every file the app creates there highwater's group,
+whatever the app's uid and gid, so the shim's HIGHWATER_FILE_MODE=0640 lets
+the sidecar read it and nobody else in the pod (reports hold source lines);
+the sticky bit keeps other uids from removing or replacing the app's files
+(the sidecar removes them as the directory's owner). No pod fsGroup is
+needed, which would also re-own the user's own volumes.
+*/}}
+{{- define "highwater.sharedRunDir" -}}
+{{- printf "%s/shared" (trimSuffix "/" .Values.highwater.runDir) -}}
+{{- end -}}
+
+{{/* Copies the bundle (init, shim, Python package; not Node) into an emptyDir and makes the shared run dir. */}}
 {{- define "highwater.initContainer" -}}
 {{- $hw := .Values.highwater -}}
 - name: highwater-bundle
   image: {{ include "highwater.image" . }}
   imagePullPolicy: {{ $hw.image.pullPolicy }}
-  command: [cp, -r, /opt/highwater/bin, /opt/highwater/lib, /opt/highwater/python, /highwater-bundle/]
+  command: [sh, -c, 'cp -r /opt/highwater/bin /opt/highwater/lib /opt/highwater/python /highwater-bundle/ && mkdir -p -m 3777 "$0"', {{ include "highwater.sharedRunDir" . | quote }}]
   resources:
     {{- toYaml $hw.initResources | nindent 4 }}
   securityContext:
@@ -25,6 +39,8 @@ nindent:
   volumeMounts:
     - name: highwater-bundle
       mountPath: /highwater-bundle
+    - name: highwater-run
+      mountPath: {{ $hw.runDir }}
 {{- end -}}
 
 {{/* `highwater watch` as a native sidecar: restartPolicy Always in initContainers. */}}
@@ -37,7 +53,7 @@ nindent:
   restartPolicy: Always
   args:
     - --run-dir
-    - {{ $hw.runDir | quote }}
+    - {{ include "highwater.sharedRunDir" . | quote }}
     - --output
     - {{ $v.reports.mountPath | quote }}
     - --metrics-port
@@ -72,6 +88,10 @@ nindent:
     {{- if or $v.upload.url $v.upload.urlSecret }}
     - name: HIGHWATER_UPLOAD_TIMEOUT
       value: {{ $v.upload.timeoutSeconds | toString | quote }}
+    {{- end }}
+    {{- with $hw.sidecarNodeOptions }}
+    - name: NODE_OPTIONS
+      value: {{ . | quote }}
     {{- end }}
     {{- with $hw.sidecarEnv }}
     {{- toYaml . | nindent 4 }}
@@ -130,10 +150,11 @@ HIGHWATER_USER_<NAME> and referenced with $(...), which Kubernetes expands.
 - {{ toYaml . | nindent 2 | trim }}
 {{- end }}
 {{- end }}
-{{- $own := list (dict "name" "HIGHWATER_RUN_DIR" "value" $hw.runDir) -}}
+{{- $own := list (dict "name" "HIGHWATER_RUN_DIR" "value" (include "highwater.sharedRunDir" .)) -}}
 {{- $own = append $own (dict "name" "HIGHWATER_OUTPUT_DIR" "value" $v.reports.mountPath) -}}
 {{- $own = append $own (dict "name" "HIGHWATER_CONTROL_UID" "value" (toString $hw.uid)) -}}
-{{- $own = append $own (dict "name" "HIGHWATER_FILE_MODE" "value" "0666") -}}
+{{- /* Owner and highwater's group (the setgid run dir): highwater.sharedRunDir. */ -}}
+{{- $own = append $own (dict "name" "HIGHWATER_FILE_MODE" "value" "0640") -}}
 {{- $own = append $own (dict "name" "HIGHWATER_MIN_AVAILABLE" "value" $hw.minAvailable) -}}
 {{- $own = append $own (dict "name" "HIGHWATER_OOM_DETECTION" "value" (ternary "1" "0" $hw.oomDetection)) -}}
 {{- with $hw.sampleRate }}

@@ -66,7 +66,7 @@ Options of watch (docs/docker.md):
   --warn-after SECONDS       say so when no tracked process appeared by then (default 5; 0 = never;
                              env HIGHWATER_WARN_AFTER)
   --once                     render what is there (dumps, post-mortems of ended processes) and exit
-  --events                   post a HighwaterOOM Event on the pod for each OOM report (env HIGHWATER_EVENTS=1;
+  --events                   post a HighwaterOOM Event on the pod for each OOM or killed report (env HIGHWATER_EVENTS=1;
                              pod from HIGHWATER_POD_NAME/_NAMESPACE/_UID, docs/configuration.md)
   --upload-url TEMPLATE      PUT every report file to TEMPLATE with {pod} {namespace} {node} {uid} {time}
                              {report} {file} (env HIGHWATER_UPLOAD_URL)

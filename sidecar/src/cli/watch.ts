@@ -10,8 +10,9 @@ import { accessSync, constants as fsConstants, existsSync, mkdirSync, writeFileS
 import { basename, join, resolve } from 'node:path';
 import type { Config } from '../config/config.js';
 import type { WatchConfig } from '../config/watch.js';
-import { factsOf } from '../kubernetes/event.js';
+import { factsOf, wantsEvent } from '../kubernetes/event.js';
 import { OomEventPoster } from '../kubernetes/oom-events.js';
+import { lightEventSink, openEventSink } from '../kubernetes/event-sink.js';
 import { compactTime, fill, redact } from '../upload/template.js';
 import { moduleLogger, type Logger } from '../log.js';
 import { Metrics, MetricsServer } from '../metrics/index.js';
@@ -79,10 +80,7 @@ function reportsThatOutliveThePod(watch: WatchConfig, metrics: Metrics, root: Lo
   const event = watch.events
     ? new OomEventPoster({
         pod: watch.pod,
-        client: async () => {
-          const { EventsClient, loadKubeConfig } = await import('../kubernetes/client.js'); // client-node loads only when Events are on
-          return new EventsClient(loadKubeConfig());
-        },
+        client: () => openEventSink(), // in a pod node:https; elsewhere client-node, loaded at the first Event
         log,
         onPosted: () => metrics.eventPosted(),
         onFailed: (code) => metrics.eventFailed(code),
@@ -156,9 +154,10 @@ export async function watchCommand(opts: WatchOptions): Promise<number> {
   const oomCounted = new Set<number>();
   const termState = { oomWritten: false };
   const outlive = reportsThatOutliveThePod(watch, metrics, opts.logger);
-  const onReport = (dir: string, report: ReportJson): void => {
+  const onReport = (dir: string, report: ReportJson, postMortem: boolean): void => {
     const uploadedTo = outlive.upload(dir, report);
-    if (report.trigger === 'oom') {
+    if (wantsEvent(report.trigger, postMortem)) {
+      // An OOM caught, or the post-mortem of a process SIGKILLed before it could be (memory.oom.group).
       const local = join(dir, 'index.html');
       outlive.event?.post(factsOf(report, uploadedTo ? `${local}; upload: ${uploadedTo}` : local));
     }
@@ -206,7 +205,7 @@ export async function watchCommand(opts: WatchOptions): Promise<number> {
         say(`report written to ${join(e.dir, 'index.html')} (${e.report.trigger}, peak ${humanBytes(e.report.peakBytes)}, ${topLineOf(e.report)})`);
         for (const line of reportSummaryLines(e.report)) say(line);
         writeTerminationLog(watch.terminationLog, e.report, e.dir, termState, log);
-        onReport(e.dir, e.report);
+        onReport(e.dir, e.report, e.postMortem);
         break;
       case 'report-failed':
         metrics.reportFailed(e.reason);
@@ -256,7 +255,7 @@ export async function watchCommand(opts: WatchOptions): Promise<number> {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
     watcher.start();
-    outlive.event?.warm();
+    if (lightEventSink()) outlive.event?.warm();
     for (const sig of takeEarlySignals()) onSignal(sig); // the job may have ended while we were loading
   });
   await server?.stop();

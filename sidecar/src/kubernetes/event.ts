@@ -1,6 +1,11 @@
 /**
  * The HighwaterOOM Event (events.k8s.io/v1), built as plain data (pure: no
- * SDK here; kubernetes/client.ts posts it). Every field the API server's
+ * SDK here; kubernetes/event-sink.ts posts it). Two reports get one: an OOM
+ * the guard caught (`trigger: oom`, action OOMDetected) and the post-mortem
+ * of a process that vanished without a dump (`trigger: killed`, action
+ * Killed): with `memory.oom.group=1` (Kubernetes >= 1.28 on cgroup v2) the
+ * kernel's OOM killer SIGKILLs the whole container at once, and the state
+ * file on the shared volume is all that is left to say where memory went. Every field the API server's
  * validation requires is set, the deprecated ones are left unset, and the
  * lengths are kept: reason/action/reportingInstance ≤ 128 characters, note ≤
  * 1024 bytes cut on a UTF-8 boundary, namespace = the pod's.
@@ -24,6 +29,17 @@ export interface PodRef {
 
 export const EVENT_REASON = 'HighwaterOOM';
 export const EVENT_ACTION = 'OOMDetected';
+/** The action of the post-mortem of a process killed before the guard could act. */
+export const KILLED_ACTION = 'Killed';
+
+/**
+ * The reports that get an Event: an OOM caught (a dump, or the post-mortem of
+ * a shim that exited 53), or the post-mortem of a process killed before it
+ * could be (`killed`, watcher/post-mortem.ts).
+ */
+export function wantsEvent(trigger: string, postMortem: boolean): boolean {
+  return trigger === 'oom' || (postMortem && trigger === 'killed');
+}
 export const REPORTING_CONTROLLER = 'highwater.dev/watch';
 export const NOTE_MAX_BYTES = 1024;
 const ANNOTATION = 'highwater.dev/';
@@ -54,6 +70,8 @@ export function microTime(ms: number): string {
 
 /** What the Event says: the same facts as the termination message. */
 export interface OomFacts {
+  /** `killed`: the post-mortem of a process gone without a dump. @default 'oom' */
+  trigger?: 'oom' | 'killed';
   reason: string;
   peakBytes: number;
   /** 0 = no limit known. */
@@ -65,6 +83,7 @@ export interface OomFacts {
 
 export function factsOf(report: ReportJson, where: string): OomFacts {
   return {
+    trigger: report.trigger === 'killed' ? 'killed' : 'oom',
     reason: report.oomReason ?? 'unknown',
     peakBytes: report.peakBytes,
     limitBytes: report.memory?.limitBytes ?? 0,
@@ -73,11 +92,15 @@ export function factsOf(report: ReportJson, where: string): OomFacts {
   };
 }
 
-/** `out of memory (low-available): peak 350 MiB of limit 400 MiB at job.py:31 x = ...; report: /reports/.../index.html` */
+/**
+ * `out of memory (low-available): peak 350 MiB of limit 400 MiB at job.py:31 x = ...; report: /reports/.../index.html`,
+ * or for a post-mortem `killed (SIGKILL, most likely the kernel OOM killer) before highwater could act: peak ... at ...; report: ...`
+ */
 export function oomNote(f: OomFacts): string {
   const limit = f.limitBytes > 0 ? ` of limit ${humanBytes(f.limitBytes)}` : '';
   const tail = `; report: ${f.where}`;
-  const head = `out of memory (${f.reason}): peak ${humanBytes(f.peakBytes)}${limit} at `;
+  const why = f.trigger === 'killed' ? 'killed (SIGKILL, most likely the kernel OOM killer) before highwater could act' : `out of memory (${f.reason})`;
+  const head = `${why}: peak ${humanBytes(f.peakBytes)}${limit} at `;
   // The top line is the part that may be long (a line of code): cut it first, so the report path survives.
   const room = NOTE_MAX_BYTES - Buffer.byteLength(head + tail);
   const line = room > 16 ? truncateUtf8(f.topLine, room) : '';
@@ -107,12 +130,13 @@ export function oomEvent(pod: PodRef, facts: OomFacts, nowMs: number, random = M
         [`${ANNOTATION}top-line`]: truncateUtf8(facts.topLine, 512),
         [`${ANNOTATION}report`]: truncateUtf8(facts.where, 2048),
         [`${ANNOTATION}container`]: pod.container,
+        [`${ANNOTATION}trigger`]: facts.trigger ?? 'oom',
       },
     },
     eventTime: microTime(nowMs),
     reportingController: REPORTING_CONTROLLER,
     reportingInstance: truncateUtf8(`${REPORTING_CONTROLLER}-${pod.node || pod.name}`, 128),
-    action: EVENT_ACTION,
+    action: facts.trigger === 'killed' ? KILLED_ACTION : EVENT_ACTION,
     reason: EVENT_REASON,
     type: 'Warning',
     regarding,

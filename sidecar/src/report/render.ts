@@ -83,6 +83,9 @@ export function buildReportJson(data: ProfileData, bounded = boundProfile(data))
     stacks: trimToCoverage(sorted, data.peakBytes, 0.99),
     truncation: bounded.truncation,
     ...(data.failedAllocation ? { failedAllocation: data.failedAllocation } : {}),
+    // Added fields, container-wide reports only (report/container.ts).
+    ...(data.container ? { container: data.container } : {}),
+    ...(data.processes ? { processes: data.processes } : {}),
     ...oomFields(data),
   };
 }

@@ -17,7 +17,6 @@ import { reportSummaryLines } from '../../sidecar/src/report/toplines.js';
 const MiB = 1024 * 1024;
 const f = (file: string, line: number, fn: string, code: string): Frame => ({ file, line, function: fn, code });
 const MAIN = f('/app/train.py', 20, '<module>', 'main()');
-const RUN = f('/app/train.py', 12, 'main', 'results = pool.map(build, parts)');
 const LOAD = f('/app/train.py', 8, 'main', 'table = load()');
 const BUILD = f('/app/features.py', 88, 'build_matrix', 'rows = np.vstack(parts)');
 const SMALL = f('/app/features.py', 91, 'build_matrix', 'idx = list(range(n))');

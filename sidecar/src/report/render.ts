@@ -154,6 +154,16 @@ async function makeDir(outDir: string, stamped: boolean, dirMode: number, now: D
 }
 
 /**
+ * A new report directory `<outDir>/<timestamp>/` (mode from `fileMode` as in
+ * renderReport), for a report written in parts: the container-wide report
+ * puts each process's own report under it before its own index.html.
+ */
+export async function makeReportDir(outDir: string, opts: RenderOptions = {}): Promise<string> {
+  const fileMode = opts.fileMode ?? 0o600;
+  return makeDir(outDir, true, fileMode | ((fileMode & 0o444) >> 2), opts.now ?? new Date());
+}
+
+/**
  * In a directory made for this report, files are created exclusively. In an
  * existing directory (`--no-timestamp`), a file already there (or a symlink
  * someone planted) is replaced by rename, never written through or chmod'ed.

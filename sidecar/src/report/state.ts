@@ -33,6 +33,12 @@ export interface StateReadOptions {
   trigger?: Trigger;
   /** Source text of a line, or undefined. @default read from disk, relative paths against the state's cwd */
   readSource?: SourceReader;
+  /**
+   * Which bytes per node become `stacks`: the peak (default), `live` (the
+   * memory live now), or bytes per node taken earlier (`nodeBytes[i]` for
+   * node i: a sample of the live area, watcher/live-sample.ts).
+   */
+  nodeBytes?: 'peak' | 'live' | Float64Array;
 }
 
 function bad(what: string): HighwaterError {
@@ -163,11 +169,12 @@ export function parseStateFile(buf: Buffer, opts: StateReadOptions = {}): Profil
     return [...walk(outerEnd[n]!, KEEP_OUTER), foldedFramesMarker(d - KEEP_OUTER - KEEP_INNER), ...walk(n, KEEP_INNER)];
   };
 
-  const peakOff = peakSource === 1 ? liveOff : snapshotOff;
+  const peakOff = peakSource === 1 || opts.nodeBytes === 'live' ? liveOff : snapshotOff;
+  const given = opts.nodeBytes instanceof Float64Array ? opts.nodeBytes : undefined;
   const withBytes: number[] = [];
   const nodeBytes: number[] = [];
   for (let i = 0; i < nodeCount; i++) {
-    const bytes = Number(buf.readBigInt64LE(peakOff + i * 8));
+    const bytes = given ? (given[i] ?? 0) : Number(buf.readBigInt64LE(peakOff + i * 8));
     if (!(bytes > 0)) continue;
     withBytes.push(i);
     nodeBytes.push(bytes);

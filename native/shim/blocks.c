@@ -221,6 +221,14 @@ void hw__blocks_reset(void) {
   hw__narrow_used = hw__wide_used = 0;
 }
 
+void hw__blocks_forget(void) {
+  hw__pages_free(hw__narrow, hw__narrow_cap * sizeof *hw__narrow);
+  hw__pages_free(hw__wide, hw__wide_cap * sizeof *hw__wide);
+  hw__narrow = NULL;
+  hw__wide = NULL;
+  hw__narrow_cap = hw__wide_cap = hw__narrow_used = hw__wide_used = 0;
+}
+
 size_t hw__blocks_count(void) { return hw__narrow_used + hw__wide_used; }
 
 size_t hw__blocks_overhead(void) {

@@ -50,6 +50,8 @@ void hw__config_load(void) {
   c->floor_pct_x100 = 200;
   c->control_uid = -1;
   c->file_mode = 0600;
+  c->children = 1;
+  c->stop_grace_ms = 3000;
 
   const char *v = getenv("HIGHWATER_DEBUG");
   hw__debug_on = v && strcmp(v, "1") == 0;
@@ -110,5 +112,16 @@ void hw__config_load(void) {
     unsigned long m = strtoul(v, &end, 8);
     if (*end == '\0' && m <= 0777) c->file_mode = (unsigned)m;
     else hw__log("HIGHWATER_FILE_MODE=%s is not an octal mode; using 0600", v);
+  }
+  v = getenv("HIGHWATER_CHILDREN");
+  if (v && *v) {
+    if (strcmp(v, "0") == 0) c->children = 0;
+    else if (strcmp(v, "1") != 0) hw__log("HIGHWATER_CHILDREN=%s is not 0 or 1; using 1", v);
+  }
+  v = getenv("HIGHWATER_STOP_GRACE_MS");
+  if (v && *v) {
+    uint64_t ms;
+    if (hw__parse_u64(v, &ms) == 0 && ms <= 600000) c->stop_grace_ms = ms;
+    else hw__log("HIGHWATER_STOP_GRACE_MS=%s is not 0 - 600000; using 3000", v);
   }
 }

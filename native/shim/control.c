@@ -148,6 +148,14 @@ static void hw__serve_line(hw_conn *c, const char *line, size_t len) {
     hw__reply(&c->fd, "ok ", "exiting");
     hw__conn_drop(c);
     hw__oom_exit(cmd.reason, 0, HW_NODE_NONE);
+  case HW_CMD_CONTAINER_OOM: /* another process tripped: stop the container (container.c) */
+    if (!hw__container_oom_set()) {
+      hw__reply(&c->fd, "error ", "no-oom");
+      break;
+    }
+    hw__reply(&c->fd, "ok ", "stopping");
+    hw__conn_drop(c);
+    hw__container_stop_all();
   default:
     hw__reply(&c->fd, "error ", cmd.error);
     break;
@@ -297,6 +305,7 @@ static void *hw__control_main(void *arg) {
       hw__read_memory(&r);
       hw__publish_readings(&r);
       next_status = now + HW_STATUS_PERIOD_MS;
+      hw__container_tick(); /* slots of processes that died without leaving */
       if (!hw__listen_intact() && now >= next_rebind) {
         if (hw__listen_open() != 0)
           hw__debug("control socket %s lost; cannot re-create it: %s", hw__sock_path,
@@ -368,7 +377,10 @@ int hw__control_start(void) {
   sa.sa_flags = SA_RESTART | SA_SIGINFO;
   sigemptyset(&sa.sa_mask);
   struct sigaction prev;
-  if (sigaction(SIGUSR2, NULL, &prev) == 0 && !(prev.sa_flags & SA_SIGINFO) &&
+  /* Only the root takes SIGUSR2: a tracked child (a pool worker) dies of it
+   * as it would without highwater; its dumps go through the socket. */
+  int child = hw__state.hdr && hw__state.hdr->origin > HW_ORIGIN_ROOT;
+  if (!child && sigaction(SIGUSR2, NULL, &prev) == 0 && !(prev.sa_flags & SA_SIGINFO) &&
       prev.sa_handler == SIG_DFL && sigaction(SIGUSR2, &sa, NULL) == 0)
     hw__sig_installed = 1;
   pthread_t th;

@@ -121,6 +121,7 @@ void hw__oom_exit(int reason, size_t bytes, uint32_t node) {
   }
   hw__tracking = 0;
   if (hw__state.hdr) hw__state.hdr->oom_reason = (uint64_t)reason;
+  hw__container_oom_claim(reason); /* other processes: container.c */
   char path[640] = "";
   static const char *names[] = {"", "low-available", "swap", "failed-allocation"};
   int rc = hw__dump(NULL, "oom", reason, HW_SNAP_PEAK | HW_SNAP_CURRENT, bytes, node, path,
@@ -131,6 +132,8 @@ void hw__oom_exit(int reason, size_t bytes, uint32_t node) {
     hw__log("out of memory (%s): could not write the dump in %s (%s); exiting with code 53",
             names[reason], hw__config.run_dir, strerror(-rc));
   hw__termlog_write(names[reason], rc == 0 ? path : NULL);
+  hw__container_oom_after_dump(); /* the others are stopped (may not return) */
   if (hw__state.hdr) hw__state.hdr->exit_status = 0x100 | 53;
+  hw__container_leave(1, 53);
   _exit(53);
 }

@@ -21,7 +21,9 @@
 #define HW_EXPORT __attribute__((visibility("default")))
 
 static inline int hw__should_track(hw_thread_t *t) {
-  return HW_LIKELY(hw__tracking) && !t->guard;
+  if (HW_LIKELY(hw__tracking)) return !t->guard;
+  /* A forked child's first allocation starts its own tracking (children.c). */
+  return HW_UNLIKELY(hw__child_pending) && !t->guard && hw__child_begin();
 }
 
 /* Runs before the allocation: the guard's verdict (0, or the rule the

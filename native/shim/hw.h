@@ -84,6 +84,8 @@ typedef struct {
   uint64_t sample_rate;  /* HIGHWATER_SAMPLE_RATE, bytes; 0 = exact (sampling.h) */
   uint64_t sample_seed;  /* HIGHWATER_SAMPLE_SEED, when sample_seeded */
   int sample_seeded;
+  int children;          /* HIGHWATER_CHILDREN: track Python children (default 1) */
+  uint64_t stop_grace_ms; /* HIGHWATER_STOP_GRACE_MS */
 } hw_config_t;
 extern hw_config_t hw__config;
 void hw__config_load(void);
@@ -123,6 +125,23 @@ typedef struct {
   char cwd[1024];
   uint64_t sample_rate_bytes; /* 2336: sampling.c; 0 = exact */
   uint64_t off_timeline;      /* 2344: timeline.c's ring; 0: none (older shims) */
+  /* 2352..2479: several processes (children.c, container.c; docs/protocol.md) */
+  uint64_t origin;            /* HW_ORIGIN_* */
+  uint64_t parent_pid;
+  uint64_t tracked_parent_pid;
+  uint64_t start_ms;
+  uint64_t start_ticks;
+  uint64_t inherited_bytes;
+  uint64_t fork_seq;
+  uint64_t container_slot;
+  uint64_t container_start_epoch;
+  volatile uint64_t container_ended;
+  volatile uint64_t container_end_epoch;
+  volatile uint64_t cpeak_epoch;
+  volatile int64_t cpeak_bytes;
+  uint64_t off_cpeak;
+  volatile uint64_t end_ms;
+  volatile uint64_t exit_code;
 } hw_state_header;
 /* The offsets docs/protocol.md documents and sidecar/src/report/state.ts reads:
  * the build fails before they can drift apart. */
@@ -135,6 +154,11 @@ _Static_assert(offsetof(hw_state_header, argv) == 288, "argv");
 _Static_assert(offsetof(hw_state_header, cwd) == 1312, "cwd");
 _Static_assert(offsetof(hw_state_header, sample_rate_bytes) == 2336, "sampleRateBytes");
 _Static_assert(offsetof(hw_state_header, off_timeline) == 2344, "timeline offset");
+_Static_assert(offsetof(hw_state_header, origin) == 2352, "origin");
+_Static_assert(offsetof(hw_state_header, start_ticks) == 2384, "startTicks");
+_Static_assert(offsetof(hw_state_header, container_ended) == 2424, "containerEnded");
+_Static_assert(offsetof(hw_state_header, off_cpeak) == 2456, "cpeak offset");
+_Static_assert(offsetof(hw_state_header, exit_code) == 2472, "exitCode");
 _Static_assert(sizeof(hw_state_header) <= 4096, "the header fits its 4096 bytes");
 
 typedef struct {
@@ -144,6 +168,7 @@ typedef struct {
   char *strings;
   volatile int64_t *live;
   int64_t *snapshot;
+  int64_t *cpeak; /* container.c: live bytes at the container peak */
   uint64_t string_used;
   size_t map_bytes;
 } hw_state_t;
@@ -171,6 +196,7 @@ int hw__blocks_put(uintptr_t a, uint64_t size, uint32_t node, uint64_t *old_size
 /* Removes a block; returns 1 with its size and node, 0 when unknown. */
 int hw__blocks_take(uintptr_t a, uint64_t *size, uint32_t *node);
 void hw__blocks_reset(void);
+void hw__blocks_forget(void); /* a fork child: drop the parent's table */
 size_t hw__blocks_count(void);
 size_t hw__blocks_overhead(void);
 
@@ -184,6 +210,7 @@ int hw__track_take(void *p, size_t *size, uint32_t *node);
 void hw__track_mmap(void *p, size_t len, uint32_t node);
 void hw__track_munmap(void *p, size_t len);
 void hw__tracker_reset(void); /* API mode: forget everything, start a new peak */
+void hw__tracker_forget_in_child(void);
 size_t hw__tracker_live_allocations(void);
 size_t hw__tracker_overhead_bytes(void);
 
@@ -309,6 +336,39 @@ static inline void hw__timeline_moved(int64_t cur) {
 int hw__control_start(void);
 void hw__control_notify_signal(void);
 void hw__control_close_in_child(void);
+
+/* ---- container.c: the container file shared by every tracked process ---- */
+enum { HW_ORIGIN_ROOT = 1, HW_ORIGIN_EXEC = 2, HW_ORIGIN_FORK = 3 };
+extern volatile uint64_t *hw__cont_epoch; /* the container's peakEpoch (a private 0 when none) */
+extern uint64_t hw__cont_seen;            /* the epoch this process's cpeak area holds */
+extern int64_t hw__cont_lo, hw__cont_hi;  /* publish when tracked bytes leave [lo, hi] */
+/* Joins (or creates) the container file; origin and tracked parent come from
+ * the fork (HW_ORIGIN_FORK) or are found here (0). State file open. */
+void hw__container_join(int origin, uint64_t tracked_parent);
+void hw__container_forget_in_child(void); /* fork child handler: the slot is the parent's */
+void hw__container_snapshot(void);        /* hw__lock held */
+void hw__container_publish(int64_t cur);  /* hw__lock held */
+void hw__container_leave(int have_code, int code);
+void hw__container_tick(void); /* control thread: reap slots of dead processes */
+/* OOM: claim the container flag (before the dump), then stop the others. */
+void hw__container_oom_claim(int reason);
+void hw__container_oom_after_dump(void);
+__attribute__((noreturn)) void hw__container_stop_all(void); /* then _exit(53) */
+int hw__container_oom_set(void);
+uint64_t hw__proc_start_ticks(int pid, int *ppid, char *state);
+/* Before `live` changes (hw__lock held): one compare, a copy after a new container peak. */
+static inline void hw__container_check(void) {
+  if (HW_UNLIKELY(*hw__cont_epoch != hw__cont_seen)) hw__container_snapshot();
+}
+static inline void hw__container_moved(int64_t cur) {
+  if (HW_UNLIKELY(cur < hw__cont_lo || cur > hw__cont_hi)) hw__container_publish(cur);
+}
+
+/* ---- children.c: forked children start their own tracking ---- */
+extern volatile int hw__child_pending; /* a fork child that has not allocated yet */
+void hw__children_prepare(void);          /* atfork prepare */
+int hw__children_fork_child(int was_tracking); /* atfork child; 1: tracking restarts lazily */
+int hw__child_begin(void);                /* first allocation in the child: 1 = tracking */
 
 /* ---- init.c ---- */
 extern volatile int hw__active; /* a Python process with a run dir */

@@ -29,6 +29,7 @@ uint64_t hw__now_ms(void) {
 }
 
 static void hw__atfork_prepare(void) {
+  hw__children_prepare();
   pthread_mutex_lock(&hw__intern_lock);
   pthread_mutex_lock(&hw__lock);
 }
@@ -43,16 +44,19 @@ static void hw__atfork_child(void) {
    * and the control thread did not survive the fork. */
   pthread_mutex_init(&hw__lock, NULL);
   pthread_mutex_init(&hw__intern_lock, NULL);
+  int was_tracking = hw__tracking;
   hw__in_child = 1;
   hw__tracking = 0;
   hw__guard_on = 0;
   hw__active = 0;
   hw__control_close_in_child();
+  /* With children tracked, it starts its own at its first allocation. */
+  if (hw__children_fork_child(was_tracking)) return;
   hw__state_close_in_child();
 }
 
-/* Children of the Python process must not inherit the shim: put back the
- * LD_PRELOAD the program had before highwater. */
+/* HIGHWATER_CHILDREN=0: children of the Python process must not inherit the
+ * shim: put back the LD_PRELOAD the program had before highwater. */
 static void hw__restore_ld_preload(void) {
   const char *orig = getenv("HIGHWATER_ORIG_LD_PRELOAD");
   if (orig && *orig) setenv("LD_PRELOAD", orig, 1);
@@ -69,9 +73,10 @@ __attribute__((constructor)) static void hw__init(void) {
     hw__debug("not a Python process; dormant");
     goto out;
   }
-  hw__restore_ld_preload();
+  if (!hw__config.children) hw__restore_ld_preload();
   mkdir(hw__config.run_dir, 0700);
   if (hw__state_open() != 0) goto out;
+  hw__container_join(0, 0); /* root or exec'd child: container.c finds out */
   hw__sampling_init();
   pthread_atfork(hw__atfork_prepare, hw__atfork_parent, hw__atfork_child);
   hw__active = 1;

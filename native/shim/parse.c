@@ -164,6 +164,9 @@ void hw__parse_command(const char *line, size_t len, hw_command *out) {
                   : strcmp(r, "failed-allocation") == 0 ? 3 : 0;
     if (out->reason) out->cmd = HW_CMD_OOM;
     else out->error = "bad-argument";
+  } else if (strncmp(buf, "container-oom ", 14) == 0) {
+    if (hw__parse_u64(buf + 14, &out->pid) == 0 && out->pid > 0) out->cmd = HW_CMD_CONTAINER_OOM;
+    else out->error = "bad-argument";
   }
   if (out->cmd) out->error = NULL;
 }

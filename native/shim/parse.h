@@ -33,12 +33,13 @@ int hw__join_cgroup(const char *mnt, const char *root, const char *cg, char *out
 
 /* A control line (docs/protocol.md), without its newline. */
 #define HW_CMD_LINE_MAX 256
-enum { HW_CMD_BAD = 0, HW_CMD_PING, HW_CMD_DUMP, HW_CMD_FLOOR, HW_CMD_OOM };
+enum { HW_CMD_BAD = 0, HW_CMD_PING, HW_CMD_DUMP, HW_CMD_FLOOR, HW_CMD_OOM, HW_CMD_CONTAINER_OOM };
 typedef struct {
   int cmd;
   const char *error; /* for HW_CMD_BAD: "unknown-command" or "bad-argument" */
   uint64_t floor;    /* HW_CMD_FLOOR */
   int reason;        /* HW_CMD_OOM: 1 low-available, 2 swap, 3 failed-allocation */
+  uint64_t pid;      /* HW_CMD_CONTAINER_OOM: the process that tripped */
 } hw_command;
 void hw__parse_command(const char *line, size_t len, hw_command *out);
 

@@ -53,6 +53,8 @@ int hw__state_open(void) {
   off += hw__page_up((uint64_t)HW_NODE_CAP * 8);
   uint64_t off_timeline = off;
   off += hw__page_up(hw__timeline_bytes());
+  uint64_t off_cpeak = off; /* container.c: per node, at the container peak */
+  off += hw__page_up((uint64_t)HW_NODE_CAP * 8);
 
   if (!hw__own_check(&own) || ftruncate(fd, (off_t)off) != 0) {
     hw__log("cannot size state file %s: %s; not tracking", path, strerror(errno));
@@ -77,6 +79,7 @@ int hw__state_open(void) {
   s->strings = base + off_strings;
   s->live = (volatile int64_t *)(base + off_live);
   s->snapshot = (int64_t *)(base + off_snapshot);
+  s->cpeak = (int64_t *)(base + off_cpeak);
   s->string_used = 0;
 
   hw_state_header *h = s->hdr;
@@ -92,6 +95,11 @@ int hw__state_open(void) {
   h->off_live = off_live;
   h->off_snapshot = off_snapshot;
   h->off_timeline = off_timeline;
+  h->off_cpeak = off_cpeak;
+  h->container_slot = UINT64_MAX;
+  h->start_ms = hw__now_ms();
+  h->start_ticks = hw__proc_start_ticks(getpid(), NULL, NULL);
+  h->parent_pid = (uint64_t)getppid();
   hw__timeline_init();
   h->peak_source = 1;
   /* Node 0: the root, no frame. */

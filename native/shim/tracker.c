@@ -66,6 +66,7 @@ static void hw__freeze_peak(hw_state_header *h) {
  * only for heap blocks under sampling (hw__add_block). */
 static inline void hw__add_split(uint32_t node, int64_t node_delta, int64_t delta) {
   hw_state_header *h = hw__state.hdr;
+  hw__container_check(); /* the container peak moved: keep this process's part first */
   if (delta < 0 && h->peak_source == 1) {
     /* Memory is about to fall from a new peak: freeze the peak first, while
      * `live` still is the peak (a reader after SIGKILL sees source 1 until
@@ -90,6 +91,7 @@ static inline void hw__add_split(uint32_t node, int64_t node_delta, int64_t delt
     if (h->peak_source != 1) __atomic_store_n(&h->peak_source, 1, __ATOMIC_RELEASE);
   }
   hw__timeline_moved(cur);
+  hw__container_moved(cur);
 }
 
 static inline void hw__add_bytes(uint32_t node, int64_t delta) { hw__add_split(node, delta, delta); }
@@ -249,4 +251,18 @@ size_t hw__tracker_live_allocations(void) { return hw__blocks_count() + hw__rang
 
 size_t hw__tracker_overhead_bytes(void) {
   return hw__blocks_overhead() + hw__range_cap * sizeof(hw_range);
+}
+
+/* A forked child: the parent's blocks and maps are the parent's (not charged
+ * here, their frees ignored: docs/protocol.md). Drop the tables instead of
+ * clearing them, so the child never copies the parent's pages. */
+void hw__tracker_forget_in_child(void) {
+  hw__blocks_forget();
+  hw__pages_free(hw__ranges, hw__range_cap * sizeof *hw__ranges);
+  hw__ranges = NULL;
+  hw__range_cap = hw__range_used = 0;
+  if (hw__dirty_ready == 1) {
+    for (size_t i = 0; i < hw__dirty_count; i++) hw__dirty_mark[hw__dirty_list[i]] = 0;
+    hw__dirty_count = 0;
+  }
 }

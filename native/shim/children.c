@@ -1,0 +1,128 @@
+/*
+ * Forked children start their own tracking, and every process leaves the
+ * container sum when it ends (docs/protocol.md, "Multiple processes").
+ *
+ * The fork child handler runs where only async-signal-safe work is sound
+ * (another thread of the parent may have held any lock): it only notes the
+ * fork with plain stores. The real start happens at the child's first
+ * allocation through the shim (hw__child_begin): a new state file holding a
+ * copy of the parent's stack, function and string tables as they were at
+ * the fork (so the intern caches the child inherited stay valid), empty
+ * live bytes, its own slot in the container file, a new control thread. A
+ * child that only execs never allocates through us and creates no file.
+ */
+#define _GNU_SOURCE
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "hw.h"
+
+#define HW_EXPORT __attribute__((visibility("default")))
+
+volatile int hw__child_pending;
+
+static uint64_t hw__forks;          /* forks of this process since its tracking began */
+static volatile uint64_t hw__fork_parent; /* pid of the forking process (set in prepare) */
+
+/* The parent's state mapping, as the child found it at the fork. */
+static struct {
+  char *base;
+  size_t bytes;
+  uint64_t nodes, funcs, strings;
+  int64_t current;
+  uint64_t seq;
+} hw__from;
+
+void hw__children_prepare(void) {
+  hw__fork_parent = (uint64_t)getpid();
+  hw__forks++;
+}
+
+int hw__children_fork_child(int was_tracking) {
+  if (!hw__config.children || !hw__state.hdr) return 0;
+  hw__container_forget_in_child();
+  hw__from.base = (char *)hw__state.hdr;
+  hw__from.bytes = hw__state.map_bytes;
+  hw__from.nodes = hw__state.hdr->node_count;
+  hw__from.funcs = hw__state.hdr->func_count;
+  hw__from.strings = hw__state.string_used;
+  hw__from.current = hw__state.hdr->current_bytes;
+  hw__from.seq = hw__forks;
+  /* Nothing may write the parent's file from here on. */
+  memset(&hw__state, 0, sizeof hw__state);
+  hw__forks = 0;
+  if (was_tracking) hw__child_pending = 1;
+  return 1;
+}
+
+/* Copies the parent's tables into our fresh state file, then lets the parent's go. */
+static void hw__adopt_tables(void) {
+  hw_state_t *s = &hw__state;
+  hw_state_header *old = (hw_state_header *)hw__from.base;
+  if (old->node_capacity == s->hdr->node_capacity && old->func_capacity == s->hdr->func_capacity &&
+      old->string_capacity == s->hdr->string_capacity && hw__from.nodes <= old->node_capacity &&
+      hw__from.funcs <= old->func_capacity && hw__from.strings <= old->string_capacity) {
+    memcpy(s->strings, hw__from.base + old->off_strings, hw__from.strings);
+    s->string_used = hw__from.strings;
+    memcpy(s->funcs, hw__from.base + old->off_funcs, hw__from.funcs * sizeof(hw_func_rec));
+    memcpy(s->nodes, hw__from.base + old->off_nodes, hw__from.nodes * sizeof(hw_node_rec));
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    s->hdr->func_count = hw__from.funcs;
+    s->hdr->node_count = hw__from.nodes;
+  }
+  syscall(SYS_munmap, (void *)hw__from.base, hw__from.bytes);
+  hw__from.base = NULL;
+}
+
+int hw__child_begin(void) {
+  if (!__atomic_exchange_n(&hw__child_pending, 0, __ATOMIC_ACQ_REL)) return 0;
+  hw_thread_t *t = &hw__thread;
+  int g = t->guard;
+  t->guard = 1;
+  int ok = hw__state_open() == 0;
+  if (ok) {
+    hw__adopt_tables();
+    hw__tracker_forget_in_child();
+    hw_state_header *h = hw__state.hdr;
+    memcpy(h->python, hw__py.version, sizeof h->python - 1);
+    h->inherited_bytes = hw__from.current > 0 ? (uint64_t)hw__from.current : 0;
+    h->fork_seq = hw__from.seq;
+    hw__container_join(HW_ORIGIN_FORK, hw__fork_parent);
+    hw__in_child = 0;
+    hw__active = 1;
+    hw__guard_init();
+    hw__control_start();
+    h->tracking = 1;
+    hw__tracking = 1;
+  } else if (hw__from.base) {
+    syscall(SYS_munmap, (void *)hw__from.base, hw__from.bytes);
+    hw__from.base = NULL;
+  }
+  t->guard = g;
+  return ok && !g;
+}
+
+/* os._exit() (a multiprocessing fork worker ends this way, skipping atexit
+ * and destructors) and every other direct _exit: leave the container sum
+ * first. The exit itself is the system call glibc's _exit makes. */
+HW_EXPORT void _exit(int status) {
+  /* A vfork child (subprocess whose exec failed) shares our memory and our
+   * thread's TLS: it must touch nothing, so the pid is checked first. */
+  if (hw__active && !hw__in_child && hw__state.hdr &&
+      (uint64_t)syscall(SYS_getpid) == hw__state.hdr->pid) {
+    hw__thread.guard = 1;
+    hw__container_leave(1, status);
+  }
+  syscall(SYS_exit_group, status);
+  for (;;) pause();
+}
+
+/* exit(): after the program's atexit handlers (and the bootstrap's exit dump). */
+__attribute__((destructor)) static void hw__children_at_exit(void) {
+  if (hw__active && !hw__in_child && hw__state.hdr &&
+      (uint64_t)syscall(SYS_getpid) == hw__state.hdr->pid) {
+    hw__thread.guard = 1;
+    hw__container_leave(0, 0);
+  }
+}

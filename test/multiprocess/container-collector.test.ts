@@ -42,7 +42,7 @@ function write(dir: string, s: StateSpec): { pid: number; ino: number; statePath
 describe('ContainerCollector', () => {
   test('the peak is the pass with the highest sum; each process contributes its stacks of that pass', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hw-coll-'));
-    const c = new ContainerCollector({ pollIntervalMs: 100, topPid: 10 });
+    const c = new ContainerCollector({ runDir: dir, topPid: 10 });
     // Pass 1: program 50 MiB, worker 100 MiB (sum 150).
     c.observe([write(dir, spec(10, ['python3', 'train.py'], 5, 50 * MiB)), write(dir, spec(11, SPAWN, 7, 100 * MiB))]);
     expect(c.active).toBe(true);
@@ -68,7 +68,7 @@ describe('ContainerCollector', () => {
 
   test('a recycling pool: ended workers beyond the kept ones are folded, their count and largest peak stay', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hw-coll-'));
-    const c = new ContainerCollector({ pollIntervalMs: 100, topPid: 10 });
+    const c = new ContainerCollector({ runDir: dir, topPid: 10 });
     const top = () => write(dir, spec(10, ['python3', 'train.py'], 5, 10 * MiB));
     const n = KEEP_ENDED + 12;
     for (let i = 0; i < n; i++) {
@@ -87,7 +87,7 @@ describe('ContainerCollector', () => {
 
   test('post-mortem: a process that died without a dump shows what it held when it died', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hw-coll-'));
-    const c = new ContainerCollector({ pollIntervalMs: 100, topPid: 10 });
+    const c = new ContainerCollector({ runDir: dir, topPid: 10 });
     c.observe([write(dir, spec(10, ['python3', 'train.py'], 5, 10 * MiB)), write(dir, spec(11, SPAWN, 7, 100 * MiB))]);
     // It grew to 700 MiB after the last pass, then SIGKILL: its live area says so.
     const w = write(dir, spec(11, SPAWN, 7, 700 * MiB));

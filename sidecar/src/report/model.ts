@@ -107,12 +107,14 @@ export interface ContainerSummary {
   /** When the sum of tracked memory was highest (ms since the epoch; 0 = unknown). */
   peakMs: number;
   /**
-   * How the per-process split at the peak was taken: `sampled` (the watcher
+   * How the per-process split at the peak was taken: `container` (the shims'
+   * shared sum and each process's snapshot at its highest epoch: exact up to
+   * one publication quantum, 1 MiB, per process), `sampled` (the watcher
    * read every process's live memory at once, the highest sum it saw),
    * `own-peaks` (no common moment was seen: each process's own peak, so
    * `peakBytes` is an upper bound of the container's).
    */
-  peakSource: 'sampled' | 'own-peaks';
+  peakSource: 'container' | 'sampled' | 'own-peaks';
   /** The OOM's process: the one whose guard or readings tripped it (null when not an OOM or unknown). */
   oomPid: number | null;
   /** Processes that ended and were folded away (only their count and largest peak are kept). */

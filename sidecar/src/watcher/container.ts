@@ -4,30 +4,60 @@
  * each process's end; it renders one report at the end (or on SIGUSR2 to the
  * program) whose flamegraph root splits by process (report/container.ts).
  *
- * Container peak: after each pass the live area of every state file is read
- * (watcher/live-sample.ts); the pass whose sum is highest is the peak, and
- * its per-node bytes become each process's stacks at the peak. Exact at the
- * sampled moments; a higher sum between two passes (shorter than the poll
- * interval) is not seen — the report says `peakSource: "sampled"`.
+ * Container peak: with the shims' container file (docs/protocol.md "Multiple
+ * processes"), the peak is the container's `peakEpoch`, and each process's
+ * part is its `cpeak` or `live` area by the protocol's rule: exact up to N ×
+ * 1 MiB (the publication quantum). Without one (an older shim), the watcher
+ * samples every live area each pass and keeps the pass with the highest sum
+ * (`peakSource: "sampled"`; a higher sum between two passes is not seen).
  *
  * Bounded over a long run (a recycling pool): a process that ended is
- * resolved into stacks while its state file is still there, then either kept
- * (the program, the processes in the peak sample, the OOM's process, and the
- * KEEP_ENDED largest own peaks) or folded (only counted); the watcher removes
- * its files either way. So the run dir holds the files of running processes
- * only, and this holds at most KEEP_ENDED + (processes at the peak) ended
- * processes' data.
+ * resolved into stacks while its state file is still there, then kept (the
+ * program, the OOM's process, the processes holding a part of the current
+ * peak, and the KEEP_ENDED largest own peaks) or folded (only counted); the
+ * watcher removes its files either way. So the run dir holds the files of
+ * running processes only, and this holds at most KEEP_ENDED + (processes at
+ * the peak) + 2 ended processes' data.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readDump } from '../report/dump.js';
 import { containerProfileData, type ContainerInput, type ProcessPart } from '../report/container.js';
-import type { ProcessSummary, ProfileData, ReportJson, Stack, Trigger } from '../report/model.js';
-import { processLabel, processRole } from '../report/process-label.js';
+import type { Frame, ProcessSummary, ProfileData, ReportJson, Stack, Trigger } from '../report/model.js';
+import { processLabel, processRole, type ProcessRole } from '../report/process-label.js';
 import { makeReportDir, renderReport, type RenderOptions } from '../report/render.js';
 import { readStateFile } from '../report/state.js';
-import { readLiveSample } from './live-sample.js';
+import { readContainerHeader, type ContainerHeader } from './container-file.js';
+import { readStateArea } from './live-sample.js';
+import { areaAt, contributesAt, parseProcessFacts, type ProcessFacts } from './process-facts.js';
 import type { StateHeader } from './state-header.js';
+
+/**
+ * Has a tracked child (origin exec or fork, docs/protocol.md) been in the run
+ * dir? Then the run's report is container-wide; independent programs sharing
+ * a run dir (two roots) keep one report each, as before. Each state file's
+ * header is read once, until the first child is found.
+ */
+export class ChildSeen {
+  seen = false;
+  private readonly checked = new Set<string>();
+
+  check(states: ReadonlyMap<number, string>): void {
+    if (this.seen) return;
+    for (const [pid, path] of states) {
+      const read = readStateArea(path, 'none');
+      if (!read) continue;
+      const key = `${pid}:${read.ino}`;
+      if (this.checked.has(key)) continue;
+      this.checked.add(key);
+      const origin = parseProcessFacts(read.header).origin;
+      if (origin === 'exec' || origin === 'fork') {
+        this.seen = true;
+        this.checked.clear();
+        return;
+      }
+    }
+  }
+}
 
 /** Ended processes kept beyond the ones the report needs (their own reports). */
 export const KEEP_ENDED = 8;
@@ -38,7 +68,7 @@ export interface ObservedProcess {
   ino: number;
   statePath: string;
   header: StateHeader;
-  /** In this PID namespace: its parent can be read, its source files are ours to read. */
+  /** In this PID namespace: its source files are ours to read. */
   local: boolean;
 }
 
@@ -49,38 +79,22 @@ interface Member {
   argv: string[];
   python: string;
   cwd: string;
+  role: ProcessRole;
   label: string;
   local: boolean;
+  facts: ProcessFacts | undefined;
   ownPeakBytes: number;
-  sampleRate: number;
   state: ProcessSummary['state'];
   ended: boolean;
-  /** When it ended (ms), to tell whether it was still there when the container ran out. */
+  /** When it ended (ms): was it still there when the container ran out? */
   endedMs: number | undefined;
-  /** Its own report's data (a dump, or its state file's peak); kept for the largest. */
+  /** Its own report's data (its last dump, or its state file's peak). */
   own: ProfileData | undefined;
   /** From its `oom` dump: what was live when it ran out, exactly. */
   oomDump: ProfileData | undefined;
-  /** Resolved at its end: its stacks in the peak sample, and in its last sample (or at death). */
-  peakStacks: Stack[] | undefined;
+  /** Resolved at its end: its part of the peak `id` it ended in, and what it held when it ended. */
+  peakPart: { id: number; stacks: Stack[] } | undefined;
   liveStacks: Stack[] | undefined;
-}
-
-interface Sample {
-  totalBytes: number;
-  timeMs: number;
-  parts: Map<string, Float64Array>;
-}
-
-function parentPid(procRoot: string, pid: number): number | undefined {
-  try {
-    const stat = readFileSync(join(procRoot, String(pid), 'stat'), 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ppid = Number(fields[1]);
-    return Number.isInteger(ppid) && ppid > 0 ? ppid : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 function sum(stacks: readonly Stack[] | undefined): number {
@@ -90,24 +104,21 @@ function sum(stacks: readonly Stack[] | undefined): number {
 }
 
 export interface ContainerOptions {
-  procRoot?: string;
+  runDir: string;
   /** The program `highwater run` started (report.json `process`); else the first process seen. */
   topPid?: number;
-  /** Passes are this far apart: a process that ended within two of them was there when it ran out. */
-  pollIntervalMs: number;
 }
 
 export class ContainerCollector {
   private readonly members = new Map<string, Member>();
   /** pid → key of its newest member (a pid can come back as a new process). */
   private readonly byPid = new Map<number, string>();
-  private best: Sample | undefined;
-  private readonly last = new Map<string, Float64Array>();
+  private container: ContainerHeader | undefined;
+  /** Without a container file: the pass with the highest sum of live areas. */
+  private best: { id: number; totalBytes: number; timeMs: number; parts: Map<string, Float64Array> } | undefined;
   private workers = 0;
-  private folded = { count: 0, peakBytes: 0 };
+  private readonly folded = { count: 0, peakBytes: 0 };
   private firstPid: number | undefined;
-  /** Keys of the peak sample whose process ended: their stacks at the peak are resolved on the member. */
-  private readonly bestResolved = new Set<string>();
 
   constructor(private readonly opts: ContainerOptions) {}
 
@@ -116,53 +127,76 @@ export class ContainerCollector {
     return this.members.size + this.folded.count > 1;
   }
 
-  /** pids seen so far (running or ended), for tests and logs. */
-  get processCount(): number {
-    return this.members.size + this.folded.count;
+  /** The container file says a process ran out of memory (the run ends with 53). */
+  get oomPid(): number {
+    return this.container?.oomPid ?? 0;
   }
 
-  private member(pid: number, key: string, meta: { argv: string[]; python: string; cwd: string; local: boolean; statePath?: string }): Member {
+  /** The current peak's identity: the container's epoch, or the best sample's number. */
+  private get peakId(): number {
+    return this.container ? this.container.peakEpoch : (this.best?.id ?? 0);
+  }
+
+  private member(pid: number, key: string, meta: { argv: string[]; python: string; cwd: string; local: boolean; statePath?: string; header?: Buffer }): Member {
     let m = this.members.get(key);
     if (m) return m;
+    // Its dump came before its state file was seen: the same process, now with its file.
+    const early = this.members.get(`${pid}:dump`);
+    if (early && meta.statePath) {
+      this.members.delete(early.key);
+      m = this.members.get(key) ?? this.member(pid, key, meta);
+      m.own = early.own;
+      m.oomDump = early.oomDump;
+      m.state = early.state;
+      m.ownPeakBytes = Math.max(m.ownPeakBytes, early.ownPeakBytes);
+      return m;
+    }
     this.firstPid ??= pid;
-    const parentKey = meta.local ? this.byPid.get(parentPid(this.opts.procRoot ?? '/proc', pid) ?? -1) : undefined;
+    const facts = meta.header ? parseProcessFacts(meta.header) : undefined;
+    const parentKey = facts?.trackedParentPid ? this.byPid.get(facts.trackedParentPid) : undefined;
     const parent = parentKey ? this.members.get(parentKey) : undefined;
-    const role = processRole(meta.argv, parent?.argv);
-    const label = processLabel(meta.argv, role, role.kind === 'worker' ? ++this.workers : undefined);
+    let role: ProcessRole;
+    let n: number | undefined;
+    if (facts?.origin === 'fork') {
+      role = { kind: 'worker', how: parent?.role.kind === 'forkserver' ? 'multiprocessing forkserver' : 'fork' };
+      n = facts.forkSeq || undefined;
+    } else {
+      role = processRole(meta.argv, facts?.origin === 'exec' ? undefined : parent?.argv);
+      if (role.kind === 'worker') n = ++this.workers;
+    }
     m = {
-      key, pid, statePath: meta.statePath, argv: meta.argv, python: meta.python, cwd: meta.cwd, label, local: meta.local,
-      ownPeakBytes: 0, sampleRate: 0, state: 'running', ended: false, endedMs: undefined,
-      own: undefined, oomDump: undefined, peakStacks: undefined, liveStacks: undefined,
+      key, pid, statePath: meta.statePath, argv: meta.argv, python: meta.python, cwd: meta.cwd, role,
+      label: processLabel(meta.argv, role, n), local: meta.local, facts, ownPeakBytes: 0, state: 'running',
+      ended: false, endedMs: undefined, own: undefined, oomDump: undefined, peakPart: undefined, liveStacks: undefined,
     };
     this.members.set(key, m);
     this.byPid.set(pid, key);
     return m;
   }
 
-  /** One pass: every running process; the live areas are sampled and the peak kept. */
+  /** One pass over the running processes. */
   observe(processes: readonly ObservedProcess[]): void {
+    const before = this.peakId;
+    this.container = readContainerHeader(this.opts.runDir) ?? this.container;
     const parts = new Map<string, Float64Array>();
     let total = 0;
     for (const p of processes) {
       const key = `${p.pid}:${p.ino}`;
-      const m = this.member(p.pid, key, { argv: p.header.argv, python: p.header.python, cwd: p.header.cwd, local: p.local, statePath: p.statePath });
+      const known = this.members.get(key);
+      // The header once for a new process (its facts name it); the live area each pass only without a container file.
+      const read = !known || !this.container ? readStateArea(p.statePath, this.container ? 'none' : 'live') : undefined;
+      if (read && read.ino !== p.ino) continue;
+      const m = known ?? this.member(p.pid, key, { ...p.header, local: p.local, statePath: p.statePath, ...(read ? { header: read.header } : {}) });
       m.ownPeakBytes = Math.max(m.ownPeakBytes, p.header.peakBytes);
-      const s = readLiveSample(p.statePath);
-      if (!s || s.ino !== p.ino) continue;
-      parts.set(key, s.bytes);
-      this.last.set(key, s.bytes);
-      total += s.totalBytes;
-    }
-    if (parts.size > 0 && total > (this.best?.totalBytes ?? -1)) {
-      this.best = { totalBytes: total, timeMs: Date.now(), parts };
-      // Ended processes held nothing at this new peak.
-      for (const key of this.bestResolved) {
-        const m = this.members.get(key);
-        if (m) m.peakStacks = undefined;
+      if (read?.bytes) {
+        parts.set(key, read.bytes);
+        total += read.totalBytes;
       }
-      this.bestResolved.clear();
-      this.prune();
     }
+    if (!this.container && parts.size > 0 && total > (this.best?.totalBytes ?? -1)) {
+      this.best = { id: (this.best?.id ?? 0) + 1, totalBytes: total, timeMs: Date.now(), parts };
+    }
+    if (this.peakId !== before) this.prune();
   }
 
   /** A complete dump of a process: its data is taken (the caller removes the file). */
@@ -171,7 +205,6 @@ export class ContainerCollector {
     const key = this.byPid.get(pid) ?? `${pid}:dump`;
     const m = this.member(pid, key, { argv: data.process.argv, python: data.process.python, cwd: data.process.cwd, local: false });
     m.ownPeakBytes = Math.max(m.ownPeakBytes, data.peakBytes);
-    m.sampleRate = data.sampling?.rateBytes ?? 0;
     if (data.trigger === 'oom') {
       m.oomDump = data;
       m.state = 'oom';
@@ -180,52 +213,60 @@ export class ContainerCollector {
     return data;
   }
 
+  /** Bytes per node → stacks, from the process's state file (source lines from disk only for a local process). */
+  private async stacks(m: Member, statePath: string, nodeBytes: 'peak' | 'live' | Float64Array): Promise<ProfileData | undefined> {
+    try {
+      return await readStateFile(statePath, { nodeBytes, trigger: 'killed', ...(m.local ? {} : { readSource: () => undefined }) });
+    } catch {
+      return undefined; // unreadable: the process stays in the table without stacks
+    }
+  }
+
+  /** Its part of the current peak, read from its state file now; undefined when it holds none. */
+  private async peakPartNow(m: Member, statePath: string): Promise<Stack[] | undefined> {
+    if (this.container) {
+      const e = this.container.peakEpoch;
+      const head = readStateArea(statePath, 'none');
+      if (!head) return undefined;
+      const facts = parseProcessFacts(head.header);
+      m.facts = facts;
+      if (!contributesAt(facts, e)) return undefined;
+      const area = readStateArea(statePath, areaAt(facts, e));
+      // Read again: the epoch may have moved while the area was read; then this is the newer part's start.
+      return area?.bytes ? (await this.stacks(m, statePath, area.bytes))?.stacks : undefined;
+    }
+    const bytes = this.best?.parts.get(m.key);
+    return bytes ? (await this.stacks(m, statePath, bytes))?.stacks : undefined;
+  }
+
   /**
-   * The process ended (its state file is still there): resolve its samples
-   * into stacks, then keep or fold it. `postMortem`: it left no dump, its
-   * live area is what it held when it died.
+   * The process ended (its state file is still there): resolve its part of
+   * the peak and what it held at its end, then keep or fold it.
+   * `postMortem`: it left no dump.
    */
   async ended(pid: number, ino: number, statePath: string, postMortem: boolean): Promise<void> {
-    const key = `${pid}:${ino}`;
-    const m = this.members.get(key);
+    const m = this.members.get(`${pid}:${ino}`);
     if (!m || m.ended) return;
+    this.container = readContainerHeader(this.opts.runDir) ?? this.container;
     m.ended = true;
     m.endedMs = Date.now();
     if (m.state === 'running') m.state = postMortem ? 'killed' : 'exited';
-    const readSource = m.local ? {} : { readSource: () => undefined };
-    const resolve = async (nodeBytes: 'peak' | 'live' | Float64Array): Promise<ProfileData | undefined> => {
-      try {
-        return await readStateFile(statePath, { ...readSource, nodeBytes, trigger: 'killed' });
-      } catch {
-        return undefined; // an unreadable file: the process stays in the table without stacks
-      }
-    };
-    const inBest = this.best?.parts.get(key);
-    if (inBest) {
-      m.peakStacks = (await resolve(inBest))?.stacks ?? [];
-      this.bestResolved.add(key);
-    }
-    if (postMortem) {
-      m.liveStacks = (await resolve('live'))?.stacks;
-      if (!m.own) m.own = await resolve('peak');
-    } else {
-      const last = this.last.get(key);
-      if (last) m.liveStacks = (await resolve(last))?.stacks;
-    }
-    this.best?.parts.delete(key);
-    this.last.delete(key);
+    const part = await this.peakPartNow(m, statePath);
+    if (part) m.peakPart = { id: this.peakId, stacks: part };
+    if (m.facts?.endMs) m.endedMs = m.facts.endMs;
+    m.liveStacks = (await this.stacks(m, statePath, 'live'))?.stacks;
+    if (!m.own) m.own = await this.stacks(m, statePath, 'peak');
+    this.best?.parts.delete(m.key);
     this.prune();
   }
 
   /** Folds ended processes the report no longer needs: only their count and largest own peak remain. */
   private prune(): void {
     const ended = [...this.members.values()].filter((m) => m.ended);
-    const largest = new Set(
-      [...ended].sort((a, b) => b.ownPeakBytes - a.ownPeakBytes).slice(0, KEEP_ENDED).map((m) => m.key),
-    );
+    const largest = new Set([...ended].sort((a, b) => b.ownPeakBytes - a.ownPeakBytes).slice(0, KEEP_ENDED).map((m) => m.key));
     const top = this.topPid;
     for (const m of ended) {
-      const needed = m.pid === top || m.state === 'oom' || this.bestResolved.has(m.key) || largest.has(m.key);
+      const needed = m.pid === top || m.state === 'oom' || m.pid === this.oomPid || m.peakPart?.id === this.peakId || largest.has(m.key);
       if (needed) continue;
       this.members.delete(m.key);
       this.folded.count++;
@@ -233,71 +274,66 @@ export class ContainerCollector {
     }
   }
 
-
   private get topPid(): number | undefined {
-    return this.opts.topPid !== undefined && [...this.members.values()].some((m) => m.pid === this.opts.topPid) ? this.opts.topPid : this.firstPid;
+    const t = this.opts.topPid;
+    return t !== undefined && this.byPid.has(t) ? t : this.firstPid;
   }
 
   /** The container-wide data now. `trigger` when the caller knows better (SIGKILL of the program, SIGUSR2). */
   async build(opts: { trigger?: Trigger; timeMs?: number } = {}): Promise<ProfileData> {
-    // Running processes' parts of the peak sample, and their live memory now.
+    this.container = readContainerHeader(this.opts.runDir) ?? this.container;
+    const c = this.container;
+    const peaks = new Map<string, Stack[]>();
     for (const m of this.members.values()) {
-      if (m.ended || !m.statePath) continue;
-      const inBest = this.best?.parts.get(m.key);
-      if (inBest) m.peakStacks = (await this.stacksOf(m, inBest)) ?? [];
-      const now = readLiveSample(m.statePath);
-      if (now) m.liveStacks = await this.stacksOf(m, now.bytes);
+      if (!m.ended && m.statePath) {
+        peaks.set(m.key, (await this.peakPartNow(m, m.statePath)) ?? []);
+        m.liveStacks = (await this.stacks(m, m.statePath, 'live'))?.stacks;
+      } else peaks.set(m.key, m.peakPart?.id === this.peakId ? m.peakPart.stacks : []);
     }
     const members = [...this.members.values()];
-    const oom = members.find((m) => m.oomDump)?.oomDump;
-    const oomMember = members.find((m) => m.oomDump);
-    const trigger: Trigger = oom ? 'oom' : (opts.trigger ?? 'exit');
+    withDumpSources(members, peaks);
+    const oomMember = members.find((m) => (c && c.oomPid !== 0 ? m.pid === c.oomPid : m.oomDump !== undefined));
+    const oomDump = oomMember?.oomDump;
+    const isOom = (c !== undefined && c.oomPid !== 0) || oomDump !== undefined;
+    const trigger: Trigger = isOom ? 'oom' : (opts.trigger ?? 'exit');
     const liveView = trigger === 'oom' || trigger === 'killed';
-    const oomMs = oom?.timeMs ?? opts.timeMs ?? Date.now();
-    const recent = 2 * this.opts.pollIntervalMs + 1000;
+    const oomMs = (c?.oomMs || oomDump?.timeMs) ?? opts.timeMs ?? Date.now();
+    const noPeak = this.peakId === 0;
     const parts: ProcessPart[] = members.map((m) => ({
       pid: m.pid,
       label: m.label,
       argv: m.argv,
       python: m.python,
       cwd: m.cwd,
-      peakStacks: this.best ? (m.peakStacks ?? []) : (m.own?.stacks ?? []),
+      // No common moment known (no container file, no sample): each one's own peak.
+      peakStacks: noPeak ? (m.own?.stacks ?? []) : peaks.get(m.key)!,
       ownPeakBytes: Math.max(m.ownPeakBytes, m.own?.peakBytes ?? 0),
       liveStacks: !liveView
         ? null
         : m.oomDump?.currentStacks
           ? m.oomDump.currentStacks
-          : m.endedMs !== undefined && m.endedMs < oomMs - recent
-            ? [] // ended before it ran out: held nothing then
+          : m.endedMs !== undefined && m.endedMs < oomMs - 1000
+            ? [] // ended before it ran out: it held nothing then
             : (m.liveStacks ?? null),
       state: m.state,
       report: m.own ? `processes/pid-${m.pid}/index.html` : null,
-      sampling: m.own?.sampling ?? (m.sampleRate > 0 ? { rateBytes: m.sampleRate } : null),
+      sampling: m.own?.sampling ?? null,
     }));
-    const memorySource = oom ?? members.map((m) => m.own).find((o) => o !== undefined);
+    const withMemory = oomDump ?? members.map((m) => m.own).find((o) => o !== undefined);
     const input: ContainerInput = {
       trigger,
-      oomReason: oom?.oomReason ?? null,
-      oomPid: oomMember?.pid ?? null,
-      oomAllocation: oom?.oomAllocation ?? null,
-      timeMs: oom?.timeMs ?? opts.timeMs ?? Date.now(),
-      memory: memorySource?.memory ?? { source: 'none', limitBytes: 0, workingSetBytes: 0, availableBytes: 0, swapBytes: 0 },
+      oomReason: c?.oomReason ?? oomDump?.oomReason ?? null,
+      oomPid: oomMember?.pid ?? (c?.oomPid || null),
+      oomAllocation: oomDump?.oomAllocation ?? null,
+      timeMs: isOom ? oomMs : (opts.timeMs ?? Date.now()),
+      memory: withMemory?.memory ?? { source: 'none', limitBytes: 0, workingSetBytes: 0, availableBytes: 0, swapBytes: 0 },
       ...(this.topPid !== undefined ? { topPid: this.topPid } : {}),
-      peakMs: this.best?.timeMs ?? 0,
-      peakSource: this.best ? 'sampled' : 'own-peaks',
+      peakMs: c?.peakMs ?? this.best?.timeMs ?? 0,
+      peakSource: c ? 'container' : this.best ? 'sampled' : 'own-peaks',
       processes: parts,
       folded: { ...this.folded },
     };
     return containerProfileData(input);
-  }
-
-  private async stacksOf(m: Member, nodeBytes: Float64Array): Promise<Stack[] | undefined> {
-    if (!m.statePath) return undefined;
-    try {
-      return (await readStateFile(m.statePath, { nodeBytes, trigger: 'killed', ...(m.local ? {} : { readSource: () => undefined }) })).stacks;
-    } catch {
-      return undefined;
-    }
   }
 
   /**
@@ -316,7 +352,39 @@ export class ContainerCollector {
   }
 }
 
+/**
+ * Stacks read from a state file have no source text when the process was not
+ * local (another container, or gone before it was seen); its dumps carry
+ * the text of every line they name, so the lines the dumps know are filled in.
+ */
+function withDumpSources(members: Member[], peaks: Map<string, Stack[]>): void {
+  const text = new Map<string, Frame>();
+  const learn = (stacks: readonly Stack[] | null | undefined) => {
+    for (const s of stacks ?? []) for (const f of s.frames) if (f.code) text.set(`${f.file}\0${f.line}`, f);
+  };
+  for (const m of members) {
+    learn(m.own?.stacks);
+    learn(m.oomDump?.currentStacks);
+  }
+  if (text.size === 0) return;
+  const filled = new Map<Frame, Frame>();
+  const fill = (f: Frame): Frame => {
+    if (f.code) return f;
+    let g = filled.get(f);
+    if (!g) {
+      const known = text.get(`${f.file}\0${f.line}`);
+      g = known ? { ...f, code: known.code, ...(known.indent ? { indent: known.indent } : {}) } : f;
+      filled.set(f, g);
+    }
+    return g;
+  };
+  const fillAll = (stacks: Stack[]) => stacks.map((s) => ({ bytes: s.bytes, frames: s.frames.map(fill) }));
+  for (const [k, v] of peaks) peaks.set(k, fillAll(v));
+  for (const m of members) if (m.liveStacks) m.liveStacks = fillAll(m.liveStacks);
+}
+
 /** Bytes at the peak of one process in a rendered container report (tests, logs). */
 export function processBytes(report: ReportJson, pid: number): number {
   return sum(report.stacks.filter((s) => s.frames[0]?.pid === pid));
 }
+

@@ -1,15 +1,15 @@
 /**
- * One sample of a process's live memory per call stack: the state file's
- * `live` area (bytes per node, docs/protocol.md "State file"), read while the
- * shim keeps writing it. Node i keeps its meaning for the life of the file
- * (nodes are appended), so the sample can be turned into stacks later, with
- * `readStateFile(path, { nodeBytes })`, as long as the file is there.
+ * One read of a state file's header and, when asked, one of its per-node
+ * areas (docs/protocol.md "State file"): `live` (bytes per node now) or
+ * `cpeak` (bytes per node at the container peak, "Multiple processes").
+ * Node i keeps its meaning for the life of the file (nodes are appended), so
+ * the bytes can be turned into stacks with `readStateFile(path, { nodeBytes })`
+ * as long as the file is there.
  *
  * The file is another party's: opened without following a link or blocking,
  * regular files only, the area checked against the file's size, at most
  * MAX_SAMPLE_NODES nodes. Each node's value is one the shim wrote at some
- * moment of the read (8-byte aligned stores); the sum is exact up to the
- * allocations made during the read.
+ * moment of the read (8-byte aligned stores).
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { READ_FLAGS } from '../report/safe-file.js';
@@ -20,14 +20,16 @@ export const MAX_SAMPLE_NODES = 4 * 1024 * 1024;
 const HEADER_BYTES = 4096;
 const NODE_COUNT = 24;
 const CURRENT_BYTES = 40;
-const LIVE_OFFSET = 112;
+const AREA_OFFSET = { live: 112, cpeak: 2456 } as const;
 
-export interface LiveSample {
+export interface StateRead {
   ino: number;
+  /** The 4096-byte header as read. */
+  header: Buffer;
   /** The header's tracked bytes at the read. */
   currentBytes: number;
-  /** Live bytes per node (0 where none); sums to about `currentBytes`. */
-  bytes: Float64Array;
+  /** Bytes per node of the area asked for (0 where none); undefined when none was asked or it is absent. */
+  bytes: Float64Array | undefined;
   /** Sum of `bytes`. */
   totalBytes: number;
 }
@@ -42,8 +44,8 @@ function readFully(fd: number, buf: Buffer, position: number): number {
   return got;
 }
 
-/** undefined when the file is gone, not a regular file, or its live area does not fit the file. */
-export function readLiveSample(path: string): LiveSample | undefined {
+/** undefined when the file is gone, not a regular file, or not a state file. */
+export function readStateArea(path: string, area: 'live' | 'cpeak' | 'none'): StateRead | undefined {
   let fd: number;
   try {
     fd = openSync(path, READ_FLAGS);
@@ -55,21 +57,23 @@ export function readLiveSample(path: string): LiveSample | undefined {
     if (!st.isFile() || st.size < HEADER_BYTES) return undefined;
     const header = Buffer.alloc(HEADER_BYTES);
     if (readFully(fd, header, 0) < HEADER_BYTES || header.toString('latin1', 0, 8) !== 'HWSTATE1') return undefined;
+    const out: StateRead = { ino: st.ino, header, currentBytes: Number(header.readBigInt64LE(CURRENT_BYTES)), bytes: undefined, totalBytes: 0 };
+    if (area === 'none') return out;
     const nodeCount = Number(header.readBigUInt64LE(NODE_COUNT));
-    const liveOff = Number(header.readBigUInt64LE(LIVE_OFFSET));
-    if (nodeCount > MAX_SAMPLE_NODES || liveOff < HEADER_BYTES || liveOff + nodeCount * 8 > st.size) return undefined;
-    const area = Buffer.alloc(nodeCount * 8);
-    if (readFully(fd, area, liveOff) < area.length) return undefined;
+    const off = Number(header.readBigUInt64LE(AREA_OFFSET[area]));
+    if (nodeCount > MAX_SAMPLE_NODES || off < HEADER_BYTES || off + nodeCount * 8 > st.size) return out;
+    const raw = Buffer.alloc(nodeCount * 8);
+    if (readFully(fd, raw, off) < raw.length) return out;
     const bytes = new Float64Array(nodeCount);
-    let totalBytes = 0;
     for (let i = 0; i < nodeCount; i++) {
-      const v = Number(area.readBigInt64LE(i * 8));
+      const v = Number(raw.readBigInt64LE(i * 8));
       if (v > 0) {
         bytes[i] = v;
-        totalBytes += v;
+        out.totalBytes += v;
       }
     }
-    return { ino: st.ino, currentBytes: Number(header.readBigInt64LE(CURRENT_BYTES)), bytes, totalBytes };
+    out.bytes = bytes;
+    return out;
   } catch {
     return undefined;
   } finally {

@@ -21,8 +21,10 @@ import type { ReportJson, Trigger } from '../report/model.js';
 import { renderDumpFile, renderReport, type RenderOptions } from '../report/render.js';
 import { copyOut } from '../report/safe-file.js';
 import { readStateFile } from '../report/state.js';
+import { ChildSeen, ContainerCollector } from './container.js';
 import { sendControl } from './control.js';
 import { processIdentity } from './identity.js';
+import { removeDumpLeftovers } from './leftovers.js';
 import { RenderQueue } from './render-queue.js';
 import { listRunDir, type DumpFile } from './rundir.js';
 import { readingsFromHeader, readStateHeader, type StateHeader } from './state-header.js';
@@ -64,6 +66,13 @@ export interface RunDirWatcherOptions {
   /** Roots and logger for the cgroup readings. */
   readOptions?: ReadOptions;
   renderOptions?: RenderOptions;
+  /**
+   * Several processes in the run dir get one container-wide report
+   * (watcher/container.ts) instead of one report each. @default true
+   */
+  containerWide?: boolean;
+  /** The program `highwater run` started: report.json `process` of a container-wide report. */
+  topPid?: number;
 }
 
 interface Tracked {
@@ -140,9 +149,26 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
   private stopping: Promise<void> | undefined;
   private failures = 0;
   private passes = 0;
+  /** Container-wide data of every process (issue 12); used once a second process is seen. */
+  readonly container: ContainerCollector;
+  /** Why the container-wide report is made when the caller knows (the program was SIGKILLed). */
+  containerTrigger: Trigger | undefined;
 
   constructor(private readonly opts: RunDirWatcherOptions) {
     super();
+    this.container = new ContainerCollector({ runDir: opts.runDir, ...(opts.topPid !== undefined ? { topPid: opts.topPid } : {}) });
+  }
+
+  /** Several processes: their dumps and ends go to the container-wide report. */
+  private get containerWide(): boolean {
+    return (this.opts.containerWide ?? true) && this.childSeen.seen;
+  }
+
+  /** A tracked child (exec'd or forked by a tracked process) was seen: the run is a process tree. */
+  private readonly childSeen = new ChildSeen();
+
+  private observeAll(): void {
+    this.container.observe([...this.tracked.values()].map((t) => ({ pid: t.pid, ino: t.ino, statePath: t.statePath, header: t.header, local: t.local })));
   }
 
   /** Reports that could not be written so far. */
@@ -217,6 +243,7 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
     try {
       this.scanDumps();
       this.discover();
+      this.observeAll();
       for (const t of [...this.tracked.values()]) {
         if (!(await this.isAlive(t, false))) this.finish(t);
         else await this.check(t);
@@ -232,6 +259,7 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
     try {
       this.scanDumps();
       this.discover();
+      this.observeAll();
       const stillRunning: Tracked[] = [];
       for (const t of [...this.tracked.values()]) {
         if (await this.isAlive(t, true)) stillRunning.push(t);
@@ -245,6 +273,17 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
       this.emitEvent({ type: 'reading-failed', pid: 0, message: `watcher pass failed: ${e instanceof Error ? e.message : String(e)}` });
     }
     await this.queue.idle();
+    if (this.containerWide) {
+      this.renderContainer(this.containerTrigger);
+      await this.queue.idle();
+    }
+  }
+
+  /** The container-wide report of every process (at the end, or on SIGUSR2 to the program). */
+  private renderContainer(trigger: Trigger | undefined): void {
+    this.render(undefined, 'container', () => {}, () =>
+      this.container.render(this.opts.outputDir, this.opts.renderOptions, trigger ? { trigger } : {}),
+    );
   }
 
   private checkNoProcess(): void {
@@ -266,6 +305,7 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
   private scanDumps(): void {
     const listing = listRunDir(this.opts.runDir);
     for (const s of listing.skipped) this.skipped(s.path, `${s.kind}, not read`);
+    this.childSeen.check(listing.states);
     for (const d of listing.dumps) {
       if (this.seenDumps.has(d.path)) continue;
       this.seenDumps.add(d.path);
@@ -274,7 +314,8 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
       const t = this.tracked.get(d.pid);
       if (t) t.hasDump = true;
       else this.orphanDumpPids.add(d.pid);
-      this.renderDump(d);
+      if (this.containerWide) this.takeDump(d);
+      else this.renderDump(d);
     }
   }
 
@@ -440,6 +481,14 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
     this.finished.add(`${t.pid}:${t.ino}`);
     this.emitEvent({ type: 'process-gone', pid: t.pid, local: t.local });
     this.scanDumps(); // a dump written just before the end
+    if (this.containerWide) {
+      // Its part of the container-wide report is resolved from its state file, which can go then.
+      this.queue.push(t.statePath, async () => {
+        await this.container.ended(t.pid, t.ino, t.statePath, !t.hasDump);
+        if (!this.failedPids.has(t.pid)) this.retire(t);
+      });
+      return;
+    }
     if (t.hasDump) {
       // After its dump is rendered; a dump that failed keeps the state file as well.
       this.queue.push(t.statePath, async () => {
@@ -465,7 +514,28 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
   private retire(t: Tracked): void {
     tryUnlink(t.sockPath);
     tryUnlink(t.statePath);
+    removeDumpLeftovers(this.opts.runDir, t.pid); // a dump cut short by its end
     this.finished.delete(`${t.pid}:${t.ino}`);
+  }
+
+  /**
+   * Container-wide: the dump's data goes to the collector (its process's own
+   * report, its OOM snapshot) and the file is removed; a SIGUSR2 dump of the
+   * program asks for a container-wide report now.
+   */
+  private takeDump(d: DumpFile): void {
+    const pid = d.pid!;
+    this.queue.push(d.path, async () => {
+      try {
+        const data = await this.container.takeDump(pid, d.path);
+        tryUnlink(d.path);
+        if (data.trigger === 'signal') this.renderContainer('signal');
+      } catch (e) {
+        this.failures++;
+        this.failedPids.add(pid);
+        this.emitEvent({ type: 'report-failed', pid, from: d.path, reason: errorReason(e), message: e instanceof Error ? e.message : String(e), kept: await this.keepRaw(d.path, e) });
+      }
+    });
   }
 
   private renderDump(d: DumpFile): void {

@@ -312,8 +312,8 @@ export class ContainerCollector {
         ? null
         : m.oomDump?.currentStacks
           ? m.oomDump.currentStacks
-          : m.endedMs !== undefined && m.endedMs < oomMs - 1000
-            ? [] // ended before it ran out: it held nothing then
+          : (m.endedMs !== undefined && m.endedMs < oomMs - 1000) || (trigger === 'oom' && (m.facts?.startMs ?? 0) > oomMs)
+            ? [] // ended before it ran out, or started after (a pool replacing its stopped workers): it held nothing then
             : (m.liveStacks ?? null),
       state: m.state,
       report: m.own ? `processes/pid-${m.pid}/index.html` : null,
@@ -344,10 +344,16 @@ export class ContainerCollector {
   async render(outDir: string, renderOptions: RenderOptions = {}, opts: { trigger?: Trigger; timeMs?: number } = {}): Promise<{ dir: string; report: ReportJson }> {
     const data = await this.build(opts);
     const dir = await makeReportDir(outDir, renderOptions);
+    const failed = new Set<number>();
     for (const m of this.members.values()) {
       if (!m.own) continue;
-      await renderReport(m.own, join(dir, 'processes', `pid-${m.pid}`), { ...renderOptions, timestampedSubdir: false });
+      try {
+        await renderReport(m.own, join(dir, 'processes', `pid-${m.pid}`), { ...renderOptions, timestampedSubdir: false });
+      } catch {
+        failed.add(m.pid); // its part is still in the container report; only its own page is missing
+      }
     }
+    if (failed.size > 0) data.processes = data.processes!.map((p) => (failed.has(p.pid) ? { ...p, report: null } : p));
     return renderReport(data, dir, { ...renderOptions, timestampedSubdir: false });
   }
 }

@@ -15,6 +15,9 @@ const HEADER_BYTES = 4096;
 const OOM_REASONS: ReadonlyArray<OomReason | null> = [null, 'low-available', 'swap', 'failed-allocation'];
 
 export interface ContainerHeader {
+  /** Who made this file, when: a file replaced by a new run has another identity. */
+  creatorPid: number;
+  createdMs: number;
   sumBytes: number;
   /** The highest sum so far, and its epoch (+1 at each rise) and time. */
   peakBytes: number;
@@ -37,6 +40,8 @@ export function parseContainerHeader(buf: Buffer): ContainerHeader | undefined {
   const u = (off: number) => Number(buf.readBigUInt64LE(off));
   const i = (off: number) => Number(buf.readBigInt64LE(off));
   return {
+    creatorPid: u(48),
+    createdMs: u(152),
     sumBytes: i(64),
     peakBytes: i(128),
     peakEpoch: u(136),

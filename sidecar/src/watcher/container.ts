@@ -41,6 +41,11 @@ export class ChildSeen {
   seen = false;
   private readonly checked = new Set<string>();
 
+  reset(): void {
+    this.seen = false;
+    this.checked.clear();
+  }
+
   check(states: ReadonlyMap<number, string>): void {
     if (this.seen) return;
     for (const [pid, path] of states) {
@@ -88,6 +93,8 @@ interface Member {
   ended: boolean;
   /** When it ended (ms): was it still there when the container ran out? */
   endedMs: number | undefined;
+  /** When tracking started (the shim's startMs), else when the watcher first saw it. */
+  startMs: number;
   /** Its own report's data (its last dump, or its state file's peak). */
   own: ProfileData | undefined;
   /** From its `oom` dump: what was live when it ran out, exactly. */
@@ -127,9 +134,44 @@ export class ContainerCollector {
     return this.members.size + this.folded.count > 1;
   }
 
+  /** Processes seen so far (kept and folded). */
+  get processCount(): number {
+    return this.members.size + this.folded.count;
+  }
+
   /** The container file says a process ran out of memory (the run ends with 53). */
   get oomPid(): number {
     return this.container?.oomPid ?? 0;
+  }
+
+  /**
+   * The container file now. A file of another identity (its creator gone, a
+   * late process that found no live ancestor replaced it) does not start a
+   * new peak or drop the OOM while this tree's processes are still known.
+   */
+  private readContainer(): void {
+    const now = readContainerHeader(this.opts.runDir);
+    if (!now) return;
+    const c = this.container;
+    if (c && (c.creatorPid !== now.creatorPid || c.createdMs !== now.createdMs) && this.members.size > 0) return;
+    this.container = now;
+  }
+
+  /** Every process seen has ended (and its dumps were taken): the tree's report can be made. */
+  get allEnded(): boolean {
+    return this.members.size > 0 && [...this.members.values()].every((m) => m.ended || m.statePath === undefined);
+  }
+
+  /** Forget everything: the next processes are a new run (a restarted container sharing the run dir). */
+  reset(): void {
+    this.members.clear();
+    this.byPid.clear();
+    this.container = undefined;
+    this.best = undefined;
+    this.workers = 0;
+    this.folded.count = 0;
+    this.folded.peakBytes = 0;
+    this.firstPid = undefined;
   }
 
   /** The current peak's identity: the container's epoch, or the best sample's number. */
@@ -167,7 +209,7 @@ export class ContainerCollector {
     m = {
       key, pid, statePath: meta.statePath, argv: meta.argv, python: meta.python, cwd: meta.cwd, role,
       label: processLabel(meta.argv, role, n), local: meta.local, facts, ownPeakBytes: 0, state: 'running',
-      ended: false, endedMs: undefined, own: undefined, oomDump: undefined, peakPart: undefined, liveStacks: undefined,
+      ended: false, endedMs: undefined, startMs: facts?.startMs || Date.now(), own: undefined, oomDump: undefined, peakPart: undefined, liveStacks: undefined,
     };
     this.members.set(key, m);
     this.byPid.set(pid, key);
@@ -177,7 +219,7 @@ export class ContainerCollector {
   /** One pass over the running processes. */
   observe(processes: readonly ObservedProcess[]): void {
     const before = this.peakId;
-    this.container = readContainerHeader(this.opts.runDir) ?? this.container;
+    this.readContainer();
     const parts = new Map<string, Float64Array>();
     let total = 0;
     for (const p of processes) {
@@ -247,13 +289,15 @@ export class ContainerCollector {
   async ended(pid: number, ino: number, statePath: string, postMortem: boolean): Promise<void> {
     const m = this.members.get(`${pid}:${ino}`);
     if (!m || m.ended) return;
-    this.container = readContainerHeader(this.opts.runDir) ?? this.container;
+    this.readContainer();
     m.ended = true;
     m.endedMs = Date.now();
-    if (m.state === 'running') m.state = postMortem ? 'killed' : 'exited';
-    const part = await this.peakPartNow(m, statePath);
+    const part = await this.peakPartNow(m, statePath); // also reads its facts as they are at its end
     if (part) m.peakPart = { id: this.peakId, stacks: part };
     if (m.facts?.endMs) m.endedMs = m.facts.endMs;
+    if (m.facts?.startMs) m.startMs = m.facts.startMs;
+    // No dump, but an exit code through _exit (a fork worker, the stopper after an OOM): it exited.
+    if (m.state === 'running') m.state = postMortem && !(m.facts && m.facts.exitCode >= 0x100) ? 'killed' : 'exited';
     m.liveStacks = (await this.stacks(m, statePath, 'live'))?.stacks;
     if (!m.own) m.own = await this.stacks(m, statePath, 'peak');
     this.best?.parts.delete(m.key);
@@ -281,7 +325,7 @@ export class ContainerCollector {
 
   /** The container-wide data now. `trigger` when the caller knows better (SIGKILL of the program, SIGUSR2). */
   async build(opts: { trigger?: Trigger; timeMs?: number } = {}): Promise<ProfileData> {
-    this.container = readContainerHeader(this.opts.runDir) ?? this.container;
+    this.readContainer();
     const c = this.container;
     const peaks = new Map<string, Stack[]>();
     for (const m of this.members.values()) {
@@ -312,7 +356,7 @@ export class ContainerCollector {
         ? null
         : m.oomDump?.currentStacks
           ? m.oomDump.currentStacks
-          : (m.endedMs !== undefined && m.endedMs < oomMs - 1000) || (trigger === 'oom' && (m.facts?.startMs ?? 0) > oomMs)
+          : (m.endedMs !== undefined && m.endedMs < oomMs - 1000) || (trigger === 'oom' && m.startMs > oomMs)
             ? [] // ended before it ran out, or started after (a pool replacing its stopped workers): it held nothing then
             : (m.liveStacks ?? null),
       state: m.state,

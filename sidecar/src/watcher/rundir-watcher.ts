@@ -248,6 +248,7 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
         if (!(await this.isAlive(t, false))) this.finish(t);
         else await this.check(t);
       }
+      this.renderContainerWhenDone();
       this.checkNoProcess();
     } catch (e) {
       this.emitEvent({ type: 'reading-failed', pid: 0, message: `watcher pass failed: ${e instanceof Error ? e.message : String(e)}` });
@@ -273,10 +274,27 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
       this.emitEvent({ type: 'reading-failed', pid: 0, message: `watcher pass failed: ${e instanceof Error ? e.message : String(e)}` });
     }
     await this.queue.idle();
-    if (this.containerWide) {
+    if (this.containerWide && this.container.processCount > 0) {
       this.renderContainer(this.containerTrigger);
       await this.queue.idle();
     }
+  }
+
+  /**
+   * `highwater watch`: once every process of the tree has ended (after the
+   * jobs that resolve their ends), its report is written, and the next
+   * processes in the run dir are a new run.
+   */
+  private renderContainerWhenDone(): void {
+    if (!this.containerWide || this.tracked.size > 0) return;
+    this.queue.push('container', async () => {
+      if (this.tracked.size > 0 || !this.container.allEnded) return;
+      this.renderContainer(this.containerTrigger);
+      this.queue.push('container-reset', async () => {
+        this.container.reset();
+        this.childSeen.reset();
+      });
+    });
   }
 
   /** The container-wide report of every process (at the end, or on SIGUSR2 to the program). */

@@ -286,16 +286,23 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
    * processes in the run dir are a new run.
    */
   private renderContainerWhenDone(): void {
-    if (!this.containerWide || this.tracked.size > 0) return;
+    if (!this.containerWide || this.tracked.size > 0 || this.containerQueued) return;
+    this.containerQueued = true; // one check at a time: the render and the reset below run before the next
     this.queue.push('container', async () => {
-      if (this.tracked.size > 0 || !this.container.allEnded) return;
+      if (this.tracked.size > 0 || !this.container.allEnded) {
+        this.containerQueued = false;
+        return;
+      }
       this.renderContainer(this.containerTrigger);
       this.queue.push('container-reset', async () => {
         this.container.reset();
         this.childSeen.reset();
+        this.containerQueued = false;
       });
     });
   }
+
+  private containerQueued = false;
 
   /** The container-wide report of every process (at the end, or on SIGUSR2 to the program). */
   private renderContainer(trigger: Trigger | undefined): void {

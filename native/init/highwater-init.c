@@ -285,6 +285,46 @@ static void hw__termlog_killed(int status, const char *run_dir) {
     close(fd);
 }
 
+/*
+ * The container file (docs/protocol.md, "Multiple processes"): when any
+ * tracked process tripped the OOM guard, the container ends with 53 whatever
+ * the command's own status (a pool's parent exits 1 on BrokenProcessPool, or
+ * 143 from the stop's SIGTERM). A previous run's file is removed at start so
+ * its flag never leaks into this run.
+ */
+#define HW__CONTAINER_FILE "hw-container"
+#define HW__CONTAINER_OOM_PID 192
+
+static int hw__container_path(const char *run_dir, char *out, size_t cap) {
+    int n = snprintf(out, cap, "%s/" HW__CONTAINER_FILE, run_dir);
+    return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
+static void hw__container_remove_stale(const char *run_dir) {
+    char path[PATH_MAX];
+    if (hw__container_path(run_dir, path, sizeof path) == 0 && unlink(path) != 0 && errno != ENOENT)
+        hw__log("cannot remove %s: %s", path, strerror(errno));
+}
+
+/* 1 when the container file says a tracked process ran out of memory. */
+static int hw__container_oom(const char *run_dir) {
+    char path[PATH_MAX];
+    if (hw__container_path(run_dir, path, sizeof path) != 0) return 0;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return 0;
+    struct stat st;
+    unsigned char buf[HW__CONTAINER_OOM_PID + 8];
+    int oom = 0;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+        pread(fd, buf, sizeof buf, 0) == (ssize_t)sizeof buf && memcmp(buf, "HWCONT01", 8) == 0) {
+        uint64_t pid = 0;
+        for (int i = 7; i >= 0; i--) pid = pid << 8 | buf[HW__CONTAINER_OOM_PID + i]; /* little-endian */
+        oom = pid != 0;
+    }
+    close(fd);
+    return oom;
+}
+
 static int hw__exec_status(int err) { return err == ENOENT ? 127 : 126; }
 
 static _Noreturn void hw__exec(char **argv) {
@@ -520,6 +560,7 @@ int main(int argc, char **argv) {
         run_dir = getenv("HIGHWATER_RUN_DIR");
     }
     if (hw__mkdirs(run_dir) != 0) hw__log("cannot create run dir %s: %s", run_dir, strerror(errno));
+    hw__container_remove_stale(run_dir);
 
     if (getpid() != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
         hw__log("cannot become a subreaper: %s", strerror(errno));
@@ -563,7 +604,12 @@ int main(int argc, char **argv) {
             if (pid <= 0) break;
             if (pid == child) {
                 exit_code = hw__status_code(status);
-                hw__termlog_killed(status, run_dir);
+                if (exit_code != 53 && hw__container_oom(run_dir)) {
+                    hw__log("a tracked process ran out of memory (the command's status was %d): exiting with 53",
+                            exit_code);
+                    exit_code = 53;
+                }
+                if (exit_code != 53) hw__termlog_killed(status, run_dir);
             } else if (pid == watcher) {
                 if (exit_code < 0 || (WIFEXITED(status) ? WEXITSTATUS(status) : 1) != 0)
                     hw__log("watcher ended (status %d)", hw__status_code(status));

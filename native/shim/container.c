@@ -214,8 +214,12 @@ void hw__container_join(int origin, uint64_t tracked_parent) {
   for (int attempt = 0; !c && attempt < 3; attempt++) {
     c = hw__cont_open_existing();
     if (c && origin != HW_ORIGIN_FORK && !tracked_parent) tracked_parent = hw__tracked_ancestor(c);
-    if (c && !tracked_parent && !hw__proc_alive(c->creator_pid, c->creator_start_ticks)) {
-      /* A root that finds a previous run's file: start afresh. */
+    if (c && !tracked_parent && !hw__proc_alive(c->creator_pid, c->creator_start_ticks) &&
+        (!c->oom_pid || getpid() == 1)) {
+      /* A root that finds a previous run's file: start afresh. Not when that
+       * run is being stopped for an OOM (we are a straggler it started, now
+       * orphaned: the flag must survive for whoever reports the exit), unless
+       * we are PID 1, the first process of a new container. */
       syscall(SYS_munmap, (void *)c, HW_CONT_BYTES);
       c = hw__cont_create(1);
     } else if (!c && errno == ENOENT) {
@@ -457,6 +461,7 @@ void hw__container_stop_all(void) {
     clock_gettime(CLOCK_MONOTONIC, &start);
     /* Signalled processes, by slot: (pid, ticks) so a reused slot is a new one. */
     static uint64_t sent_pid[HW_CONT_SLOTS], sent_ticks[HW_CONT_SLOTS];
+    uint64_t stop_ms = hw__now_ms();
     for (;;) {
       struct timespec now;
       clock_gettime(CLOCK_MONOTONIC, &now);
@@ -468,7 +473,14 @@ void hw__container_stop_all(void) {
       for (uint64_t i = 0; i < used; i++) {
         uint64_t pid = s[i].pid, ticks = s[i].start_ticks;
         if (!pid || pid == me || !hw__proc_alive(pid, ticks)) continue;
+        if (s[i].start_ms >= stop_ms) {
+          /* Started during the stop (a pool replacing the workers it lost):
+           * it has nothing to finish. It does not hold the stop up. */
+          kill((pid_t)pid, SIGKILL);
+          continue;
+        }
         running++;
+        if (pid == c->oom_pid && !kill_now) continue; /* it is exiting 53 by itself */
         if (kill_now) {
           kill((pid_t)pid, SIGKILL);
         } else if (sent_pid[i] != pid || sent_ticks[i] != ticks) {

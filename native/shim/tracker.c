@@ -244,6 +244,7 @@ void hw__tracker_reset(void) {
   h->current_bytes = 0;
   h->peak_bytes = 0;
   h->peak_source = 1;
+  hw__container_publish(0); /* the container sum forgets them too */
   pthread_mutex_unlock(&hw__lock);
 }
 

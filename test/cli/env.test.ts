@@ -80,3 +80,18 @@ describe('rawEnvironment and the exec block', () => {
     expect(block).toEqual(Buffer.from('2\0py\0\0' + '1\0A=1\0'));
   });
 });
+
+describe('--no-children (issue 12)', () => {
+  it('sets HIGHWATER_CHILDREN=0 for the shim; by default children stay tracked', async () => {
+    const { parseArgs } = await import('../../sidecar/src/cli/args.js');
+    const { loadConfig } = await import('../../sidecar/src/config/config.js');
+    const cmd = parseArgs(['run', '--no-children', 'job.py']);
+    if (cmd.cmd !== 'run') throw new Error(cmd.cmd);
+    const off = loadConfig(cmd.flags, {});
+    expect(childEnv({}, paths, off, '/rd', 'run', '/node').HIGHWATER_CHILDREN).toBe('0');
+    const on = loadConfig({}, {});
+    expect(childEnv({}, paths, on, '/rd', 'run', '/node').HIGHWATER_CHILDREN).toBeUndefined();
+    expect(loadConfig({}, { HIGHWATER_CHILDREN: '0' }).children).toBe(false);
+    expect(childEnv({}, paths, loadConfig({}, { HIGHWATER_CHILDREN: '0' }), '/rd', 'run', '/node').HIGHWATER_CHILDREN).toBe('0');
+  });
+});

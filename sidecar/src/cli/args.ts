@@ -88,6 +88,7 @@ function parseRun(argv: string[], mode: 'run' | 'python'): Command {
     else if (a === '--disable-oom-detection') flags.oomDetection = false;
     else if (a === '--limit-threads') flags.limitThreads = true;
     else if (a === '--no-limit-threads') flags.limitThreads = false;
+    else if (a === '--no-children') flags.children = false;
     else if (a.startsWith('-') && a !== '-') throw usage(`unknown option ${name} for highwater ${mode}`);
     else return { cmd: 'run', mode, flags, target: { kind: 'script', script: a, args: argv.slice(i + 1) } };
     i++;

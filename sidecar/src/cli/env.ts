@@ -21,7 +21,7 @@ export const THREAD_POOL_VARS = [
 export function childEnv(
   base: NodeJS.ProcessEnv,
   paths: BundlePaths,
-  cfg: Pick<Config, 'oomDetection' | 'minAvailable'> & Partial<Pick<Config, 'limitThreads' | 'sampleRate'>>,
+  cfg: Pick<Config, 'oomDetection' | 'minAvailable'> & Partial<Pick<Config, 'limitThreads' | 'sampleRate' | 'children'>>,
   runDir: string,
   mode: 'run' | 'python',
   nodePath: string,
@@ -39,6 +39,9 @@ export function childEnv(
   env.HIGHWATER_MIN_AVAILABLE = formatMinAvailable(cfg.minAvailable);
   env.HIGHWATER_CLI = paths.cli;
   env.HIGHWATER_NODE = nodePath;
+  // --no-children: the shim keeps children untracked (docs/protocol.md).
+  if (cfg.children === false) env.HIGHWATER_CHILDREN = '0';
+  else if (cfg.children === true) delete env.HIGHWATER_CHILDREN;
   if (cfg.sampleRate) env.HIGHWATER_SAMPLE_RATE = String(cfg.sampleRate);
   else delete env.HIGHWATER_SAMPLE_RATE;
   // Off by default: the pool's threads allocate on behalf of the Python line

@@ -44,6 +44,7 @@ Options of run and python (before the program; what follows belongs to it):
                              totals, the peak and the OOM guard stay exact
   --limit-threads            start BLAS/OpenMP/numexpr/BLOSC pools with one thread (run only;
   --no-limit-threads         default: not limited; env HIGHWATER_LIMIT_THREADS=1)
+  --no-children              track only the first Python process, not its children (env HIGHWATER_CHILDREN=0)
   -h, --help                 this help
 
 Options of render:

@@ -89,6 +89,13 @@ export interface Config {
    * @default 0
    */
   sampleRate: number;
+  /**
+   * Track every Python child (subprocess, multiprocessing, os.fork); false
+   * keeps the single-process behaviour. Flag `--no-children`, env
+   * `HIGHWATER_CHILDREN` (docs/protocol.md, "Multiple processes").
+   * Undefined (the default) means on.
+   */
+  children?: boolean;
 }
 
 /** Values that came from command-line flags (undefined = not given). */
@@ -101,6 +108,7 @@ export interface ConfigFlags {
   runDir?: string;
   limitThreads?: boolean;
   sampleRate?: string;
+  children?: boolean;
 }
 
 export const DEFAULTS: Readonly<Config> = Object.freeze({
@@ -202,5 +210,6 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
         : e('HIGHWATER_SAMPLE_RATE') !== undefined
           ? parseSampleRate(e('HIGHWATER_SAMPLE_RATE')!, 'HIGHWATER_SAMPLE_RATE')
           : DEFAULTS.sampleRate,
+    children: flags.children ?? envBool('HIGHWATER_CHILDREN'), // undefined: on
   };
 }

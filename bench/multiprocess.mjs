@@ -1,0 +1,64 @@
+#!/usr/bin/env node
+// Multi-process cost (issue 12): starting a tracked child vs an untracked one,
+// and a 4-worker pool workload, plain vs under the shim with children tracked.
+//   node bench/multiprocess.mjs [runs]      (default 3; medians)
+// Variants: plain (no highwater), root-only (the shim, HIGHWATER_CHILDREN=0:
+// the children run untracked), children (the default: every child tracked).
+// Not a test: CI does not run it.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..');
+const python = process.env.HIGHWATER_BENCH_PYTHON ?? '/root/.pyenv/versions/3.11.7/bin/python3';
+const shim = join(root, 'native', 'build', 'libhighwater.so');
+const runs = Number(process.argv[2] ?? 3);
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+function env(variant, runDir) {
+  if (variant === 'plain') return { ...process.env };
+  return {
+    ...process.env,
+    LD_PRELOAD: shim,
+    PYTHONPATH: `${join(root, 'native', 'python', 'bootstrap')}:${join(root, 'native', 'python')}`,
+    HIGHWATER_RUN_DIR: runDir,
+    HIGHWATER_CHILDREN: variant === 'children' ? '1' : '0',
+  };
+}
+
+/** Wall ms of the whole run, and what it printed. */
+function once(args, variant) {
+  const runDir = mkdtempSync(join(tmpdir(), 'hw-bench-mp-'));
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(python, args, { env: env(variant, runDir), cwd: join(here, 'workloads'), encoding: 'utf8' });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  rmSync(runDir, { recursive: true, force: true });
+  if (r.status !== 0) throw new Error(`${args.join(' ')} (${variant}) exited ${r.status}: ${r.stderr}`);
+  return { ms, out: r.stdout.trim() };
+}
+
+const variants = ['plain', 'root-only', 'children'];
+console.log(`python: ${python}; ${runs} runs each, medians`);
+console.log('\nchild start, ms per child (8 children, mean of each run; median of runs)');
+for (const how of ['subprocess', 'spawn']) {
+  const t = Object.fromEntries(variants.map((v) => [v, []]));
+  for (let i = 0; i < runs; i++) for (const v of variants) t[v].push(Number(once(['mp_child_start.py', how, '8'], v).out));
+  const m = Object.fromEntries(variants.map((v) => [v, median(t[v])]));
+  console.log(
+    `${how.padEnd(11)} plain ${m.plain.toFixed(1)}  root-only ${m['root-only'].toFixed(1)}  children ${m.children.toFixed(1)}` +
+      `  tracked/untracked ${(m.children / m['root-only']).toFixed(2)}x  tracked/plain ${(m.children / m.plain).toFixed(2)}x`,
+  );
+}
+console.log('\n4-worker pool, allocation-heavy, wall ms');
+for (const method of ['fork', 'spawn']) {
+  const t = Object.fromEntries(variants.map((v) => [v, []]));
+  for (let i = 0; i < runs; i++) for (const v of variants) t[v].push(once(['mp_pool.py', method], v).ms);
+  const m = Object.fromEntries(variants.map((v) => [v, median(t[v])]));
+  console.log(
+    `pool ${method.padEnd(6)} plain ${m.plain.toFixed(0)}  root-only ${m['root-only'].toFixed(0)}  children ${m.children.toFixed(0)}` +
+      `  children/plain ${(m.children / m.plain).toFixed(2)}x`,
+  );
+}

@@ -245,7 +245,8 @@ export function renderPage(data: ProfileData, report: ReportJson, all: Stack[]):
   const fgTitle = `Peak memory ${humanBytes(peak)}: ${cmd}`;
 
   const views: View[] = [];
-  const live = report.trigger === 'oom' && data.currentStacks && data.currentStacks.length > 0 ? sortStacks(mergeStacks(data.currentStacks)) : null;
+  const liveView = report.trigger === 'oom' || (report.trigger === 'killed' && data.container !== undefined);
+  const live = liveView && data.currentStacks && data.currentStacks.length > 0 ? sortStacks(mergeStacks(data.currentStacks)) : null;
   const liveBytes = live ? live.reduce((a, s) => a + s.bytes, 0) : 0;
   if (live) views.push(buildView('live', 'Live when it ran out', live, liveBytes, `Live when it ran out ${humanBytes(liveBytes)}: ${cmd}`));
   const peakView = buildView('peak', live ? 'At the peak' : report.trigger === 'signal' || report.trigger === 'request' ? 'At the peak so far' : 'At the peak', all, peak, fgTitle, true);

@@ -91,7 +91,7 @@ export interface ReportJson {
    * and the size and stack of the last one.
    */
   failedAllocation?: FailedAllocation;
-  /** Added field, OOM reports only: the stacks live when it ran out (largest first, 99 % of their sum). */
+  /** Added field, OOM reports (and container-wide post-mortems: each process at its death) only: the stacks live when it ran out (largest first, 99 % of their sum). */
   oomStacks?: Stack[];
   /** Added field: memory over time, when the shim recorded it. */
   timeline?: Timeline;

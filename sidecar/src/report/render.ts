@@ -93,7 +93,8 @@ export function buildReportJson(data: ProfileData, bounded = boundProfile(data))
 /** Added fields: what was live when it ran out (OOM only), memory over time. */
 function oomFields(data: ProfileData): Pick<ReportJson, 'oomStacks' | 'timeline'> {
   const out: Pick<ReportJson, 'oomStacks' | 'timeline'> = {};
-  if (data.trigger === 'oom' && data.currentStacks) {
+  // A container-wide post-mortem has every process's memory at its death: the same view.
+  if ((data.trigger === 'oom' || (data.trigger === 'killed' && data.container)) && data.currentStacks) {
     const live = sortStacks(mergeStacks(data.currentStacks));
     out.oomStacks = trimToCoverage(live, live.reduce((a, s) => a + s.bytes, 0), 0.99);
   }

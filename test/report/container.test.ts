@@ -102,6 +102,16 @@ describe('container-wide report', () => {
     ]);
   });
 
+  test('a container-wide post-mortem (killed): every process at its death is the live view', async () => {
+    const { dir, report } = await renderReport(containerProfileData(input({ trigger: 'killed', oomReason: null, oomPid: null })), tmp(), { timestampedSubdir: false });
+    expect(report.oomStacks![0]).toMatchObject({ bytes: 900 * MiB, frames: [{ pid: 41 }, BUILD, NP] });
+    expect(readFileSync(join(dir, 'index.html'), 'utf8')).toContain('id="top-lines-live"');
+    expect(oomHeadline(report)).toEqual([
+      'killed (SIGKILL, most likely the kernel OOM killer): 990.0 MiB of 1.0 GiB in use by 3 Python processes',
+      '  pid 41 (worker 1)  903.0 MiB  at  features.py:88 build_matrix  rows = np.vstack(parts)',
+    ]);
+  });
+
   test('a single-process report has no process frames, tables or OOM line', async () => {
     const one = containerProfileData(input());
     const { processes: _p, container: _c, ...single } = one;

@@ -18,7 +18,7 @@ import { humanBytes } from '../../sidecar/src/report/format.js';
 import { topLine } from '../../sidecar/src/watcher/summary.js';
 import { type TestCgroup, cgroupUnavailable, makeCgroup } from '../helpers/cgroup.js';
 import { MiB, bytesAtLine, fixtures, freshDir, lineOf, pythonWithNumpy, readReport, repoRoot } from '../helpers/cli.js';
-import { startWatch, waitForReports } from '../watch/helpers.js';
+import { startWatch, waitForReports } from '../watcher/processes.js';
 import { startFakeApiServer, type FakeApiServer } from './fake-api-server.js';
 
 const leakPy = join(fixtures, 'python', 'leak.py');

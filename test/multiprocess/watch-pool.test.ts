@@ -13,7 +13,7 @@ import { bundlePaths } from '../../sidecar/src/cli/paths.js';
 import { loadConfig } from '../../sidecar/src/config/config.js';
 import type { ReportJson } from '../../sidecar/src/report/model.js';
 import { expectNear, fixtures, freshDir, lineOf, MiB, repoRoot } from '../helpers/cli.js';
-import { startWatch, waitForReports } from '../watch/helpers.js';
+import { startWatch, waitForReports } from '../watcher/processes.js';
 
 const script = join(fixtures, 'python', 'pool_hold.py');
 const POOL = lineOf(script, 'POOL-LINE');

@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import type { ReportJson } from '../../sidecar/src/report/model.js';
 import { KEEP_INNER, KEEP_OUTER, MAX_DEPTH, MAX_STACKS } from '../../sidecar/src/report/stacks.js';
 import { cliPath, freshDir, readReport, repoRoot } from '../helpers/cli.js';
-import { completeReports } from '../watch/helpers.js';
+import { completeReports } from '../watcher/processes.js';
 import { deepDump, deepStateFile, writeManyStacksDump } from './hostile-inputs.js';
 
 const MiB = 1024 * 1024;

@@ -5,7 +5,7 @@
  */
 import { expect, test } from 'vitest';
 import { freshDir } from '../helpers/cli.js';
-import { startPython, startWatch, watchLine } from '../watch/helpers.js';
+import { startPython, startWatch, watchLine } from '../watcher/processes.js';
 
 test('watch --once: report path, then "top lines at the peak:" and the held line with its bytes and source', async () => {
   const runDir = freshDir('hw-run-');

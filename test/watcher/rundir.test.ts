@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { DumpPoller, listRunDir, type DumpFile } from '../../sidecar/src/watcher/rundir.js';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { listRunDir } from '../../sidecar/src/watcher/rundir.js';
 import { deadSocket, removeDir, tempDir } from './helpers.js';
 
 describe('listRunDir', () => {
@@ -52,42 +52,5 @@ describe('listRunDir', () => {
       'hw-5.state': 'a directory',
       'hw-6.sock': 'a regular file',
     });
-  });
-});
-
-describe('DumpPoller', () => {
-  let dir: string;
-  beforeEach(() => {
-    dir = tempDir();
-    vi.useFakeTimers();
-  });
-  afterEach(() => {
-    vi.useRealTimers();
-    removeDir(dir);
-  });
-
-  it('reports each complete dump once, never a .dump.tmp', () => {
-    const got: DumpFile[] = [];
-    const p = new DumpPoller(dir, { intervalMs: 50, onDump: (d) => got.push(d) });
-    p.start();
-    p.start(); // idempotent
-    writeFileSync(join(dir, 'hw-5-1.dump.tmp'), '{}');
-    vi.advanceTimersByTime(200);
-    expect(got).toEqual([]);
-    renameSync(join(dir, 'hw-5-1.dump.tmp'), join(dir, 'hw-5-1.dump'));
-    vi.advanceTimersByTime(49);
-    expect(got).toEqual([]);
-    vi.advanceTimersByTime(1);
-    expect(got).toEqual([{ path: join(dir, 'hw-5-1.dump'), pid: 5, seq: 1 }]);
-    vi.advanceTimersByTime(500);
-    expect(got).toHaveLength(1);
-    writeFileSync(join(dir, 'hw-5-2.dump'), '{}');
-    expect(p.scan().map((d) => d.seq)).toEqual([2]);
-    expect(got).toHaveLength(2);
-    p.stop();
-    p.stop();
-    writeFileSync(join(dir, 'hw-5-3.dump'), '{}');
-    vi.advanceTimersByTime(500);
-    expect(got).toHaveLength(2);
   });
 });

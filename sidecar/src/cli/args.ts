@@ -3,6 +3,7 @@
  * after the script name, the module name or `--` belongs to the program.
  */
 import type { ConfigFlags } from '../config/config.js';
+import type { WatchFlags } from '../config/watch.js';
 import { HighwaterError } from '../errors.js';
 import type { KernelLocation } from './kernel.js';
 
@@ -22,15 +23,8 @@ export type Command =
   | { cmd: 'kernel-install'; location: KernelLocation; python?: string }
   | { cmd: 'diff'; argv: string[] }; // parsed by cli/diff.ts
 
-/** Flags of `highwater watch` beyond the shared ConfigFlags (see cli/watch.ts). */
-export interface WatchFlags {
-  metricsPort?: string;
-  warnAfter?: string;
-  once?: boolean;
-  events?: boolean;
-  uploadUrl?: string;
-  uploadTimeout?: string;
-}
+/** Flags of `highwater watch` beyond the shared ConfigFlags (config/watch.ts). */
+export type { WatchFlags };
 
 function usage(message: string): HighwaterError {
   return new HighwaterError('HW_ERR_USAGE', message);

@@ -53,7 +53,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'watch': {
       const config = loadConfig(command.flags);
-      const { loadWatchConfig, watchCommand } = await import('./watch.js');
+      const [{ loadWatchConfig }, { watchCommand }] = await Promise.all([import('../config/watch.js'), import('./watch.js')]);
       const watch = loadWatchConfig(command.flags.runDir, command.watch);
       return watchCommand({ config, watch, logger: await logger(config), say, version: version(home) });
     }

@@ -1,6 +1,7 @@
 /**
  * `highwater run` / `highwater python`: start the program under the shim,
- * watch it, render its reports, and return the exit status.
+ * watch its run dir with the same watcher as `highwater watch`
+ * (watcher/rundir-watcher.ts), say what it rendered, and map the exit status.
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
@@ -8,15 +9,12 @@ import { join, resolve } from 'node:path';
 import type { Config } from '../config/config.js';
 import { HighwaterError, isHighwaterError } from '../errors.js';
 import { moduleLogger, type Logger } from '../log.js';
-import { renderDumpFile, renderReport } from '../report/index.js';
-import { copyOut } from '../report/safe-file.js';
-import { readStateFile } from '../report/state.js';
 import { claimRunDir, type RunDirClaim } from '../watcher/claim.js';
-import type { ReportJson, Trigger } from '../report/model.js';
+import type { ReportJson } from '../report/model.js';
+import { oomHeadline } from '../report/oom-headline.js';
 import { reportSummaryLines } from '../report/toplines.js';
 import { readOomKillCount } from '../memory/oom-kills.js';
-import { DumpPoller, listRunDir, type DumpFile } from '../watcher/rundir.js';
-import { Watcher, type WatcherEvent } from '../watcher/watch.js';
+import { RunDirWatcher, type RunDirEvent } from '../watcher/rundir-watcher.js';
 import { targetArgv, type Target } from './args.js';
 import { childEnv } from './env.js';
 import { ensureWritableDir, hasDisplay, mkdirParents, openInBrowser, removeIfEmpty } from './output.js';
@@ -56,28 +54,29 @@ export function exitStatusOf(o: ChildOutcome): number {
   return o.code ?? 1;
 }
 
-/** Largest raw file copied next to the reports when it could not be rendered. */
-const MAX_KEPT_BYTES = 1024 * 1024 * 1024;
-
 function errorCode(e: unknown): string {
   if (isHighwaterError(e)) return e.code;
   const code = (e as NodeJS.ErrnoException | null)?.code;
   return typeof code === 'string' ? code : 'HW_ERR_INTERNAL';
 }
 
-function logWatcherEvent(log: Logger, e: WatcherEvent): void {
+/** The watcher's events that `run` only logs (the others it says or counts). */
+function logWatcherEvent(log: Logger, e: RunDirEvent): void {
   switch (e.type) {
-    case 'readings':
-      log.trace({ readings: e.readings, floorBytes: e.floorBytes }, 'readings');
-      break;
     case 'reading-failed':
-      log.warn({ err: e.message }, 'cannot take memory readings');
+      log.warn({ pid: e.pid, err: e.message }, 'cannot take memory readings');
       break;
     case 'control-failed':
-      log.debug({ socket: e.socket, command: e.command, err: e.message }, 'control command failed');
+      log.debug({ pid: e.pid, command: e.command, err: e.message }, 'control command failed');
       break;
     case 'oom':
-      log.warn({ reason: e.reason }, `out of memory: ${e.detail}`);
+      log.warn({ pid: e.pid, reason: e.reason }, `out of memory: ${e.detail}`);
+      break;
+    case 'file-skipped':
+      log.warn({ path: e.path }, `skipped ${e.path}: ${e.reason}`);
+      break;
+    case 'report':
+    case 'report-failed':
       break;
     default:
       log.debug(e, e.type);
@@ -119,15 +118,7 @@ export async function runProgram(opts: RunOptions): Promise<number> {
 
   const childEnvironment = missingScript ? env : childEnv(env, paths, config, runDir, mode, process.execPath);
   const { child, execError } = startChild(argv, childEnvironment, raw, env);
-  // Say how to get a report once a Python process is actually tracked (a
-  // non-Python command gets one line at the end instead).
-  const announce = setInterval(() => {
-    const [first] = listRunDir(runDir).states.keys();
-    if (first === undefined) return;
-    clearInterval(announce);
-    say(`profiling ${cmdText}; \`kill -USR2 ${first}\` writes a report of the peak so far, Ctrl-C or SIGTERM stops it with one`);
-  }, 100);
-  announce.unref();
+  let childRunning = true;
   const outcome = new Promise<ChildOutcome>((resolve) => {
     child.once('exit', (code, signal) => {
       // Through highwater-init --exec-from-fd, a failed exec is reported on its status pipe.
@@ -144,56 +135,76 @@ export async function runProgram(opts: RunOptions): Promise<number> {
   });
   for (const [sig, h] of handlers) process.on(sig, h);
 
-  // Rendering: one at a time, in order of appearance.
+  // The run dir's watcher: dumps rendered as they appear (one at a time, in
+  // order), the heuristics, post-mortems by its one rule (post-mortem.ts).
   const reports: Array<{ dir: string; report: ReportJson }> = [];
-  const failures: Array<{ path: string; error: unknown }> = [];
-  const renderedPids = new Set<number>();
-  let queue: Promise<void> = Promise.resolve();
-  const enqueue = (what: string, job: () => Promise<{ dir: string; report: ReportJson }>): void => {
-    queue = queue.then(async () => {
-      try {
-        const r = await job();
-        reports.push(r);
-        say(`report written to ${join(r.dir, 'index.html')}`);
-        for (const line of reportSummaryLines(r.report)) say(line);
-      } catch (e) {
-        failures.push({ path: what, error: e });
-        say(`could not render ${what}: ${e instanceof Error ? e.message : String(e)} (${errorCode(e)})`);
-      }
-    });
-  };
-  const renderOpts = { timestampedSubdir: config.timestampedSubdir };
-  const onDump = (d: DumpFile): void => {
-    // Only the shim's hw-<pid>-<seq>.dump; hw-api-*.dump files are rendered by highwater.api itself.
-    if (d.pid === undefined) return;
-    renderedPids.add(d.pid);
-    enqueue(d.path, () => renderDumpFile(d.path, config.outputDir, renderOpts));
-  };
-  const poller = new DumpPoller(runDir, { intervalMs: config.pollIntervalMs, onDump });
-
-  let watcher: Watcher | undefined;
+  const failures: Array<{ from: string; kept: string }> = [];
+  /** A Python process ran under the shim: a state file or one of its dumps was seen. */
+  let tracked = false;
+  const watcher = new RunDirWatcher({
+    runDir,
+    outputDir: config.outputDir,
+    config,
+    ownsRunDir: true,
+    expectProcessWithinMs: 0, // a command that runs no Python gets one line at the end instead
+    readOptions: { logger: moduleLogger(opts.logger, 'readings') },
+    renderOptions: { timestampedSubdir: config.timestampedSubdir },
+  });
+  const wlog = moduleLogger(opts.logger, 'watcher');
+  watcher.on('event', (e) => {
+    logWatcherEvent(wlog, e);
+    switch (e.type) {
+      case 'process-found':
+        // Say how to get a report once a Python process is actually tracked.
+        if (!tracked && childRunning) {
+          say(`profiling ${cmdText}; \`kill -USR2 ${e.pid}\` writes a report of the peak so far, Ctrl-C or SIGTERM stops it with one`);
+        }
+        tracked = true;
+        break;
+      case 'report':
+        if (e.pid !== undefined) tracked = true;
+        reports.push(e);
+        // Container-wide OOM: the process holding the most and its line first (docs/report.md "Several processes").
+        for (const line of oomHeadline(e.report)) say(line);
+        say(`report written to ${join(e.dir, 'index.html')}`);
+        for (const line of reportSummaryLines(e.report)) say(line);
+        break;
+      case 'report-failed':
+        if (e.pid !== undefined) tracked = true;
+        failures.push(e);
+        say(`could not render ${e.from}: ${e.message} (${e.code})`);
+        break;
+    }
+  });
   if (child.pid !== undefined) {
-    watcher = new Watcher({
-      pid: child.pid,
-      runDir,
-      config,
-      readOptions: { logger: moduleLogger(opts.logger, 'readings') },
-    });
-    const wlog = moduleLogger(opts.logger, 'watcher');
-    watcher.on('event', (e) => logWatcherEvent(wlog, e));
+    watcher.watchChild(child.pid);
     watcher.start();
-    poller.start();
   }
 
   const result = await outcome;
-  clearInterval(announce);
+  childRunning = false;
   for (const [sig, h] of handlers) process.off(sig, h);
+  // Killed by the kernel's OOM killer (the cgroup's oom_kill count moved)?
+  const oomKillsAfter = readOomKillCount('self');
+  const oomKilled =
+    result.signal !== null && oomKillsBefore !== undefined && oomKillsAfter !== undefined && oomKillsAfter > oomKillsBefore;
+  if (oomKilled && result.signal !== 'SIGKILL') {
+    log.debug({ signal: result.signal }, 'died while being OOM-killed; reporting it as killed');
+  }
+  // Several processes: the kernel's OOM killer may have ended a worker while
+  // the program itself exited (1, from BrokenProcessPool): the container-wide
+  // report is a post-mortem of every process all the same.
+  const cgroupOomKill = oomKillsBefore !== undefined && oomKillsAfter !== undefined && oomKillsAfter > oomKillsBefore;
+  if (cgroupOomKill || result.signal === 'SIGKILL') watcher.containerTrigger = 'killed';
   // From here on the program has ended: nothing highwater does may replace
   // its exit status with a crash of our own.
   try {
-    await watcher?.stop();
-    poller.stop();
-    poller.scan();
+    if (child.pid !== undefined) {
+      watcher.childEnded(child.pid, { code: result.code, signal: result.signal, oomKilled });
+      // The last pass: dumps left, post-mortems of processes without one, a
+      // dump of any process of the program still running.
+      await watcher.stop();
+    }
   } catch (e) {
     say(`internal error while watching (${errorCode(e)}): ${e instanceof Error ? e.message : String(e)}`);
   }
@@ -201,7 +212,7 @@ export async function runProgram(opts: RunOptions): Promise<number> {
     return await afterExit();
   } catch (e) {
     say(`internal error after ${cmdText} ended (${errorCode(e)}): ${e instanceof Error ? e.message : String(e)}; run dir kept: ${runDir}`);
-    return (watcher?.oomFired ?? false) ? EXIT_OOM : exitStatusOf(result);
+    return watcher.oomFired || watcher.container.oomPid !== 0 ? EXIT_OOM : exitStatusOf(result);
   }
 
   async function afterExit(): Promise<number> {
@@ -209,47 +220,26 @@ export async function runProgram(opts: RunOptions): Promise<number> {
       say(`cannot run ${argv[0]}: ${result.spawnError.code ?? result.spawnError.message}`);
     }
 
-    // Post-mortem: a process that left a state file but no dump (SIGKILL, os._exit, a fatal signal).
-    const listing = listRunDir(runDir);
-    // Killed by the kernel's OOM killer (the cgroup's oom_kill count moved)?
-    const oomKillsAfter = readOomKillCount('self');
-    const oomKilled =
-      result.signal !== null &&
-      oomKillsBefore !== undefined &&
-      oomKillsAfter !== undefined &&
-      oomKillsAfter > oomKillsBefore;
-    if (oomKilled && result.signal !== 'SIGKILL') {
-      log.debug({ signal: result.signal }, 'died while being OOM-killed; reporting it as killed');
-    }
-    const trigger: Trigger =
-      result.signal === 'SIGKILL' || oomKilled ? 'killed' : result.signal ? 'signal' : 'exit';
-    for (const [pid, statePath] of listing.states) {
-      if (renderedPids.has(pid)) continue;
-      if (mode === 'python' && trigger === 'exit') continue; // tracking was off unless the API turned it on
-      enqueue(statePath, async () => renderReport(await readStateFile(statePath, { trigger }), config.outputDir, renderOpts));
-    }
-    await queue;
-
     const runDirGone = !existsSync(runDir);
     if (runDirGone && !result.spawnError && !missingScript) {
       say(`the run dir ${runDir} was removed while ${cmdText} ran: its state and dumps went with it, no report could be made`);
-    } else if (listing.states.size === 0 && renderedPids.size === 0 && !result.spawnError && mode === 'run' && !missingScript) {
+    } else if (!tracked && !result.spawnError && mode === 'run' && !missingScript) {
       say(`${cmdText} did not run Python under the shim; nothing was profiled`);
     }
 
-    const oom = (watcher?.oomFired ?? false) || reports.some((r) => r.report.trigger === 'oom');
+    // The container file's OOM flag: a worker tripped, whatever the program's own status (docs/protocol.md "OOM across processes").
+    const oom = watcher.oomFired || reports.some((r) => r.report.trigger === 'oom') || watcher.container.oomPid !== 0;
+    const containerKilled = cgroupOomKill && reports.some((r) => r.report.container !== undefined && r.report.trigger === 'killed');
     const last = reports.at(-1);
     if (last && config.openBrowser && hasDisplay(env)) openInBrowser(join(last.dir, 'index.html'));
 
-    // Raw data of what could not be rendered goes next to the reports, so
-    // that the run dir can be cleaned; if even that fails, the run dir stays.
+    // The watcher copied the raw data of what could not be rendered next to
+    // the reports, so that the run dir can be cleaned; where even that
+    // failed (the copy is the original), the run dir stays.
     let keepRunDir = false;
     for (const f of failures) {
-      try {
-        say(`raw data kept at ${await copyOut(f.path, config.outputDir, MAX_KEPT_BYTES)}`);
-      } catch {
-        keepRunDir = true;
-      }
+      if (f.kept === f.from) keepRunDir = true;
+      else say(`raw data kept at ${f.kept}`);
     }
     if (reports.length === 0 && failures.length === 0 && out.created) removeIfEmpty(config.outputDir);
     if (keepRunDir) {
@@ -262,7 +252,7 @@ export async function runProgram(opts: RunOptions): Promise<number> {
     }
     log.debug({ outcome: { code: result.code, signal: result.signal }, oom, reports: reports.length }, 'finished');
     if (oom) return EXIT_OOM;
-    if (oomKilled) {
+    if (oomKilled || containerKilled) {
       say(`the kernel's OOM killer ended ${cmdText} (exit 137)`);
       return 128 + 9;
     }

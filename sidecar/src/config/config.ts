@@ -143,7 +143,8 @@ export function parseSampleRate(text: string, what: string): number {
   return bytes;
 }
 
-function configError(name: string, value: string, expected: string): HighwaterError {
+/** HW_ERR_CONFIG naming the flag or variable, the value and what is accepted. */
+export function configError(name: string, value: string, expected: string): HighwaterError {
   return new HighwaterError('HW_ERR_CONFIG', `invalid value for ${name}: ${JSON.stringify(value)}; expected ${expected}`);
 }
 

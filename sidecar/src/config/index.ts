@@ -1,2 +1,3 @@
 export * from './config.js';
 export * from './size.js';
+export * from './watch.js';

@@ -36,10 +36,14 @@ export type OomVerdict =
 
 const mib = (n: number): string => `${(n / MiB).toFixed(1)} MiB`;
 
-/** Decide whether the readings mean the process is about to run out of memory. */
-export function checkOom(r: Readings, cfg: HeuristicsConfig): OomVerdict {
+/**
+ * Decide whether the readings mean the process is about to run out of memory.
+ * `shimFloor`: the floor the process's shim published (it owns the floor,
+ * docs/protocol.md); without one, the floor from `cfg` and the readings.
+ */
+export function checkOom(r: Readings, cfg: HeuristicsConfig, shimFloor?: number): OomVerdict {
   if (!cfg.oomDetection) return { oom: false, floorBytes: 0 };
-  const floor = floorBytes(totalBytes(r), cfg);
+  const floor = shimFloor ?? floorBytes(totalBytes(r), cfg);
   // Active page cache is in the working set, yet the kernel reclaims it before
   // an OOM kill: a job streaming files through the cache is not out of memory.
   if (r.availableBytes + (r.activeFileBytes ?? 0) < floor) {

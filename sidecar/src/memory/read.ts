@@ -55,7 +55,12 @@ export interface ReadOptions extends FsRoots {
   warned?: Set<string>;
 }
 
-/** The memory total the floor is a percentage of: the cgroup limit if any (capped by host RAM), else host RAM. */
+/**
+ * The memory total the floor is a percentage of: the cgroup limit if any
+ * (capped by host RAM), else host RAM. The shim owns the floor (guard.c, the
+ * same formula; docs/protocol.md): the watcher uses this only to judge a
+ * process whose shim has not published one yet.
+ */
 export function totalBytes(r: Readings): number {
   return r.limitBytes > 0 ? Math.min(r.limitBytes, r.hostTotalBytes || r.limitBytes) : r.hostTotalBytes;
 }

@@ -53,8 +53,8 @@ export class ChildSeen {
       if (!read) continue;
       const key = `${pid}:${read.ino}`;
       if (this.checked.has(key)) continue;
-      this.checked.add(key);
       const origin = parseProcessFacts(read.header).origin;
+      if (origin !== 'unknown') this.checked.add(key); // unknown: an older shim, or a header still being written
       if (origin === 'exec' || origin === 'fork') {
         this.seen = true;
         this.checked.clear();
@@ -127,7 +127,16 @@ export class ContainerCollector {
   private readonly folded = { count: 0, peakBytes: 0 };
   private firstPid: number | undefined;
 
-  constructor(private readonly opts: ContainerOptions) {}
+  private topHint: number | undefined;
+
+  constructor(private readonly opts: ContainerOptions) {
+    this.topHint = opts.topPid;
+  }
+
+  /** The program the owner started (`highwater run`'s child): report.json `process`. */
+  setTop(pid: number): void {
+    this.topHint = pid;
+  }
 
   /** More than one process was seen: the run's report is container-wide. */
   get active(): boolean {
@@ -216,6 +225,28 @@ export class ContainerCollector {
     return m;
   }
 
+  /**
+   * Its facts, once its header has them (a forked child's header may be
+   * read before the shim filled them): its role and label follow.
+   */
+  private learnFacts(m: Member, statePath: string): void {
+    const head = readStateArea(statePath, 'none');
+    if (!head) return;
+    const facts = parseProcessFacts(head.header);
+    if (facts.origin === 'unknown') return;
+    m.facts = facts;
+    m.startMs = facts.startMs || m.startMs;
+    const parentKey = facts.trackedParentPid ? this.byPid.get(facts.trackedParentPid) : undefined;
+    const parent = parentKey ? this.members.get(parentKey) : undefined;
+    if (facts.origin === 'fork') {
+      m.role = { kind: 'worker', how: parent?.role.kind === 'forkserver' ? 'multiprocessing forkserver' : 'fork' };
+      m.label = processLabel(m.argv, m.role, facts.forkSeq || undefined);
+    } else if (m.role.kind === 'program' && facts.origin === 'exec') {
+      m.role = processRole(m.argv);
+      if (m.role.kind === 'worker') m.label = processLabel(m.argv, m.role, ++this.workers);
+    }
+  }
+
   /** One pass over the running processes. */
   observe(processes: readonly ObservedProcess[]): void {
     const before = this.peakId;
@@ -229,6 +260,7 @@ export class ContainerCollector {
       const read = !known || !this.container ? readStateArea(p.statePath, this.container ? 'none' : 'live') : undefined;
       if (read && read.ino !== p.ino) continue;
       const m = known ?? this.member(p.pid, key, { ...p.header, local: p.local, statePath: p.statePath, ...(read ? { header: read.header } : {}) });
+      if (!m.facts || m.facts.origin === 'unknown') this.learnFacts(m, p.statePath);
       m.ownPeakBytes = Math.max(m.ownPeakBytes, p.header.peakBytes);
       if (read?.bytes) {
         parts.set(key, read.bytes);
@@ -292,6 +324,7 @@ export class ContainerCollector {
     this.readContainer();
     m.ended = true;
     m.endedMs = Date.now();
+    if (!m.facts || m.facts.origin === 'unknown') this.learnFacts(m, statePath);
     const part = await this.peakPartNow(m, statePath); // also reads its facts as they are at its end
     if (part) m.peakPart = { id: this.peakId, stacks: part };
     if (m.facts?.endMs) m.endedMs = m.facts.endMs;
@@ -319,7 +352,7 @@ export class ContainerCollector {
   }
 
   private get topPid(): number | undefined {
-    const t = this.opts.topPid;
+    const t = this.topHint;
     return t !== undefined && this.byPid.has(t) ? t : this.firstPid;
   }
 
@@ -356,9 +389,9 @@ export class ContainerCollector {
         ? null
         : m.oomDump?.currentStacks
           ? m.oomDump.currentStacks
-          : (m.endedMs !== undefined && m.endedMs < oomMs - 1000) || (trigger === 'oom' && m.startMs > oomMs)
+          : trigger === 'oom' && ((m.endedMs !== undefined && m.endedMs < oomMs - 1000) || m.startMs > oomMs)
             ? [] // ended before it ran out, or started after (a pool replacing its stopped workers): it held nothing then
-            : (m.liveStacks ?? null),
+            : (m.liveStacks ?? null), // killed: what it held at its death
       state: m.state,
       report: m.own ? `processes/pid-${m.pid}/index.html` : null,
       sampling: m.own?.sampling ?? null,

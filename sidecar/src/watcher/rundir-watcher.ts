@@ -1,15 +1,21 @@
 /**
- * The watcher of a whole run dir (`highwater watch`): every tracked process
- * (`hw-<pid>.state`) gets readings, the OOM heuristics and `floor`/`oom`
- * commands on its own control socket; every new complete dump is rendered
- * once; a process that disappears without a dump gets a post-mortem report
- * from its state file. Readings come from the process's cgroup when it runs
+ * The watcher of a run dir, for every mode: `highwater watch` (Docker,
+ * sidecar) and `highwater run` (which adds the spawn and the exit status).
+ * One poll loop per run dir: every pollIntervalMs one pass lists the run dir
+ * once; every tracked process (`hw-<pid>.state`, any number of them) gets
+ * readings, the OOM heuristics against the floor its shim publishes, and
+ * `oom` on its own control socket; every new complete dump is rendered once
+ * (render-queue.ts: one at a time, in order); a process that disappears
+ * without a dump gets a post-mortem report from its state file, by the one
+ * rule in post-mortem.ts. Readings come from the process's cgroup when it runs
  * in this container (same pid *and* same cmdline), otherwise from the status
  * the shim publishes in the state file header every 250 ms.
  *
- * It never throws into its loop: everything is reported as a RunDirEvent.
- * Rendered dumps and the files of ended processes are removed from the run
- * dir; whatever could not be rendered stays (and is named in the event).
+ * The hooks are its events (RunDirEvent): `process-found` / `process-gone`,
+ * `oom` (the heuristics fired), `report` (a report was written; `postMortem`
+ * says it came from a state file), `report-failed`. It never throws into its
+ * loop. Rendered dumps and the files of ended processes are removed from the
+ * run dir; whatever could not be rendered stays (and is named in the event).
  */
 import { EventEmitter } from 'node:events';
 import { existsSync, unlinkSync } from 'node:fs';
@@ -23,10 +29,11 @@ import { copyOut } from '../report/safe-file.js';
 import { readStateFile } from '../report/state.js';
 import { ChildSeen, ContainerCollector } from './container.js';
 import { sendControl } from './control.js';
-import { processIdentity } from './identity.js';
+import { processIdentity, type Identity } from './identity.js';
 import { removeDumpLeftovers } from './leftovers.js';
+import { postMortemTrigger, type EndStatus } from './post-mortem.js';
 import { RenderQueue } from './render-queue.js';
-import { listRunDir, type DumpFile } from './rundir.js';
+import { listRunDir, type DumpFile, type RunDirListing } from './rundir.js';
 import { readingsFromHeader, readStateHeader, type StateHeader } from './state-header.js';
 
 export type RunDirEvent =
@@ -36,16 +43,20 @@ export type RunDirEvent =
   | { type: 'reading-failed'; pid: number; message: string }
   /** A run-dir entry that is never read (a symlink, FIFO, device, an unreadable state file); once per path and reason. */
   | { type: 'file-skipped'; path: string; reason: string }
+  /** The floor in force in the process's guard, as its shim publishes it: first seen, or changed. */
   | { type: 'floor-set'; pid: number; floorBytes: number }
   | { type: 'oom'; pid: number; reason: 'low-available' | 'swap'; detail: string; readings: Readings }
   | { type: 'control-failed'; pid: number; command: string; message: string }
-  | { type: 'report'; pid: number | undefined; from: string; dir: string; report: ReportJson }
+  /** `postMortem`: rendered from the state file of a process that ended without a dump. */
+  | { type: 'report'; pid: number | undefined; from: string; dir: string; report: ReportJson; postMortem: boolean }
   | {
       type: 'report-failed';
       pid: number | undefined;
       from: string;
       /** errno (EROFS, ENOSPC, ...) or error code (HW_ERR_DUMP_TRUNCATED, ...). */
       reason: string;
+      /** The error's own code: HW_ERR_* when highwater raised it, else the errno, else HW_ERR_INTERNAL. */
+      code: string;
       message: string;
       /** Where the raw data is now (a copy next to the reports, or the original in the run dir). */
       kept: string;
@@ -63,6 +74,15 @@ export interface RunDirWatcherOptions {
   controlTimeoutMs?: number;
   /** On stop, ask processes still running for a dump (a report of the peak so far). @default true */
   dumpOnStop?: boolean;
+  /**
+   * The run dir belongs to this watcher's owner (`highwater run`): every
+   * process in it is of this container (readings from its cgroup, source
+   * lines from this filesystem, alive while its pid is, whatever its cmdline
+   * becomes), and once stopped nothing writes to it any more, so a state file
+   * that never became readable gets its render attempt (and its raw data kept).
+   * @default false
+   */
+  ownsRunDir?: boolean;
   /** Roots and logger for the cgroup readings. */
   readOptions?: ReadOptions;
   renderOptions?: RenderOptions;
@@ -71,8 +91,6 @@ export interface RunDirWatcherOptions {
    * (watcher/container.ts) instead of one report each. @default true
    */
   containerWide?: boolean;
-  /** The program `highwater run` started: report.json `process` of a container-wide report. */
-  topPid?: number;
 }
 
 interface Tracked {
@@ -84,7 +102,8 @@ interface Tracked {
   /** Seen in this PID namespace with the recorded cmdline. */
   local: boolean;
   readings: Readings | undefined;
-  floorSent: number | undefined;
+  /** The floor its shim published, once seen (the shim owns the floor). */
+  floorSeen: number | undefined;
   oomSent: boolean;
   lastReadingError: string | undefined;
   warned: Set<string>;
@@ -120,6 +139,12 @@ function errorReason(e: unknown): string {
   return typeof code === 'string' ? code : 'error';
 }
 
+function errorCode(e: unknown): string {
+  if (isHighwaterError(e)) return e.code;
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  return typeof code === 'string' ? code : 'HW_ERR_INTERNAL';
+}
+
 function tryUnlink(path: string): void {
   try {
     unlinkSync(path);
@@ -139,6 +164,12 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
   private readonly failedPids = new Set<number>();
   /** `path\0reason` of run-dir entries already warned about (file-skipped). */
   private readonly skippedSaid = new Set<string>();
+  /** pid → path of state files whose header is not (yet) readable. */
+  private readonly unparsed = new Map<number, string>();
+  /** Children of the owner: their post-mortem waits for childEnded(). */
+  private readonly children = new Set<number>();
+  private readonly endStatus = new Map<number, EndStatus>();
+  private oomSeen = false;
   private readonly queue = new RenderQueue();
   private readonly startedAt = Date.now();
   private sawProcess = false;
@@ -156,7 +187,7 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
 
   constructor(private readonly opts: RunDirWatcherOptions) {
     super();
-    this.container = new ContainerCollector({ runDir: opts.runDir, ...(opts.topPid !== undefined ? { topPid: opts.topPid } : {}) });
+    this.container = new ContainerCollector({ runDir: opts.runDir });
   }
 
   /** Several processes: their dumps and ends go to the container-wide report. */
@@ -176,6 +207,26 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
     return this.failures;
   }
 
+  /** True once the heuristics fired for some process (an `oom` event). */
+  get oomFired(): boolean {
+    return this.oomSeen;
+  }
+
+  /**
+   * The owner started `pid` and will say how it ended (childEnded): until
+   * then its post-mortem waits, so that its trigger comes from its wait
+   * status, not from a guess.
+   */
+  watchChild(pid: number): void {
+    this.children.add(pid);
+    this.container.setTop(pid);
+  }
+
+  /** How the owner's child `pid` ended (its wait status). */
+  childEnded(pid: number, status: EndStatus): void {
+    this.endStatus.set(pid, status);
+  }
+
   /** The tracked processes now, for the metrics (never throws). */
   samples(): TrackedSample[] {
     return [...this.tracked.values()].map((t) => ({
@@ -186,7 +237,7 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
       limitBytes: t.readings?.limitBytes,
       workingSetBytes: t.readings?.workingSetBytes,
       swapBytes: t.readings?.swapBytes,
-      floorBytes: t.floorSent,
+      floorBytes: t.floorSeen,
     }));
   }
 
@@ -241,12 +292,13 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
   /** One poll. Never rejects. */
   async tick(): Promise<void> {
     try {
-      this.scanDumps();
-      this.discover();
+      const listing = listRunDir(this.opts.runDir);
+      this.scanDumps(listing);
+      this.discover(listing);
       this.observeAll();
       for (const t of [...this.tracked.values()]) {
-        if (!(await this.isAlive(t, false))) this.finish(t);
-        else await this.check(t);
+        if (await this.isAlive(t, false)) await this.check(t);
+        else if (!this.awaitsStatus(t)) this.finish(t);
       }
       this.renderContainerWhenDone();
       this.checkNoProcess();
@@ -258,8 +310,9 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
 
   private async finalPass(): Promise<void> {
     try {
-      this.scanDumps();
-      this.discover();
+      const listing = listRunDir(this.opts.runDir);
+      this.scanDumps(listing);
+      this.discover(listing);
       this.observeAll();
       const stillRunning: Tracked[] = [];
       for (const t of [...this.tracked.values()]) {
@@ -270,6 +323,7 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
         for (const t of stillRunning) await this.send(t, 'dump', 2000);
         this.scanDumps();
       }
+      if (this.opts.ownsRunDir) for (const [pid, path] of this.unparsed) this.renderUnparsed(pid, path);
     } catch (e) {
       this.emitEvent({ type: 'reading-failed', pid: 0, message: `watcher pass failed: ${e instanceof Error ? e.message : String(e)}` });
     }
@@ -286,7 +340,8 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
    * processes in the run dir are a new run.
    */
   private renderContainerWhenDone(): void {
-    if (!this.containerWide || this.tracked.size > 0 || this.containerQueued) return;
+    // `highwater run` (children of the owner): once, at the stop, with how its program ended.
+    if (this.children.size > 0 || !this.containerWide || this.tracked.size > 0 || this.containerQueued) return;
     this.containerQueued = true; // one check at a time: the render and the reset below run before the next
     this.queue.push('container', async () => {
       if (this.tracked.size > 0 || !this.container.allEnded) {
@@ -306,7 +361,7 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
 
   /** The container-wide report of every process (at the end, or on SIGUSR2 to the program). */
   private renderContainer(trigger: Trigger | undefined): void {
-    this.render(undefined, 'container', () => {}, () =>
+    this.render(undefined, 'container', this.containerTrigger === 'killed', () => {}, () =>
       this.container.render(this.opts.outputDir, this.opts.renderOptions, trigger ? { trigger } : {}),
     );
   }
@@ -326,9 +381,13 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
     this.emitEvent({ type: 'file-skipped', path, reason });
   }
 
+  /** A child of the owner that ended, whose wait status the owner has not given yet. */
+  private awaitsStatus(t: Tracked): boolean {
+    return this.children.has(t.pid) && !this.endStatus.has(t.pid);
+  }
+
   /** New complete dumps → the render queue. */
-  private scanDumps(): void {
-    const listing = listRunDir(this.opts.runDir);
+  private scanDumps(listing: RunDirListing = listRunDir(this.opts.runDir)): void {
     for (const s of listing.skipped) this.skipped(s.path, `${s.kind}, not read`);
     this.childSeen.check(listing.states);
     for (const d of listing.dumps) {
@@ -344,11 +403,15 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
     }
   }
 
-  private discover(): void {
-    const states = listRunDir(this.opts.runDir).states;
+  private discover(listing: RunDirListing): void {
+    const states = listing.states;
+    this.unparsed.clear();
     for (const [pid, statePath] of states) {
       const read = readStateHeader(statePath);
-      if (!read) continue; // not complete yet, or just removed
+      if (!read) {
+        this.unparsed.set(pid, statePath); // not complete yet, or just removed
+        continue;
+      }
       if ('problem' in read) {
         this.skipped(statePath, `cannot read the state file: ${read.problem}`);
         continue;
@@ -362,7 +425,7 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
       if (!t) {
         if (this.finished.has(`${pid}:${read.ino}`)) continue;
         this.failedPids.delete(pid);
-        const local = processIdentity(this.procRoot, pid, read.header.argv) === 'same';
+        const local = this.opts.ownsRunDir === true || this.identify(pid, read.header.argv) === 'same';
         t = {
           pid,
           statePath,
@@ -371,7 +434,7 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
           header: read.header,
           local,
           readings: undefined,
-          floorSent: undefined,
+          floorSeen: undefined,
           oomSent: false,
           lastReadingError: undefined,
           warned: new Set(),
@@ -399,6 +462,17 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
   }
 
   /**
+   * Is `pid` the process that wrote this state file? In a run dir of its own
+   * every process is ours: the pid alone says it (a program may rewrite its
+   * cmdline); elsewhere the cmdline must match too (identity.ts).
+   */
+  private identify(pid: number, argv: string[]): Identity {
+    if (!this.opts.ownsRunDir) return processIdentity(this.procRoot, pid, argv);
+    const id = processIdentity(this.procRoot, pid, argv);
+    return id === 'other' ? 'same' : id;
+  }
+
+  /**
    * Local process: alive while /proc/<pid> is it. Remote process (another
    * PID namespace): gone when its socket file went away (the shim removes it
    * at exit) or refuses connections (killed); a socket that merely does not
@@ -406,7 +480,7 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
    * stopping).
    */
   private async isAlive(t: Tracked, final: boolean): Promise<boolean> {
-    const id = processIdentity(this.procRoot, t.pid, t.header.argv);
+    const id = this.identify(t.pid, t.header.argv);
     if (id === 'same') {
       t.local = true;
       return true;
@@ -449,11 +523,11 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
       try {
         const held: Array<[object, string]> = [];
         readings = readReadings(t.pid, { ...this.opts.readOptions, logger: { warn: (o, m) => void held.push([o, m]) }, warned: t.warned });
-        if (held.length > 0 && processIdentity(this.procRoot, t.pid, t.header.argv) !== 'same') return; // ended mid-read
+        if (held.length > 0 && this.identify(t.pid, t.header.argv) !== 'same') return; // ended mid-read
         for (const [o, m] of held) this.opts.readOptions?.logger?.warn({ ...o, pid: t.pid }, m);
         t.lastReadingError = undefined;
       } catch (e) {
-        if (processIdentity(this.procRoot, t.pid, t.header.argv) !== 'same') return;
+        if (this.identify(t.pid, t.header.argv) !== 'same') return;
         const message = e instanceof Error ? e.message : String(e);
         if (message !== t.lastReadingError) this.emitEvent({ type: 'reading-failed', pid: t.pid, message });
         t.lastReadingError = message;
@@ -465,15 +539,19 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
     t.readings = readings;
     if (!readings) return;
 
-    const verdict = checkOom(readings, this.opts.config);
-    if (t.floorSent !== verdict.floorBytes) {
-      if (await this.send(t, `floor ${verdict.floorBytes}`)) {
-        t.floorSent = verdict.floorBytes;
-        this.emitEvent({ type: 'floor-set', pid: t.pid, floorBytes: verdict.floorBytes });
-      }
+    // The shim owns the floor (docs/protocol.md): the rule here judges by the
+    // floor in force in the process's guard, and sets none of its own. Until
+    // the shim has published one (its first look at the readings), the floor
+    // from this watcher's --min-available.
+    const shimFloor = t.header.floorBytes;
+    if (shimFloor > 0 && t.floorSeen !== shimFloor) {
+      t.floorSeen = shimFloor;
+      this.emitEvent({ type: 'floor-set', pid: t.pid, floorBytes: shimFloor });
     }
+    const verdict = checkOom(readings, this.opts.config, shimFloor > 0 ? shimFloor : undefined);
     if (verdict.oom && !t.oomSent) {
       t.oomSent = true;
+      this.oomSeen = true;
       this.emitEvent({ type: 'oom', pid: t.pid, reason: verdict.reason, detail: verdict.detail, readings });
       await this.send(t, `oom ${verdict.reason}`, 5000);
     }
@@ -521,12 +599,12 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
       });
       return;
     }
-    if (t.header.peakBytes === 0 && !t.header.tracking) {
-      this.retire(t); // tracking never ran (python mode without the API): nothing to report
+    const trigger = postMortemTrigger(t.header, this.endStatus.get(t.pid));
+    if (trigger === undefined) {
+      this.retire(t); // tracking was off: nothing to report
       return;
     }
-    const trigger: Trigger = t.header.exitStatus === 0x100 + 53 ? 'oom' : 'killed';
-    this.render(t.pid, t.statePath, () => this.retire(t), async () => {
+    this.render(t.pid, t.statePath, true, () => this.retire(t), async () => {
       // Source lines come from disk only for a process of this container: the
       // paths a remote process names are files of *its* filesystem, and the
       // same path here is another file (a wrong line, or one of ours leaked).
@@ -558,19 +636,48 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
       } catch (e) {
         this.failures++;
         this.failedPids.add(pid);
-        this.emitEvent({ type: 'report-failed', pid, from: d.path, reason: errorReason(e), message: e instanceof Error ? e.message : String(e), kept: await this.keepRaw(d.path, e) });
+        this.emitEvent({
+          type: 'report-failed',
+          pid,
+          from: d.path,
+          reason: errorReason(e),
+          code: errorCode(e),
+          message: e instanceof Error ? e.message : String(e),
+          kept: await this.keepRaw(d.path, e),
+        });
       }
     });
   }
 
   private renderDump(d: DumpFile): void {
-    this.render(d.pid, d.path, () => tryUnlink(d.path), () => renderDumpFile(d.path, this.opts.outputDir, this.opts.renderOptions));
+    this.render(d.pid, d.path, false, () => tryUnlink(d.path), () => renderDumpFile(d.path, this.opts.outputDir, this.opts.renderOptions));
+  }
+
+  /**
+   * Stopped, in a run dir of our own: a state file whose header never became
+   * readable gets its post-mortem attempt, whose error says what is wrong
+   * with it (and whose raw data is then kept).
+   */
+  private renderUnparsed(pid: number, statePath: string): void {
+    // Its header cannot say whether it tracked: the trigger is the end's alone.
+    const trigger: Trigger = postMortemTrigger({ exitStatus: 0, tracking: true, peakBytes: 0 }, this.endStatus.get(pid)) ?? 'killed';
+    this.unparsed.delete(pid);
+    if (this.containerWide) {
+      // A process of the tree that never published its header (a pool worker
+      // stopped while it started): nothing of it is in the container's sum.
+      tryUnlink(statePath);
+      return;
+    }
+    this.render(pid, statePath, true, () => tryUnlink(statePath), async () =>
+      renderReport(await readStateFile(statePath, { trigger }), this.opts.outputDir, this.opts.renderOptions),
+    );
   }
 
   /** Queue one render; on success `done()`, on failure keep the raw data and say where. */
   private render(
     pid: number | undefined,
     from: string,
+    postMortem: boolean,
     done: () => void,
     job: () => Promise<{ dir: string; report: ReportJson }>,
   ): void {
@@ -586,13 +693,14 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
           pid,
           from,
           reason: errorReason(e),
+          code: errorCode(e),
           message: e instanceof Error ? e.message : String(e),
           kept: await this.keepRaw(from, e),
         });
         return;
       }
       done();
-      this.emitEvent({ type: 'report', pid, from, dir: result.dir, report: result.report });
+      this.emitEvent({ type: 'report', pid, from, dir: result.dir, report: result.report, postMortem });
     });
   }
 

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { bytesAtLine, freshDir, MiB, readReport } from '../helpers/cli.js';
-import { completeReports, startPython, startWatch, waitForReports, watchLine, type Proc } from './helpers.js';
+import { completeReports, startPython, startWatch, waitForReports, watchLine, type Proc } from './processes.js';
 
 const STEPS = 4;
 const STEP_MIB = 8;

@@ -1,7 +1,8 @@
 // Parsing of `highwater watch` and `highwater collect docker`, and the watch settings.
 import { describe, expect, it } from 'vitest';
 import { parseArgs } from '../../sidecar/src/cli/args.js';
-import { loadWatchConfig, terminationSummary } from '../../sidecar/src/cli/watch.js';
+import { loadWatchConfig } from '../../sidecar/src/config/watch.js';
+import { terminationSummary } from '../../sidecar/src/cli/watch.js';
 import type { ReportJson } from '../../sidecar/src/report/model.js';
 
 describe('watch and collect arguments', () => {

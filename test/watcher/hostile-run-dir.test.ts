@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildStateFile } from '../report/state-writer.js';
 import { bytesAtLine, fixtures, freshDir, readReport, runCli } from '../helpers/cli.js';
-import { completeReports, startWatch } from './helpers.js';
+import { completeReports, startWatch } from './processes.js';
 
 const SECRET = 'root:$6$not-a-real-hash:19000:0:99999:7:::\n';
 const MiB = 1024 * 1024;

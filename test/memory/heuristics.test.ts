@@ -69,6 +69,12 @@ describe('checkOom', () => {
       reason: 'low-available',
     });
   });
+  it("judges by the shim's floor when given one (the shim owns the floor), whatever --min-available says", () => {
+    const r = readings({ availableBytes: 300 * MiB });
+    expect(checkOom(r, on, 400 * MiB)).toMatchObject({ oom: true, reason: 'low-available', floorBytes: 400 * MiB });
+    expect(checkOom(r, { oomDetection: true, minAvailable: { bytes: 500 * MiB } }, 200 * MiB)).toEqual({ oom: false, floorBytes: 200 * MiB });
+    expect(checkOom(r, { ...on, oomDetection: false }, 400 * MiB)).toEqual({ oom: false, floorBytes: 0 });
+  });
   it('both rules off when detection is disabled', () => {
     const off = { ...on, oomDetection: false };
     expect(checkOom(readings({ availableBytes: 0 }), off)).toEqual({ oom: false, floorBytes: 0 });

@@ -46,6 +46,3 @@ export function createRootLogger(opts: LoggerOptions): Logger {
 export function moduleLogger(root: Logger, module: string): Logger {
   return root.child({ module });
 }
-
-/** A logger that drops everything (library default when none is given). */
-export const silentLogger: Logger = pino({ level: 'silent' });

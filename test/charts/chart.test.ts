@@ -4,6 +4,7 @@
 // UPDATE_GOLDENS=1 rewrites them), and the chart's promises checked on the
 // rendered objects. No API server can run here, so nothing is applied to a
 // cluster: test/charts/kubelet-run.test.ts runs a rendered Job on Docker.
+/* eslint-disable @typescript-eslint/no-explicit-any -- untyped YAML and JSON bodies */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Job } from 'kubernetes-models/batch/v1/Job';

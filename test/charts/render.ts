@@ -90,7 +90,7 @@ export function validateObject(o: K8sObject): void {
   try {
     new Model(o).validate();
   } catch (e) {
-    throw new Error(`${key} ${o.metadata?.name}: ${(e as Error).message}`);
+    throw new Error(`${key} ${o.metadata?.name}: ${(e as Error).message}`, { cause: e });
   }
   const spec = podSpecOf(o);
   if (spec) checkPodSpec(spec, o);
@@ -117,7 +117,7 @@ export function jobSpecOf(o: K8sObject): any {
 
 /**
  * Facts of the Kubernetes API that the schema alone does not check (from the
- * API's validation code, see DESIGN.md "Kubernetes facts"): container names
+ * API's validation code, k8s.io/kubernetes pkg/apis/{core,batch}/validation): container names
  * unique across containers and init containers, every mount names a volume,
  * podFailurePolicy needs restartPolicy Never, its containerName names a
  * container, its exit-code values sorted, unique, 1-255 of them.

@@ -1,6 +1,7 @@
 // `highwater collect kubernetes` through the real CLI against a FAKE API
 // server on loopback (no real API server can run here): list with the
 // reason field selector, namespaces, --since, and --follow over a watch.
+/* eslint-disable @typescript-eslint/no-explicit-any -- untyped YAML and JSON bodies */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -11,6 +11,7 @@
  * HTTPS with a given key and certificate (verified against a CA file, as
  * in a pod).
  */
+/* eslint-disable @typescript-eslint/no-explicit-any -- untyped YAML and JSON bodies */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';

@@ -51,7 +51,10 @@ const timeMs = Date.UTC(2026, 10, 29, 18, 45, 0);
 describe('upload', () => {
   const servers: Server[] = [];
   afterEach(() => {
-    for (const s of servers.splice(0)) s.closeAllConnections(), s.close();
+    for (const s of servers.splice(0)) {
+      s.closeAllConnections();
+      s.close();
+    }
   });
 
   it('PUTs every regular file to the template, index.html last, retrying 503s with back-off', async () => {

@@ -1,7 +1,23 @@
 /**
  * Test helper: builds state-file buffers per docs/protocol.md "State file",
- * so the reader can be tested without the C shim.
+ * so the reader can be tested without the C shim. Offsets and record sizes
+ * come from the one layout module, which test/state/layout.test.ts checks
+ * against the doc.
  */
+import {
+  AREA_RECORD,
+  FUNC_RECORD,
+  HEADER,
+  HEADER_TEXT,
+  NODE_BYTES_RECORD,
+  NODE_RECORD,
+  READING_FIELDS,
+  readingOffset,
+  STATE_HEADER_SIZE,
+  STATE_MAGIC,
+  STATE_VERSION,
+} from '../../sidecar/src/state/layout.js';
+
 export interface StateSpec {
   pid?: number;
   funcs: Array<{ file: string; name: string }>;
@@ -18,7 +34,7 @@ export interface StateSpec {
   cwd?: string;
   updatedMs?: number;
   floorBytes?: number;
-  /** limit, usage, inactiveFile, workingSet, hostAvailable, available, swap */
+  /** In READING_FIELDS order: limit, usage, inactiveFile, workingSet, hostAvailable, available, swap */
   readings?: [number, number, number, number, number, number, number];
   readingsSource?: number;
   oomReason?: number;
@@ -41,55 +57,56 @@ export function buildStateFile(spec: StateSpec): Buffer {
   const funcRecords = spec.funcs.map((f) => [...addString(f.file), ...addString(f.name)]);
   const stringCapacity = stringLen + 64;
 
-  const funcsOff = 4096;
-  const nodesOff = funcsOff + funcCapacity * 16;
-  const stringsOff = nodesOff + nodeCapacity * 16;
-  const liveOff = Math.ceil((stringsOff + stringCapacity) / 8) * 8;
-  const snapshotOff = liveOff + nodeCapacity * 8;
-  const buf = Buffer.alloc(snapshotOff + nodeCapacity * 8);
+  const funcsOff = STATE_HEADER_SIZE;
+  const nodesOff = funcsOff + funcCapacity * AREA_RECORD.funcsOffset;
+  const stringsOff = nodesOff + nodeCapacity * AREA_RECORD.nodesOffset;
+  const liveOff = Math.ceil((stringsOff + stringCapacity) / NODE_BYTES_RECORD) * NODE_BYTES_RECORD;
+  const snapshotOff = liveOff + nodeCapacity * AREA_RECORD.liveOffset;
+  const buf = Buffer.alloc(snapshotOff + nodeCapacity * AREA_RECORD.snapshotOffset);
 
-  buf.write('HWSTATE1', 0, 'latin1');
-  buf.writeUInt32LE(1, 8);
-  buf.writeUInt32LE(4096, 12);
+  buf.write(STATE_MAGIC, HEADER.magic, 'latin1');
+  buf.writeUInt32LE(STATE_VERSION, HEADER.version);
+  buf.writeUInt32LE(STATE_HEADER_SIZE, HEADER.headerSize);
   const live = spec.live ?? [];
   const snapshot = spec.snapshot ?? [];
   const peakSource = spec.peakSource ?? 0;
   const peakSum = (peakSource === 1 ? live : snapshot).reduce((a, b) => a + b, 0);
   const u64 = (off: number, v: number) => buf.writeBigUInt64LE(BigInt(v), off);
-  u64(16, spec.pid ?? 4242);
-  u64(24, spec.nodes.length + 1);
-  u64(32, spec.funcs.length);
-  u64(40, spec.currentBytes ?? live.reduce((a, b) => a + b, 0));
-  u64(48, spec.peakBytes ?? peakSum);
-  u64(56, peakSource);
-  u64(64, nodeCapacity);
-  u64(72, funcCapacity);
-  u64(80, stringCapacity);
-  u64(88, funcsOff);
-  u64(96, nodesOff);
-  u64(104, stringsOff);
-  u64(112, liveOff);
-  u64(120, snapshotOff);
-  u64(128, spec.updatedMs ?? 1764035000000);
-  u64(136, 1);
-  u64(144, spec.floorBytes ?? 0);
-  (spec.readings ?? [0, 0, 0, 0, 0, 0, 0]).forEach((v, i) => u64(152 + i * 8, v));
-  u64(208, spec.readingsSource ?? 0);
-  u64(216, spec.oomReason ?? 0);
-  buf.write(spec.python ?? '3.11.7', 256, 32, 'latin1');
-  Buffer.from((spec.argv ?? ['python', 'example.py']).join('\0') + '\0').copy(buf, 288, 0, 1024);
-  buf.write(spec.cwd ?? '/work', 1312, 1024, 'utf8');
+  u64(HEADER.pid, spec.pid ?? 4242);
+  u64(HEADER.nodeCount, spec.nodes.length + 1);
+  u64(HEADER.funcCount, spec.funcs.length);
+  u64(HEADER.currentBytes, spec.currentBytes ?? live.reduce((a, b) => a + b, 0));
+  u64(HEADER.peakBytes, spec.peakBytes ?? peakSum);
+  u64(HEADER.peakSource, peakSource);
+  u64(HEADER.nodeCapacity, nodeCapacity);
+  u64(HEADER.funcCapacity, funcCapacity);
+  u64(HEADER.stringCapacity, stringCapacity);
+  u64(HEADER.funcsOffset, funcsOff);
+  u64(HEADER.nodesOffset, nodesOff);
+  u64(HEADER.stringsOffset, stringsOff);
+  u64(HEADER.liveOffset, liveOff);
+  u64(HEADER.snapshotOffset, snapshotOff);
+  u64(HEADER.updatedMs, spec.updatedMs ?? 1764035000000);
+  u64(HEADER.tracking, 1);
+  u64(HEADER.floorBytes, spec.floorBytes ?? 0);
+  READING_FIELDS.forEach((field, i) => u64(readingOffset(field), spec.readings?.[i] ?? 0));
+  u64(HEADER.readingsSource, spec.readingsSource ?? 0);
+  u64(HEADER.oomReason, spec.oomReason ?? 0);
+  buf.write(spec.python ?? '3.11.7', HEADER.python, HEADER_TEXT.python, 'latin1');
+  Buffer.from((spec.argv ?? ['python', 'example.py']).join('\0') + '\0').copy(buf, HEADER.argv, 0, HEADER_TEXT.argv);
+  buf.write(spec.cwd ?? '/work', HEADER.cwd, HEADER_TEXT.cwd, 'utf8');
 
-  funcRecords.forEach((r, i) => r.forEach((v, k) => buf.writeUInt32LE(v, funcsOff + i * 16 + k * 4)));
+  const funcFields = [FUNC_RECORD.fileOffset, FUNC_RECORD.fileLength, FUNC_RECORD.nameOffset, FUNC_RECORD.nameLength];
+  funcRecords.forEach((r, i) => r.forEach((v, k) => buf.writeUInt32LE(v, funcsOff + i * FUNC_RECORD.size + funcFields[k]!)));
   spec.nodes.forEach((n, i) => {
-    const off = nodesOff + (i + 1) * 16;
-    buf.writeUInt32LE(n.parent, off);
-    buf.writeUInt32LE(n.func, off + 4);
-    buf.writeUInt32LE(n.line, off + 8);
+    const off = nodesOff + (i + 1) * NODE_RECORD.size;
+    buf.writeUInt32LE(n.parent, off + NODE_RECORD.parent);
+    buf.writeUInt32LE(n.func, off + NODE_RECORD.func);
+    buf.writeUInt32LE(n.line, off + NODE_RECORD.line);
   });
   Buffer.concat(strings).copy(buf, stringsOff);
-  live.forEach((v, i) => buf.writeBigInt64LE(BigInt(v), liveOff + i * 8));
-  snapshot.forEach((v, i) => buf.writeBigInt64LE(BigInt(v), snapshotOff + i * 8));
+  live.forEach((v, i) => buf.writeBigInt64LE(BigInt(v), liveOff + i * NODE_BYTES_RECORD));
+  snapshot.forEach((v, i) => buf.writeBigInt64LE(BigInt(v), snapshotOff + i * NODE_BYTES_RECORD));
   return buf;
 }
 

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { isHighwaterError } from '../../sidecar/src/errors.js';
 import { parseStateFile, readStateFile } from '../../sidecar/src/report/state.js';
+import { FUNC_RECORD, HEADER, NODE_RECORD } from '../../sidecar/src/state/layout.js';
 import { buildStateFile, exampleStateSpec } from './state-writer.js';
 
 const MiB = 1024 * 1024;
@@ -102,10 +103,10 @@ describe('parseStateFile', () => {
     magic.write('NOTSTATE', 0, 'latin1');
     expect(stateError(magic)).toContain('bad magic');
     const version = Buffer.from(buf);
-    version.writeUInt32LE(2, 8);
+    version.writeUInt32LE(2, HEADER.version);
     expect(stateError(version)).toContain('unknown version 2');
     const hsize = Buffer.from(buf);
-    hsize.writeUInt32LE(100, 12);
+    hsize.writeUInt32LE(100, HEADER.headerSize);
     expect(stateError(hsize)).toContain('header size 100');
   });
 
@@ -113,7 +114,7 @@ describe('parseStateFile', () => {
     const buf = buildStateFile(exampleStateSpec());
     expect(stateError(buf.subarray(0, 100))).toContain('too short');
     // The snapshot area is last; only its published entries (7 nodes) must be present.
-    const needed = Number(buf.readBigUInt64LE(120)) + 7 * 8;
+    const needed = Number(buf.readBigUInt64LE(HEADER.snapshotOffset)) + 7 * 8;
     for (let len = 4096; len < needed; len += 7) {
       expect(stateError(buf.subarray(0, len))).toMatch(/outside the \d+-byte file/);
     }
@@ -127,35 +128,35 @@ describe('parseStateFile', () => {
       fn(b);
       return b;
     };
-    expect(stateError(patch((b) => b.writeBigUInt64LE(2n ** 63n, 96)))).toContain('out of range');
-    expect(stateError(patch((b) => b.writeBigUInt64LE(10n, 96)))).toContain('nodes area');
-    expect(stateError(patch((b) => b.writeBigUInt64LE(1000n, 24)))).toContain('exceeds nodeCapacity');
-    expect(stateError(patch((b) => b.writeBigUInt64LE(3n, 56)))).toContain('peakSource 3');
-    const nodesOff = Number(base.readBigUInt64LE(96));
+    expect(stateError(patch((b) => b.writeBigUInt64LE(2n ** 63n, HEADER.nodesOffset)))).toContain('out of range');
+    expect(stateError(patch((b) => b.writeBigUInt64LE(10n, HEADER.nodesOffset)))).toContain('nodes area');
+    expect(stateError(patch((b) => b.writeBigUInt64LE(1000n, HEADER.nodeCount)))).toContain('exceeds nodeCapacity');
+    expect(stateError(patch((b) => b.writeBigUInt64LE(3n, HEADER.peakSource)))).toContain('peakSource 3');
+    const nodesOff = Number(base.readBigUInt64LE(HEADER.nodesOffset));
     // A cycle: node 2's parent is itself.
-    expect(stateError(patch((b) => b.writeUInt32LE(2, nodesOff + 2 * 16)))).toContain('node 2 has parent 2');
-    expect(stateError(patch((b) => b.writeUInt32LE(77, nodesOff + 3 * 16 + 4)))).toContain('refers to func 77');
-    const funcsOff = Number(base.readBigUInt64LE(88));
-    expect(stateError(patch((b) => b.writeUInt32LE(0xffffffff, funcsOff + 4)))).toContain('outside the strings area');
+    expect(stateError(patch((b) => b.writeUInt32LE(2, nodesOff + 2 * NODE_RECORD.size + NODE_RECORD.parent)))).toContain('node 2 has parent 2');
+    expect(stateError(patch((b) => b.writeUInt32LE(77, nodesOff + 3 * NODE_RECORD.size + NODE_RECORD.func)))).toContain('refers to func 77');
+    const funcsOff = Number(base.readBigUInt64LE(HEADER.funcsOffset));
+    expect(stateError(patch((b) => b.writeUInt32LE(0xffffffff, funcsOff + FUNC_RECORD.fileLength)))).toContain('outside the strings area');
   });
 });
 
 describe('only the published part must be present', () => {
   test('a strings area whose capacity runs past the end of the file parses (only the strings the funcs name are read)', () => {
     const base = buildStateFile(exampleStateSpec());
-    const stringsOff = Number(base.readBigUInt64LE(104));
-    const usedLen = Number(base.readBigUInt64LE(80)) - 64; // the writer leaves 64 bytes spare
+    const stringsOff = Number(base.readBigUInt64LE(HEADER.stringsOffset));
+    const usedLen = Number(base.readBigUInt64LE(HEADER.stringCapacity)) - 64; // the writer leaves 64 bytes spare
     const used = base.subarray(stringsOff, stringsOff + usedLen);
     // Move the strings to the very end and claim a 1 MiB capacity the file does not hold.
     const moved = Buffer.concat([base, used]);
-    moved.writeBigUInt64LE(BigInt(base.length), 104);
-    moved.writeBigUInt64LE(BigInt(MiB), 80);
+    moved.writeBigUInt64LE(BigInt(base.length), HEADER.stringsOffset);
+    moved.writeBigUInt64LE(BigInt(MiB), HEADER.stringCapacity);
     const d = parseStateFile(moved, { readSource: noSource });
     expect(d.stacks[0]!.frames.map((f) => `${f.function}:${f.line}`)).toEqual(['<module>:15', 'main:13', 'make_big_array:4']);
     // A name that runs past the end of the file is still refused, cleanly.
-    const funcsOff = Number(moved.readBigUInt64LE(88));
+    const funcsOff = Number(moved.readBigUInt64LE(HEADER.funcsOffset));
     const cut = Buffer.from(moved);
-    cut.writeUInt32LE(usedLen, funcsOff + 4); // func 0's file name now ends at the end of the file...
+    cut.writeUInt32LE(usedLen, funcsOff + FUNC_RECORD.fileLength); // func 0's file name now ends at the end of the file...
     expect(stateError(cut.subarray(0, cut.length - 1))).toContain('beyond the end of the file'); // ...which is one byte short
   });
 

@@ -167,9 +167,9 @@ function parseWatch(argv: string[]): Command {
     else if (name === '--warn-after') [watch.warnAfter, i] = takeValue(argv, i, '--warn-after');
     else if (name === '--upload-url') [watch.uploadUrl, i] = takeValue(argv, i, '--upload-url');
     else if (name === '--upload-timeout') [watch.uploadTimeout, i] = takeValue(argv, i, '--upload-timeout');
-    else if (a === '--events') (watch.events = true), i++;
-    else if (a === '--disable-oom-detection') (flags.oomDetection = false), i++;
-    else if (a === '--once') (watch.once = true), i++;
+    else if (a === '--events') [watch.events, i] = [true, i + 1];
+    else if (a === '--disable-oom-detection') [flags.oomDetection, i] = [false, i + 1];
+    else if (a === '--once') [watch.once, i] = [true, i + 1];
     else if (a.startsWith('-')) throw usage(`unknown option ${name} for highwater watch`);
     else throw usage(`highwater watch takes no arguments (got ${a})`);
   }
@@ -190,7 +190,7 @@ function parseCollect(argv: string[]): Command {
     const name = flagName(a);
     if (a === '-h' || a === '--help') return { cmd: 'help', topic: 'collect' };
     if (name === '-o' || name === '--output' || (a.startsWith('-o') && !a.startsWith('--'))) [output, i] = takeValue(rest, i, '-o');
-    else if (a === '--follow' || a === '-f') (follow = true), i++;
+    else if (a === '--follow' || a === '-f') [follow, i] = [true, i + 1];
     else throw usage(`unknown option ${name} for highwater collect docker`);
   }
   if (output === '') throw usage('highwater collect docker: --output needs a non-empty value');
@@ -210,8 +210,8 @@ function parseCollectKubernetes(argv: string[]): Command {
     if (a === '-h' || a === '--help') return { cmd: 'help', topic: 'collect' };
     if (name === '-n' || name === '--namespace') [namespace, i] = takeValue(argv, i, '-n');
     else if (name === '--since') [since, i] = takeValue(argv, i, '--since');
-    else if (a === '-A' || a === '--all-namespaces') (allNamespaces = true), i++;
-    else if (a === '--follow' || a === '-f') (follow = true), i++;
+    else if (a === '-A' || a === '--all-namespaces') [allNamespaces, i] = [true, i + 1];
+    else if (a === '--follow' || a === '-f') [follow, i] = [true, i + 1];
     else throw usage(`unknown option ${name} for highwater collect kubernetes`);
   }
   if (namespace !== undefined && allNamespaces) throw usage('highwater collect kubernetes: give -n NAMESPACE or --all-namespaces, not both');

@@ -21,8 +21,8 @@ import { ensureWritableDir, hasDisplay, mkdirParents, openInBrowser, removeIfEmp
 import type { BundlePaths } from './paths.js';
 import { rawInvocation, startChild } from './raw-exec.js';
 
-/** Exit status when OOM was detected (DESIGN.md "Exit codes"). */
-export const EXIT_OOM = 53;
+// Exit status when OOM was detected: the shim's own (docs/protocol.md "State file", exitStatus).
+import { EXIT_OOM } from '../state/layout.js';
 
 export const FORWARDED_SIGNALS = ['SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGQUIT'] as const;
 

@@ -1,5 +1,5 @@
 /**
- * OOM heuristics, pure functions over readings (DESIGN.md part 4):
+ * OOM heuristics, pure functions over readings (docs/oom-detection.md "The rules"):
  * available < floor, floor = max(100 MiB, 2 % of total) by default; swap used
  * > available. The failed-allocation rule lives in the shim.
  */

@@ -1,6 +1,6 @@
 /**
  * The report model: what a raw dump or a state file becomes before rendering,
- * and the exact shape of report.json (the contract in DESIGN.md).
+ * and the exact shape of report.json (the contract: docs/report.md "Outputs").
  */
 export type Trigger = 'exit' | 'oom' | 'killed' | 'signal' | 'api' | 'request';
 export type OomReason = 'low-available' | 'swap' | 'failed-allocation';

@@ -1,5 +1,5 @@
 /**
- * ProfileData → report directory (DESIGN.md "Report directory"). All the
+ * ProfileData → report directory (docs/report.md "Outputs"). All the
  * content is built in memory first, so a failure to write leaves no half
  * rendered strings behind, only (at worst) a partly filled directory.
  */
@@ -68,7 +68,7 @@ export function buildReportJson(data: ProfileData, bounded = boundProfile(data))
       frames: foldDeep(data.oomAllocation.frames, foldedFramesMarker, emptyTruncation()),
     },
     peakBytes: data.peakBytes,
-    // Added field (DESIGN.md allows additions): when the dump was taken, ms since the epoch.
+    // Added field (the contract allows additions): when the dump was taken, ms since the epoch.
     timeMs: data.timeMs,
     process: { pid: data.process.pid, argv: data.process.argv, python: data.process.python },
     memory: {

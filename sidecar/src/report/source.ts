@@ -42,8 +42,24 @@ export function diskSourceReader(cwd: string): SourceReader {
       cache.set(path, lines);
     }
     const text = lines?.[line - 1];
-    return text === undefined ? undefined : text.slice(0, MAX_LINE);
+    return text === undefined ? undefined : cutLine(text);
   };
+}
+
+/**
+ * The first MAX_LINE bytes of a line, as the shim's dump carries them: a
+ * character the cut splits leaves one U+FFFD per byte kept of it (what the
+ * shim's JSON writer makes of an incomplete sequence), so a post-mortem
+ * report shows the same text as a dump of the same line.
+ */
+function cutLine(text: string): string {
+  if (text.length <= MAX_LINE / 3) return text; // at most 3 UTF-8 bytes per UTF-16 unit
+  const bytes = Buffer.from(text, 'utf8');
+  if (bytes.length <= MAX_LINE) return text;
+  let start = MAX_LINE; // where the character the cut falls in begins
+  while (start > MAX_LINE - 3 && (bytes[start]! & 0xc0) === 0x80) start--;
+  const kept = MAX_LINE - start;
+  return bytes.toString('utf8', 0, start) + '\uFFFD'.repeat(kept);
 }
 
 /**

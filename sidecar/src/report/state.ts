@@ -19,14 +19,31 @@ import {
   selectLargest,
   validTimeMs,
 } from './stacks.js';
-import { TIMELINE_HEADER, TIMELINE_MAX_SAMPLES, TIMELINE_SAMPLE, timelineFromState } from './timeline-data.js';
+import { timelineFromState } from './timeline-data.js';
+import {
+  AREA_RECORD,
+  FUNC_RECORD,
+  HEADER,
+  NODE_BYTES_RECORD,
+  NODE_RECORD,
+  OOM_REASONS,
+  PEAK_SOURCES,
+  READINGS_SOURCES,
+  readArgv,
+  readHeaderText,
+  readingOffset,
+  STATE_HEADER_SIZE,
+  STATE_MAGIC,
+  STATE_VERSION,
+  TIMELINE,
+  TIMELINE_HEADER,
+  TIMELINE_MAX_SAMPLES,
+  TIMELINE_SAMPLE,
+} from '../state/layout.js';
 
-export const STATE_MAGIC = 'HWSTATE1';
-export const STATE_HEADER_SIZE = 4096;
-const FUNC_RECORD = 16;
-const NODE_RECORD = 16;
-const MEMORY_SOURCES: readonly MemorySource[] = ['none', 'cgroup-v1', 'cgroup-v2', 'host'];
-const OOM_REASONS: ReadonlyArray<OomReason | null> = [null, 'low-available', 'swap', 'failed-allocation'];
+export { STATE_HEADER_SIZE, STATE_MAGIC } from '../state/layout.js';
+const MEMORY_SOURCES: readonly MemorySource[] = READINGS_SOURCES;
+const OOM_REASON_OF: ReadonlyArray<OomReason | null> = OOM_REASONS;
 
 export interface StateReadOptions {
   /** Why the report is made; the state file cannot tell. @default 'killed' */
@@ -51,13 +68,6 @@ function u64(buf: Buffer, off: number, name: string): number {
   return Number(v);
 }
 
-/** NUL-terminated (or NUL-padded) ASCII/UTF-8 field. */
-function cstr(buf: Buffer, off: number, len: number): string {
-  const field = buf.subarray(off, off + len);
-  const nul = field.indexOf(0);
-  return field.subarray(0, nul < 0 ? field.length : nul).toString('utf8');
-}
-
 /** Checks that `count` records of `size` bytes at `off` lie inside the buffer. */
 function area(buf: Buffer, off: number, count: number, size: number, name: string): void {
   if (off < STATE_HEADER_SIZE || off + count * size > buf.length) {
@@ -67,43 +77,43 @@ function area(buf: Buffer, off: number, count: number, size: number, name: strin
 
 export function parseStateFile(buf: Buffer, opts: StateReadOptions = {}): ProfileData {
   if (buf.length < STATE_HEADER_SIZE) throw bad(`too short (${buf.length} bytes, header is ${STATE_HEADER_SIZE})`);
-  const magic = buf.toString('latin1', 0, 8);
+  const magic = buf.toString('latin1', HEADER.magic, HEADER.magic + STATE_MAGIC.length);
   if (magic !== STATE_MAGIC) throw bad(`bad magic ${JSON.stringify(magic)} (expected ${STATE_MAGIC})`);
-  const version = buf.readUInt32LE(8);
-  if (version !== 1) throw bad(`unknown version ${version} (expected 1)`);
-  const headerSize = buf.readUInt32LE(12);
+  const version = buf.readUInt32LE(HEADER.version);
+  if (version !== STATE_VERSION) throw bad(`unknown version ${version} (expected ${STATE_VERSION})`);
+  const headerSize = buf.readUInt32LE(HEADER.headerSize);
   if (headerSize !== STATE_HEADER_SIZE) throw bad(`header size ${headerSize} (expected ${STATE_HEADER_SIZE})`);
 
   const h = (off: number, name: string) => u64(buf, off, name);
-  const pid = h(16, 'pid');
-  const nodeCount = h(24, 'nodeCount');
-  const funcCount = h(32, 'funcCount');
-  const peakBytes = h(48, 'peakBytes');
-  const peakSource = h(56, 'peakSource');
-  const nodeCapacity = h(64, 'nodeCapacity');
-  const funcCapacity = h(72, 'funcCapacity');
-  const stringCapacity = h(80, 'stringCapacity');
-  const funcsOff = h(88, 'funcs offset');
-  const nodesOff = h(96, 'nodes offset');
-  const stringsOff = h(104, 'strings offset');
-  const liveOff = h(112, 'live offset');
-  const snapshotOff = h(120, 'snapshot offset');
+  const pid = h(HEADER.pid, 'pid');
+  const nodeCount = h(HEADER.nodeCount, 'nodeCount');
+  const funcCount = h(HEADER.funcCount, 'funcCount');
+  const peakBytes = h(HEADER.peakBytes, 'peakBytes');
+  const peakSource = h(HEADER.peakSource, 'peakSource');
+  const nodeCapacity = h(HEADER.nodeCapacity, 'nodeCapacity');
+  const funcCapacity = h(HEADER.funcCapacity, 'funcCapacity');
+  const stringCapacity = h(HEADER.stringCapacity, 'stringCapacity');
+  const funcsOff = h(HEADER.funcsOffset, 'funcs offset');
+  const nodesOff = h(HEADER.nodesOffset, 'nodes offset');
+  const stringsOff = h(HEADER.stringsOffset, 'strings offset');
+  const liveOff = h(HEADER.liveOffset, 'live offset');
+  const snapshotOff = h(HEADER.snapshotOffset, 'snapshot offset');
   if (nodeCount > nodeCapacity) throw bad(`nodeCount ${nodeCount} exceeds nodeCapacity ${nodeCapacity}`);
   if (funcCount > funcCapacity) throw bad(`funcCount ${funcCount} exceeds funcCapacity ${funcCapacity}`);
-  if (peakSource > 1) throw bad(`peakSource ${peakSource} (expected 0 or 1)`);
+  if (peakSource >= PEAK_SOURCES.length) throw bad(`peakSource ${peakSource} (expected 0 or 1)`);
   // Only the published part of each area is read, so only it must be present:
   // capacity may be larger than what a truncated copy still holds.
-  area(buf, funcsOff, funcCount, FUNC_RECORD, 'funcs');
-  area(buf, nodesOff, nodeCount, NODE_RECORD, 'nodes');
+  area(buf, funcsOff, funcCount, AREA_RECORD.funcsOffset, 'funcs');
+  area(buf, nodesOff, nodeCount, AREA_RECORD.nodesOffset, 'nodes');
   // Strings: only the parts the published funcs name must be present (checked per string below).
-  area(buf, stringsOff, 0, 1, 'strings');
-  area(buf, liveOff, nodeCount, 8, 'live');
-  area(buf, snapshotOff, nodeCount, 8, 'snapshot');
+  area(buf, stringsOff, 0, AREA_RECORD.stringsOffset, 'strings');
+  area(buf, liveOff, nodeCount, AREA_RECORD.liveOffset, 'live');
+  area(buf, snapshotOff, nodeCount, AREA_RECORD.snapshotOffset, 'snapshot');
 
-  const readingsSource = h(208, 'readingsSource');
-  const oomCode = h(216, 'oomReason');
-  const argv = cstrList(buf.subarray(288, 288 + 1024));
-  const cwd = cstr(buf, 1312, 1024);
+  const readingsSource = h(HEADER.readingsSource, 'readingsSource');
+  const oomCode = h(HEADER.oomReason, 'oomReason');
+  const argv = readArgv(buf);
+  const cwd = readHeaderText(buf, 'cwd');
   const readSource = opts.readSource ?? diskSourceReader(cwd);
 
   const funcs: Array<{ file: string; name: string }> = [];
@@ -113,10 +123,10 @@ export function parseStateFile(buf: Buffer, opts: StateReadOptions = {}): Profil
     return buf.toString('utf8', stringsOff + off, stringsOff + off + len);
   };
   for (let i = 0; i < funcCount; i++) {
-    const r = funcsOff + i * FUNC_RECORD;
+    const r = funcsOff + i * FUNC_RECORD.size;
     funcs.push({
-      file: str(buf.readUInt32LE(r), buf.readUInt32LE(r + 4), `func ${i} file`),
-      name: str(buf.readUInt32LE(r + 8), buf.readUInt32LE(r + 12), `func ${i} name`),
+      file: str(buf.readUInt32LE(r + FUNC_RECORD.fileOffset), buf.readUInt32LE(r + FUNC_RECORD.fileLength), `func ${i} file`),
+      name: str(buf.readUInt32LE(r + FUNC_RECORD.nameOffset), buf.readUInt32LE(r + FUNC_RECORD.nameLength), `func ${i} name`),
     });
   }
 
@@ -129,16 +139,16 @@ export function parseStateFile(buf: Buffer, opts: StateReadOptions = {}): Profil
   // The ancestor at depth KEEP_OUTER (0 when shallower): where a deep stack's outer part ends.
   const outerEnd = new Uint32Array(Math.max(nodeCount, 1));
   for (let i = 1; i < nodeCount; i++) {
-    const r = nodesOff + i * NODE_RECORD;
-    const parent = buf.readUInt32LE(r);
-    const func = buf.readUInt32LE(r + 4);
+    const r = nodesOff + i * NODE_RECORD.size;
+    const parent = buf.readUInt32LE(r + NODE_RECORD.parent);
+    const func = buf.readUInt32LE(r + NODE_RECORD.func);
     // Nodes are appended after their parent, so parent < i; enforcing it
     // also makes every walk to the root finite on a hostile file.
     if (parent >= i) throw bad(`node ${i} has parent ${parent} (must be an earlier node)`);
     if (func >= funcCount) throw bad(`node ${i} refers to func ${func} of ${funcCount}`);
     parents[i] = parent;
     funcOf[i] = func;
-    lineOf[i] = buf.readUInt32LE(r + 8);
+    lineOf[i] = buf.readUInt32LE(r + NODE_RECORD.line);
     depth[i] = depth[parent]! + 1;
     outerEnd[i] = depth[i] === KEEP_OUTER ? i : depth[i]! > KEEP_OUTER ? outerEnd[parent]! : 0;
   }
@@ -169,12 +179,12 @@ export function parseStateFile(buf: Buffer, opts: StateReadOptions = {}): Profil
     return [...walk(outerEnd[n]!, KEEP_OUTER), foldedFramesMarker(d - KEEP_OUTER - KEEP_INNER), ...walk(n, KEEP_INNER)];
   };
 
-  const peakOff = peakSource === 1 || opts.nodeBytes === 'live' ? liveOff : snapshotOff;
+  const peakOff = PEAK_SOURCES[peakSource] === 'live' || opts.nodeBytes === 'live' ? liveOff : snapshotOff;
   const given = opts.nodeBytes instanceof Float64Array ? opts.nodeBytes : undefined;
   const withBytes: number[] = [];
   const nodeBytes: number[] = [];
   for (let i = 0; i < nodeCount; i++) {
-    const bytes = given ? (given[i] ?? 0) : Number(buf.readBigInt64LE(peakOff + i * 8));
+    const bytes = given ? (given[i] ?? 0) : Number(buf.readBigInt64LE(peakOff + i * NODE_BYTES_RECORD));
     if (!(bytes > 0)) continue;
     withBytes.push(i);
     nodeBytes.push(bytes);
@@ -191,40 +201,34 @@ export function parseStateFile(buf: Buffer, opts: StateReadOptions = {}): Profil
   if (truncation.otherStacks > 0) stacks.push({ bytes: otherBytes, frames: [otherStacksFrame(truncation.otherStacks)] });
   truncation.otherBytes = otherBytes;
 
-  const r = (k: number) => h(152 + k * 8, 'reading');
+  const r = (field: Parameters<typeof readingOffset>[0]) => h(readingOffset(field), 'reading');
+  const sampleRateBytes = h(HEADER.sampleRateBytes, 'sampleRateBytes');
   return {
     trigger: opts.trigger ?? 'killed',
-    oomReason: OOM_REASONS[oomCode] ?? null,
+    oomReason: OOM_REASON_OF[oomCode] ?? null,
     oomAllocation: null,
     peakBytes,
-    timeMs: validTimeMs(h(128, 'updatedMs')),
-    process: { pid, argv, python: cstr(buf, 256, 32), cwd },
+    timeMs: validTimeMs(h(HEADER.updatedMs, 'updatedMs')),
+    process: { pid, argv, python: readHeaderText(buf, 'python'), cwd },
     memory: {
       source: MEMORY_SOURCES[readingsSource] ?? 'none',
-      limitBytes: r(0),
-      workingSetBytes: r(3),
-      availableBytes: r(5),
-      swapBytes: r(6),
-      floorBytes: h(144, 'floorBytes'),
+      limitBytes: r('limitBytes'),
+      workingSetBytes: r('workingSetBytes'),
+      availableBytes: r('availableBytes'),
+      swapBytes: r('swapBytes'),
+      floorBytes: h(HEADER.floorBytes, 'floorBytes'),
     },
-    // Offset 2336, after cwd: 0 = exact (and in state files of older shims).
-    sampling: h(2336, 'sampleRateBytes') > 0 ? { rateBytes: h(2336, 'sampleRateBytes') } : null,
+    // 0 = exact (and in state files of older shims).
+    sampling: sampleRateBytes > 0 ? { rateBytes: sampleRateBytes } : null,
     stacks,
     currentStacks: null,
     ...(isTruncated(truncation) ? { truncation } : {}),
-    ...timelineField(timelineFromState(buf, h(2344, 'timeline offset'))),
+    ...timelineField(timelineFromState(buf, h(HEADER.timelineOffset, 'timeline offset'))),
   };
 }
 
 function timelineField(t: ReturnType<typeof timelineFromState>): { timeline?: NonNullable<typeof t> } {
   return t ? { timeline: t } : {};
-}
-
-/** `/proc/self/cmdline` layout: NUL-separated, NUL-padded, possibly cut short. */
-function cstrList(field: Buffer): string[] {
-  const parts = field.toString('utf8').split('\0');
-  while (parts.length > 0 && parts[parts.length - 1] === '') parts.pop();
-  return parts;
 }
 
 /** Most published data (header, records, strings) read from one state file. */
@@ -243,42 +247,47 @@ export async function readStateFile(path: string, opts: StateReadOptions = {}): 
     const header = await readAt(fh, 0, STATE_HEADER_SIZE);
     if (header.length < STATE_HEADER_SIZE) return parseStateFile(header, opts); // says "too short"
     const h = (off: number, name: string) => u64(header, off, name);
-    const nodeCount = h(24, 'nodeCount');
-    const funcCount = h(32, 'funcCount');
-    const stringCapacity = h(80, 'stringCapacity');
+    const nodeCount = h(HEADER.nodeCount, 'nodeCount');
+    const funcCount = h(HEADER.funcCount, 'funcCount');
+    const stringCapacity = h(HEADER.stringCapacity, 'stringCapacity');
     const need = (name: string, off: number, len: number): [number, number] => {
       if (off < STATE_HEADER_SIZE || off + len > size) {
         throw bad(`${name} area (offset ${off}, ${len} bytes) lies outside the ${size}-byte file`);
       }
       return [off, len];
     };
+    const areaOf = (field: keyof typeof AREA_RECORD, name: string, count: number): [number, [number, number]] => [
+      HEADER[field],
+      need(name, h(HEADER[field], `${name} offset`), count * AREA_RECORD[field]),
+    ];
     const areas: Array<[number, [number, number]]> = [
-      [88, need('funcs', h(88, 'funcs offset'), funcCount * FUNC_RECORD)],
-      [96, need('nodes', h(96, 'nodes offset'), nodeCount * NODE_RECORD)],
-      [112, need('live', h(112, 'live offset'), nodeCount * 8)],
-      [120, need('snapshot', h(120, 'snapshot offset'), nodeCount * 8)],
+      areaOf('funcsOffset', 'funcs', funcCount),
+      areaOf('nodesOffset', 'nodes', nodeCount),
+      areaOf('liveOffset', 'live', nodeCount),
+      areaOf('snapshotOffset', 'snapshot', nodeCount),
     ];
     let total = STATE_HEADER_SIZE + areas.reduce((a, [, [, len]]) => a + len, 0);
     if (total > MAX_STATE_READ_BYTES) throw tooLarge(path, total, MAX_STATE_READ_BYTES);
     const funcsBuf = await readAt(fh, areas[0]![1][0], areas[0]![1][1]);
     // The strings the published funcs name, and no more (capped by the capacity).
     let stringsEnd = 0;
-    for (let i = 0; i + FUNC_RECORD <= funcsBuf.length; i += FUNC_RECORD) {
-      stringsEnd = Math.max(stringsEnd, funcsBuf.readUInt32LE(i) + funcsBuf.readUInt32LE(i + 4), funcsBuf.readUInt32LE(i + 8) + funcsBuf.readUInt32LE(i + 12));
+    for (let i = 0; i + FUNC_RECORD.size <= funcsBuf.length; i += FUNC_RECORD.size) {
+      const end = (off: number, len: number) => funcsBuf.readUInt32LE(i + off) + funcsBuf.readUInt32LE(i + len);
+      stringsEnd = Math.max(stringsEnd, end(FUNC_RECORD.fileOffset, FUNC_RECORD.fileLength), end(FUNC_RECORD.nameOffset, FUNC_RECORD.nameLength));
     }
-    const stringsOff = h(104, 'strings offset');
+    const stringsOff = h(HEADER.stringsOffset, 'strings offset');
     const stringsLen = Math.max(0, Math.min(stringsEnd, stringCapacity, size - stringsOff));
-    areas.push([104, [stringsOff, stringsLen]]);
+    areas.push([HEADER.stringsOffset, [stringsOff, stringsLen]]);
     total += stringsLen;
     if (total > MAX_STATE_READ_BYTES) throw tooLarge(path, total, MAX_STATE_READ_BYTES);
 
-    // The timeline ring (header slot 2344), when the shim keeps one: its header and the samples it holds.
-    const tlOff = h(2344, 'timeline offset');
+    // The timeline ring, when the shim keeps one: its header and the samples it holds.
+    const tlOff = h(HEADER.timelineOffset, 'timeline offset');
     if (tlOff >= STATE_HEADER_SIZE && tlOff + TIMELINE_HEADER <= size) {
-      const count = Number((await readAt(fh, tlOff, TIMELINE_HEADER)).readBigUInt64LE(8));
+      const count = Number((await readAt(fh, tlOff, TIMELINE_HEADER)).readBigUInt64LE(TIMELINE.count));
       const len = TIMELINE_HEADER + Math.min(count, TIMELINE_MAX_SAMPLES) * TIMELINE_SAMPLE;
       if (tlOff + len <= size) {
-        areas.push([2344, [tlOff, len]]);
+        areas.push([HEADER.timelineOffset, [tlOff, len]]);
         total += len;
       }
     }
@@ -287,7 +296,7 @@ export async function readStateFile(path: string, opts: StateReadOptions = {}): 
     header.copy(compact, 0);
     let at = STATE_HEADER_SIZE;
     for (const [field, [off, len]] of areas) {
-      const part = field === 88 ? funcsBuf : await readAt(fh, off, len);
+      const part = field === HEADER.funcsOffset ? funcsBuf : await readAt(fh, off, len);
       part.copy(compact, at);
       compact.writeBigUInt64LE(BigInt(at), field);
       at += part.length;

@@ -5,14 +5,17 @@
  */
 import { HighwaterError } from '../errors.js';
 import type { Timeline, TimelineSample } from './model.js';
+import {
+  STATE_HEADER_SIZE,
+  TIMELINE,
+  TIMELINE_HEADER,
+  TIMELINE_MAX_SAMPLES,
+  TIMELINE_SAMPLE,
+  TIMELINE_SAMPLE_FIELDS,
+} from '../state/layout.js';
 
-/** Region header, then samples: what native/shim/timeline.c writes. */
-export const TIMELINE_HEADER = 64;
-export const TIMELINE_SAMPLE = 40;
-/** The shim keeps at most 4096; more is a hostile or foreign file. */
-export const TIMELINE_MAX_SAMPLES = 4096;
-
-const FIELDS = ['timeMs', 'trackedBytes', 'workingSetBytes', 'limitBytes', 'floorBytes'] as const;
+/** A sample's fields, in the state file's order and the dump line's. */
+const FIELDS = TIMELINE_SAMPLE_FIELDS;
 
 function isCount(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
@@ -40,23 +43,23 @@ export function timelineFromDumpLine(o: Record<string, unknown>, lineNo: number)
  * error: the stacks of a post-mortem report matter more than its plot.
  */
 export function timelineFromState(buf: Buffer, off: number): Timeline | undefined {
-  if (off === 0 || off < 4096 || off + TIMELINE_HEADER > buf.length) return undefined;
+  if (off === 0 || off < STATE_HEADER_SIZE || off + TIMELINE_HEADER > buf.length) return undefined;
   const u = (at: number) => {
     const v = buf.readBigInt64LE(at);
     return v < 0n || v > BigInt(Number.MAX_SAFE_INTEGER) ? -1 : Number(v);
   };
-  const capacity = u(off);
-  const count = u(off + 8);
+  const capacity = u(off + TIMELINE.capacity);
+  const count = u(off + TIMELINE.count);
   if (capacity < 0 || capacity > TIMELINE_MAX_SAMPLES || count < 0 || count > capacity) return undefined;
   if (off + TIMELINE_HEADER + count * TIMELINE_SAMPLE > buf.length) return undefined;
   const samples: TimelineSample[] = [];
   for (let i = 0; i < count; i++) {
     const at = off + TIMELINE_HEADER + i * TIMELINE_SAMPLE;
-    const s = [u(at), u(at + 8), u(at + 16), u(at + 24), u(at + 32)] as TimelineSample;
+    const s = FIELDS.map((_, k) => u(at + k * 8)) as unknown as TimelineSample;
     if (s.some((v) => v < 0)) return undefined;
     samples.push(s);
   }
-  const [interval, peakMs, peakBytes] = [u(off + 16), u(off + 24), u(off + 32)];
+  const [interval, peakMs, peakBytes] = [u(off + TIMELINE.intervalMs), u(off + TIMELINE.peakMs), u(off + TIMELINE.peakBytes)];
   if (interval < 0 || peakMs < 0 || peakBytes < 0) return undefined;
   return sortedTimeline(interval, peakMs, peakBytes, samples);
 }

@@ -13,14 +13,13 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { READ_FLAGS } from '../report/safe-file.js';
+import { HEADER, STATE_HEADER_SIZE, STATE_MAGIC } from '../state/layout.js';
 
 /** 4 M nodes = 32 MiB read per sample, far beyond real programs (10 k–100 k nodes). */
 export const MAX_SAMPLE_NODES = 4 * 1024 * 1024;
 
-const HEADER_BYTES = 4096;
-const NODE_COUNT = 24;
-const CURRENT_BYTES = 40;
-const AREA_OFFSET = { live: 112, cpeak: 2456 } as const;
+const HEADER_BYTES = STATE_HEADER_SIZE;
+const AREA_OFFSET = { live: HEADER.liveOffset, cpeak: HEADER.cpeakOffset } as const;
 
 export interface StateRead {
   ino: number;
@@ -56,10 +55,10 @@ export function readStateArea(path: string, area: 'live' | 'cpeak' | 'none'): St
     const st = fstatSync(fd);
     if (!st.isFile() || st.size < HEADER_BYTES) return undefined;
     const header = Buffer.alloc(HEADER_BYTES);
-    if (readFully(fd, header, 0) < HEADER_BYTES || header.toString('latin1', 0, 8) !== 'HWSTATE1') return undefined;
-    const out: StateRead = { ino: st.ino, header, currentBytes: Number(header.readBigInt64LE(CURRENT_BYTES)), bytes: undefined, totalBytes: 0 };
+    if (readFully(fd, header, 0) < HEADER_BYTES || header.toString('latin1', 0, 8) !== STATE_MAGIC) return undefined;
+    const out: StateRead = { ino: st.ino, header, currentBytes: Number(header.readBigInt64LE(HEADER.currentBytes)), bytes: undefined, totalBytes: 0 };
     if (area === 'none') return out;
-    const nodeCount = Number(header.readBigUInt64LE(NODE_COUNT));
+    const nodeCount = Number(header.readBigUInt64LE(HEADER.nodeCount));
     const off = Number(header.readBigUInt64LE(AREA_OFFSET[area]));
     if (nodeCount > MAX_SAMPLE_NODES || off < HEADER_BYTES || off + nodeCount * 8 > st.size) return out;
     const raw = Buffer.alloc(nodeCount * 8);

@@ -2,9 +2,12 @@
  * What a state file says about its process's place among the others
  * (docs/protocol.md "State file", offsets 2352-2479, written by shims that
  * track children): how it started, its tracked parent, its fork number, and
- * its part of the container peak. Pure parse of the 4096-byte header; a
- * header of an older shim reads as a root with no container part.
+ * its part of the container peak. Pure parse of the 4096-byte header
+ * (offsets from state/layout.ts); a header of an older shim reads as
+ * `unknown` with no container part.
  */
+import { HEADER } from '../state/layout.js';
+
 export type Origin = 'unknown' | 'root' | 'exec' | 'fork';
 const ORIGINS: readonly Origin[] = ['unknown', 'root', 'exec', 'fork'];
 
@@ -36,7 +39,7 @@ export interface ProcessFacts {
 const NO_SLOT = 0xffffffffffffffffn;
 
 export function parseProcessFacts(header: Buffer): ProcessFacts {
-  if (header.length < 2480) {
+  if (header.length < HEADER.exitCode + 8) {
     return {
       origin: 'unknown', parentPid: 0, trackedParentPid: 0, startMs: 0, startTicks: 0, inheritedBytes: 0, forkSeq: 0,
       inContainer: false, containerStartEpoch: 0, containerEnded: false, containerEndEpoch: 0, cpeakEpoch: 0, cpeakBytes: 0,
@@ -45,22 +48,22 @@ export function parseProcessFacts(header: Buffer): ProcessFacts {
   }
   const u = (off: number) => Number(header.readBigUInt64LE(off));
   return {
-    origin: ORIGINS[u(2352)] ?? 'unknown',
-    parentPid: u(2360),
-    trackedParentPid: u(2368),
-    startMs: u(2376),
-    startTicks: u(2384),
-    inheritedBytes: u(2392),
-    forkSeq: u(2400),
-    inContainer: header.readBigUInt64LE(2408) !== NO_SLOT,
-    containerStartEpoch: u(2416),
-    containerEnded: u(2424) === 1,
-    containerEndEpoch: u(2432),
-    cpeakEpoch: u(2440),
-    cpeakBytes: Number(header.readBigInt64LE(2448)),
-    cpeakOffset: u(2456),
-    endMs: u(2464),
-    exitCode: u(2472),
+    origin: ORIGINS[u(HEADER.origin)] ?? 'unknown',
+    parentPid: u(HEADER.parentPid),
+    trackedParentPid: u(HEADER.trackedParentPid),
+    startMs: u(HEADER.startMs),
+    startTicks: u(HEADER.startTicks),
+    inheritedBytes: u(HEADER.inheritedBytes),
+    forkSeq: u(HEADER.forkSeq),
+    inContainer: header.readBigUInt64LE(HEADER.containerSlot) !== NO_SLOT,
+    containerStartEpoch: u(HEADER.containerStartEpoch),
+    containerEnded: u(HEADER.containerEnded) === 1,
+    containerEndEpoch: u(HEADER.containerEndEpoch),
+    cpeakEpoch: u(HEADER.cpeakEpoch),
+    cpeakBytes: Number(header.readBigInt64LE(HEADER.cpeakBytes)),
+    cpeakOffset: u(HEADER.cpeakOffset),
+    endMs: u(HEADER.endMs),
+    exitCode: u(HEADER.exitCode),
   };
 }
 

@@ -6,10 +6,18 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import type { Readings, ReadingsSource } from '../memory/read.js';
 import { fileKind, READ_FLAGS } from '../report/safe-file.js';
-import { STATE_HEADER_SIZE, STATE_MAGIC } from '../report/state.js';
-
-const SOURCES: ReadonlyArray<ReadingsSource | 'none'> = ['none', 'cgroup-v1', 'cgroup-v2', 'host'];
-const OOM_REASONS = [null, 'low-available', 'swap', 'failed-allocation'] as const;
+import {
+  HEADER,
+  OOM_REASONS,
+  READINGS_SOURCES,
+  readArgv,
+  readHeaderText,
+  readingOffset,
+  STATE_HEADER_SIZE,
+  STATE_MAGIC,
+  STATE_VERSION,
+} from '../state/layout.js';
+const SOURCES: ReadonlyArray<ReadingsSource | 'none'> = READINGS_SOURCES;
 
 export interface StateHeader {
   pid: number;
@@ -23,7 +31,7 @@ export interface StateHeader {
   limitBytes: number;
   usageBytes: number;
   inactiveFileBytes: number;
-  /** Active page cache (offset 232; 0 from shims that do not publish it). */
+  /** Active page cache (0 from shims that do not publish it). */
   activeFileBytes: number;
   workingSetBytes: number;
   hostAvailableBytes: number;
@@ -38,46 +46,34 @@ export interface StateHeader {
   cwd: string;
 }
 
-function cstr(buf: Buffer, off: number, len: number): string {
-  const f = buf.subarray(off, off + len);
-  const nul = f.indexOf(0);
-  return f.subarray(0, nul < 0 ? f.length : nul).toString('utf8');
-}
-
-/** Splits a raw cmdline area (NUL-separated, NUL-padded). */
-export function splitCmdline(raw: Buffer): string[] {
-  const parts = raw.toString('utf8').split('\0');
-  while (parts.length > 0 && parts[parts.length - 1] === '') parts.pop();
-  return parts;
-}
-
 /** Parses the header; undefined when it is not (yet) a version-1 state file. */
 export function parseStateHeader(buf: Buffer): StateHeader | undefined {
   if (buf.length < STATE_HEADER_SIZE) return undefined;
-  if (buf.toString('latin1', 0, 8) !== STATE_MAGIC || buf.readUInt32LE(8) !== 1) return undefined;
+  const magic = buf.toString('latin1', HEADER.magic, HEADER.magic + STATE_MAGIC.length);
+  if (magic !== STATE_MAGIC || buf.readUInt32LE(HEADER.version) !== STATE_VERSION) return undefined;
   const u = (off: number): number => Number(buf.readBigUInt64LE(off));
-  const r = (k: number): number => u(152 + k * 8);
+  const r = (field: Parameters<typeof readingOffset>[0]): number => u(readingOffset(field));
   return {
-    pid: u(16),
-    currentBytes: u(40),
-    peakBytes: u(48),
-    updatedMs: u(128),
-    tracking: u(136) === 1,
-    floorBytes: u(144),
-    limitBytes: r(0),
-    usageBytes: r(1),
-    inactiveFileBytes: r(2),
-    activeFileBytes: u(232),
-    workingSetBytes: r(3),
-    hostAvailableBytes: r(4),
-    availableBytes: r(5),
-    swapBytes: r(6),
-    readingsSource: SOURCES[u(208)] ?? 'none',
-    oomReason: OOM_REASONS[u(216)] ?? null,
-    exitStatus: u(224),
-    python: cstr(buf, 256, 32),
-    argv: splitCmdline(buf.subarray(288, 288 + 1024)),
-    cwd: cstr(buf, 1312, 1024),
+    pid: u(HEADER.pid),
+    currentBytes: u(HEADER.currentBytes),
+    peakBytes: u(HEADER.peakBytes),
+    updatedMs: u(HEADER.updatedMs),
+    tracking: u(HEADER.tracking) === 1,
+    floorBytes: u(HEADER.floorBytes),
+    limitBytes: r('limitBytes'),
+    usageBytes: r('usageBytes'),
+    inactiveFileBytes: r('inactiveFileBytes'),
+    activeFileBytes: u(HEADER.activeFileBytes),
+    workingSetBytes: r('workingSetBytes'),
+    hostAvailableBytes: r('hostAvailableBytes'),
+    availableBytes: r('availableBytes'),
+    swapBytes: r('swapBytes'),
+    readingsSource: SOURCES[u(HEADER.readingsSource)] ?? 'none',
+    oomReason: OOM_REASONS[u(HEADER.oomReason)] ?? null,
+    exitStatus: u(HEADER.exitStatus),
+    python: readHeaderText(buf, 'python'),
+    argv: readArgv(buf),
+    cwd: readHeaderText(buf, 'cwd'),
   };
 }
 

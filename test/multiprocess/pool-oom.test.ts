@@ -105,3 +105,35 @@ describe.skipIf(unavailable !== null)(`a pool whose one worker leaks${unavailabl
     expect(readdirSync(join(dirs[0]!, 'processes')).length).toBeGreaterThanOrEqual(4);
   }, 120_000);
 });
+
+describe.skipIf(unavailable !== null)(`detection disabled: the kernel's OOM killer${unavailable ? ` (skipped: ${unavailable})` : ''}`, () => {
+  let cg: TestCgroup | undefined;
+  afterEach(() => cg?.remove());
+
+  it('exit 137 and a post-mortem covering every process (the executor itself exits 1: BrokenProcessPool)', async () => {
+    const made = makeCgroup(700 * MiB);
+    if (typeof made === 'string') throw new Error(made);
+    cg = made;
+    const progress = join(freshDir('hw-mp-progress-'), 'progress');
+    const r = await runInCgroup(made, ['spawn', 'executor'], { PROGRESS: progress, HOLD_MIB: '30', MAIN_MIB: '16', LEAK_STEP_MIB: '20', KILL_ME_FIRST: '1' }, ['--disable-oom-detection']);
+    expect(r.code, r.stderr).toBe(137);
+    expect(r.stderr).toContain('BrokenProcessPool');
+    const [leakerText, blocksText] = readFileSync(progress, 'utf8').trim().split(' ');
+    const leaker = Number(leakerText);
+    const blocks = Number(blocksText);
+    const block = 20 * MiB + 33;
+    const dirs = reportDirs(r.outDir);
+    expect(dirs, r.stderr).toHaveLength(1);
+    const rep = JSON.parse(readFileSync(join(dirs[0]!, 'report.json'), 'utf8')) as ReportJson;
+    expect(rep.trigger).toBe('killed');
+    // Every process's memory at its death, from its state file: the leaker's blocks (the one in flight may have been live).
+    const live = rep.oomStacks!;
+    const leaked = atLine(live, leaker, LEAK);
+    expect([blocks, blocks + 1].some((k) => Math.abs(leaked - k * block) <= 0.05 * k * block), `${leaked} vs ${blocks} blocks`).toBe(true);
+    const holders = rep.processes!.filter((p) => atLine(live, p.pid, HOLD) > 0).map((p) => Math.round(atLine(live, p.pid, HOLD) / MiB));
+    expect(holders.sort((a, b) => a - b)).toEqual([30, 60]);
+    // The program exited by itself (1, after its finalization freed its data): it is there, as it ended.
+    expect(rep.processes!.find((p) => p.pid === rep.process.pid)!.state).toBe('exited');
+    expect(r.stderr).toMatch(new RegExp(`highwater:   pid ${leaker} \\(worker \\d\\)  [0-9.]+ MiB  at  pool_leak\\.py:${LEAK} leak`));
+  }, 120_000);
+});

@@ -107,7 +107,7 @@ describe('container-wide report', () => {
     expect(report.oomStacks![0]).toMatchObject({ bytes: 900 * MiB, frames: [{ pid: 41 }, BUILD, NP] });
     expect(readFileSync(join(dir, 'index.html'), 'utf8')).toContain('id="top-lines-live"');
     expect(oomHeadline(report)).toEqual([
-      'killed (SIGKILL, most likely the kernel OOM killer): 990.0 MiB of 1.0 GiB in use by 3 Python processes',
+      'killed (SIGKILL, most likely the kernel OOM killer): 955.0 MiB of 1.0 GiB tracked by 3 Python processes',
       '  pid 41 (worker 1)  903.0 MiB  at  features.py:88 build_matrix  rows = np.vstack(parts)',
     ]);
   });

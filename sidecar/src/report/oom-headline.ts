@@ -25,9 +25,9 @@ export function oomHeadline(report: Pick<ReportJson, 'trigger' | 'oomReason' | '
   const running = ps.filter((p) => held(p) > 0);
   const m = report.memory;
   const total = ps.reduce((a, p) => a + held(p), 0);
-  const inUse = m.workingSetBytes > 0
-    ? `${humanBytes(m.workingSetBytes)}${m.limitBytes > 0 ? ` of ${humanBytes(m.limitBytes)}` : ''} in use`
-    : `${humanBytes(total)} tracked`;
+  // A post-mortem's readings are from after the deaths: what the processes held is the answer then.
+  const limit = m.limitBytes > 0 ? ` of ${humanBytes(m.limitBytes)}` : '';
+  const inUse = m.workingSetBytes > 0 && report.trigger === 'oom' ? `${humanBytes(m.workingSetBytes)}${limit} in use` : `${humanBytes(total)}${limit} tracked`;
   const what = report.trigger === 'oom' ? `out of memory (${report.oomReason ?? 'watcher'})` : 'killed (SIGKILL, most likely the kernel OOM killer)';
   const n = running.length || ps.length;
   const head = `${what}: ${inUse} by ${n} Python process${n === 1 ? '' : 'es'}`;

@@ -115,7 +115,7 @@ describe.skipIf(unavailable !== null)(`detection disabled: the kernel's OOM kill
     if (typeof made === 'string') throw new Error(made);
     cg = made;
     const progress = join(freshDir('hw-mp-progress-'), 'progress');
-    const r = await runInCgroup(made, ['spawn', 'executor'], { PROGRESS: progress, HOLD_MIB: '30', MAIN_MIB: '16', LEAK_STEP_MIB: '20', KILL_ME_FIRST: '1' }, ['--disable-oom-detection']);
+    const r = await runInCgroup(made, ['spawn', 'executor'], { PROGRESS: progress, HOLD_MIB: '30', MAIN_MIB: '16', LEAK_STEP_MIB: '20', KILL_ME_FIRST: '1', HOLD_SECONDS: '20' }, ['--disable-oom-detection']);
     expect(r.code, r.stderr).toBe(137);
     expect(r.stderr).toContain('BrokenProcessPool');
     const [leakerText, blocksText] = readFileSync(progress, 'utf8').trim().split(' ');

@@ -41,24 +41,35 @@ function once(args, variant) {
 }
 
 const variants = ['plain', 'root-only', 'children'];
+const fmt = (m) => variants.map((v) => `${v} ${m[v].toFixed(0)}`).join('  ');
 console.log(`python: ${python}; ${runs} runs each, medians`);
-console.log('\nchild start, ms per child (8 children, mean of each run; median of runs)');
+console.log('\nchild start, ms per child (8 children per run): wall, and CPU (user + system, less sensitive to a loaded machine)');
 for (const how of ['subprocess', 'spawn']) {
-  const t = Object.fromEntries(variants.map((v) => [v, []]));
-  for (let i = 0; i < runs; i++) for (const v of variants) t[v].push(Number(once(['mp_child_start.py', how, '8'], v).out));
-  const m = Object.fromEntries(variants.map((v) => [v, median(t[v])]));
-  console.log(
-    `${how.padEnd(11)} plain ${m.plain.toFixed(1)}  root-only ${m['root-only'].toFixed(1)}  children ${m.children.toFixed(1)}` +
-      `  tracked/untracked ${(m.children / m['root-only']).toFixed(2)}x  tracked/plain ${(m.children / m.plain).toFixed(2)}x`,
-  );
+  const wall = Object.fromEntries(variants.map((v) => [v, []]));
+  const cpu = Object.fromEntries(variants.map((v) => [v, []]));
+  for (let i = 0; i < runs; i++)
+    for (const v of variants) {
+      const [w, c] = once(['mp_child_start.py', how, '8'], v).out.split(' ').map(Number);
+      wall[v].push(w);
+      cpu[v].push(c);
+    }
+  const mw = Object.fromEntries(variants.map((v) => [v, median(wall[v])]));
+  const mc = Object.fromEntries(variants.map((v) => [v, median(cpu[v])]));
+  console.log(`${how.padEnd(11)} wall: ${fmt(mw)}  tracked/untracked ${(mw.children / mw['root-only']).toFixed(2)}x`);
+  console.log(`${''.padEnd(11)} cpu:  ${fmt(mc)}  tracked/untracked ${(mc.children / mc['root-only']).toFixed(2)}x`);
 }
-console.log('\n4-worker pool, allocation-heavy, wall ms');
+console.log('\n4-worker pool, allocation-heavy: wall ms and CPU ms of the whole job');
 for (const method of ['fork', 'spawn']) {
-  const t = Object.fromEntries(variants.map((v) => [v, []]));
-  for (let i = 0; i < runs; i++) for (const v of variants) t[v].push(once(['mp_pool.py', method], v).ms);
-  const m = Object.fromEntries(variants.map((v) => [v, median(t[v])]));
-  console.log(
-    `pool ${method.padEnd(6)} plain ${m.plain.toFixed(0)}  root-only ${m['root-only'].toFixed(0)}  children ${m.children.toFixed(0)}` +
-      `  children/plain ${(m.children / m.plain).toFixed(2)}x`,
-  );
+  const wall = Object.fromEntries(variants.map((v) => [v, []]));
+  const cpu = Object.fromEntries(variants.map((v) => [v, []]));
+  for (let i = 0; i < runs; i++)
+    for (const v of variants) {
+      const r = once(['mp_pool.py', method], v);
+      wall[v].push(r.ms);
+      cpu[v].push(Number(r.out.split(' ')[1]));
+    }
+  const mw = Object.fromEntries(variants.map((v) => [v, median(wall[v])]));
+  const mc = Object.fromEntries(variants.map((v) => [v, median(cpu[v])]));
+  console.log(`pool ${method.padEnd(6)} wall: ${fmt(mw)}  children/plain ${(mw.children / mw.plain).toFixed(2)}x`);
+  console.log(`${''.padEnd(11)} cpu:  ${fmt(mc)}  children/plain ${(mc.children / mc.plain).toFixed(2)}x`);
 }

@@ -2,6 +2,7 @@
 # for) or "spawn" (a multiprocessing spawn Process that returns at once),
 # argv[2] = how many. Prints the mean ms per child start.
 import multiprocessing as mp
+import resource
 import subprocess
 import sys
 import time
@@ -22,4 +23,6 @@ if __name__ == "__main__":
             p = ctx.Process(target=nothing)
             p.start()
             p.join()
-    print("%.1f" % ((time.perf_counter() - t0) * 1000 / n))
+    wall = (time.perf_counter() - t0) * 1000 / n
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print("%.1f %.1f" % (wall, (ru.ru_utime + ru.ru_stime) * 1000 / n))

@@ -318,6 +318,9 @@ void hw__container_leave(int have_code, int code) {
   if (!h || hw__in_child || (uint64_t)syscall(SYS_getpid) != h->pid) return;
   if (have_code && !h->exit_code) h->exit_code = 0x100 | (unsigned)(code & 0xff);
   if (!s) return;
+  /* A root reaps once more: a pool's parent has just joined the workers it
+   * terminated (SIGTERM: they could not leave by themselves). */
+  hw__container_tick();
   /* Another thread may hold the tracker lock forever (we are exiting): wait
    * a little, never block; without it the part at the peak is `live`. */
   int locked = 0;
@@ -363,7 +366,8 @@ static void hw__mark_dead_state(uint64_t pid, uint64_t ticks, uint64_t epoch) {
 
 void hw__container_tick(void) {
   hw_cont_header *c = hw__cont;
-  if (!c || !hw__slot) return;
+  /* Roots only: every process scanning every slot would cost N^2 reads. */
+  if (!c || !hw__slot || !hw__state.hdr || hw__state.hdr->origin != HW_ORIGIN_ROOT) return;
   hw_cont_slot *s = hw__slots();
   uint64_t used = c->slots_used < HW_CONT_SLOTS ? c->slots_used : HW_CONT_SLOTS;
   uint64_t me = (uint64_t)getpid();
@@ -430,9 +434,9 @@ static int hw__ask_stop(uint64_t pid) {
 void hw__container_oom_after_dump(void) {
   hw_cont_header *c = hw__cont;
   if (!c || !hw__slot) return;
-  if (hw__oom_claimed) __atomic_store_n(&c->oom_dump_done, 1, __ATOMIC_RELEASE);
-  if (!hw__oom_claimed || (hw__state.hdr && hw__state.hdr->origin == HW_ORIGIN_ROOT))
-    return; /* another process stops the container; or we are the root: the caller stops it */
+  if (!hw__oom_claimed) return; /* another process tripped first: it has the stop in hand */
+  __atomic_store_n(&c->oom_dump_done, 1, __ATOMIC_RELEASE);
+  if (hw__state.hdr && hw__state.hdr->origin == HW_ORIGIN_ROOT) hw__container_stop_all();
   /* The oldest live root stops the others and exits 53 (the exit status the
    * container is judged by); we just exit 53 and free our memory. */
   hw_cont_slot *s = hw__slots();

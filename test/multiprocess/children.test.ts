@@ -172,3 +172,37 @@ describe('other process models', () => {
     expect(on.states.map((s) => s.origin).sort()).toEqual([1, 2, 3]);
   });
 });
+
+describe('a process that dies without leaving (SIGKILL)', () => {
+  it('the root reaps its slot within a second: its bytes leave the sum, its state file says ended', async () => {
+    const r = await runPython([fx('killed_child.py')]);
+    expect(r.code, r.stderr).toBe(0);
+    const m = /^sum (-?\d+) child (\d+)$/m.exec(r.stdout)!;
+    const child = r.states.find((s) => s.pid === Number(m[2]))!;
+    // It held its 30 MiB until the kill, and never left by itself.
+    expect(near(at(child, 'killed_child.py', 'KILLED_ALLOC'), 30 * MiB)).toBe(true);
+    expect(child.exitCode).toBe(0);
+    expect(child.containerEnded).toBe(1); // written by the root's reaper
+    // While the root still ran, the sum no longer counted the dead child's
+    // 30 MiB: only the root's own bytes (within a quantum) remain.
+    const root = r.states.find((s) => s.origin === 1)!;
+    expect(Number(m[1])).toBeLessThan(root.peakBytes + MiB);
+    expect(Number(m[1])).toBeLessThan(30 * MiB);
+  });
+});
+
+describe('a recycling pool (maxtasksperchild=1)', () => {
+  it('reuses container slots: 30 workers over the run, a handful of slots, the sum back to 0', async () => {
+    const r = await runPython([fx('recycling_pool.py')]);
+    expect(r.code, r.stderr).toBe(0);
+    const workers = Number(r.stdout.trim());
+    expect(workers).toBeGreaterThanOrEqual(25);
+    const c = readContainer(r.rd)!;
+    // Every worker joined (the pool may start a few more that get no task).
+    expect(c.processesEver).toBeGreaterThanOrEqual(workers + 1);
+    // The root and two workers at a time (plus one being replaced).
+    expect(c.slotsUsed).toBeLessThanOrEqual(6);
+    expect(c.sumBytes).toBe(0);
+    expect(r.states.filter((s) => s.origin === 3).every((s) => s.containerEnded === 1)).toBe(true);
+  });
+});

@@ -87,6 +87,20 @@ describe.skipIf(unavailable !== null)(`a pool worker runs out of memory${unavail
     expect(await settled(c)).toEqual([]);
   });
 
+  it('the root itself trips: it stops its children (SIGTERM) and exits 53', async () => {
+    const c = inCgroup();
+    const rd = mkdtempSync(join(tmpdir(), 'hw-mp-root-'));
+    const rootLeak = join(fixtures, 'python', 'multiprocess', 'root_leak.py');
+    const r = await run('sh', ['-c', `${c.enterPrefix} python3 "$0"`, rootLeak], shimmedEnv(rd, { HIGHWATER_STOP_GRACE_MS: '20000' }), 180_000);
+    expect(r.code, r.stderr).toBe(53);
+    const cont = readContainer(rd)!;
+    const root = readStates(rd).find((s) => s.origin === 1)!;
+    expect(cont.oomPid).toBe(root.pid);
+    expect(cont.stopperPid).toBe(root.pid);
+    // The two children (sleeping 120 s) were stopped, not left behind.
+    expect(await settled(c, 5000)).toEqual([]);
+  });
+
   it('highwater-init ends with 53 even when the command itself exits 1', async () => {
     const init = buildInit();
     const home = bundle();

@@ -11,6 +11,7 @@ import { HighwaterError, isHighwaterError } from '../errors.js';
 import { moduleLogger, type Logger } from '../log.js';
 import { claimRunDir, type RunDirClaim } from '../watcher/claim.js';
 import type { ReportJson } from '../report/model.js';
+import { oomHeadline } from '../report/oom-headline.js';
 import { reportSummaryLines } from '../report/toplines.js';
 import { readOomKillCount } from '../memory/oom-kills.js';
 import { RunDirWatcher, type RunDirEvent } from '../watcher/rundir-watcher.js';
@@ -163,6 +164,8 @@ export async function runProgram(opts: RunOptions): Promise<number> {
       case 'report':
         if (e.pid !== undefined) tracked = true;
         reports.push(e);
+        // Container-wide OOM: the process holding the most and its line first (docs/report.md "Several processes").
+        for (const line of oomHeadline(e.report)) say(line);
         say(`report written to ${join(e.dir, 'index.html')}`);
         for (const line of reportSummaryLines(e.report)) say(line);
         break;
@@ -188,6 +191,11 @@ export async function runProgram(opts: RunOptions): Promise<number> {
   if (oomKilled && result.signal !== 'SIGKILL') {
     log.debug({ signal: result.signal }, 'died while being OOM-killed; reporting it as killed');
   }
+  // Several processes: the kernel's OOM killer may have ended a worker while
+  // the program itself exited (1, from BrokenProcessPool): the container-wide
+  // report is a post-mortem of every process all the same.
+  const cgroupOomKill = oomKillsBefore !== undefined && oomKillsAfter !== undefined && oomKillsAfter > oomKillsBefore;
+  if (cgroupOomKill || result.signal === 'SIGKILL') watcher.containerTrigger = 'killed';
   // From here on the program has ended: nothing highwater does may replace
   // its exit status with a crash of our own.
   try {
@@ -204,7 +212,7 @@ export async function runProgram(opts: RunOptions): Promise<number> {
     return await afterExit();
   } catch (e) {
     say(`internal error after ${cmdText} ended (${errorCode(e)}): ${e instanceof Error ? e.message : String(e)}; run dir kept: ${runDir}`);
-    return watcher.oomFired ? EXIT_OOM : exitStatusOf(result);
+    return watcher.oomFired || watcher.container.oomPid !== 0 ? EXIT_OOM : exitStatusOf(result);
   }
 
   async function afterExit(): Promise<number> {
@@ -219,7 +227,9 @@ export async function runProgram(opts: RunOptions): Promise<number> {
       say(`${cmdText} did not run Python under the shim; nothing was profiled`);
     }
 
-    const oom = watcher.oomFired || reports.some((r) => r.report.trigger === 'oom');
+    // The container file's OOM flag: a worker tripped, whatever the program's own status (docs/protocol.md "OOM across processes").
+    const oom = watcher.oomFired || reports.some((r) => r.report.trigger === 'oom') || watcher.container.oomPid !== 0;
+    const containerKilled = cgroupOomKill && reports.some((r) => r.report.container !== undefined && r.report.trigger === 'killed');
     const last = reports.at(-1);
     if (last && config.openBrowser && hasDisplay(env)) openInBrowser(join(last.dir, 'index.html'));
 
@@ -242,7 +252,7 @@ export async function runProgram(opts: RunOptions): Promise<number> {
     }
     log.debug({ outcome: { code: result.code, signal: result.signal }, oom, reports: reports.length }, 'finished');
     if (oom) return EXIT_OOM;
-    if (oomKilled) {
+    if (oomKilled || containerKilled) {
       say(`the kernel's OOM killer ended ${cmdText} (exit 137)`);
       return 128 + 9;
     }

@@ -19,6 +19,7 @@ import { Metrics, MetricsServer } from '../metrics/index.js';
 import { humanBytes } from '../report/format.js';
 import type { ReportJson } from '../report/model.js';
 import { RunDirWatcher, type RunDirEvent } from '../watcher/rundir-watcher.js';
+import { oomHeadline } from '../report/oom-headline.js';
 import { reportSummaryLines } from '../report/toplines.js';
 import { topLine } from '../watcher/summary.js';
 import { takeEarlySignals } from './early-signals.js';
@@ -202,6 +203,8 @@ export async function watchCommand(opts: WatchOptions): Promise<number> {
           oomCounted.add(e.pid);
         }
         log.info({ code: 'HW_REPORT_WRITTEN', trigger: e.report.trigger, dir: e.dir, peakBytes: e.report.peakBytes }, 'report written');
+        // Container-wide OOM: the process holding the most and its line first (docs/report.md "Several processes").
+        for (const line of oomHeadline(e.report)) say(line);
         say(`report written to ${join(e.dir, 'index.html')} (${e.report.trigger}, peak ${humanBytes(e.report.peakBytes)}, ${topLineOf(e.report)})`);
         for (const line of reportSummaryLines(e.report)) say(line);
         writeTerminationLog(watch.terminationLog, e.report, e.dir, termState, log);

@@ -15,7 +15,8 @@ import { foldImportMachinery, hasImportMachinery, ownFrameIndex } from './frames
 import type { Frame, OomReason, ProfileData, ReportJson, Stack, Trigger } from './model.js';
 import { drawnChain, mergeStacks, sortStacks, type FlameNode } from './stacks.js';
 import { renderTimeline, TIMELINE_SCRIPT } from './timeline-svg.js';
-import { fileLine, locate, topLines, type TopLine } from './toplines.js';
+import { fileLine, locate, processShort, topLines, type TopLine } from './toplines.js';
+import { containerSentence, processesSection } from './processes-html.js';
 
 export const FILES = {
   html: 'index.html',
@@ -173,28 +174,31 @@ function buildView(id: string, heading: string, all: Stack[], totalBytes: number
 function summaryOf(r: TopLine): string {
   const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
   const parts: string[] = [];
-  if (r.chain.length > 1) parts.push(plural(r.chain.length - 1, 'caller'));
+  const callers = r.chain.length - 1 - (r.process ? 1 : 0); // the process frame is no caller
+  if (callers > 0) parts.push(plural(callers, 'caller'));
   if (r.below.length > 0) parts.push(`${plural(r.below.length, 'frame')} below`);
   return `${parts.join(', ')}${r.paths > 1 ? ` (largest of ${r.paths} paths)` : ''}`;
 }
 
 function table(v: View): string {
+  // Container-wide reports name each line's process (the same line in two processes is two rows).
+  const byProcess = v.rows.some((r) => r.process);
   const rows = v.rows.map((r, i) => {
     const t = v.targets[i]!;
     const attrs = t.folded ? ` data-x="${t.folded.x}" data-d="${t.folded.d}"` : '';
     const fattrs = t.full ? ` data-fx="${t.full.x}" data-fd="${t.full.d}"` : '';
-    const chainText = r.chain.map((f) => `${fileLine(f)} ${f.function}`).join(' \u2192 ');
-    const callers = r.chain.length > 1 || r.below.length > 0
+    const chainText = r.chain.filter((f) => f.pid === undefined).map((f) => `${fileLine(f)} ${f.function}`).join(' \u2192 ');
+    const callers = r.chain.length > (r.process ? 2 : 1) || r.below.length > 0
       ? `<details><summary>${summaryOf(r)}</summary>${chainList([...r.chain, ...r.below], r.chain.length - 1)}</details>`
       : '';
     return (
       `<tr class="line" data-fg="fg-${v.id}"${attrs}${fattrs} title="${esc(chainText)}">` +
-      `<td class="n">${i + 1}</td><td>${where(r.frame)}</td><td><code>${esc(r.frame.function)}</code>${callers}</td>` +
+      `<td class="n">${i + 1}</td>${byProcess ? `<td class="proc">${r.process ? esc(processShort(r.process)) : ''}</td>` : ''}<td>${where(r.frame)}</td><td><code>${esc(r.frame.function)}</code>${callers}</td>` +
       `<td>${code(r.frame)}</td><td class="n">${esc(humanBytes(r.bytes))}</td><td class="n">${percent(r.bytes, v.totalBytes)}</td></tr>`
     );
   });
   return (
-    `<table class="top" id="top-lines-${v.id}"><thead><tr><th>#</th><th>line</th><th>function</th><th>source</th>` +
+    `<table class="top" id="top-lines-${v.id}"><thead><tr><th>#</th>${byProcess ? '<th>process</th>' : ''}<th>line</th><th>function</th><th>source</th>` +
     `<th class="n">bytes</th><th class="n">% of ${v.id === 'live' ? 'live' : 'peak'}</th></tr></thead><tbody>${rows.join('\n')}</tbody></table>` +
     '<p class="hint">Own code only: library frames below a line are charged to it. Click a row to zoom the flamegraph to it; hover for the caller chain.</p>'
   );
@@ -241,13 +245,15 @@ export function renderPage(data: ProfileData, report: ReportJson, all: Stack[]):
   const p = data.process;
   const m = data.memory;
   const peak = report.peakBytes;
-  const cmd = p.argv.join(' ') || `pid ${p.pid}`;
+  const others = (report.container?.processCount ?? 1) - 1;
+  const cmd = (p.argv.join(' ') || `pid ${p.pid}`) + (others > 0 ? ` and ${others} other process${others === 1 ? '' : 'es'}` : '');
   const title = `highwater: peak memory ${mib(peak)} \u2014 ${cmd}`;
   const when = data.timeMs > 0 ? new Date(data.timeMs).toISOString() : 'unknown';
   const fgTitle = `Peak memory ${humanBytes(peak)}: ${cmd}`;
 
   const views: View[] = [];
-  const live = report.trigger === 'oom' && data.currentStacks && data.currentStacks.length > 0 ? sortStacks(mergeStacks(data.currentStacks)) : null;
+  const liveView = report.trigger === 'oom' || (report.trigger === 'killed' && data.container !== undefined);
+  const live = liveView && data.currentStacks && data.currentStacks.length > 0 ? sortStacks(mergeStacks(data.currentStacks)) : null;
   const liveBytes = live ? live.reduce((a, s) => a + s.bytes, 0) : 0;
   if (live) views.push(buildView('live', 'Live when it ran out', live, liveBytes, `Live when it ran out ${humanBytes(liveBytes)}: ${cmd}`));
   const peakView = buildView('peak', live ? 'At the peak' : report.trigger === 'signal' || report.trigger === 'request' ? 'At the peak so far' : 'At the peak', all, peak, fgTitle, true);
@@ -255,7 +261,7 @@ export function renderPage(data: ProfileData, report: ReportJson, all: Stack[]):
 
   const first = views[0]!.rows[0];
   const answer = first
-    ? ` The line holding the most ${live ? 'when it ran out' : 'at the peak'}: <b>${where(first.frame)}</b> <code>${esc(first.frame.function)}</code> (${esc(humanBytes(first.bytes))}).`
+    ? ` The line holding the most ${live ? 'when it ran out' : 'at the peak'}: ${first.process ? `in ${esc(processShort(first.process))}, ` : ''}<b>${where(first.frame)}</b> <code>${esc(first.frame.function)}</code> (${esc(humanBytes(first.bytes))}).`
     : '';
   const oomAlloc = report.oomAllocation;
   let oomHtml = '';
@@ -305,10 +311,11 @@ details summary{font-size:.85em;color:#555;cursor:pointer}ol.chain{margin:.3em 0
 iframe.fg{width:1200px;max-width:100%;border:0;display:block}iframe.fg[hidden]{display:none}
 </style></head><body>
 <h1>${esc(title)}</h1>
-<p class="why" id="trigger">${esc(explainTrigger(report.trigger, report.oomReason, m.floorBytes ?? 0))}${answer}</p>
+<p class="why" id="trigger">${esc(explainTrigger(report.trigger, report.oomReason, m.floorBytes ?? 0))}${answer}${containerSentence(report)}</p>
 <p class="peak" id="peak">Peak memory: ${mib(peak)} (${peak.toLocaleString('en-US')} bytes)${live ? `; live when it ran out: ${mib(liveBytes)}` : ''}</p>
 ${toggle}
 ${sections}
+${report.processes ? processesSection(report) : ''}
 ${oomHtml}
 ${tlHtml}
 <h2>Flamegraphs</h2>

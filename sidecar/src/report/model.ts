@@ -14,6 +14,11 @@ export interface Frame {
   code: string;
   /** Columns of leading whitespace of the source line (tabs count 4); absent when 0. Added field. */
   indent?: number;
+  /**
+   * Added field, container-wide reports only: set on the synthetic root frame
+   * of each stack, the process that holds the memory (report/container.ts).
+   */
+  pid?: number;
 }
 
 /** `[timeMs, trackedBytes, workingSetBytes, limitBytes, floorBytes]`; 0 = not known then. */
@@ -86,10 +91,53 @@ export interface ReportJson {
    * and the size and stack of the last one.
    */
   failedAllocation?: FailedAllocation;
-  /** Added field, OOM reports only: the stacks live when it ran out (largest first, 99 % of their sum). */
+  /** Added field, OOM reports (and container-wide post-mortems: each process at its death) only: the stacks live when it ran out (largest first, 99 % of their sum). */
   oomStacks?: Stack[];
   /** Added field: memory over time, when the shim recorded it. */
   timeline?: Timeline;
+  /** Added field, container-wide reports only (several processes): the container and every process in it. */
+  container?: ContainerSummary;
+  processes?: ProcessSummary[];
+}
+
+/** report.json `container`: what the container-wide numbers mean (docs/report.md "Several processes"). */
+export interface ContainerSummary {
+  /** Python processes whose memory the report covers (running, ended, and folded). */
+  processCount: number;
+  /** When the sum of tracked memory was highest (ms since the epoch; 0 = unknown). */
+  peakMs: number;
+  /**
+   * How the per-process split at the peak was taken: `container` (the shims'
+   * shared sum and each process's snapshot at its highest epoch: exact up to
+   * one publication quantum, 1 MiB, per process), `sampled` (the watcher
+   * read every process's live memory at once, the highest sum it saw),
+   * `own-peaks` (no common moment was seen: each process's own peak, so
+   * `peakBytes` is an upper bound of the container's).
+   */
+  peakSource: 'container' | 'sampled' | 'own-peaks';
+  /** The OOM's process: the one whose guard or readings tripped it (null when not an OOM or unknown). */
+  oomPid: number | null;
+  /** Processes that ended and were folded away (only their count and largest peak are kept). */
+  foldedProcesses: number;
+  foldedPeakBytes: number;
+}
+
+/** report.json `processes[]`: one tracked process. */
+export interface ProcessSummary {
+  pid: number;
+  /** Short name: `python train.py`, `worker 3 (multiprocessing spawn)`. */
+  label: string;
+  argv: string[];
+  python: string;
+  /** Its bytes in the peak view (the container peak). */
+  bytesAtPeak: number;
+  /** Its own peak, whenever that was. */
+  ownPeakBytes: number;
+  /** Its bytes when it ran out (OOM and post-mortem reports; null otherwise). */
+  liveBytes: number | null;
+  state: 'running' | 'exited' | 'killed' | 'oom';
+  /** Its own report, relative to the container report's directory; null when none was kept. */
+  report: string | null;
 }
 
 export interface FailedAllocation {
@@ -126,4 +174,7 @@ export interface ProfileData {
   failedAllocation?: FailedAllocation;
   /** Memory over time; absent when the shim recorded none. */
   timeline?: Timeline;
+  /** Container-wide data (several processes): stacks then start with a process frame (`Frame.pid`). */
+  container?: ContainerSummary;
+  processes?: ProcessSummary[];
 }

@@ -83,6 +83,9 @@ export function buildReportJson(data: ProfileData, bounded = boundProfile(data))
     stacks: trimToCoverage(sorted, data.peakBytes, 0.99),
     truncation: bounded.truncation,
     ...(data.failedAllocation ? { failedAllocation: data.failedAllocation } : {}),
+    // Added fields, container-wide reports only (report/container.ts).
+    ...(data.container ? { container: data.container } : {}),
+    ...(data.processes ? { processes: data.processes } : {}),
     ...oomFields(data),
   };
 }
@@ -90,7 +93,8 @@ export function buildReportJson(data: ProfileData, bounded = boundProfile(data))
 /** Added fields: what was live when it ran out (OOM only), memory over time. */
 function oomFields(data: ProfileData): Pick<ReportJson, 'oomStacks' | 'timeline'> {
   const out: Pick<ReportJson, 'oomStacks' | 'timeline'> = {};
-  if (data.trigger === 'oom' && data.currentStacks) {
+  // A container-wide post-mortem has every process's memory at its death: the same view.
+  if ((data.trigger === 'oom' || (data.trigger === 'killed' && data.container)) && data.currentStacks) {
     const live = sortStacks(mergeStacks(data.currentStacks));
     out.oomStacks = trimToCoverage(live, live.reduce((a, s) => a + s.bytes, 0), 0.99);
   }
@@ -148,6 +152,16 @@ async function makeDir(outDir: string, stamped: boolean, dirMode: number, now: D
       throw unwritable(dir, e);
     }
   }
+}
+
+/**
+ * A new report directory `<outDir>/<timestamp>/` (mode from `fileMode` as in
+ * renderReport), for a report written in parts: the container-wide report
+ * puts each process's own report under it before its own index.html.
+ */
+export async function makeReportDir(outDir: string, opts: RenderOptions = {}): Promise<string> {
+  const fileMode = opts.fileMode ?? 0o600;
+  return makeDir(outDir, true, fileMode | ((fileMode & 0o444) >> 2), opts.now ?? new Date());
 }
 
 /**

@@ -50,6 +50,12 @@ export interface StateReadOptions {
   trigger?: Trigger;
   /** Source text of a line, or undefined. @default read from disk, relative paths against the state's cwd */
   readSource?: SourceReader;
+  /**
+   * Which bytes per node become `stacks`: the peak (default), `live` (the
+   * memory live now), or bytes per node taken earlier (`nodeBytes[i]` for
+   * node i: a sample of the live area, watcher/live-sample.ts).
+   */
+  nodeBytes?: 'peak' | 'live' | Float64Array;
 }
 
 function bad(what: string): HighwaterError {
@@ -173,11 +179,12 @@ export function parseStateFile(buf: Buffer, opts: StateReadOptions = {}): Profil
     return [...walk(outerEnd[n]!, KEEP_OUTER), foldedFramesMarker(d - KEEP_OUTER - KEEP_INNER), ...walk(n, KEEP_INNER)];
   };
 
-  const peakOff = PEAK_SOURCES[peakSource] === 'live' ? liveOff : snapshotOff;
+  const peakOff = PEAK_SOURCES[peakSource] === 'live' || opts.nodeBytes === 'live' ? liveOff : snapshotOff;
+  const given = opts.nodeBytes instanceof Float64Array ? opts.nodeBytes : undefined;
   const withBytes: number[] = [];
   const nodeBytes: number[] = [];
   for (let i = 0; i < nodeCount; i++) {
-    const bytes = Number(buf.readBigInt64LE(peakOff + i * NODE_BYTES_RECORD));
+    const bytes = given ? (given[i] ?? 0) : Number(buf.readBigInt64LE(peakOff + i * NODE_BYTES_RECORD));
     if (!(bytes > 0)) continue;
     withBytes.push(i);
     nodeBytes.push(bytes);

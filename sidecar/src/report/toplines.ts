@@ -11,6 +11,8 @@ import type { FlameNode } from './stacks.js';
 export interface TopLine {
   /** The own-code frame (innermost frame of the program's own code). */
   frame: Frame;
+  /** Container-wide reports: the process frame (`Frame.pid`) the line's memory is in; the same line in two processes is two rows. */
+  process?: Frame;
   /** Bytes of every stack whose own-code frame is this line. */
   bytes: number;
   /** How many distinct stacks lead there. */
@@ -37,13 +39,15 @@ export function topLines(stacks: readonly Stack[], limit: number): TopLine[] {
     if (s.bytes <= 0) continue;
     const i = ownFrameIndex(s.frames);
     const frame: Frame = i >= 0 ? s.frames[i]! : { file: '', line: 0, function: '[no Python frame]', code: '' };
-    const k = key(frame);
+    const process = s.frames[0]?.pid !== undefined && i > 0 ? s.frames[0] : undefined;
+    const k = process ? `${process.pid}\0${key(frame)}` : key(frame);
     const row = byLine.get(k);
     if (row) {
       row.bytes += s.bytes;
       row.paths++;
     } else {
-      byLine.set(k, { frame, bytes: s.bytes, paths: 1, chain: s.frames.slice(0, i + 1), below: s.frames.slice(i + 1) });
+      const chain = s.frames.slice(0, i + 1);
+      byLine.set(k, { frame, bytes: s.bytes, paths: 1, chain, below: s.frames.slice(i + 1), ...(process ? { process } : {}) });
     }
   }
   return [...byLine.values()].sort((a, b) => b.bytes - a.bytes).slice(0, limit);
@@ -95,6 +99,9 @@ export function fileLine(f: Frame): string {
 export function topLinesText(stacks: readonly Stack[], limit = 3): string[] {
   const rows = topLines(stacks, limit);
   const bytes = rows.map((r) => humanBytes(r.bytes));
+  // Container-wide: `pid 41 (worker 3)` before the line; one width for all rows.
+  const procs = rows.map((r) => (r.process ? processShort(r.process) : ''));
+  const wp = Math.max(0, ...procs.map((p) => p.length));
   const where = rows.map((r) => fileLine(r.frame));
   const fns = rows.map((r) => (r.frame.file === '' && r.frame.line === 0 ? '' : r.frame.function));
   const wb = Math.max(0, ...bytes.map((b) => b.length));
@@ -104,8 +111,18 @@ export function topLinesText(stacks: readonly Stack[], limit = 3): string[] {
     const fn = fns[i] ? `  ${r.frame.code ? fns[i]!.padEnd(wf) : fns[i]}` : '';
     const code = r.frame.code ? `  ${r.frame.code.length > 100 ? `${r.frame.code.slice(0, 99)}\u2026` : r.frame.code}` : '';
     // Source text goes to a terminal: no control characters (escape sequences).
-    return `  ${bytes[i]!.padStart(wb)}  ${where[i]!.padEnd(ww)}${fn}${code}`.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ');
+    const proc = wp > 0 ? `${procs[i]!.padEnd(wp)}  ` : '';
+    return `  ${bytes[i]!.padStart(wb)}  ${proc}${where[i]!.padEnd(ww)}${fn}${code}`.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ');
   });
+}
+
+/**
+ * `pid 41 (worker 3)` from a process frame named `pid 41: worker 3
+ * (multiprocessing spawn)`: how it started (process-label.ts) is left to the report.
+ */
+export function processShort(f: Frame): string {
+  const m = /^pid (\d+): (.*?)(?: \((?:multiprocessing(?: spawn| forkserver)?|fork)\))?$/s.exec(f.function);
+  return m ? `pid ${m[1]} (${m[2]})` : f.function;
 }
 
 /**

@@ -56,6 +56,23 @@ export const HEADER = {
   cwd: 1312,
   sampleRateBytes: 2336,
   timelineOffset: 2344,
+  // Multiple processes (docs/protocol.md "Multiple processes"; read by watcher/process-facts.ts).
+  origin: 2352,
+  parentPid: 2360,
+  trackedParentPid: 2368,
+  startMs: 2376,
+  startTicks: 2384,
+  inheritedBytes: 2392,
+  forkSeq: 2400,
+  containerSlot: 2408,
+  containerStartEpoch: 2416,
+  containerEnded: 2424,
+  containerEndEpoch: 2432,
+  cpeakEpoch: 2440,
+  cpeakBytes: 2448,
+  cpeakOffset: 2456,
+  endMs: 2464,
+  exitCode: 2472,
 } as const;
 
 export type HeaderField = keyof typeof HEADER;
@@ -99,6 +116,7 @@ export const AREA_RECORD = {
   stringsOffset: 1,
   liveOffset: NODE_BYTES_RECORD,
   snapshotOffset: NODE_BYTES_RECORD,
+  cpeakOffset: NODE_BYTES_RECORD,
 } as const satisfies Partial<Record<HeaderField, number>>;
 
 /** The timeline region at {@link HEADER}.timelineOffset (docs/protocol.md "Timeline"). */

@@ -16,6 +16,9 @@ export const LOCK_NAME = 'highwater.lock';
 
 /** Run-dir entries the shim makes for process `pid`: state file, socket, dumps (complete or being written). */
 const PER_PID = /^hw-(\d+)(?:\.state|\.sock|-\d+\.dump(?:\.tmp)?)$/;
+/** The shims' shared container file, and the private file its creator publishes it from. */
+const CONTAINER_FILE = 'hw-container';
+const CONTAINER_TMP = /^hw-container\.(\d+)\.tmp$/;
 
 export function isAlive(pid: number): boolean {
   if (!Number.isSafeInteger(pid) || pid <= 0) return false;
@@ -67,12 +70,26 @@ function removeLeftovers(runDir: string): string[] {
   } catch {
     return removed;
   }
+  let liveProcess = false;
   for (const name of names) {
-    const m = PER_PID.exec(name);
-    if (!m || isAlive(Number(m[1]))) continue;
+    const m = PER_PID.exec(name) ?? CONTAINER_TMP.exec(name);
+    if (!m) continue;
+    if (isAlive(Number(m[1]))) {
+      liveProcess = true;
+      continue;
+    }
     try {
       unlinkSync(join(runDir, name)); // unlink removes a link itself, never its target
       removed.push(name);
+    } catch {
+      // gone already
+    }
+  }
+  // The container file (docs/protocol.md "Container file") once no tracked process is left to share it.
+  if (!liveProcess && names.includes(CONTAINER_FILE)) {
+    try {
+      unlinkSync(join(runDir, CONTAINER_FILE));
+      removed.push(CONTAINER_FILE);
     } catch {
       // gone already
     }

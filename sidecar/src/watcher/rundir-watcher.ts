@@ -27,8 +27,10 @@ import type { ReportJson, Trigger } from '../report/model.js';
 import { renderDumpFile, renderReport, type RenderOptions } from '../report/render.js';
 import { copyOut } from '../report/safe-file.js';
 import { readStateFile } from '../report/state.js';
+import { ChildSeen, ContainerCollector } from './container.js';
 import { sendControl } from './control.js';
 import { processIdentity, type Identity } from './identity.js';
+import { removeDumpLeftovers } from './leftovers.js';
 import { postMortemTrigger, type EndStatus } from './post-mortem.js';
 import { RenderQueue } from './render-queue.js';
 import { listRunDir, type DumpFile, type RunDirListing } from './rundir.js';
@@ -84,6 +86,11 @@ export interface RunDirWatcherOptions {
   /** Roots and logger for the cgroup readings. */
   readOptions?: ReadOptions;
   renderOptions?: RenderOptions;
+  /**
+   * Several processes in the run dir get one container-wide report
+   * (watcher/container.ts) instead of one report each. @default true
+   */
+  containerWide?: boolean;
 }
 
 interface Tracked {
@@ -173,9 +180,26 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
   private stopping: Promise<void> | undefined;
   private failures = 0;
   private passes = 0;
+  /** Container-wide data of every process (issue 12); used once a second process is seen. */
+  readonly container: ContainerCollector;
+  /** Why the container-wide report is made when the caller knows (the program was SIGKILLed). */
+  containerTrigger: Trigger | undefined;
 
   constructor(private readonly opts: RunDirWatcherOptions) {
     super();
+    this.container = new ContainerCollector({ runDir: opts.runDir });
+  }
+
+  /** Several processes: their dumps and ends go to the container-wide report. */
+  private get containerWide(): boolean {
+    return (this.opts.containerWide ?? true) && this.childSeen.seen;
+  }
+
+  /** A tracked child (exec'd or forked by a tracked process) was seen: the run is a process tree. */
+  private readonly childSeen = new ChildSeen();
+
+  private observeAll(): void {
+    this.container.observe([...this.tracked.values()].map((t) => ({ pid: t.pid, ino: t.ino, statePath: t.statePath, header: t.header, local: t.local })));
   }
 
   /** Reports that could not be written so far. */
@@ -195,6 +219,7 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
    */
   watchChild(pid: number): void {
     this.children.add(pid);
+    this.container.setTop(pid);
   }
 
   /** How the owner's child `pid` ended (its wait status). */
@@ -270,10 +295,12 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
       const listing = listRunDir(this.opts.runDir);
       this.scanDumps(listing);
       this.discover(listing);
+      this.observeAll();
       for (const t of [...this.tracked.values()]) {
         if (await this.isAlive(t, false)) await this.check(t);
         else if (!this.awaitsStatus(t)) this.finish(t);
       }
+      this.renderContainerWhenDone();
       this.checkNoProcess();
     } catch (e) {
       this.emitEvent({ type: 'reading-failed', pid: 0, message: `watcher pass failed: ${e instanceof Error ? e.message : String(e)}` });
@@ -286,6 +313,7 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
       const listing = listRunDir(this.opts.runDir);
       this.scanDumps(listing);
       this.discover(listing);
+      this.observeAll();
       const stillRunning: Tracked[] = [];
       for (const t of [...this.tracked.values()]) {
         if (await this.isAlive(t, true)) stillRunning.push(t);
@@ -300,6 +328,42 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
       this.emitEvent({ type: 'reading-failed', pid: 0, message: `watcher pass failed: ${e instanceof Error ? e.message : String(e)}` });
     }
     await this.queue.idle();
+    if (this.containerWide && this.container.processCount > 0) {
+      this.renderContainer(this.containerTrigger);
+      await this.queue.idle();
+    }
+  }
+
+  /**
+   * `highwater watch`: once every process of the tree has ended (after the
+   * jobs that resolve their ends), its report is written, and the next
+   * processes in the run dir are a new run.
+   */
+  private renderContainerWhenDone(): void {
+    // `highwater run` (children of the owner): once, at the stop, with how its program ended.
+    if (this.children.size > 0 || !this.containerWide || this.tracked.size > 0 || this.containerQueued) return;
+    this.containerQueued = true; // one check at a time: the render and the reset below run before the next
+    this.queue.push('container', async () => {
+      if (this.tracked.size > 0 || !this.container.allEnded) {
+        this.containerQueued = false;
+        return;
+      }
+      this.renderContainer(this.containerTrigger);
+      this.queue.push('container-reset', async () => {
+        this.container.reset();
+        this.childSeen.reset();
+        this.containerQueued = false;
+      });
+    });
+  }
+
+  private containerQueued = false;
+
+  /** The container-wide report of every process (at the end, or on SIGUSR2 to the program). */
+  private renderContainer(trigger: Trigger | undefined): void {
+    this.render(undefined, 'container', this.containerTrigger === 'killed', () => {}, () =>
+      this.container.render(this.opts.outputDir, this.opts.renderOptions, trigger ? { trigger } : {}),
+    );
   }
 
   private checkNoProcess(): void {
@@ -325,6 +389,7 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
   /** New complete dumps → the render queue. */
   private scanDumps(listing: RunDirListing = listRunDir(this.opts.runDir)): void {
     for (const s of listing.skipped) this.skipped(s.path, `${s.kind}, not read`);
+    this.childSeen.check(listing.states);
     for (const d of listing.dumps) {
       if (this.seenDumps.has(d.path)) continue;
       this.seenDumps.add(d.path);
@@ -333,7 +398,8 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
       const t = this.tracked.get(d.pid);
       if (t) t.hasDump = true;
       else this.orphanDumpPids.add(d.pid);
-      this.renderDump(d);
+      if (this.containerWide) this.takeDump(d);
+      else this.renderDump(d);
     }
   }
 
@@ -518,6 +584,14 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
     this.finished.add(`${t.pid}:${t.ino}`);
     this.emitEvent({ type: 'process-gone', pid: t.pid, local: t.local });
     this.scanDumps(); // a dump written just before the end
+    if (this.containerWide) {
+      // Its part of the container-wide report is resolved from its state file, which can go then.
+      this.queue.push(t.statePath, async () => {
+        await this.container.ended(t.pid, t.ino, t.statePath, !t.hasDump);
+        if (!this.failedPids.has(t.pid)) this.retire(t);
+      });
+      return;
+    }
     if (t.hasDump) {
       // After its dump is rendered; a dump that failed keeps the state file as well.
       this.queue.push(t.statePath, async () => {
@@ -543,7 +617,36 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
   private retire(t: Tracked): void {
     tryUnlink(t.sockPath);
     tryUnlink(t.statePath);
+    removeDumpLeftovers(this.opts.runDir, t.pid); // a dump cut short by its end
     this.finished.delete(`${t.pid}:${t.ino}`);
+  }
+
+  /**
+   * Container-wide: the dump's data goes to the collector (its process's own
+   * report, its OOM snapshot) and the file is removed; a SIGUSR2 dump of the
+   * program asks for a container-wide report now.
+   */
+  private takeDump(d: DumpFile): void {
+    const pid = d.pid!;
+    this.queue.push(d.path, async () => {
+      try {
+        const data = await this.container.takeDump(pid, d.path);
+        tryUnlink(d.path);
+        if (data.trigger === 'signal') this.renderContainer('signal');
+      } catch (e) {
+        this.failures++;
+        this.failedPids.add(pid);
+        this.emitEvent({
+          type: 'report-failed',
+          pid,
+          from: d.path,
+          reason: errorReason(e),
+          code: errorCode(e),
+          message: e instanceof Error ? e.message : String(e),
+          kept: await this.keepRaw(d.path, e),
+        });
+      }
+    });
   }
 
   private renderDump(d: DumpFile): void {
@@ -559,6 +662,12 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
     // Its header cannot say whether it tracked: the trigger is the end's alone.
     const trigger: Trigger = postMortemTrigger({ exitStatus: 0, tracking: true, peakBytes: 0 }, this.endStatus.get(pid)) ?? 'killed';
     this.unparsed.delete(pid);
+    if (this.containerWide) {
+      // A process of the tree that never published its header (a pool worker
+      // stopped while it started): nothing of it is in the container's sum.
+      tryUnlink(statePath);
+      return;
+    }
     this.render(pid, statePath, true, () => tryUnlink(statePath), async () =>
       renderReport(await readStateFile(statePath, { trigger }), this.opts.outputDir, this.opts.renderOptions),
     );

@@ -36,7 +36,7 @@ export default tseslint.config(
       // text and terminal output strip them from untrusted input.
       'no-control-regex': 'off',
       // A leading underscore names a parameter a callback signature requires but this one does not use.
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', ignoreRestSiblings: true }],
     },
   },
   {

@@ -53,7 +53,12 @@ for (const [name, [script]] of Object.entries(cases)) {
     } else if (r.status === 137) killed++;
     else other++;
     for (let k = 0; k < 50; k++) {
-      try { rmdirSync(cg); break; } catch { spawnSync('sleep', ['0.1']); }
+      try {
+        rmdirSync(cg);
+        break;
+      } catch {
+        spawnSync('sleep', ['0.1']);
+      }
     }
   }
   const sorted = (xs) => [...xs].sort((a, b) => a - b);

@@ -19,7 +19,20 @@ const work = mkdtempSync(join(tmpdir(), 'hw-bench-load-'));
 
 const t0ms = Date.now() - 600_000;
 const lines = [
-  JSON.stringify({ type: 'header', format: 'highwater-dump', version: 1, pid: 1, trigger: 'exit', oomReason: null, timeMs: t0ms + 600_000, python: '3.11.7', argv: ['python', 'gen.py'], cwd: '/', peakBytes: 0, memory: { source: 'cgroup-v2', limitBytes: 8 << 30, workingSetBytes: 0, availableBytes: 0, swapBytes: 0, floorBytes: 100 << 20 } }),
+  JSON.stringify({
+    type: 'header',
+    format: 'highwater-dump',
+    version: 1,
+    pid: 1,
+    trigger: 'exit',
+    oomReason: null,
+    timeMs: t0ms + 600_000,
+    python: '3.11.7',
+    argv: ['python', 'gen.py'],
+    cwd: '/',
+    peakBytes: 0,
+    memory: { source: 'cgroup-v2', limitBytes: 8 << 30, workingSetBytes: 0, availableBytes: 0, swapBytes: 0, floorBytes: 100 << 20 },
+  }),
 ];
 const funcs = 500;
 for (let i = 0; i < funcs; i++) {

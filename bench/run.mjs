@@ -88,7 +88,21 @@ if (!only || only === 'render') {
   // A synthetic dump with 100 000 distinct stacks, rendered by the real renderer.
   const dumpDir = mkdtempSync(join(work, 'dump-'));
   const lines = [
-    JSON.stringify({ type: 'header', format: 'highwater-dump', version: 1, pid: 1, trigger: 'exit', oomReason: null, timeMs: Date.now(), python: '3.11.7', argv: ['python', 'gen.py'], cwd: '/', peakBytes: 0, currentBytes: 0, memory: { source: 'none', limitBytes: 0, usageBytes: 0, workingSetBytes: 0, hostAvailableBytes: 0, availableBytes: 0, swapBytes: 0, floorBytes: 0 } }),
+    JSON.stringify({
+      type: 'header',
+      format: 'highwater-dump',
+      version: 1,
+      pid: 1,
+      trigger: 'exit',
+      oomReason: null,
+      timeMs: Date.now(),
+      python: '3.11.7',
+      argv: ['python', 'gen.py'],
+      cwd: '/',
+      peakBytes: 0,
+      currentBytes: 0,
+      memory: { source: 'none', limitBytes: 0, usageBytes: 0, workingSetBytes: 0, hostAvailableBytes: 0, availableBytes: 0, swapBytes: 0, floorBytes: 0 },
+    }),
   ];
   const funcs = 500;
   for (let i = 0; i < funcs; i++) lines.push(JSON.stringify({ type: 'func', id: i, file: `/src/mod${i % 50}.py`, name: `fn_${i}` }));

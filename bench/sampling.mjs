@@ -24,7 +24,11 @@ const workloads = {
   'numpy-pipeline': [join(here, 'workloads', 'numpy_pipeline.py')],
   'lots-of-peaks': [join(here, 'workloads', 'lots_of_peaks.py')],
   // bench/workloads/deep_stack.py once the fidelity branch's is merged; until then a similar one.
-  'deep-stack': [existsSync(join(here, 'workloads', 'deep_stack.py')) ? join(here, 'workloads', 'deep_stack.py') : join(root, 'test', 'sampling', 'fixtures', 'deep_stack.py')],
+  'deep-stack': [
+    existsSync(join(here, 'workloads', 'deep_stack.py'))
+      ? join(here, 'workloads', 'deep_stack.py')
+      : join(root, 'test', 'sampling', 'fixtures', 'deep_stack.py'),
+  ],
 };
 const only = process.env.HIGHWATER_BENCH_ONLY;
 const threads = { OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1', MKL_NUM_THREADS: '1' };
@@ -57,8 +61,7 @@ for (const [name, args] of Object.entries(workloads)) {
   if (only && only !== name) continue;
   const variants = { plain: null, exact: {}, ...Object.fromEntries(rates.map((r) => [r, { HIGHWATER_SAMPLE_RATE: String(r) }])) };
   const t = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));
-  for (let i = 0; i < runs; i++)
-    for (const [k, extra] of Object.entries(variants)) t[k].push(time(args, extra === null ? {} : shimEnv(extra)));
+  for (let i = 0; i < runs; i++) for (const [k, extra] of Object.entries(variants)) t[k].push(time(args, extra === null ? {} : shimEnv(extra)));
   const m = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, median(v)]));
   const ratio = (k) => `${(m[k] / m.plain).toFixed(2)}x`.padStart(8);
   console.log(`${name.padEnd(15)} ${m.plain.toFixed(0).padStart(8)} ${ratio('exact')}${rates.map((r) => ratio(String(r))).join('')}`);

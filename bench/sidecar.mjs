@@ -67,8 +67,25 @@ async function sample(pid, ms) {
 }
 
 function startWatch(runDir, out, dir, fake) {
-  const flags = [...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean), ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [])];
-  const argv = [node, ...flags, join(root, 'bin', 'highwater.js'), 'watch', '--run-dir', runDir, '--output', out, '--metrics-port', '0', '--warn-after', '0', '--events'];
+  const flags = [
+    ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean),
+    ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []),
+  ];
+  const argv = [
+    node,
+    ...flags,
+    join(root, 'bin', 'highwater.js'),
+    'watch',
+    '--run-dir',
+    runDir,
+    '--output',
+    out,
+    '--metrics-port',
+    '0',
+    '--warn-after',
+    '0',
+    '--events',
+  ];
   const env = {
     ...process.env,
     HIGHWATER_POD_NAME: 'bench-pod',
@@ -153,8 +170,31 @@ const fmt = (s) => `${(s.cpu * 100).toFixed(2)} % of a core, RSS median ${(s.rss
 const dir = mkdtempSync(join(tmpdir(), 'hw-bench-sidecar-'));
 const runDir = join(dir, 'run');
 mkdirSync(runDir, { mode: 0o700 });
-execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'server.key'), '-out', join(dir, 'server.crt')], { stdio: 'ignore' });
-const fake = await startFakeApiServer('bench-token', process.env.BENCH_KUBECONFIG ? undefined : { key: readFileSync(join(dir, 'server.key'), 'utf8'), cert: readFileSync(join(dir, 'server.crt'), 'utf8') });
+execFileSync(
+  'openssl',
+  [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '1',
+    '-subj',
+    '/CN=127.0.0.1',
+    '-addext',
+    'subjectAltName=IP:127.0.0.1',
+    '-keyout',
+    join(dir, 'server.key'),
+    '-out',
+    join(dir, 'server.crt'),
+  ],
+  { stdio: 'ignore' },
+);
+const fake = await startFakeApiServer(
+  'bench-token',
+  process.env.BENCH_KUBECONFIG ? undefined : { key: readFileSync(join(dir, 'server.key'), 'utf8'), cert: readFileSync(join(dir, 'server.crt'), 'utf8') },
+);
 const received = [];
 const add = fake.add.bind(fake);
 fake.add = (ev) => (received.push({ at: Date.now(), ev }), add(ev));
@@ -201,7 +241,9 @@ else {
   const end = Date.now() + 15_000;
   while (received.length === n && Date.now() < end) await sleep(5);
   const ev = received[n];
-  console.log(`OOM (exit ${code}) -> Event: ${ev ? `${ev.at - at} ms (${ev.ev.reason}; eventTime ${Date.parse(ev.ev.eventTime) - at} ms after the exit)` : 'none within 15 s'}`);
+  console.log(
+    `OOM (exit ${code}) -> Event: ${ev ? `${ev.at - at} ms (${ev.ev.reason}; eventTime ${Date.parse(ev.ev.eventTime) - at} ms after the exit)` : 'none within 15 s'}`,
+  );
   cg.remove();
 }
 console.log(`sidecar RSS high-water mark (VmHWM, rendering included): ${(procStat(pid).hwm / MiB).toFixed(1)} MiB`);
@@ -209,4 +251,6 @@ console.log(`sidecar RSS high-water mark (VmHWM, rendering included): ${(procSta
 w.child.kill('SIGTERM');
 await new Promise((r) => w.child.on('close', r));
 await fake.close();
-console.log(`${process.env.BENCH_KUBECONFIG ? 'KUBECONFIG (client-node)' : 'in-cluster (node:https)'}; flags [${process.env.BENCH_NODE_FLAGS ?? ''}]; Node ${process.version}, ${new Date().toISOString()}; run dir ${dir}`);
+console.log(
+  `${process.env.BENCH_KUBECONFIG ? 'KUBECONFIG (client-node)' : 'in-cluster (node:https)'}; flags [${process.env.BENCH_NODE_FLAGS ?? ''}]; Node ${process.version}, ${new Date().toISOString()}; run dir ${dir}`,
+);

@@ -64,4 +64,6 @@ for (let i = 0; i < runs; i++) {
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const m = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, median(v)]));
-console.log(`matmul pipeline, medians of ${runs}: plain ${m.plain.toFixed(0)} ms; highwater run ${(m.run / m.plain).toFixed(2)}x; --limit-threads ${(m.limited / m.plain).toFixed(2)}x`);
+console.log(
+  `matmul pipeline, medians of ${runs}: plain ${m.plain.toFixed(0)} ms; highwater run ${(m.run / m.plain).toFixed(2)}x; --limit-threads ${(m.limited / m.plain).toFixed(2)}x`,
+);

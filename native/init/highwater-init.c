@@ -52,115 +52,128 @@
  * job's parallelism. Defaults only, never caps (no NUMEXPR_MAX_THREADS): the
  * program can still ask for more threads later. */
 static const char *const hw__thread_vars[] = {
-    "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
-    "BLOSC_NTHREADS",  NULL,
+    "OMP_NUM_THREADS",     "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS", "BLOSC_NTHREADS",       NULL,
 };
 
 static void hw__log(const char *fmt, ...) {
-    char buf[1024];
-    int n = snprintf(buf, sizeof buf, "highwater-init: ");
-    va_list ap;
-    va_start(ap, fmt);
-    n += vsnprintf(buf + n, sizeof buf - (size_t)n - 1, fmt, ap);
-    va_end(ap);
-    if (n > (int)sizeof buf - 2) n = (int)sizeof buf - 2;
-    buf[n++] = '\n';
-    ssize_t w = write(STDERR_FILENO, buf, (size_t)n);
-    (void)w;
+  char buf[1024];
+  int n = snprintf(buf, sizeof buf, "highwater-init: ");
+  va_list ap;
+  va_start(ap, fmt);
+  n += vsnprintf(buf + n, sizeof buf - (size_t)n - 1, fmt, ap);
+  va_end(ap);
+  if (n > (int)sizeof buf - 2) n = (int)sizeof buf - 2;
+  buf[n++] = '\n';
+  ssize_t w = write(STDERR_FILENO, buf, (size_t)n);
+  (void)w;
 }
 
 static int hw__is_file(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
 static int hw__env_true(const char *name) {
-    const char *v = getenv(name);
-    return v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0);
+  const char *v = getenv(name);
+  return v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0);
 }
 
 /* Bundle directory: $HIGHWATER_HOME, else dirname(dirname(/proc/self/exe)). */
 static int hw__bundle_dir(char *out, size_t size) {
-    const char *home = getenv("HIGHWATER_HOME");
-    if (home && *home) {
-        if (strlen(home) >= size) return -1;
-        strcpy(out, home);
-    } else {
-        ssize_t n = readlink("/proc/self/exe", out, size - 1);
-        if (n <= 0) return -1;
-        out[n] = '\0';
-        for (int i = 0; i < 2; i++) {
-            char *slash = strrchr(out, '/');
-            if (!slash) return -1;
-            if (slash == out) slash[1] = '\0'; else *slash = '\0';
-        }
+  const char *home = getenv("HIGHWATER_HOME");
+  if (home && *home) {
+    if (strlen(home) >= size) return -1;
+    strcpy(out, home);
+  } else {
+    ssize_t n = readlink("/proc/self/exe", out, size - 1);
+    if (n <= 0) return -1;
+    out[n] = '\0';
+    for (int i = 0; i < 2; i++) {
+      char *slash = strrchr(out, '/');
+      if (!slash) return -1;
+      if (slash == out) slash[1] = '\0';
+      else *slash = '\0';
     }
-    size_t len = strlen(out);
-    while (len > 1 && out[len - 1] == '/') out[--len] = '\0';
-    return 0;
+  }
+  size_t len = strlen(out);
+  while (len > 1 && out[len - 1] == '/') out[--len] = '\0';
+  return 0;
 }
 
 /* mkdir -p with mode 0700 for the directories it creates. */
 static int hw__mkdirs(const char *path) {
-    char buf[PATH_MAX];
-    if (strlen(path) >= sizeof buf) { errno = ENAMETOOLONG; return -1; }
-    strcpy(buf, path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0700) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
+  char buf[PATH_MAX];
+  if (strlen(path) >= sizeof buf) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  strcpy(buf, path);
+  for (char *p = buf + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = '\0';
     if (mkdir(buf, 0700) != 0 && errno != EEXIST) return -1;
-    struct stat st;
-    if (stat(buf, &st) != 0) return -1;
-    if (!S_ISDIR(st.st_mode)) { errno = ENOTDIR; return -1; }
-    return 0;
+    *p = '/';
+  }
+  if (mkdir(buf, 0700) != 0 && errno != EEXIST) return -1;
+  struct stat st;
+  if (stat(buf, &st) != 0) return -1;
+  if (!S_ISDIR(st.st_mode)) {
+    errno = ENOTDIR;
+    return -1;
+  }
+  return 0;
 }
 
 /* Does the colon/space separated list contain item? */
 static int hw__list_has(const char *list, const char *item) {
-    size_t il = strlen(item);
-    for (const char *p = list; *p;) {
-        size_t n = strcspn(p, ": ");
-        if (n == il && strncmp(p, item, n) == 0) return 1;
-        p += n;
-        if (*p) p++;
-    }
-    return 0;
+  size_t il = strlen(item);
+  for (const char *p = list; *p;) {
+    size_t n = strcspn(p, ": ");
+    if (n == il && strncmp(p, item, n) == 0) return 1;
+    p += n;
+    if (*p) p++;
+  }
+  return 0;
 }
 
 static void hw__setenv_joined(const char *name, const char *a, const char *b, const char *old) {
-    size_t len = strlen(a) + (b ? strlen(b) + 1 : 0) + (old && *old ? strlen(old) + 1 : 0) + 1;
-    char *v = malloc(len);
-    if (!v) return;
-    strcpy(v, a);
-    if (b) { strcat(v, ":"); strcat(v, b); }
-    if (old && *old) { strcat(v, ":"); strcat(v, old); }
-    setenv(name, v, 1);
-    free(v);
+  size_t len = strlen(a) + (b ? strlen(b) + 1 : 0) + (old && *old ? strlen(old) + 1 : 0) + 1;
+  char *v = malloc(len);
+  if (!v) return;
+  strcpy(v, a);
+  if (b) {
+    strcat(v, ":");
+    strcat(v, b);
+  }
+  if (old && *old) {
+    strcat(v, ":");
+    strcat(v, old);
+  }
+  setenv(name, v, 1);
+  free(v);
 }
 
 /* The environment of the command (the watcher gets the original one). */
 static void hw__inject_env(const char *bundle) {
-    char shim[PATH_MAX], boot[PATH_MAX], pylib[PATH_MAX];
-    snprintf(shim, sizeof shim, "%s/lib/libhighwater.so", bundle);
-    snprintf(boot, sizeof boot, "%s/python/bootstrap", bundle);
-    snprintf(pylib, sizeof pylib, "%s/python", bundle);
+  char shim[PATH_MAX], boot[PATH_MAX], pylib[PATH_MAX];
+  snprintf(shim, sizeof shim, "%s/lib/libhighwater.so", bundle);
+  snprintf(boot, sizeof boot, "%s/python/bootstrap", bundle);
+  snprintf(pylib, sizeof pylib, "%s/python", bundle);
 
-    const char *old = getenv("LD_PRELOAD");
-    if (!hw__is_file(shim)) {
-        hw__log("%s not found; running without the shim", shim);
-    } else if (!old || !hw__list_has(old, shim)) {
-        setenv("HIGHWATER_ORIG_LD_PRELOAD", old ? old : "", 1);
-        hw__setenv_joined("LD_PRELOAD", shim, NULL, old);
-    }
+  const char *old = getenv("LD_PRELOAD");
+  if (!hw__is_file(shim)) {
+    hw__log("%s not found; running without the shim", shim);
+  } else if (!old || !hw__list_has(old, shim)) {
+    setenv("HIGHWATER_ORIG_LD_PRELOAD", old ? old : "", 1);
+    hw__setenv_joined("LD_PRELOAD", shim, NULL, old);
+  }
 
-    const char *oldpp = getenv("PYTHONPATH");
-    if (!oldpp || !hw__list_has(oldpp, boot)) hw__setenv_joined("PYTHONPATH", boot, pylib, oldpp);
+  const char *oldpp = getenv("PYTHONPATH");
+  if (!oldpp || !hw__list_has(oldpp, boot)) hw__setenv_joined("PYTHONPATH", boot, pylib, oldpp);
 
-    if (hw__env_true("HIGHWATER_LIMIT_THREADS"))
-        for (const char *const *v = hw__thread_vars; *v; v++) setenv(*v, "1", 0);
+  if (hw__env_true("HIGHWATER_LIMIT_THREADS"))
+    for (const char *const *v = hw__thread_vars; *v; v++) setenv(*v, "1", 0);
 }
 
 /*
@@ -173,84 +186,89 @@ static void hw__inject_env(const char *bundle) {
  * fixture tree instead of /. Returns 1 and says why in `why` for musl.
  */
 static int hw__elf_interp(const char *path, char *out, size_t size) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) return -1;
-    unsigned char eh[64];
-    int rc = -1;
-    if (read(fd, eh, sizeof eh) == (ssize_t)sizeof eh && memcmp(eh, "\177ELF", 4) == 0 && eh[4] == 2 /* 64-bit */) {
-        uint64_t phoff;
-        uint16_t phentsize, phnum;
-        memcpy(&phoff, eh + 32, 8);
-        memcpy(&phentsize, eh + 54, 2);
-        memcpy(&phnum, eh + 56, 2);
-        rc = 0; /* ELF without an interpreter: static */
-        for (uint16_t i = 0; i < phnum && i < 256 && phentsize >= 56; i++) {
-            unsigned char ph[56];
-            if (pread(fd, ph, sizeof ph, (off_t)(phoff + (uint64_t)i * phentsize)) != (ssize_t)sizeof ph) break;
-            uint32_t type;
-            uint64_t off, filesz;
-            memcpy(&type, ph, 4);
-            memcpy(&off, ph + 8, 8);
-            memcpy(&filesz, ph + 32, 8);
-            if (type != 3 /* PT_INTERP */) continue;
-            size_t n = filesz < size ? (size_t)filesz : size - 1;
-            ssize_t got = pread(fd, out, n, (off_t)off);
-            if (got <= 0) break;
-            out[got < (ssize_t)size ? got : (ssize_t)size - 1] = '\0';
-            rc = 1;
-            break;
-        }
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return -1;
+  unsigned char eh[64];
+  int rc = -1;
+  if (read(fd, eh, sizeof eh) == (ssize_t)sizeof eh && memcmp(eh, "\177ELF", 4) == 0 &&
+      eh[4] == 2 /* 64-bit */) {
+    uint64_t phoff;
+    uint16_t phentsize, phnum;
+    memcpy(&phoff, eh + 32, 8);
+    memcpy(&phentsize, eh + 54, 2);
+    memcpy(&phnum, eh + 56, 2);
+    rc = 0; /* ELF without an interpreter: static */
+    for (uint16_t i = 0; i < phnum && i < 256 && phentsize >= 56; i++) {
+      unsigned char ph[56];
+      if (pread(fd, ph, sizeof ph, (off_t)(phoff + (uint64_t)i * phentsize)) != (ssize_t)sizeof ph)
+        break;
+      uint32_t type;
+      uint64_t off, filesz;
+      memcpy(&type, ph, 4);
+      memcpy(&off, ph + 8, 8);
+      memcpy(&filesz, ph + 32, 8);
+      if (type != 3 /* PT_INTERP */) continue;
+      size_t n = filesz < size ? (size_t)filesz : size - 1;
+      ssize_t got = pread(fd, out, n, (off_t)off);
+      if (got <= 0) break;
+      out[got < (ssize_t)size ? got : (ssize_t)size - 1] = '\0';
+      rc = 1;
+      break;
     }
-    close(fd);
-    return rc;
+  }
+  close(fd);
+  return rc;
 }
 
 static int hw__find_on_path(const char *root, const char *cmd, char *out, size_t size) {
-    if (strchr(cmd, '/')) {
-        snprintf(out, size, "%s%s", root, cmd);
-        return hw__is_file(out) ? 0 : -1;
-    }
-    const char *path = getenv("PATH");
-    if (!path || !*path) path = "/usr/local/bin:/usr/bin:/bin";
-    while (*path) {
-        const char *end = strchr(path, ':');
-        size_t len = end ? (size_t)(end - path) : strlen(path);
-        snprintf(out, size, "%s%.*s/%s", root, (int)len, path, cmd);
-        if (len && hw__is_file(out) && access(out, X_OK) == 0) return 0;
-        path += len + (end ? 1 : 0);
-    }
-    return -1;
+  if (strchr(cmd, '/')) {
+    snprintf(out, size, "%s%s", root, cmd);
+    return hw__is_file(out) ? 0 : -1;
+  }
+  const char *path = getenv("PATH");
+  if (!path || !*path) path = "/usr/local/bin:/usr/bin:/bin";
+  while (*path) {
+    const char *end = strchr(path, ':');
+    size_t len = end ? (size_t)(end - path) : strlen(path);
+    snprintf(out, size, "%s%.*s/%s", root, (int)len, path, cmd);
+    if (len && hw__is_file(out) && access(out, X_OK) == 0) return 0;
+    path += len + (end ? 1 : 0);
+  }
+  return -1;
 }
 
 static int hw__has_entry(const char *dir, const char *prefix) {
-    DIR *d = opendir(dir);
-    if (!d) return 0;
-    struct dirent *e;
-    int found = 0;
-    while (!found && (e = readdir(d)) != NULL) found = strncmp(e->d_name, prefix, strlen(prefix)) == 0;
-    closedir(d);
-    return found;
+  DIR *d = opendir(dir);
+  if (!d) return 0;
+  struct dirent *e;
+  int found = 0;
+  while (!found && (e = readdir(d)) != NULL)
+    found = strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+  closedir(d);
+  return found;
 }
 
 static int hw__libc_unsupported(const char *cmd, char *why, size_t size) {
-    const char *root = getenv("HIGHWATER_LIBC_ROOT");
-    if (!root) root = "";
-    char path[PATH_MAX], interp[256];
-    if (hw__find_on_path(root, cmd, path, sizeof path) == 0 && hw__elf_interp(path, interp, sizeof interp) == 1) {
-        if (strstr(interp, "ld-musl")) {
-            snprintf(why, size, "%s is a musl program (interpreter %s)", cmd, interp);
-            return 1;
-        }
-        return 0; /* glibc's ld-linux, or another loader we leave alone */
+  const char *root = getenv("HIGHWATER_LIBC_ROOT");
+  if (!root) root = "";
+  char path[PATH_MAX], interp[256];
+  if (hw__find_on_path(root, cmd, path, sizeof path) == 0 &&
+      hw__elf_interp(path, interp, sizeof interp) == 1) {
+    if (strstr(interp, "ld-musl")) {
+      snprintf(why, size, "%s is a musl program (interpreter %s)", cmd, interp);
+      return 1;
     }
-    char lib[PATH_MAX], lib64[PATH_MAX];
-    snprintf(lib, sizeof lib, "%s/lib", root);
-    snprintf(lib64, sizeof lib64, "%s/lib64", root);
-    if (hw__has_entry(lib, "ld-musl-") && !hw__has_entry(lib, "ld-linux") && !hw__has_entry(lib64, "ld-linux")) {
-        snprintf(why, size, "this image's C library is musl (%s/ld-musl-*, no glibc loader)", lib);
-        return 1;
-    }
-    return 0;
+    return 0; /* glibc's ld-linux, or another loader we leave alone */
+  }
+  char lib[PATH_MAX], lib64[PATH_MAX];
+  snprintf(lib, sizeof lib, "%s/lib", root);
+  snprintf(lib64, sizeof lib64, "%s/lib64", root);
+  if (hw__has_entry(lib, "ld-musl-") && !hw__has_entry(lib, "ld-linux") &&
+      !hw__has_entry(lib64, "ld-linux")) {
+    snprintf(why, size, "this image's C library is musl (%s/ld-musl-*, no glibc loader)", lib);
+    return 1;
+  }
+  return 0;
 }
 
 /*
@@ -262,27 +280,28 @@ static int hw__libc_unsupported(const char *cmd, char *why, size_t size) {
  * empty: the shim's own message is never replaced.
  */
 static void hw__termlog_killed(int status, const char *run_dir) {
-    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL) return;
-    const char *path = getenv("HIGHWATER_TERMINATION_LOG");
-    if (!path || !*path) path = "/dev/termination-log";
-    struct stat st;
-    if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size != 0) return;
-    int fd = open(path, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    if (fd < 0) return;
-    struct stat fst;
-    if (fstat(fd, &fst) == 0 && S_ISREG(fst.st_mode) && fst.st_ino == st.st_ino && fst.st_size == 0) {
-        char buf[1024];
-        int n = snprintf(buf, sizeof buf,
-                         "highwater: the command was killed by SIGKILL (exit 137), most likely by the kernel's OOM killer "
-                         "before highwater's guard could act\n"
-                         "report: highwater watch renders a post-mortem from the state file in %s\n",
-                         run_dir);
-        if (n > 0) {
-            ssize_t w = write(fd, buf, (size_t)(n < (int)sizeof buf ? n : (int)sizeof buf - 1));
-            (void)w;
-        }
+  if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL) return;
+  const char *path = getenv("HIGHWATER_TERMINATION_LOG");
+  if (!path || !*path) path = "/dev/termination-log";
+  struct stat st;
+  if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size != 0) return;
+  int fd = open(path, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) return;
+  struct stat fst;
+  if (fstat(fd, &fst) == 0 && S_ISREG(fst.st_mode) && fst.st_ino == st.st_ino && fst.st_size == 0) {
+    char buf[1024];
+    int n = snprintf(buf, sizeof buf,
+                     "highwater: the command was killed by SIGKILL (exit 137), most likely by the "
+                     "kernel's OOM killer "
+                     "before highwater's guard could act\n"
+                     "report: highwater watch renders a post-mortem from the state file in %s\n",
+                     run_dir);
+    if (n > 0) {
+      ssize_t w = write(fd, buf, (size_t)(n < (int)sizeof buf ? n : (int)sizeof buf - 1));
+      (void)w;
     }
-    close(fd);
+  }
+  close(fd);
 }
 
 /*
@@ -296,42 +315,43 @@ static void hw__termlog_killed(int status, const char *run_dir) {
 #define HW__CONTAINER_OOM_PID 192
 
 static int hw__container_path(const char *run_dir, char *out, size_t cap) {
-    int n = snprintf(out, cap, "%s/" HW__CONTAINER_FILE, run_dir);
-    return n > 0 && (size_t)n < cap ? 0 : -1;
+  int n = snprintf(out, cap, "%s/" HW__CONTAINER_FILE, run_dir);
+  return n > 0 && (size_t)n < cap ? 0 : -1;
 }
 
 static void hw__container_remove_stale(const char *run_dir) {
-    char path[PATH_MAX];
-    if (hw__container_path(run_dir, path, sizeof path) == 0 && unlink(path) != 0 && errno != ENOENT)
-        hw__log("cannot remove %s: %s", path, strerror(errno));
+  char path[PATH_MAX];
+  if (hw__container_path(run_dir, path, sizeof path) == 0 && unlink(path) != 0 && errno != ENOENT)
+    hw__log("cannot remove %s: %s", path, strerror(errno));
 }
 
 /* 1 when the container file says a tracked process ran out of memory. */
 static int hw__container_oom(const char *run_dir) {
-    char path[PATH_MAX];
-    if (hw__container_path(run_dir, path, sizeof path) != 0) return 0;
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) return 0;
-    struct stat st;
-    unsigned char buf[HW__CONTAINER_OOM_PID + 8];
-    int oom = 0;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
-        pread(fd, buf, sizeof buf, 0) == (ssize_t)sizeof buf && memcmp(buf, "HWCONT01", 8) == 0) {
-        uint64_t pid = 0;
-        for (int i = 7; i >= 0; i--) pid = pid << 8 | buf[HW__CONTAINER_OOM_PID + i]; /* little-endian */
-        oom = pid != 0;
-    }
-    close(fd);
-    return oom;
+  char path[PATH_MAX];
+  if (hw__container_path(run_dir, path, sizeof path) != 0) return 0;
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return 0;
+  struct stat st;
+  unsigned char buf[HW__CONTAINER_OOM_PID + 8];
+  int oom = 0;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+      pread(fd, buf, sizeof buf, 0) == (ssize_t)sizeof buf && memcmp(buf, "HWCONT01", 8) == 0) {
+    uint64_t pid = 0;
+    for (int i = 7; i >= 0; i--)
+      pid = pid << 8 | buf[HW__CONTAINER_OOM_PID + i]; /* little-endian */
+    oom = pid != 0;
+  }
+  close(fd);
+  return oom;
 }
 
 static int hw__exec_status(int err) { return err == ENOENT ? 127 : 126; }
 
 static _Noreturn void hw__exec(char **argv) {
-    execvp(argv[0], argv);
-    int err = errno;
-    hw__log("cannot run %s: %s", argv[0], strerror(err));
-    _exit(hw__exec_status(err));
+  execvp(argv[0], argv);
+  int err = errno;
+  hw__log("cannot run %s: %s", argv[0], strerror(err));
+  _exit(hw__exec_status(err));
 }
 
 /*
@@ -346,301 +366,309 @@ static _Noreturn void hw__exec(char **argv) {
 #define HW__EXEC_BLOCK_MAX (64u << 20)
 
 static char *hw__read_all(int fd, size_t *len) {
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    if (!buf) return NULL;
-    for (;;) {
-        if (n == cap) {
-            char *bigger = cap < HW__EXEC_BLOCK_MAX ? realloc(buf, cap * 2) : NULL;
-            if (!bigger) {
-                free(buf);
-                errno = E2BIG;
-                return NULL;
-            }
-            buf = bigger;
-            cap *= 2;
-        }
-        ssize_t r = read(fd, buf + n, cap - n);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) {
-            free(buf);
-            return NULL;
-        }
-        if (r == 0) break;
-        n += (size_t)r;
+  size_t cap = 1 << 16, n = 0;
+  char *buf = malloc(cap);
+  if (!buf) return NULL;
+  for (;;) {
+    if (n == cap) {
+      char *bigger = cap < HW__EXEC_BLOCK_MAX ? realloc(buf, cap * 2) : NULL;
+      if (!bigger) {
+        free(buf);
+        errno = E2BIG;
+        return NULL;
+      }
+      buf = bigger;
+      cap *= 2;
     }
-    *len = n;
-    return buf;
+    ssize_t r = read(fd, buf + n, cap - n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      free(buf);
+      return NULL;
+    }
+    if (r == 0) break;
+    n += (size_t)r;
+  }
+  *len = n;
+  return buf;
 }
 
 /* A count, then that many NUL-terminated strings (pointing into the block). */
 static char **hw__take_list(char **p, char *end) {
-    char *nul = memchr(*p, '\0', (size_t)(end - *p));
-    if (!nul) return NULL;
-    char *after;
-    errno = 0;
-    unsigned long count = strtoul(*p, &after, 10);
-    if (errno || after != nul || count > HW__EXEC_BLOCK_MAX / 2) return NULL;
-    *p = nul + 1;
-    char **list = calloc(count + 1, sizeof *list);
-    if (!list) return NULL;
-    for (unsigned long i = 0; i < count; i++) {
-        nul = memchr(*p, '\0', (size_t)(end - *p));
-        if (!nul) {
-            free(list);
-            return NULL;
-        }
-        list[i] = *p;
-        *p = nul + 1;
+  char *nul = memchr(*p, '\0', (size_t)(end - *p));
+  if (!nul) return NULL;
+  char *after;
+  errno = 0;
+  unsigned long count = strtoul(*p, &after, 10);
+  if (errno || after != nul || count > HW__EXEC_BLOCK_MAX / 2) return NULL;
+  *p = nul + 1;
+  char **list = calloc(count + 1, sizeof *list);
+  if (!list) return NULL;
+  for (unsigned long i = 0; i < count; i++) {
+    nul = memchr(*p, '\0', (size_t)(end - *p));
+    if (!nul) {
+      free(list);
+      return NULL;
     }
-    return list;
+    list[i] = *p;
+    *p = nul + 1;
+  }
+  return list;
 }
 
 extern char **environ;
 
 static _Noreturn void hw__exec_from_fd(int in_fd, int status_fd) {
-    if (status_fd >= 0) fcntl(status_fd, F_SETFD, FD_CLOEXEC);
-    size_t len = 0;
-    char *block = hw__read_all(in_fd, &len);
-    close(in_fd); /* never leaks into the program */
-    char **args = NULL, **env = NULL;
-    if (block) {
-        char *p = block, *end = block + len;
-        args = hw__take_list(&p, end);
-        env = args ? hw__take_list(&p, end) : NULL;
-    }
-    if (!args || !args[0] || !env) {
-        hw__log("--exec-from-fd: cannot read a valid argument block from fd %d", in_fd);
-        _exit(126);
-    }
-    environ = env; /* execvp searches the PATH of the program's environment */
-    execvp(args[0], args);
-    int err = errno;
-    if (status_fd >= 0 && write(status_fd, &err, sizeof err) == (ssize_t)sizeof err) _exit(hw__exec_status(err));
-    hw__log("cannot run %s: %s", args[0], strerror(err));
+  if (status_fd >= 0) fcntl(status_fd, F_SETFD, FD_CLOEXEC);
+  size_t len = 0;
+  char *block = hw__read_all(in_fd, &len);
+  close(in_fd); /* never leaks into the program */
+  char **args = NULL, **env = NULL;
+  if (block) {
+    char *p = block, *end = block + len;
+    args = hw__take_list(&p, end);
+    env = args ? hw__take_list(&p, end) : NULL;
+  }
+  if (!args || !args[0] || !env) {
+    hw__log("--exec-from-fd: cannot read a valid argument block from fd %d", in_fd);
+    _exit(126);
+  }
+  environ = env; /* execvp searches the PATH of the program's environment */
+  execvp(args[0], args);
+  int err = errno;
+  if (status_fd >= 0 && write(status_fd, &err, sizeof err) == (ssize_t)sizeof err)
     _exit(hw__exec_status(err));
+  hw__log("cannot run %s: %s", args[0], strerror(err));
+  _exit(hw__exec_status(err));
 }
 
 static int hw__fd_arg(const char *text) {
-    char *end;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    return errno || *end || v < 0 || v > INT_MAX ? -1 : (int)v;
+  char *end;
+  errno = 0;
+  long v = strtol(text, &end, 10);
+  return errno || *end || v < 0 || v > INT_MAX ? -1 : (int)v;
 }
 
 static sigset_t hw__parent_mask; /* the mask before we blocked our signals */
 
 /* In a forked child: own process group (foreground on a terminal), default signals, exec. */
 static _Noreturn void hw__child_exec(char **argv, int foreground) {
-    setpgid(0, 0);
-    if (foreground && isatty(STDIN_FILENO)) {
-        signal(SIGTTOU, SIG_IGN);
-        if (tcsetpgrp(STDIN_FILENO, getpgrp()) != 0 && errno != ENOTTY && errno != ENXIO) {
-            /* Not our controlling terminal: nothing to hand over. */
-        }
-        signal(SIGTTOU, SIG_DFL);
+  setpgid(0, 0);
+  if (foreground && isatty(STDIN_FILENO)) {
+    signal(SIGTTOU, SIG_IGN);
+    if (tcsetpgrp(STDIN_FILENO, getpgrp()) != 0 && errno != ENOTTY && errno != ENXIO) {
+      /* Not our controlling terminal: nothing to hand over. */
     }
-    sigprocmask(SIG_SETMASK, &hw__parent_mask, NULL);
-    hw__exec(argv);
+    signal(SIGTTOU, SIG_DFL);
+  }
+  sigprocmask(SIG_SETMASK, &hw__parent_mask, NULL);
+  hw__exec(argv);
 }
 
 static void hw__noop(int sig) { (void)sig; }
 
 static int hw__status_code(int status) {
-    if (WIFEXITED(status)) return WEXITSTATUS(status);
-    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-    return 1;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return 1;
 }
 
 static double hw__now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static int hw__watch_grace(void) {
-    const char *v = getenv("HIGHWATER_WATCH_GRACE");
-    if (!v || !*v) return HW__DEFAULT_WATCH_GRACE;
-    char *end;
-    long n = strtol(v, &end, 10);
-    if (*end || n < 0 || n > 3600) {
-        hw__log("invalid HIGHWATER_WATCH_GRACE=%s, using %d", v, HW__DEFAULT_WATCH_GRACE);
-        return HW__DEFAULT_WATCH_GRACE;
-    }
-    return (int)n;
+  const char *v = getenv("HIGHWATER_WATCH_GRACE");
+  if (!v || !*v) return HW__DEFAULT_WATCH_GRACE;
+  char *end;
+  long n = strtol(v, &end, 10);
+  if (*end || n < 0 || n > 3600) {
+    hw__log("invalid HIGHWATER_WATCH_GRACE=%s, using %d", v, HW__DEFAULT_WATCH_GRACE);
+    return HW__DEFAULT_WATCH_GRACE;
+  }
+  return (int)n;
 }
 
 /* Start `highwater watch` when asked for and the bundle has node + the CLI. */
 static pid_t hw__start_watcher(const char *bundle, const char *run_dir) {
-    if (!hw__env_true("HIGHWATER_WATCH")) return -1;
-    char node[PATH_MAX], main_js[PATH_MAX];
-    snprintf(node, sizeof node, "%s/node/bin/node", bundle);
-    snprintf(main_js, sizeof main_js, "%s/dist/cli/main.js", bundle);
-    if (access(node, X_OK) != 0 || !hw__is_file(main_js)) {
-        hw__log("HIGHWATER_WATCH=1 but %s has no watcher (node/bin/node, dist/cli/main.js): "
-                "use the bundle-full image; running without it",
-                bundle);
-        return -1;
+  if (!hw__env_true("HIGHWATER_WATCH")) return -1;
+  char node[PATH_MAX], main_js[PATH_MAX];
+  snprintf(node, sizeof node, "%s/node/bin/node", bundle);
+  snprintf(main_js, sizeof main_js, "%s/dist/cli/main.js", bundle);
+  if (access(node, X_OK) != 0 || !hw__is_file(main_js)) {
+    hw__log("HIGHWATER_WATCH=1 but %s has no watcher (node/bin/node, dist/cli/main.js): "
+            "use the bundle-full image; running without it",
+            bundle);
+    return -1;
+  }
+  const char *output = getenv("HIGHWATER_OUTPUT");
+  if (!output || !*output) output = getenv("HIGHWATER_OUTPUT_DIR");
+  if (!output || !*output) output = HW__DEFAULT_OUTPUT;
+  char *argv[] = {node,       main_js,        "watch", "--run-dir", (char *)run_dir,
+                  "--output", (char *)output, NULL};
+  pid_t pid = fork();
+  if (pid < 0) {
+    hw__log("cannot start the watcher: %s", strerror(errno));
+    return -1;
+  }
+  if (pid == 0) {
+    setpgid(0, 0); /* a terminal's ^C goes to the command, not to the watcher */
+    int fd = open("/dev/null", O_RDONLY);
+    if (fd >= 0) {
+      dup2(fd, STDIN_FILENO);
+      if (fd > 2) close(fd);
     }
-    const char *output = getenv("HIGHWATER_OUTPUT");
-    if (!output || !*output) output = getenv("HIGHWATER_OUTPUT_DIR");
-    if (!output || !*output) output = HW__DEFAULT_OUTPUT;
-    char *argv[] = {node, main_js, "watch", "--run-dir", (char *)run_dir, "--output", (char *)output, NULL};
-    pid_t pid = fork();
-    if (pid < 0) {
-        hw__log("cannot start the watcher: %s", strerror(errno));
-        return -1;
-    }
-    if (pid == 0) {
-        setpgid(0, 0); /* a terminal's ^C goes to the command, not to the watcher */
-        int fd = open("/dev/null", O_RDONLY);
-        if (fd >= 0) { dup2(fd, STDIN_FILENO); if (fd > 2) close(fd); }
-        sigprocmask(SIG_SETMASK, &hw__parent_mask, NULL);
-        execv(node, argv);
-        hw__log("cannot run the watcher %s: %s", node, strerror(errno));
-        _exit(127);
-    }
-    return pid;
+    sigprocmask(SIG_SETMASK, &hw__parent_mask, NULL);
+    execv(node, argv);
+    hw__log("cannot run the watcher %s: %s", node, strerror(errno));
+    _exit(127);
+  }
+  return pid;
 }
 
 static void hw__usage(FILE *f) {
-    fprintf(f, "usage: highwater-init [--] command [args...]\n"
-               "Runs command as a child with highwater's environment, forwards signals,\n"
-               "reaps zombies and exits with the command's status. See docs/docker.md.\n");
+  fprintf(f, "usage: highwater-init [--] command [args...]\n"
+             "Runs command as a child with highwater's environment, forwards signals,\n"
+             "reaps zombies and exits with the command's status. See docs/docker.md.\n");
 }
 
 int main(int argc, char **argv) {
-    int first = 1;
-    if (argc >= 3 && strcmp(argv[1], "--exec-from-fd") == 0) {
-        int in_fd = hw__fd_arg(argv[2]);
-        int status_fd = argc >= 5 && strcmp(argv[3], "--status-fd") == 0 ? hw__fd_arg(argv[4]) : -1;
-        if (in_fd < 0) {
-            hw__log("--exec-from-fd: not a file descriptor: %s", argv[2]);
-            return 2;
-        }
-        hw__exec_from_fd(in_fd, status_fd);
+  int first = 1;
+  if (argc >= 3 && strcmp(argv[1], "--exec-from-fd") == 0) {
+    int in_fd = hw__fd_arg(argv[2]);
+    int status_fd = argc >= 5 && strcmp(argv[3], "--status-fd") == 0 ? hw__fd_arg(argv[4]) : -1;
+    if (in_fd < 0) {
+      hw__log("--exec-from-fd: not a file descriptor: %s", argv[2]);
+      return 2;
     }
-    if (first < argc && strcmp(argv[first], "--") == 0) {
-        first++;
-    } else if (first < argc && argv[first][0] == '-') {
-        if (strcmp(argv[first], "-h") == 0 || strcmp(argv[first], "--help") == 0) {
-            hw__usage(stdout);
-            return 0;
-        }
-        if (strcmp(argv[first], "--version") == 0) {
-            printf("highwater-init %s\n", HW_INIT_VERSION);
-            return 0;
-        }
-        hw__log("unknown option %s", argv[first]);
-        hw__usage(stderr);
-        return 2;
+    hw__exec_from_fd(in_fd, status_fd);
+  }
+  if (first < argc && strcmp(argv[first], "--") == 0) {
+    first++;
+  } else if (first < argc && argv[first][0] == '-') {
+    if (strcmp(argv[first], "-h") == 0 || strcmp(argv[first], "--help") == 0) {
+      hw__usage(stdout);
+      return 0;
     }
-    if (first >= argc) {
-        hw__usage(stderr);
-        return 2;
+    if (strcmp(argv[first], "--version") == 0) {
+      printf("highwater-init %s\n", HW_INIT_VERSION);
+      return 0;
     }
-    char **cmd = argv + first;
+    hw__log("unknown option %s", argv[first]);
+    hw__usage(stderr);
+    return 2;
+  }
+  if (first >= argc) {
+    hw__usage(stderr);
+    return 2;
+  }
+  char **cmd = argv + first;
 
-    if (hw__env_true("HIGHWATER_DISABLE")) hw__exec(cmd);
-    char why[PATH_MAX + 128];
-    if (hw__libc_unsupported(cmd[0], why, sizeof why)) {
-        hw__log("%s; the shim needs glibc: running the command without highwater", why);
-        hw__exec(cmd);
-    }
+  if (hw__env_true("HIGHWATER_DISABLE")) hw__exec(cmd);
+  char why[PATH_MAX + 128];
+  if (hw__libc_unsupported(cmd[0], why, sizeof why)) {
+    hw__log("%s; the shim needs glibc: running the command without highwater", why);
+    hw__exec(cmd);
+  }
 
-    char bundle[PATH_MAX];
-    if (hw__bundle_dir(bundle, sizeof bundle) != 0) {
-        hw__log("cannot find the bundle directory; set HIGHWATER_HOME");
-        bundle[0] = '\0';
-    }
+  char bundle[PATH_MAX];
+  if (hw__bundle_dir(bundle, sizeof bundle) != 0) {
+    hw__log("cannot find the bundle directory; set HIGHWATER_HOME");
+    bundle[0] = '\0';
+  }
 
-    const char *run_dir = getenv("HIGHWATER_RUN_DIR");
-    if (!run_dir || !*run_dir) {
-        setenv("HIGHWATER_RUN_DIR", HW__DEFAULT_RUN_DIR, 1);
-        run_dir = getenv("HIGHWATER_RUN_DIR");
-    }
-    if (hw__mkdirs(run_dir) != 0) hw__log("cannot create run dir %s: %s", run_dir, strerror(errno));
-    hw__container_remove_stale(run_dir);
+  const char *run_dir = getenv("HIGHWATER_RUN_DIR");
+  if (!run_dir || !*run_dir) {
+    setenv("HIGHWATER_RUN_DIR", HW__DEFAULT_RUN_DIR, 1);
+    run_dir = getenv("HIGHWATER_RUN_DIR");
+  }
+  if (hw__mkdirs(run_dir) != 0) hw__log("cannot create run dir %s: %s", run_dir, strerror(errno));
+  hw__container_remove_stale(run_dir);
 
-    if (getpid() != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
-        hw__log("cannot become a subreaper: %s", strerror(errno));
+  if (getpid() != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
+    hw__log("cannot become a subreaper: %s", strerror(errno));
 
-    /* Block what we handle before forking, so nothing is lost in between.
-       A no-op handler (not SIG_DFL) so the kernel queues them for PID 1 too;
-       exec resets handled signals to the default in the children. */
-    sigset_t handled;
-    sigemptyset(&handled);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = hw__noop;
-#define HW__ADD(s) sigaddset(&handled, s); sigaction(s, &sa, NULL);
-    HW__FORWARDED(HW__ADD)
-    HW__ADD(SIGCHLD)
+  /* Block what we handle before forking, so nothing is lost in between.
+     A no-op handler (not SIG_DFL) so the kernel queues them for PID 1 too;
+     exec resets handled signals to the default in the children. */
+  sigset_t handled;
+  sigemptyset(&handled);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = hw__noop;
+#define HW__ADD(s)                                                                                 \
+  sigaddset(&handled, s);                                                                          \
+  sigaction(s, &sa, NULL);
+  HW__FORWARDED(HW__ADD)
+  HW__ADD(SIGCHLD)
 #undef HW__ADD
-    sigprocmask(SIG_BLOCK, &handled, &hw__parent_mask);
+  sigprocmask(SIG_BLOCK, &handled, &hw__parent_mask);
 
-    pid_t watcher = bundle[0] ? hw__start_watcher(bundle, run_dir) : -1;
-    double watcher_started = hw__now();
-    int hurry = 0; /* asked again to stop: no more waiting for the watcher */
+  pid_t watcher = bundle[0] ? hw__start_watcher(bundle, run_dir) : -1;
+  double watcher_started = hw__now();
+  int hurry = 0; /* asked again to stop: no more waiting for the watcher */
 
-    if (bundle[0]) hw__inject_env(bundle);
-    pid_t child = fork();
-    if (child < 0) {
-        hw__log("cannot fork: %s", strerror(errno));
-        return 126;
-    }
-    if (child == 0) hw__child_exec(cmd, 1);
-    /* Also from the parent: no race with the first signal we forward to the group. */
-    setpgid(child, child);
+  if (bundle[0]) hw__inject_env(bundle);
+  pid_t child = fork();
+  if (child < 0) {
+    hw__log("cannot fork: %s", strerror(errno));
+    return 126;
+  }
+  if (child == 0) hw__child_exec(cmd, 1);
+  /* Also from the parent: no race with the first signal we forward to the group. */
+  setpgid(child, child);
 
-    int exit_code = -1;
-    double deadline = 0; /* for the watcher, once the command has ended */
-    int grace = hw__watch_grace();
+  int exit_code = -1;
+  double deadline = 0; /* for the watcher, once the command has ended */
+  int grace = hw__watch_grace();
+  for (;;) {
+    /* Reap everything that has ended: the command, the watcher, orphans. */
     for (;;) {
-        /* Reap everything that has ended: the command, the watcher, orphans. */
-        for (;;) {
-            int status;
-            pid_t pid = waitpid(-1, &status, WNOHANG);
-            if (pid <= 0) break;
-            if (pid == child) {
-                exit_code = hw__status_code(status);
-                if (exit_code != 53 && hw__container_oom(run_dir)) {
-                    hw__log("a tracked process ran out of memory (the command's status was %d): exiting with 53",
-                            exit_code);
-                    exit_code = 53;
-                }
-                if (exit_code != 53) hw__termlog_killed(status, run_dir);
-            } else if (pid == watcher) {
-                if (exit_code < 0 || (WIFEXITED(status) ? WEXITSTATUS(status) : 1) != 0)
-                    hw__log("watcher ended (status %d)", hw__status_code(status));
-                watcher = -1;
-            }
+      int status;
+      pid_t pid = waitpid(-1, &status, WNOHANG);
+      if (pid <= 0) break;
+      if (pid == child) {
+        exit_code = hw__status_code(status);
+        if (exit_code != 53 && hw__container_oom(run_dir)) {
+          hw__log(
+              "a tracked process ran out of memory (the command's status was %d): exiting with 53",
+              exit_code);
+          exit_code = 53;
         }
-        if (exit_code >= 0) {
-            if (watcher <= 0) break;
-            if (deadline == 0) {
-                if (!hurry && hw__now() - watcher_started < HW__WATCH_MIN_AGE) goto wait;
-                deadline = hw__now() + grace;
-                kill(watcher, SIGTERM);
-            } else if (hw__now() >= deadline) {
-                hw__log("watcher still running %d s after the command ended; killing it", grace);
-                kill(watcher, SIGKILL);
-                waitpid(watcher, NULL, 0);
-                watcher = -1;
-                break;
-            }
-        }
-    wait:;
-        struct timespec tick = {0, (exit_code >= 0 ? 50 : 200) * 1000 * 1000};
-        int sig = sigtimedwait(&handled, NULL, &tick);
-        if (sig <= 0 || sig == SIGCHLD) continue;
-        if (exit_code < 0) {
-            kill(child, sig);
-        } else if (watcher > 0 && (sig == SIGTERM || sig == SIGINT)) {
-            /* Asked again to stop while the watcher finishes: stop waiting. */
-            if (deadline == 0) hurry = 1;
-            else deadline = hw__now();
-        }
+        if (exit_code != 53) hw__termlog_killed(status, run_dir);
+      } else if (pid == watcher) {
+        if (exit_code < 0 || (WIFEXITED(status) ? WEXITSTATUS(status) : 1) != 0)
+          hw__log("watcher ended (status %d)", hw__status_code(status));
+        watcher = -1;
+      }
     }
-    return exit_code;
+    if (exit_code >= 0) {
+      if (watcher <= 0) break;
+      if (deadline == 0) {
+        if (!hurry && hw__now() - watcher_started < HW__WATCH_MIN_AGE) goto wait;
+        deadline = hw__now() + grace;
+        kill(watcher, SIGTERM);
+      } else if (hw__now() >= deadline) {
+        hw__log("watcher still running %d s after the command ended; killing it", grace);
+        kill(watcher, SIGKILL);
+        waitpid(watcher, NULL, 0);
+        watcher = -1;
+        break;
+      }
+    }
+  wait:;
+    struct timespec tick = {0, (exit_code >= 0 ? 50 : 200) * 1000 * 1000};
+    int sig = sigtimedwait(&handled, NULL, &tick);
+    if (sig <= 0 || sig == SIGCHLD) continue;
+    if (exit_code < 0) {
+      kill(child, sig);
+    } else if (watcher > 0 && (sig == SIGTERM || sig == SIGINT)) {
+      /* Asked again to stop while the watcher finishes: stop waiting. */
+      if (deadline == 0) hurry = 1;
+      else deadline = hw__now();
+    }
+  }
+  return exit_code;
 }

@@ -91,7 +91,8 @@ static int hw__narrow_resize(size_t ncap) {
 }
 
 static int hw__narrow_grow(void) {
-  return hw__narrow_resize(hw__narrow_cap ? hw__narrow_cap + hw__narrow_cap * 3 / 10 : HW_NARROW_FIRST);
+  return hw__narrow_resize(hw__narrow_cap ? hw__narrow_cap + hw__narrow_cap * 3 / 10
+                                          : HW_NARROW_FIRST);
 }
 
 static void hw__narrow_delete(size_t i) {
@@ -199,7 +200,8 @@ int hw__blocks_put(uintptr_t a, uint64_t size, uint32_t node, uint64_t *old_size
     return replaced;
   }
   if ((hw__wide_used + 1) * 2 > hw__wide_cap && hw__wide_grow() != 0) return -1;
-  if ((a & 15) == 0 && (a >> 4) <= HW_KEY_MASK) replaced = hw__narrow_take(a >> 4, old_size, old_node);
+  if ((a & 15) == 0 && (a >> 4) <= HW_KEY_MASK)
+    replaced = hw__narrow_take(a >> 4, old_size, old_node);
   size_t cap = hw__wide_cap, i = hw__home(a, cap);
   while (hw__wide[i].addr && hw__wide[i].addr != a) i = hw__next(i, cap);
   if (hw__wide[i].addr) {

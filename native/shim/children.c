@@ -22,7 +22,7 @@
 
 volatile int hw__child_pending;
 
-static uint64_t hw__forks;          /* forks of this process since its tracking began */
+static uint64_t hw__forks;                /* forks of this process since its tracking began */
 static volatile uint64_t hw__fork_parent; /* pid of the forking process (set in prepare) */
 
 /* The parent's state mapping, as the child found it at the fork. */

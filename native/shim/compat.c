@@ -59,12 +59,9 @@ const hw_frame_layout *hw__frame_layout(void) {
  * PyCompactUnicodeObject; 3.12 dropped wstr) of each version. */
 static const hw_code_layout hw__code_layouts[] = {
     /* minor file name firstline linetable ascii compact */
-    {8, 104, 112, 40, 0, 48, 72},
-    {9, 104, 112, 40, 0, 48, 72},
-    {10, 104, 112, 40, 0, 48, 72},
-    {11, 112, 128, 72, 136, 48, 72},
-    {12, 112, 128, 68, 136, 40, 56},
-    {13, 112, 128, 68, 136, 40, 56},
+    {8, 104, 112, 40, 0, 48, 72},    {9, 104, 112, 40, 0, 48, 72},
+    {10, 104, 112, 40, 0, 48, 72},   {11, 112, 128, 72, 136, 48, 72},
+    {12, 112, 128, 68, 136, 40, 56}, {13, 112, 128, 68, 136, 40, 56},
     {14, 112, 128, 68, 136, 40, 56},
 };
 
@@ -85,10 +82,10 @@ const hw_code_layout *hw__code_layout(void) {
  * Include/cpython/code.h). PyBytesObject: ob_size at 16, ob_sval at 32. */
 typedef struct {
   int minor;
-  size_t f_trace;   /* 3.8, 3.9: the line is f_lineno while tracing */
-  size_t f_lasti;   /* int; 3.8, 3.9 in bytes, 3.10 in code units */
-  size_t f_lineno;  /* int; 3.10: when not 0, the line */
-  size_t co_lines;  /* co_lnotab / co_linetable */
+  size_t f_trace;  /* 3.8, 3.9: the line is f_lineno while tracing */
+  size_t f_lasti;  /* int; 3.8, 3.9 in bytes, 3.10 in code units */
+  size_t f_lineno; /* int; 3.10: when not 0, the line */
+  size_t co_lines; /* co_lnotab / co_linetable */
 } hw_line_layout;
 static const hw_line_layout hw__line_layouts[] = {
     {8, 80, 104, 108, 120},
@@ -120,10 +117,9 @@ int hw__py_resolve(void) {
   HW_SYM(Py_GetVersion, "Py_GetVersion");
   hw__py.PyCode_Type = dlsym(RTLD_DEFAULT, "PyCode_Type");
   if (!hw__py.Py_IsInitialized || !hw__py.PyGILState_Check || !hw__py.PyEval_SetProfile ||
-      !hw__py.PyEval_GetFrame || !hw__py.PyFrame_GetLineNumber ||
-      !hw__py.PyObject_GetAttrString || !hw__py.PyUnicode_AsUTF8AndSize ||
-      !hw__py.Py_IncRef || !hw__py.Py_DecRef || !hw__py.PyErr_Fetch ||
-      !hw__py.PyErr_Restore || !hw__py.Py_GetVersion)
+      !hw__py.PyEval_GetFrame || !hw__py.PyFrame_GetLineNumber || !hw__py.PyObject_GetAttrString ||
+      !hw__py.PyUnicode_AsUTF8AndSize || !hw__py.Py_IncRef || !hw__py.Py_DecRef ||
+      !hw__py.PyErr_Fetch || !hw__py.PyErr_Restore || !hw__py.Py_GetVersion)
     return -1;
   const char *v = hw__py.Py_GetVersion();
   size_t i = 0;
@@ -133,8 +129,7 @@ int hw__py_resolve(void) {
   }
   hw__py.version[i] = '\0';
   int major = 0, minor = 0;
-  if (sscanf(hw__py.version, "%d.%d", &major, &minor) != 2 || major != 3 || minor < 8)
-    return -1;
+  if (sscanf(hw__py.version, "%d.%d", &major, &minor) != 2 || major != 3 || minor < 8) return -1;
   hw__py.minor = minor;
   /* Before 3.9 these do not exist; after, they are the only safe way in. */
   if (minor >= 9 && (!hw__py.PyFrame_GetCode || !hw__py.PyFrame_GetBack)) return -1;
@@ -169,7 +164,8 @@ int hw__py_check_offsets(void) {
   if (code != direct) {
     hw__direct_ok = 0;
     hw__log("unexpected frame layout in Python %s; native code without the GIL is "
-            "charged to the last known line", hw__py.version);
+            "charged to the last known line",
+            hw__py.version);
     return -1;
   }
   return 0;
@@ -247,7 +243,8 @@ int hw__lines_verify(void) {
   void *code = hw__frame_code(frame);
   int ok = code != NULL;
   if (ok) {
-    PyObject *lt = hw__py.PyObject_GetAttrString((PyObject *)code, L->minor <= 9 ? "co_lnotab" : "co_linetable");
+    PyObject *lt = hw__py.PyObject_GetAttrString((PyObject *)code,
+                                                 L->minor <= 9 ? "co_lnotab" : "co_linetable");
     ok = lt && (void *)lt == HW_AT(code, L->co_lines);
     if (lt) hw__py.Py_DecRef(lt);
     hw__py.Py_DecRef((PyObject *)code);

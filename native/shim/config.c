@@ -13,9 +13,12 @@ hw_config_t hw__config;
 /* "262144", "256k", "256KiB", "1.5MiB" (binary units, case-insensitive, as
  * the CLI's sizes): bytes, at most 1 TiB (the table's size field). */
 static int hw__parse_size(const char *s, uint64_t *out) {
-  static const struct { const char *unit; int shift; } units[] = {
-      {"", 0},    {"b", 0},   {"k", 10},  {"kib", 10}, {"m", 20},
-      {"mib", 20}, {"g", 30}, {"gib", 30}, {"t", 40},  {"tib", 40},
+  static const struct {
+    const char *unit;
+    int shift;
+  } units[] = {
+      {"", 0},     {"b", 0},  {"k", 10},   {"kib", 10}, {"m", 20},
+      {"mib", 20}, {"g", 30}, {"gib", 30}, {"t", 40},   {"tib", 40},
   };
   uint64_t whole = 0, frac = 0, scale = 1;
   const char *p = s;
@@ -61,8 +64,7 @@ void hw__config_load(void) {
     if (strlen(v) >= sizeof c->run_dir - 64)
       hw__log("HIGHWATER_RUN_DIR is too long (max %zu bytes); staying dormant",
               sizeof c->run_dir - 64);
-    else
-      strcpy(c->run_dir, v);
+    else strcpy(c->run_dir, v);
   }
   v = getenv("HIGHWATER_MODE");
   if (v && *v) {
@@ -73,8 +75,7 @@ void hw__config_load(void) {
   v = getenv("HIGHWATER_OOM_DETECTION");
   if (v && *v) {
     if (strcmp(v, "0") == 0) c->oom_detection = 0;
-    else if (strcmp(v, "1") != 0)
-      hw__log("HIGHWATER_OOM_DETECTION=%s is not 0 or 1; using 1", v);
+    else if (strcmp(v, "1") != 0) hw__log("HIGHWATER_OOM_DETECTION=%s is not 0 or 1; using 1", v);
   }
   v = getenv("HIGHWATER_MIN_AVAILABLE");
   if (v && *v) {
@@ -85,7 +86,8 @@ void hw__config_load(void) {
       c->floor_pct_x100 = p;
     } else {
       hw__log("HIGHWATER_MIN_AVAILABLE=%s is not bytes, N%% or both "
-              "(e.g. 104857600,2%%); using the default", v);
+              "(e.g. 104857600,2%%); using the default",
+              v);
     }
   }
   v = getenv("HIGHWATER_CONTROL_UID");
@@ -98,8 +100,10 @@ void hw__config_load(void) {
   if (v && *v) {
     uint64_t r;
     if (hw__parse_size(v, &r) == 0) c->sample_rate = r;
-    else hw__log("HIGHWATER_SAMPLE_RATE=%s is not a size in bytes (e.g. 262144 or 256KiB, "
-                 "at most 1TiB); recording every allocation exactly", v);
+    else
+      hw__log("HIGHWATER_SAMPLE_RATE=%s is not a size in bytes (e.g. 262144 or 256KiB, "
+              "at most 1TiB); recording every allocation exactly",
+              v);
   }
   v = getenv("HIGHWATER_SAMPLE_SEED");
   if (v && *v) {

@@ -38,7 +38,7 @@ typedef struct {
   uint32_t version, header_size;
   uint64_t slot_capacity, slot_size, off_slots, quantum_bytes;
   uint64_t creator_pid, creator_start_ticks;
-  volatile int64_t sum_bytes __attribute__((aligned(64))); /* 64: its own cache line */
+  volatile int64_t sum_bytes __attribute__((aligned(64)));  /* 64: its own cache line */
   volatile int64_t peak_bytes __attribute__((aligned(64))); /* 128 */
   volatile uint64_t peak_epoch;
   volatile uint64_t peak_ms;
@@ -123,7 +123,8 @@ static hw_cont_header *hw__cont_open_existing(void) {
   if (c && (memcmp(c->magic, "HWCONT01", 8) != 0 || c->version != 1 ||
             c->slot_capacity != HW_CONT_SLOTS || c->slot_size != sizeof(hw_cont_slot))) {
     syscall(SYS_munmap, (void *)c, HW_CONT_BYTES);
-    hw__debug("%s is not a container file we can use; this process is tracked alone", hw__cont_path);
+    hw__debug("%s is not a container file we can use; this process is tracked alone",
+              hw__cont_path);
     return NULL;
   }
   return c;
@@ -188,8 +189,8 @@ static int hw__claim_slot(hw_cont_header *c, int origin, uint64_t tracked_parent
   uint64_t me = (uint64_t)getpid();
   for (uint64_t i = 0; i < HW_CONT_SLOTS; i++) {
     uint64_t zero = 0;
-    if (s[i].pid != 0 || !__atomic_compare_exchange_n(&s[i].pid, &zero, me, 0, __ATOMIC_ACQ_REL,
-                                                     __ATOMIC_RELAXED))
+    if (s[i].pid != 0 ||
+        !__atomic_compare_exchange_n(&s[i].pid, &zero, me, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
       continue;
     s[i].start_ticks = hw__state.hdr->start_ticks;
     s[i].published = 0;
@@ -198,8 +199,7 @@ static int hw__claim_slot(hw_cont_header *c, int origin, uint64_t tracked_parent
     s[i].start_ms = hw__state.hdr->start_ms;
     uint64_t used = c->slots_used;
     while (used < i + 1 && !__atomic_compare_exchange_n(&c->slots_used, &used, i + 1, 0,
-                                                        __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
-    }
+                                                        __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {}
     __atomic_add_fetch(&c->processes_ever, 1, __ATOMIC_RELAXED);
     return (int)i;
   }
@@ -352,9 +352,9 @@ static void hw__mark_dead_state(uint64_t pid, uint64_t ticks, uint64_t epoch) {
   struct stat st;
   uint64_t got_pid = 0, got_ticks = 0, ended = 0;
   if (hw__own_check(&own) && fstat(own.fd, &st) == 0 && S_ISREG(st.st_mode) &&
-      st.st_uid == geteuid() && st.st_size >= 4096 &&
-      pread(own.fd, &got_pid, 8, 16) == 8 && pread(own.fd, &got_ticks, 8, 2384) == 8 &&
-      pread(own.fd, &ended, 8, 2424) == 8 && got_pid == pid && got_ticks == ticks && !ended) {
+      st.st_uid == geteuid() && st.st_size >= 4096 && pread(own.fd, &got_pid, 8, 16) == 8 &&
+      pread(own.fd, &got_ticks, 8, 2384) == 8 && pread(own.fd, &ended, 8, 2424) == 8 &&
+      got_pid == pid && got_ticks == ticks && !ended) {
     uint64_t now = hw__now_ms(), one = 1;
     if (pwrite(own.fd, &epoch, 8, 2432) == 8 && pwrite(own.fd, &now, 8, 2464) == 8) {
       ssize_t w = pwrite(own.fd, &one, 8, 2424);

@@ -39,7 +39,7 @@
 
 #define HW_STATUS_PERIOD_MS 250
 #define HW_CONN_MAX 1024
-#define HW_CONN_GRACE_MS 1000 /* a client this new is not dropped for a newcomer */
+#define HW_CONN_GRACE_MS 1000    /* a client this new is not dropped for a newcomer */
 #define HW_CONN_DEADLINE_MS 2000 /* generous: it holds up no one else */
 #define HW_ACCEPT_BATCH 128
 #define HW_BACKLOG 4096 /* the kernel clamps it to net.core.somaxconn */
@@ -88,8 +88,8 @@ static void hw__on_sigusr2(int sig, siginfo_t *info, void *uctx) {
 /* Our handler is still the one installed (the program may have replaced it). */
 static int hw__sigusr2_is_ours(void) {
   struct sigaction cur;
-  return hw__sig_installed && sigaction(SIGUSR2, NULL, &cur) == 0 &&
-         (cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == hw__on_sigusr2;
+  return hw__sig_installed && sigaction(SIGUSR2, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
+         cur.sa_sigaction == hw__on_sigusr2;
 }
 
 static void hw__conn_drop(hw_conn *c) {
@@ -118,8 +118,7 @@ static void hw__reply(hw_ownfd *fd, const char *a, const char *b) {
 static int hw__peer_allowed(hw_ownfd *fd) {
   struct ucred cred;
   socklen_t len = sizeof cred;
-  if (!hw__own_check(fd) || getsockopt(fd->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
-    return 0;
+  if (!hw__own_check(fd) || getsockopt(fd->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return 0;
   if (cred.uid == geteuid()) return 1;
   return hw__config.control_uid >= 0 && cred.uid == (uid_t)hw__config.control_uid;
 }
@@ -159,9 +158,7 @@ static void hw__serve_line(hw_conn *c, const char *line, size_t len) {
     hw__reply(&c->fd, "ok ", "stopping");
     hw__conn_drop(c);
     hw__container_stop_all();
-  default:
-    hw__reply(&c->fd, "error ", cmd.error);
-    break;
+  default: hw__reply(&c->fd, "error ", cmd.error); break;
   }
   hw__conn_drop(c);
 }

@@ -25,11 +25,11 @@
 
 typedef struct {
   hw_thread_t *t;
-  size_t size;     /* bytes the guard judged and a refusal reports */
-  uint32_t node;   /* the stack charged (HW_NODE_UNSAMPLED: not sampled) */
-  int trip;        /* the guard's objection: 0, or the OOM rule */
-  int is_realloc;  /* a trip leaves the block to the program: the old one is gone */
-  int had_old;     /* realloc: the old block was tracked (its size and node below) */
+  size_t size;    /* bytes the guard judged and a refusal reports */
+  uint32_t node;  /* the stack charged (HW_NODE_UNSAMPLED: not sampled) */
+  int trip;       /* the guard's objection: 0, or the OOM rule */
+  int is_realloc; /* a trip leaves the block to the program: the old one is gone */
+  int had_old;    /* realloc: the old block was tracked (its size and node below) */
   size_t old_size;
   uint32_t old_node;
   void *old;

@@ -75,8 +75,8 @@ static int hw__w_stacks(hw_writer *w, const int64_t *bytes, uint64_t count, cons
 static int hw__pair_cmp(const hw_pair *a, const hw_pair *b) {
   const hw_func_rec *fa = &hw__state.funcs[a->func], *fb = &hw__state.funcs[b->func];
   size_t la = fa->file_len, lb = fb->file_len;
-  int c = memcmp(hw__state.strings + fa->file_off, hw__state.strings + fb->file_off,
-                 la < lb ? la : lb);
+  int c =
+      memcmp(hw__state.strings + fa->file_off, hw__state.strings + fb->file_off, la < lb ? la : lb);
   if (c) return c;
   if (la != lb) return la < lb ? -1 : 1;
   return a->line < b->line ? -1 : a->line > b->line;
@@ -203,8 +203,7 @@ static int hw__w_sources(hw_writer *w, uint64_t *bits, uint64_t count) {
 }
 
 static void hw__w_header(hw_writer *w, const char *trigger, int reason, const hw_readings_t *r) {
-  static const char *reasons[] = {"null", "\"low-available\"", "\"swap\"",
-                                  "\"failed-allocation\""};
+  static const char *reasons[] = {"null", "\"low-available\"", "\"swap\"", "\"failed-allocation\""};
   static const char *sources[] = {"none", "cgroup-v1", "cgroup-v2", "host"};
   hw_state_header *h = hw__state.hdr;
   hw__w_str(w, "{\"type\":\"header\",\"format\":\"highwater-dump\",\"version\":1,\"pid\":");
@@ -240,10 +239,16 @@ static void hw__w_header(hw_writer *w, const char *trigger, int reason, const hw
   hw__w_str(w, ",\"memory\":{\"source\":\"");
   hw__w_str(w, sources[r->source >= 0 && r->source <= 3 ? r->source : 0]);
   hw__w_str(w, "\"");
-  const struct { const char *key; uint64_t v; } fields[] = {
-      {"limitBytes", r->limit},          {"usageBytes", r->usage},
-      {"workingSetBytes", r->working_set}, {"hostAvailableBytes", r->host_available},
-      {"availableBytes", r->available},  {"swapBytes", r->swap},
+  const struct {
+    const char *key;
+    uint64_t v;
+  } fields[] = {
+      {"limitBytes", r->limit},
+      {"usageBytes", r->usage},
+      {"workingSetBytes", r->working_set},
+      {"hostAvailableBytes", r->host_available},
+      {"availableBytes", r->available},
+      {"swapBytes", r->swap},
       {"floorBytes", h->floor_bytes},
   };
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {

@@ -48,7 +48,11 @@ typedef struct {
   int cached;
   int truncated; /* the last chain was cut at HW_WALK_MAX: cache[0] is not the root */
   /* (code, instruction) -> line: computing a line scans the line table. */
-  struct { void *code, *instr; uint64_t lines_id; int line; } lines[HW_LINE_CACHE];
+  struct {
+    void *code, *instr;
+    uint64_t lines_id;
+    int line;
+  } lines[HW_LINE_CACHE];
 } hw_walk_t;
 
 /* Set once at start-up, GIL held, before tracking starts; relaxed. */
@@ -140,7 +144,8 @@ static hw_walk_t *hw__walk_state(hw_thread_t *t) {
 }
 
 static int hw__cached_line(hw_walk_t *w, void *iframe, void *code, void *instr) {
-  size_t slot = (((uintptr_t)code >> 4) ^ ((uintptr_t)instr >> 1) * 0x9E3779B1u) & (HW_LINE_CACHE - 1);
+  size_t slot =
+      (((uintptr_t)code >> 4) ^ ((uintptr_t)instr >> 1) * 0x9E3779B1u) & (HW_LINE_CACHE - 1);
   uint64_t lines_id = hw__code_lines_id(code);
   if (lines_id && w->lines[slot].code == code && w->lines[slot].instr == instr &&
       w->lines[slot].lines_id == lines_id)

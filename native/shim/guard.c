@@ -26,8 +26,8 @@
 /* Read by every allocation (relaxed: a flag; the floor and the readings it
  * guards are read under hw__guard_lock). */
 _Atomic int hw__guard_on;
-static uint64_t hw__floor;          /* bytes; 0 = derive from config at next refresh; hw__guard_lock */
-static int hw__floor_from_watcher;  /* the watcher's floor wins over ours; hw__guard_lock */
+static uint64_t hw__floor; /* bytes; 0 = derive from config at next refresh; hw__guard_lock */
+static int hw__floor_from_watcher; /* the watcher's floor wins over ours; hw__guard_lock */
 /* Bytes that may still be allocated before the readings are looked at again.
  * Only ever taken with a compare-and-swap that cannot go below zero (a plain
  * check-then-subtract lets two threads both pass and wrap it to ~2^64, which
@@ -45,7 +45,8 @@ static _Atomic int hw__oom_once;
  * state header (docs/protocol.md "The floor"). */
 static uint64_t hw__config_floor(const hw_readings_t *r) {
   uint64_t total = r->limit && r->host_total ? (r->limit < r->host_total ? r->limit : r->host_total)
-                   : r->limit ? r->limit : r->host_total;
+                   : r->limit                ? r->limit
+                                             : r->host_total;
   uint64_t pct = total / 10000 * hw__config.floor_pct_x100;
   return pct > hw__config.min_floor ? pct : hw__config.min_floor;
 }
@@ -69,9 +70,8 @@ void hw__guard_set_floor(uint64_t floor) {
 static inline int hw__budget_take(size_t size) {
   uint64_t b = HW_RELAXED(hw__budget);
   while (HW_LIKELY(size < b)) {
-    if (HW_LIKELY(atomic_compare_exchange_weak_explicit(&hw__budget, &b, b - size,
-                                                        memory_order_relaxed,
-                                                        memory_order_relaxed)))
+    if (HW_LIKELY(atomic_compare_exchange_weak_explicit(
+            &hw__budget, &b, b - size, memory_order_relaxed, memory_order_relaxed)))
       return 1;
   }
   return 0;
@@ -98,14 +98,15 @@ int hw__guard_check(size_t size) {
     uint64_t floor = hw__floor;
     HW_SET_RELAXED(hw__budget, 0); /* judge the next allocation afresh */
     pthread_mutex_unlock(&hw__guard_lock);
-    hw__debug("guard: available %llu, floor %llu, allocation %zu",
-              (unsigned long long)r.available, (unsigned long long)floor, size);
+    hw__debug("guard: available %llu, floor %llu, allocation %zu", (unsigned long long)r.available,
+              (unsigned long long)floor, size);
     errno = saved_errno;
     return reason;
   }
   uint64_t headroom = !r.available_known ? (64ull << 30)
-                     : r.available + r.active_file > hw__floor + size
-                         ? r.available + r.active_file - hw__floor - size : 0;
+                      : r.available + r.active_file > hw__floor + size
+                          ? r.available + r.active_file - hw__floor - size
+                          : 0;
   uint64_t nb = headroom / 100;
   HW_SET_RELAXED(hw__budget, nb > HW_MIN_BUDGET ? nb : HW_MIN_BUDGET);
   pthread_mutex_unlock(&hw__guard_lock);
@@ -157,8 +158,8 @@ void hw__oom_exit(int reason, size_t bytes, uint32_t node) {
       [HW_OOM_SWAP] = "swap",
       [HW_OOM_FAILED_ALLOCATION] = "failed-allocation",
   };
-  int rc = hw__dump(NULL, "oom", reason, HW_SNAP_PEAK | HW_SNAP_CURRENT, bytes, node, path,
-                    sizeof path);
+  int rc =
+      hw__dump(NULL, "oom", reason, HW_SNAP_PEAK | HW_SNAP_CURRENT, bytes, node, path, sizeof path);
   if (rc == 0)
     hw__log("out of memory (%s): dump written to %s; exiting with code 53", names[reason], path);
   else

@@ -80,7 +80,8 @@ HW_EXPORT void *realloc(void *old, size_t size) {
   hw_alloc_op op;
   hw__core_realloc_begin(&op, t, old, size);
   void *p = hw__real_realloc(old, size);
-  if (HW_UNLIKELY(!p)) hw__core_alloc_refused(&op); /* realloc(p, 0) too: p is freed, nothing refused */
+  if (HW_UNLIKELY(!p))
+    hw__core_alloc_refused(&op); /* realloc(p, 0) too: p is freed, nothing refused */
   else hw__core_alloc_end(&op, p);
   return p;
 }
@@ -110,18 +111,18 @@ HW_EXPORT int posix_memalign(void **out, size_t align, size_t size) {
   return rc;
 }
 
-#define HW_ALIGNED_HOOK(name, params, args, size_expr)        \
-  HW_EXPORT void *name params {                              \
-    if (HW_UNLIKELY(!hw__real_##name)) hw__resolve_real();   \
-    hw_thread_t *t = &hw__thread;                            \
-    if (!hw__core_tracked(t)) return hw__real_##name args;   \
-    hw_alloc_op op;                                          \
-    hw__core_alloc_begin(&op, t, (size_expr));               \
-    void *p = hw__real_##name args;                          \
-    if (HW_LIKELY(p)) hw__core_alloc_end(&op, p);            \
-    else if (errno == ENOMEM) hw__core_alloc_refused(&op);   \
-    else hw__core_op_done(&op);                              \
-    return p;                                                \
+#define HW_ALIGNED_HOOK(name, params, args, size_expr)                                             \
+  HW_EXPORT void *name params {                                                                    \
+    if (HW_UNLIKELY(!hw__real_##name)) hw__resolve_real();                                         \
+    hw_thread_t *t = &hw__thread;                                                                  \
+    if (!hw__core_tracked(t)) return hw__real_##name args;                                         \
+    hw_alloc_op op;                                                                                \
+    hw__core_alloc_begin(&op, t, (size_expr));                                                     \
+    void *p = hw__real_##name args;                                                                \
+    if (HW_LIKELY(p)) hw__core_alloc_end(&op, p);                                                  \
+    else if (errno == ENOMEM) hw__core_alloc_refused(&op);                                         \
+    else hw__core_op_done(&op);                                                                    \
+    return p;                                                                                      \
   }
 
 HW_ALIGNED_HOOK(aligned_alloc, (size_t align, size_t size), (align, size), size)
@@ -138,7 +139,8 @@ static void *hw__mmap_common(void *(*real)(void *, size_t, int, int, int, off_t)
                              size_t len, int prot, int flags, int fd, off_t off) {
   if (HW_UNLIKELY(!real)) return hw__raw_mmap(addr, len, prot, flags, fd, off);
   hw_thread_t *t = &hw__thread;
-  if (!hw__core_tracked(t) || !(flags & MAP_ANONYMOUS)) return real(addr, len, prot, flags, fd, off);
+  if (!hw__core_tracked(t) || !(flags & MAP_ANONYMOUS))
+    return real(addr, len, prot, flags, fd, off);
   hw_alloc_op op;
   hw__core_map_begin(&op, t, len);
   void *p = real(addr, len, prot, flags, fd, off);

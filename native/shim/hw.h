@@ -36,23 +36,22 @@
 #define HW_SET_RELAXED(x, v) atomic_store_explicit(&(x), (v), memory_order_relaxed)
 
 /* ---- real.c: the functions we interpose, resolved with dlsym(RTLD_NEXT) ---- */
-#define HW_HOOKED_FUNCTIONS(X)                                                  \
-  X(malloc, void *, (size_t))                                                   \
-  X(calloc, void *, (size_t, size_t))                                           \
-  X(realloc, void *, (void *, size_t))                                          \
-  X(free, void, (void *))                                                       \
-  X(posix_memalign, int, (void **, size_t, size_t))                             \
-  X(aligned_alloc, void *, (size_t, size_t))                                    \
-  X(memalign, void *, (size_t, size_t))                                         \
-  X(valloc, void *, (size_t))                                                   \
-  X(pvalloc, void *, (size_t))                                                  \
-  X(reallocarray, void *, (void *, size_t, size_t))                             \
-  X(mmap, void *, (void *, size_t, int, int, int, off_t))                       \
-  X(mmap64, void *, (void *, size_t, int, int, int, off_t))                     \
-  X(munmap, int, (void *, size_t))                                              \
-  X(mremap, void *, (void *, size_t, size_t, int, ...))                         \
-  X(pthread_create, int,                                                        \
-    (pthread_t *, const pthread_attr_t *, void *(*)(void *), void *))
+#define HW_HOOKED_FUNCTIONS(X)                                                                     \
+  X(malloc, void *, (size_t))                                                                      \
+  X(calloc, void *, (size_t, size_t))                                                              \
+  X(realloc, void *, (void *, size_t))                                                             \
+  X(free, void, (void *))                                                                          \
+  X(posix_memalign, int, (void **, size_t, size_t))                                                \
+  X(aligned_alloc, void *, (size_t, size_t))                                                       \
+  X(memalign, void *, (size_t, size_t))                                                            \
+  X(valloc, void *, (size_t))                                                                      \
+  X(pvalloc, void *, (size_t))                                                                     \
+  X(reallocarray, void *, (void *, size_t, size_t))                                                \
+  X(mmap, void *, (void *, size_t, int, int, int, off_t))                                          \
+  X(mmap64, void *, (void *, size_t, int, int, int, off_t))                                        \
+  X(munmap, int, (void *, size_t))                                                                 \
+  X(mremap, void *, (void *, size_t, size_t, int, ...))                                            \
+  X(pthread_create, int, (pthread_t *, const pthread_attr_t *, void *(*)(void *), void *))
 
 #define HW_DECLARE_REAL(name, ret, args) extern ret(*hw__real_##name) args;
 HW_HOOKED_FUNCTIONS(HW_DECLARE_REAL)
@@ -72,10 +71,11 @@ typedef struct {
   uint32_t mode;
   uint64_t dev, ino;
 } hw_ownfd;
-int hw__own_open(hw_ownfd *o, const char *path, int flags, unsigned mode); /* adds CLOEXEC|NOFOLLOW */
+int hw__own_open(hw_ownfd *o, const char *path, int flags,
+                 unsigned mode);        /* adds CLOEXEC|NOFOLLOW */
 int hw__own_adopt(hw_ownfd *o, int fd); /* an fd just made (socket, accept) */
-int hw__own_check(hw_ownfd *o);          /* 1: still ours; 0: forgotten */
-void hw__own_close(hw_ownfd *o);         /* closes only when still ours */
+int hw__own_check(hw_ownfd *o);         /* 1: still ours; 0: forgotten */
+void hw__own_close(hw_ownfd *o);        /* closes only when still ours */
 ssize_t hw__own_read(hw_ownfd *o, void *buf, size_t n);
 ssize_t hw__own_write(hw_ownfd *o, const void *buf, size_t n);
 /* Open-read-close of a small regular file into buf (NUL-terminated); -1 on failure. */
@@ -92,16 +92,16 @@ extern int hw__debug_on;
 /* ---- config.c ---- */
 typedef struct {
   char run_dir[512];
-  int mode_python;      /* HIGHWATER_MODE=python: tracking off until the API asks */
-  int oom_detection;    /* low-available and swap rules */
-  uint64_t min_floor;   /* absolute part of the floor, bytes */
+  int mode_python;         /* HIGHWATER_MODE=python: tracking off until the API asks */
+  int oom_detection;       /* low-available and swap rules */
+  uint64_t min_floor;      /* absolute part of the floor, bytes */
   uint32_t floor_pct_x100; /* percent part of the floor, in 1/100 % */
-  int control_uid;      /* extra uid allowed on the control socket, -1 none */
+  int control_uid;         /* extra uid allowed on the control socket, -1 none */
   unsigned file_mode;
-  uint64_t sample_rate;  /* HIGHWATER_SAMPLE_RATE, bytes; 0 = exact (sampling.h) */
-  uint64_t sample_seed;  /* HIGHWATER_SAMPLE_SEED, when sample_seeded */
+  uint64_t sample_rate; /* HIGHWATER_SAMPLE_RATE, bytes; 0 = exact (sampling.h) */
+  uint64_t sample_seed; /* HIGHWATER_SAMPLE_SEED, when sample_seeded */
   int sample_seeded;
-  int children;          /* HIGHWATER_CHILDREN: track Python children (default 1) */
+  int children;           /* HIGHWATER_CHILDREN: track Python children (default 1) */
   uint64_t stop_grace_ms; /* HIGHWATER_STOP_GRACE_MS */
 } hw_config_t;
 extern hw_config_t hw__config;
@@ -136,8 +136,8 @@ typedef struct {
   volatile uint64_t updated_ms;
   volatile uint64_t tracking;
   volatile uint64_t floor_bytes;
-  volatile uint64_t limit_bytes, usage_bytes, inactive_file_bytes,
-      working_set_bytes, host_available_bytes, available_bytes, swap_bytes;
+  volatile uint64_t limit_bytes, usage_bytes, inactive_file_bytes, working_set_bytes,
+      host_available_bytes, available_bytes, swap_bytes;
   volatile uint64_t readings_source;
   volatile uint64_t oom_reason;
   volatile uint64_t exit_status;
@@ -150,7 +150,7 @@ typedef struct {
   uint64_t sample_rate_bytes; /* 2336: sampling.c; 0 = exact */
   uint64_t off_timeline;      /* 2344: timeline.c's ring; 0: none (older shims) */
   /* 2352..2479: several processes (children.c, container.c; docs/protocol.md) */
-  uint64_t origin;            /* HW_ORIGIN_* */
+  uint64_t origin; /* HW_ORIGIN_* */
   uint64_t parent_pid;
   uint64_t tracked_parent_pid;
   uint64_t start_ms;
@@ -255,7 +255,8 @@ extern pthread_mutex_t hw__intern_lock;
 /* ---- blocks.c: the live heap blocks, address -> (size, node); hw__lock held ---- */
 /* Records a block; returns 1 when it replaced one at the same address (its
  * size and node in old_*), 0 when new, -1 when out of bookkeeping memory. */
-int hw__blocks_put(uintptr_t a, uint64_t size, uint32_t node, uint64_t *old_size, uint32_t *old_node);
+int hw__blocks_put(uintptr_t a, uint64_t size, uint32_t node, uint64_t *old_size,
+                   uint32_t *old_node);
 /* Removes a block; returns 1 with its size and node, 0 when unknown. */
 int hw__blocks_take(uintptr_t a, uint64_t *size, uint32_t *node);
 void hw__blocks_reset(void);
@@ -279,18 +280,18 @@ size_t hw__tracker_overhead_bytes(void);
 
 /* ---- pystack.c: the shadow stack fed by the profile callback ---- */
 typedef struct {
-  void *frame; /* PyFrameObject*, borrowed: alive between CALL and RETURN */
+  void *frame;   /* PyFrameObject*, borrowed: alive between CALL and RETURN */
   uint32_t node; /* node of the stack down to here while suspended, or NONE */
 } hw_sframe;
 
 typedef struct {
-  int guard;             /* re-entrancy: inside a hook or our own code */
-  int registered;        /* the profile callback runs on this thread */
-  uint32_t inherited;    /* node charged when no Python frame is known */
-  uint32_t last_node;    /* last node computed with the GIL held */
+  int guard;          /* re-entrancy: inside a hook or our own code */
+  int registered;     /* the profile callback runs on this thread */
+  uint32_t inherited; /* node charged when no Python frame is known */
+  uint32_t last_node; /* last node computed with the GIL held */
   int depth, capacity;
   hw_sframe *frames;
-  void *walk;            /* framewalk.c's per-thread cache (3.11+) */
+  void *walk; /* framewalk.c's per-thread cache (3.11+) */
 } hw_thread_t;
 extern HW_TLS hw_thread_t hw__thread;
 uint32_t hw__current_node(hw_thread_t *t);
@@ -305,8 +306,8 @@ void hw__py_unregister_thread(void);
 /* ---- compat.c: the CPython C-API, resolved at run time ---- */
 typedef struct _object PyObject;
 typedef struct {
-  int ready;        /* every required symbol was found */
-  int minor;        /* 3.<minor> */
+  int ready; /* every required symbol was found */
+  int minor; /* 3.<minor> */
   char version[32];
   int (*Py_IsInitialized)(void);
   int (*PyGILState_Check)(void);
@@ -336,16 +337,16 @@ typedef struct {
   size_t code;           /* f_code / f_executable */
   uintptr_t code_tag;    /* tag bits of a _PyStackRef f_executable (3.14) */
   size_t previous, instr, owner;
-  size_t code_adaptive;  /* 3.11: PyCodeObject.co_code_adaptive */
-  int cstack_owner;      /* owner value of C-stack entry frames, -1 = none */
+  size_t code_adaptive; /* 3.11: PyCodeObject.co_code_adaptive */
+  int cstack_owner;     /* owner value of C-stack entry frames, -1 = none */
 } hw_frame_layout;
-#define HW_PYFRAME_F_FRAME 24 /* PyFrameObject.f_frame, 3.11 - 3.14 */
+#define HW_PYFRAME_F_FRAME 24                  /* PyFrameObject.f_frame, 3.11 - 3.14 */
 const hw_frame_layout *hw__frame_layout(void); /* NULL before 3.11 or unknown */
 static inline void *hw__iframe_code(const hw_frame_layout *L, void *iframe) {
   return (void *)(*(uintptr_t *)((char *)iframe + L->code) & ~L->code_tag);
 }
-void *hw__frame_code(void *frame); /* new reference */
-void *hw__frame_back(void *frame); /* new reference or NULL */
+void *hw__frame_code(void *frame);          /* new reference */
+void *hw__frame_back(void *frame);          /* new reference or NULL */
 void *hw__frame_code_borrowed(void *frame); /* no call, no refcount; NULL if unknown */
 int hw__py_check_offsets(void);
 /* 3.8 - 3.10: a frame's line read from memory only (safe without the GIL);
@@ -397,8 +398,8 @@ __attribute__((noreturn)) void hw__oom_exit(int reason, size_t bytes, uint32_t n
 enum { HW_SNAP_PEAK = 1, HW_SNAP_CURRENT = 2 };
 /* Writes a raw dump. path NULL: hw-<pid>-<seq>.dump in the run dir. The path
  * written is copied to out (if not NULL). Returns 0 or -errno. */
-int hw__dump(const char *path, const char *trigger, int reason, int snaps,
-             size_t oom_bytes, uint32_t oom_node, char *out, size_t outlen);
+int hw__dump(const char *path, const char *trigger, int reason, int snaps, size_t oom_bytes,
+             uint32_t oom_node, char *out, size_t outlen);
 
 /* ---- timeline.c: memory over time, in the state file ---- */
 uint64_t hw__timeline_bytes(void);
@@ -407,7 +408,8 @@ void hw__timeline_sample(int force);
 extern _Atomic int64_t hw__tl_lo, hw__tl_hi;
 /* Allocation path (hw__lock held): one compare unless bytes moved a lot. */
 static inline void hw__timeline_moved(int64_t cur) {
-  if (HW_UNLIKELY(cur < HW_RELAXED(hw__tl_lo) || cur > HW_RELAXED(hw__tl_hi))) hw__timeline_sample(0);
+  if (HW_UNLIKELY(cur < HW_RELAXED(hw__tl_lo) || cur > HW_RELAXED(hw__tl_hi)))
+    hw__timeline_sample(0);
 }
 
 /* ---- control.c ---- */
@@ -442,10 +444,10 @@ static inline void hw__container_moved(int64_t cur) {
 }
 
 /* ---- children.c: forked children start their own tracking ---- */
-extern volatile int hw__child_pending; /* a fork child that has not allocated yet */
-void hw__children_prepare(void);          /* atfork prepare */
+extern volatile int hw__child_pending;         /* a fork child that has not allocated yet */
+void hw__children_prepare(void);               /* atfork prepare */
 int hw__children_fork_child(int was_tracking); /* atfork child; 1: tracking restarts lazily */
-int hw__child_begin(void);                /* first allocation in the child: 1 = tracking */
+int hw__child_begin(void);                     /* first allocation in the child: 1 = tracking */
 
 /* ---- process.c: leaf helpers (no unit depends on init.c, the exported API) ---- */
 extern _Atomic int hw__active; /* a Python process with a run dir */

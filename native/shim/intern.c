@@ -16,7 +16,8 @@ pthread_mutex_t hw__intern_lock = PTHREAD_MUTEX_INITIALIZER;
 typedef struct {
   uintptr_t *keys; /* code object pointers, 0 = empty */
   uint32_t *vals;
-  uint64_t *sigs;  /* who the code object was (names, first line): an address reused by another code object does not match */
+  uint64_t *sigs; /* who the code object was (names, first line): an address reused by another code
+                     object does not match */
   size_t cap, used;
 } hw_code_map;
 
@@ -181,8 +182,14 @@ static int hw__name_func_api(void *code, uint32_t id) {
     name = hw__code_str(code, "co_name", &nh, &nlen);
   }
   int ok = 0;
-  if (!file) { file = "?"; flen = 1; }
-  if (!name) { name = "?"; nlen = 1; }
+  if (!file) {
+    file = "?";
+    flen = 1;
+  }
+  if (!name) {
+    name = "?";
+    nlen = 1;
+  }
   uint32_t fo = hw__state_add_string(file, (size_t)flen);
   uint32_t no = hw__state_add_string(name, (size_t)nlen);
   if (fo != UINT32_MAX && no != UINT32_MAX) {
@@ -203,7 +210,10 @@ static int hw__name_func_api(void *code, uint32_t id) {
 /* Code objects whose names could not be read directly (layout not verified):
  * named at the next safe point (the profile callback, a dump from Python). */
 #define HW_PENDING_MAX 4096
-static struct { void *code; uint32_t id; } hw__pending[HW_PENDING_MAX];
+static struct {
+  void *code;
+  uint32_t id;
+} hw__pending[HW_PENDING_MAX];
 /* Written under hw__intern_lock; read without it as a hint by the profile
  * callback (relaxed: a stale 0 only delays naming to the next safe point;
  * the entries themselves are read under the lock). */

@@ -34,13 +34,31 @@ static int hw__str_utf8(void *s, char *out, size_t cap, size_t *len) {
   }
   const unsigned char *d = (const unsigned char *)s + hw__compact_size;
   for (int64_t i = 0; i < n; i++) {
-    uint32_t c = kind == 1 ? d[i] : kind == 2 ? ((const uint16_t *)d)[i] : kind == 4 ? ((const uint32_t *)d)[i] : 0xFFFD;
+    uint32_t c = kind == 1   ? d[i]
+                 : kind == 2 ? ((const uint16_t *)d)[i]
+                 : kind == 4 ? ((const uint32_t *)d)[i]
+                             : 0xFFFD;
     char b[4];
     size_t m;
-    if (c < 0x80) { b[0] = (char)c; m = 1; }
-    else if (c < 0x800) { b[0] = (char)(0xC0 | c >> 6); b[1] = (char)(0x80 | (c & 63)); m = 2; }
-    else if (c < 0x10000) { b[0] = (char)(0xE0 | c >> 12); b[1] = (char)(0x80 | ((c >> 6) & 63)); b[2] = (char)(0x80 | (c & 63)); m = 3; }
-    else { b[0] = (char)(0xF0 | c >> 18); b[1] = (char)(0x80 | ((c >> 12) & 63)); b[2] = (char)(0x80 | ((c >> 6) & 63)); b[3] = (char)(0x80 | (c & 63)); m = 4; }
+    if (c < 0x80) {
+      b[0] = (char)c;
+      m = 1;
+    } else if (c < 0x800) {
+      b[0] = (char)(0xC0 | c >> 6);
+      b[1] = (char)(0x80 | (c & 63));
+      m = 2;
+    } else if (c < 0x10000) {
+      b[0] = (char)(0xE0 | c >> 12);
+      b[1] = (char)(0x80 | ((c >> 6) & 63));
+      b[2] = (char)(0x80 | (c & 63));
+      m = 3;
+    } else {
+      b[0] = (char)(0xF0 | c >> 18);
+      b[1] = (char)(0x80 | ((c >> 12) & 63));
+      b[2] = (char)(0x80 | ((c >> 6) & 63));
+      b[3] = (char)(0x80 | (c & 63));
+      m = 4;
+    }
     if (o + m >= cap) break;
     memcpy(out + o, b, m);
     o += m;

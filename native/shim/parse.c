@@ -75,8 +75,7 @@ static int hw__field(const char *line, const char *end, int n, char *out, size_t
 /* "memory" as one of the comma-separated names in [s, end). */
 static int hw__has_memory(const char *s, const char *end) {
   for (const char *p = s; p + 6 <= end; p++) {
-    if (memcmp(p, "memory", 6) == 0 && (p == s || p[-1] == ',') &&
-        (p + 6 == end || p[6] == ','))
+    if (memcmp(p, "memory", 6) == 0 && (p == s || p[-1] == ',') && (p + 6 == end || p[6] == ','))
       return 1;
   }
   return 0;
@@ -159,9 +158,10 @@ void hw__parse_command(const char *line, size_t len, hw_command *out) {
     else out->error = "bad-argument";
   } else if (strncmp(buf, "oom ", 4) == 0) {
     const char *r = buf + 4;
-    out->reason = strcmp(r, "low-available") == 0 ? 1
-                  : strcmp(r, "swap") == 0 ? 2
-                  : strcmp(r, "failed-allocation") == 0 ? 3 : 0;
+    out->reason = strcmp(r, "low-available") == 0       ? 1
+                  : strcmp(r, "swap") == 0              ? 2
+                  : strcmp(r, "failed-allocation") == 0 ? 3
+                                                        : 0;
     if (out->reason) out->cmd = HW_CMD_OOM;
     else out->error = "bad-argument";
   } else if (strncmp(buf, "container-oom ", 14) == 0) {

@@ -151,7 +151,8 @@ int hw__read_memory(hw_readings_t *r) {
   if (hw__read_file("/proc/meminfo", buf, bufcap) > 0) {
     uint64_t kb;
     if (hw__stat_value(buf, "MemAvailable", &kb) == 0) r->host_available = kb * 1024;
-    else if (hw__stat_value(buf, "MemFree", &kb) == 0) r->host_available = kb * 1024; /* pre-3.14 kernels */
+    else if (hw__stat_value(buf, "MemFree", &kb) == 0)
+      r->host_available = kb * 1024; /* pre-3.14 kernels */
     if (hw__stat_value(buf, "MemTotal", &kb) == 0) r->host_total = kb * 1024;
   }
   r->source = HW_SOURCE_HOST;
@@ -159,8 +160,7 @@ int hw__read_memory(hw_readings_t *r) {
     int is_max = 0;
     if (hw__read_u64_file(cg->dir, "memory.current", &r->usage, NULL) == 0) {
       r->source = HW_SOURCE_CGROUP_V2;
-      if (hw__read_u64_file(cg->dir, "memory.max", &r->limit, &is_max) != 0 || is_max)
-        r->limit = 0;
+      if (hw__read_u64_file(cg->dir, "memory.max", &r->limit, &is_max) != 0 || is_max) r->limit = 0;
       char path[640];
       snprintf(path, sizeof path, "%s/memory.stat", cg->dir);
       if (hw__read_file(path, buf, bufcap) > 0) {

@@ -32,7 +32,7 @@ void *hw__boot_alloc(size_t size) {
 void hw__resolve_real(void) {
   if (hw__real_free) return;
   if (atomic_exchange_explicit(&hw__resolving, 1, memory_order_acq_rel)) return;
-#define HW_RESOLVE(name, ret, args) \
+#define HW_RESOLVE(name, ret, args)                                                                \
   if (!hw__real_##name) *(void **)&hw__real_##name = dlsym(RTLD_NEXT, #name);
   HW_HOOKED_FUNCTIONS(HW_RESOLVE)
 #undef HW_RESOLVE

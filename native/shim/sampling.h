@@ -23,8 +23,8 @@
 extern uint64_t hw__sample_rate; /* bytes; 0 = exact (every allocation sampled) */
 
 typedef struct {
-  int64_t left;   /* bytes until the next sample */
-  uint64_t rng;   /* splitmix64 state */
+  int64_t left; /* bytes until the next sample */
+  uint64_t rng; /* splitmix64 state */
   int seeded;
 } hw_sampler_t;
 extern HW_TLS hw_sampler_t hw__sampler;

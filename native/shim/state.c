@@ -30,7 +30,8 @@ int hw__state_open(void) {
   snprintf(path, sizeof path, "%s/hw-%d.state", hw__config.run_dir, (int)getpid());
   /* O_NONBLOCK: a FIFO planted under our name must not hang the program. */
   hw_ownfd own;
-  if (hw__own_open(&own, path, O_RDWR | O_CREAT | O_TRUNC | O_NONBLOCK, hw__config.file_mode) != 0) {
+  if (hw__own_open(&own, path, O_RDWR | O_CREAT | O_TRUNC | O_NONBLOCK, hw__config.file_mode) !=
+      0) {
     hw__log("cannot create state file %s: %s; not tracking", path, strerror(errno));
     return -1;
   }
@@ -62,8 +63,8 @@ int hw__state_open(void) {
     return -1;
   }
   /* The mapping is all we keep: no fd for the program to close under us. */
-  long m = hw__own_check(&own) ? syscall(SYS_mmap, (void *)0, (size_t)off,
-                                         PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+  long m = hw__own_check(&own) ? syscall(SYS_mmap, (void *)0, (size_t)off, PROT_READ | PROT_WRITE,
+                                         MAP_SHARED, fd, 0)
                                : -1;
   hw__own_close(&own);
   if (m == -1) {

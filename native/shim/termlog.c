@@ -36,7 +36,8 @@ static void hw__human(char *out, size_t cap, uint64_t bytes) {
     return;
   }
   uint64_t tenths = (bytes * 10 + div / 2) / div; /* bytes < 2^63: no overflow below 1 EiB */
-  snprintf(out, cap, "%llu.%llu %s", (unsigned long long)(tenths / 10), (unsigned long long)(tenths % 10), units[u]);
+  snprintf(out, cap, "%llu.%llu %s", (unsigned long long)(tenths / 10),
+           (unsigned long long)(tenths % 10), units[u]);
 }
 
 /* Installed packages, the standard library, frozen modules: not the program's own line. */
@@ -102,11 +103,13 @@ void hw__termlog_write(const char *reason, const char *dump_path) {
   const char *path = getenv("HIGHWATER_TERMINATION_LOG");
   if (!path || !*path) path = "/dev/termination-log";
   struct stat st;
-  if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) return; /* absent, a symlink, a device, a FIFO */
+  if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+    return; /* absent, a symlink, a device, a FIFO */
   int fd = open(path, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   if (fd < 0) return;
   struct stat fst;
-  if (fstat(fd, &fst) != 0 || !S_ISREG(fst.st_mode) || fst.st_ino != st.st_ino || fst.st_dev != st.st_dev) {
+  if (fstat(fd, &fst) != 0 || !S_ISREG(fst.st_mode) || fst.st_ino != st.st_ino ||
+      fst.st_dev != st.st_dev) {
     close(fd);
     return;
   }

@@ -48,8 +48,10 @@ _Static_assert(offsetof(hw_tl_region, peak_bytes) == 32, "peakBytes");
 _Static_assert(offsetof(hw_tl_region, start_ms) == 40, "startMs");
 _Static_assert(offsetof(hw_tl_region, samples) == 64, "samples");
 _Static_assert(sizeof(hw_tl_sample) == 40, "sample record");
-_Static_assert(offsetof(hw_tl_sample, tracked_bytes) == 8 && offsetof(hw_tl_sample, working_set_bytes) == 16 &&
-                   offsetof(hw_tl_sample, limit_bytes) == 24 && offsetof(hw_tl_sample, floor_bytes) == 32,
+_Static_assert(offsetof(hw_tl_sample, tracked_bytes) == 8 &&
+                   offsetof(hw_tl_sample, working_set_bytes) == 16 &&
+                   offsetof(hw_tl_sample, limit_bytes) == 24 &&
+                   offsetof(hw_tl_sample, floor_bytes) == 32,
                "sample fields");
 
 /* Tracked bytes outside [lo, hi]: sample again now (checked inline in hw.h). */
@@ -128,7 +130,8 @@ static void hw__tl_take(hw_tl_region *t, int force) {
 void hw__timeline_sample(int force) {
   hw_tl_region *t = hw__tl();
   if (!t || t->capacity != HW_TL_CAP) return;
-  if (atomic_exchange_explicit(&hw__tl_busy, 1, memory_order_acquire)) return; /* the other writer samples */
+  if (atomic_exchange_explicit(&hw__tl_busy, 1, memory_order_acquire))
+    return; /* the other writer samples */
   hw__tl_take(t, force);
   atomic_store_explicit(&hw__tl_busy, 0, memory_order_release);
 }

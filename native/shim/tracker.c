@@ -1,11 +1,10 @@
 /*
  * Live allocations and the peak. Heap blocks live in blocks.c's compact
- * table (address -> size, node); anonymous mmaps in a sorted range list so that partial munmaps can be split. Bytes per node are
- * kept in the shared `live` array; the peak snapshot is copied lazily, only
- * when memory first falls after a new peak (Fil's rule), and copied before
- * the fall is applied so the state file is consistent at every moment.
- * Under sampling, every heap block is still in the table (its free must take
- * its exact size off the totals); an unsampled one has node
+ * table (address -> size, node); anonymous mmaps in a sorted range list so that partial munmaps can
+ * be split. Bytes per node are kept in the shared `live` array; the peak snapshot is copied lazily,
+ * only when memory first falls after a new peak (Fil's rule), and copied before the fall is applied
+ * so the state file is consistent at every moment. Under sampling, every heap block is still in the
+ * table (its free must take its exact size off the totals); an unsampled one has node
  * HW_NODE_UNSAMPLED and is charged to no stack (sampling.h).
  */
 #define _GNU_SOURCE
@@ -97,7 +96,9 @@ static inline void hw__add_split(uint32_t node, int64_t node_delta, int64_t delt
   hw__container_moved(cur);
 }
 
-static inline void hw__add_bytes(uint32_t node, int64_t delta) { hw__add_split(node, delta, delta); }
+static inline void hw__add_bytes(uint32_t node, int64_t delta) {
+  hw__add_split(node, delta, delta);
+}
 
 /* ---- heap blocks ---- */
 
@@ -204,14 +205,15 @@ static void hw__unmap_locked(uintptr_t a, uint64_t len) {
       hw__ranges[i].len = rend - cut_hi;
       i++;
     } else {
-      memmove(&hw__ranges[i], &hw__ranges[i + 1],
-              (hw__range_used - i - 1) * sizeof *hw__ranges);
+      memmove(&hw__ranges[i], &hw__ranges[i + 1], (hw__range_used - i - 1) * sizeof *hw__ranges);
       hw__range_used--;
     }
   }
 }
 
-static inline uint64_t hw__page_round(uint64_t len) { return (len + HW_PAGE - 1) & ~(uint64_t)(HW_PAGE - 1); }
+static inline uint64_t hw__page_round(uint64_t len) {
+  return (len + HW_PAGE - 1) & ~(uint64_t)(HW_PAGE - 1);
+}
 
 void hw__track_mmap(void *p, size_t len, uint32_t node) {
   if (!p || !hw__state.hdr || len == 0) return;

@@ -58,10 +58,19 @@ static size_t hw__utf8_len(const unsigned char *s, size_t n) {
   size_t len;
   unsigned min;
   if (c < 0x80) return 1;
-  if ((c & 0xE0) == 0xC0) { len = 2; min = 0x80; c &= 0x1F; }
-  else if ((c & 0xF0) == 0xE0) { len = 3; min = 0x800; c &= 0x0F; }
-  else if ((c & 0xF8) == 0xF0) { len = 4; min = 0x10000; c &= 0x07; }
-  else return 0;
+  if ((c & 0xE0) == 0xC0) {
+    len = 2;
+    min = 0x80;
+    c &= 0x1F;
+  } else if ((c & 0xF0) == 0xE0) {
+    len = 3;
+    min = 0x800;
+    c &= 0x0F;
+  } else if ((c & 0xF8) == 0xF0) {
+    len = 4;
+    min = 0x10000;
+    c &= 0x07;
+  } else return 0;
   if (len > n) return 0;
   for (size_t i = 1; i < len; i++) {
     if ((s[i] & 0xC0) != 0x80) return 0;

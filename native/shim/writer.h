@@ -8,7 +8,7 @@
 
 typedef struct {
   hw_ownfd out; /* re-verified before every write(2) */
-  int error; /* first errno seen, 0 = fine */
+  int error;    /* first errno seen, 0 = fine */
   size_t pos;
   char buf[64 * 1024];
 } hw_writer;

@@ -28,16 +28,17 @@
 #include "../shim/hw.h"
 
 static int failures;
-#define CHECK(cond, ...)                                       \
-  do {                                                         \
-    if (!(cond)) {                                             \
-      fprintf(stderr, "%s:%d: %s: ", __FILE__, __LINE__, #cond); \
-      fprintf(stderr, __VA_ARGS__);                            \
-      fputc('\n', stderr);                                     \
-      failures++;                                              \
-    }                                                          \
+#define CHECK(cond, ...)                                                                           \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf(stderr, "%s:%d: %s: ", __FILE__, __LINE__, #cond);                                   \
+      fprintf(stderr, __VA_ARGS__);                                                                \
+      fputc('\n', stderr);                                                                         \
+      failures++;                                                                                  \
+    }                                                                                              \
   } while (0)
-#define EQ(a, b) CHECK((long long)(a) == (long long)(b), "%lld != %lld", (long long)(a), (long long)(b))
+#define EQ(a, b)                                                                                   \
+  CHECK((long long)(a) == (long long)(b), "%lld != %lld", (long long)(a), (long long)(b))
 
 #define MiB (1ull << 20)
 #define GiB (1ull << 30)
@@ -64,7 +65,8 @@ static void write_file(const char *rel, const char *text) {
 
 static void make_tmp(void) {
   if (tmp_root[0]) return; /* one directory per case: fixture tree and run dir */
-  snprintf(tmp_root, sizeof tmp_root, "%s/hw-core-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+  snprintf(tmp_root, sizeof tmp_root, "%s/hw-core-XXXXXX",
+           getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
   if (!mkdtemp(tmp_root)) {
     perror("mkdtemp");
     exit(2);
@@ -74,7 +76,8 @@ static void make_tmp(void) {
 /* A container on a cgroup v2 host: limit `limit`, `current` in use, host
  * memory `host_total` of which `host_avail` available. Read through
  * HIGHWATER_TEST_ROOT (docs/protocol.md). */
-static void cgroup_v2_tree(uint64_t limit, uint64_t current, uint64_t host_total, uint64_t host_avail) {
+static void cgroup_v2_tree(uint64_t limit, uint64_t current, uint64_t host_total,
+                           uint64_t host_avail) {
   char text[512];
   make_tmp();
   write_file("proc/self/cgroup", "0::/\n");
@@ -141,7 +144,7 @@ static void case_blocks(void) {
   for (size_t i = 0; i < N; i++) {
     /* Clustered addresses (as a heap gives them) collide in the hash. */
     addr[i] = 0x7f0000000000ull + i * 16 * (1 + (i % 3));
-    if (i % 97 == 0) addr[i] += 8;                     /* odd alignment: wide */
+    if (i % 97 == 0) addr[i] += 8;                                 /* odd alignment: wide */
     size[i] = i % 101 == 0 ? (300 * MiB) + i : 1 + RND() % 100000; /* >= 256 MiB: wide */
     node[i] = (uint32_t)(i % 0xFFFFFF);
   }
@@ -232,7 +235,7 @@ static void case_peak(void) {
   EQ(current(), 1500);
   EQ(peak(), 1500);
   EQ(hw__state.hdr->peak_source, 1); /* live is the peak */
-  hw__core_free(t, a);                /* memory falls: the peak is frozen first */
+  hw__core_free(t, a);               /* memory falls: the peak is frozen first */
   EQ(hw__state.hdr->peak_source, 0);
   EQ(snap(1), 1000);
   EQ(snap(2), 500);
@@ -534,7 +537,9 @@ static void *stub_get_code(void *f) { return f == fake_frame ? fake_code : NULL;
 static void *stub_get_back(void *f) { return NULL; }
 static int lnotab_hidden;
 static PyObject *stub_getattr(PyObject *o, const char *name) {
-  return !lnotab_hidden && (void *)o == fake_code && strcmp(name, "co_lnotab") == 0 ? (PyObject *)fake_lnotab : NULL;
+  return !lnotab_hidden && (void *)o == fake_code && strcmp(name, "co_lnotab") == 0
+             ? (PyObject *)fake_lnotab
+             : NULL;
 }
 static void stub_ref(PyObject *o) {}
 static void stub_fetch(PyObject **a, PyObject **b, PyObject **c) { *a = *b = *c = NULL; }
@@ -557,7 +562,7 @@ static void case_line_without_gil(void) {
   *(void **)(fake_code + 8) = fake_type; /* ob_type: a code object */
   *(int *)(fake_code + 40) = 10;         /* co_firstlineno */
   *(void **)(fake_code + 120) = fake_lnotab;
-  *(int64_t *)(fake_lnotab + 16) = 4;    /* ob_size */
+  *(int64_t *)(fake_lnotab + 16) = 4; /* ob_size */
   memcpy(fake_lnotab + 32, "\x00\x01\x06\x02", 4);
   *(void **)(fake_frame + 32) = fake_code; /* f_code */
   *(int *)(fake_frame + 104) = 8;          /* f_lasti */

@@ -4,19 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, realpathSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  MiB,
-  bytesAtLine,
-  cliPath,
-  expectNear,
-  fixtures,
-  freshDir,
-  lineOf,
-  readReport,
-  repoRoot,
-  reportDirs,
-  runCli,
-} from '../helpers/cli.js';
+import { MiB, bytesAtLine, cliPath, expectNear, fixtures, freshDir, lineOf, readReport, repoRoot, reportDirs, runCli } from '../helpers/cli.js';
 
 const api = (name: string) => join(fixtures, 'api', name);
 const pythonPackage = join(repoRoot, 'native', 'python');
@@ -35,13 +23,7 @@ describe('highwater.api.profile()', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain(`result ${30 * MiB + 1}`);
     // The directory itself, no timestamped sub-directory.
-    expect(readdirSync(out).sort()).toEqual([
-      'index.html',
-      'peak-memory-reversed.svg',
-      'peak-memory.folded',
-      'peak-memory.svg',
-      'report.json',
-    ]);
+    expect(readdirSync(out).sort()).toEqual(['index.html', 'peak-memory-reversed.svg', 'peak-memory.folded', 'peak-memory.svg', 'report.json']);
     const rep = readReport(out);
     expect(rep.trigger).toBe('api');
     const script = api('inside_outside.py');
@@ -125,7 +107,7 @@ describe('highwater.api.profile()', () => {
       'before numexpr=6 blas=8',
       'inside numexpr=1 blas=1',
       'after numexpr=6 blas=8',
-      "raised inside: numexpr=1 blas=1",
+      'raised inside: numexpr=1 blas=1',
       'after raise numexpr=6 blas=8',
       '',
     ]);

@@ -34,10 +34,14 @@ describe.skipIf(!existsSync(CHROMIUM))('diff page in Chromium', () => {
     const fg = (await (await p.$('#fg-new'))!.contentFrame())!;
     await fg.waitForSelector('g.f', { state: 'attached' });
     const fillOf = (label: string) =>
-      fg.$$eval('g.f', (gs, l) => {
-        const g = gs.find((x) => x.querySelector('title')!.textContent!.startsWith(l))!;
-        return getComputedStyle(g.querySelector('rect')!).fill;
-      }, label);
+      fg.$$eval(
+        'g.f',
+        (gs, l) => {
+          const g = gs.find((x) => x.querySelector('title')!.textContent!.startsWith(l))!;
+          return getComputedStyle(g.querySelector('rect')!).fill;
+        },
+        label,
+      );
     const rgb = (s: string) => s.match(/\d+/g)!.map(Number) as [number, number, number];
     const [r, g, b] = rgb(await fillOf('grows (grow.py:6)'));
     expect(r).toBeGreaterThan(g + 60); // red: the growth colour

@@ -26,8 +26,16 @@ describe.skipIf(!haveChromium)('flamegraph in Chromium', () => {
     ({ dir } = await renderDumpFile(DUMP, mkdtempSync(join(tmpdir(), 'hw-browser-'))));
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic',
-        '--no-first-run', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     page = await browser.newPage({ viewport: { width: 1220, height: 320 } });
     page.on('pageerror', (e) => errors.push(String(e)));
@@ -38,8 +46,7 @@ describe.skipIf(!haveChromium)('flamegraph in Chromium', () => {
   });
 
   // Frame group selector by its data attributes (x and width are byte counts).
-  const frame = (w: number, d: number, x?: number) =>
-    `g.f[data-w="${w}"][data-d="${d}"]${x === undefined ? '' : `[data-x="${x}"]`}`;
+  const frame = (w: number, d: number, x?: number) => `g.f[data-w="${w}"][data-d="${d}"]${x === undefined ? '' : `[data-x="${x}"]`}`;
   const width = (sel: string) => page.$eval(`${sel} rect`, (r) => Number(r.getAttribute('width')));
   const MAIN13 = frame(419430400, 2, 0);
   const MAIN12 = frame(167772160, 2, 419430400);
@@ -61,9 +68,7 @@ describe.skipIf(!haveChromium)('flamegraph in Chromium', () => {
 
   test('hover shows function, file:line, bytes and % of peak in the details bar', async () => {
     await page.hover(`${BIG} rect`);
-    expect(await page.textContent('#details')).toBe(
-      'make_big_array \u2014 /work/example.py:4 \u2014 400.0 MiB (71.43% of peak)',
-    );
+    expect(await page.textContent('#details')).toBe('make_big_array \u2014 /work/example.py:4 \u2014 400.0 MiB (71.43% of peak)');
     expect(await page.textContent('#source')).toBe('    return np.zeros((1024, 1024, 50))'); // indentation kept
     await page.screenshot({ path: '/tmp/highwater-flamegraph.png' });
   });

@@ -13,7 +13,15 @@ const CHROMIUM = '/usr/bin/chromium';
 const haveChromium = existsSync(CHROMIUM);
 const FULL = 1180; // frame area width of a 1200-px flamegraph
 
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run', '--disable-component-update', '--disable-sync'];
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--no-first-run',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 async function innerFrame(page: Page, id: string): Promise<PwFrame> {
   const f = await (await page.$(`#${id}`))!.contentFrame();

@@ -44,7 +44,9 @@ describe('the schema validator knows the fields the chart relies on', () => {
       metadata: { name: 'x' },
       spec: {
         podFailurePolicy: { rules: [{ action: 'FailJob', onExitCodes: { containerName: 'app', operator: 'In', values: [53] } }] },
-        template: { spec: { restartPolicy: 'Never', containers: [{ name: 'app', image: 'i' }], initContainers: [{ name: 's', image: 'i', restartPolicy: 'Always' }] } },
+        template: {
+          spec: { restartPolicy: 'Never', containers: [{ name: 'app', image: 'i' }], initContainers: [{ name: 's', image: 'i', restartPolicy: 'Always' }] },
+        },
       },
     };
     mut(o.spec);
@@ -104,7 +106,10 @@ describe('impossible combinations fail with a clear message', () => {
     [['--set', 'reports.storage=uploadOnly'], /uploadOnly .*neither upload\.url nor upload\.urlSecret/],
     [['--set', 'reports.storage=existingClaim'], /existingClaim needs reports\.existingClaim/],
     [['--set', 'workload.kind=CronJob'], /CronJob needs workload\.cronJob\.schedule/],
-    [['--set', 'upload.url=http://s/{pod}', '--set', 'upload.timeoutSeconds=30'], /upload\.timeoutSeconds \(30\) must be shorter than the pod's terminationGracePeriodSeconds \(30\)/],
+    [
+      ['--set', 'upload.url=http://s/{pod}', '--set', 'upload.timeoutSeconds=30'],
+      /upload\.timeoutSeconds \(30\) must be shorter than the pod's terminationGracePeriodSeconds \(30\)/,
+    ],
     [[], /workload\.image\.repository is required/],
   ])('%j', async (args, message) => {
     const withImage = args.length ? IMAGE : [];
@@ -180,7 +185,15 @@ describe('RBAC only when Events are on', () => {
 
 describe('Jobs: restartPolicy Never and a podFailurePolicy rule on the app container', () => {
   it.each(['Job', 'CronJob'])('%s', async (kind) => {
-    const r = await template([...IMAGE, '--set', `workload.kind=${kind}`, '--set', 'workload.cronJob.schedule=* * * * *', '--set', 'workload.containerName=etl']);
+    const r = await template([
+      ...IMAGE,
+      '--set',
+      `workload.kind=${kind}`,
+      '--set',
+      'workload.cronJob.schedule=* * * * *',
+      '--set',
+      'workload.containerName=etl',
+    ]);
     const w = workloadOf(r.objects);
     expect(w.kind).toBe(kind);
     expect(podSpecOf(w).restartPolicy).toBe('Never');
@@ -218,7 +231,12 @@ describe('containers', () => {
     const [init, sidecar] = spec.initContainers;
     expect(init.name).toBe('highwater-bundle');
     // The copy, then the shared run dir: setgid (files get highwater's group) and sticky (file-mode.test.ts runs it).
-    expect(init.command).toEqual(['sh', '-c', 'cp -r /opt/highwater/bin /opt/highwater/lib /opt/highwater/python /highwater-bundle/ && mkdir -p -m 3777 "$0"', '/run/highwater/shared']);
+    expect(init.command).toEqual([
+      'sh',
+      '-c',
+      'cp -r /opt/highwater/bin /opt/highwater/lib /opt/highwater/python /highwater-bundle/ && mkdir -p -m 3777 "$0"',
+      '/run/highwater/shared',
+    ]);
     expect(init.restartPolicy).toBeUndefined();
     expect(init.resources.limits.memory).toBeDefined();
     expect(sidecar.name).toBe('highwater');
@@ -228,7 +246,9 @@ describe('containers', () => {
     expect(sidecar.args).toEqual(['--run-dir', '/run/highwater/shared', '--output', '/reports', '--metrics-port', '19753']);
     expect(sidecar.resources.limits.memory).toBeDefined();
     for (const c of [init, sidecar]) expect(c.securityContext).toEqual(hardened);
-    expect(Object.keys(envOf(sidecar))).toEqual(expect.arrayContaining(['HIGHWATER_POD_NAME', 'HIGHWATER_POD_NAMESPACE', 'HIGHWATER_POD_UID', 'HIGHWATER_NODE_NAME']));
+    expect(Object.keys(envOf(sidecar))).toEqual(
+      expect.arrayContaining(['HIGHWATER_POD_NAME', 'HIGHWATER_POD_NAMESPACE', 'HIGHWATER_POD_UID', 'HIGHWATER_NODE_NAME']),
+    );
     expect(envOf(sidecar).HIGHWATER_POD_UID).toEqual({ fieldRef: { fieldPath: 'metadata.uid' } });
     expect(envOf(sidecar).HIGHWATER_APP_CONTAINER).toBe('app'); // the Event's regarding.fieldPath names it
     // Node's heap sized for a sidecar (docs/kubernetes.md, "Measured"); a value changes it, empty leaves the image's.
@@ -268,10 +288,20 @@ describe('containers', () => {
 
 describe("the app's env: LD_PRELOAD and PYTHONPATH merged with the user's, never overwritten", () => {
   const userEnv = [
-    '--set', 'workload.env[0].name=PYTHONPATH', '--set', 'workload.env[0].value=/app/lib',
-    '--set', 'workload.env[1].name=LD_PRELOAD', '--set', 'workload.env[1].valueFrom.configMapKeyRef.name=cm',
-    '--set', 'workload.env[1].valueFrom.configMapKeyRef.key=preload',
-    '--set', 'workload.env[2].name=OMP_NUM_THREADS', '--set-string', 'workload.env[2].value=4',
+    '--set',
+    'workload.env[0].name=PYTHONPATH',
+    '--set',
+    'workload.env[0].value=/app/lib',
+    '--set',
+    'workload.env[1].name=LD_PRELOAD',
+    '--set',
+    'workload.env[1].valueFrom.configMapKeyRef.name=cm',
+    '--set',
+    'workload.env[1].valueFrom.configMapKeyRef.key=preload',
+    '--set',
+    'workload.env[2].name=OMP_NUM_THREADS',
+    '--set-string',
+    'workload.env[2].value=4',
   ];
 
   it('injection=env (default): merged values; a valueFrom kept aside and referenced; the user wins on other names', async () => {
@@ -292,7 +322,7 @@ describe("the app's env: LD_PRELOAD and PYTHONPATH merged with the user's, never
     expect(app.command).toBeUndefined(); // the image's ENTRYPOINT runs unchanged
   });
 
-  it('without user values: just highwater\'s', async () => {
+  it("without user values: just highwater's", async () => {
     const byName = envOf(podSpecOf(workloadOf((await template(IMAGE)).objects)).containers[0]);
     expect(byName.PYTHONPATH).toBe('/highwater/python/bootstrap:/highwater/python');
     expect(byName.LD_PRELOAD).toBe('/highwater/lib/libhighwater.so');
@@ -300,7 +330,16 @@ describe("the app's env: LD_PRELOAD and PYTHONPATH merged with the user's, never
   });
 
   it('injection=init: the command runs under highwater-init, which merges at run time; the user env passes untouched', async () => {
-    const r = await template([...IMAGE, ...userEnv, '--set', 'highwater.injection=init', '--set', 'workload.command={python3,job.py}', '--set', 'workload.args={--x}']);
+    const r = await template([
+      ...IMAGE,
+      ...userEnv,
+      '--set',
+      'highwater.injection=init',
+      '--set',
+      'workload.command={python3,job.py}',
+      '--set',
+      'workload.args={--x}',
+    ]);
     const app = podSpecOf(workloadOf(r.objects)).containers[0];
     expect(app.command).toEqual(['/highwater/bin/highwater-init', '--', 'python3', 'job.py']);
     expect(app.args).toEqual(['--x']);
@@ -341,7 +380,7 @@ describe('report storage', () => {
   });
 });
 
-describe('named templates in a user\'s own chart', () => {
+describe("named templates in a user's own chart", () => {
   it('give the same highwater containers, env and podFailurePolicy as the chart itself', async () => {
     const own = await templateScenario('own-chart');
     expect(own.code, own.stderr).toBe(0);
@@ -350,8 +389,17 @@ describe('named templates in a user\'s own chart', () => {
     // The dependency renders no workload of its own, only RBAC and the PVC.
     expect(own.objects.filter((o) => o.kind === 'Job')).toHaveLength(1);
     const chart = await template([
-      ...IMAGE, '--set', 'workload.containerName=trainer', '--set', 'reports.storage=newClaim',
-      '--set', 'workload.env[0].name=PYTHONPATH', '--set', 'workload.env[0].value=/app/src', '--set', 'highwater.image.tag=latest',
+      ...IMAGE,
+      '--set',
+      'workload.containerName=trainer',
+      '--set',
+      'reports.storage=newClaim',
+      '--set',
+      'workload.env[0].name=PYTHONPATH',
+      '--set',
+      'workload.env[0].value=/app/src',
+      '--set',
+      'highwater.image.tag=latest',
     ]);
     const a = podSpecOf(job);
     const b = podSpecOf(workloadOf(chart.objects));

@@ -82,7 +82,10 @@ describe.skipIf(why !== null)(`run-dir file modes between the app's uid and the 
     const app = as(APP, ['/usr/bin/python3', program], env);
     expect(app.status, app.stderr).toBe(0);
     const files = readdirSync(runDir);
-    expect(files.some((f) => /^hw-\d+-\d+\.dump$/.test(f)), files.join(' ')).toBe(true);
+    expect(
+      files.some((f) => /^hw-\d+-\d+\.dump$/.test(f)),
+      files.join(' '),
+    ).toBe(true);
     for (const f of files) {
       const st = lstatSync(join(runDir, f));
       if (!st.isFile()) continue;
@@ -99,11 +102,15 @@ describe.skipIf(why !== null)(`run-dir file modes between the app's uid and the 
     const out = join(root, 'reports');
     mkdirSync(out);
     chownSync(out, Number(SIDECAR), Number(SIDECAR));
-    const watch = as(SIDECAR, [process.execPath, cliPath, 'watch', '--run-dir', runDir, '--output', out, '--once', '--metrics-port', 'off', '--warn-after', '0'], {
-      ...process.env,
-      HOME: root,
-      HIGHWATER_TERMINATION_LOG: '/nonexistent',
-    });
+    const watch = as(
+      SIDECAR,
+      [process.execPath, cliPath, 'watch', '--run-dir', runDir, '--output', out, '--once', '--metrics-port', 'off', '--warn-after', '0'],
+      {
+        ...process.env,
+        HOME: root,
+        HIGHWATER_TERMINATION_LOG: '/nonexistent',
+      },
+    );
     expect(watch.status, watch.stderr).toBe(0);
     const [reportDir] = readdirSync(out);
     expect(reportDir, watch.stderr).toBeDefined();

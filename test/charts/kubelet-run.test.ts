@@ -31,7 +31,10 @@ const HW_IMAGE = 'highwater'; // the sidecar target: init container and sidecar
 const LIMIT = '400Mi';
 const MiB = 1024 * 1024;
 const growScript = join(repoRoot, 'test/charts/fixtures/grow.py');
-const growLine = readFileSync(growScript, 'utf8').split('\n').findIndex((l) => l.includes('# HW-GROW-LINE')) + 1;
+const growLine =
+  readFileSync(growScript, 'utf8')
+    .split('\n')
+    .findIndex((l) => l.includes('# HW-GROW-LINE')) + 1;
 
 /**
  * examples/docker/build-images.sh needs a build context whose node_modules is
@@ -164,8 +167,15 @@ async function runPod(events: boolean): Promise<RunResult> {
       // sidecar would use the in-cluster config (https); the fake speaks
       // http, so the sidecar gets KUBECONFIG naming it instead.
       await pod.startHelper('apiserver', [
-        '-v', `${join(repoRoot, 'test')}:/t:ro`, '-v', `${apiDir}:/api`,
-        '--entrypoint', '/opt/highwater/node/bin/node', HW_IMAGE, '/t/charts/fixtures/fake-apiserver-in-pod.mjs', '/api',
+        '-v',
+        `${join(repoRoot, 'test')}:/t:ro`,
+        '-v',
+        `${apiDir}:/api`,
+        '--entrypoint',
+        '/opt/highwater/node/bin/node',
+        HW_IMAGE,
+        '/t/charts/fixtures/fake-apiserver-in-pod.mjs',
+        '/api',
       ]);
       const end = Date.now() + 30_000;
       while (!existsSync(join(apiDir, 'kubeconfig')) && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
@@ -193,8 +203,17 @@ async function runPod(events: boolean): Promise<RunResult> {
 
     // Prometheus stand-in: a scraper in the pod's network namespace, every 200 ms.
     await pod.startHelper('scraper', [
-      '-v', `${join(repoRoot, 'test/charts/fixtures')}:/f:ro`, '-v', `${apiDir}:/out`,
-      '--entrypoint', '/opt/highwater/node/bin/node', HW_IMAGE, '/f/scraper-in-pod.mjs', '/out', String(metricsPort), '200',
+      '-v',
+      `${join(repoRoot, 'test/charts/fixtures')}:/f:ro`,
+      '-v',
+      `${apiDir}:/out`,
+      '--entrypoint',
+      '/opt/highwater/node/bin/node',
+      HW_IMAGE,
+      '/f/scraper-in-pod.mjs',
+      '/out',
+      String(metricsPort),
+      '200',
     ]);
     const app = await pod.startMain(spec.containers[0]);
     const watchingP = new Promise((r) => setTimeout(r, 1500)).then(() => stats(sidecarName));
@@ -322,7 +341,10 @@ describe.skipIf(!ready)('the rendered Job on Docker, run the way a kubelet would
 
     if (watchPostsEvents) {
       // One valid Event: the fake enforces the events.k8s.io/v1 rules and records every attempt.
-      expect(r.api?.creates.map((c) => c.errors), r.sidecarLogs).toEqual([[]]);
+      expect(
+        r.api?.creates.map((c) => c.errors),
+        r.sidecarLogs,
+      ).toEqual([[]]);
       const ev = r.api!.events[0]!;
       expect(ev.reason).toBe('HighwaterOOM');
       expect(ev.type).toBe('Warning');
@@ -335,9 +357,10 @@ describe.skipIf(!ready)('the rendered Job on Docker, run the way a kubelet would
     if (shimWritesTerminationLog) {
       // Written by the shim inside the app container (the sidecar cannot reach that file).
       expect(Buffer.byteLength(r.appTerminationLog)).toBeLessThanOrEqual(4096);
-      expect(r.appTerminationLog).toMatch(new RegExp(`^highwater: out of memory \\(low-available\\): peak .* of limit 400\\.0 MiB at grow\\.py:${growLine} in grow_step\n`));
-    }
-    else console.warn('kubelet-run: the shim does not write the termination log yet (k8s-sidecar); not checked');
+      expect(r.appTerminationLog).toMatch(
+        new RegExp(`^highwater: out of memory \\(low-available\\): peak .* of limit 400\\.0 MiB at grow\\.py:${growLine} in grow_step\n`),
+      );
+    } else console.warn('kubelet-run: the shim does not write the termination log yet (k8s-sidecar); not checked');
   }, 600_000); // each docker run is slow on a loaded machine
 
   it('Events off, no RBAC: still 53 and the report', async () => {

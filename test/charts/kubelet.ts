@@ -132,7 +132,10 @@ export class Pod {
       // emptyDir: 0777 (kubelet). PVC: a new filesystem's root, root-owned,
       // changed to the fsGroup with setgid when the pod has one.
       const prep = v.emptyDir ? 'chmod 0777 /v' : this.fsGroup !== undefined ? `chgrp ${this.fsGroup} /v && chmod 2775 /v` : 'chmod 0755 /v';
-      await dockerOk(['run', '--rm', '--network', 'none', '--user', '0:0', '-v', `${name}:/v`, '--entrypoint', 'sh', helperImage, '-c', prep], `prepare ${v.name}`);
+      await dockerOk(
+        ['run', '--rm', '--network', 'none', '--user', '0:0', '-v', `${name}:/v`, '--entrypoint', 'sh', helperImage, '-c', prep],
+        `prepare ${v.name}`,
+      );
     }
   }
 

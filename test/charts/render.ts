@@ -128,9 +128,7 @@ function checkPodSpec(spec: any, o: K8sObject): void {
   const names = all.map((c: any) => c.name);
   if (new Set(names).size !== names.length) throw new Error(`${where}: duplicate container names ${names.join(',')}`);
   const volumes = new Set((spec.volumes ?? []).map((v: any) => v.name));
-  for (const c of all)
-    for (const m of c.volumeMounts ?? [])
-      if (!volumes.has(m.name)) throw new Error(`${where}: ${c.name} mounts unknown volume ${m.name}`);
+  for (const c of all) for (const m of c.volumeMounts ?? []) if (!volumes.has(m.name)) throw new Error(`${where}: ${c.name} mounts unknown volume ${m.name}`);
   const job = jobSpecOf(o);
   for (const rule of job?.podFailurePolicy?.rules ?? []) {
     if (spec.restartPolicy !== 'Never') throw new Error(`${where}: podFailurePolicy needs restartPolicy Never`);

@@ -30,9 +30,7 @@ describe('parseArgs', () => {
     });
   });
   it('every run option', () => {
-    expect(
-      parseArgs(['run', '-o', 'out', '--no-browser', '--disable-oom-detection', '--min-available', '500MiB', '--run-dir', '/rd', 's.py']),
-    ).toEqual({
+    expect(parseArgs(['run', '-o', 'out', '--no-browser', '--disable-oom-detection', '--min-available', '500MiB', '--run-dir', '/rd', 's.py'])).toEqual({
       cmd: 'run',
       mode: 'run',
       flags: { outputDir: 'out', openBrowser: false, oomDetection: false, minAvailable: '500MiB', runDir: '/rd' },
@@ -115,7 +113,7 @@ describe('exitStatusForError', () => {
   });
 });
 
-describe('raw arguments (bytes the kernel gave, not Node\'s UTF-8 decoding)', () => {
+describe("raw arguments (bytes the kernel gave, not Node's UTF-8 decoding)", () => {
   const b = (...parts: Array<string | number[]>) => Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : Buffer.from(p))));
   const cmdline = b('node\0--enable-source-maps\0/h/bin/highwater.js\0run\0-o\0out\0s.py\0', [0xff, 0xfe], '\0\0x y\0');
   const decoded = ['run', '-o', 'out', 's.py', '\ufffd\ufffd', '', 'x y'];

@@ -60,14 +60,12 @@ describe('findHome', () => {
 
 describe('formatTextLine', () => {
   it('prefixes pino lines for humans', () => {
-    expect(formatTextLine('{"level":40,"time":1,"module":"readings","msg":"degraded","err":"x"}')).toBe(
-      'highwater: warn: [readings] degraded err=x\n',
-    );
+    expect(formatTextLine('{"level":40,"time":1,"module":"readings","msg":"degraded","err":"x"}')).toBe('highwater: warn: [readings] degraded err=x\n');
   });
 });
 
 describe('rawEnvironment and the exec block', () => {
-  it('unchanged variables keep their bytes, highwater\'s own take their new value, new ones are added', () => {
+  it("unchanged variables keep their bytes, highwater's own take their new value, new ones are added", () => {
     const raw = [Buffer.from([0x41, 0x3d, 0x61, 0xff]), Buffer.from('PATH=/bin'), Buffer.from('LD_PRELOAD=/x.so'), Buffer.from('A=dup')];
     const decoded = { A: 'a\ufffd', PATH: '/bin', LD_PRELOAD: '/x.so' };
     const env = { ...decoded, LD_PRELOAD: '/shim.so:/x.so', HIGHWATER_MODE: 'run' };

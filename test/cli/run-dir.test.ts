@@ -41,7 +41,9 @@ describe('highwater run: files dropped into the run dir', () => {
     expect(r.stderr).toContain(`raw data kept at ${kept}`);
     expect(readFileSync(kept)).toEqual(readFileSync(join(fixtures, 'dumps', 'truncated.dump')));
     // The dropped state file got its (folded) post-mortem, beside the program's own report.
-    const chain = reportDirs(r.outDir).map((d) => JSON.parse(readFileSync(join(d, 'report.json'), 'utf8'))).find((j) => j.process.pid === DEAD_PID);
+    const chain = reportDirs(r.outDir)
+      .map((d) => JSON.parse(readFileSync(join(d, 'report.json'), 'utf8')))
+      .find((j) => j.process.pid === DEAD_PID);
     expect(chain.stacks[0].frames.at(-1).line).toBe(2000);
     expect(chain.truncation.foldedStacks).toBe(1);
   }, 120_000);

@@ -25,19 +25,16 @@ describe('parseSize', () => {
   ])('%s → percent', (text, percent) => {
     expect(parseSize(text)).toEqual({ kind: 'percent', percent });
   });
-  it.each(['', 'abc', '10MB', '10 GB', '-1', '0%', '101%', '1e3', '5%%', 'MiB', '1.2.3k'])(
-    '%j is HW_ERR_CONFIG listing the accepted forms',
-    (text) => {
-      try {
-        parseSize(text, '--min-available');
-        expect.unreachable();
-      } catch (e) {
-        expect(isHighwaterError(e, 'HW_ERR_CONFIG')).toBe(true);
-        expect((e as Error).message).toMatch(/--min-available/);
-        expect((e as Error).message).toMatch(/bytes.*KiB\/MiB\/GiB.*%/);
-      }
-    },
-  );
+  it.each(['', 'abc', '10MB', '10 GB', '-1', '0%', '101%', '1e3', '5%%', 'MiB', '1.2.3k'])('%j is HW_ERR_CONFIG listing the accepted forms', (text) => {
+    try {
+      parseSize(text, '--min-available');
+      expect.unreachable();
+    } catch (e) {
+      expect(isHighwaterError(e, 'HW_ERR_CONFIG')).toBe(true);
+      expect((e as Error).message).toMatch(/--min-available/);
+      expect((e as Error).message).toMatch(/bytes.*KiB\/MiB\/GiB.*%/);
+    }
+  });
 });
 
 describe('parseMinAvailable / formatMinAvailable', () => {

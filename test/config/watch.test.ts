@@ -23,11 +23,24 @@ describe('loadWatchConfig', () => {
     expect(loadWatchConfig('/r', { metricsPort: 'off' }, { HIGHWATER_METRICS_PORT: '0' }).metricsPort).toBeUndefined();
     expect(() => loadWatchConfig('/r', {}, { HIGHWATER_WARN_AFTER: 'soon' })).toThrow(/invalid value for HIGHWATER_WARN_AFTER/);
     // Kubernetes: Events, uploads, the pod from the downward API.
-    const k8s = { HIGHWATER_EVENTS: '1', HIGHWATER_UPLOAD_URL: 'https://s3.example/b/{namespace}/{pod}/{report}/{file}?sig=x', HIGHWATER_UPLOAD_TIMEOUT: '7.5', HIGHWATER_POD_NAME: 'p', HIGHWATER_POD_NAMESPACE: 'n' };
-    expect(loadWatchConfig('/r', {}, k8s)).toMatchObject({ events: true, uploadUrl: k8s.HIGHWATER_UPLOAD_URL, uploadTimeoutMs: 7500, pod: { name: 'p', namespace: 'n' } });
+    const k8s = {
+      HIGHWATER_EVENTS: '1',
+      HIGHWATER_UPLOAD_URL: 'https://s3.example/b/{namespace}/{pod}/{report}/{file}?sig=x',
+      HIGHWATER_UPLOAD_TIMEOUT: '7.5',
+      HIGHWATER_POD_NAME: 'p',
+      HIGHWATER_POD_NAMESPACE: 'n',
+    };
+    expect(loadWatchConfig('/r', {}, k8s)).toMatchObject({
+      events: true,
+      uploadUrl: k8s.HIGHWATER_UPLOAD_URL,
+      uploadTimeoutMs: 7500,
+      pod: { name: 'p', namespace: 'n' },
+    });
     expect(loadWatchConfig('/r', {}, { HIGHWATER_EVENTS: '0' }).events).toBe(false);
     expect(() => loadWatchConfig('/r', {}, { HIGHWATER_EVENTS: 'maybe' })).toThrow(/invalid value for HIGHWATER_EVENTS/);
-    expect(() => loadWatchConfig('/r', { uploadUrl: 'https://s3/{bucket}/{file}' }, {})).toThrow(/invalid value for --upload-url.*unknown placeholder \{bucket\}/);
+    expect(() => loadWatchConfig('/r', { uploadUrl: 'https://s3/{bucket}/{file}' }, {})).toThrow(
+      /invalid value for --upload-url.*unknown placeholder \{bucket\}/,
+    );
     expect(() => loadWatchConfig('/r', { uploadTimeout: '0' }, {})).toThrow(/invalid value for --upload-timeout/);
   });
 });

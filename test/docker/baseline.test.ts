@@ -12,9 +12,21 @@ describe.skipIf(!engine.ok)('docker: baseline without highwater', () => {
 
   it('the OOM job is killed by the kernel: exit 137', async () => {
     const r = await docker([
-      'run', '--rm', '--network', 'none', '--memory', '400m', '--memory-swap', '400m',
-      '-e', 'PYTHONUNBUFFERED=1', '-v', `${oomJob}:/app/job.py:ro`,
-      'highwater-base:bookworm', 'python3', '/app/job.py',
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      '--memory',
+      '400m',
+      '--memory-swap',
+      '400m',
+      '-e',
+      'PYTHONUNBUFFERED=1',
+      '-v',
+      `${oomJob}:/app/job.py:ro`,
+      'highwater-base:bookworm',
+      'python3',
+      '/app/job.py',
     ]);
     expect(r.code, r.stderr).toBe(137);
     expect(r.stdout).toMatch(/step \d+: holding \d+ MiB/);

@@ -89,8 +89,20 @@ describe.skipIf(!ready)('docker: highwater end to end', () => {
   it('a job that finishes normally keeps its exit code and gets a peak report', async () => {
     const dir = reportsDir();
     const r = await docker([
-      'run', '--rm', '--network', 'none', ...MEMORY, '-e', 'HIGHWATER_WATCH=1',
-      '-e', 'STEPS=6', '-e', 'EXIT_CODE=3', '-v', `${dir}:/reports`, 'highwater-demo-job',
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      ...MEMORY,
+      '-e',
+      'HIGHWATER_WATCH=1',
+      '-e',
+      'STEPS=6',
+      '-e',
+      'EXIT_CODE=3',
+      '-v',
+      `${dir}:/reports`,
+      'highwater-demo-job',
     ]);
     expect(r.code, r.stderr).toBe(3);
     const report = await waitForReport(dir, 5_000);
@@ -106,8 +118,22 @@ describe.skipIf(!ready)('docker: highwater end to end', () => {
     const name = uniqueName('hw-stop');
     containers.push(name);
     const started = await docker([
-      'run', '-d', '--name', name, '--network', 'none', ...MEMORY, '-e', 'HIGHWATER_WATCH=1',
-      '-e', 'STEPS=5', '-e', 'HOLD_SECONDS=300', '-v', `${dir}:/reports`, 'highwater-demo-job',
+      'run',
+      '-d',
+      '--name',
+      name,
+      '--network',
+      'none',
+      ...MEMORY,
+      '-e',
+      'HIGHWATER_WATCH=1',
+      '-e',
+      'STEPS=5',
+      '-e',
+      'HOLD_SECONDS=300',
+      '-v',
+      `${dir}:/reports`,
+      'highwater-demo-job',
     ]);
     expect(started.code, started.stderr).toBe(0);
     const end = Date.now() + 60_000;
@@ -147,13 +173,39 @@ describe.skipIf(!ready)('docker: highwater end to end', () => {
     const app = uniqueName('hw-app');
     containers.push(sidecar, app);
     volumes.push(runVol);
-    const s = await docker(['run', '-d', '--name', sidecar, '--network', 'none', '-v', `${runVol}:/run/highwater`, '-v', `${dir}:/reports`, 'highwater:latest']);
+    const s = await docker([
+      'run',
+      '-d',
+      '--name',
+      sidecar,
+      '--network',
+      'none',
+      '-v',
+      `${runVol}:/run/highwater`,
+      '-v',
+      `${dir}:/reports`,
+      'highwater:latest',
+    ]);
     expect(s.code, s.stderr).toBe(0);
     const r = await docker([
-      'run', '--name', app, '--network', 'none', ...MEMORY,
-      '--label', ENABLED_LABEL, '--label', `io.highwater.sidecar=${sidecar}`,
-      '-v', `${runVol}:/run/highwater`, '-e', 'HIGHWATER_RUN_DIR=/run/highwater',
-      '-e', 'HIGHWATER_CONTROL_UID=10001', '-e', 'HIGHWATER_FILE_MODE=0666',
+      'run',
+      '--name',
+      app,
+      '--network',
+      'none',
+      ...MEMORY,
+      '--label',
+      ENABLED_LABEL,
+      '--label',
+      `io.highwater.sidecar=${sidecar}`,
+      '-v',
+      `${runVol}:/run/highwater`,
+      '-e',
+      'HIGHWATER_RUN_DIR=/run/highwater',
+      '-e',
+      'HIGHWATER_CONTROL_UID=10001',
+      '-e',
+      'HIGHWATER_FILE_MODE=0666',
       'highwater-demo-job-slim',
     ]);
     expect(r.code, r.stderr).toBe(53);

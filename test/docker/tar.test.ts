@@ -83,7 +83,11 @@ describe('collect helpers', () => {
 
   it('parses engine events', () => {
     const die = parseEvent(
-      JSON.stringify({ Type: 'container', Action: 'die', Actor: { ID: 'abc', Attributes: { exitCode: '53', name: 'job', 'io.highwater.enabled': 'true', image: 'x' } } }),
+      JSON.stringify({
+        Type: 'container',
+        Action: 'die',
+        Actor: { ID: 'abc', Attributes: { exitCode: '53', name: 'job', 'io.highwater.enabled': 'true', image: 'x' } },
+      }),
     );
     expect(die).toEqual({ action: 'die', id: 'abc', name: 'job', exitCode: 53, labels: { 'io.highwater.enabled': 'true' } });
     expect(parseEvent(JSON.stringify({ Action: 'oom', Actor: { ID: 'abc', Attributes: { name: 'job' } } }))?.action).toBe('oom');

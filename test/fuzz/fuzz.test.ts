@@ -12,7 +12,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { isHighwaterError } from '../../sidecar/src/errors.js';
-import { findCgroupMounts, hostAvailableBytes, parseBytes, parseLimit, parseMeminfo, parseMemoryStat, parseMountinfo, parseProcCgroup, parseProcStatusVmSwap, v1MemoryEntry, v2Entry } from '../../sidecar/src/memory/parse.js';
+import {
+  findCgroupMounts,
+  hostAvailableBytes,
+  parseBytes,
+  parseLimit,
+  parseMeminfo,
+  parseMemoryStat,
+  parseMountinfo,
+  parseProcCgroup,
+  parseProcStatusVmSwap,
+  v1MemoryEntry,
+  v2Entry,
+} from '../../sidecar/src/memory/parse.js';
 import { parseDump } from '../../sidecar/src/report/dump.js';
 import type { ProfileData } from '../../sidecar/src/report/model.js';
 import { buildReportJson, reportJsonText } from '../../sidecar/src/report/render.js';
@@ -51,7 +63,7 @@ const targets: Record<string, Target> = {
     const a = new AnswerLine('/fuzz.sock');
     const text = input.toString('utf8');
     let line: string | undefined;
-    for (let i = 0; i < text.length && line === undefined; ) {
+    for (let i = 0; i < text.length && line === undefined;) {
       const n = 1 + ((i * 7919) % 97);
       line = a.push(text.slice(i, i + n));
       i += n;
@@ -76,46 +88,50 @@ const targets: Record<string, Target> = {
 
 describe('fuzz (bounded time per target; HW_FUZZ_SECONDS to run longer)', () => {
   for (const [name, run] of Object.entries(targets)) {
-    test(`${name}: every mutated input gives a result or an HW_ERR_* error`, () => {
-      const seedNames = readdirSync(join(SEEDS, name)).sort();
-      const seeds = seedNames.map((f) => readFileSync(join(SEEDS, name, f)));
-      expect(seeds.length).toBeGreaterThan(0);
-      const rng = new Rng(Number(process.env.HW_FUZZ_SEED ?? 0x5eed) ^ name.length);
-      const failures: string[] = [];
-      let saveDir: string | undefined;
-      let runs = 0;
-      let errors = 0;
-      let slowest = 0;
-      const end = Date.now() + SECONDS * 1000;
-      const tryOne = (input: Buffer, seedName: string): void => {
-        const t0 = performance.now();
-        let failure: string | undefined;
-        try {
-          run(input, seedName);
-        } catch (e) {
-          if (isHighwaterError(e) && e.code.startsWith('HW_ERR_')) errors++;
-          else failure = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    test(
+      `${name}: every mutated input gives a result or an HW_ERR_* error`,
+      () => {
+        const seedNames = readdirSync(join(SEEDS, name)).sort();
+        const seeds = seedNames.map((f) => readFileSync(join(SEEDS, name, f)));
+        expect(seeds.length).toBeGreaterThan(0);
+        const rng = new Rng(Number(process.env.HW_FUZZ_SEED ?? 0x5eed) ^ name.length);
+        const failures: string[] = [];
+        let saveDir: string | undefined;
+        let runs = 0;
+        let errors = 0;
+        let slowest = 0;
+        const end = Date.now() + SECONDS * 1000;
+        const tryOne = (input: Buffer, seedName: string): void => {
+          const t0 = performance.now();
+          let failure: string | undefined;
+          try {
+            run(input, seedName);
+          } catch (e) {
+            if (isHighwaterError(e) && e.code.startsWith('HW_ERR_')) errors++;
+            else failure = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+          }
+          const ms = performance.now() - t0;
+          slowest = Math.max(slowest, ms);
+          if (ms > SLOW_MS) failure ??= `took ${ms.toFixed(0)} ms`;
+          runs++;
+          if (failure && failures.length < 5) {
+            saveDir ??= mkdtempSync(join(tmpdir(), `hw-fuzz-${name}-`));
+            const path = join(saveDir, `${failures.length}-${seedName}`);
+            writeFileSync(path, input);
+            failures.push(`${failure} (input saved at ${path})`);
+          }
+        };
+        // The seeds themselves must pass, then mutations until the time is up.
+        seeds.forEach((s, i) => tryOne(s, seedNames[i]!));
+        while (Date.now() < end && failures.length < 5) {
+          const k = rng.below(seeds.length);
+          tryOne(mutate(seeds[k]!, rng, seeds, name === 'dump' ? [jsonLineMutation] : []), seedNames[k]!);
         }
-        const ms = performance.now() - t0;
-        slowest = Math.max(slowest, ms);
-        if (ms > SLOW_MS) failure ??= `took ${ms.toFixed(0)} ms`;
-        runs++;
-        if (failure && failures.length < 5) {
-          saveDir ??= mkdtempSync(join(tmpdir(), `hw-fuzz-${name}-`));
-          const path = join(saveDir, `${failures.length}-${seedName}`);
-          writeFileSync(path, input);
-          failures.push(`${failure} (input saved at ${path})`);
-        }
-      };
-      // The seeds themselves must pass, then mutations until the time is up.
-      seeds.forEach((s, i) => tryOne(s, seedNames[i]!));
-      while (Date.now() < end && failures.length < 5) {
-        const k = rng.below(seeds.length);
-        tryOne(mutate(seeds[k]!, rng, seeds, name === 'dump' ? [jsonLineMutation] : []), seedNames[k]!);
-      }
-      console.log(`fuzz ${name}: ${runs} inputs in ${SECONDS} s, ${errors} clean HW_ERR_* errors, slowest ${slowest.toFixed(1)} ms`);
-      expect(failures).toEqual([]);
-      expect(runs).toBeGreaterThan(seeds.length);
-    }, SECONDS * 1000 + 30_000);
+        console.log(`fuzz ${name}: ${runs} inputs in ${SECONDS} s, ${errors} clean HW_ERR_* errors, slowest ${slowest.toFixed(1)} ms`);
+        expect(failures).toEqual([]);
+        expect(runs).toBeGreaterThan(seeds.length);
+      },
+      SECONDS * 1000 + 30_000,
+    );
   }
 });

@@ -28,13 +28,52 @@ export class Rng {
 }
 
 const INTERESTING_TEXT = [
-  '0', '-1', '1e309', '18446744073709551615', '9007199254740993', '4294967296', '-9223372036854775808', 'NaN', 'null',
-  '[]', '{}', '""', '\u0000', '\n', '\r\n', '\uffff', '\ud800', '"', '\\', '[[0,1]]', ';', ' ', 'max', '\t',
+  '0',
+  '-1',
+  '1e309',
+  '18446744073709551615',
+  '9007199254740993',
+  '4294967296',
+  '-9223372036854775808',
+  'NaN',
+  'null',
+  '[]',
+  '{}',
+  '""',
+  '\u0000',
+  '\n',
+  '\r\n',
+  '\uffff',
+  '\ud800',
+  '"',
+  '\\',
+  '[[0,1]]',
+  ';',
+  ' ',
+  'max',
+  '\t',
 ];
 const INTERESTING_U32 = [0, 1, 0x7fffffff, 0x80000000, 0xffffffff, 4096, 4095, 16, 8];
 
 const INTERESTING_JSON: unknown[] = [
-  0, -1, 1.5, 1e300, 2 ** 64, 2 ** 53 + 2, '', 'x', '\u0000;\n', null, true, [], {}, [[0, 1]], [0, 1], [[-1, 2 ** 40]], { type: 'end' }, [[[[[]]]]],
+  0,
+  -1,
+  1.5,
+  1e300,
+  2 ** 64,
+  2 ** 53 + 2,
+  '',
+  'x',
+  '\u0000;\n',
+  null,
+  true,
+  [],
+  {},
+  [[0, 1]],
+  [0, 1],
+  [[-1, 2 ** 40]],
+  { type: 'end' },
+  [[[[[]]]]],
 ];
 
 /** Replaces one value somewhere inside a parsed JSON value (structure-aware: keeps the line valid JSON). */
@@ -112,7 +151,8 @@ const mutations: Mutation[] = [
     if (b.length < 8) return b;
     const c = Buffer.from(b);
     const off = r.below(Math.floor(c.length / 4)) * 4;
-    if (r.below(2) === 0 && off + 8 <= c.length) c.writeBigUInt64LE(r.below(2) ? 0xffffffffffffffffn : BigInt(r.pick(INTERESTING_U32)) << BigInt(r.below(33)), off);
+    if (r.below(2) === 0 && off + 8 <= c.length)
+      c.writeBigUInt64LE(r.below(2) ? 0xffffffffffffffffn : BigInt(r.pick(INTERESTING_U32)) << BigInt(r.below(33)), off);
     else c.writeUInt32LE(r.pick(INTERESTING_U32), off);
     return c;
   },

@@ -13,11 +13,16 @@ describe('native fuzz targets', () => {
   it(`each runs ${SECONDS} s without a finding`, async () => {
     const out = freshDir('hw-fuzz-');
     const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      execFile(join(repoRoot, 'test', 'fuzz', 'run-native.sh'), [String(SECONDS), ...TARGETS], {
-        env: { ...process.env, HW_FUZZ_OUT: out },
-        timeout: (SECONDS * TARGETS.length + 120) * 1000,
-        maxBuffer: 16 * 1024 * 1024,
-      }, (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr }));
+      execFile(
+        join(repoRoot, 'test', 'fuzz', 'run-native.sh'),
+        [String(SECONDS), ...TARGETS],
+        {
+          env: { ...process.env, HW_FUZZ_OUT: out },
+          timeout: (SECONDS * TARGETS.length + 120) * 1000,
+          maxBuffer: 16 * 1024 * 1024,
+        },
+        (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr }),
+      );
     });
     expect(r.code, r.stderr.slice(-4000)).toBe(0);
     for (const t of TARGETS) {

@@ -63,9 +63,7 @@ export function runCli(args: string[], opts: RunOptions = {}): Promise<CliResult
 /** `highwater run -o <fresh dir> --no-browser <target...>`. */
 export function runProfiled(target: string[], opts: RunOptions & { flags?: string[] } = {}) {
   const outDir = freshDir('hw-out-');
-  return runCli(['run', '-o', outDir, '--no-browser', ...(opts.flags ?? []), ...target], opts).then(
-    (r) => ({ ...r, outDir }),
-  );
+  return runCli(['run', '-o', outDir, '--no-browser', ...(opts.flags ?? []), ...target], opts).then((r) => ({ ...r, outDir }));
 }
 
 /** The report directories under an output dir, oldest first. */

@@ -4,18 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import {
-  buildInit,
-  childrenOf,
-  cleanEnv,
-  hasPython,
-  makeFakeBundle,
-  processes,
-  run,
-  sleep,
-  start,
-  type FakeBundle,
-} from './init-helpers.js';
+import { buildInit, childrenOf, cleanEnv, hasPython, makeFakeBundle, processes, run, sleep, start, type FakeBundle } from './init-helpers.js';
 
 let init: string;
 let bundle: FakeBundle;
@@ -135,7 +124,8 @@ describe('zombie reaping and subreaper', () => {
 });
 
 describe('environment', () => {
-  const show = 'for v in LD_PRELOAD HIGHWATER_ORIG_LD_PRELOAD PYTHONPATH HIGHWATER_RUN_DIR OMP_NUM_THREADS OPENBLAS_NUM_THREADS MKL_NUM_THREADS NUMEXPR_NUM_THREADS NUMEXPR_MAX_THREADS BLOSC_NTHREADS VECLIB_MAXIMUM_THREADS; do eval "echo $v=\\${$v-UNSET}"; done';
+  const show =
+    'for v in LD_PRELOAD HIGHWATER_ORIG_LD_PRELOAD PYTHONPATH HIGHWATER_RUN_DIR OMP_NUM_THREADS OPENBLAS_NUM_THREADS MKL_NUM_THREADS NUMEXPR_NUM_THREADS NUMEXPR_MAX_THREADS BLOSC_NTHREADS VECLIB_MAXIMUM_THREADS; do eval "echo $v=\\${$v-UNSET}"; done';
   const parse = (s: string) =>
     Object.fromEntries(
       s
@@ -153,7 +143,15 @@ describe('environment', () => {
     expect(env.PYTHONPATH).toBe(`${bundle.home}/python/bootstrap:${bundle.home}/python`);
     expect(env.HIGHWATER_RUN_DIR).toBe(runDir);
     // In a container highwater must not change the job's parallelism.
-    for (const v of ['OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS', 'NUMEXPR_NUM_THREADS', 'NUMEXPR_MAX_THREADS', 'BLOSC_NTHREADS', 'VECLIB_MAXIMUM_THREADS'])
+    for (const v of [
+      'OMP_NUM_THREADS',
+      'OPENBLAS_NUM_THREADS',
+      'MKL_NUM_THREADS',
+      'NUMEXPR_NUM_THREADS',
+      'NUMEXPR_MAX_THREADS',
+      'BLOSC_NTHREADS',
+      'VECLIB_MAXIMUM_THREADS',
+    ])
       expect(env[v]).toBe('UNSET');
     expect(statSync(runDir).isDirectory()).toBe(true);
     expect(statSync(runDir).mode & 0o777).toBe(0o700);
@@ -253,13 +251,21 @@ describe('single-container watcher', () => {
 
   it('a watcher that fails or hangs never changes the exit status', async () => {
     const failing = makeFakeBundle({ watcher: 'exit 1' });
-    let r = await run(init, ['--', 'sh', '-c', 'sleep 0.3; exit 3'], cleanEnv({ HIGHWATER_HOME: failing.home, HIGHWATER_RUN_DIR: runDir, HIGHWATER_WATCH: '1' }));
+    let r = await run(
+      init,
+      ['--', 'sh', '-c', 'sleep 0.3; exit 3'],
+      cleanEnv({ HIGHWATER_HOME: failing.home, HIGHWATER_RUN_DIR: runDir, HIGHWATER_WATCH: '1' }),
+    );
     expect(r.code).toBe(3);
     expect(r.stderr).toContain('watcher ended');
 
     const hanging = makeFakeBundle({ watcher: "trap '' TERM; exec sleep 60" });
     const t0 = Date.now();
-    r = await run(init, ['--', 'sh', '-c', 'exit 0'], cleanEnv({ HIGHWATER_HOME: hanging.home, HIGHWATER_RUN_DIR: runDir, HIGHWATER_WATCH: '1', HIGHWATER_WATCH_GRACE: '1' }));
+    r = await run(
+      init,
+      ['--', 'sh', '-c', 'exit 0'],
+      cleanEnv({ HIGHWATER_HOME: hanging.home, HIGHWATER_RUN_DIR: runDir, HIGHWATER_WATCH: '1', HIGHWATER_WATCH_GRACE: '1' }),
+    );
     expect(r.code).toBe(0);
     expect(Date.now() - t0).toBeLessThan(5000);
     expect(r.stderr).toContain('killing it');
@@ -298,7 +304,7 @@ describe.skipIf(!canUnshare())('as PID 1 of a new PID namespace (unshare)', () =
   });
 
   it.skipIf(!python)('forwards SIGTERM from outside (like docker stop) and reaps orphans', async () => {
-    const script = '(sleep 0.3 &); (sleep 0.3 &); exec python3 -c \'' + TRAP_PY.replace(/'/g, "'\\''") + "'";
+    const script = "(sleep 0.3 &); (sleep 0.3 &); exec python3 -c '" + TRAP_PY.replace(/'/g, "'\\''") + "'";
     const p = start('unshare', ns(['sh', '-c', script]), baseEnv);
     await p.waitFor('ready');
     const initHostPid = childrenOf(p.child.pid!).find((c) => c.comm === 'highwater-init')!.pid;

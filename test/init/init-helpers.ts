@@ -39,10 +39,7 @@ export function makeFakeBundle(opts: { watcher?: string } = {}): FakeBundle {
   const otherLib = join(home, 'lib/libother.so');
   execFileSync('cc', ['-shared', '-fPIC', '-o', shim, src]);
   execFileSync('cc', ['-shared', '-fPIC', '-o', otherLib, src]);
-  writeFileSync(
-    join(home, 'python/bootstrap/sitecustomize.py'),
-    'import os\nos.environ["HW_TEST_BOOTSTRAP_LOADED"] = "1"\n',
-  );
+  writeFileSync(join(home, 'python/bootstrap/sitecustomize.py'), 'import os\nos.environ["HW_TEST_BOOTSTRAP_LOADED"] = "1"\n');
   writeFileSync(join(home, 'python/highwater/__init__.py'), '');
   if (opts.watcher !== undefined) {
     mkdirSync(join(home, 'node/bin'), { recursive: true });
@@ -95,9 +92,7 @@ export function start(cmd: string, args: string[], env: Record<string, string>):
     }
   });
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const done = new Promise<RunResult>((res) =>
-    child.on('close', (code, signal) => res({ code, signal, stdout: out, stderr: err })),
-  );
+  const done = new Promise<RunResult>((res) => child.on('close', (code, signal) => res({ code, signal, stdout: out, stderr: err })));
   const waitFor = (text: string, timeoutMs = 15_000) =>
     new Promise<void>((res, rej) => {
       if (out.includes(text)) return res();

@@ -60,7 +60,9 @@ describe('highwater-init and musl', () => {
     const prog = join(dir, 'musl-prog');
     execFileSync('cc', ['-o', prog, join(dir, 'p.c'), '-Wl,--dynamic-linker=/lib/ld-musl-x86_64.so.1']);
     const r = await run(init, ['--', prog], env);
-    expect(r.stderr).toContain(`highwater-init: ${prog} is a musl program (interpreter /lib/ld-musl-x86_64.so.1); the shim needs glibc: running the command without highwater\n`);
+    expect(r.stderr).toContain(
+      `highwater-init: ${prog} is a musl program (interpreter /lib/ld-musl-x86_64.so.1); the shim needs glibc: running the command without highwater\n`,
+    );
     expect(r.code).toBe(127); // no musl loader on this machine: exec fails as a shell would say
     // A glibc program (this machine's sh) still gets the shim.
     const sh = await run(init, ['--', '/bin/sh', '-c', SHOW], env);

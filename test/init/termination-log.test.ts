@@ -30,7 +30,7 @@ describe('highwater-init termination message', () => {
     );
   });
 
-  it('never replaces a message already there (the shim\'s), never creates the file, never follows a symlink, and says nothing for other endings', async () => {
+  it("never replaces a message already there (the shim's), never creates the file, never follows a symlink, and says nothing for other endings", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hw-tl-'));
     const full = join(dir, 'full');
     writeFileSync(full, 'highwater: out of memory (low-available): ...\n');

@@ -76,22 +76,46 @@ describe('Jupyter kernel "Python 3 with highwater"', () => {
 
     const r = spawnSync(
       PY,
-      ['-m', 'nbconvert', '--to', 'notebook', '--execute', '--ExecutePreprocessor.kernel_name=highwater',
-        '--ExecutePreprocessor.timeout=120', '--allow-errors', '--output', 'out.ipynb', 'in.ipynb'],
+      [
+        '-m',
+        'nbconvert',
+        '--to',
+        'notebook',
+        '--execute',
+        '--ExecutePreprocessor.kernel_name=highwater',
+        '--ExecutePreprocessor.timeout=120',
+        '--allow-errors',
+        '--output',
+        'out.ipynb',
+        'in.ipynb',
+      ],
       { cwd: dir, env: { ...process.env, JUPYTER_PATH: join(prefix, 'share', 'jupyter'), DISPLAY: '' }, encoding: 'utf8', timeout: 180_000 },
     );
     expect(r.status, r.stderr).toBe(0);
 
-    interface Output { output_type: string; text?: string | string[]; data?: Record<string, string | string[]>; ename?: string; evalue?: string }
+    interface Output {
+      output_type: string;
+      text?: string | string[];
+      data?: Record<string, string | string[]>;
+      ename?: string;
+      evalue?: string;
+    }
     const nb = JSON.parse(readFileSync(join(dir, 'out.ipynb'), 'utf8')) as { cells: { outputs: Output[] }[] };
     const text = (v: string | string[] | undefined) => (Array.isArray(v) ? v.join('') : (v ?? ''));
     const html = (i: number) => nb.cells[i]!.outputs.map((o) => text(o.data?.['text/html'])).join('');
-    const stdout = (i: number) => nb.cells[i]!.outputs.filter((o) => o.output_type === 'stream').map((o) => text(o.text)).join('');
+    const stdout = (i: number) =>
+      nb.cells[i]!.outputs.filter((o) => o.output_type === 'stream')
+        .map((o) => text(o.text))
+        .join('');
 
     const reports = reportDirs(join(dir, 'highwater-result'));
     expect(reports).toHaveLength(3);
     // The IFrame of each profiled cell points at its own report.
-    for (const [cell, report] of [[1, reports[0]!], [3, reports[1]!], [4, reports[2]!]] as const) {
+    for (const [cell, report] of [
+      [1, reports[0]!],
+      [3, reports[1]!],
+      [4, reports[2]!],
+    ] as const) {
       const m = /<iframe[^>]*src="([^"]+)"/.exec(html(cell));
       expect(m, html(cell)).not.toBeNull();
       expect(join(dir, m![1]!)).toBe(join(report, 'index.html'));

@@ -53,7 +53,9 @@ describe('highwater collect kubernetes', () => {
     const lines = r.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^NAMESPACE\/POD\s+CONTAINER\s+WHEN\s+PEAK\s+TOP LINE\s+REPORT$/);
     expect(lines).toHaveLength(3);
-    expect(lines[1]).toMatch(/^ml\/train-a1\s+app\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ\s+300\.0 MiB\s+train\.py:31 x = load\(\)\s+\/reports\/train-a1\/index\.html$/);
+    expect(lines[1]).toMatch(
+      /^ml\/train-a1\s+app\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ\s+300\.0 MiB\s+train\.py:31 x = load\(\)\s+\/reports\/train-a1\/index\.html$/,
+    );
     expect(lines[2]).toMatch(/^ml\/train-b2\s+app\s+.*350\.0 MiB\s+train\.py:44 x = load\(\)\s+\/reports\/train-b2\/index\.html$/);
     expect(r.stdout).not.toContain('web-d4');
   });
@@ -71,14 +73,18 @@ describe('highwater collect kubernetes', () => {
 
   it('--follow prints new Events as the watch brings them, and ends cleanly on SIGTERM', async () => {
     await setup();
-    const child = spawn(process.execPath, [cliPath, 'collect', 'kubernetes', '-n', 'data', '--follow'], { cwd: repoRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [cliPath, 'collect', 'kubernetes', '-n', 'data', '--follow'], {
+      cwd: repoRoot,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
     const until = async (re: RegExp): Promise<void> => {
-      for (const end = Date.now() + 15_000; !re.test(out); ) {
+      for (const end = Date.now() + 15_000; !re.test(out);) {
         if (Date.now() > end) throw new Error(`timed out waiting for ${re}; stdout: ${out}; stderr: ${err}; requests: ${fake.requests.join(', ')}`);
         await new Promise((r) => setTimeout(r, 50));
       }

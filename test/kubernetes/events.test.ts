@@ -75,7 +75,14 @@ describe('HighwaterOOM Event', () => {
     expect(ev.note).toBe(`out of memory (low-available): peak 350.0 MiB of limit 400.0 MiB at job.py:31 return np.ones(n); report: ${where}`);
     for (const k of ['deprecatedCount', 'deprecatedSource', 'deprecatedFirstTimestamp', 'deprecatedLastTimestamp', 'series']) expect(ev[k]).toBeUndefined();
     // Read back as collect kubernetes does.
-    expect(rowOf(ev)).toMatchObject({ namespace: 'ml', pod: 'train-job-x7k2p', container: 'app', peakBytes: 350 * MiB, topLine: 'job.py:31 return np.ones(n)', where });
+    expect(rowOf(ev)).toMatchObject({
+      namespace: 'ml',
+      pod: 'train-job-x7k2p',
+      container: 'app',
+      peakBytes: 350 * MiB,
+      topLine: 'job.py:31 return np.ones(n)',
+      where,
+    });
   });
 
   it('a killed post-mortem gets the same Event with action Killed, a note that says so, and the trigger annotated', async () => {
@@ -88,7 +95,9 @@ describe('HighwaterOOM Event', () => {
     expect(f.creates.map((c) => c.errors)).toEqual([[]]);
     const ev = f.events[0]!;
     expect(ev).toMatchObject({ reason: 'HighwaterOOM', action: 'Killed', type: 'Warning', metadata: { annotations: { 'highwater.dev/trigger': 'killed' } } });
-    expect(ev.note).toBe(`killed (SIGKILL, most likely the kernel OOM killer) before highwater could act: peak 350.0 MiB of limit 400.0 MiB at job.py:31 return np.ones(n); report: ${where}`);
+    expect(ev.note).toBe(
+      `killed (SIGKILL, most likely the kernel OOM killer) before highwater could act: peak 350.0 MiB of limit 400.0 MiB at job.py:31 return np.ones(n); report: ${where}`,
+    );
     // An OOM caught keeps its action and says which trigger it was.
     const oom = oomEvent(pod, factsOf(report(), where), Date.now());
     expect(oom.action).toBe('OOMDetected');
@@ -115,7 +124,9 @@ describe('HighwaterOOM Event', () => {
     expect(truncateUtf8('a😀b', 4)).toBe('a');
     expect(truncateUtf8('a😀b', 5)).toBe('a😀');
     expect(microTime(0)).toBe('1970-01-01T00:00:00.000000Z');
-    expect(oomNote({ reason: 'swap', peakBytes: 1024, limitBytes: 0, topLine: 't.py:1 x', where: 'w' })).toBe('out of memory (swap): peak 1.0 KiB at t.py:1 x; report: w');
+    expect(oomNote({ reason: 'swap', peakBytes: 1024, limitBytes: 0, topLine: 't.py:1 x', where: 'w' })).toBe(
+      'out of memory (swap): peak 1.0 KiB at t.py:1 x; report: w',
+    );
   });
 
   it('the fake enforces the rules: a broken Event is refused with 422 and the client says HW_ERR_K8S_REJECTED', async () => {
@@ -177,7 +188,9 @@ describe('HighwaterOOM Event', () => {
     f.mode = 'forbidden';
     expect(await codeOf(client(f).create('ml', body))).toBe('HW_ERR_K8S_FORBIDDEN');
     // The API server's own words, from its Status object.
-    await expect(client(f).create('ml', body)).rejects.toThrow(/^posting the Event: HTTP 403: events.events.k8s.io is forbidden: User "system:serviceaccount:ml:default" cannot create/);
+    await expect(client(f).create('ml', body)).rejects.toThrow(
+      /^posting the Event: HTTP 403: events.events.k8s.io is forbidden: User "system:serviceaccount:ml:default" cannot create/,
+    );
     f.mode = 'error500';
     expect(await codeOf(client(f).create('ml', body))).toBe('HW_ERR_K8S_UNREACHABLE');
     f.mode = 'hang';
@@ -199,8 +212,27 @@ describe('HighwaterOOM Event', () => {
   it('over HTTPS, verified against the cluster CA file as in a pod; a certificate from another CA is refused', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hw-tls-'));
     const cert = (name: string): { key: string; cert: string } => {
-      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
-        '-keyout', join(dir, `${name}.key`), '-out', join(dir, `${name}.crt`)], { stdio: 'ignore' });
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'rsa:2048',
+          '-nodes',
+          '-days',
+          '1',
+          '-subj',
+          '/CN=127.0.0.1',
+          '-addext',
+          'subjectAltName=IP:127.0.0.1',
+          '-keyout',
+          join(dir, `${name}.key`),
+          '-out',
+          join(dir, `${name}.crt`),
+        ],
+        { stdio: 'ignore' },
+      );
       return { key: readFileSync(join(dir, `${name}.key`), 'utf8'), cert: readFileSync(join(dir, `${name}.crt`), 'utf8') };
     };
     const served = cert('server');

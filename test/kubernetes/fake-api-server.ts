@@ -34,9 +34,11 @@ export function validateEvent(e: Record<string, any>, urlNamespace: string): str
   if (!md.name && !md.generateName) errs.push('metadata.name: Required value');
   if (md.name && (md.name.length > 253 || !DNS1123_SUBDOMAIN.test(md.name))) errs.push('metadata.name: Invalid value: not a DNS-1123 subdomain');
   if (md.namespace !== undefined && md.namespace !== urlNamespace) errs.push('metadata.namespace: does not match the namespace in the URL');
-  if (typeof e.eventTime !== 'string' || !MICRO_TIME.test(e.eventTime)) errs.push(`eventTime: Required value (RFC 3339 with microseconds), got ${JSON.stringify(e.eventTime)}`);
+  if (typeof e.eventTime !== 'string' || !MICRO_TIME.test(e.eventTime))
+    errs.push(`eventTime: Required value (RFC 3339 with microseconds), got ${JSON.stringify(e.eventTime)}`);
   req(e.reportingController, 'reportingController', 253);
-  if (typeof e.reportingController === 'string' && !QUALIFIED_NAME.test(e.reportingController)) errs.push('reportingController: Invalid value: not a qualified name');
+  if (typeof e.reportingController === 'string' && !QUALIFIED_NAME.test(e.reportingController))
+    errs.push('reportingController: Invalid value: not a qualified name');
   req(e.reportingInstance, 'reportingInstance');
   req(e.action, 'action');
   req(e.reason, 'reason');
@@ -45,7 +47,8 @@ export function validateEvent(e: Record<string, any>, urlNamespace: string): str
   if (!r || typeof r.kind !== 'string' || typeof r.name !== 'string') errs.push('regarding: Required value (kind, name)');
   else if ((r.namespace ?? '') !== urlNamespace) errs.push('regarding.namespace: does not match the event namespace');
   if (typeof e.note === 'string' && Buffer.byteLength(e.note, 'utf8') > 1024) errs.push('note: Too long: must have at most 1024 bytes');
-  for (const f of ['deprecatedSource', 'deprecatedFirstTimestamp', 'deprecatedLastTimestamp']) if (e[f] !== undefined && e[f] !== null) errs.push(`${f}: Forbidden: needs to be unset`);
+  for (const f of ['deprecatedSource', 'deprecatedFirstTimestamp', 'deprecatedLastTimestamp'])
+    if (e[f] !== undefined && e[f] !== null) errs.push(`${f}: Forbidden: needs to be unset`);
   if (e.deprecatedCount !== undefined && e.deprecatedCount !== 0) errs.push('deprecatedCount: Forbidden: needs to be unset');
   return errs;
 }
@@ -68,7 +71,9 @@ export interface FakeApiServer {
 }
 
 function status(res: ServerResponse, code: number, reason: string, message: string): void {
-  res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', code, reason, message }));
+  res
+    .writeHead(code, { 'content-type': 'application/json' })
+    .end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', code, reason, message }));
 }
 
 export async function startFakeApiServer(token = 'fake-token', tls?: { key: string; cert: string }): Promise<FakeApiServer> {
@@ -85,7 +90,8 @@ export async function startFakeApiServer(token = 'fake-token', tls?: { key: stri
     add(event) {
       event.metadata = { ...event.metadata, resourceVersion: String(++rv), creationTimestamp: new Date().toISOString() };
       fake.events.push(event);
-      for (const w of watchers) if (w.ns === undefined || w.ns === event.metadata.namespace) w.res.write(JSON.stringify({ type: 'ADDED', object: event }) + '\n');
+      for (const w of watchers)
+        if (w.ns === undefined || w.ns === event.metadata.namespace) w.res.write(JSON.stringify({ type: 'ADDED', object: event }) + '\n');
     },
     kubeconfig: () =>
       [
@@ -119,7 +125,12 @@ export async function startFakeApiServer(token = 'fake-token', tls?: { key: stri
     const ns = m[1] === undefined ? undefined : decodeURIComponent(m[1]);
     if (fake.mode === 'forbidden') {
       const verb = req.method === 'POST' ? 'create' : 'list';
-      return status(res, 403, 'Forbidden', `events.events.k8s.io is forbidden: User "system:serviceaccount:${ns ?? 'default'}:default" cannot ${verb} resource "events" in API group "events.k8s.io"`);
+      return status(
+        res,
+        403,
+        'Forbidden',
+        `events.events.k8s.io is forbidden: User "system:serviceaccount:${ns ?? 'default'}:default" cannot ${verb} resource "events" in API group "events.k8s.io"`,
+      );
     }
     if (req.method === 'POST') {
       if (ns === undefined) return status(res, 405, 'MethodNotAllowed', 'POST needs a namespace');
@@ -144,14 +155,19 @@ export async function startFakeApiServer(token = 'fake-token', tls?: { key: stri
       res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
       const from = Number(url.searchParams.get('resourceVersion') ?? 0);
       for (const e of fake.events) if (matches(e) && Number(e.metadata.resourceVersion) > from) res.write(JSON.stringify({ type: 'ADDED', object: e }) + '\n');
-      const filtered = { ns, res: { write: (s: string) => (matches(JSON.parse(s).object) ? res.write(s) : true), end: () => res.end() } as unknown as ServerResponse };
+      const filtered = {
+        ns,
+        res: { write: (s: string) => (matches(JSON.parse(s).object) ? res.write(s) : true), end: () => res.end() } as unknown as ServerResponse,
+      };
       watchers.add(filtered);
       res.on('close', () => watchers.delete(filtered)); // not req's 'close': that fires once the request is read
       return;
     }
-    res.writeHead(200, { 'content-type': 'application/json' }).end(
-      JSON.stringify({ kind: 'EventList', apiVersion: 'events.k8s.io/v1', metadata: { resourceVersion: String(rv) }, items: fake.events.filter(matches) }),
-    );
+    res
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end(
+        JSON.stringify({ kind: 'EventList', apiVersion: 'events.k8s.io/v1', metadata: { resourceVersion: String(rv) }, items: fake.events.filter(matches) }),
+      );
   };
 
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {

@@ -33,7 +33,23 @@ const body = (): Record<string, unknown> => oomEvent(pod, factsOf(report, '/repo
 function cert(dir: string, name: string): { key: string; cert: string } {
   execFileSync(
     'openssl',
-    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, `${name}.key`), '-out', join(dir, `${name}.crt`)],
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      join(dir, `${name}.key`),
+      '-out',
+      join(dir, `${name}.crt`),
+    ],
     { stdio: 'ignore' },
   );
   return { key: readFileSync(join(dir, `${name}.key`), 'utf8'), cert: readFileSync(join(dir, `${name}.crt`), 'utf8') };
@@ -114,7 +130,9 @@ describe('Events from inside a pod without client-node', () => {
     const sink = new InClusterEvents(inClusterTarget(podEnv(f), sa));
 
     expect(() => inClusterTarget({}, sa)).toThrow(expect.objectContaining({ code: 'HW_ERR_K8S_NO_CONFIG' }));
-    expect(() => inClusterTarget(podEnv(f), join(dir, 'nothing-mounted'))).toThrow(/no service account token at .*nothing-mounted\/token \(automountServiceAccountToken: false\?\)/);
+    expect(() => inClusterTarget(podEnv(f), join(dir, 'nothing-mounted'))).toThrow(
+      /no service account token at .*nothing-mounted\/token \(automountServiceAccountToken: false\?\)/,
+    );
     expect(() => inClusterTarget({ KUBERNETES_SERVICE_HOST: 'h', KUBERNETES_SERVICE_PORT: 'https' }, sa)).toThrow(/not a port/);
     expect(inClusterTarget({ KUBERNETES_SERVICE_HOST: 'fd00::1', KUBERNETES_SERVICE_PORT: '443' }, sa).server).toBe('https://[fd00::1]:443');
 
@@ -153,6 +171,8 @@ describe('Events from inside a pod without client-node', () => {
     expect(lightEventSink({ KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '443', KUBECONFIG: '/k' })).toBe(false);
     expect(lightEventSink({})).toBe(false);
     // In a pod whose token is not mounted, opening says so (the sidecar logs it once at start).
-    await expect(openEventSink({ KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '443' })).rejects.toMatchObject({ code: 'HW_ERR_K8S_NO_CONFIG' });
+    await expect(openEventSink({ KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '443' })).rejects.toMatchObject({
+      code: 'HW_ERR_K8S_NO_CONFIG',
+    });
   });
 });

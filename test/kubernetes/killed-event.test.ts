@@ -61,9 +61,31 @@ describe.skipIf(unavailable !== null)(`a killed app in a pod-like setup${unavail
 
   it('SIGKILL of the app: the post-mortem names the line, and one valid Event (action Killed) says so, posted with node:https', async () => {
     const dir = freshDir('hw-k8s-killed-');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
-      '-keyout', join(dir, 'server.key'), '-out', join(dir, 'server.crt')], { stdio: 'ignore' });
-    const fake: FakeApiServer = await startFakeApiServer('pod-token', { key: readFileSync(join(dir, 'server.key'), 'utf8'), cert: readFileSync(join(dir, 'server.crt'), 'utf8') });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        join(dir, 'server.key'),
+        '-out',
+        join(dir, 'server.crt'),
+      ],
+      { stdio: 'ignore' },
+    );
+    const fake: FakeApiServer = await startFakeApiServer('pod-token', {
+      key: readFileSync(join(dir, 'server.key'), 'utf8'),
+      cert: readFileSync(join(dir, 'server.crt'), 'utf8'),
+    });
     cleanups.push(() => fake.close());
     const sa = join(dir, 'serviceaccount');
     mkdirSync(sa);
@@ -124,7 +146,10 @@ describe.skipIf(unavailable !== null)(`a killed app in a pod-like setup${unavail
     expect(bytesAtLine(report, 'held.py', heldLine)).toBeGreaterThanOrEqual(48 * MiB);
     expect(topLine(report)).toMatch(new RegExp(`^held\\.py:${heldLine}\\b`));
 
-    expect(fake.creates.map((c) => c.errors), side.text()).toEqual([[]]);
+    expect(
+      fake.creates.map((c) => c.errors),
+      side.text(),
+    ).toEqual([[]]);
     const ev = fake.events[0]!;
     expect(ev).toMatchObject({
       reason: 'HighwaterOOM',

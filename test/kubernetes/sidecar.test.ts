@@ -77,15 +77,20 @@ describe.skipIf(unavailable !== null)(`sidecar and app container${unavailable ? 
     const termLog = join(dir, 'termination-log');
     writeFileSync(termLog, ''); // the kubelet mounts an empty file
 
-    const w = startWatch(runDir, out, ['--metrics-port', '0', '--warn-after', '0', '--events', '--upload-url', `${store.base}/b/{namespace}/{pod}/{report}/{file}?sig=SECRET`], {
-      KUBECONFIG: kubeconfig,
-      HIGHWATER_POD_NAME: 'train-x7k2p',
-      HIGHWATER_POD_NAMESPACE: 'ml',
-      HIGHWATER_POD_UID: '0f4e2a51-0000-4000-8000-000000000001',
-      HIGHWATER_NODE_NAME: 'node-3',
-      HIGHWATER_APP_CONTAINER: 'app',
-      HIGHWATER_LOG_FORMAT: 'json',
-    });
+    const w = startWatch(
+      runDir,
+      out,
+      ['--metrics-port', '0', '--warn-after', '0', '--events', '--upload-url', `${store.base}/b/{namespace}/{pod}/{report}/{file}?sig=SECRET`],
+      {
+        KUBECONFIG: kubeconfig,
+        HIGHWATER_POD_NAME: 'train-x7k2p',
+        HIGHWATER_POD_NAMESPACE: 'ml',
+        HIGHWATER_POD_UID: '0f4e2a51-0000-4000-8000-000000000001',
+        HIGHWATER_NODE_NAME: 'node-3',
+        HIGHWATER_APP_CONTAINER: 'app',
+        HIGHWATER_LOG_FORMAT: 'json',
+      },
+    );
     cleanups.push(() => w.child.kill('SIGKILL'));
     await w.waitFor(/metrics at (http:\S+)/);
     const metricsUrl = /metrics at (http:\S+)/.exec(w.stderr())![1]!;
@@ -104,37 +109,58 @@ describe.skipIf(unavailable !== null)(`sidecar and app container${unavailable ? 
     const msg = readFileSync(termLog, 'utf8');
     expect(Buffer.byteLength(msg)).toBeLessThanOrEqual(4096);
     const dump = /report: highwater renders it from (\S+)\n/.exec(msg)?.[1];
-    expect(msg, msg).toContain(`highwater: out of memory (low-available): peak ${humanBytes(report.peakBytes)} of limit 450.0 MiB at leak.py:${leakLine} in leak_step\n`);
+    expect(msg, msg).toContain(
+      `highwater: out of memory (low-available): peak ${humanBytes(report.peakBytes)} of limit 450.0 MiB at leak.py:${leakLine} in leak_step\n`,
+    );
     expect(dump).toMatch(new RegExp(`^${runDir}/hw-\\d+-\\d+\\.dump$`));
 
     // One valid Event, regarding the pod, naming the same line and where the report is.
-    for (const end = Date.now() + 10_000; fake.events.length === 0 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 100));
-    expect(fake.creates.map((c) => c.errors), w.stderr()).toEqual([[]]);
+    for (const end = Date.now() + 10_000; fake.events.length === 0 && Date.now() < end;) await new Promise((r) => setTimeout(r, 100));
+    expect(
+      fake.creates.map((c) => c.errors),
+      w.stderr(),
+    ).toEqual([[]]);
     const ev = fake.events[0]!;
-    expect(ev.regarding).toEqual({ apiVersion: 'v1', kind: 'Pod', name: 'train-x7k2p', namespace: 'ml', uid: '0f4e2a51-0000-4000-8000-000000000001', fieldPath: 'spec.containers{app}' });
+    expect(ev.regarding).toEqual({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      name: 'train-x7k2p',
+      namespace: 'ml',
+      uid: '0f4e2a51-0000-4000-8000-000000000001',
+      fieldPath: 'spec.containers{app}',
+    });
     expect(ev.note).toContain(`out of memory (low-available): peak ${humanBytes(report.peakBytes)} of limit 450.0 MiB at ${topLine(report)}`);
     const uploadedIndex = `${store.base}/b/ml/train-x7k2p/${reportDir!.split('/').pop()}/index.html`;
     expect(ev.note).toContain(`report: ${join(reportDir!, 'index.html')}; upload: ${uploadedIndex}`);
     expect(ev.note).not.toContain('SECRET');
 
     // The upload: every report file, byte for byte.
-    for (const end = Date.now() + 10_000; ![...store.puts.keys()].some((k) => k.includes('index.html')) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 100));
+    for (const end = Date.now() + 10_000; ![...store.puts.keys()].some((k) => k.includes('index.html')) && Date.now() < end;)
+      await new Promise((r) => setTimeout(r, 100));
     const files = readdirSync(reportDir!).sort();
     expect([...store.puts.keys()].map((k) => k.split('?')[0]!.split('/').pop()).sort()).toEqual(files);
-    expect(store.puts.get(`/b/ml/train-x7k2p/${reportDir!.split('/').pop()}/report.json?sig=SECRET`)).toBe(readFileSync(join(reportDir!, 'report.json'), 'utf8'));
+    expect(store.puts.get(`/b/ml/train-x7k2p/${reportDir!.split('/').pop()}/report.json?sig=SECRET`)).toBe(
+      readFileSync(join(reportDir!, 'report.json'), 'utf8'),
+    );
 
     const metrics = await (await fetch(metricsUrl)).text();
     expect(metrics).toMatch(/^highwater_oom_detections_total\{reason="low-available"\} 1$/m);
     expect(metrics).toMatch(/^highwater_kubernetes_events_posted_total 1$/m);
     expect(metrics).toMatch(new RegExp(`^highwater_report_uploads_total\\{result="ok"\\} ${files.length}$`, 'm'));
     // pino JSON lines, each with a stable code.
-    const lines = w.stderr().split('\n').filter((l) => l.startsWith('{'));
+    const lines = w
+      .stderr()
+      .split('\n')
+      .filter((l) => l.startsWith('{'));
     const codes = lines.map((l) => (JSON.parse(l) as { code?: string }).code);
     expect(codes).toContain('HW_WATCH_STARTED');
     expect(codes).toContain('HW_REPORT_WRITTEN');
     expect(codes).toContain('HW_K8S_EVENT_POSTED');
     expect(codes).toContain('HW_REPORT_UPLOADED');
-    expect(codes.filter((c) => c === undefined), lines.join('\n')).toEqual([]);
+    expect(
+      codes.filter((c) => c === undefined),
+      lines.join('\n'),
+    ).toEqual([]);
 
     w.child.kill('SIGTERM');
     expect((await w.exited).code).toBe(0);

@@ -67,7 +67,11 @@ describe('upload', () => {
     const r = await uploadReport(dir, timeMs, { template, values, backoffMs: 50, budgetMs: 10_000 });
     expect(r.failed).toEqual([]);
     const prefix = '/bucket/ml/train-x7k2p/20261129T184500Z/20261129-184500-oom/';
-    expect(store.puts.map((p) => p.url)).toEqual([`${prefix}flamegraph.svg?X-Signature=s3cr3t`, `${prefix}report.json?X-Signature=s3cr3t`, `${prefix}index.html?X-Signature=s3cr3t`]);
+    expect(store.puts.map((p) => p.url)).toEqual([
+      `${prefix}flamegraph.svg?X-Signature=s3cr3t`,
+      `${prefix}report.json?X-Signature=s3cr3t`,
+      `${prefix}index.html?X-Signature=s3cr3t`,
+    ]);
     expect(store.puts.map((p) => p.body)).toEqual(['<svg/>\n', '{"trigger":"oom"}\n', '<html>report</html>\n']);
     expect(store.puts[2]!.contentType).toBe('text/html; charset=utf-8');
     expect(store.attempts).toHaveLength(9); // 3 files x (2 failures + 1 success)
@@ -86,7 +90,9 @@ describe('upload', () => {
     expect(took).toBeGreaterThanOrEqual(550);
     expect(took).toBeLessThan(2500);
     expect(r.uploaded).toEqual([]);
-    expect(r.failed.map((f) => f.file)).toEqual(['flamegraph.svg', 'index.html', 'report.json'].sort((a, b) => Number(a === 'index.html') - Number(b === 'index.html') || a.localeCompare(b)));
+    expect(r.failed.map((f) => f.file)).toEqual(
+      ['flamegraph.svg', 'index.html', 'report.json'].sort((a, b) => Number(a === 'index.html') - Number(b === 'index.html') || a.localeCompare(b)),
+    );
     expect(r.failed[0]!.reason).toBe('timed out');
   });
 

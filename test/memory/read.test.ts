@@ -25,9 +25,7 @@ describe('locateMemoryCgroup', () => {
     expect(locateMemoryCgroup(77, roots('v1/docker'))?.dir).toBe(join(FX, 'v1/docker/sys/fs/cgroup/memory'));
   });
   it('path "/" with a non-"/" mount root maps to the mount point', () => {
-    expect(locateMemoryCgroup(77, roots('v1/docker-odd-root'))?.dir).toBe(
-      join(FX, 'v1/docker-odd-root/sys/fs/cgroup/memory'),
-    );
+    expect(locateMemoryCgroup(77, roots('v1/docker-odd-root'))?.dir).toBe(join(FX, 'v1/docker-odd-root/sys/fs/cgroup/memory'));
   });
   it('v2 container (0::/) and v2 host (systemd scope)', () => {
     expect(locateMemoryCgroup(1, roots('v2/container'))).toEqual({

@@ -37,7 +37,10 @@ describe('Pool(4): each worker in its own state file', () => {
       expect(r.code, r.stderr).toBe(0);
       const root = r.states.find((s) => s.origin === 1)!;
       expect(root, 'a root state file').toBeDefined();
-      const workerPids = r.stdout.trim().split('\n').map((l) => Number(l.split(' ')[0]));
+      const workerPids = r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => Number(l.split(' ')[0]));
       expect(new Set(workerPids).size).toBe(4);
       const got: number[] = [];
       for (const pid of workerPids) {
@@ -48,7 +51,10 @@ describe('Pool(4): each worker in its own state file', () => {
         const bytes = at(w!, 'pool_workers.py', 'WORKER_ALLOC') ?? 0;
         got.push(bytes);
         // Its own line, nothing of the others': one of the four amounts.
-        expect([1, 2, 3, 4].some((k) => near(bytes, k * 8 * MiB)), `${bytes} bytes`).toBe(true);
+        expect(
+          [1, 2, 3, 4].some((k) => near(bytes, k * 8 * MiB)),
+          `${bytes} bytes`,
+        ).toBe(true);
         if (method === 'fork') {
           expect(w!.forkSeq).toBeGreaterThanOrEqual(1);
           // The parent's memory at the fork is not charged to the worker.
@@ -96,7 +102,10 @@ describe('other process models', () => {
     const r = await runPython([fx('executor_forkserver.py')]);
     expect(r.code, r.stderr).toBe(0);
     const root = r.states.find((s) => s.origin === 1)!;
-    const pids = r.stdout.trim().split('\n').map((l) => Number(l.split(' ')[0]));
+    const pids = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => Number(l.split(' ')[0]));
     const got = pids.map((pid) => {
       const w = r.states.find((s) => s.pid === pid)!;
       expect(w, `worker ${pid}`).toBeDefined();
@@ -155,7 +164,11 @@ describe('other process models', () => {
     expect(r.stdout).toContain("sort 0 ['apple', 'fig', 'pear']");
     expect(r.stdout).toContain('sort-bad 2');
     // Only the root's files: no state, socket or dump of any sort process.
-    const pids = new Set(readdirSync(r.rd).map((f) => /^hw-(\d+)/.exec(f)?.[1]).filter(Boolean));
+    const pids = new Set(
+      readdirSync(r.rd)
+        .map((f) => /^hw-(\d+)/.exec(f)?.[1])
+        .filter(Boolean),
+    );
     expect(pids.size).toBe(1);
     expect(r.states).toHaveLength(1);
     expect(readContainer(r.rd)!.processesEver).toBe(1);

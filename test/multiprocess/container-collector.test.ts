@@ -21,8 +21,14 @@ function spec(pid: number, argv: string[], line: number, bytes: number, peak = b
   return {
     pid,
     argv,
-    funcs: [{ file: '/app/train.py', name: '<module>' }, { file: '/app/train.py', name: `fn${line}` }],
-    nodes: [{ parent: 0, func: 0, line: 1 }, { parent: 1, func: 1, line }],
+    funcs: [
+      { file: '/app/train.py', name: '<module>' },
+      { file: '/app/train.py', name: `fn${line}` },
+    ],
+    nodes: [
+      { parent: 0, func: 0, line: 1 },
+      { parent: 1, func: 1, line },
+    ],
     live: [0, 0, bytes],
     snapshot: [0, 0, peak],
     peakBytes: peak,
@@ -97,6 +103,9 @@ describe('ContainerCollector', () => {
     const data = await c.build({ trigger: 'killed' });
     expect(data.trigger).toBe('killed');
     const live = data.processes!.map((x) => [x.pid, x.liveBytes, x.state]);
-    expect(live).toEqual([[10, 10 * MiB, 'killed'], [11, 700 * MiB, 'killed']]);
+    expect(live).toEqual([
+      [10, 10 * MiB, 'killed'],
+      [11, 700 * MiB, 'killed'],
+    ]);
   });
 });

@@ -150,7 +150,9 @@ export function readContainer(runDir: string): Container | null {
 
 /** The line of `marker` in a fixture (1-based). */
 export function lineOf(file: string, marker: string): number {
-  const i = readFileSync(file, 'utf8').split('\n').findIndex((l) => l.includes(marker));
+  const i = readFileSync(file, 'utf8')
+    .split('\n')
+    .findIndex((l) => l.includes(marker));
   if (i < 0) throw new Error(`${marker} not in ${file}`);
   return i + 1;
 }

@@ -61,13 +61,14 @@ function checkTripper(rd: string) {
   // Its OOM dump names the leaking line.
   const dump = readdirSync(rd).find((f) => f.startsWith(`hw-${c.oomPid}-`) && f.endsWith('.dump'))!;
   expect(dump, 'the worker wrote its OOM dump').toBeDefined();
-  const lines = readFileSync(join(rd, dump), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const lines = readFileSync(join(rd, dump), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   expect(lines[0].trigger).toBe('oom');
   const leak = lineOf(leakPool, 'LEAK_LINE');
   const funcs = new Map(lines.filter((l) => l.type === 'func').map((l) => [l.id, l.file]));
-  const top = lines
-    .filter((l) => l.type === 'stack' && l.snapshot === 'current')
-    .sort((a, b) => b.bytes - a.bytes)[0];
+  const top = lines.filter((l) => l.type === 'stack' && l.snapshot === 'current').sort((a, b) => b.bytes - a.bytes)[0];
   const [fid, line] = top.frames[top.frames.length - 1];
   expect(`${funcs.get(fid)}:${line}`).toBe(`${leakPool}:${leak}`);
   const root = states.find((s) => s.origin === 1 && s.pid === c.stopperPid);

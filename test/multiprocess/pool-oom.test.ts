@@ -20,7 +20,12 @@ const HOLD = lineOf(script, 'HOLD-LINE');
 const MAIN = lineOf(script, 'MAIN-LINE');
 const unavailable = cgroupUnavailable();
 
-interface Outcome { code: number | null; stdout: string; stderr: string; outDir: string }
+interface Outcome {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  outDir: string;
+}
 
 function runInCgroup(cg: TestCgroup, args: string[], env: NodeJS.ProcessEnv, flags: string[] = []): Promise<Outcome> {
   const outDir = freshDir('hw-mp-oom-');
@@ -60,50 +65,64 @@ describe.skipIf(unavailable !== null)(`a pool whose one worker leaks${unavailabl
   let cg: TestCgroup | undefined;
   afterEach(() => cg?.remove());
 
-  it.each(['spawn', 'fork'])('%s: exit 53, the worker and its line named, every process\'s memory in one report', async (method) => {
-    const made = makeCgroup(700 * MiB);
-    if (typeof made === 'string') throw new Error(made);
-    cg = made;
-    const progress = join(freshDir('hw-mp-progress-'), 'progress');
-    const r = await runInCgroup(made, [method], { PROGRESS: progress, HOLD_MIB: '30', MAIN_MIB: '16', LEAK_STEP_MIB: '20' });
-    expect(r.code, r.stderr).toBe(53);
+  it.each(['spawn', 'fork'])(
+    "%s: exit 53, the worker and its line named, every process's memory in one report",
+    async (method) => {
+      const made = makeCgroup(700 * MiB);
+      if (typeof made === 'string') throw new Error(made);
+      cg = made;
+      const progress = join(freshDir('hw-mp-progress-'), 'progress');
+      const r = await runInCgroup(made, [method], { PROGRESS: progress, HOLD_MIB: '30', MAIN_MIB: '16', LEAK_STEP_MIB: '20' });
+      expect(r.code, r.stderr).toBe(53);
 
-    // What the program really did: the leaker's pid and the blocks it held (the one in flight, if any, was refused).
-    const [leakerText, blocksText] = readFileSync(progress, 'utf8').trim().split(' ');
-    const leaker = Number(leakerText);
-    const blocks = Number(blocksText);
-    const block = 20 * MiB + 33; // b"x" * n: a bytes object of n bytes and its 33-byte header
+      // What the program really did: the leaker's pid and the blocks it held (the one in flight, if any, was refused).
+      const [leakerText, blocksText] = readFileSync(progress, 'utf8').trim().split(' ');
+      const leaker = Number(leakerText);
+      const blocks = Number(blocksText);
+      const block = 20 * MiB + 33; // b"x" * n: a bytes object of n bytes and its 33-byte header
 
-    // One report, container-wide.
-    const dirs = reportDirs(r.outDir);
-    expect(dirs, r.stderr).toHaveLength(1);
-    const rep = JSON.parse(readFileSync(join(dirs[0]!, 'report.json'), 'utf8')) as ReportJson;
-    expect(rep.trigger).toBe('oom');
-    expect(rep.container!.oomPid).toBe(leaker);
-    const procs = new Map(rep.processes!.map((p) => [p.pid, p]));
-    expect(procs.get(leaker)!.label).toMatch(new RegExp(`^worker \\d \\(${method === 'spawn' ? 'multiprocessing spawn' : 'fork'}\\)$`));
+      // One report, container-wide.
+      const dirs = reportDirs(r.outDir);
+      expect(dirs, r.stderr).toHaveLength(1);
+      const rep = JSON.parse(readFileSync(join(dirs[0]!, 'report.json'), 'utf8')) as ReportJson;
+      expect(rep.trigger).toBe('oom');
+      expect(rep.container!.oomPid).toBe(leaker);
+      const procs = new Map(rep.processes!.map((p) => [p.pid, p]));
+      expect(procs.get(leaker)!.label).toMatch(new RegExp(`^worker \\d \\(${method === 'spawn' ? 'multiprocessing spawn' : 'fork'}\\)$`));
 
-    // When it ran out: the leaker's line holds its blocks (±5 %), the holders theirs, the parent its own.
-    const live = rep.oomStacks!;
-    const leaked = atLine(live, leaker, LEAK);
-    expect(leaked).toBeGreaterThan(200 * MiB);
-    expect([blocks, blocks + 1].some((k) => Math.abs(leaked - k * block) <= 0.05 * k * block), `${leaked} vs ${blocks} blocks`).toBe(true);
-    const holders = [...procs.values()].filter((p) => atLine(live, p.pid, HOLD) > 0);
-    expect(holders.map((p) => atLine(live, p.pid, HOLD)).sort((a, b) => a - b).map((b) => Math.round(b / MiB))).toEqual([30, 60]);
-    for (const p of holders) expectNear(atLine(live, p.pid, HOLD), Math.round(atLine(live, p.pid, HOLD) / (30 * MiB)) * 30 * MiB);
-    const main = rep.process.pid;
-    expectNear(atLine(live, main, MAIN), 16 * MiB);
+      // When it ran out: the leaker's line holds its blocks (±5 %), the holders theirs, the parent its own.
+      const live = rep.oomStacks!;
+      const leaked = atLine(live, leaker, LEAK);
+      expect(leaked).toBeGreaterThan(200 * MiB);
+      expect(
+        [blocks, blocks + 1].some((k) => Math.abs(leaked - k * block) <= 0.05 * k * block),
+        `${leaked} vs ${blocks} blocks`,
+      ).toBe(true);
+      const holders = [...procs.values()].filter((p) => atLine(live, p.pid, HOLD) > 0);
+      expect(
+        holders
+          .map((p) => atLine(live, p.pid, HOLD))
+          .sort((a, b) => a - b)
+          .map((b) => Math.round(b / MiB)),
+      ).toEqual([30, 60]);
+      for (const p of holders) expectNear(atLine(live, p.pid, HOLD), Math.round(atLine(live, p.pid, HOLD) / (30 * MiB)) * 30 * MiB);
+      const main = rep.process.pid;
+      expectNear(atLine(live, main, MAIN), 16 * MiB);
 
-    // stderr: the OOM line names the process holding the most and its line; then the report.
-    const lines = r.stderr.split('\n');
-    const head = lines.findIndex((l) => /^highwater: out of memory \(low-available\): .* in use by \d+ Python processes$/.test(l));
-    expect(head, r.stderr).toBeGreaterThanOrEqual(0);
-    expect(lines[head + 1]).toMatch(new RegExp(`^highwater:   pid ${leaker} \\(worker \\d\\)  [0-9.]+ MiB  at  pool_leak\\.py:${LEAK} leak  blocks\\.append`));
-    expect(r.stderr).toContain(`report written to ${join(dirs[0]!, 'index.html')}`);
-    // Each process's own report stays available.
-    expect(existsSync(join(dirs[0]!, procs.get(leaker)!.report!))).toBe(true);
-    expect(readdirSync(join(dirs[0]!, 'processes')).length).toBeGreaterThanOrEqual(4);
-  }, 120_000);
+      // stderr: the OOM line names the process holding the most and its line; then the report.
+      const lines = r.stderr.split('\n');
+      const head = lines.findIndex((l) => /^highwater: out of memory \(low-available\): .* in use by \d+ Python processes$/.test(l));
+      expect(head, r.stderr).toBeGreaterThanOrEqual(0);
+      expect(lines[head + 1]).toMatch(
+        new RegExp(`^highwater:   pid ${leaker} \\(worker \\d\\)  [0-9.]+ MiB  at  pool_leak\\.py:${LEAK} leak  blocks\\.append`),
+      );
+      expect(r.stderr).toContain(`report written to ${join(dirs[0]!, 'index.html')}`);
+      // Each process's own report stays available.
+      expect(existsSync(join(dirs[0]!, procs.get(leaker)!.report!))).toBe(true);
+      expect(readdirSync(join(dirs[0]!, 'processes')).length).toBeGreaterThanOrEqual(4);
+    },
+    120_000,
+  );
 });
 
 describe.skipIf(unavailable !== null)(`detection disabled: the kernel's OOM killer${unavailable ? ` (skipped: ${unavailable})` : ''}`, () => {
@@ -115,7 +134,12 @@ describe.skipIf(unavailable !== null)(`detection disabled: the kernel's OOM kill
     if (typeof made === 'string') throw new Error(made);
     cg = made;
     const progress = join(freshDir('hw-mp-progress-'), 'progress');
-    const r = await runInCgroup(made, ['spawn', 'executor'], { PROGRESS: progress, HOLD_MIB: '30', MAIN_MIB: '16', LEAK_STEP_MIB: '20', KILL_ME_FIRST: '1', HOLD_SECONDS: '20' }, ['--disable-oom-detection']);
+    const r = await runInCgroup(
+      made,
+      ['spawn', 'executor'],
+      { PROGRESS: progress, HOLD_MIB: '30', MAIN_MIB: '16', LEAK_STEP_MIB: '20', KILL_ME_FIRST: '1', HOLD_SECONDS: '20' },
+      ['--disable-oom-detection'],
+    );
     expect(r.code, r.stderr).toBe(137);
     expect(r.stderr).toContain('BrokenProcessPool');
     const [leakerText, blocksText] = readFileSync(progress, 'utf8').trim().split(' ');
@@ -129,7 +153,10 @@ describe.skipIf(unavailable !== null)(`detection disabled: the kernel's OOM kill
     // Every process's memory at its death, from its state file: the leaker's blocks (the one in flight may have been live).
     const live = rep.oomStacks!;
     const leaked = atLine(live, leaker, LEAK);
-    expect([blocks, blocks + 1].some((k) => Math.abs(leaked - k * block) <= 0.05 * k * block), `${leaked} vs ${blocks} blocks`).toBe(true);
+    expect(
+      [blocks, blocks + 1].some((k) => Math.abs(leaked - k * block) <= 0.05 * k * block),
+      `${leaked} vs ${blocks} blocks`,
+    ).toBe(true);
     const holders = rep.processes!.filter((p) => atLine(live, p.pid, HOLD) > 0).map((p) => Math.round(atLine(live, p.pid, HOLD) / MiB));
     expect(holders.sort((a, b) => a - b)).toEqual([30, 60]);
     // The program exited by itself (1, after its finalization freed its data): it is there, as it ended.

@@ -15,55 +15,61 @@ import { cliPath, fixtures, freshDir, reportDirs, repoRoot } from '../helpers/cl
 const script = join(fixtures, 'python', 'recycle_pool.py');
 const SECONDS = Number(process.env.HW_RECYCLE_SECONDS ?? '60');
 
-it(`a recycling pool (maxtasksperchild=1) running ${SECONDS} s keeps the run dir bounded`, async () => {
-  const runDir = join(freshDir('hw-mp-recycle-'), 'run');
-  const outDir = freshDir('hw-mp-recycle-out-');
-  const child = spawn(process.execPath, [cliPath, 'run', '--run-dir', runDir, '-o', outDir, '--no-browser', script, 'fork'], {
-    cwd: repoRoot,
-    env: { ...process.env, DISPLAY: '', DURATION: String(SECONDS) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  let maxEntries = 0;
-  let maxBlocks = 0;
-  const probe = setInterval(() => {
-    try {
-      const names = readdirSync(runDir);
-      maxEntries = Math.max(maxEntries, names.length);
-      let blocks = 0;
-      for (const n of names) {
-        try {
-          blocks += statSync(join(runDir, n)).blocks;
-        } catch {
-          // removed between the listing and the stat
+it(
+  `a recycling pool (maxtasksperchild=1) running ${SECONDS} s keeps the run dir bounded`,
+  async () => {
+    const runDir = join(freshDir('hw-mp-recycle-'), 'run');
+    const outDir = freshDir('hw-mp-recycle-out-');
+    const child = spawn(process.execPath, [cliPath, 'run', '--run-dir', runDir, '-o', outDir, '--no-browser', script, 'fork'], {
+      cwd: repoRoot,
+      env: { ...process.env, DISPLAY: '', DURATION: String(SECONDS) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    let maxEntries = 0;
+    let maxBlocks = 0;
+    const probe = setInterval(() => {
+      try {
+        const names = readdirSync(runDir);
+        maxEntries = Math.max(maxEntries, names.length);
+        let blocks = 0;
+        for (const n of names) {
+          try {
+            blocks += statSync(join(runDir, n)).blocks;
+          } catch {
+            // removed between the listing and the stat
+          }
         }
+        maxBlocks = Math.max(maxBlocks, blocks);
+      } catch {
+        // not created yet, or removed at the end
       }
-      maxBlocks = Math.max(maxBlocks, blocks);
-    } catch {
-      // not created yet, or removed at the end
-    }
-  }, 250);
-  const code = await new Promise<number | null>((res) => child.on('close', res));
-  clearInterval(probe);
-  expect(code, stderr).toBe(0);
-  const tasks = Number(/tasks (\d+)/.exec(stdout)?.[1]);
-  expect(tasks).toBeGreaterThan(40);
+    }, 250);
+    const code = await new Promise<number | null>((res) => child.on('close', res));
+    clearInterval(probe);
+    expect(code, stderr).toBe(0);
+    const tasks = Number(/tasks (\d+)/.exec(stdout)?.[1]);
+    expect(tasks).toBeGreaterThan(40);
 
-  // Running at once: the program, the resource tracker... at most 2 workers (a few more while the pool replaces them).
-  // Each has a state file and a socket; plus hw-container and highwater.lock, and dumps waiting to be read.
-  console.log(`recycling pool, ${SECONDS} s: ${tasks} tasks; run dir at most ${maxEntries} entries, ${(maxBlocks * 512 / 1048576).toFixed(1)} MiB allocated`);
-  expect(maxEntries).toBeLessThanOrEqual(24);
+    // Running at once: the program, the resource tracker... at most 2 workers (a few more while the pool replaces them).
+    // Each has a state file and a socket; plus hw-container and highwater.lock, and dumps waiting to be read.
+    console.log(
+      `recycling pool, ${SECONDS} s: ${tasks} tasks; run dir at most ${maxEntries} entries, ${((maxBlocks * 512) / 1048576).toFixed(1)} MiB allocated`,
+    );
+    expect(maxEntries).toBeLessThanOrEqual(24);
 
-  const dirs = reportDirs(outDir);
-  expect(dirs, stderr).toHaveLength(1);
-  const rep = JSON.parse(readFileSync(join(dirs[0]!, 'report.json'), 'utf8')) as ReportJson;
-  // Every worker is counted; only the kept ones are listed.
-  expect(rep.container!.processCount).toBeGreaterThanOrEqual(tasks + 1);
-  expect(rep.container!.foldedProcesses).toBeGreaterThan(0);
-  expect(rep.processes!.length).toBeLessThanOrEqual(KEEP_ENDED + 6);
-  expect(rep.processes!.length + rep.container!.foldedProcesses).toBe(rep.container!.processCount);
-  expect(readdirSync(join(dirs[0]!, 'processes')).length).toBeLessThanOrEqual(KEEP_ENDED + 6);
-}, SECONDS * 1000 + 120_000);
+    const dirs = reportDirs(outDir);
+    expect(dirs, stderr).toHaveLength(1);
+    const rep = JSON.parse(readFileSync(join(dirs[0]!, 'report.json'), 'utf8')) as ReportJson;
+    // Every worker is counted; only the kept ones are listed.
+    expect(rep.container!.processCount).toBeGreaterThanOrEqual(tasks + 1);
+    expect(rep.container!.foldedProcesses).toBeGreaterThan(0);
+    expect(rep.processes!.length).toBeLessThanOrEqual(KEEP_ENDED + 6);
+    expect(rep.processes!.length + rep.container!.foldedProcesses).toBe(rep.container!.processCount);
+    expect(readdirSync(join(dirs[0]!, 'processes')).length).toBeLessThanOrEqual(KEEP_ENDED + 6);
+  },
+  SECONDS * 1000 + 120_000,
+);

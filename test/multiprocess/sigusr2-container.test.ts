@@ -34,7 +34,10 @@ it('SIGUSR2 while the workers hold: a container-wide report of the peak so far',
   expect(await closed, stderr).toBe(0);
   const held = [...stdout.matchAll(/^held (\d+) (\d+)$/gm)].map((m) => ({ pid: Number(m[1]), bytes: Number(m[2]) }));
   const reports = reportDirs(outDir).map((d) => JSON.parse(readFileSync(join(d, 'report.json'), 'utf8')) as ReportJson);
-  expect(reports.map((r) => r.trigger), stderr).toEqual(['signal', 'exit']);
+  expect(
+    reports.map((r) => r.trigger),
+    stderr,
+  ).toEqual(['signal', 'exit']);
   const usr2 = reports[0]!;
   expect(usr2.container).toBeDefined();
   for (const h of held) {

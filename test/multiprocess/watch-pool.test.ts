@@ -34,7 +34,14 @@ it('watch: a spawn pool gets one report once the tree ended, the workers and the
   const w = startWatch(runDir, out, ['--warn-after', '0', '--metrics-port', '0']);
   onTestFinished(() => void w.child.kill('SIGKILL'));
   await w.waitFor('watching');
-  const env = childEnv({ ...process.env, STEP_MIB: '20', MAIN_MIB: '8', HOLD_SECONDS: '1', BARRIER_DIR: freshDir('hw-mp-barrier-') }, bundlePaths(repoRoot), loadConfig({}, {}), runDir, 'run', process.execPath);
+  const env = childEnv(
+    { ...process.env, STEP_MIB: '20', MAIN_MIB: '8', HOLD_SECONDS: '1', BARRIER_DIR: freshDir('hw-mp-barrier-') },
+    bundlePaths(repoRoot),
+    loadConfig({}, {}),
+    runDir,
+    'run',
+    process.execPath,
+  );
   const py = spawn('python3', [script, 'spawn'], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   py.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -35,13 +35,17 @@ for (const [name, build] of Object.entries(builds)) {
     });
 
     for (const c of cases) {
-      it(c, () => {
-        const r = spawnSync(build.bin, [c], { env, encoding: 'utf8', timeout: 280_000 });
-        const out = `${r.stdout}\n${r.stderr}`.slice(-6000);
-        expect(r.status, out).toBe(0);
-        expect(r.stdout, out).toContain(`ok ${c}`);
-        expect(r.stderr, out).not.toMatch(/Sanitizer|runtime error/);
-      }, 300_000);
+      it(
+        c,
+        () => {
+          const r = spawnSync(build.bin, [c], { env, encoding: 'utf8', timeout: 280_000 });
+          const out = `${r.stdout}\n${r.stderr}`.slice(-6000);
+          expect(r.status, out).toBe(0);
+          expect(r.stdout, out).toContain(`ok ${c}`);
+          expect(r.stderr, out).not.toMatch(/Sanitizer|runtime error/);
+        },
+        300_000,
+      );
     }
   });
 }

@@ -61,8 +61,14 @@ describe('the shim under ASAN+UBSAN', () => {
     // At the peak the threads' maps (16 MiB + a resize each, some at once) were there too.
     expect(Number(m![1])).toBeGreaterThan(Number(m![2]));
     const files = readdirSync(runDir);
-    expect(files.some((f) => /^hw-\d+\.state$/.test(f)), files.join(' ')).toBe(true);
-    expect(files.some((f) => /^hw-\d+-\d+\.dump$/.test(f)), files.join(' ')).toBe(true);
+    expect(
+      files.some((f) => /^hw-\d+\.state$/.test(f)),
+      files.join(' '),
+    ).toBe(true);
+    expect(
+      files.some((f) => /^hw-\d+-\d+\.dump$/.test(f)),
+      files.join(' '),
+    ).toBe(true);
   });
 
   it('stops a process under its floor with exit 53 and an oom dump', () => {

@@ -18,7 +18,10 @@ function plain(args: string[]) {
 
 /** The failedAllocation line of a raw dump, its frames as [file, line]. */
 function failedAllocation(dumpText: string) {
-  const lines = dumpText.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const lines = dumpText
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   const funcs = new Map<number, string>();
   for (const l of lines) if (l.type === 'func') funcs.set(l.id as number, l.file as string);
   const f = lines.find((l) => l.type === 'failedAllocation');

@@ -3,16 +3,19 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import {
-  MiB, bytesAtLine, cliPath, fixtures, freshDir, lineOf, onlyReport, pythonWithNumpy, repoRoot,
-} from '../helpers/cli.js';
+import { MiB, bytesAtLine, cliPath, fixtures, freshDir, lineOf, onlyReport, pythonWithNumpy, repoRoot } from '../helpers/cli.js';
 import { type TestCgroup, cgroupUnavailable, makeCgroup } from '../helpers/cgroup.js';
 
 const py = (name: string) => join(fixtures, 'python', name);
 const at = (name: string, marker: string) => lineOf(py(name), marker);
 const unavailable = cgroupUnavailable();
 
-interface Outcome { code: number | null; stdout: string; stderr: string; outDir: string }
+interface Outcome {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  outDir: string;
+}
 
 /** Runs `highwater run` with the CLI itself inside a fresh memory cgroup. */
 function runInCgroup(cg: TestCgroup, args: string[], flags: string[] = []): Promise<Outcome> {

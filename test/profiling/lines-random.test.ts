@@ -51,9 +51,7 @@ const hasNumpy = (exe: string) => spawnSync(exe, ['-c', 'import numpy'], { stdio
 // One fixed seed (a regression stays a regression) and one new each run; set
 // HW_LINES_SEED to replay a failure.
 const fixedSeed = 20261129;
-const seeds = process.env.HW_LINES_SEED
-  ? [Number(process.env.HW_LINES_SEED)]
-  : [fixedSeed, Math.floor(Math.random() * 2 ** 31)];
+const seeds = process.env.HW_LINES_SEED ? [Number(process.env.HW_LINES_SEED)] : [fixedSeed, Math.floor(Math.random() * 2 ** 31)];
 
 const cases = pythons().flatMap((p) => seeds.map((seed) => [p.version, seed, p.path] as const));
 
@@ -70,7 +68,7 @@ hw.hw_stat.argtypes = [ctypes.c_char_p]
 print("stack_mode", hw.hw_stat(b"stack_mode"))
 `;
 
-describe('the line of a function whose code object took a dead one\'s address', () => {
+describe("the line of a function whose code object took a dead one's address", () => {
   it.each(pythons().map((p) => [p.version, p.path]))('Python %s', async (_v, exe) => {
     const dir = freshDir('hw-lines-');
     const file = join(dir, 'gen.py');

@@ -39,8 +39,14 @@ describe('tracking', () => {
     expect(r.code, r.stderr).toBe(0);
     const rep = onlyReport(r.outDir);
     const expected: [string, number][] = [
-      ['malloc line', 11], ['calloc line', 12], ['realloc line', 13], ['posix_memalign line', 14],
-      ['aligned_alloc line', 15], ['memalign line', 16], ['valloc line', 17], ['pvalloc line', 18],
+      ['malloc line', 11],
+      ['calloc line', 12],
+      ['realloc line', 13],
+      ['posix_memalign line', 14],
+      ['aligned_alloc line', 15],
+      ['memalign line', 16],
+      ['valloc line', 17],
+      ['pvalloc line', 18],
       ['reallocarray line', 19],
       // Freed after the peak: still part of the peak, which came first.
       ['freed line', 50],

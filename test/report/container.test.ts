@@ -22,10 +22,27 @@ const BUILD = f('/app/features.py', 88, 'build_matrix', 'rows = np.vstack(parts)
 const SMALL = f('/app/features.py', 91, 'build_matrix', 'idx = list(range(n))');
 const NP = f('/usr/lib/python3/dist-packages/numpy/core/shape_base.py', 289, 'vstack', 'return _nx.concatenate(arrs, 0)');
 
-const SPAWN_ARGV = ['/usr/bin/python3', '-c', 'from multiprocessing.spawn import spawn_main; spawn_main(tracker_fd=5, pipe_handle=7)', '--multiprocessing-fork'];
+const SPAWN_ARGV = [
+  '/usr/bin/python3',
+  '-c',
+  'from multiprocessing.spawn import spawn_main; spawn_main(tracker_fd=5, pipe_handle=7)',
+  '--multiprocessing-fork',
+];
 
 function part(pid: number, label: string, argv: string[], peak: Stack[], live: Stack[] | null, over: Partial<ProcessPart> = {}): ProcessPart {
-  return { pid, label, argv, python: '3.11.7', cwd: '/app', peakStacks: peak, ownPeakBytes: peak.reduce((a, s) => a + s.bytes, 0), liveStacks: live, state: 'running', report: null, ...over };
+  return {
+    pid,
+    label,
+    argv,
+    python: '3.11.7',
+    cwd: '/app',
+    peakStacks: peak,
+    ownPeakBytes: peak.reduce((a, s) => a + s.bytes, 0),
+    liveStacks: live,
+    state: 'running',
+    report: null,
+    ...over,
+  };
 }
 
 function input(over: Partial<ContainerInput> = {}): ContainerInput {
@@ -41,9 +58,21 @@ function input(over: Partial<ContainerInput> = {}): ContainerInput {
     peakSource: 'sampled',
     processes: [
       part(12, 'python train.py', ['python3', '/app/train.py'], [{ bytes: 40 * MiB, frames: [MAIN, LOAD] }], [{ bytes: 40 * MiB, frames: [MAIN, LOAD] }]),
-      part(41, 'worker 1 (multiprocessing spawn)', SPAWN_ARGV,
-        [{ bytes: 800 * MiB, frames: [BUILD, NP] }, { bytes: 2 * MiB, frames: [SMALL] }],
-        [{ bytes: 900 * MiB, frames: [BUILD, NP] }, { bytes: 2 * MiB, frames: [SMALL] }, { bytes: 1 * MiB, frames: [] }], { state: 'oom', ownPeakBytes: 903 * MiB }),
+      part(
+        41,
+        'worker 1 (multiprocessing spawn)',
+        SPAWN_ARGV,
+        [
+          { bytes: 800 * MiB, frames: [BUILD, NP] },
+          { bytes: 2 * MiB, frames: [SMALL] },
+        ],
+        [
+          { bytes: 900 * MiB, frames: [BUILD, NP] },
+          { bytes: 2 * MiB, frames: [SMALL] },
+          { bytes: 1 * MiB, frames: [] },
+        ],
+        { state: 'oom', ownPeakBytes: 903 * MiB },
+      ),
       part(42, 'worker 2 (multiprocessing spawn)', SPAWN_ARGV, [{ bytes: 30 * MiB, frames: [BUILD, NP] }], [{ bytes: 12 * MiB, frames: [BUILD, NP] }]),
     ],
     folded: { count: 0, peakBytes: 0 },
@@ -65,7 +94,9 @@ describe('container-wide report', () => {
     expect(json.stacks[0].frames.slice(1)).toEqual([BUILD, NP]);
     expect(json.container).toEqual({ processCount: 3, peakMs: 1764034999000, peakSource: 'sampled', oomPid: 41, foldedProcesses: 0, foldedPeakBytes: 0 });
     expect(json.processes.map((p: { pid: number; bytesAtPeak: number; liveBytes: number }) => [p.pid, p.bytesAtPeak, p.liveBytes])).toEqual([
-      [12, 40 * MiB, 40 * MiB], [41, 802 * MiB, 903 * MiB], [42, 30 * MiB, 12 * MiB],
+      [12, 40 * MiB, 40 * MiB],
+      [41, 802 * MiB, 903 * MiB],
+      [42, 30 * MiB, 12 * MiB],
     ]);
     // What was live when it ran out, per process; memory with no Python frame stays under its process.
     expect(json.oomStacks[0]).toMatchObject({ bytes: 900 * MiB, frames: [{ pid: 41 }, BUILD, NP] });
@@ -84,7 +115,9 @@ describe('container-wide report', () => {
     // The live table's first row: the worker's line, with its process.
     const liveTable = html.slice(html.indexOf('id="top-lines-live"'), html.indexOf('</table>', html.indexOf('id="top-lines-live"')));
     expect(liveTable).toMatch(/<th>process<\/th>/);
-    expect(liveTable).toMatch(/<td class="n">1<\/td><td class="proc">pid 41 \(worker 1\)<\/td><td><span class="loc" title="\/app\/features.py:88">features.py:88<\/span>/);
+    expect(liveTable).toMatch(
+      /<td class="n">1<\/td><td class="proc">pid 41 \(worker 1\)<\/td><td><span class="loc" title="\/app\/features.py:88">features.py:88<\/span>/,
+    );
     expect(html).toContain('3 Python processes; when it ran out, pid 41 (worker 1 (multiprocessing spawn)) held the most: 903.0 MiB.');
     expect(html).toContain('<title>highwater: peak memory 872.0 MiB \u2014 python3 /app/train.py and 2 other processes</title>');
   });
@@ -103,7 +136,9 @@ describe('container-wide report', () => {
   });
 
   test('a container-wide post-mortem (killed): every process at its death is the live view', async () => {
-    const { dir, report } = await renderReport(containerProfileData(input({ trigger: 'killed', oomReason: null, oomPid: null })), tmp(), { timestampedSubdir: false });
+    const { dir, report } = await renderReport(containerProfileData(input({ trigger: 'killed', oomReason: null, oomPid: null })), tmp(), {
+      timestampedSubdir: false,
+    });
     expect(report.oomStacks![0]).toMatchObject({ bytes: 900 * MiB, frames: [{ pid: 41 }, BUILD, NP] });
     expect(readFileSync(join(dir, 'index.html'), 'utf8')).toContain('id="top-lines-live"');
     expect(oomHeadline(report)).toEqual([

@@ -6,16 +6,7 @@
 import { describe, expect, test } from 'vitest';
 import { flamegraph, MAX_BOXES, renderFlamegraph } from '../../sidecar/src/report/flamegraph.js';
 import type { Frame, Stack } from '../../sidecar/src/report/model.js';
-import {
-  boundStacks,
-  DRAW_INNER,
-  DRAW_MAX,
-  DRAW_OUTER,
-  drawnChain,
-  emptyTruncation,
-  foldForDrawing,
-  MAX_DEPTH,
-} from '../../sidecar/src/report/stacks.js';
+import { boundStacks, DRAW_INNER, DRAW_MAX, DRAW_OUTER, drawnChain, emptyTruncation, foldForDrawing, MAX_DEPTH } from '../../sidecar/src/report/stacks.js';
 import { locate, topLines } from '../../sidecar/src/report/toplines.js';
 
 const fr = (fn: string, line: number): Frame => ({ file: '/app/deep.py', line, function: fn, code: `code ${line}` });
@@ -105,7 +96,7 @@ describe('flamegraphs of many deep, distinct stacks', () => {
   // 3 000 stacks 70 frames deep (within DRAW_MAX), distinct from the second
   // frame on: ~200 000 tree nodes at the files' 0.1-px cut.
   let seed = 11;
-  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
   const stacks: Stack[] = Array.from({ length: 3000 }, (_, i) => ({
     bytes: i === 0 ? 50_000_000 : 4096 + Math.floor(rand() * 4096),
     frames: [MODULE, ...Array.from({ length: 69 }, (_, d) => fr(`f${d}`, 1 + Math.floor(rand() * 10_000)))],

@@ -27,4 +27,3 @@ export async function twoRuns(): Promise<{ old: string; new: string; dir: string
   expect(b.code, b.stderr).toBe(0);
   return { old: reportDirs(a.outDir)[0]!, new: reportDirs(b.outDir)[0]!, dir };
 }
-

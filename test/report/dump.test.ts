@@ -63,7 +63,9 @@ describe('parseDump', () => {
   });
 
   test('code is empty when no source line was recorded', () => {
-    const lines = text('example.dump').split('\n').filter((l) => !l.includes('"line":13,'));
+    const lines = text('example.dump')
+      .split('\n')
+      .filter((l) => !l.includes('"line":13,'));
     const fixed = lines.join('\n').replace('"sources":7', '"sources":6');
     const d = parseDump(fixed);
     expect(d.stacks[1]!.frames[1]).toEqual({ file: '/work/example.py', line: 13, function: 'main', code: '' });
@@ -121,9 +123,7 @@ describe('parseDump', () => {
   });
 
   test('CRLF line endings and unknown line types are accepted', () => {
-    const crlf = text('example.dump')
-      .replace('{"type":"end"', '{"type":"future-thing","x":1}\n{"type":"end"')
-      .replace(/\n/g, '\r\n');
+    const crlf = text('example.dump').replace('{"type":"end"', '{"type":"future-thing","x":1}\n{"type":"end"').replace(/\n/g, '\r\n');
     expect(parseDump(crlf).stacks).toHaveLength(5);
   });
 
@@ -148,8 +148,16 @@ describe('hostile values', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hw-dumpin-'));
     execFileSync('mkfifo', [join(dir, 'fifo.dump')]);
     symlinkSync('/dev/zero', join(dir, 'zero.dump'));
-    for (const [path, why] of [[join(dir, 'none.dump'), 'ENOENT'], [dir, 'a directory'], [join(dir, 'fifo.dump'), 'a FIFO'], [join(dir, 'zero.dump'), 'a symbolic link']] as const) {
-      const err = await readDump(path).then(() => undefined, (e: unknown) => e);
+    for (const [path, why] of [
+      [join(dir, 'none.dump'), 'ENOENT'],
+      [dir, 'a directory'],
+      [join(dir, 'fifo.dump'), 'a FIFO'],
+      [join(dir, 'zero.dump'), 'a symbolic link'],
+    ] as const) {
+      const err = await readDump(path).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(isHighwaterError(err, 'HW_ERR_INPUT_UNREADABLE'), String(err)).toBe(true);
       expect((err as Error).message).toContain(why);
     }

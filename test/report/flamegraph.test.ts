@@ -45,9 +45,7 @@ describe('renderFlamegraph', () => {
   });
 
   test('hostile text cannot break out of XML or CDATA', () => {
-    const evil: Stack[] = [
-      { bytes: 100, frames: [{ file: '/x/<a&b>.py', line: 1, function: 'f"</text>', code: 'x = "]]></script>\u0001\uffff"' }] },
-    ];
+    const evil: Stack[] = [{ bytes: 100, frames: [{ file: '/x/<a&b>.py', line: 1, function: 'f"</text>', code: 'x = "]]></script>\u0001\uffff"' }] }];
     const out = renderFlamegraph(evil, { title: 't', totalBytes: 100 });
     expect(out.match(/]]>/g)).toHaveLength(1);
     expect(out).not.toMatch(/[\u0001\uffff]/);

@@ -24,12 +24,14 @@ function header(peakBytes: number): string {
 /** One stack of `depth` frames (distinct lines of one function), `bytes` at its innermost frame. */
 export function deepDump(depth: number, bytes: number): string {
   const frames = Array.from({ length: depth }, (_, i) => [0, i + 1]);
-  return [
-    header(bytes),
-    JSON.stringify({ type: 'func', id: 0, file: '/work/hostile.py', name: 'recurse' }),
-    JSON.stringify({ type: 'stack', snapshot: 'peak', bytes, frames }),
-    JSON.stringify({ type: 'end', funcs: 1, stacks: 1, sources: 0 }),
-  ].join('\n') + '\n';
+  return (
+    [
+      header(bytes),
+      JSON.stringify({ type: 'func', id: 0, file: '/work/hostile.py', name: 'recurse' }),
+      JSON.stringify({ type: 'stack', snapshot: 'peak', bytes, frames }),
+      JSON.stringify({ type: 'end', funcs: 1, stacks: 1, sources: 0 }),
+    ].join('\n') + '\n'
+  );
 }
 
 /**

@@ -59,9 +59,7 @@ describe('frame', () => {
       expect(html.match(/<\/script>/g)).toHaveLength(1); // only the element's own end tag
       expect(html).not.toContain('<!--');
       const json = /<script type="application\/json" id="fg-x-doc">(.*)<\/script>$/s.exec(html)![1]!;
-      expect(JSON.parse(json)).toBe(
-        `<!DOCTYPE html><html><head><meta charset="utf-8"><style>body{margin:0}</style></head><body>${svg}</body></html>`,
-      );
+      expect(JSON.parse(json)).toBe(`<!DOCTYPE html><html><head><meta charset="utf-8"><style>body{margin:0}</style></head><body>${svg}</body></html>`);
       expect(html).toContain('style="height:40px"');
       expect(html.includes(' hidden></iframe>')).toBe(mode === 'hidden');
     }

@@ -51,7 +51,14 @@ describe('bounded rendering (measured on a loaded 2-core machine)', () => {
     expect(frames[KEEP_OUTER]!.function).toBe(`[${100_000 - KEEP_OUTER - KEEP_INNER} frames folded]`);
     expect(frames.at(-1)!.line).toBe(100_000);
     expect(report.stacks[0]!.bytes).toBe(64 * MiB);
-    expect(report.truncation).toEqual({ foldedStacks: 1, foldedFrames: 100_000 - KEEP_OUTER - KEEP_INNER, otherStacks: 0, otherBytes: 0, maxDepth: MAX_DEPTH, maxStacks: MAX_STACKS });
+    expect(report.truncation).toEqual({
+      foldedStacks: 1,
+      foldedFrames: 100_000 - KEEP_OUTER - KEEP_INNER,
+      otherStacks: 0,
+      otherBytes: 0,
+      maxDepth: MAX_DEPTH,
+      maxStacks: MAX_STACKS,
+    });
     expect(readFileSync(join(out, 'index.html'), 'utf8')).toContain('id="truncation"');
     const s = sizes(out);
     console.log(`100 000-frame dump (${statSync(dump).size} bytes): max RSS ${(r.maxRss / MiB).toFixed(0)} MiB, sizes ${JSON.stringify(s)}`);
@@ -104,4 +111,3 @@ describe('bounded rendering (measured on a loaded 2-core machine)', () => {
     expect(r.maxRss).toBeLessThan(300 * MiB);
   }, 120_000);
 });
-

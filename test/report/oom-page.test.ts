@@ -50,7 +50,11 @@ describe.skipIf(unavailable !== null)(`OOM report of a real OOM${unavailable ? `
       .map((a) => `'${a.replace(/'/g, `'\\''`)}'`)
       .join(' ');
     const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn('sh', ['-c', `${made.enterPrefix} ${quoted}`], { cwd: repoRoot, env: { ...process.env, DISPLAY: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn('sh', ['-c', `${made.enterPrefix} ${quoted}`], {
+        cwd: repoRoot,
+        env: { ...process.env, DISPLAY: '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -79,7 +79,10 @@ describe('top lines', () => {
 
   test('own-code frame per line, library frames below charged to it, summed over paths', () => {
     const rows = topLines(stacks, 10);
-    expect(rows.map((r) => [r.frame.line, r.bytes, r.paths])).toEqual([[9, 100, 1], [2, 35, 2]]);
+    expect(rows.map((r) => [r.frame.line, r.bytes, r.paths])).toEqual([
+      [9, 100, 1],
+      [2, 35, 2],
+    ]);
     expect(rows[0]!.below).toEqual([ones]);
   });
 

@@ -21,7 +21,7 @@ export function generateStacks(count: number): Stack[] {
   for (let i = 0; i < 3000; i++) {
     frames.push({
       file: `/app/pkg${i % 40}/module_${i % 300}.py`,
-      line: 1 + (i * 7) % 900,
+      line: 1 + ((i * 7) % 900),
       function: `function_${i}`,
       code: `result_${i} = compute(data[${i}], axis=${i % 3})`,
     });

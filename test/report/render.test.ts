@@ -15,16 +15,24 @@ describe('renderReport', () => {
     const out = tmp();
     const { dir, report } = await renderDumpFile(join(DUMPS, 'example.dump'), out, { now: NOW });
     expect(dir).toBe(join(out, '2026-11-25T02-10-33-123Z'));
-    expect(readdirSync(dir).sort()).toEqual([
-      'index.html', 'peak-memory-reversed.svg', 'peak-memory.folded', 'peak-memory.svg', 'report.json',
-    ]);
+    expect(readdirSync(dir).sort()).toEqual(['index.html', 'peak-memory-reversed.svg', 'peak-memory.folded', 'peak-memory.svg', 'report.json']);
     expect(statSync(dir).mode & 0o777).toBe(0o700);
     for (const name of readdirSync(dir)) expect(statSync(join(dir, name)).mode & 0o777).toBe(0o600);
 
     const json = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
     expect(json).toEqual(report);
     expect(Object.keys(json)).toEqual([
-      'version', 'trigger', 'oomReason', 'oomAllocation', 'peakBytes', 'timeMs', 'process', 'memory', 'sampling', 'truncation', 'stacks',
+      'version',
+      'trigger',
+      'oomReason',
+      'oomAllocation',
+      'peakBytes',
+      'timeMs',
+      'process',
+      'memory',
+      'sampling',
+      'truncation',
+      'stacks',
     ]);
     expect(json.sampling).toBeNull(); // exact: every allocation has its stack
     expect(json.truncation).toBeNull(); // within the limits: nothing cut
@@ -102,7 +110,9 @@ describe('renderReport', () => {
     const b = await renderReport(data, out, { now: NOW });
     const c = await renderReport(data, out, { now: NOW });
     expect([a.dir, b.dir, c.dir].map((d) => d.slice(out.length + 1))).toEqual([
-      '2026-11-25T02-10-33-123Z', '2026-11-25T02-10-33-123Z-1', '2026-11-25T02-10-33-123Z-2',
+      '2026-11-25T02-10-33-123Z',
+      '2026-11-25T02-10-33-123Z-1',
+      '2026-11-25T02-10-33-123Z-2',
     ]);
     expect(timestampName(new Date())).not.toMatch(/[:.]/);
   });

@@ -1,13 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import type { Frame, Stack } from '../../sidecar/src/report/model.js';
-import {
-  buildTree,
-  foldedLabel,
-  mergeStacks,
-  sortStacks,
-  toFolded,
-  trimToCoverage,
-} from '../../sidecar/src/report/stacks.js';
+import { buildTree, foldedLabel, mergeStacks, sortStacks, toFolded, trimToCoverage } from '../../sidecar/src/report/stacks.js';
 
 const fr = (fn: string, line: number, file = '/w/a.py'): Frame => ({ file, line, function: fn, code: '' });
 const M = fr('<module>', 1);
@@ -38,9 +31,7 @@ describe('stacks', () => {
   });
 
   test('toFolded: one line per stack, empty stack labelled', () => {
-    expect(toFolded([st(7, M, fr('g', 5, '/w/b.py')), st(3)])).toBe(
-      'a.py:1 (<module>);b.py:5 (g) 7\n[no Python frame] 3\n',
-    );
+    expect(toFolded([st(7, M, fr('g', 5, '/w/b.py')), st(3)])).toBe('a.py:1 (<module>);b.py:5 (g) 7\n[no Python frame] 3\n');
   });
 
   test('buildTree normal and reversed', () => {
@@ -50,10 +41,16 @@ describe('stacks', () => {
     expect(t.children).toHaveLength(1);
     const m = t.children[0]!;
     expect(m.bytes).toBe(16);
-    expect(m.children.map((c) => [c.frame!.function, c.bytes])).toEqual([['f', 10], ['g', 5]]);
+    expect(m.children.map((c) => [c.frame!.function, c.bytes])).toEqual([
+      ['f', 10],
+      ['g', 5],
+    ]);
 
     const r = buildTree(stacks, true);
-    expect(r.children.map((c) => [c.frame!.function, c.bytes])).toEqual([['leaf', 15], ['<module>', 1]]);
+    expect(r.children.map((c) => [c.frame!.function, c.bytes])).toEqual([
+      ['leaf', 15],
+      ['<module>', 1],
+    ]);
     expect(r.children[0]!.children.map((c) => c.frame!.function)).toEqual(['f', 'g']);
   });
 

@@ -54,9 +54,7 @@ describe('parseStateFile', () => {
   test('header fields: readings, source, oom reason, floor, time', () => {
     const spec = {
       ...exampleStateSpec(),
-      readings: [2 * 1024 * MiB, 1900 * MiB, 100 * MiB, 1800 * MiB, 8000 * MiB, 248 * MiB, 3 * MiB] as [
-        number, number, number, number, number, number, number,
-      ],
+      readings: [2 * 1024 * MiB, 1900 * MiB, 100 * MiB, 1800 * MiB, 8000 * MiB, 248 * MiB, 3 * MiB] as [number, number, number, number, number, number, number],
       readingsSource: 2,
       oomReason: 1,
       floorBytes: 100 * MiB,
@@ -87,11 +85,7 @@ describe('parseStateFile', () => {
     expect(calls).toContain('example.py:4');
 
     const fromDisk = parseStateFile(buildStateFile({ ...exampleStateSpec(), cwd: FIXTURES }));
-    expect(fromDisk.stacks[0]!.frames.map((f) => f.code)).toEqual([
-      'main()',
-      'another_arr = make_big_array()',
-      'return np.zeros((1024, 1024, 50))',
-    ]);
+    expect(fromDisk.stacks[0]!.frames.map((f) => f.code)).toEqual(['main()', 'another_arr = make_big_array()', 'return np.zeros((1024, 1024, 50))']);
     // A file that does not exist leaves code empty rather than failing.
     const missing = parseStateFile(buildStateFile(exampleStateSpec()));
     expect(missing.stacks[0]!.frames[2]!.code).toBe('');
@@ -177,8 +171,15 @@ describe('only the published part must be present', () => {
     symlinkSync(real, join(dir, 'link.state'));
     execFileSync('mkfifo', [join(dir, 'fifo.state')]);
     mkdirSync(join(dir, 'dir.state'));
-    for (const [name, why] of [['link.state', 'a symbolic link'], ['fifo.state', 'a FIFO'], ['dir.state', 'a directory']] as const) {
-      const err = await readStateFile(join(dir, name)).then(() => undefined, (e: unknown) => e);
+    for (const [name, why] of [
+      ['link.state', 'a symbolic link'],
+      ['fifo.state', 'a FIFO'],
+      ['dir.state', 'a directory'],
+    ] as const) {
+      const err = await readStateFile(join(dir, name)).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(isHighwaterError(err, 'HW_ERR_INPUT_UNREADABLE'), String(err)).toBe(true);
       expect((err as Error).message).toContain(why);
     }

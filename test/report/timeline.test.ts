@@ -23,11 +23,22 @@ function region(capacity: number, samples: number[][], count = samples.length): 
 
 describe('timeline input', () => {
   test('a state-file region is read, sorted by time; nonsense is dropped, not thrown', () => {
-    const t = timelineFromState(region(8, [[2000, 300, 0, 0, 0], [1000, 100, 5, 6, 7]]), 4096)!;
+    const t = timelineFromState(
+      region(8, [
+        [2000, 300, 0, 0, 0],
+        [1000, 100, 5, 6, 7],
+      ]),
+      4096,
+    )!;
     expect(t).toEqual({
       fields: ['timeMs', 'trackedBytes', 'workingSetBytes', 'limitBytes', 'floorBytes'],
-      intervalMs: 50, peakMs: 2000, peakBytes: 300,
-      samples: [[1000, 100, 5, 6, 7], [2000, 300, 0, 0, 0]],
+      intervalMs: 50,
+      peakMs: 2000,
+      peakBytes: 300,
+      samples: [
+        [1000, 100, 5, 6, 7],
+        [2000, 300, 0, 0, 0],
+      ],
     });
     expect(timelineFromState(region(8, []), 0)).toBeUndefined(); // offset 0: an older shim
     expect(timelineFromState(region(8, [[1, 1, 1, 1, 1]], 9), 4096)).toBeUndefined(); // count > capacity

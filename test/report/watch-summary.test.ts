@@ -19,5 +19,7 @@ test('watch --once: report path, then "top lines at the peak:" and the held line
   expect(at, w.stderr()).toBeGreaterThanOrEqual(0);
   expect(lines[at + 1]).toBe('highwater: top lines at the peak:');
   // 3 blocks of 4 MiB + 1 byte each, all allocated at the WATCH-LINE.
-  expect(lines[at + 2]).toMatch(new RegExp(`^highwater: +12\\.0 MiB +hold\\.py:${watchLine} +\\S+ +return bytearray\\(STEP_MIB \\* 1024 \\* 1024\\)  # WATCH-LINE$`));
+  expect(lines[at + 2]).toMatch(
+    new RegExp(`^highwater: +12\\.0 MiB +hold\\.py:${watchLine} +\\S+ +return bytearray\\(STEP_MIB \\* 1024 \\* 1024\\)  # WATCH-LINE$`),
+  );
 }, 60_000);

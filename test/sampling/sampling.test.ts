@@ -134,7 +134,11 @@ describe.skipIf(noCgroup !== null)(`the OOM guard under sampling${noCgroup ? ` (
       const argv = [process.execPath, cliPath, 'run', '-o', outDir, '--no-browser', '--sample-rate', '1MiB', '--', python, script];
       const quoted = argv.map((a) => `'${a}'`).join(' ');
       const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-        const child = spawn('sh', ['-c', `${cg.enterPrefix} ${quoted}`], { cwd: repoRoot, env: { ...process.env, DISPLAY: '' }, stdio: ['ignore', 'ignore', 'pipe'] });
+        const child = spawn('sh', ['-c', `${cg.enterPrefix} ${quoted}`], {
+          cwd: repoRoot,
+          env: { ...process.env, DISPLAY: '' },
+          stdio: ['ignore', 'ignore', 'pipe'],
+        });
         let stderr = '';
         child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
         child.on('close', (code) => resolve({ code, stderr }));

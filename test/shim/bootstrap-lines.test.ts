@@ -32,7 +32,7 @@ function bytesByLine(outDir: string): Map<number, number> {
   return byLine;
 }
 
-describe('the bootstrap adds no bytes to the program\'s lines', () => {
+describe("the bootstrap adds no bytes to the program's lines", () => {
   it('finds interpreters', () => {
     expect(pythons().some((p) => p.version.startsWith('3.10.'))).toBe(true);
   });

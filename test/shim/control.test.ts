@@ -121,11 +121,15 @@ describe('control socket under slow and many clients', () => {
 
   it('500 concurrent pings all get their answer', async () => {
     const sock = await start();
-    const answers = await Promise.allSettled(
-      Array.from({ length: 500 }, () => sendControl(sock, 'ping', { timeoutMs: 10_000 })),
-    );
+    const answers = await Promise.allSettled(Array.from({ length: 500 }, () => sendControl(sock, 'ping', { timeoutMs: 10_000 })));
     const failed = answers.filter((a) => a.status === 'rejected');
-    expect(failed.length, failed.slice(0, 3).map((f) => String((f as PromiseRejectedResult).reason)).join('; ')).toBe(0);
+    expect(
+      failed.length,
+      failed
+        .slice(0, 3)
+        .map((f) => String((f as PromiseRejectedResult).reason))
+        .join('; '),
+    ).toBe(0);
     const values = answers.map((a) => (a as PromiseFulfilledResult<string>).value);
     expect(values.filter((v) => v !== `ok highwater 1 ${p!.pid}`)).toEqual([]);
   });

@@ -42,15 +42,18 @@ describe('file descriptors the program closes or reuses', () => {
 
   it('a control socket lost to the program, or removed from the run dir, comes back at the same path', async () => {
     const runDir = freshDir('hw-run-');
-    const p = shimmedPython(runDir, ['-c', [
-      'import os, sys, time',
-      'sys.stdout.write("ready\\n"); sys.stdout.flush()',
-      'sys.stdin.readline()',
-      'os.closerange(3, 65536)',
-      'f = [open(os.devnull) for _ in range(8)]',
-      'sys.stdout.write("closed\\n"); sys.stdout.flush()',
-      'sys.stdin.readline()',
-    ].join('\n')]);
+    const p = shimmedPython(runDir, [
+      '-c',
+      [
+        'import os, sys, time',
+        'sys.stdout.write("ready\\n"); sys.stdout.flush()',
+        'sys.stdin.readline()',
+        'os.closerange(3, 65536)',
+        'f = [open(os.devnull) for _ in range(8)]',
+        'sys.stdout.write("closed\\n"); sys.stdout.flush()',
+        'sys.stdin.readline()',
+      ].join('\n'),
+    ]);
     try {
       await p.waitFor('ready');
       const sock = join(runDir, `hw-${p.pid}.sock`);

@@ -52,8 +52,7 @@ function v1(usage: number, inactiveFile: number): Tree {
 }
 
 const script = ['-c', 'x = bytearray(1024 * 1024)'];
-const run = (tree: Tree) =>
-  runProfiled(['--', 'python3', ...script], { env: { HIGHWATER_TEST_ROOT: writeTree(tree) } });
+const run = (tree: Tree) => runProfiled(['--', 'python3', ...script], { env: { HIGHWATER_TEST_ROOT: writeTree(tree) } });
 
 describe('shim readings and guard on fixture trees', () => {
   it('cgroup v2: 950 MiB used of 1 GiB leaves 74 MiB, under the 100 MiB floor: exit 53 before the allocation', async () => {

@@ -103,11 +103,15 @@ describe('state layout = docs/protocol.md "State file"', () => {
 
   it('lays the fields out without overlap inside the header', () => {
     const sizeOf = (name: string): number =>
-      name === 'magic' ? STATE_MAGIC.length
-      : name === 'version' || name === 'headerSize' ? 4
-      : name === 'readings' ? READING_FIELDS.length * 8
-      : name in HEADER_TEXT ? HEADER_TEXT[name as keyof typeof HEADER_TEXT]
-      : 8;
+      name === 'magic'
+        ? STATE_MAGIC.length
+        : name === 'version' || name === 'headerSize'
+          ? 4
+          : name === 'readings'
+            ? READING_FIELDS.length * 8
+            : name in HEADER_TEXT
+              ? HEADER_TEXT[name as keyof typeof HEADER_TEXT]
+              : 8;
     const fields = Object.entries(HEADER).sort((a, b) => a[1] - b[1]);
     for (let i = 0; i < fields.length; i++) {
       const [name, off] = fields[i]!;
@@ -142,14 +146,18 @@ describe('state layout = docs/protocol.md "State file"', () => {
   it('encodes the shim-ended exit status as documented, with the documented OOM exit code', () => {
     expect(rowOf('exitStatus')).toContain(`0x${SHIM_EXITED.toString(16)} + code`);
     expect(shimExitStatus(EXIT_OOM)).toBe(0x100 + 53);
-    const oomCommand = section('## Control channel').split('\n').find((l) => l.startsWith('| `oom'));
+    const oomCommand = section('## Control channel')
+      .split('\n')
+      .find((l) => l.startsWith('| `oom'));
     expect(oomCommand).toContain(`the process exits ${EXIT_OOM}`);
   });
 
   it('has the documented record layouts and sizes of the areas', () => {
     const record = (name: string) => {
       const line = STATE.split('\n').find((l) => l.startsWith(`- \`${name}\` record:`));
-      const fields = ticked(line ?? '')[1]!.split(', ').map((f) => f.split(' '));
+      const fields = ticked(line ?? '')[1]!
+        .split(', ')
+        .map((f) => f.split(' '));
       expect(fields.every(([type]) => type === 'u32')).toBe(true);
       return { size: fields.length * 4, ...Object.fromEntries(fields.map(([, n], k) => [n, k * 4])) };
     };
@@ -171,14 +179,14 @@ describe('state layout = docs/protocol.md "State file"', () => {
 describe('state layout = docs/protocol.md "Timeline"', () => {
   it('has the documented region header, sample layout and bound', () => {
     const rows = tableRows(TIMELINE_DOC);
-    const header = Object.fromEntries(
-      rows.filter((r) => !r.text.startsWith('samples')).map((r) => [/^`(\w+)`/.exec(r.text)![1]!, r.offset]),
-    );
+    const header = Object.fromEntries(rows.filter((r) => !r.text.startsWith('samples')).map((r) => [/^`(\w+)`/.exec(r.text)![1]!, r.offset]));
     const samples = rows.find((r) => r.text.startsWith('samples:'))!;
     expect({ ...TIMELINE }).toEqual({ ...header, samples: samples.offset });
     expect(TIMELINE_HEADER).toBe(TIMELINE.samples);
     expect(TIMELINE_DOC).toContain(`A ${TIMELINE_HEADER}-byte region header`);
-    const sampleFields = ticked(samples.text)[0]!.split(', ').map((f) => f.split(' '));
+    const sampleFields = ticked(samples.text)[0]!
+      .split(', ')
+      .map((f) => f.split(' '));
     expect(sampleFields.map(([, n]) => n)).toEqual([...TIMELINE_SAMPLE_FIELDS]);
     expect(sampleFields.every(([type]) => type === 'u64' || type === 'i64')).toBe(true);
     expect(TIMELINE_SAMPLE).toBe(sampleFields.length * 8);

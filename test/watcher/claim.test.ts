@@ -15,7 +15,8 @@ describe('claimRunDir', () => {
   afterEach(() => removeDir(dir));
 
   it('takes the lock with our pid, removes files of dead processes only, releases cleanly', () => {
-    for (const f of [`hw-${DEAD}.state`, `hw-${DEAD}.sock`, `hw-${DEAD}-3.dump`, `hw-${DEAD}-4.dump.tmp`, `hw-${process.pid}.state`, 'mine.txt']) writeFileSync(join(dir, f), '');
+    for (const f of [`hw-${DEAD}.state`, `hw-${DEAD}.sock`, `hw-${DEAD}-3.dump`, `hw-${DEAD}-4.dump.tmp`, `hw-${process.pid}.state`, 'mine.txt'])
+      writeFileSync(join(dir, f), '');
     const victim = join(tempDir(), 'victim');
     writeFileSync(victim, 'keep');
     symlinkSync(victim, join(dir, `hw-${DEAD}-5.dump`));

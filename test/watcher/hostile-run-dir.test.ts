@@ -109,22 +109,25 @@ describe('highwater watch on a hostile run dir', () => {
     expect(Date.now() - t0).toBeLessThan(10_000);
   });
 
-  it.skipIf(process.getuid?.() !== 0 || !existsSync('/usr/bin/setpriv'))('a state file the watcher cannot read (EACCES): one warning, the watcher goes on', async () => {
-    const runDir = freshDir('hw-run-');
-    const out = freshDir('hw-out-');
-    chmodSync(runDir, 0o777);
-    chmodSync(out, 0o777);
-    const state = join(runDir, `hw-${DEAD_PID}.state`);
-    writeFileSync(state, deadProcessState(DEAD_PID));
-    chmodSync(state, 0o600); // root's; the watcher runs as nobody
-    const w = startWatch(runDir, out, ['--warn-after', '0'], {}, ['/usr/bin/setpriv', '--reuid', '65534', '--regid', '65534', '--clear-groups']);
-    await w.waitFor(`skipped ${state}: cannot read the state file: EACCES`);
-    await new Promise((r) => setTimeout(r, 1500)); // several polls
-    w.child.kill('SIGTERM');
-    expect(await w.exited, w.stderr()).toEqual({ code: 0, signal: null });
-    expect(w.stderr().split('cannot read the state file: EACCES')).toHaveLength(2); // once, not once per poll
-    expect(readdirSync(out)).toEqual([]);
-  });
+  it.skipIf(process.getuid?.() !== 0 || !existsSync('/usr/bin/setpriv'))(
+    'a state file the watcher cannot read (EACCES): one warning, the watcher goes on',
+    async () => {
+      const runDir = freshDir('hw-run-');
+      const out = freshDir('hw-out-');
+      chmodSync(runDir, 0o777);
+      chmodSync(out, 0o777);
+      const state = join(runDir, `hw-${DEAD_PID}.state`);
+      writeFileSync(state, deadProcessState(DEAD_PID));
+      chmodSync(state, 0o600); // root's; the watcher runs as nobody
+      const w = startWatch(runDir, out, ['--warn-after', '0'], {}, ['/usr/bin/setpriv', '--reuid', '65534', '--regid', '65534', '--clear-groups']);
+      await w.waitFor(`skipped ${state}: cannot read the state file: EACCES`);
+      await new Promise((r) => setTimeout(r, 1500)); // several polls
+      w.child.kill('SIGTERM');
+      expect(await w.exited, w.stderr()).toEqual({ code: 0, signal: null });
+      expect(w.stderr().split('cannot read the state file: EACCES')).toHaveLength(2); // once, not once per poll
+      expect(readdirSync(out)).toEqual([]);
+    },
+  );
 
   it('a symlink planted in the output dir at the kept-raw-data name is not written through', async () => {
     const runDir = freshDir('hw-run-');

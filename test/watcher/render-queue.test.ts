@@ -9,7 +9,11 @@ describe('RenderQueue', () => {
     const log: string[] = [];
     let running = 0;
     let most = 0;
-    for (const [name, ms] of [['a', 30], ['b', 1], ['c', 10]] as const) {
+    for (const [name, ms] of [
+      ['a', 30],
+      ['b', 1],
+      ['c', 10],
+    ] as const) {
       q.push(name, async () => {
         most = Math.max(most, ++running);
         log.push(`start ${name}`);

@@ -92,7 +92,7 @@ describe('RunDirWatcher', () => {
     expect(w.samples()).toMatchObject([{ pid: LIVE, floorBytes: 520 * MiB, peakBytes: 6 * MiB }]);
   });
 
-  it('a lower floor from the shim wins over the watcher\'s --min-available', async () => {
+  it("a lower floor from the shim wins over the watcher's --min-available", async () => {
     writeFileSync(join(runDir, `hw-${LIVE}.state`), state(LIVE, { floorBytes: 1 * MiB }));
     const w = make({ minAvailable: { bytes: 520 * MiB } });
     await passes(w, 3);
@@ -100,7 +100,7 @@ describe('RunDirWatcher', () => {
     expect(w.oomFired).toBe(false);
   });
 
-  it('before the shim published a floor: the watcher\'s own, from --min-available over its readings', async () => {
+  it("before the shim published a floor: the watcher's own, from --min-available over its readings", async () => {
     writeFileSync(join(runDir, `hw-${LIVE}.state`), state(LIVE, { floorBytes: 0 }));
     const w = make({ minAvailable: { bytes: 520 * MiB } });
     await passes(w, 3);
@@ -130,8 +130,16 @@ describe('RunDirWatcher', () => {
       [DEAD + 1, 'oom', true],
     ]);
     for (const r of reports) expect(r.report.stacks[0]!.bytes).toBe(6 * MiB);
-    expect(of('process-found').map((e) => e.pid).sort()).toEqual([DEAD, DEAD + 1, LIVE].sort());
-    expect(of('process-gone').map((e) => e.pid).sort()).toEqual([DEAD, DEAD + 1]);
+    expect(
+      of('process-found')
+        .map((e) => e.pid)
+        .sort(),
+    ).toEqual([DEAD, DEAD + 1, LIVE].sort());
+    expect(
+      of('process-gone')
+        .map((e) => e.pid)
+        .sort(),
+    ).toEqual([DEAD, DEAD + 1]);
     // The ended processes' files are gone; the live one's stays, and it was asked for a dump on stop.
     expect(readdirSync(runDir).sort()).toEqual([`hw-${LIVE}.sock`, `hw-${LIVE}.state`]);
     expect(shim.commands).toEqual(['dump']);

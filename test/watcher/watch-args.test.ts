@@ -7,7 +7,20 @@ import type { ReportJson } from '../../sidecar/src/report/model.js';
 describe('watch and collect arguments', () => {
   it('parses every watch flag', () => {
     expect(
-      parseArgs(['watch', '--run-dir', '/r', '--output=/o', '--metrics-port', '9090', '--disable-oom-detection', '--min-available', '5%', '--warn-after', '2.5', '--once']),
+      parseArgs([
+        'watch',
+        '--run-dir',
+        '/r',
+        '--output=/o',
+        '--metrics-port',
+        '9090',
+        '--disable-oom-detection',
+        '--min-available',
+        '5%',
+        '--warn-after',
+        '2.5',
+        '--once',
+      ]),
     ).toEqual({
       cmd: 'watch',
       flags: { runDir: '/r', outputDir: '/o', oomDetection: false, minAvailable: '5%' },
@@ -28,8 +41,20 @@ describe('watch and collect arguments', () => {
   });
 
   it('parses collect kubernetes', () => {
-    expect(parseArgs(['collect', 'kubernetes', '-n', 'ml', '--since', '2h', '-f'])).toEqual({ cmd: 'collect-kubernetes', follow: true, namespace: 'ml', allNamespaces: false, since: '2h' });
-    expect(parseArgs(['collect', 'kubernetes', '-A'])).toEqual({ cmd: 'collect-kubernetes', follow: false, namespace: undefined, allNamespaces: true, since: undefined });
+    expect(parseArgs(['collect', 'kubernetes', '-n', 'ml', '--since', '2h', '-f'])).toEqual({
+      cmd: 'collect-kubernetes',
+      follow: true,
+      namespace: 'ml',
+      allNamespaces: false,
+      since: '2h',
+    });
+    expect(parseArgs(['collect', 'kubernetes', '-A'])).toEqual({
+      cmd: 'collect-kubernetes',
+      follow: false,
+      namespace: undefined,
+      allNamespaces: true,
+      since: undefined,
+    });
     expect(() => parseArgs(['collect', 'kubernetes', '-n', 'ml', '-A'])).toThrow(/not both/);
     expect(() => parseArgs(['collect', 'kubernetes', '--bogus'])).toThrow(/unknown option --bogus for highwater collect kubernetes/);
   });

@@ -8,9 +8,7 @@ import { HighwaterError } from '../errors.js';
 import type { KernelLocation } from './kernel.js';
 
 export type Target =
-  | { kind: 'script'; script: string; args: string[] }
-  | { kind: 'module'; module: string; args: string[] }
-  | { kind: 'command'; argv: string[] };
+  { kind: 'script'; script: string; args: string[] } | { kind: 'module'; module: string; args: string[] } | { kind: 'command'; argv: string[] };
 
 export type Command =
   | { cmd: 'help'; topic: 'main' | 'run' | 'python' | 'render' | 'watch' | 'collect' | 'kernel' }

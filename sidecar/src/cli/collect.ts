@@ -70,7 +70,11 @@ export async function collectKubernetesCommand(opts: CollectKubernetesCommandOpt
   let sinceMs: number | undefined;
   if (opts.since !== undefined) {
     const d = parseDuration(opts.since);
-    if (d === undefined) throw new HighwaterError('HW_ERR_USAGE', `highwater collect kubernetes: --since ${JSON.stringify(opts.since)}: expected a duration such as 90s, 30m, 2h, 1d`);
+    if (d === undefined)
+      throw new HighwaterError(
+        'HW_ERR_USAGE',
+        `highwater collect kubernetes: --since ${JSON.stringify(opts.since)}: expected a duration such as 90s, 30m, 2h, 1d`,
+      );
     sinceMs = Date.now() - d;
   }
   const kc = loadKubeConfig(opts.env ?? process.env);

@@ -120,9 +120,20 @@ function checkReport(v: unknown, file: string): ReportJson {
   if (!Array.isArray(o.stacks)) throw badReport(file, '"stacks" must be an array');
   o.stacks.forEach((s, i) => {
     const ok =
-      typeof s === 'object' && s !== null && typeof s.bytes === 'number' && Number.isFinite(s.bytes) && Array.isArray(s.frames) &&
-      s.frames.every((f) => typeof f === 'object' && f !== null && typeof f.file === 'string' && typeof f.function === 'string' &&
-        typeof f.line === 'number' && typeof (f.code ?? '') === 'string');
+      typeof s === 'object' &&
+      s !== null &&
+      typeof s.bytes === 'number' &&
+      Number.isFinite(s.bytes) &&
+      Array.isArray(s.frames) &&
+      s.frames.every(
+        (f) =>
+          typeof f === 'object' &&
+          f !== null &&
+          typeof f.file === 'string' &&
+          typeof f.function === 'string' &&
+          typeof f.line === 'number' &&
+          typeof (f.code ?? '') === 'string',
+      );
     if (!ok) throw badReport(file, `stack ${i} is not {bytes, frames: [{file, line, function, code}]}`);
     for (const f of s.frames) f.code ??= '';
   });
@@ -149,14 +160,18 @@ export async function diffCommand(args: DiffArgs): Promise<DiffOutcome> {
       await fh.close();
     }
   } catch (e) {
-    throw new HighwaterError('HW_ERR_OUTPUT_UNWRITABLE', `cannot write the diff page at ${out}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, { cause: e });
+    throw new HighwaterError('HW_ERR_OUTPUT_UNWRITABLE', `cannot write the diff page at ${out}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, {
+      cause: e,
+    });
   }
   lines.push(`differential flamegraph: ${out}`);
   let status = 0;
   if (args.failIfPeakGrowsPct !== undefined) {
     const grew = peakGrowthPercent(d);
     if (grew > args.failIfPeakGrowsPct) {
-      lines.push(`the peak grew by ${Number.isFinite(grew) ? `${grew.toFixed(2)}%` : 'more than any percentage (the old peak was 0)'}, more than --fail-if-peak-grows ${args.failIfPeakGrowsPct}%: exit 1`);
+      lines.push(
+        `the peak grew by ${Number.isFinite(grew) ? `${grew.toFixed(2)}%` : 'more than any percentage (the old peak was 0)'}, more than --fail-if-peak-grows ${args.failIfPeakGrowsPct}%: exit 1`,
+      );
       status = 1;
     }
   }

@@ -10,13 +10,7 @@ import type { BundlePaths } from './paths.js';
  * NUMEXPR_MAX_THREADS or OMP_THREAD_LIMIT are never set: they would change
  * what the program's own calls do.
  */
-export const THREAD_POOL_VARS = [
-  'OMP_NUM_THREADS',
-  'OPENBLAS_NUM_THREADS',
-  'MKL_NUM_THREADS',
-  'NUMEXPR_NUM_THREADS',
-  'BLOSC_NTHREADS',
-] as const;
+export const THREAD_POOL_VARS = ['OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS', 'NUMEXPR_NUM_THREADS', 'BLOSC_NTHREADS'] as const;
 
 export function childEnv(
   base: NodeJS.ProcessEnv,

@@ -186,8 +186,7 @@ export async function runProgram(opts: RunOptions): Promise<number> {
   for (const [sig, h] of handlers) process.off(sig, h);
   // Killed by the kernel's OOM killer (the cgroup's oom_kill count moved)?
   const oomKillsAfter = readOomKillCount('self');
-  const oomKilled =
-    result.signal !== null && oomKillsBefore !== undefined && oomKillsAfter !== undefined && oomKillsAfter > oomKillsBefore;
+  const oomKilled = result.signal !== null && oomKillsBefore !== undefined && oomKillsAfter !== undefined && oomKillsAfter > oomKillsBefore;
   if (oomKilled && result.signal !== 'SIGKILL') {
     log.debug({ signal: result.signal }, 'died while being OOM-killed; reporting it as killed');
   }

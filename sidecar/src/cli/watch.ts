@@ -264,4 +264,3 @@ export async function watchCommand(opts: WatchOptions): Promise<number> {
   await server?.stop();
   return 0;
 }
-

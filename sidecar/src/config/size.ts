@@ -7,8 +7,7 @@ import type { MinAvailable } from '../memory/heuristics.js';
 
 export type Size = { kind: 'bytes'; bytes: number } | { kind: 'percent'; percent: number };
 
-export const ACCEPTED_SIZE_FORMS =
-  'bytes (123), KiB/MiB/GiB/TiB (512k, 512KiB, 100MiB, 1.5GiB; case-insensitive), or a percentage of total memory (5%)';
+export const ACCEPTED_SIZE_FORMS = 'bytes (123), KiB/MiB/GiB/TiB (512k, 512KiB, 100MiB, 1.5GiB; case-insensitive), or a percentage of total memory (5%)';
 
 const UNITS: Record<string, number> = {
   '': 1,

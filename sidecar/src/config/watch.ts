@@ -82,11 +82,13 @@ export function loadWatchConfig(runDirFlag: string | undefined, flags: WatchFlag
   if (runDir === undefined) throw new HighwaterError('HW_ERR_USAGE', 'highwater watch: --run-dir DIR is required (or HIGHWATER_RUN_DIR)');
 
   let metricsPort: number | undefined = DEFAULT_METRICS_PORT;
-  const [portText, portName] = flags.metricsPort !== undefined ? [flags.metricsPort, '--metrics-port'] : [e('HIGHWATER_METRICS_PORT'), 'HIGHWATER_METRICS_PORT'];
+  const [portText, portName] =
+    flags.metricsPort !== undefined ? [flags.metricsPort, '--metrics-port'] : [e('HIGHWATER_METRICS_PORT'), 'HIGHWATER_METRICS_PORT'];
   if (portText !== undefined && portText.trim() === 'off') metricsPort = undefined;
   else if (portText !== undefined) {
     metricsPort = Number(portText);
-    if (!/^\d+$/.test(portText.trim()) || metricsPort > 65535) throw configError(portName, portText, 'a port number from 0 to 65535 (0 = any free port) or off');
+    if (!/^\d+$/.test(portText.trim()) || metricsPort > 65535)
+      throw configError(portName, portText, 'a port number from 0 to 65535 (0 = any free port) or off');
   }
 
   let warnAfterMs = 5000;
@@ -106,7 +108,8 @@ export function loadWatchConfig(runDirFlag: string | undefined, flags: WatchFlag
   const uploadUrl = flags.uploadUrl ?? e('HIGHWATER_UPLOAD_URL');
   if (uploadUrl !== undefined) checkTemplate(uploadUrl, flags.uploadUrl !== undefined ? '--upload-url' : 'HIGHWATER_UPLOAD_URL');
   let uploadTimeoutMs = 20_000;
-  const [upText, upName] = flags.uploadTimeout !== undefined ? [flags.uploadTimeout, '--upload-timeout'] : [e('HIGHWATER_UPLOAD_TIMEOUT'), 'HIGHWATER_UPLOAD_TIMEOUT'];
+  const [upText, upName] =
+    flags.uploadTimeout !== undefined ? [flags.uploadTimeout, '--upload-timeout'] : [e('HIGHWATER_UPLOAD_TIMEOUT'), 'HIGHWATER_UPLOAD_TIMEOUT'];
   if (upText !== undefined) {
     const s = Number(upText);
     if (!/^\d+(\.\d+)?$/.test(upText.trim()) || s <= 0 || s > 3600) throw configError(upName, upText, 'seconds, more than 0 and at most 3600');

@@ -140,7 +140,13 @@ export class EventsClient {
    * Watch Events from `resourceVersion` on; `onEvent` gets every ADDED one.
    * Resolves when the watch ends (server closed it, error, or `signal`).
    */
-  async watch(namespace: string | undefined, reason: string, resourceVersion: string | undefined, onEvent: (obj: unknown) => void, signal: AbortSignal): Promise<void> {
+  async watch(
+    namespace: string | undefined,
+    reason: string,
+    resourceVersion: string | undefined,
+    onEvent: (obj: unknown) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
     const path = namespace === undefined ? '/apis/events.k8s.io/v1/events' : `/apis/events.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/events`;
     await new Promise<void>((resolve, reject) => {
       let controller: AbortController | undefined;
@@ -158,11 +164,14 @@ export class EventsClient {
             else resolve();
           },
         )
-        .then((c) => {
-          controller = c;
-          if (signal.aborted) c.abort();
-          else signal.addEventListener('abort', onAbort, { once: true });
-        }, (e: unknown) => reject(k8sError(e, 'watching Events')));
+        .then(
+          (c) => {
+            controller = c;
+            if (signal.aborted) c.abort();
+            else signal.addEventListener('abort', onAbort, { once: true });
+          },
+          (e: unknown) => reject(k8sError(e, 'watching Events')),
+        );
     });
   }
 }

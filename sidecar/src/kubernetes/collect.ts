@@ -29,7 +29,12 @@ function pad(s: string, w: number): string {
 
 /** `2026-11-29 18:45:00Z` */
 function when(ms: number): string {
-  return ms > 0 ? new Date(ms).toISOString().replace('T', ' ').replace(/\.\d{3}Z$/, 'Z') : '-';
+  return ms > 0
+    ? new Date(ms)
+        .toISOString()
+        .replace('T', ' ')
+        .replace(/\.\d{3}Z$/, 'Z')
+    : '-';
 }
 
 export function kubernetesTableHeader(): string {
@@ -37,7 +42,14 @@ export function kubernetesTableHeader(): string {
 }
 
 export function kubernetesTableRow(r: OomEventRow): string {
-  const cells = [`${r.namespace}/${r.pod}`, r.container || '-', when(r.timeMs), r.peakBytes === undefined ? '-' : humanBytes(r.peakBytes), r.topLine || '-', r.where || r.note || '-'];
+  const cells = [
+    `${r.namespace}/${r.pod}`,
+    r.container || '-',
+    when(r.timeMs),
+    r.peakBytes === undefined ? '-' : humanBytes(r.peakBytes),
+    r.topLine || '-',
+    r.where || r.note || '-',
+  ];
   return cells.map((c, i) => (i < WIDTHS.length ? pad(c, WIDTHS[i]!) : c)).join(' ');
 }
 

@@ -109,7 +109,9 @@ export function oomNote(f: OomFacts): string {
 
 /** A DNS-subdomain event name: `<pod>.<unique hex>` (the kubelet's convention), ≤ 253 characters. */
 export function eventName(pod: string, nowMs: number, random: number): string {
-  const suffix = `.${nowMs.toString(16)}${Math.floor(random * 0xffff).toString(16).padStart(4, '0')}`;
+  const suffix = `.${nowMs.toString(16)}${Math.floor(random * 0xffff)
+    .toString(16)
+    .padStart(4, '0')}`;
   return pod.slice(0, 253 - suffix.length).replace(/[.-]+$/, '') + suffix;
 }
 

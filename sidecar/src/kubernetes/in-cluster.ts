@@ -50,7 +50,8 @@ export function inClusterTarget(env: NodeJS.ProcessEnv = process.env, dir = SERV
   if (!host || !port) throw new HighwaterError('HW_ERR_K8S_NO_CONFIG', 'not in a pod: KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT are not set');
   if (!/^\d{1,5}$/.test(port)) throw new HighwaterError('HW_ERR_K8S_NO_CONFIG', `KUBERNETES_SERVICE_PORT is not a port: ${JSON.stringify(port)}`);
   const tokenPath = join(dir, 'token');
-  if (!existsSync(tokenPath)) throw new HighwaterError('HW_ERR_K8S_NO_CONFIG', `no service account token at ${tokenPath} (automountServiceAccountToken: false?)`);
+  if (!existsSync(tokenPath))
+    throw new HighwaterError('HW_ERR_K8S_NO_CONFIG', `no service account token at ${tokenPath} (automountServiceAccountToken: false?)`);
   const caPath = join(dir, 'ca.crt');
   let ca: Buffer | undefined;
   try {
@@ -122,7 +123,8 @@ export function apiCall(call: ApiCall, what: string): Promise<void> {
           const status = res.statusCode ?? 0;
           if (status >= 200 && status < 300) return resolve();
           const message = statusMessage(text);
-          const code = status === 401 || status === 403 ? 'HW_ERR_K8S_FORBIDDEN' : status >= 400 && status < 500 ? 'HW_ERR_K8S_REJECTED' : 'HW_ERR_K8S_UNREACHABLE';
+          const code =
+            status === 401 || status === 403 ? 'HW_ERR_K8S_FORBIDDEN' : status >= 400 && status < 500 ? 'HW_ERR_K8S_REJECTED' : 'HW_ERR_K8S_UNREACHABLE';
           reject(new HighwaterError(code, `${what}: HTTP ${status}${message ? `: ${message}` : ''}`));
         });
       },

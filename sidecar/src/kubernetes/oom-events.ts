@@ -71,7 +71,10 @@ export class OomEventPoster {
       const body = oomEvent(pod, facts, nowMs);
       await client.create(pod.namespace, body, this.opts.timeoutMs ?? 5000);
       this.opts.onPosted?.();
-      log.info({ code: 'HW_K8S_EVENT_POSTED', event: (body.metadata as { name: string }).name, namespace: pod.namespace, pod: pod.name, ms: Date.now() - nowMs }, 'HighwaterOOM Event posted');
+      log.info(
+        { code: 'HW_K8S_EVENT_POSTED', event: (body.metadata as { name: string }).name, namespace: pod.namespace, pod: pod.name, ms: Date.now() - nowMs },
+        'HighwaterOOM Event posted',
+      );
     } catch (e) {
       const code = isHighwaterError(e) ? e.code : 'HW_ERR_K8S_UNREACHABLE';
       this.fail(code, `cannot post the HighwaterOOM Event: ${(e as Error).message}`);

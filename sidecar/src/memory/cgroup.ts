@@ -7,14 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HighwaterError } from '../errors.js';
-import {
-  findCgroupMounts,
-  parseMountinfo,
-  parseProcCgroup,
-  v1MemoryEntry,
-  v2Entry,
-  type Mount,
-} from './parse.js';
+import { findCgroupMounts, parseMountinfo, parseProcCgroup, v1MemoryEntry, v2Entry, type Mount } from './parse.js';
 
 export interface FsRoots {
   /** Where procfs is mounted. @default '/' + 'proc' */

@@ -30,9 +30,7 @@ export function floorBytes(total: number, cfg: Pick<HeuristicsConfig, 'minAvaila
   return Math.max(bytes ?? 0, fromPercent);
 }
 
-export type OomVerdict =
-  | { oom: false; floorBytes: number }
-  | { oom: true; reason: 'low-available' | 'swap'; detail: string; floorBytes: number };
+export type OomVerdict = { oom: false; floorBytes: number } | { oom: true; reason: 'low-available' | 'swap'; detail: string; floorBytes: number };
 
 const mib = (n: number): string => `${(n / MiB).toFixed(1)} MiB`;
 

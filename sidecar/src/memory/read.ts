@@ -7,14 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { HighwaterError, isHighwaterError } from '../errors.js';
 import { locateMemoryCgroup, readText, type FsRoots } from './cgroup.js';
-import {
-  hostAvailableBytes,
-  parseBytes,
-  parseLimit,
-  parseMeminfo,
-  parseMemoryStat,
-  parseProcStatusVmSwap,
-} from './parse.js';
+import { hostAvailableBytes, parseBytes, parseLimit, parseMeminfo, parseMemoryStat, parseProcStatusVmSwap } from './parse.js';
 
 export type ReadingsSource = 'cgroup-v1' | 'cgroup-v2' | 'host';
 
@@ -90,8 +83,12 @@ function readV2(dir: string): CgroupPart | null {
   }
   const swapBytes = readOptionalBytes(join(dir, 'memory.swap.current')) ?? 0;
   return {
-    source: 'cgroup-v2', limitBytes, usageBytes, inactiveFileBytes: stat.inactiveFileBytes,
-    activeFileBytes: stat.activeFileBytes ?? 0, swapBytes,
+    source: 'cgroup-v2',
+    limitBytes,
+    usageBytes,
+    inactiveFileBytes: stat.inactiveFileBytes,
+    activeFileBytes: stat.activeFileBytes ?? 0,
+    swapBytes,
   };
 }
 
@@ -105,8 +102,12 @@ function readV1(dir: string): CgroupPart {
   const memsw = readOptionalBytes(join(dir, 'memory.memsw.usage_in_bytes'));
   const swapBytes = memsw !== undefined ? Math.max(0, memsw - usageBytes) : (stat.swapBytes ?? 0);
   return {
-    source: 'cgroup-v1', limitBytes, usageBytes, inactiveFileBytes: stat.inactiveFileBytes,
-    activeFileBytes: stat.activeFileBytes ?? 0, swapBytes,
+    source: 'cgroup-v1',
+    limitBytes,
+    usageBytes,
+    inactiveFileBytes: stat.inactiveFileBytes,
+    activeFileBytes: stat.activeFileBytes ?? 0,
+    swapBytes,
   };
 }
 
@@ -143,8 +144,7 @@ export function readReadings(pid: number | 'self', opts: ReadOptions = {}): Read
 
   if (cg) {
     const workingSetBytes = Math.max(0, cg.usageBytes - cg.inactiveFileBytes);
-    const availableBytes =
-      cg.limitBytes > 0 ? Math.min(hostAvail, Math.max(0, cg.limitBytes - workingSetBytes)) : hostAvail;
+    const availableBytes = cg.limitBytes > 0 ? Math.min(hostAvail, Math.max(0, cg.limitBytes - workingSetBytes)) : hostAvail;
     return {
       ...cg,
       workingSetBytes,

@@ -154,11 +154,11 @@ export class Metrics {
     /** A gauge read at scrape time, absent while its value is unknown. */
     const lazy = (name: string, help: string, value: () => number | undefined): void => void new OptionalGauge(name, help, registers, value);
     lazy('highwater_watched_processes', 'Python processes tracked in the run dir now.', () => samples().length);
-    lazy('highwater_tracked_bytes', 'Memory tracked by the shim now, summed over the tracked processes (bytes).', () => sumOf(samples(), (s) => s.currentBytes));
-    lazy(
-      'highwater_tracked_peak_bytes',
-      "Peak of tracked memory, summed over the tracked processes' own peaks (bytes).",
-      () => sumOf(samples(), (s) => s.peakBytes),
+    lazy('highwater_tracked_bytes', 'Memory tracked by the shim now, summed over the tracked processes (bytes).', () =>
+      sumOf(samples(), (s) => s.currentBytes),
+    );
+    lazy('highwater_tracked_peak_bytes', "Peak of tracked memory, summed over the tracked processes' own peaks (bytes).", () =>
+      sumOf(samples(), (s) => s.peakBytes),
     );
     lazy(
       'highwater_memory_limit_bytes',

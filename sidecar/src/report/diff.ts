@@ -131,8 +131,14 @@ export function renderDiffPage(input: DiffPageInput, d: ReportDiff, limit = 20):
   const before = prefixBytes(oldStacks);
   const after = prefixBytes(newStacks);
   // The root ("all") is the whole of each profile.
-  before.set('', oldStacks.reduce((a, s) => a + s.bytes, 0));
-  after.set('', newStacks.reduce((a, s) => a + s.bytes, 0));
+  before.set(
+    '',
+    oldStacks.reduce((a, s) => a + s.bytes, 0),
+  );
+  after.set(
+    '',
+    newStacks.reduce((a, s) => a + s.bytes, 0),
+  );
   let scale = 0;
   for (const [k, v] of after) scale = Math.max(scale, Math.abs(v - (before.get(k) ?? 0)));
   for (const [k, v] of before) scale = Math.max(scale, Math.abs((after.get(k) ?? 0) - v));

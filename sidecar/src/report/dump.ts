@@ -70,11 +70,7 @@ function rawFrames(o: Obj, lineNo: number): RawFrames {
   const v = o.frames;
   if (!Array.isArray(v)) throw invalid(lineNo, '"frames" must be an array');
   for (const f of v) {
-    if (
-      !Array.isArray(f) ||
-      f.length !== 2 ||
-      !f.every((n) => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0)
-    ) {
+    if (!Array.isArray(f) || f.length !== 2 || !f.every((n) => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0)) {
       throw invalid(lineNo, '"frames" entries must be [funcId, line]');
     }
   }
@@ -118,8 +114,7 @@ export function parseDump(text: string): ProfileData {
   // million stacks must not hold a second copy of itself as line strings.
   let textEnd = text.length;
   if (textEnd > 0 && text.charCodeAt(textEnd - 1) === 10) textEnd--; // a trailing newline is not a line
-  const lineAt = (start: number, end: number): string =>
-    end > start && text.charCodeAt(end - 1) === 13 ? text.slice(start, end - 1) : text.slice(start, end);
+  const lineAt = (start: number, end: number): string => (end > start && text.charCodeAt(end - 1) === 13 ? text.slice(start, end - 1) : text.slice(start, end));
   const firstEnd = (() => {
     const nl = text.indexOf('\n');
     return nl < 0 || nl > textEnd ? textEnd : nl;
@@ -137,8 +132,7 @@ export function parseDump(text: string): ProfileData {
   // Truncation is decided first: a writer that died mid-line leaves a last
   // line that is not JSON, and that is a truncated dump, not an invalid one.
   // A complete first line that is not a header is invalid regardless.
-  const truncated = () =>
-    new HighwaterError('HW_ERR_DUMP_TRUNCATED', `raw dump is truncated: read ${countLines()} lines, no end line`);
+  const truncated = () => new HighwaterError('HW_ERR_DUMP_TRUNCATED', `raw dump is truncated: read ${countLines()} lines, no end line`);
   if (empty) throw truncated();
   const lastIsEnd = isEndLine(lineAt(lastStart, textEnd));
   if (oneLine && !lastIsEnd) throw truncated();
@@ -159,7 +153,7 @@ export function parseDump(text: string): ProfileData {
   let timeline: Timeline | undefined;
 
   let lineNo = 1;
-  for (let start = firstEnd + 1; start < lastStart; ) {
+  for (let start = firstEnd + 1; start < lastStart;) {
     const nl = text.indexOf('\n', start);
     const end = nl < 0 || nl > textEnd ? textEnd : nl;
     lineNo++;

@@ -113,10 +113,7 @@ export function renderFlamegraph(stacks: readonly Stack[], opts: FlamegraphOptio
 }
 
 /** The SVG text and the tree it draws (index.html locates frames in it). */
-export function flamegraph(
-  stacks: readonly Stack[],
-  opts: FlamegraphOptions,
-): { svg: string; root: FlameNode; minBytes: number } {
+export function flamegraph(stacks: readonly Stack[], opts: FlamegraphOptions): { svg: string; root: FlameNode; minBytes: number } {
   const svgWidth = opts.width ?? 1200;
   const width = svgWidth - 2 * PAD;
   const rootBytes = stacks.reduce((a, s) => a + (s.bytes > 0 ? s.bytes : 0), 0);

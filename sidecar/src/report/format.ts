@@ -6,8 +6,7 @@
 // LF, CR; lone surrogates; U+FFFE/U+FFFF). Source lines and file names come
 // from user code and can hold any of them; one stray byte must not make the
 // whole SVG unparseable, so they become U+FFFD.
-const XML_INVALID =
-  /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+const XML_INVALID = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
 const XML_ENTITIES: Record<string, string> = {
   '&': '&amp;',

@@ -61,7 +61,10 @@ function mib(bytes: number): string {
 
 /** JSON inside a <script> element: `</script>` and `<!--` must not appear. */
 function scriptJson(v: unknown): string {
-  return JSON.stringify(v).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+  return JSON.stringify(v)
+    .replace(/</g, '\\u003c')
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
 }
 
 export function where(f: Frame | undefined): string {
@@ -77,8 +80,7 @@ export function code(f: Frame): string {
 
 function chainList(frames: readonly Frame[], from = 0): string {
   const items = frames.map(
-    (f, i) =>
-      `<li${i === from ? ' class="own"' : ''}>${where(f)} <code>${esc(f.function)}</code>${f.code ? `<br>${code(f)}` : ''}</li>`,
+    (f, i) => `<li${i === from ? ' class="own"' : ''}>${where(f)} <code>${esc(f.function)}</code>${f.code ? `<br>${code(f)}` : ''}</li>`,
   );
   return `<ol class="chain">${items.join('')}</ol>`;
 }
@@ -92,7 +94,8 @@ function chainList(frames: readonly Frame[], from = 0): string {
 export function frame(id: string, svg: string, mode: 'now' | 'near' | 'hidden'): string {
   const doc = `<!DOCTYPE html><html><head><meta charset="utf-8"><style>body{margin:0}</style></head><body>${svg}</body></html>`;
   const style = `height:${svgHeight(svg)}px`;
-  if (mode === 'now') return `<iframe class="fg" id="${id}" title="flamegraph" style="${style}" srcdoc="${doc.replace(/&/g, '&amp;').replace(/"/g, '&quot;')}"></iframe>`;
+  if (mode === 'now')
+    return `<iframe class="fg" id="${id}" title="flamegraph" style="${style}" srcdoc="${doc.replace(/&/g, '&amp;').replace(/"/g, '&quot;')}"></iframe>`;
   return (
     `<iframe class="fg${mode === 'near' ? ' near' : ''}" id="${id}" title="flamegraph" style="${style}"${mode === 'hidden' ? ' hidden' : ''}></iframe>` +
     `<script type="application/json" id="${id}-doc">${scriptJson(doc)}</script>`
@@ -154,7 +157,13 @@ function buildView(id: string, heading: string, all: Stack[], totalBytes: number
   let fullRoot: ReturnType<typeof flamegraph>['root'] | null = null;
   if (withImports) {
     const n = flamegraph(all, { title: `${title} (with import machinery)`, totalBytes, minPx: PAGE_MIN_PX, maxBoxes: PAGE_MAX_BOXES });
-    const r = flamegraph(all, { title: `${title} (with import machinery; reversed)`, totalBytes, reversed: true, minPx: PAGE_MIN_PX, maxBoxes: PAGE_MAX_BOXES });
+    const r = flamegraph(all, {
+      title: `${title} (with import machinery; reversed)`,
+      totalBytes,
+      reversed: true,
+      minPx: PAGE_MIN_PX,
+      maxBoxes: PAGE_MAX_BOXES,
+    });
     full = { normal: n.svg, reversed: r.svg };
     fullRoot = n.root;
     fullMinBytes = n.minBytes;
@@ -187,10 +196,14 @@ function table(v: View): string {
     const t = v.targets[i]!;
     const attrs = t.folded ? ` data-x="${t.folded.x}" data-d="${t.folded.d}"` : '';
     const fattrs = t.full ? ` data-fx="${t.full.x}" data-fd="${t.full.d}"` : '';
-    const chainText = r.chain.filter((f) => f.pid === undefined).map((f) => `${fileLine(f)} ${f.function}`).join(' \u2192 ');
-    const callers = r.chain.length > (r.process ? 2 : 1) || r.below.length > 0
-      ? `<details><summary>${summaryOf(r)}</summary>${chainList([...r.chain, ...r.below], r.chain.length - 1)}</details>`
-      : '';
+    const chainText = r.chain
+      .filter((f) => f.pid === undefined)
+      .map((f) => `${fileLine(f)} ${f.function}`)
+      .join(' \u2192 ');
+    const callers =
+      r.chain.length > (r.process ? 2 : 1) || r.below.length > 0
+        ? `<details><summary>${summaryOf(r)}</summary>${chainList([...r.chain, ...r.below], r.chain.length - 1)}</details>`
+        : '';
     return (
       `<tr class="line" data-fg="fg-${v.id}"${attrs}${fattrs} title="${esc(chainText)}">` +
       `<td class="n">${i + 1}</td>${byProcess ? `<td class="proc">${r.process ? esc(processShort(r.process)) : ''}</td>` : ''}<td>${where(r.frame)}</td><td><code>${esc(r.frame.function)}</code>${callers}</td>` +
@@ -224,7 +237,9 @@ function truncationNote(report: ReportJson): string {
     parts.push(`${t.foldedStacks} stacks deeper than ${t.maxDepth} frames were folded (${t.foldedFrames} frames in the middle of them left out)`);
   }
   if (t.otherStacks > 0) {
-    parts.push(`past ${t.maxStacks} stacks, the ${t.otherStacks} smallest (${humanBytes(t.otherBytes)} in all) were merged into one "smaller stacks merged" stack`);
+    parts.push(
+      `past ${t.maxStacks} stacks, the ${t.otherStacks} smallest (${humanBytes(t.otherBytes)} in all) were merged into one "smaller stacks merged" stack`,
+    );
   }
   return `<p class="why" id="truncation">Limits: ${esc(parts.join('; '))}.</p>`;
 }
@@ -256,7 +271,14 @@ export function renderPage(data: ProfileData, report: ReportJson, all: Stack[]):
   const live = liveView && data.currentStacks && data.currentStacks.length > 0 ? sortStacks(mergeStacks(data.currentStacks)) : null;
   const liveBytes = live ? live.reduce((a, s) => a + s.bytes, 0) : 0;
   if (live) views.push(buildView('live', 'Live when it ran out', live, liveBytes, `Live when it ran out ${humanBytes(liveBytes)}: ${cmd}`));
-  const peakView = buildView('peak', live ? 'At the peak' : report.trigger === 'signal' || report.trigger === 'request' ? 'At the peak so far' : 'At the peak', all, peak, fgTitle, true);
+  const peakView = buildView(
+    'peak',
+    live ? 'At the peak' : report.trigger === 'signal' || report.trigger === 'request' ? 'At the peak so far' : 'At the peak',
+    all,
+    peak,
+    fgTitle,
+    true,
+  );
   views.push(peakView);
 
   const first = views[0]!.rows[0];
@@ -278,11 +300,13 @@ export function renderPage(data: ProfileData, report: ReportJson, all: Stack[]):
   const toggle = withImports
     ? '<p class="toggle"><label><input type="checkbox" id="show-imports"> show the import machinery (<code>&lt;frozen importlib._bootstrap&gt;</code> frames; hidden by default, their memory charged to the <code>import</code> line)</label></p>'
     : '';
-  const tl = data.timeline ? renderTimeline(data.timeline, {
+  const tl = data.timeline
+    ? renderTimeline(data.timeline, {
         oomMs: report.trigger === 'oom' || report.trigger === 'killed' ? data.timeMs : undefined,
         // SIGKILL is most often the kernel's OOM killer, but not always.
         oomLabel: report.trigger === 'killed' ? 'killed (SIGKILL)' : 'out of memory',
-      }) : '';
+      })
+    : '';
   const tlHtml = tl
     ? `<h2>Memory over time</h2>${tl}<p id="tl-readout" class="hint">Red: tracked by highwater; blue: the container's working set; dashed: the limit and (orange) limit − floor. Hover for values.</p>`
     : '';

@@ -21,7 +21,7 @@ export function containerSentence(report: ReportJson): string {
   const live = ps.some((p) => p.liveBytes !== null);
   const bytes = (p: ProcessSummary) => (live ? (p.liveBytes ?? 0) : p.bytesAtPeak);
   const most = ps.reduce((a, b) => (bytes(b) > bytes(a) ? b : a));
-  const how = c.peakSource === 'own-peaks' ? ' (no moment with all of them was seen: each process\'s own peak, so the sum is an upper bound)' : '';
+  const how = c.peakSource === 'own-peaks' ? " (no moment with all of them was seen: each process's own peak, so the sum is an upper bound)" : '';
   const oom = c.oomPid !== null ? ` The out-of-memory was detected in pid ${c.oomPid}.` : '';
   return (
     ` ${c.processCount} Python processes${how}; ${live ? 'when it ran out' : 'at the peak'}, ` +
@@ -41,10 +41,11 @@ export function processesSection(report: ReportJson): string {
       `<td class="n">${esc(humanBytes(p.ownPeakBytes))}</td><td>${esc(STATES[p.state])}${c?.oomPid === p.pid ? ' (tripped it)' : ''}</td>` +
       `<td>${p.report ? `<a href="${esc(p.report)}">own report</a>` : ''}</td></tr>`,
   );
-  const folded = c && c.foldedProcesses > 0
-    ? `<p class="hint" id="folded-processes">${c.foldedProcesses} more process${c.foldedProcesses === 1 ? '' : 'es'} ended earlier and held nothing at the peak; ` +
-      `their data was folded away (largest own peak ${esc(humanBytes(c.foldedPeakBytes))}).</p>`
-    : '';
+  const folded =
+    c && c.foldedProcesses > 0
+      ? `<p class="hint" id="folded-processes">${c.foldedProcesses} more process${c.foldedProcesses === 1 ? '' : 'es'} ended earlier and held nothing at the peak; ` +
+        `their data was folded away (largest own peak ${esc(humanBytes(c.foldedPeakBytes))}).</p>`
+      : '';
   return (
     `<section id="processes"><h2>Processes</h2><table id="process-table"><thead><tr><th class="n">pid</th><th>process</th><th>command</th>` +
     `<th class="n">at the peak</th><th class="n">% of peak</th>${live ? '<th class="n">when it ran out</th>' : ''}` +

@@ -10,17 +10,7 @@ import { readDump } from './dump.js';
 import { FILES, renderPage } from './html.js';
 import type { ProfileData, ReportJson, Stack, Truncation } from './model.js';
 import { replaceFile, writeExclusive, openDirectory } from './safe-file.js';
-import {
-  boundStacks,
-  emptyTruncation,
-  foldDeep,
-  foldedFramesMarker,
-  isTruncated,
-  mergeStacks,
-  sortStacks,
-  toFolded,
-  trimToCoverage,
-} from './stacks.js';
+import { boundStacks, emptyTruncation, foldDeep, foldedFramesMarker, isTruncated, mergeStacks, sortStacks, toFolded, trimToCoverage } from './stacks.js';
 
 export interface RenderOptions {
   /** Write into a new `<outDir>/<timestamp>/` rather than into `outDir` itself. @default true */
@@ -96,7 +86,11 @@ function oomFields(data: ProfileData): Pick<ReportJson, 'oomStacks' | 'timeline'
   // A container-wide post-mortem has every process's memory at its death: the same view.
   if ((data.trigger === 'oom' || (data.trigger === 'killed' && data.container)) && data.currentStacks) {
     const live = sortStacks(mergeStacks(data.currentStacks));
-    out.oomStacks = trimToCoverage(live, live.reduce((a, s) => a + s.bytes, 0), 0.99);
+    out.oomStacks = trimToCoverage(
+      live,
+      live.reduce((a, s) => a + s.bytes, 0),
+      0.99,
+    );
   }
   if (data.timeline) out.timeline = data.timeline;
   return out;
@@ -178,11 +172,7 @@ async function writeOne(path: string, content: string, mode: number, freshDir: b
   }
 }
 
-export async function renderReport(
-  data: ProfileData,
-  outDir: string,
-  opts: RenderOptions = {},
-): Promise<{ dir: string; report: ReportJson }> {
+export async function renderReport(data: ProfileData, outDir: string, opts: RenderOptions = {}): Promise<{ dir: string; report: ReportJson }> {
   const fileMode = opts.fileMode ?? 0o600;
   const dirMode = fileMode | ((fileMode & 0o444) >> 2);
   const bounded = boundProfile(data);
@@ -204,10 +194,6 @@ export async function renderReport(
 }
 
 /** Raw dump file → report directory. */
-export async function renderDumpFile(
-  dumpPath: string,
-  outDir: string,
-  opts: RenderOptions = {},
-): Promise<{ dir: string; report: ReportJson }> {
+export async function renderDumpFile(dumpPath: string, outDir: string, opts: RenderOptions = {}): Promise<{ dir: string; report: ReportJson }> {
   return renderReport(await readDump(dumpPath), outDir, opts);
 }

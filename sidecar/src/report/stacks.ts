@@ -237,9 +237,7 @@ export function foldForDrawing(stacks: readonly Stack[]): readonly Stack[] {
   if (max === 0) return stacks;
   const middle = drawnMiddleFrame(min, max);
   return stacks.map((s) =>
-    s.frames.length <= DRAW_MAX
-      ? s
-      : { bytes: s.bytes, frames: [...s.frames.slice(0, DRAW_OUTER), middle, ...s.frames.slice(s.frames.length - DRAW_INNER)] },
+    s.frames.length <= DRAW_MAX ? s : { bytes: s.bytes, frames: [...s.frames.slice(0, DRAW_OUTER), middle, ...s.frames.slice(s.frames.length - DRAW_INNER)] },
   );
 }
 

@@ -5,14 +5,7 @@
  */
 import { HighwaterError } from '../errors.js';
 import type { Timeline, TimelineSample } from './model.js';
-import {
-  STATE_HEADER_SIZE,
-  TIMELINE,
-  TIMELINE_HEADER,
-  TIMELINE_MAX_SAMPLES,
-  TIMELINE_SAMPLE,
-  TIMELINE_SAMPLE_FIELDS,
-} from '../state/layout.js';
+import { STATE_HEADER_SIZE, TIMELINE, TIMELINE_HEADER, TIMELINE_MAX_SAMPLES, TIMELINE_SAMPLE, TIMELINE_SAMPLE_FIELDS } from '../state/layout.js';
 
 /** A sample's fields, in the state file's order and the dump line's. */
 const FIELDS = TIMELINE_SAMPLE_FIELDS;

@@ -11,7 +11,9 @@ export type Placeholder = (typeof PLACEHOLDERS)[number];
 /** Raises HW_ERR_CONFIG for a template that is not an http(s) URL, lacks {file}, or names an unknown placeholder. */
 export function checkTemplate(template: string, name = '--upload-url'): void {
   const bad = (why: string): HighwaterError => new HighwaterError('HW_ERR_CONFIG', `invalid value for ${name}: ${JSON.stringify(redact(template))}; ${why}`);
-  for (const m of template.matchAll(/\{([^}]*)\}/g)) if (!(PLACEHOLDERS as readonly string[]).includes(m[1]!)) throw bad(`unknown placeholder {${m[1]}} (known: ${PLACEHOLDERS.map((p) => `{${p}}`).join(' ')})`);
+  for (const m of template.matchAll(/\{([^}]*)\}/g))
+    if (!(PLACEHOLDERS as readonly string[]).includes(m[1]!))
+      throw bad(`unknown placeholder {${m[1]}} (known: ${PLACEHOLDERS.map((p) => `{${p}}`).join(' ')})`);
   if (!template.includes('{file}')) throw bad('it needs {file}: every report file goes to its own URL');
   let url: URL;
   try {
@@ -42,6 +44,8 @@ export function redact(url: string): string {
 
 /** `20261129T184500Z` */
 export function compactTime(ms: number): string {
-  return new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+  return new Date(ms)
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}/, '');
 }
-

@@ -216,9 +216,25 @@ export class ContainerCollector {
       if (role.kind === 'worker') n = ++this.workers;
     }
     m = {
-      key, pid, statePath: meta.statePath, argv: meta.argv, python: meta.python, cwd: meta.cwd, role,
-      label: processLabel(meta.argv, role, n), local: meta.local, facts, ownPeakBytes: 0, state: 'running',
-      ended: false, endedMs: undefined, startMs: facts?.startMs || Date.now(), own: undefined, oomDump: undefined, peakPart: undefined, liveStacks: undefined,
+      key,
+      pid,
+      statePath: meta.statePath,
+      argv: meta.argv,
+      python: meta.python,
+      cwd: meta.cwd,
+      role,
+      label: processLabel(meta.argv, role, n),
+      local: meta.local,
+      facts,
+      ownPeakBytes: 0,
+      state: 'running',
+      ended: false,
+      endedMs: undefined,
+      startMs: facts?.startMs || Date.now(),
+      own: undefined,
+      oomDump: undefined,
+      peakPart: undefined,
+      liveStacks: undefined,
     };
     this.members.set(key, m);
     this.byPid.set(pid, key);
@@ -340,7 +356,12 @@ export class ContainerCollector {
   /** Folds ended processes the report no longer needs: only their count and largest own peak remain. */
   private prune(): void {
     const ended = [...this.members.values()].filter((m) => m.ended);
-    const largest = new Set([...ended].sort((a, b) => b.ownPeakBytes - a.ownPeakBytes).slice(0, KEEP_ENDED).map((m) => m.key));
+    const largest = new Set(
+      [...ended]
+        .sort((a, b) => b.ownPeakBytes - a.ownPeakBytes)
+        .slice(0, KEEP_ENDED)
+        .map((m) => m.key),
+    );
     const top = this.topPid;
     for (const m of ended) {
       const needed = m.pid === top || m.state === 'oom' || m.pid === this.oomPid || m.peakPart?.id === this.peakId || largest.has(m.key);
@@ -418,7 +439,11 @@ export class ContainerCollector {
    * each kept process's own report under `processes/pid-<pid>/`, then the
    * container's files (index.html last).
    */
-  async render(outDir: string, renderOptions: RenderOptions = {}, opts: { trigger?: Trigger; timeMs?: number } = {}): Promise<{ dir: string; report: ReportJson }> {
+  async render(
+    outDir: string,
+    renderOptions: RenderOptions = {},
+    opts: { trigger?: Trigger; timeMs?: number } = {},
+  ): Promise<{ dir: string; report: ReportJson }> {
     const data = await this.build(opts);
     const dir = await makeReportDir(outDir, renderOptions);
     const failed = new Set<number>();
@@ -470,4 +495,3 @@ function withDumpSources(members: Member[], peaks: Map<string, Stack[]>): void {
 export function processBytes(report: ReportJson, pid: number): number {
   return sum(report.stacks.filter((s) => s.frames[0]?.pid === pid));
 }
-

@@ -63,10 +63,7 @@ export function sendControl(socketPath: string, command: string, opts: ControlOp
       if (err) reject(err);
       else resolve(line!);
     };
-    const timer = setTimeout(
-      () => finish(new HighwaterError('HW_ERR_CONTROL', `${socketPath}: no answer to "${command}" within ${timeoutMs} ms`)),
-      timeoutMs,
-    );
+    const timer = setTimeout(() => finish(new HighwaterError('HW_ERR_CONTROL', `${socketPath}: no answer to "${command}" within ${timeoutMs} ms`)), timeoutMs);
     timer.unref();
     sock.setEncoding('utf8');
     sock.on('connect', () => sock.write(command + '\n'));
@@ -84,9 +81,7 @@ export function sendControl(socketPath: string, command: string, opts: ControlOp
       else finish(new HighwaterError('HW_ERR_CONTROL', `${socketPath}: connection closed without an answer to "${command}"`));
     });
     sock.on('close', () => finish(new HighwaterError('HW_ERR_CONTROL', `${socketPath}: connection closed without an answer to "${command}"`)));
-    sock.on('error', (e: NodeJS.ErrnoException) =>
-      finish(new HighwaterError('HW_ERR_CONTROL', `${socketPath}: ${e.code ?? e.message}`, { cause: e })),
-    );
+    sock.on('error', (e: NodeJS.ErrnoException) => finish(new HighwaterError('HW_ERR_CONTROL', `${socketPath}: ${e.code ?? e.message}`, { cause: e })));
   });
 }
 

@@ -41,9 +41,22 @@ const NO_SLOT = 0xffffffffffffffffn;
 export function parseProcessFacts(header: Buffer): ProcessFacts {
   if (header.length < HEADER.exitCode + 8) {
     return {
-      origin: 'unknown', parentPid: 0, trackedParentPid: 0, startMs: 0, startTicks: 0, inheritedBytes: 0, forkSeq: 0,
-      inContainer: false, containerStartEpoch: 0, containerEnded: false, containerEndEpoch: 0, cpeakEpoch: 0, cpeakBytes: 0,
-      cpeakOffset: 0, endMs: 0, exitCode: 0,
+      origin: 'unknown',
+      parentPid: 0,
+      trackedParentPid: 0,
+      startMs: 0,
+      startTicks: 0,
+      inheritedBytes: 0,
+      forkSeq: 0,
+      inContainer: false,
+      containerStartEpoch: 0,
+      containerEnded: false,
+      containerEndEpoch: 0,
+      cpeakEpoch: 0,
+      cpeakBytes: 0,
+      cpeakOffset: 0,
+      endMs: 0,
+      exitCode: 0,
     };
   }
   const u = (off: number) => Number(header.readBigUInt64LE(off));

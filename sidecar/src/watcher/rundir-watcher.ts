@@ -361,8 +361,12 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
 
   /** The container-wide report of every process (at the end, or on SIGUSR2 to the program). */
   private renderContainer(trigger: Trigger | undefined): void {
-    this.render(undefined, 'container', this.containerTrigger === 'killed', () => {}, () =>
-      this.container.render(this.opts.outputDir, this.opts.renderOptions, trigger ? { trigger } : {}),
+    this.render(
+      undefined,
+      'container',
+      this.containerTrigger === 'killed',
+      () => {},
+      () => this.container.render(this.opts.outputDir, this.opts.renderOptions, trigger ? { trigger } : {}),
     );
   }
 
@@ -451,10 +455,11 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
       t.header = read.header;
     }
     // A state file removed by someone else: nothing left to report from.
-    for (const [pid, t] of this.tracked) if (!states.has(pid)) {
-      this.tracked.delete(pid);
-      this.finished.add(`${pid}:${t.ino}`);
-    }
+    for (const [pid, t] of this.tracked)
+      if (!states.has(pid)) {
+        this.tracked.delete(pid);
+        this.finished.add(`${pid}:${t.ino}`);
+      }
   }
 
   private get procRoot(): string {
@@ -604,13 +609,19 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
       this.retire(t); // tracking was off: nothing to report
       return;
     }
-    this.render(t.pid, t.statePath, true, () => this.retire(t), async () => {
-      // Source lines come from disk only for a process of this container: the
-      // paths a remote process names are files of *its* filesystem, and the
-      // same path here is another file (a wrong line, or one of ours leaked).
-      const data = await readStateFile(t.statePath, { trigger, ...(t.local ? {} : { readSource: () => undefined }) });
-      return renderReport(data, this.opts.outputDir, this.opts.renderOptions);
-    });
+    this.render(
+      t.pid,
+      t.statePath,
+      true,
+      () => this.retire(t),
+      async () => {
+        // Source lines come from disk only for a process of this container: the
+        // paths a remote process names are files of *its* filesystem, and the
+        // same path here is another file (a wrong line, or one of ours leaked).
+        const data = await readStateFile(t.statePath, { trigger, ...(t.local ? {} : { readSource: () => undefined }) });
+        return renderReport(data, this.opts.outputDir, this.opts.renderOptions);
+      },
+    );
   }
 
   /** Remove the files of an ended, reported process; its pid and inode may come back as a new process. */
@@ -650,7 +661,13 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
   }
 
   private renderDump(d: DumpFile): void {
-    this.render(d.pid, d.path, false, () => tryUnlink(d.path), () => renderDumpFile(d.path, this.opts.outputDir, this.opts.renderOptions));
+    this.render(
+      d.pid,
+      d.path,
+      false,
+      () => tryUnlink(d.path),
+      () => renderDumpFile(d.path, this.opts.outputDir, this.opts.renderOptions),
+    );
   }
 
   /**
@@ -668,19 +685,17 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
       tryUnlink(statePath);
       return;
     }
-    this.render(pid, statePath, true, () => tryUnlink(statePath), async () =>
-      renderReport(await readStateFile(statePath, { trigger }), this.opts.outputDir, this.opts.renderOptions),
+    this.render(
+      pid,
+      statePath,
+      true,
+      () => tryUnlink(statePath),
+      async () => renderReport(await readStateFile(statePath, { trigger }), this.opts.outputDir, this.opts.renderOptions),
     );
   }
 
   /** Queue one render; on success `done()`, on failure keep the raw data and say where. */
-  private render(
-    pid: number | undefined,
-    from: string,
-    postMortem: boolean,
-    done: () => void,
-    job: () => Promise<{ dir: string; report: ReportJson }>,
-  ): void {
+  private render(pid: number | undefined, from: string, postMortem: boolean, done: () => void, job: () => Promise<{ dir: string; report: ReportJson }>): void {
     this.queue.push(from, async () => {
       let result: { dir: string; report: ReportJson };
       try {

@@ -63,8 +63,6 @@ export function listRunDir(dir: string): RunDirListing {
       out.dumps.push({ path: join(dir, name), pid: d ? Number(d[1]) : undefined, seq: d ? Number(d[2]) : undefined });
     }
   }
-  out.dumps.sort(
-    (a, b) => (a.pid ?? -1) - (b.pid ?? -1) || (a.seq ?? -1) - (b.seq ?? -1) || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0),
-  );
+  out.dumps.sort((a, b) => (a.pid ?? -1) - (b.pid ?? -1) || (a.seq ?? -1) - (b.seq ?? -1) || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return out;
 }

@@ -53,7 +53,9 @@ describe('highwater watch', () => {
     // Once: no second report for the same dump; the dump and the process's files are gone from the run dir.
     await new Promise((r) => setTimeout(r, 1000));
     expect(completeReports(out)).toHaveLength(1);
-    expect(readdirSync(runDir)).toEqual([]);
+    // Only the container file stays: highwater-init reads its OOM flag after the
+    // command ends, so the watcher never removes it (docs/protocol.md).
+    expect(readdirSync(runDir)).toEqual(['hw-container']);
 
     const metrics = await (await fetch(url)).text();
     expect(metrics).toMatch(/^highwater_reports_written_total\{trigger="exit"\} 1$/m);
@@ -132,7 +134,9 @@ describe('highwater watch', () => {
     expect(report.trigger).toBe('killed');
     expect(report.process.pid).toBe(pid);
     expect(bytesAtLine(report, 'hold.py', watchLine)).toBe(blocks(3, 4));
-    expect(readdirSync(runDir)).toEqual([]);
+    // Only the container file stays: highwater-init reads its OOM flag after the
+    // command ends, so the watcher never removes it (docs/protocol.md).
+    expect(readdirSync(runDir)).toEqual(['hw-container']);
     // SIGTERM to the watcher itself (pid 1 of its namespace), not to unshare.
     const inner = Number(readFileSync(`/proc/${w.child.pid}/task/${w.child.pid}/children`, 'utf8').trim());
     process.kill(inner, 'SIGTERM');

@@ -74,13 +74,21 @@ describe('tracking', () => {
     expectNear(rep.peakBytes, 70 * MiB, 0.1);
   });
 
-  it('keeps a forked child and subprocesses working, without the shim in non-Python children', async () => {
+  it('keeps a forked child and subprocesses working; with --no-children no child sees the shim', async () => {
+    // Children tracked (the default, issue 12): the shell inherits the
+    // library, dormant in a process that is not Python (docs/multiprocess.md).
     const r = await runProfiled([py('forks.py')]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('fork child exit 7');
-    expect(r.stdout).toContain('sub::end'); // LD_PRELOAD not inherited
+    expect(r.stdout).toMatch(/^sub:.*libhighwater\.so.*:end$/m);
     expect(r.stdout).toContain('python child ok 0');
-    const rep = onlyReport(r.outDir);
-    expectNear(bytesAtLine(rep, 'forks.py', at('forks.py', 'parent line')), 25 * MiB);
+    expectNear(bytesAtLine(onlyReport(r.outDir), 'forks.py', at('forks.py', 'parent line')), 25 * MiB);
+
+    const off = await runProfiled([py('forks.py')], { flags: ['--no-children'] });
+    expect(off.code, off.stderr).toBe(0);
+    expect(off.stdout).toContain('fork child exit 7');
+    expect(off.stdout).toContain('sub::end'); // LD_PRELOAD not inherited
+    expect(off.stdout).toContain('python child ok 0');
+    expectNear(bytesAtLine(onlyReport(off.outDir), 'forks.py', at('forks.py', 'parent line')), 25 * MiB);
   });
 });

@@ -2,8 +2,7 @@
 // real @kubernetes/client-node (kubernetes/client.ts) to a FAKE API server on
 // loopback (no real API server can run here) that enforces the
 // events.k8s.io/v1 validation rules.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +11,7 @@ import { isHighwaterError } from '../../sidecar/src/errors.js';
 import { EventsClient, loadKubeConfig } from '../../sidecar/src/kubernetes/client.js';
 import { factsOf, microTime, oomEvent, oomNote, podFromEnv, rowOf, truncateUtf8, wantsEvent, type PodRef } from '../../sidecar/src/kubernetes/event.js';
 import type { ReportJson } from '../../sidecar/src/report/model.js';
-import { startFakeApiServer, validateEvent, type FakeApiServer } from './fake-api-server.js';
+import { selfSignedCert, startFakeApiServer, validateEvent, type FakeApiServer } from './fake-api-server.js';
 
 const MiB = 1024 * 1024;
 const pod: PodRef = { name: 'train-job-x7k2p', namespace: 'ml', uid: '6b1c7d3e-0f9a-4c55-9e1d-1a2b3c4d5e6f', node: 'node-3', container: 'app' };
@@ -211,32 +210,8 @@ describe('HighwaterOOM Event', () => {
 
   it('over HTTPS, verified against the cluster CA file as in a pod; a certificate from another CA is refused', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hw-tls-'));
-    const cert = (name: string): { key: string; cert: string } => {
-      execFileSync(
-        'openssl',
-        [
-          'req',
-          '-x509',
-          '-newkey',
-          'rsa:2048',
-          '-nodes',
-          '-days',
-          '1',
-          '-subj',
-          '/CN=127.0.0.1',
-          '-addext',
-          'subjectAltName=IP:127.0.0.1',
-          '-keyout',
-          join(dir, `${name}.key`),
-          '-out',
-          join(dir, `${name}.crt`),
-        ],
-        { stdio: 'ignore' },
-      );
-      return { key: readFileSync(join(dir, `${name}.key`), 'utf8'), cert: readFileSync(join(dir, `${name}.crt`), 'utf8') };
-    };
-    const served = cert('server');
-    cert('other');
+    const served = selfSignedCert(dir, 'server');
+    selfSignedCert(dir, 'other');
     const f = await startFakeApiServer('tls-token', served);
     fakes.push(f);
     expect(f.url).toMatch(/^https:/);

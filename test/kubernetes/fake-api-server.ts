@@ -12,6 +12,9 @@
  * in a pod).
  */
 /* eslint-disable @typescript-eslint/no-explicit-any -- untyped YAML and JSON bodies */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
@@ -184,4 +187,13 @@ export async function startFakeApiServer(token = 'fake-token', tls?: { key: stri
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   fake.url = `${tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return fake;
+}
+
+/** A self-signed certificate for 127.0.0.1, written to dir/<name>.{key,crt}: the fake's TLS identity (or another CA's). */
+export function selfSignedCert(dir: string, name: string): { key: string; cert: string } {
+  const key = join(dir, `${name}.key`);
+  const crt = join(dir, `${name}.crt`);
+  const subject = ['-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'];
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', ...subject, '-keyout', key, '-out', crt], { stdio: 'ignore' });
+  return { key: readFileSync(key, 'utf8'), cert: readFileSync(crt, 'utf8') };
 }

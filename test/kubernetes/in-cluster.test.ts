@@ -3,8 +3,7 @@
 // own, as a pod sees the real one (no API server can run here). The
 // service-account directory is a temporary one with the same files the
 // kubelet mounts (token, ca.crt).
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +13,7 @@ import { factsOf, oomEvent, type PodRef } from '../../sidecar/src/kubernetes/eve
 import { lightEventSink, openEventSink } from '../../sidecar/src/kubernetes/event-sink.js';
 import { InClusterEvents, inClusterTarget, inPod } from '../../sidecar/src/kubernetes/in-cluster.js';
 import type { ReportJson } from '../../sidecar/src/report/model.js';
-import { startFakeApiServer, type FakeApiServer } from './fake-api-server.js';
+import { selfSignedCert, startFakeApiServer, type FakeApiServer } from './fake-api-server.js';
 
 const MiB = 1024 * 1024;
 const pod: PodRef = { name: 'etl-4mz8q', namespace: 'batch', uid: '', node: 'node-1', container: 'app' };
@@ -28,32 +27,6 @@ const report = {
   stacks: [{ bytes: 300 * MiB, frames: [{ file: '/app/etl.py', line: 12, function: 'load', code: 'rows = list(reader)' }] }],
 } as unknown as ReportJson;
 const body = (): Record<string, unknown> => oomEvent(pod, factsOf(report, '/reports/r/index.html'), Date.now());
-
-/** A self-signed certificate for 127.0.0.1 in dir/<name>.{key,crt}. */
-function cert(dir: string, name: string): { key: string; cert: string } {
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-      '-keyout',
-      join(dir, `${name}.key`),
-      '-out',
-      join(dir, `${name}.crt`),
-    ],
-    { stdio: 'ignore' },
-  );
-  return { key: readFileSync(join(dir, `${name}.key`), 'utf8'), cert: readFileSync(join(dir, `${name}.crt`), 'utf8') };
-}
 
 /** A service-account directory as the kubelet mounts it. */
 function serviceAccount(dir: string, token: string, caCert: string | undefined): string {
@@ -80,7 +53,7 @@ describe('Events from inside a pod without client-node', () => {
 
   it('posts a valid Event over HTTPS verified against ca.crt, with the token read at every call (rotation)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hw-sa-'));
-    const served = cert(dir, 'server');
+    const served = selfSignedCert(dir, 'server');
     const f = await startFakeApiServer('token-1', served);
     fakes.push(f);
     const sa = serviceAccount(dir, 'token-1', served.cert);
@@ -103,8 +76,8 @@ describe('Events from inside a pod without client-node', () => {
 
   it('refuses a server whose certificate is not from the cluster CA (never skips verification)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hw-sa-'));
-    const served = cert(dir, 'server');
-    const other = cert(dir, 'other');
+    const served = selfSignedCert(dir, 'server');
+    const other = selfSignedCert(dir, 'other');
     const f = await startFakeApiServer('t', served);
     fakes.push(f);
     const wrongCa = inClusterTarget(podEnv(f), serviceAccount(dir, 't', other.cert));
@@ -123,7 +96,7 @@ describe('Events from inside a pod without client-node', () => {
 
   it('says why with the same codes as client-node: no token, RBAC, invalid body, 5xx, hanging, nobody listening', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hw-sa-'));
-    const served = cert(dir, 'server');
+    const served = selfSignedCert(dir, 'server');
     const f = await startFakeApiServer('t', served);
     fakes.push(f);
     const sa = serviceAccount(dir, 't', served.cert);

@@ -17,7 +17,7 @@ import { loadConfig } from '../../sidecar/src/config/config.js';
 import { humanBytes } from '../../sidecar/src/report/format.js';
 import { topLine } from '../../sidecar/src/watcher/summary.js';
 import { MiB, bytesAtLine, cliPath, freshDir, lineOf, readReport, repoRoot } from '../helpers/cli.js';
-import { startFakeApiServer, type FakeApiServer } from './fake-api-server.js';
+import { selfSignedCert, startFakeApiServer, type FakeApiServer } from './fake-api-server.js';
 
 const heldPy = join(import.meta.dirname, 'fixtures', 'held.py');
 const heldLine = lineOf(heldPy, 'HELD-LINE');
@@ -61,36 +61,13 @@ describe.skipIf(unavailable !== null)(`a killed app in a pod-like setup${unavail
 
   it('SIGKILL of the app: the post-mortem names the line, and one valid Event (action Killed) says so, posted with node:https', async () => {
     const dir = freshDir('hw-k8s-killed-');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-        '-keyout',
-        join(dir, 'server.key'),
-        '-out',
-        join(dir, 'server.crt'),
-      ],
-      { stdio: 'ignore' },
-    );
-    const fake: FakeApiServer = await startFakeApiServer('pod-token', {
-      key: readFileSync(join(dir, 'server.key'), 'utf8'),
-      cert: readFileSync(join(dir, 'server.crt'), 'utf8'),
-    });
+    const served = selfSignedCert(dir, 'server');
+    const fake: FakeApiServer = await startFakeApiServer('pod-token', served);
     cleanups.push(() => fake.close());
     const sa = join(dir, 'serviceaccount');
     mkdirSync(sa);
     writeFileSync(join(sa, 'token'), 'pod-token');
-    writeFileSync(join(sa, 'ca.crt'), readFileSync(join(dir, 'server.crt')));
+    writeFileSync(join(sa, 'ca.crt'), served.cert);
     const runDir = join(dir, 'run');
     const out = join(dir, 'reports');
     mkdirSync(runDir, { mode: 0o700 });

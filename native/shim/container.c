@@ -248,8 +248,8 @@ void hw__container_join(int origin, uint64_t tracked_parent) {
   h->container_start_epoch = e;
   h->cpeak_epoch = e; /* nothing live yet: the zero area is this epoch's part */
   hw__cont_seen = e;
-  hw__cont_lo = -HW_CONT_QUANTUM + 1;
-  hw__cont_hi = HW_CONT_QUANTUM - 1;
+  __atomic_store_n(&hw__cont_lo, -HW_CONT_QUANTUM + 1, __ATOMIC_RELAXED);
+  __atomic_store_n(&hw__cont_hi, HW_CONT_QUANTUM - 1, __ATOMIC_RELAXED);
   __atomic_store_n(&hw__cont_epoch, &c->peak_epoch, __ATOMIC_RELEASE);
   /* Bytes tracked before the slot existed (the root's start-up) go in now. */
   pthread_mutex_lock(&hw__lock);
@@ -262,8 +262,8 @@ void hw__container_forget_in_child(void) {
   hw__slot = NULL;
   hw__cont_epoch = &hw__no_epoch;
   hw__cont_seen = 0;
-  hw__cont_lo = INT64_MIN;
-  hw__cont_hi = INT64_MAX;
+  __atomic_store_n(&hw__cont_lo, INT64_MIN, __ATOMIC_RELAXED);
+  __atomic_store_n(&hw__cont_hi, INT64_MAX, __ATOMIC_RELAXED);
 }
 
 void hw__container_snapshot(void) {
@@ -282,15 +282,15 @@ void hw__container_snapshot(void) {
 void hw__container_publish(int64_t cur) {
   hw_cont_slot *s = hw__slot;
   if (!s) {
-    hw__cont_lo = INT64_MIN;
-    hw__cont_hi = INT64_MAX;
+    __atomic_store_n(&hw__cont_lo, INT64_MIN, __ATOMIC_RELAXED);
+    __atomic_store_n(&hw__cont_hi, INT64_MAX, __ATOMIC_RELAXED);
     return;
   }
   hw_cont_header *c = hw__cont;
   int64_t delta = cur - s->published;
   s->published = cur;
-  hw__cont_lo = cur - HW_CONT_QUANTUM + 1;
-  hw__cont_hi = cur + HW_CONT_QUANTUM - 1;
+  __atomic_store_n(&hw__cont_lo, cur - HW_CONT_QUANTUM + 1, __ATOMIC_RELAXED);
+  __atomic_store_n(&hw__cont_hi, cur + HW_CONT_QUANTUM - 1, __ATOMIC_RELAXED);
   int64_t sum = __atomic_add_fetch(&c->sum_bytes, delta, __ATOMIC_ACQ_REL);
   if (delta <= 0) return;
   int64_t peak = __atomic_load_n(&c->peak_bytes, __ATOMIC_ACQUIRE);
@@ -334,8 +334,8 @@ void hw__container_leave(int have_code, int code) {
   if (locked) hw__container_check();
   hw__slot = NULL;
   hw__cont_epoch = &hw__no_epoch;
-  hw__cont_lo = INT64_MIN;
-  hw__cont_hi = INT64_MAX;
+  __atomic_store_n(&hw__cont_lo, INT64_MIN, __ATOMIC_RELAXED);
+  __atomic_store_n(&hw__cont_hi, INT64_MAX, __ATOMIC_RELAXED);
   if (locked) pthread_mutex_unlock(&hw__lock);
   hw__slot_release(s, (uint64_t)getpid());
   h->container_end_epoch = __atomic_load_n(&hw__cont->peak_epoch, __ATOMIC_ACQUIRE);

@@ -26,14 +26,18 @@ void hw__core_realloc_begin(hw_alloc_op *op, hw_thread_t *t, void *old, size_t s
   hw__core_alloc_begin(op, t, size);
   op->is_realloc = 1;
   op->old = old;
-  op->had_old = old && hw__track_take(old, &op->old_size, &op->old_node);
+  if (!old) op->had_old = 0;
+  else if (HW_UNLIKELY(hw__sample_rate != 0))
+    op->had_old = hw__track_take_sampling(old, &op->old_size, &op->old_node);
+  else op->had_old = hw__track_take(old, &op->old_size, &op->old_node);
 }
 
 void hw__core_alloc_refused(hw_alloc_op *op) {
   /* Nothing asked, nothing refused (realloc(p, 0) freed p and said NULL). */
   if (op->size) {
     /* Refused: a realloc's old block is still the program's, as it was. */
-    if (op->had_old) hw__track_alloc(op->old, op->old_size, op->old_node);
+    if (op->had_old == 2) hw__track_unsampled(op->old, op->old_size);
+    else if (op->had_old) hw__track_alloc(op->old, op->old_size, op->old_node);
     hw__failed_allocation(op->size, hw__named(op->t, op->node));
   }
   op->t->guard = 0;

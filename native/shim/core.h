@@ -29,7 +29,8 @@ typedef struct {
   uint32_t node;  /* the stack charged (HW_NODE_UNSAMPLED: not sampled) */
   int trip;       /* the guard's objection: 0, or the OOM rule */
   int is_realloc; /* a trip leaves the block to the program: the old one is gone */
-  int had_old;    /* realloc: the old block was tracked (its size and node below) */
+  int had_old;    /* realloc: the old block was tracked (its size and node below);
+                     2: counted by sampling mode's heap map (usable size below) */
   size_t old_size;
   uint32_t old_node;
   void *old;
@@ -73,7 +74,9 @@ static inline void hw__core_alloc_end(hw_alloc_op *op, void *p) {
     if (!op->is_realloc) hw__real_free(p);
     hw__core_tripped(op);
   }
-  hw__track_alloc(p, op->size, op->node);
+  /* Sampling mode's unsampled block: counted lock-free (sampling.h). */
+  if (op->node == HW_NODE_UNSAMPLED) hw__track_unsampled(p, op->size);
+  else hw__track_alloc(p, op->size, op->node);
   op->t->guard = 0;
 }
 
@@ -93,7 +96,8 @@ void hw__core_remap_end(hw_alloc_op *op, void *old, size_t old_len, void *p, siz
 static inline void hw__core_free(hw_thread_t *t, void *p) {
   if (!hw__core_tracked(t)) return;
   t->guard = 1;
-  hw__track_free(p);
+  if (HW_UNLIKELY(hw__sample_rate != 0)) hw__track_free_sampling(p);
+  else hw__track_free(p);
   t->guard = 0;
 }
 void hw__core_unmap(hw_thread_t *t, void *p, size_t len);

@@ -56,6 +56,7 @@
 #define HW_DECLARE_REAL(name, ret, args) extern ret(*hw__real_##name) args;
 HW_HOOKED_FUNCTIONS(HW_DECLARE_REAL)
 #undef HW_DECLARE_REAL
+extern size_t (*hw__real_malloc_usable_size)(void *); /* resolved, not hooked */
 
 void hw__resolve_real(void);
 int hw__in_boot_pool(const void *p);
@@ -439,8 +440,14 @@ uint64_t hw__proc_start_ticks(int pid, int *ppid, char *state);
 static inline void hw__container_check(void) {
   if (HW_UNLIKELY(*hw__cont_epoch != hw__cont_seen)) hw__container_snapshot();
 }
+/* The band is read without hw__lock by sampling mode's lock-free total
+ * (relaxed: a hint; the publication itself takes the lock). */
+static inline int hw__container_out_of_band(int64_t cur) {
+  return cur < __atomic_load_n(&hw__cont_lo, __ATOMIC_RELAXED) ||
+         cur > __atomic_load_n(&hw__cont_hi, __ATOMIC_RELAXED);
+}
 static inline void hw__container_moved(int64_t cur) {
-  if (HW_UNLIKELY(cur < hw__cont_lo || cur > hw__cont_hi)) hw__container_publish(cur);
+  if (HW_UNLIKELY(hw__container_out_of_band(cur))) hw__container_publish(cur);
 }
 
 /* ---- children.c: forked children start their own tracking ---- */

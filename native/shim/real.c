@@ -12,6 +12,9 @@
 #define HW_DEFINE_REAL(name, ret, args) ret(*hw__real_##name) args;
 HW_HOOKED_FUNCTIONS(HW_DEFINE_REAL)
 #undef HW_DEFINE_REAL
+/* Not hooked: asked for a block's size in sampling mode (sampling.h), from
+ * the same allocator as the real malloc. */
+size_t (*hw__real_malloc_usable_size)(void *);
 
 static _Alignas(16) char hw__pool[64 * 1024];
 static size_t hw__pool_used;
@@ -35,6 +38,7 @@ void hw__resolve_real(void) {
 #define HW_RESOLVE(name, ret, args)                                                                \
   if (!hw__real_##name) *(void **)&hw__real_##name = dlsym(RTLD_NEXT, #name);
   HW_HOOKED_FUNCTIONS(HW_RESOLVE)
+  HW_RESOLVE(malloc_usable_size, size_t, (void *))
 #undef HW_RESOLVE
   atomic_store_explicit(&hw__resolving, 0, memory_order_release);
 }

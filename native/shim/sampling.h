@@ -15,8 +15,10 @@
 
 #include "hw.h"
 
-/* The node of a block that was not sampled: kept in the live-block table so
- * that its free is matched and the totals stay exact, charged to no stack.
+/* The node of a block that was not sampled: charged to no stack. Such a
+ * block is normally not in the live-block table at all (the heap map below);
+ * only one the map cannot hold (an address not 16-byte aligned or above
+ * 2^48, or no memory for the map) is kept in the table under this node.
  * The largest value the table's 24-bit node field holds. */
 #define HW_NODE_UNSAMPLED 0xFFFFFFu
 
@@ -46,5 +48,78 @@ static inline int hw__sample_take(size_t size) {
  * sampled, `size` in exact mode or when size >= rate, else size / p.
  * Deterministic, so the free takes off exactly what the allocation added. */
 int64_t hw__sample_node_bytes(uint32_t node, uint64_t size);
+
+/* ---- sampling mode: unsampled heap blocks without the table and its lock ----
+ *
+ * The totals count every heap block by the allocator's own size
+ * (malloc_usable_size: the chunk does not change between malloc and free, so
+ * the free takes off exactly what the allocation added). Whether a freed
+ * block was counted is one bit per 16-byte granule of address space, set at
+ * its allocation and cleared at its free: the heap map (heapmap.c), two
+ * levels, a leaf of 8 MiB of bits (mapped on first use, touched pages only)
+ * per GiB of addresses, so its memory is at most 1/128 of the heap's span.
+ * A block allocated before tracking started (or inherited by a fork child,
+ * or from before the API's reset) has no bit: its free is ignored, as in
+ * exact mode, and the total never goes below what was counted.
+ *
+ * Memory ordering. A block's bit is written only by its own allocation and
+ * its own free. The program cannot free a block before it has the pointer,
+ * and it gets the pointer only after our hook returned from the allocation
+ * (same thread) or through its own hand-off, which orders everything before
+ * it (a lock, a queue, the GIL): so the free's relaxed load happens after the
+ * fetch_or and sees the bit. The next allocation at the same address comes
+ * after the real free, ordered by the allocator itself. Other bits of the
+ * same word change concurrently, hence the atomic read-modify-writes; they
+ * never change ours. Relaxed is enough: no other data hangs on a bit. */
+#define HW_HM_ADDR_BITS 48  /* user addresses on x86-64 and arm64 */
+#define HW_HM_LEAF_SHIFT 30 /* a leaf per GiB of addresses */
+#define HW_HM_TOP (1ul << (HW_HM_ADDR_BITS - HW_HM_LEAF_SHIFT))
+#define HW_HM_LEAF_WORDS ((1ul << (HW_HM_LEAF_SHIFT - 4)) / 64)
+typedef _Atomic uint64_t hw_hm_word;
+extern _Atomic(hw_hm_word *) *hw__hm_top; /* NULL: no map (exact mode, or no memory) */
+hw_hm_word *hw__hm_leaf(uintptr_t a);     /* maps the leaf of `a`; NULL on failure */
+void hw__hm_reset(void);                  /* every bit cleared (hw__lock held) */
+
+/* Counts a block at `a`: 0 when the map cannot hold it (caller uses the table). */
+static inline int hw__hm_mark(uintptr_t a) {
+  if (HW_UNLIKELY(((a & 15) | (a >> HW_HM_ADDR_BITS)) != 0 || !hw__hm_top)) return 0;
+  hw_hm_word *leaf = atomic_load_explicit(&hw__hm_top[a >> HW_HM_LEAF_SHIFT], memory_order_acquire);
+  if (HW_UNLIKELY(!leaf) && !(leaf = hw__hm_leaf(a))) return 0;
+  size_t g = (a >> 4) & (HW_HM_LEAF_WORDS * 64 - 1);
+  atomic_fetch_or_explicit(&leaf[g >> 6], 1ull << (g & 63), memory_order_relaxed);
+  return 1;
+}
+
+/* Uncounts the block at `a`: 1 when it was counted (its bit was set). */
+static inline int hw__hm_clear(uintptr_t a) {
+  if (HW_UNLIKELY(((a & 15) | (a >> HW_HM_ADDR_BITS)) != 0 || !hw__hm_top)) return 0;
+  hw_hm_word *leaf = atomic_load_explicit(&hw__hm_top[a >> HW_HM_LEAF_SHIFT], memory_order_acquire);
+  if (!leaf) return 0;
+  size_t g = (a >> 4) & (HW_HM_LEAF_WORDS * 64 - 1);
+  uint64_t bit = 1ull << (g & 63);
+  if (!(atomic_load_explicit(&leaf[g >> 6], memory_order_relaxed) & bit)) return 0;
+  atomic_fetch_and_explicit(&leaf[g >> 6], ~bit, memory_order_relaxed);
+  return 1;
+}
+
+/* Blocks in the live-block table (sampled ones, and the rare unsampled one
+ * the map cannot hold), counted per bucket of addresses. Written under
+ * hw__lock when the table gains or loses a block; read without it by a free
+ * whose block has no bit: zero means "not in the table" and saves the lock.
+ * The same argument as above: the put happened before the program had the
+ * pointer, so a free of a tabled block never reads a zero. A non-zero read
+ * for another block of the bucket only costs a look under the lock. */
+/* tracker.c, sampling mode: an unsampled block comes (`size` asked); a block
+ * goes (2: it was counted by the map, its usable size in *size; 1: it was in
+ * the table, its size and node; 0: not tracked). */
+void hw__track_unsampled(void *p, size_t size);
+int hw__track_take_sampling(void *p, size_t *size, uint32_t *node);
+void hw__track_free_sampling(void *p);
+
+#define HW_TABLED_BUCKETS 4096u
+extern _Atomic uint32_t hw__tabled[HW_TABLED_BUCKETS];
+static inline _Atomic uint32_t *hw__tabled_bucket(uintptr_t a) {
+  return &hw__tabled[((a >> 4) * 0x9E3779B97F4A7C15ull) >> 52];
+}
 
 #endif

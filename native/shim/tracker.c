@@ -3,9 +3,15 @@
  * table (address -> size, node); anonymous mmaps in a sorted range list so that partial munmaps can
  * be split. Bytes per node are kept in the shared `live` array; the peak snapshot is copied lazily,
  * only when memory first falls after a new peak (Fil's rule), and copied before the fall is applied
- * so the state file is consistent at every moment. Under sampling, every heap block is still in the
- * table (its free must take its exact size off the totals); an unsampled one has node
- * HW_NODE_UNSAMPLED and is charged to no stack (sampling.h).
+ * so the state file is consistent at every moment.
+ *
+ * Sampling mode (sampling.h): only sampled blocks (and mmaps) are in the table and change `live`,
+ * under hw__lock; an unsampled block is counted in the totals by its usable size without the table
+ * or the lock (the heap map). The total then moves lock-free (an atomic add) and a new peak is
+ * raised with a compare-and-swap; it marks peak_source = 1 ("live is the peak"), and the next
+ * change of `live` (under the lock) freezes the snapshot first. Since `live` changes only under the
+ * lock, the snapshot is `live` as it was at the peak, to within one sampled block being charged by
+ * another thread at that very moment.
  */
 #define _GNU_SOURCE
 #include <string.h>
@@ -64,15 +70,29 @@ static void hw__freeze_peak(hw_state_header *h) {
   }
 }
 
+/* A new peak in sampling mode, where the total also moves without the lock. */
+static void hw__raise_peak(hw_state_header *h, int64_t cur) {
+  int64_t pk = HW_HDR_GET(h->peak_bytes);
+  while (cur > pk) {
+    if (__atomic_compare_exchange_n(&h->peak_bytes, &pk, cur, 1, __ATOMIC_RELAXED,
+                                    __ATOMIC_RELAXED)) {
+      if (HW_HDR_GET(h->peak_source) != 1) __atomic_store_n(&h->peak_source, 1, __ATOMIC_RELEASE);
+      return;
+    }
+  }
+}
+
 /* `delta` bytes to the totals, `node_delta` to the node's stack: they differ
  * only for heap blocks under sampling (hw__add_block). */
 static inline void hw__add_split(uint32_t node, int64_t node_delta, int64_t delta) {
   hw_state_header *h = hw__state.hdr;
+  int sampling = hw__sample_rate != 0;
   hw__container_check(); /* the container peak moved: keep this process's part first */
-  if (delta < 0 && h->peak_source == 1) {
-    /* Memory is about to fall from a new peak: freeze the peak first, while
-     * `live` still is the peak (a reader after SIGKILL sees source 1 until
-     * the snapshot is whole). */
+  /* Exact mode: memory is about to fall from a new peak. Sampling mode: the
+   * total may have fallen already (lock-free), so any change of `live` after
+   * a new peak. Freeze the peak first, while `live` still is the peak (a
+   * reader after SIGKILL sees source 1 until the snapshot is whole). */
+  if ((sampling ? node_delta != 0 : delta < 0) && HW_HDR_GET(h->peak_source) == 1) {
     hw__freeze_peak(h);
     __atomic_store_n(&h->peak_source, 0, __ATOMIC_RELEASE);
   }
@@ -86,11 +106,17 @@ static inline void hw__add_split(uint32_t node, int64_t node_delta, int64_t delt
     hw__dirty_list[hw__dirty_count++] = node;
   }
   if (node_delta != 0) hw__state.live[node] += node_delta;
-  int64_t cur = h->current_bytes + delta;
-  HW_HDR_PUT(h->current_bytes, cur);
-  if (cur > h->peak_bytes) {
-    HW_HDR_PUT(h->peak_bytes, cur);
-    if (h->peak_source != 1) __atomic_store_n(&h->peak_source, 1, __ATOMIC_RELEASE);
+  int64_t cur;
+  if (HW_LIKELY(!sampling)) {
+    cur = h->current_bytes + delta;
+    HW_HDR_PUT(h->current_bytes, cur);
+    if (cur > h->peak_bytes) {
+      HW_HDR_PUT(h->peak_bytes, cur);
+      if (h->peak_source != 1) __atomic_store_n(&h->peak_source, 1, __ATOMIC_RELEASE);
+    }
+  } else {
+    cur = __atomic_add_fetch(&h->current_bytes, delta, __ATOMIC_RELAXED);
+    if (delta > 0) hw__raise_peak(h, cur);
   }
   hw__timeline_moved(cur);
   hw__container_moved(cur);
@@ -109,12 +135,42 @@ static inline void hw__add_block(uint32_t node, uint64_t size, int sign) {
   hw__add_split(node, sign * nb, sign * (int64_t)size);
 }
 
+/* The bytes a heap block counts in the totals under sampling: the
+ * allocator's size of the chunk, the same at its allocation and its free. */
+static inline uint64_t hw__usable(void *p, uint64_t size) {
+  return hw__real_malloc_usable_size ? (uint64_t)hw__real_malloc_usable_size(p) : size;
+}
+
+/* Sampling mode: a tabled block of `size` requested bytes (its stack's
+ * charge) and `usable` bytes (the totals'). */
+static inline void hw__add_tabled(uint32_t node, uint64_t size, uint64_t usable, int sign) {
+  hw__add_split(node, sign * hw__sample_node_bytes(node, size), sign * (int64_t)usable);
+}
+
+static inline void hw__tabled_count(uintptr_t a, int d) {
+  _Atomic uint32_t *b = hw__tabled_bucket(a);
+  atomic_store_explicit(b, atomic_load_explicit(b, memory_order_relaxed) + d,
+                        memory_order_relaxed);
+}
+
 void hw__track_alloc(void *p, size_t size, uint32_t node) {
   if (!p || !hw__state.hdr) return;
   if (node > HW_NODE_MASK) node = 0;
   if (size > HW_SIZE_MAX) size = HW_SIZE_MAX;
   uint64_t old_size;
   uint32_t old_node;
+  if (HW_UNLIKELY(hw__sample_rate != 0)) {
+    uint64_t usable = hw__usable(p, size);
+    pthread_mutex_lock(&hw__lock);
+    int r = hw__blocks_put((uintptr_t)p, size, node, &old_size, &old_node);
+    /* A block we never saw freed: its chunk is gone, its usable size with it;
+     * what it was asked for is the nearest we know. */
+    if (r == 1) hw__add_tabled(old_node, old_size, old_size, -1);
+    if (r == 0) hw__tabled_count((uintptr_t)p, 1);
+    if (r >= 0) hw__add_tabled(node, size, usable, 1);
+    pthread_mutex_unlock(&hw__lock);
+    return;
+  }
   pthread_mutex_lock(&hw__lock);
   int r = hw__blocks_put((uintptr_t)p, size, node, &old_size, &old_node);
   if (r == 1) hw__add_block(old_node, old_size, -1); /* a block we never saw freed: replaced */
@@ -122,13 +178,26 @@ void hw__track_alloc(void *p, size_t size, uint32_t node) {
   pthread_mutex_unlock(&hw__lock);
 }
 
+/* Sampling mode, a tabled block leaves (hw__lock held). */
+static int hw__take_tabled(void *p, uint64_t *size, uint32_t *node) {
+  if (!hw__blocks_take((uintptr_t)p, size, node)) return 0;
+  hw__tabled_count((uintptr_t)p, -1);
+  hw__add_tabled(*node, *size, hw__usable(p, *size), -1);
+  return 1;
+}
+
 int hw__track_take(void *p, size_t *size, uint32_t *node) {
   if (!p || !hw__state.hdr) return 0;
   uint64_t sz;
   uint32_t nd;
   pthread_mutex_lock(&hw__lock);
-  int found = hw__blocks_take((uintptr_t)p, &sz, &nd);
-  if (found) hw__add_block(nd, sz, -1);
+  int found;
+  if (HW_UNLIKELY(hw__sample_rate != 0)) {
+    found = hw__take_tabled(p, &sz, &nd);
+  } else {
+    found = hw__blocks_take((uintptr_t)p, &sz, &nd);
+    if (found) hw__add_block(nd, sz, -1);
+  }
   pthread_mutex_unlock(&hw__lock);
   if (found) {
     *size = (size_t)sz;
@@ -142,8 +211,53 @@ void hw__track_free(void *p) {
   uint64_t size;
   uint32_t node;
   pthread_mutex_lock(&hw__lock);
-  if (hw__blocks_take((uintptr_t)p, &size, &node)) hw__add_block(node, size, -1);
+  if (HW_UNLIKELY(hw__sample_rate != 0)) hw__take_tabled(p, &size, &node);
+  else if (hw__blocks_take((uintptr_t)p, &size, &node)) hw__add_block(node, size, -1);
   pthread_mutex_unlock(&hw__lock);
+}
+
+/* ---- sampling mode: unsampled heap blocks, lock-free (sampling.h) ---- */
+
+/* The total moved by `delta` without the lock: the peak, the timeline and the
+ * container sum follow; the last two only when it left their band. */
+static inline void hw__total_unlocked(hw_state_header *h, int64_t delta) {
+  int64_t cur = __atomic_add_fetch(&h->current_bytes, delta, __ATOMIC_RELAXED);
+  if (delta > 0 && HW_UNLIKELY(cur > HW_HDR_GET(h->peak_bytes))) hw__raise_peak(h, cur);
+  hw__timeline_moved(cur); /* its own try-lock */
+  if (HW_UNLIKELY(hw__container_out_of_band(cur))) {
+    pthread_mutex_lock(&hw__lock);
+    hw__container_publish(HW_HDR_GET(h->current_bytes));
+    pthread_mutex_unlock(&hw__lock);
+  }
+}
+
+void hw__track_unsampled(void *p, size_t size) {
+  hw_state_header *h = hw__state.hdr;
+  if (!p || !h) return;
+  if (HW_LIKELY(hw__hm_mark((uintptr_t)p))) {
+    hw__total_unlocked(h, (int64_t)hw__real_malloc_usable_size(p));
+    return;
+  }
+  hw__track_alloc(p, size, HW_NODE_UNSAMPLED); /* the map cannot hold it: the table */
+}
+
+int hw__track_take_sampling(void *p, size_t *size, uint32_t *node) {
+  hw_state_header *h = hw__state.hdr;
+  if (!p || !h) return 0;
+  if (hw__hm_clear((uintptr_t)p)) {
+    *size = hw__real_malloc_usable_size(p);
+    *node = HW_NODE_UNSAMPLED;
+    hw__total_unlocked(h, -(int64_t)*size);
+    return 2;
+  }
+  if (atomic_load_explicit(hw__tabled_bucket((uintptr_t)p), memory_order_relaxed) == 0) return 0;
+  return hw__track_take(p, size, node);
+}
+
+void hw__track_free_sampling(void *p) {
+  size_t size;
+  uint32_t node;
+  hw__track_take_sampling(p, &size, &node);
 }
 
 /* ---- anonymous mmaps: sorted, non-overlapping ranges ---- */
@@ -239,6 +353,7 @@ void hw__tracker_reset(void) {
   if (!h) return;
   pthread_mutex_lock(&hw__lock);
   hw__blocks_reset();
+  hw__hm_reset();
   hw__range_used = 0;
   memset((void *)hw__state.live, 0, h->node_count * 8);
   memset(hw__state.snapshot, 0, h->node_count * 8);
@@ -264,6 +379,7 @@ size_t hw__tracker_overhead_bytes(void) {
  * clearing them, so the child never copies the parent's pages. */
 void hw__tracker_forget_in_child(void) {
   hw__blocks_forget();
+  hw__hm_reset(); /* inherited blocks were not counted here: their frees are ignored */
   hw__pages_free(hw__ranges, hw__range_cap * sizeof *hw__ranges);
   hw__ranges = NULL;
   hw__range_cap = hw__range_used = 0;

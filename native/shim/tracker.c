@@ -149,8 +149,7 @@ static inline void hw__add_tabled(uint32_t node, uint64_t size, uint64_t usable,
 
 static inline void hw__tabled_count(uintptr_t a, int d) {
   _Atomic uint32_t *b = hw__tabled_bucket(a);
-  atomic_store_explicit(b, atomic_load_explicit(b, memory_order_relaxed) + d,
-                        memory_order_relaxed);
+  atomic_store_explicit(b, atomic_load_explicit(b, memory_order_relaxed) + d, memory_order_relaxed);
 }
 
 void hw__track_alloc(void *p, size_t size, uint32_t node) {

@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -657,6 +658,95 @@ static void case_threads(void) {
   CHECK(peak() > 0 && peak() <= T * 64 * 2016 + T * 8192, "peak %lld", (long long)peak());
 }
 
+/* ---- sampling mode's lock-free path, with threads (the TSAN case too) ---- */
+
+/* Sampling at 4 KiB: most blocks below it are unsampled (the heap map, no
+ * lock), some are sampled (the table, under the lock), blocks of 8 KiB and
+ * more always are. Threads churn malloc / free / realloc at once; the total
+ * must be the usable bytes of exactly what they keep, the sampled blocks'
+ * frees matched (every stack back to zero, the table empty), blocks from
+ * before tracking ignored at their free. */
+static _Atomic int64_t kept_usable;
+
+static void sampled_op(hw_thread_t *t, void **slot, size_t sz, int as_realloc) {
+  hw_alloc_op op;
+  if (as_realloc && *slot) {
+    hw__core_realloc_begin(&op, t, *slot, sz);
+    void *p = realloc(*slot, sz);
+    if (p) hw__core_alloc_end(&op, p);
+    else hw__core_alloc_refused(&op);
+    if (p) *slot = p;
+    return;
+  }
+  if (*slot) {
+    hw__core_free(t, *slot);
+    free(*slot);
+  }
+  hw__core_alloc_begin(&op, t, sz);
+  *slot = malloc(sz);
+  hw__core_alloc_end(&op, *slot);
+}
+
+static void *sampled_hammer(void *arg) {
+  uint32_t node = (uint32_t)(uintptr_t)arg;
+  hw_thread_t *t = &hw__thread;
+  t->inherited = node;
+  void *held[64] = {0};
+  for (int i = 0; i < 20000; i++) {
+    size_t sz = i % 97 == 0 ? 8192 + (size_t)(i % 5000) : 16 + (size_t)((i * 7919) % 3000);
+    sampled_op(t, &held[i % 64], sz, i % 5 == 0);
+  }
+  int64_t sum = 0;
+  for (int k = 0; k < 64; k++) sum += (int64_t)malloc_usable_size(held[k]);
+  atomic_fetch_add(&kept_usable, sum);
+  /* The main thread frees them: a free on another thread than the allocation. */
+  void **out = malloc(sizeof held);
+  memcpy(out, held, sizeof held);
+  return out;
+}
+
+static void case_sampling_threads(void) {
+  cgroup_v2_tree(64 * GiB, 1 * GiB, 128 * GiB, 100 * GiB);
+  /* Before tracking: their frees must take nothing off. */
+  void *before[100];
+  for (int i = 0; i < 100; i++) before[i] = malloc(100 + (size_t)i * 10);
+  core_setup();
+  hw__config.sample_rate = 4096;
+  hw__config.sample_seeded = 1;
+  hw__config.sample_seed = 7;
+  hw__sampling_init();
+  CHECK(hw__hm_top != NULL, "no heap map");
+  HW_SET_RELAXED(hw__guard_on, 1);
+  hw_thread_t *t = &hw__thread;
+  for (int i = 0; i < 100; i++) hw__core_free(t, before[i]);
+  EQ(current(), 0);
+  enum { T = 4 };
+  pthread_t th[T + 1];
+  for (int i = 0; i < T; i++)
+    pthread_create(&th[i], NULL, sampled_hammer, (void *)(uintptr_t)(10 + i));
+  pthread_create(&th[T], NULL, status_reader, NULL);
+  void **held[T];
+  for (int i = 0; i < T; i++) pthread_join(th[i], (void **)&held[i]);
+  pthread_join(th[T], NULL);
+  EQ(current(), atomic_load(&kept_usable));
+  CHECK(peak() >= current() && peak() <= T * 64 * 13200, "peak %lld", (long long)peak());
+  CHECK(hw__blocks_count() > 0 && hw__blocks_count() < T * 64, "tabled %zu", hw__blocks_count());
+  int64_t stacks = 0;
+  for (int i = 0; i < T; i++) stacks += live(10 + i);
+  CHECK(stacks > 0, "no sampled bytes on any stack");
+  for (int i = 0; i < T; i++) {
+    for (int k = 0; k < 64; k++) {
+      hw__core_free(t, held[i][k]);
+      free(held[i][k]);
+    }
+    free(held[i]);
+  }
+  for (int i = 0; i < 100; i++) free(before[i]);
+  EQ(current(), 0);
+  EQ(hw__blocks_count(), 0);
+  for (int i = 0; i < T; i++) EQ(live(10 + i), 0);
+}
+
 static const struct {
   const char *name;
   void (*fn)(void);
@@ -673,6 +763,7 @@ static const struct {
     {"small_stack", case_small_stack},
     {"line_without_gil", case_line_without_gil},
     {"threads", case_threads},
+    {"sampling_threads", case_sampling_threads},
 };
 
 int main(int argc, char **argv) {

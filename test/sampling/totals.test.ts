@@ -19,7 +19,10 @@ function run(python: string, rate: number): { parent: Record<string, number>; ch
   const env = childEnv({ ...process.env }, bundlePaths(repoRoot), config, runDir, 'python', process.execPath);
   const r = spawnSync(python, [fixture('totals.py')], { cwd: repoRoot, env, encoding: 'utf8', timeout: 120_000 });
   expect(r.status, r.stderr).toBe(0);
-  const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, number> & { who: string });
+  const lines = r.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, number> & { who: string });
   return { parent: lines.find((l) => l.who === 'parent')!, child: lines.find((l) => l.who === 'child')! };
 }
 
@@ -31,25 +34,29 @@ const pythonBin = (prefix: string) => {
 describe('sampling mode: totals stay exact without the table (256 KiB)', () => {
   for (const prefix of pythons) {
     const python = pythonBin(prefix);
-    it.skipIf(!python)(`${prefix.split('/').at(-1)}: current and peak are the usable bytes live; a fork child never goes below zero`, () => {
-      const { parent: p, child: k } = run(python, 256 * 1024);
-      // Growth from the start of tracking: current and peak moved by the usable bytes of every block.
-      expect(p.c_grown - p.c0).toBe(p.grown);
-      expect(p.p_grown - p.c0).toBe(p.grown);
-      expect(p.grown).toBeGreaterThan(20000 * 24);
-      // Blocks from before tracking: their frees take nothing off.
-      expect(p.c_pre_freed).toBe(p.c_grown);
-      // After frees, reallocs and 4 threads: what is live, exactly.
-      expect(p.c1 - p.c0).toBe(p.kept);
-      // Everything freed (after the fork): exactly the kept bytes go.
-      expect(p.cf - p.c2).toBe(p.kept);
-      expect(p.child_status).toBe(0);
-      // The child frees every block it inherited: not counted here, never below zero.
-      expect(k.low).toBeGreaterThanOrEqual(0);
-      expect(k.k1).toBeGreaterThanOrEqual(k.k0);
-      expect(k.low).toBe(k.k0); // the frees of inherited blocks took nothing off
-      expect(k.k2 - k.k1).toBe(k.own);
-      expect(k.k3).toBe(k.k1);
-    }, 120_000);
+    it.skipIf(!python)(
+      `${prefix.split('/').at(-1)}: current and peak are the usable bytes live; a fork child never goes below zero`,
+      () => {
+        const { parent: p, child: k } = run(python, 256 * 1024);
+        // Growth from the start of tracking: current and peak moved by the usable bytes of every block.
+        expect(p.c_grown - p.c0).toBe(p.grown);
+        expect(p.p_grown - p.c0).toBe(p.grown);
+        expect(p.grown).toBeGreaterThan(20000 * 24);
+        // Blocks from before tracking: their frees take nothing off.
+        expect(p.c_pre_freed).toBe(p.c_grown);
+        // After frees, reallocs and 4 threads: what is live, exactly.
+        expect(p.c1 - p.c0).toBe(p.kept);
+        // Everything freed (after the fork): exactly the kept bytes go.
+        expect(p.cf - p.c2).toBe(p.kept);
+        expect(p.child_status).toBe(0);
+        // The child frees every block it inherited: not counted here, never below zero.
+        expect(k.low).toBeGreaterThanOrEqual(0);
+        expect(k.k1).toBeGreaterThanOrEqual(k.k0);
+        expect(k.low).toBe(k.k0); // the frees of inherited blocks took nothing off
+        expect(k.k2 - k.k1).toBe(k.own);
+        expect(k.k3).toBe(k.k1);
+      },
+      120_000,
+    );
   }
 });

@@ -82,41 +82,64 @@ static void hw__raise_peak(hw_state_header *h, int64_t cur) {
   }
 }
 
-/* `delta` bytes to the totals, `node_delta` to the node's stack: they differ
- * only for heap blocks under sampling (hw__add_block). */
-static inline void hw__add_split(uint32_t node, int64_t node_delta, int64_t delta) {
-  hw_state_header *h = hw__state.hdr;
-  int sampling = hw__sample_rate != 0;
-  hw__container_check(); /* the container peak moved: keep this process's part first */
-  /* Exact mode: memory is about to fall from a new peak. Sampling mode: the
-   * total may have fallen already (lock-free), so any change of `live` after
-   * a new peak. Freeze the peak first, while `live` still is the peak (a
-   * reader after SIGKILL sees source 1 until the snapshot is whole). */
-  if ((sampling ? node_delta != 0 : delta < 0) && HW_HDR_GET(h->peak_source) == 1) {
-    hw__freeze_peak(h);
-    __atomic_store_n(&h->peak_source, 0, __ATOMIC_RELEASE);
-  }
-  if (node_delta == 0) {
-    /* unsampled block: totals only */
-  } else if (HW_LIKELY(hw__dirty_ready == 1) && !hw__dirty_mark[node]) {
+/* Marks a node whose live bytes change (for the next freeze). */
+static inline void hw__dirty(uint32_t node) {
+  if (HW_LIKELY(hw__dirty_ready == 1) && !hw__dirty_mark[node]) {
     hw__dirty_mark[node] = 1;
     hw__dirty_list[hw__dirty_count++] = node;
   } else if (HW_UNLIKELY(hw__dirty_ready < 0) && hw__dirty_init() == 1) {
     hw__dirty_mark[node] = 1;
     hw__dirty_list[hw__dirty_count++] = node;
   }
-  if (node_delta != 0) hw__state.live[node] += node_delta;
-  int64_t cur;
-  if (HW_LIKELY(!sampling)) {
-    cur = h->current_bytes + delta;
-    HW_HDR_PUT(h->current_bytes, cur);
-    if (cur > h->peak_bytes) {
-      HW_HDR_PUT(h->peak_bytes, cur);
-      if (h->peak_source != 1) __atomic_store_n(&h->peak_source, 1, __ATOMIC_RELEASE);
+}
+
+/* Sampling mode's hw__add_split: the total also moves without the lock, so
+ * it is added atomically, and any change of `live` after a new peak (not
+ * only a fall: the total may have fallen already, lock-free) freezes the
+ * snapshot first. */
+static __attribute__((noinline)) void hw__add_split_sampling(uint32_t node, int64_t node_delta,
+                                                             int64_t delta) {
+  hw_state_header *h = hw__state.hdr;
+  hw__container_check();
+  if (node_delta != 0) {
+    if (HW_HDR_GET(h->peak_source) == 1) {
+      hw__freeze_peak(h);
+      __atomic_store_n(&h->peak_source, 0, __ATOMIC_RELEASE);
     }
-  } else {
-    cur = __atomic_add_fetch(&h->current_bytes, delta, __ATOMIC_RELAXED);
-    if (delta > 0) hw__raise_peak(h, cur);
+    hw__dirty(node);
+    hw__state.live[node] += node_delta;
+  }
+  int64_t cur = __atomic_add_fetch(&h->current_bytes, delta, __ATOMIC_RELAXED);
+  if (delta > 0) hw__raise_peak(h, cur);
+  hw__timeline_moved(cur);
+  hw__container_moved(cur);
+}
+
+/* `delta` bytes to the totals, `node_delta` to the node's stack: they differ
+ * only for heap blocks under sampling (hw__add_tabled). */
+static inline void hw__add_split(uint32_t node, int64_t node_delta, int64_t delta) {
+  if (HW_UNLIKELY(hw__sample_rate != 0)) {
+    hw__add_split_sampling(node, node_delta, delta);
+    return;
+  }
+  hw_state_header *h = hw__state.hdr;
+  hw__container_check(); /* the container peak moved: keep this process's part first */
+  if (delta < 0 && h->peak_source == 1) {
+    /* Memory is about to fall from a new peak: freeze the peak first, while
+     * `live` still is the peak (a reader after SIGKILL sees source 1 until
+     * the snapshot is whole). */
+    hw__freeze_peak(h);
+    __atomic_store_n(&h->peak_source, 0, __ATOMIC_RELEASE);
+  }
+  if (node_delta != 0) {
+    hw__dirty(node);
+    hw__state.live[node] += node_delta;
+  }
+  int64_t cur = h->current_bytes + delta;
+  HW_HDR_PUT(h->current_bytes, cur);
+  if (cur > h->peak_bytes) {
+    HW_HDR_PUT(h->peak_bytes, cur);
+    if (h->peak_source != 1) __atomic_store_n(&h->peak_source, 1, __ATOMIC_RELEASE);
   }
   hw__timeline_moved(cur);
   hw__container_moved(cur);
@@ -128,11 +151,9 @@ static inline void hw__add_bytes(uint32_t node, int64_t delta) {
 
 /* ---- heap blocks ---- */
 
-/* A heap block of `size` bytes comes (sign 1) or goes (-1): exact in the
- * totals; its stack gets what sampling says it stands for (sampling.h). */
+/* Exact mode: a heap block of `size` bytes comes (sign 1) or goes (-1). */
 static inline void hw__add_block(uint32_t node, uint64_t size, int sign) {
-  int64_t nb = HW_LIKELY(hw__sample_rate == 0) ? (int64_t)size : hw__sample_node_bytes(node, size);
-  hw__add_split(node, sign * nb, sign * (int64_t)size);
+  hw__add_split(node, sign * (int64_t)size, sign * (int64_t)size);
 }
 
 /* The bytes a heap block counts in the totals under sampling: the

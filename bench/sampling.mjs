@@ -2,6 +2,9 @@
 // Sampling mode: the program under the shim, exact vs --sample-rate, against
 // the plain run. Medians of CPU time, interleaved runs.
 //   node bench/sampling.mjs [runs] [rates...]     (rates in bytes; default 65536 262144 1048576)
+// HIGHWATER_BENCH_BASELINE=<another checkout, built> adds its shim's columns
+// (b:exact, b:<rate>), interleaved with these runs: a before/after taken on a
+// loaded machine under the same load.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -47,22 +50,28 @@ function time(args, env) {
   if (!m) throw new Error(`no CPU time in ${r.stderr}`);
   return (Number(m[1]) + Number(m[2])) * 1000;
 }
-const shimEnv = (extra) => ({
-  LD_PRELOAD: shim,
-  PYTHONPATH: `${join(root, 'native', 'python', 'bootstrap')}:${join(root, 'native', 'python')}`,
+const baseline = process.env.HIGHWATER_BENCH_BASELINE;
+const shimEnv = (extra, from = root) => ({
+  LD_PRELOAD: from === root ? shim : join(from, 'native', 'build', 'libhighwater.so'),
+  PYTHONPATH: `${join(from, 'native', 'python', 'bootstrap')}:${join(from, 'native', 'python')}`,
   HIGHWATER_RUN_DIR: mkdtempSync(join(work, 'rd-')),
   ...extra,
 });
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 console.log(`python: ${python}; ${runs} runs each, medians of CPU time (user + sys); shim / plain`);
-console.log(`workload    plain CPU ms   exact  ${rates.map((r) => `${r / 1024}KiB`.padStart(8)).join('')}`);
+const cols = ['exact', ...rates.map(String)];
+const allCols = baseline ? [...cols, ...cols.map((c) => `b:${c}`)] : cols;
+const label = (c) => (c.replace(/^b:/, '') === 'exact' ? c : `${c.startsWith('b:') ? 'b:' : ''}${Number(c.replace(/^b:/, '')) / 1024}KiB`);
+console.log(`workload    plain CPU ms ${allCols.map((c) => label(c).padStart(9)).join('')}`);
 for (const [name, args] of Object.entries(workloads)) {
   if (only && only !== name) continue;
-  const variants = { plain: null, exact: {}, ...Object.fromEntries(rates.map((r) => [r, { HIGHWATER_SAMPLE_RATE: String(r) }])) };
+  const own = { exact: {}, ...Object.fromEntries(rates.map((r) => [r, { HIGHWATER_SAMPLE_RATE: String(r) }])) };
+  const variants = { plain: null, ...Object.fromEntries(Object.entries(own).map(([k, e]) => [k, [e, root]])) };
+  if (baseline) for (const [k, e] of Object.entries(own)) variants[`b:${k}`] = [e, baseline];
   const t = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));
-  for (let i = 0; i < runs; i++) for (const [k, extra] of Object.entries(variants)) t[k].push(time(args, extra === null ? {} : shimEnv(extra)));
+  for (let i = 0; i < runs; i++) for (const [k, v] of Object.entries(variants)) t[k].push(time(args, v === null ? {} : shimEnv(...v)));
   const m = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, median(v)]));
-  const ratio = (k) => `${(m[k] / m.plain).toFixed(2)}x`.padStart(8);
-  console.log(`${name.padEnd(15)} ${m.plain.toFixed(0).padStart(8)} ${ratio('exact')}${rates.map((r) => ratio(String(r))).join('')}`);
+  const ratio = (k) => `${(m[k] / m.plain).toFixed(2)}x`.padStart(9);
+  console.log(`${name.padEnd(15)} ${m.plain.toFixed(0).padStart(8)} ${allCols.map(ratio).join('')}`);
 }

@@ -180,6 +180,10 @@ void hw__track_alloc(void *p, size_t size, uint32_t node) {
   uint64_t old_size;
   uint32_t old_node;
   if (HW_UNLIKELY(hw__sample_rate != 0)) {
+    /* A counted block freed where we could not see it (inside our own code)
+     * leaves its bit: drop it, or this block's free would be taken for that
+     * one's and never reach the table. */
+    hw__hm_clear((uintptr_t)p);
     uint64_t usable = hw__usable(p, size);
     pthread_mutex_lock(&hw__lock);
     int r = hw__blocks_put((uintptr_t)p, size, node, &old_size, &old_node);

@@ -747,6 +747,53 @@ static void case_sampling_threads(void) {
   for (int i = 0; i < T; i++) EQ(live(10 + i), 0);
 }
 
+/* Sampling mode's peak snapshot: unsampled blocks move the total without
+ * the lock; the stacks' bytes at the peak must still be those of the moment
+ * the total was highest, even when a sampled block comes after the total
+ * fell (lock-free) from that peak. */
+static void case_sampling_peak(void) {
+  core_setup();
+  hw__config.sample_rate = 64 * 1024;
+  hw__sampling_init();
+  hw_state_header *h = hw__state.hdr;
+  void *a = malloc(2 * MiB); /* >= the rate: sampled, exact */
+  hw__track_alloc(a, 2 * MiB, 1);
+  int64_t ua = (int64_t)malloc_usable_size(a);
+  EQ(current(), ua);
+  EQ(live(1), 2 * MiB);
+  void *u[100];
+  int64_t uu = 0;
+  for (int i = 0; i < 100; i++) {
+    u[i] = malloc(1000);
+    uu += (int64_t)malloc_usable_size(u[i]);
+    hw__track_unsampled(u[i], 1000); /* lock-free: a new peak each time */
+  }
+  EQ(current(), ua + uu);
+  EQ(peak(), ua + uu);
+  EQ(h->peak_source, 1);
+  for (int i = 0; i < 100; i++) {
+    hw__track_free_sampling(u[i]);
+    free(u[i]);
+  }
+  EQ(current(), ua);
+  EQ(h->peak_source, 1); /* `live` has not changed since the peak */
+  /* A sampled block after the fall, below the peak: not part of it. */
+  void *b = malloc(64 * 1024);
+  hw__track_alloc(b, 64 * 1024, 2);
+  EQ(h->peak_source, 0);
+  EQ(peak(), ua + uu);
+  EQ(at_peak(1), 2 * MiB);
+  EQ(at_peak(2), 0);
+  EQ(live(2), 64 * 1024);
+  hw__track_free_sampling(b);
+  hw__track_free_sampling(a);
+  free(b);
+  free(a);
+  EQ(current(), 0);
+  EQ(live(1), 0);
+  EQ(at_peak(1), 2 * MiB);
+}
+
 static const struct {
   const char *name;
   void (*fn)(void);
@@ -764,6 +811,7 @@ static const struct {
     {"line_without_gil", case_line_without_gil},
     {"threads", case_threads},
     {"sampling_threads", case_sampling_threads},
+    {"sampling_peak", case_sampling_peak},
 };
 
 int main(int argc, char **argv) {

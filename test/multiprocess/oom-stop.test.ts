@@ -118,3 +118,28 @@ describe.skipIf(unavailable !== null)(`a pool worker runs out of memory${unavail
     expect(await settled(c)).toEqual([]);
   });
 });
+
+describe.skipIf(unavailable !== null)(`the kernel's OOM killer ends a worker${unavailable ? ` (skipped: ${unavailable})` : ''}`, () => {
+  it('highwater-init ends with 137 when its cgroup counted an OOM kill, though the command exited 1', async () => {
+    const init = buildInit();
+    const home = bundle();
+    const c = inCgroup();
+    const rd = mkdtempSync(join(tmpdir(), 'hw-mp-init-kill-'));
+    const poolLeak = join(fixtures, 'python', 'pool_leak.py');
+    const before = Number(/^oom_kill (\d+)$/m.exec(readFileSync(join(c.dir, c.version === 1 ? 'memory.oom_control' : 'memory.events'), 'utf8'))![1]);
+    const env = cleanEnv({
+      HIGHWATER_HOME: home,
+      HIGHWATER_RUN_DIR: rd,
+      HIGHWATER_OOM_DETECTION: '0', // the guard off: the kernel's OOM killer acts
+      KILL_ME_FIRST: '1',
+      HOLD_SECONDS: '20',
+      HOLD_MIB: '30',
+    });
+    const r = await run('sh', ['-c', `${c.enterPrefix} "$0" -- python3 "$1" spawn executor`, init, poolLeak], env, 180_000);
+    const after = Number(/^oom_kill (\d+)$/m.exec(readFileSync(join(c.dir, c.version === 1 ? 'memory.oom_control' : 'memory.events'), 'utf8'))![1]);
+    expect(after, 'the kernel killed a process of the cgroup').toBeGreaterThan(before);
+    expect(r.stderr).toContain('BrokenProcessPool'); // the command's own status: 1
+    expect(r.stderr).toContain("the kernel's OOM killer ended a process of the container (the command's status was 1): exiting with 137");
+    expect(r.code, r.stderr).toBe(137);
+  });
+});

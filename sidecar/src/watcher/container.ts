@@ -470,7 +470,7 @@ export class ContainerCollector {
     opts: { trigger?: Trigger; timeMs?: number } = {},
   ): Promise<{ dir: string; report: ReportJson }> {
     const data = await this.build(opts);
-    const dir = await makeReportDir(outDir, renderOptions);
+    const dir = renderOptions.timestampedSubdir === false ? outDir : await makeReportDir(outDir, renderOptions);
     const failed = new Set<number>();
     for (const m of this.members.values()) {
       if (!m.own) continue;

@@ -92,6 +92,12 @@ export interface RunDirWatcherOptions {
    * (watcher/container.ts) instead of one report each. @default true
    */
   containerWide?: boolean;
+  /**
+   * `highwater python`: highwater.api.profile() writes the reports, and a
+   * process that stopped tracking before it ended (a child of a profile()
+   * call, which left its dump to that call) gets no post-mortem here.
+   */
+  apiMode?: boolean;
 }
 
 interface Tracked {
@@ -331,7 +337,8 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
         else this.finish(t);
       }
       if (this.opts.dumpOnStop ?? true) {
-        for (const t of stillRunning) await this.send(t, 'dump', 2000);
+        // apiMode: only the program itself; a process started inside a profile() call that outlives it is that call's business.
+        for (const t of stillRunning) if (!this.opts.apiMode || this.children.has(t.pid)) await this.send(t, 'dump', 2000);
         this.scanDumps();
       }
       if (this.opts.ownsRunDir) for (const [pid, path] of this.unparsed) this.renderUnparsed(pid, path);
@@ -623,7 +630,7 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
       });
       return;
     }
-    const trigger = postMortemTrigger(t.header, this.endStatus.get(t.pid));
+    const trigger = this.opts.apiMode && !t.header.tracking ? undefined : postMortemTrigger(t.header, this.endStatus.get(t.pid));
     if (trigger === undefined) {
       this.retire(t); // tracking was off: nothing to report
       return;

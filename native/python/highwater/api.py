@@ -85,7 +85,12 @@ _CHILDREN_ENV = "HIGHWATER_API_CHILDREN"
 
 def _children_dir():
     run_dir = os.environ.get("HIGHWATER_RUN_DIR") or None
-    return tempfile.mkdtemp(prefix="hw-api-children-", dir=run_dir)
+    try:
+        return tempfile.mkdtemp(prefix="hw-api-children-", dir=run_dir)
+    except OSError as e:
+        # The call is still profiled, its children are not: say so, never fail the call for it.
+        sys.stderr.write("highwater: profile(): children not tracked: %s\n" % (e,))
+        return None
 
 
 def _set_env(name, value):
@@ -134,7 +139,8 @@ def profile(code_to_profile, output_dir):
                         "Python supported (3.8 - 3.14)? See the shim's message on stderr" % rc
                     )
                 try:
-                    os.environ[_CHILDREN_ENV] = children
+                    if children is not None:
+                        os.environ[_CHILDREN_ENV] = children
                     result = code_to_profile()
                     failed = False
                     return result
@@ -159,7 +165,8 @@ def profile(code_to_profile, output_dir):
                             _unlink(dump_path)
             finally:
                 threading.setprofile(old_hook)
-                shutil.rmtree(children, ignore_errors=True)
+                if children is not None:
+                    shutil.rmtree(children, ignore_errors=True)
     finally:
         _lock.release()
 

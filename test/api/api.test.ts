@@ -57,7 +57,9 @@ describe('highwater.api.profile()', () => {
     expect(rep.process.pid).not.toBe(inside);
     // Each child's own peak, at its own line (in its own file).
     const atLine = (pid: number, file: string, line: number) =>
-      rep.stacks.filter((s) => s.frames[0]?.pid === pid && s.frames.at(-1)?.file.endsWith(file) && s.frames.at(-1)?.line === line).reduce((n, s) => n + s.bytes, 0);
+      rep.stacks
+        .filter((s) => s.frames[0]?.pid === pid && s.frames.at(-1)?.file.endsWith(file) && s.frames.at(-1)?.line === line)
+        .reduce((n, s) => n + s.bytes, 0);
     expect(procs.get(inside!)!.label).toBe('python3 child_alloc.py 23');
     expectNear(atLine(inside!, 'child_alloc.py', lineOf(api('child_alloc.py'), 'child line')), 23 * MiB);
     for (const w of workers) {

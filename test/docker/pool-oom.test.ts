@@ -21,7 +21,10 @@ if (!engine.ok) console.warn(`skipping Docker pool tests: ${engine.reason}`);
 const MiB = 1024 * 1024;
 const IMAGE = 'highwater-test-pool-leak';
 const script = join(repoRoot, 'test/fixtures/python/pool_leak.py');
-const lineOf = (mark: string) => readFileSync(script, 'utf8').split('\n').findIndex((l) => l.includes(`# ${mark}`)) + 1;
+const lineOf = (mark: string) =>
+  readFileSync(script, 'utf8')
+    .split('\n')
+    .findIndex((l) => l.includes(`# ${mark}`)) + 1;
 const LEAK = lineOf('LEAK-LINE');
 const HOLD = lineOf('HOLD-LINE');
 const MAIN = lineOf('MAIN-LINE');
@@ -78,6 +81,8 @@ function runPool(dir: string, args: string[], env: string[]): ReturnType<typeof 
     'MAIN_MIB=16',
     '-e',
     'LEAK_STEP_MIB=20',
+    '-e',
+    'READY_DIR=/tmp/ready',
     ...env.flatMap((e) => ['-e', e]),
     '-v',
     `${dir}:/reports`,

@@ -92,7 +92,12 @@ describe.skipIf(unavailable !== null)(`a pool worker runs out of memory${unavail
     const c = inCgroup();
     const rd = mkdtempSync(join(tmpdir(), 'hw-mp-stoptime-'));
     const mark = join(rd, 'term-mark');
-    const r = await run('sh', ['-c', `${c.enterPrefix} python3 "$0" spawn`, leakPool], shimmedEnv(rd, { TERM_MARK: mark, HIGHWATER_STOP_GRACE_MS: '3000' }), 180_000);
+    const r = await run(
+      'sh',
+      ['-c', `${c.enterPrefix} python3 "$0" spawn`, leakPool],
+      shimmedEnv(rd, { TERM_MARK: mark, HIGHWATER_STOP_GRACE_MS: '3000' }),
+      180_000,
+    );
     const ended = Date.now();
     expect(r.code, r.stderr).toBe(53);
     const { c: cont } = checkTripper(rd);

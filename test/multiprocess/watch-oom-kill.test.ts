@@ -52,7 +52,17 @@ describe.skipIf(unavailable !== null)(`watch: the kernel OOM-kills a worker${una
     const progress = join(freshDir('hw-mp-progress-'), 'progress');
     const env = {
       ...childEnv(
-        { ...process.env, PROGRESS: progress, HOLD_MIB: '30', MAIN_MIB: '16', LEAK_STEP_MIB: '20', KILL_ME_FIRST: '1', HOLD_SECONDS: '20', EARLY_MIB: String(EARLY_MIB) },
+        {
+          ...process.env,
+          PROGRESS: progress,
+          HOLD_MIB: '30',
+          MAIN_MIB: '16',
+          LEAK_STEP_MIB: '20',
+          KILL_ME_FIRST: '1',
+          HOLD_SECONDS: '20',
+          EARLY_MIB: String(EARLY_MIB),
+          READY_DIR: freshDir('hw-mp-ready-'),
+        },
         bundlePaths(repoRoot),
         loadConfig({}, {}),
         runDir,

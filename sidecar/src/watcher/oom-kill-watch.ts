@@ -47,6 +47,11 @@ export class OomKillWatch {
     }
   }
 
+  /** The process ended: its pid is forgotten (a long recycling run stays bounded); its cgroup's count stays watched. */
+  forget(pid: number): void {
+    this.files.delete(pid);
+  }
+
   /** The kernel's OOM killer ended a process in a watched cgroup since its baseline. */
   get killed(): boolean {
     for (const c of this.counts.values()) if (c.last > c.base) return true;

@@ -614,6 +614,7 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
     this.finished.add(`${t.pid}:${t.ino}`);
     this.emitEvent({ type: 'process-gone', pid: t.pid, local: t.local });
     this.oomKills.poll(); // now, while its cgroup is still there
+    this.oomKills.forget(t.pid);
     this.scanDumps(); // a dump written just before the end
     if (this.containerWide) {
       // Its part of the container-wide report is resolved from its state file, which can go then.

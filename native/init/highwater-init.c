@@ -345,6 +345,63 @@ static int hw__container_oom(const char *run_dir) {
   return oom;
 }
 
+/*
+ * The kernel's OOM-kill count of our own memory cgroup (the container's):
+ * v2 memory.events or v1 memory.oom_control, line "oom_kill N"; -1 when
+ * unknown. The directory is the standard mount point plus the path in
+ * /proc/self/cgroup, or the mount point itself when that does not exist
+ * (a container sees its own cgroup mounted there). When it moved while the
+ * command ran, the kernel's OOM killer ended a process of the container
+ * (a pool worker, whose parent then exits 1 from BrokenProcessPool): the
+ * container ends with 137, as `highwater run` does (docs/multiprocess.md).
+ */
+static long long hw__oom_kill_count(void) {
+  FILE *f = fopen("/proc/self/cgroup", "re");
+  if (!f) return -1;
+  char line[PATH_MAX + 64], v1[PATH_MAX] = "", v2[PATH_MAX] = "";
+  int have_v1 = 0, have_v2 = 0;
+  while (fgets(line, sizeof line, f)) {
+    line[strcspn(line, "\n")] = '\0';
+    char *c1 = strchr(line, ':');
+    char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    if (!c2) continue;
+    *c2 = '\0';
+    const char *ctrls = c1 + 1, *path = c2 + 1;
+    if (strcmp(line, "0") == 0 && *ctrls == '\0' && strlen(path) < sizeof v2) {
+      strcpy(v2, path);
+      have_v2 = 1;
+    }
+    for (const char *t = ctrls; *t;) { /* "memory" among comma-separated controllers */
+      size_t n = strcspn(t, ",");
+      if (n == 6 && strncmp(t, "memory", 6) == 0 && strlen(path) < sizeof v1) {
+        strcpy(v1, path);
+        have_v1 = 1;
+      }
+      t += n + (t[n] == ',');
+    }
+  }
+  fclose(f);
+  const char *mount = have_v1 ? "/sys/fs/cgroup/memory" : "/sys/fs/cgroup";
+  const char *file = have_v1 ? "memory.oom_control" : "memory.events";
+  const char *rel = have_v1 ? v1 : v2;
+  if (!have_v1 && !have_v2) return -1;
+  char path[2 * PATH_MAX];
+  struct stat st;
+  snprintf(path, sizeof path, "%s%s/%s", mount, strcmp(rel, "/") == 0 ? "" : rel, file);
+  if (stat(path, &st) != 0) snprintf(path, sizeof path, "%s/%s", mount, file);
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char buf[4096];
+  ssize_t n = (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) ? read(fd, buf, sizeof buf - 1) : -1;
+  close(fd);
+  if (n <= 0) return -1;
+  buf[n] = '\0';
+  for (char *l = buf; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+    if (strncmp(l, "oom_kill ", 9) == 0) return strtoll(l + 9, NULL, 10);
+  }
+  return -1;
+}
+
 static int hw__exec_status(int err) { return err == ENOENT ? 127 : 126; }
 
 static _Noreturn void hw__exec(char **argv) {
@@ -611,6 +668,7 @@ int main(int argc, char **argv) {
   int hurry = 0; /* asked again to stop: no more waiting for the watcher */
 
   if (bundle[0]) hw__inject_env(bundle);
+  long long oom_kills_before = hw__oom_kill_count();
   pid_t child = fork();
   if (child < 0) {
     hw__log("cannot fork: %s", strerror(errno));
@@ -636,6 +694,13 @@ int main(int argc, char **argv) {
               "a tracked process ran out of memory (the command's status was %d): exiting with 53",
               exit_code);
           exit_code = 53;
+        }
+        long long oom_kills = oom_kills_before < 0 ? -1 : hw__oom_kill_count();
+        if (exit_code != 53 && exit_code != 137 && oom_kills > oom_kills_before) {
+          hw__log("the kernel's OOM killer ended a process of the container (the command's status "
+                  "was %d): exiting with 137",
+                  exit_code);
+          exit_code = 137;
         }
         if (exit_code != 53) hw__termlog_killed(status, run_dir);
       } else if (pid == watcher) {

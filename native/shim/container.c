@@ -103,6 +103,28 @@ static int hw__proc_alive(uint64_t pid, uint64_t ticks) {
   return t != 0 && t == ticks && st != 'Z' && st != 'X' && st != 'x';
 }
 
+/*
+ * 1 when `pid` ignores SIGTERM (SIG_IGN: bit 15 of SigIgn in
+ * /proc/<pid>/status), e.g. multiprocessing's resource tracker. The stop's
+ * grace period is for SIGTERM handlers; a process that ignores SIGTERM has
+ * none to run, so waiting for it only delays the container's exit (by the
+ * whole grace, measured: bench/README.md "Stop after an OOM").
+ */
+static int hw__ignores_sigterm(uint64_t pid) {
+  char path[64], buf[2048];
+  snprintf(path, sizeof path, "/proc/%llu/status", (unsigned long long)pid);
+  hw_ownfd own;
+  if (hw__own_open(&own, path, O_RDONLY | O_NONBLOCK, 0) != 0) return 0;
+  ssize_t n = hw__own_read(&own, buf, sizeof buf - 1);
+  hw__own_close(&own);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  const char *p = strstr(buf, "\nSigIgn:\t");
+  if (!p) return 0;
+  unsigned long long mask = strtoull(p + 9, NULL, 16);
+  return (mask >> (SIGTERM - 1)) & 1;
+}
+
 static char hw__cont_path[600];
 
 static hw_cont_header *hw__cont_map(int fd) {
@@ -487,6 +509,9 @@ void hw__container_stop_all(void) {
         if (pid == c->oom_pid && !kill_now) continue; /* it is exiting 53 by itself */
         if (kill_now) {
           kill((pid_t)pid, SIGKILL);
+        } else if (sent_pid[i] == pid && sent_ticks[i] == ticks && s[i].origin != HW_ORIGIN_ROOT &&
+                   hw__ignores_sigterm(pid)) {
+          kill((pid_t)pid, SIGKILL); /* SIGTERM was sent and can do nothing: no grace to wait for */
         } else if (sent_pid[i] != pid || sent_ticks[i] != ticks) {
           sent_pid[i] = pid;
           sent_ticks[i] = ticks;

@@ -38,6 +38,39 @@ describe('highwater.api.profile()', () => {
     expect(reportDirs(r.cliOut)).toEqual([]);
   });
 
+  it('covers the Python processes started inside the call (subprocess, spawn executor), not those before or after', async () => {
+    const out = join(freshDir(), 'result');
+    const r = await underPython('children.py', [out]);
+    expect(r.code, r.stderr).toBe(0);
+    const said = (k: string) => (new RegExp(`^${k} (.*)$`, 'm').exec(r.stdout)?.[1] ?? '').split(' ').filter(Boolean).map(Number);
+    const [before] = said('before');
+    const [inside] = said('inside');
+    const [after] = said('after');
+    const workers = said('workers');
+    expect(workers.length).toBeGreaterThanOrEqual(1);
+    expect(r.stdout).toContain('env None'); // the call's variable is gone from the program's environment after it
+    const rep = readReport(out);
+    expect(rep.trigger).toBe('api');
+    const procs = new Map(rep.processes!.map((p) => [p.pid, p]));
+    expect(procs.has(before!)).toBe(false);
+    expect(procs.has(after!)).toBe(false);
+    expect(rep.process.pid).not.toBe(inside);
+    // Each child's own peak, at its own line (in its own file).
+    const atLine = (pid: number, file: string, line: number) =>
+      rep.stacks
+        .filter((s) => s.frames[0]?.pid === pid && s.frames.at(-1)?.file.endsWith(file) && s.frames.at(-1)?.line === line)
+        .reduce((n, s) => n + s.bytes, 0);
+    expect(procs.get(inside!)!.label).toBe('python3 child_alloc.py 23');
+    expectNear(atLine(inside!, 'child_alloc.py', lineOf(api('child_alloc.py'), 'child line')), 23 * MiB);
+    for (const w of workers) {
+      expect(procs.get(w)!.label).toMatch(/^worker \d+ \(multiprocessing spawn\)$/);
+      expectNear(atLine(w, 'children.py', lineOf(api('children.py'), 'worker line')), 17 * MiB);
+    }
+    // The processes' own reports beside it; `highwater python` itself writes none.
+    expect(existsSync(join(out, procs.get(inside!)!.report!))).toBe(true);
+    expect(reportDirs(r.cliOut)).toEqual([]);
+  });
+
   it('lets the exception propagate and still writes the report', async () => {
     const out = join(freshDir(), 'result');
     const r = await underPython('raises.py', [out]);

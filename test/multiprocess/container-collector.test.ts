@@ -12,6 +12,7 @@ import { ContainerCollector, KEEP_ENDED, processBytes } from '../../sidecar/src/
 import { readStateHeader, type StateHeader } from '../../sidecar/src/watcher/state-header.js';
 import { renderReport } from '../../sidecar/src/report/render.js';
 import { buildStateFile, type StateSpec } from '../report/state-writer.js';
+import { HEADER } from '../../sidecar/src/state/layout.js';
 
 const MiB = 1024 * 1024;
 const SPAWN = ['python3', '-c', 'from multiprocessing.spawn import spawn_main; spawn_main(tracker_fd=5, pipe_handle=7)', '--multiprocessing-fork'];
@@ -107,5 +108,28 @@ describe('ContainerCollector', () => {
       [10, 10 * MiB, 'killed'],
       [11, 700 * MiB, 'killed'],
     ]);
+  });
+});
+
+describe('ContainerCollector under watch (no owner)', () => {
+  test("the report's program is the tree's root process, not the first child seen", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hw-coll-'));
+    const c = new ContainerCollector({ runDir: dir });
+    /** Its state file with the origin the shim writes (docs/protocol.md "State file"): 1 root, 2 exec'd child. */
+    const withOrigin = (s: StateSpec, origin: bigint) => {
+      const statePath = join(dir, `hw-${s.pid}.state`);
+      const buf = buildStateFile(s);
+      buf.writeBigUInt64LE(origin, HEADER.origin);
+      writeFileSync(statePath, buf);
+      const read = readStateHeader(statePath);
+      if (!read || 'problem' in read) throw new Error('unreadable test state file');
+      return { pid: s.pid!, ino: statSync(statePath).ino, statePath, header: read.header, local: false };
+    };
+    const tracker = ['python3', '-c', 'from multiprocessing.resource_tracker import main;main(6)'];
+    // A watcher started with the job: the resource tracker's file is listed before the program's.
+    c.observe([withOrigin(spec(20, tracker, 3, 1 * MiB), 2n), withOrigin(spec(10, ['python3', 'train.py'], 5, 50 * MiB), 1n)]);
+    const data = await c.build();
+    expect(data.process.pid).toBe(10);
+    expect(data.process.argv).toEqual(['python3', 'train.py']);
   });
 });

@@ -88,6 +88,28 @@ describe.skipIf(unavailable !== null)(`a pool worker runs out of memory${unavail
     expect(await settled(c)).toEqual([]);
   });
 
+  it('the stop does not wait the grace for a process that ignores SIGTERM (the resource tracker); a worker with a SIGTERM handler still gets to run it', async () => {
+    const c = inCgroup();
+    const rd = mkdtempSync(join(tmpdir(), 'hw-mp-stoptime-'));
+    const mark = join(rd, 'term-mark');
+    const r = await run(
+      'sh',
+      ['-c', `${c.enterPrefix} python3 "$0" spawn`, leakPool],
+      shimmedEnv(rd, { TERM_MARK: mark, HIGHWATER_STOP_GRACE_MS: '10000' }),
+      180_000,
+    );
+    const ended = Date.now();
+    expect(r.code, r.stderr).toBe(53);
+    const { c: cont } = checkTripper(rd);
+    const dump = readdirSync(rd).find((f) => f.startsWith(`hw-${cont.oomPid}-`) && f.endsWith('.dump'))!;
+    const oomMs = JSON.parse(readFileSync(join(rd, dump), 'utf8').split('\n')[0]!).timeMs as number;
+    // A 10 s grace: before, the stop took the whole grace (the resource tracker); now well under half of it
+    // (measured with the default 3 s grace: 3.1 s before, about 0.3 s after, on a loaded machine).
+    expect(ended - oomMs).toBeLessThan(5000);
+    expect(readFileSync(mark, 'utf8')).toBe('handled\n'); // its 0.5 s handler ran: SIGTERM had its chance
+    expect(await settled(c)).toEqual([]);
+  });
+
   it('the root itself trips: it stops its children (SIGTERM) and exits 53', async () => {
     const c = inCgroup();
     const rd = mkdtempSync(join(tmpdir(), 'hw-mp-root-'));
@@ -116,5 +138,30 @@ describe.skipIf(unavailable !== null)(`a pool worker runs out of memory${unavail
     checkTripper(rd);
     expect(existsSync(join(rd, 'hw-container'))).toBe(true);
     expect(await settled(c)).toEqual([]);
+  });
+});
+
+describe.skipIf(unavailable !== null)(`the kernel's OOM killer ends a worker${unavailable ? ` (skipped: ${unavailable})` : ''}`, () => {
+  it('highwater-init ends with 137 when its cgroup counted an OOM kill, though the command exited 1', async () => {
+    const init = buildInit();
+    const home = bundle();
+    const c = inCgroup();
+    const rd = mkdtempSync(join(tmpdir(), 'hw-mp-init-kill-'));
+    const poolLeak = join(fixtures, 'python', 'pool_leak.py');
+    const before = Number(/^oom_kill (\d+)$/m.exec(readFileSync(join(c.dir, c.version === 1 ? 'memory.oom_control' : 'memory.events'), 'utf8'))![1]);
+    const env = cleanEnv({
+      HIGHWATER_HOME: home,
+      HIGHWATER_RUN_DIR: rd,
+      HIGHWATER_OOM_DETECTION: '0', // the guard off: the kernel's OOM killer acts
+      KILL_ME_FIRST: '1',
+      HOLD_SECONDS: '20',
+      HOLD_MIB: '30',
+    });
+    const r = await run('sh', ['-c', `${c.enterPrefix} "$0" -- python3 "$1" spawn executor`, init, poolLeak], env, 180_000);
+    const after = Number(/^oom_kill (\d+)$/m.exec(readFileSync(join(c.dir, c.version === 1 ? 'memory.oom_control' : 'memory.events'), 'utf8'))![1]);
+    expect(after, 'the kernel killed a process of the cgroup').toBeGreaterThan(before);
+    expect(r.stderr).toContain('BrokenProcessPool'); // the command's own status: 1
+    expect(r.stderr).toContain("the kernel's OOM killer ended a process of the container (the command's status was 1): exiting with 137");
+    expect(r.code, r.stderr).toBe(137);
   });
 });

@@ -1,6 +1,7 @@
 """Start-up: switch tracking on in the shim and hook new threads."""
 import atexit
 import os
+import stat
 import sys
 import threading
 
@@ -21,6 +22,12 @@ _memory_error_seen = None
 
 # The hook that was in place before ours; ours hands every exception on.
 _previous_excepthook = None
+
+
+# `highwater python`: this process was started inside highwater.api.profile()
+# of another process (HIGHWATER_API_CHILDREN names that call's directory): it
+# tracks from its start and leaves its dump there at its exit (api.py).
+_api_children_dir = None
 
 
 # A module-level function on purpose, like everything this start-up code
@@ -85,7 +92,43 @@ def _at_exit():
             _shim.dump(None, "exit")
         except OSError as e:
             sys.stderr.write("highwater: could not write the exit dump: %s\n" % (e,))
+    if _api_children_dir is not None:
+        _api_child_dump(lib)
     lib.hw_python_stop()
+
+
+def _api_child_start(lib):
+    global _api_children_dir
+    path = os.environ.get("HIGHWATER_API_CHILDREN")
+    if not path:
+        return
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return  # the call has ended: its children are no longer its own
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        return
+    if lib.hw_tracking_start() != 0:
+        return
+    _api_children_dir = path
+    if _shim.stat("stack_mode") == 0:
+        threading.setprofile(_thread_hook)
+
+
+def _api_child_dump(lib):
+    # Written under another name, then renamed: the call never reads half a dump.
+    final = os.path.join(_api_children_dir, "child-%d.dump" % os.getpid())
+    part = final + ".part"
+    try:
+        _shim.dump(part, "api")
+        os.rename(part, final)
+    except (OSError, RuntimeError):
+        # The call has ended and removed its directory: nothing to add to, nothing to say.
+        try:
+            os.unlink(part)
+        except OSError:
+            pass
+    lib.hw_tracking_stop()
 
 
 def start():
@@ -108,6 +151,8 @@ def start():
         if not getattr(sys.excepthook, "_highwater", False):  # never chain to ourselves
             _previous_excepthook = sys.excepthook
             sys.excepthook = _excepthook
+    elif os.environ.get("HIGHWATER_API_CHILDREN"):
+        _api_child_start(lib)
 
 
 def _glibc():

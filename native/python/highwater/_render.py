@@ -16,8 +16,11 @@ def cli_command():
     return [node, cli]
 
 
-def render(dump_path, out_dir, timestamped=False):
-    """Renders dump_path into out_dir; returns the report directory."""
+def render(dump_path, out_dir, timestamped=False, children=None):
+    """Renders dump_path into out_dir; returns the report directory.
+
+    children: a directory of child-<pid>.dump files (highwater.api's
+    children) that join the report, one part per process."""
     cmd = cli_command()
     if cmd is None:
         raise RuntimeError(
@@ -27,6 +30,8 @@ def render(dump_path, out_dir, timestamped=False):
     args = cmd + ["render", dump_path, "-o", out_dir]
     if not timestamped:
         args.append("--no-timestamp")
+    if children:
+        args += ["--children", children]
     env = dict(os.environ)
     # The renderer is Node, not Python: keep the shim out of it.
     env.pop("LD_PRELOAD", None)

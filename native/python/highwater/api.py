@@ -5,13 +5,16 @@
 
 Run the program with `highwater python yourscript.py`: the shim is loaded
 with tracking off, and only what runs inside profile() is tracked (threads
-started inside it included). The report goes straight into the given
+started inside it included, and the Python processes started inside it:
+`subprocess` of python, multiprocessing spawn and forkserver; each is one
+part of the report, at its own peak, once it has exited normally). The report goes straight into the given
 directory (no timestamped sub-directory, no browser). The function's result
 is returned; its exception propagates, after the report of what happened has
 been written. Importing this module works anywhere; calling profile() where
 it cannot work raises HighwaterUsageError (a RuntimeError).
 """
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -73,6 +76,30 @@ def _dump_path():
     return path
 
 
+# Names the directory where the Python processes started inside a profile()
+# call (subprocess, multiprocessing spawn/forkserver, exec) leave their dumps:
+# set in os.environ for the call only, so children started before or after
+# it are not tracked (_bootstrap.py).
+_CHILDREN_ENV = "HIGHWATER_API_CHILDREN"
+
+
+def _children_dir():
+    run_dir = os.environ.get("HIGHWATER_RUN_DIR") or None
+    try:
+        return tempfile.mkdtemp(prefix="hw-api-children-", dir=run_dir)
+    except OSError as e:
+        # The call is still profiled, its children are not: say so, never fail the call for it.
+        sys.stderr.write("highwater: profile(): children not tracked: %s\n" % (e,))
+        return None
+
+
+def _set_env(name, value):
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
 def _unlink(path):
     try:
         os.unlink(path)
@@ -98,6 +125,8 @@ def profile(code_to_profile, output_dir):
         output_dir = os.path.abspath(output_dir)
         os.makedirs(output_dir, exist_ok=True)
         failed = True
+        children = _children_dir()
+        previous_children = os.environ.get(_CHILDREN_ENV)
         with _threadpools.single_threaded():
             old_hook = _get_thread_profile()
             # Threads started inside profile() get their own Python stacks.
@@ -110,10 +139,13 @@ def profile(code_to_profile, output_dir):
                         "Python supported (3.8 - 3.14)? See the shim's message on stderr" % rc
                     )
                 try:
+                    if children is not None:
+                        os.environ[_CHILDREN_ENV] = children
                     result = code_to_profile()
                     failed = False
                     return result
                 finally:
+                    _set_env(_CHILDREN_ENV, previous_children)
                     # Dump before stopping, so the peak includes the last frame.
                     dump_path = _dump_path()
                     try:
@@ -126,13 +158,15 @@ def profile(code_to_profile, output_dir):
                         lib.hw_tracking_stop()
                     if dump_path is not None:
                         try:
-                            _render.render(dump_path, output_dir, timestamped=False)
+                            _render.render(dump_path, output_dir, timestamped=False, children=children)
                         except Exception as e:
                             _report_failure(failed, str(e))
                         finally:
                             _unlink(dump_path)
             finally:
                 threading.setprofile(old_hook)
+                if children is not None:
+                    shutil.rmtree(children, ignore_errors=True)
     finally:
         _lock.release()
 

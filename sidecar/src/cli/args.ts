@@ -14,7 +14,7 @@ export type Command =
   | { cmd: 'help'; topic: 'main' | 'run' | 'python' | 'render' | 'watch' | 'collect' | 'kernel' }
   | { cmd: 'version' }
   | { cmd: 'run'; mode: 'run' | 'python'; flags: ConfigFlags; target: Target }
-  | { cmd: 'render'; dump: string; flags: ConfigFlags }
+  | { cmd: 'render'; dump: string; flags: ConfigFlags; children?: string }
   | { cmd: 'watch'; flags: ConfigFlags; watch: WatchFlags }
   | { cmd: 'collect'; source: 'docker'; follow: boolean; output: string | undefined }
   | { cmd: 'collect-kubernetes'; follow: boolean; namespace: string | undefined; allNamespaces: boolean; since: string | undefined }
@@ -91,11 +91,16 @@ function parseRun(argv: string[], mode: 'run' | 'python'): Command {
 function parseRender(argv: string[]): Command {
   const flags: ConfigFlags = {};
   let dump: string | undefined;
+  let children: string | undefined;
   let i = 0;
   while (i < argv.length) {
     const a = argv[i]!;
     const name = flagName(a);
     if (a === '-h' || a === '--help') return { cmd: 'help', topic: 'render' };
+    if (a === '--children') {
+      [children, i] = takeValue(argv, i, '--children');
+      continue;
+    }
     if (name === '-o' || name === '--output' || (a.startsWith('-o') && !a.startsWith('--'))) {
       [flags.outputDir, i] = takeValue(argv, i, '-o');
       continue;
@@ -113,7 +118,7 @@ function parseRender(argv: string[]): Command {
   }
   if (dump === undefined) throw usage('highwater render: no DUMP given');
   if (flags.outputDir === undefined) throw usage('highwater render: -o DIR is required');
-  return { cmd: 'render', dump, flags };
+  return { cmd: 'render', dump, flags, ...(children !== undefined ? { children } : {}) };
 }
 
 /** `highwater kernel install [--user|--prefix DIR] [--python EXE]` */

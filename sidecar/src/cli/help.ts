@@ -9,7 +9,7 @@ Usage:
   highwater run [options] -m module [args...]     profile a module, like python -m
   highwater run [options] -- command [args...]    profile any command that runs Python
   highwater python [options] script.py [args...]  shim loaded, tracking off: use highwater.api.profile()
-  highwater render DUMP -o DIR [--no-timestamp]   render a raw dump into a report directory
+  highwater render DUMP -o DIR [--no-timestamp] [--children DIR]   render a raw dump into a report directory
   highwater kernel install [--user|--prefix DIR] [--python EXE]
                                                   install the Jupyter kernel "Python 3 with highwater"
   highwater watch --run-dir DIR --output DIR [options]
@@ -50,6 +50,8 @@ Options of run and python (before the program; what follows belongs to it):
 Options of render:
   -o, --output DIR           where to write the report (required)
   --no-timestamp             write into DIR itself, not into a timestamped sub-directory
+  --children DIR             the child-<pid>.dump files in DIR (highwater.api.profile()'s
+                             children) join the report, one part per process
 
 Options of kernel install (docs/jupyter.md):
   --user                     into the user's Jupyter data dir (the default; JUPYTER_DATA_DIR,

@@ -33,7 +33,11 @@ export async function main(argv: string[]): Promise<number> {
     case 'render': {
       const config = loadConfig(command.flags);
       const { renderDumpFile } = await import('../report/index.js');
-      const { dir } = await renderDumpFile(command.dump, config.outputDir, { timestampedSubdir: config.timestampedSubdir });
+      const opts = { timestampedSubdir: config.timestampedSubdir };
+      // --children: highwater.api.profile()'s children's dumps join its report (report/api-children.ts).
+      const { dir } = command.children
+        ? await (await import('../report/api-children.js')).renderWithChildren(command.dump, command.children, config.outputDir, opts)
+        : await renderDumpFile(command.dump, config.outputDir, opts);
       say(`report written to ${join(dir, 'index.html')}`);
       return 0;
     }

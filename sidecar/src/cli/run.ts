@@ -146,6 +146,8 @@ export async function runProgram(opts: RunOptions): Promise<number> {
     outputDir: config.outputDir,
     config,
     ownsRunDir: true,
+    // `highwater python`: highwater.api writes the reports, its children's included.
+    ...(mode === 'python' ? { containerWide: false, apiMode: true } : {}),
     expectProcessWithinMs: 0, // a command that runs no Python gets one line at the end instead
     readOptions: { logger: moduleLogger(opts.logger, 'readings') },
     renderOptions: { timestampedSubdir: config.timestampedSubdir },

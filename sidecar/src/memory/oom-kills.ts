@@ -5,9 +5,10 @@
  * status says SIGSEGV: the OOM reaper can take a dying process's memory while
  * one of its threads still runs, and that thread then faults.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
-import { locateMemoryCgroup, type FsRoots } from './cgroup.js';
+import { READ_FLAGS } from '../report/safe-file.js';
+import { locateMemoryCgroup, type CgroupLocation, type FsRoots } from './cgroup.js';
 
 /** Pure: the `oom_kill` count in memory.oom_control / memory.events text. */
 export function parseOomKillCount(text: string): number | undefined {
@@ -24,5 +25,39 @@ export function readOomKillCount(pid: number | 'self', roots: FsRoots = {}): num
     return parseOomKillCount(readFileSync(join(loc.dir, file), 'utf8'));
   } catch {
     return undefined;
+  }
+}
+
+/** The file holding the `oom_kill` count of a memory cgroup. */
+export function oomKillFile(loc: CgroupLocation): string {
+  return join(loc.dir, loc.version === 1 ? 'memory.oom_control' : 'memory.events');
+}
+
+/** memory.events is a handful of short lines: anything longer is not the kernel's file. */
+const MAX_EVENTS_BYTES = 4096;
+
+/**
+ * The `oom_kill` count in `path`, read as the watcher reads files another
+ * party may have planted: never through a symlink, a regular file only, at
+ * most 4 KiB, without blocking. Undefined when it cannot be read or says no count.
+ */
+export function readOomKillCountSafely(path: string): number | undefined {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, READ_FLAGS);
+    if (!fstatSync(fd).isFile()) return undefined;
+    const buf = Buffer.alloc(MAX_EVENTS_BYTES);
+    let n = 0;
+    for (;;) {
+      const got = readSync(fd, buf, n, buf.length - n, null);
+      if (got <= 0) break;
+      n += got;
+      if (n === buf.length) return undefined; // too long
+    }
+    return parseOomKillCount(buf.subarray(0, n).toString('utf8'));
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }

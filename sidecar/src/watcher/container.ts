@@ -104,6 +104,21 @@ interface Member {
   liveStacks: Stack[] | undefined;
 }
 
+/**
+ * How much earlier than the kill a process must have exited to count as gone
+ * before it: a killed process's end is when the watcher saw it vanish (one
+ * poll late at most), so a process that exited *because of* the kill (a pool
+ * parent's BrokenProcessPool) may seem to have ended a little before it.
+ */
+const ENDED_BEFORE_MARGIN_MS = 1000;
+
+/** The kill's moment in a `killed` report: the first end of a killed process (undefined when none is known). */
+function killTime(members: readonly Member[]): number | undefined {
+  let t: number | undefined;
+  for (const m of members) if (m.state === 'killed' && m.endedMs !== undefined && (t === undefined || m.endedMs < t)) t = m.endedMs;
+  return t;
+}
+
 function sum(stacks: readonly Stack[] | undefined): number {
   let n = 0;
   for (const s of stacks ?? []) n += s.bytes;
@@ -372,9 +387,16 @@ export class ContainerCollector {
     }
   }
 
+  /**
+   * The program: the process `highwater run` started; under `watch` (no
+   * owner) the tree's root process (origin root), not whichever of its
+   * children was seen first (a resource tracker, a worker).
+   */
   private get topPid(): number | undefined {
     const t = this.topHint;
-    return t !== undefined && this.byPid.has(t) ? t : this.firstPid;
+    if (t !== undefined && this.byPid.has(t)) return t;
+    for (const m of this.members.values()) if (m.facts?.origin === 'root') return m.pid;
+    return this.firstPid;
   }
 
   /** The container-wide data now. `trigger` when the caller knows better (SIGKILL of the program, SIGUSR2). */
@@ -396,6 +418,7 @@ export class ContainerCollector {
     const trigger: Trigger = isOom ? 'oom' : (opts.trigger ?? 'exit');
     const liveView = trigger === 'oom' || trigger === 'killed';
     const oomMs = (c?.oomMs || oomDump?.timeMs) ?? opts.timeMs ?? Date.now();
+    const killMs = trigger === 'killed' ? killTime(members) : undefined;
     const noPeak = this.peakId === 0;
     const parts: ProcessPart[] = members.map((m) => ({
       pid: m.pid,
@@ -412,7 +435,9 @@ export class ContainerCollector {
           ? m.oomDump.currentStacks
           : trigger === 'oom' && ((m.endedMs !== undefined && m.endedMs < oomMs - 1000) || m.startMs > oomMs)
             ? [] // ended before it ran out, or started after (a pool replacing its stopped workers): it held nothing then
-            : (m.liveStacks ?? null), // killed: what it held at its death
+            : m.state === 'exited' && killMs !== undefined && m.endedMs !== undefined && m.endedMs < killMs - ENDED_BEFORE_MARGIN_MS
+              ? [] // exited by itself before the kill: gone then (its peak part and own peak stay), never live at the kill
+              : (m.liveStacks ?? null), // killed: what it held at its death
       state: m.state,
       report: m.own ? `processes/pid-${m.pid}/index.html` : null,
       sampling: m.own?.sampling ?? null,
@@ -445,7 +470,7 @@ export class ContainerCollector {
     opts: { trigger?: Trigger; timeMs?: number } = {},
   ): Promise<{ dir: string; report: ReportJson }> {
     const data = await this.build(opts);
-    const dir = await makeReportDir(outDir, renderOptions);
+    const dir = renderOptions.timestampedSubdir === false ? outDir : await makeReportDir(outDir, renderOptions);
     const failed = new Set<number>();
     for (const m of this.members.values()) {
       if (!m.own) continue;

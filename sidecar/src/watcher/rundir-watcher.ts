@@ -31,6 +31,7 @@ import { ChildSeen, ContainerCollector } from './container.js';
 import { sendControl } from './control.js';
 import { processIdentity, type Identity } from './identity.js';
 import { removeDumpLeftovers } from './leftovers.js';
+import { OomKillWatch } from './oom-kill-watch.js';
 import { postMortemTrigger, type EndStatus } from './post-mortem.js';
 import { RenderQueue } from './render-queue.js';
 import { listRunDir, type DumpFile, type RunDirListing } from './rundir.js';
@@ -91,6 +92,12 @@ export interface RunDirWatcherOptions {
    * (watcher/container.ts) instead of one report each. @default true
    */
   containerWide?: boolean;
+  /**
+   * `highwater python`: highwater.api.profile() writes the reports, and a
+   * process that stopped tracking before it ended (a child of a profile()
+   * call, which left its dump to that call) gets no post-mortem here.
+   */
+  apiMode?: boolean;
 }
 
 interface Tracked {
@@ -184,10 +191,18 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
   readonly container: ContainerCollector;
   /** Why the container-wide report is made when the caller knows (the program was SIGKILLed). */
   containerTrigger: Trigger | undefined;
+  /** `watch` has no wait status: the cgroups' oom_kill counts say whether the kernel killed part of the tree. */
+  private readonly oomKills: OomKillWatch;
 
   constructor(private readonly opts: RunDirWatcherOptions) {
     super();
     this.container = new ContainerCollector({ runDir: opts.runDir });
+    this.oomKills = new OomKillWatch(opts.readOptions);
+  }
+
+  /** The container-wide report's trigger: the owner's word, else `killed` when the kernel's OOM killer acted in the tree. */
+  private get treeTrigger(): Trigger | undefined {
+    return this.containerTrigger ?? (this.oomKills.killed ? 'killed' : undefined);
   }
 
   /** Several processes: their dumps and ends go to the container-wide report. */
@@ -296,6 +311,7 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
       this.scanDumps(listing);
       this.discover(listing);
       this.observeAll();
+      this.watchOomKills();
       for (const t of [...this.tracked.values()]) {
         if (await this.isAlive(t, false)) await this.check(t);
         else if (!this.awaitsStatus(t)) this.finish(t);
@@ -314,13 +330,15 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
       this.scanDumps(listing);
       this.discover(listing);
       this.observeAll();
+      this.watchOomKills();
       const stillRunning: Tracked[] = [];
       for (const t of [...this.tracked.values()]) {
         if (await this.isAlive(t, true)) stillRunning.push(t);
         else this.finish(t);
       }
       if (this.opts.dumpOnStop ?? true) {
-        for (const t of stillRunning) await this.send(t, 'dump', 2000);
+        // apiMode: only the program itself; a process started inside a profile() call that outlives it is that call's business.
+        for (const t of stillRunning) if (!this.opts.apiMode || this.children.has(t.pid)) await this.send(t, 'dump', 2000);
         this.scanDumps();
       }
       if (this.opts.ownsRunDir) for (const [pid, path] of this.unparsed) this.renderUnparsed(pid, path);
@@ -329,7 +347,7 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
     }
     await this.queue.idle();
     if (this.containerWide && this.container.processCount > 0) {
-      this.renderContainer(this.containerTrigger);
+      this.renderContainer(this.treeTrigger);
       await this.queue.idle();
     }
   }
@@ -348,10 +366,11 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
         this.containerQueued = false;
         return;
       }
-      this.renderContainer(this.containerTrigger);
+      this.renderContainer(this.treeTrigger);
       this.queue.push('container-reset', async () => {
         this.container.reset();
         this.childSeen.reset();
+        this.oomKills.reset();
         this.containerQueued = false;
       });
     });
@@ -364,10 +383,16 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
     this.render(
       undefined,
       'container',
-      this.containerTrigger === 'killed',
+      trigger === 'killed',
       () => {},
       () => this.container.render(this.opts.outputDir, this.opts.renderOptions, trigger ? { trigger } : {}),
     );
+  }
+
+  /** Local processes of the tree: their cgroups' OOM-kill counts, every pass. */
+  private watchOomKills(): void {
+    for (const t of this.tracked.values()) if (t.local) this.oomKills.watch(t.pid);
+    this.oomKills.poll();
   }
 
   private checkNoProcess(): void {
@@ -588,6 +613,8 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
     this.tracked.delete(t.pid);
     this.finished.add(`${t.pid}:${t.ino}`);
     this.emitEvent({ type: 'process-gone', pid: t.pid, local: t.local });
+    this.oomKills.poll(); // now, while its cgroup is still there
+    this.oomKills.forget(t.pid);
     this.scanDumps(); // a dump written just before the end
     if (this.containerWide) {
       // Its part of the container-wide report is resolved from its state file, which can go then.
@@ -604,7 +631,7 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
       });
       return;
     }
-    const trigger = postMortemTrigger(t.header, this.endStatus.get(t.pid));
+    const trigger = this.opts.apiMode && !t.header.tracking ? undefined : postMortemTrigger(t.header, this.endStatus.get(t.pid));
     if (trigger === undefined) {
       this.retire(t); // tracking was off: nothing to report
       return;

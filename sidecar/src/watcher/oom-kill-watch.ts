@@ -1,0 +1,66 @@
+/**
+ * Did the kernel's OOM killer act in the watched processes' cgroups? Under
+ * `highwater watch` nobody reaps the processes, so a worker SIGKILLed by the
+ * kernel just vanishes; the cgroup's `oom_kill` count (v1 memory.oom_control,
+ * v2 memory.events) moving while the tree ran says it was the OOM killer, and
+ * the tree's post-mortem then says `killed`, not `exit`.
+ *
+ * Each local process's cgroup is located once, when the process is first
+ * seen, and its count taken then as the baseline; every pass (and each time
+ * a process vanishes, before its cgroup may go with it) reads the counts
+ * again, with readOomKillCountSafely (no symlink, regular file, 4 KiB). A
+ * process of another PID namespace has no cgroup we can see: it adds nothing.
+ */
+import { locateMemoryCgroup, type FsRoots } from '../memory/cgroup.js';
+import { oomKillFile, readOomKillCountSafely } from '../memory/oom-kills.js';
+
+export class OomKillWatch {
+  /** pid → its cgroup's oom_kill file (null: none, or not readable). */
+  private readonly files = new Map<number, string | null>();
+  /** oom_kill file → count when first read, and now. */
+  private readonly counts = new Map<string, { base: number; last: number }>();
+
+  constructor(private readonly roots: FsRoots = {}) {}
+
+  /** A local process of the tree, seen now: its cgroup's count is watched from here on. */
+  watch(pid: number): void {
+    if (this.files.has(pid)) return;
+    let file: string | null = null;
+    try {
+      const loc = locateMemoryCgroup(pid, this.roots);
+      if (loc) file = oomKillFile(loc);
+    } catch {
+      // the process is gone, or its /proc files are unreadable: nothing to watch
+    }
+    this.files.set(pid, file);
+    if (file && !this.counts.has(file)) {
+      const n = readOomKillCountSafely(file);
+      if (n !== undefined) this.counts.set(file, { base: n, last: n });
+    }
+  }
+
+  /** Read every watched count again (a cgroup that is gone keeps its last count). */
+  poll(): void {
+    for (const [file, c] of this.counts) {
+      const n = readOomKillCountSafely(file);
+      if (n !== undefined && n > c.last) c.last = n;
+    }
+  }
+
+  /** The process ended: its pid is forgotten (a long recycling run stays bounded); its cgroup's count stays watched. */
+  forget(pid: number): void {
+    this.files.delete(pid);
+  }
+
+  /** The kernel's OOM killer ended a process in a watched cgroup since its baseline. */
+  get killed(): boolean {
+    for (const c of this.counts.values()) if (c.last > c.base) return true;
+    return false;
+  }
+
+  /** A new run: forget the processes, and take today's counts as the new baselines. */
+  reset(): void {
+    this.files.clear();
+    this.counts.clear();
+  }
+}

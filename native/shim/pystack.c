@@ -290,15 +290,22 @@ unknown: /* no line without the GIL: the last one this thread had */
 int hw__py_register_thread(int seed, int skip) {
   hw_thread_t *t = &hw__thread;
   if (!hw__py.ready) return -1;
-  if (HW_RELAXED(hw__walk_on)) return 0; /* the interpreter's own frames are read instead */
-  hw__thread_keep(t);
-  if (HW_RELAXED(hw__eval_on)) {
+  if (HW_RELAXED(hw__walk_on) || HW_RELAXED(hw__eval_on)) {
+    /* Called from the Python-level thread hook (threading.setprofile, which
+     * highwater.api sets for the threads its call starts): that hook is
+     * this thread's profile function and would stay, running Python code on
+     * every call and return (6 - 8x on a call-heavy thread). Nothing needs
+     * a profile function here. */
+    if (skip > 0) hw__py.PyEval_SetProfile(NULL, NULL);
+    if (HW_RELAXED(hw__walk_on)) return 0; /* the interpreter's own frames are read instead */
     /* One hook for every thread; the running frames are read at the first
      * allocation (hw__rebuild). */
+    hw__thread_keep(t);
     hw__eval_install(1);
     t->registered = 1;
     return 0;
   }
+  hw__thread_keep(t);
   t->depth = 0;
   t->last_node = HW_NODE_NONE;
   if (seed) {

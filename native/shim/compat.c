@@ -72,17 +72,19 @@ const hw_code_layout *hw__code_layout(void) {
   return NULL;
 }
 
-
 /* 3.8 - 3.10: where a PyFrameObject keeps its line (Include/frameobject.h,
  * Include/cpython/frameobject.h of each version) and where its code object
  * keeps the line table (co_lnotab, 3.10's co_linetable, Include/code.h /
  * Include/cpython/code.h). PyBytesObject: ob_size at 16, ob_sval at 32.
  * The thread state's running frame (PyThreadState.frame, after prev, next
- * and interp in Include/cpython/pystate.h) is at 24 in all three. */
+ * and interp in Include/cpython/pystate.h) is at 24 in all three. 3.8's
+ * PyInterpreterState.eval_frame (Include/internal/pycore_pystate.h, after
+ * the embedded PyConfig) is at 568 in pyenv's 3.8.18 build; pystack.c uses
+ * it only when it holds _PyEval_EvalFrameDefault at start-up. */
 static const hw_line_layout hw__line_layouts[] = {
-    {8, 80, 104, 108, 120, 24},
-    {9, 80, 104, 108, 120, 24},
-    {10, 72, 96, 100, 120, 24},
+    {8, 80, 104, 108, 120, 24, 568},
+    {9, 80, 104, 108, 120, 24, 0},
+    {10, 72, 96, 100, 120, 24, 0},
 };
 #define HW_BYTES_SIZE 16
 #define HW_BYTES_DATA 32

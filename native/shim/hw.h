@@ -313,7 +313,7 @@ void hw__front_free(hw_thread_t *t);
 extern _Atomic int hw__walk_on;
 int hw__walk_init(void);
 uint32_t hw__walk_node(hw_thread_t *t);
-/* pystack.c, 3.9 - 3.10: the shadow stack fed by a frame-evaluation hook
+/* pystack.c, 3.8 - 3.10: the shadow stack fed by a frame-evaluation hook
  * (PEP 523) instead of the profile callback; hw__eval_init verifies and
  * installs it, GIL held. */
 extern _Atomic int hw__eval_on;
@@ -376,11 +376,12 @@ int hw__lines_verify(void);
 #define HW_PY38_F_CODE 32
 typedef struct {
   int minor;
-  size_t f_trace;      /* 3.8, 3.9: the line is f_lineno while tracing */
-  size_t f_lasti;      /* int; 3.8, 3.9 in bytes, 3.10 in code units */
-  size_t f_lineno;     /* int; 3.10: when not 0, the line */
-  size_t co_lines;     /* co_lnotab / co_linetable */
-  size_t tstate_frame; /* PyThreadState.frame */
+  size_t f_trace;           /* 3.8, 3.9: the line is f_lineno while tracing */
+  size_t f_lasti;           /* int; 3.8, 3.9 in bytes, 3.10 in code units */
+  size_t f_lineno;          /* int; 3.10: when not 0, the line */
+  size_t co_lines;          /* co_lnotab / co_linetable */
+  size_t tstate_frame;      /* PyThreadState.frame */
+  size_t interp_eval_frame; /* 3.8: PyInterpreterState.eval_frame (3.9+: a setter) */
 } hw_line_layout;
 /* The 3.8 - 3.10 layout once hw__lines_verify verified it, else NULL. */
 const hw_line_layout *hw__line_layout(void);

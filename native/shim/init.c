@@ -99,7 +99,7 @@ HW_EXPORT int hw_python_start(void) {
   if (hw__walk_init() != 0 && hw__py.minor >= 11)
     hw__debug("frame layout not verified for Python %s: using the profile callback",
               hw__py.version);
-  if (hw__py.minor >= 9 && hw__py.minor <= 10 && hw__eval_init() != 0)
+  if (hw__py.minor <= 10 && hw__eval_init() != 0)
     hw__debug("frame-evaluation hook not installed in Python %s: using the profile callback",
               hw__py.version);
   HW_SET_RELAXED(hw__py_alive, 1);

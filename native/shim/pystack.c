@@ -1,8 +1,8 @@
 /*
  * Python call stacks before 3.11. A per-thread shadow stack of frame
  * pointers (push on call, pop on return) is fed by a frame-evaluation hook
- * (PEP 523, 3.9 and 3.10) or, where that cannot be installed (3.8, another
- * hook already there, a layout not verified), by a C profile callback. The
+ * (PEP 523) or, where that cannot be installed (another hook already there,
+ * a layout not verified, HIGHWATER_STACKS=profile), by a C profile callback. The
  * line numbers are read only when an allocation happens: the frames below
  * the top are suspended at their call sites, so their node (the interned
  * stack down to them) is computed once and cached until they resume; only
@@ -12,10 +12,10 @@
  * to a thread holding the GIL; a thread without it (numpy, ctypes) is charged
  * its last known node.
  *
- * Why a hook and not the callback on 3.9 and 3.10: the callback runs on
- * every call and return of C functions too, and on 3.10 any profile function
- * sends every instruction down the eval loop's tracing dispatch (1.75x on a
- * call-heavy recursion even when nothing is allocated, 1.3x on pystone).
+ * Why a hook and not the callback: the callback runs on every call and
+ * return, of C functions too, and on 3.10 any profile function sends every
+ * instruction down the eval loop's tracing dispatch (pystone on 3.10: 1.45x
+ * with the callback, 1.01x with the hook; bench/README.md).
  * Every Python frame before 3.11 is evaluated through the interpreter's
  * eval_frame function, so wrapping it costs one indirect call per Python
  * call and nothing per instruction.
@@ -109,14 +109,25 @@ static int hw__profile(PyObject *obj, void *frame, int what, PyObject *arg) {
   return 0;
 }
 
-/* ---- 3.9, 3.10: the frame-evaluation hook ---- */
+/* ---- 3.8 - 3.10: the frame-evaluation hook ---- */
 typedef PyObject *(*hw_eval_fn)(void *tstate, void *frame, int throwflag);
 static hw_eval_fn hw__eval_default; /* _PyEval_EvalFrameDefault */
 static hw_eval_fn (*hw__get_eval)(void *interp);
 static void (*hw__set_eval)(void *interp, hw_eval_fn eval);
-static void *(*hw__interp)(void);       /* PyInterpreterState_Get */
-static void *(*hw__this_tstate)(void);  /* PyGILState_GetThisThreadState */
-static const hw_line_layout *hw__EL;    /* verified frame offsets (compat.c) */
+static void *(*hw__interp)(void); /* PyInterpreterState_Get (3.8: _PyInterpreterState_Get) */
+/* 3.8: no tstate argument, and no setter: PyInterpreterState.eval_frame is
+ * read and written at its offset (compat.c), as PEP 523 hooks did then. */
+typedef PyObject *(*hw_eval38_fn)(void *frame, int throwflag);
+static hw_eval38_fn hw__eval38_default; /* the same function, 3.8's type */
+static size_t hw__interp_eval_at;
+static hw_eval_fn hw__eval38_get(void *interp) {
+  return (hw_eval_fn)HW_AT(interp, hw__interp_eval_at);
+}
+static void hw__eval38_set(void *interp, hw_eval_fn eval) {
+  HW_AT(interp, hw__interp_eval_at) = (void *)eval;
+}
+static void *(*hw__this_tstate)(void); /* PyGILState_GetThisThreadState */
+static const hw_line_layout *hw__EL;   /* verified frame offsets (compat.c) */
 /* Set once at start-up (GIL held) before tracking starts; relaxed. */
 _Atomic int hw__eval_on;
 
@@ -170,9 +181,9 @@ static int hw__resync(hw_thread_t *t, void *running) {
   return 0;
 }
 
-static PyObject *hw__eval(void *tstate, void *frame, int throwflag) {
-  hw_thread_t *t = &hw__thread;
-  if (HW_UNLIKELY(HW_RELAXED(hw__in_child))) return hw__eval_default(tstate, frame, throwflag);
+/* Before a frame is evaluated: 0 when it is pushed (pop it after). */
+static inline int hw__eval_enter(hw_thread_t *t, void *frame) {
+  if (HW_UNLIKELY(HW_RELAXED(hw__in_child))) return -1;
   if (HW_UNLIKELY(HW_RELAXED(hw__pending_count)) && !t->guard) {
     t->guard = 1;
     hw__resolve_pending();
@@ -182,8 +193,22 @@ static PyObject *hw__eval(void *tstate, void *frame, int throwflag) {
    * before it resumes). */
   hw__resync(t, HW_AT(frame, HW_PY38_F_BACK));
   hw__push(t, frame);
+  return 0;
+}
+
+static PyObject *hw__eval(void *tstate, void *frame, int throwflag) {
+  hw_thread_t *t = &hw__thread;
+  int pushed = hw__eval_enter(t, frame) == 0;
   PyObject *r = hw__eval_default(tstate, frame, throwflag);
-  hw__pop(t, frame);
+  if (HW_LIKELY(pushed)) hw__pop(t, frame);
+  return r;
+}
+
+static PyObject *hw__eval38(void *frame, int throwflag) {
+  hw_thread_t *t = &hw__thread;
+  int pushed = hw__eval_enter(t, frame) == 0;
+  PyObject *r = hw__eval38_default(frame, throwflag);
+  if (HW_LIKELY(pushed)) hw__pop(t, frame);
   return r;
 }
 
@@ -195,15 +220,24 @@ static PyObject *hw__eval(void *tstate, void *frame, int throwflag) {
 int hw__eval_init(void) {
   const char *force = getenv("HIGHWATER_STACKS");
   if (force && strcmp(force, "profile") == 0) return -1;
-  if (hw__py.minor < 9 || hw__py.minor > 10) return -1;
-  *(void **)&hw__eval_default = dlsym(RTLD_DEFAULT, "_PyEval_EvalFrameDefault");
-  *(void **)&hw__get_eval = dlsym(RTLD_DEFAULT, "_PyInterpreterState_GetEvalFrameFunc");
-  *(void **)&hw__set_eval = dlsym(RTLD_DEFAULT, "_PyInterpreterState_SetEvalFrameFunc");
-  *(void **)&hw__interp = dlsym(RTLD_DEFAULT, "PyInterpreterState_Get");
-  *(void **)&hw__this_tstate = dlsym(RTLD_DEFAULT, "PyGILState_GetThisThreadState");
+  if (hw__py.minor > 10) return -1;
   const hw_line_layout *L = hw__line_layout();
-  if (!hw__eval_default || !hw__get_eval || !hw__set_eval || !hw__interp || !hw__this_tstate ||
-      !L)
+  if (!L) return -1;
+  *(void **)&hw__eval_default = dlsym(RTLD_DEFAULT, "_PyEval_EvalFrameDefault");
+  *(void **)&hw__eval38_default = dlsym(RTLD_DEFAULT, "_PyEval_EvalFrameDefault");
+  *(void **)&hw__this_tstate = dlsym(RTLD_DEFAULT, "PyGILState_GetThisThreadState");
+  if (hw__py.minor == 8) {
+    hw__interp_eval_at = L->interp_eval_frame;
+    hw__get_eval = hw__eval38_get;
+    hw__set_eval = hw__eval38_set;
+    *(void **)&hw__interp = dlsym(RTLD_DEFAULT, "_PyInterpreterState_Get");
+    if (!hw__interp_eval_at) return -1;
+  } else {
+    *(void **)&hw__get_eval = dlsym(RTLD_DEFAULT, "_PyInterpreterState_GetEvalFrameFunc");
+    *(void **)&hw__set_eval = dlsym(RTLD_DEFAULT, "_PyInterpreterState_SetEvalFrameFunc");
+    *(void **)&hw__interp = dlsym(RTLD_DEFAULT, "PyInterpreterState_Get");
+  }
+  if (!hw__eval_default || !hw__get_eval || !hw__set_eval || !hw__interp || !hw__this_tstate || !L)
     return -1;
   void *interp = hw__interp();
   void *fobj = hw__py.PyEval_GetFrame();
@@ -221,8 +255,10 @@ int hw__eval_init(void) {
 static void hw__eval_install(int on) {
   void *interp = hw__interp();
   hw_eval_fn now = hw__get_eval(interp);
-  if (on && now == hw__eval_default) hw__set_eval(interp, hw__eval);
-  if (!on && now == hw__eval) hw__set_eval(interp, hw__eval_default);
+  hw_eval_fn ours = hw__eval;
+  if (hw__py.minor == 8) *(void **)&ours = (void *)hw__eval38; /* stored as 3.8 calls it */
+  if (on && now == hw__eval_default) hw__set_eval(interp, ours);
+  if (!on && now == ours) hw__set_eval(interp, hw__eval_default);
 }
 
 /* A frame's line: from memory, or from the C-API with the GIL held; -2
@@ -255,7 +291,8 @@ uint32_t hw__current_node(hw_thread_t *t) {
   if (HW_RELAXED(hw__eval_on)) {
     /* The hook runs on every thread, and the shadow stack may be out of
      * step (see hw__push_checked): its top must be the running frame. */
-    if (!HW_RELAXED(hw__py_alive)) return t->last_node != HW_NODE_NONE ? t->last_node : t->inherited;
+    if (!HW_RELAXED(hw__py_alive))
+      return t->last_node != HW_NODE_NONE ? t->last_node : t->inherited;
     void *ts = hw__this_tstate();
     void *top = ts ? HW_AT(ts, hw__EL->tstate_frame) : NULL;
     if (!top) return t->inherited; /* a C thread, or no Python code running */

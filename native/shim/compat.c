@@ -54,13 +54,14 @@ const hw_frame_layout *hw__frame_layout(void) {
   return NULL;
 }
 
-/* PyCodeObject (Include/code.h, Include/cpython/code.h) and the compact str
+/* PyCodeObject (Include/code.h, Include/cpython/code.h; the line table is
+ * co_lnotab up to 3.9, co_linetable from 3.10) and the compact str
  * objects (Include/cpython/unicodeobject.h: PyASCIIObject, then
  * PyCompactUnicodeObject; 3.12 dropped wstr) of each version. */
 static const hw_code_layout hw__code_layouts[] = {
     /* minor file name firstline linetable ascii compact */
-    {8, 104, 112, 40, 0, 48, 72},    {9, 104, 112, 40, 0, 48, 72},
-    {10, 104, 112, 40, 0, 48, 72},   {11, 112, 128, 72, 136, 48, 72},
+    {8, 104, 112, 40, 120, 48, 72},  {9, 104, 112, 40, 120, 48, 72},
+    {10, 104, 112, 40, 120, 48, 72}, {11, 112, 128, 72, 136, 48, 72},
     {12, 112, 128, 68, 136, 40, 56}, {13, 112, 128, 68, 136, 40, 56},
     {14, 112, 128, 68, 136, 40, 56},
 };
@@ -71,30 +72,25 @@ const hw_code_layout *hw__code_layout(void) {
   return NULL;
 }
 
-/* 3.8 has no PyFrame_GetCode/GetBack; its PyFrameObject starts with
- * PyObject_VAR_HEAD (24 bytes), then f_back, then f_code. */
-#define HW_PY38_F_BACK 24
-#define HW_PY38_F_CODE 32
-
 /* 3.8 - 3.10: where a PyFrameObject keeps its line (Include/frameobject.h,
  * Include/cpython/frameobject.h of each version) and where its code object
  * keeps the line table (co_lnotab, 3.10's co_linetable, Include/code.h /
- * Include/cpython/code.h). PyBytesObject: ob_size at 16, ob_sval at 32. */
-typedef struct {
-  int minor;
-  size_t f_trace;  /* 3.8, 3.9: the line is f_lineno while tracing */
-  size_t f_lasti;  /* int; 3.8, 3.9 in bytes, 3.10 in code units */
-  size_t f_lineno; /* int; 3.10: when not 0, the line */
-  size_t co_lines; /* co_lnotab / co_linetable */
-} hw_line_layout;
+ * Include/cpython/code.h). PyBytesObject: ob_size at 16, ob_sval at 32.
+ * The thread state's running frame (PyThreadState.frame, after prev, next
+ * and interp in Include/cpython/pystate.h) is at 24 in all three. 3.8's
+ * PyInterpreterState.eval_frame (Include/internal/pycore_pystate.h, after
+ * the embedded PyConfig) is at 568 in pyenv's 3.8.18 build; pystack.c uses
+ * it only when it holds _PyEval_EvalFrameDefault at start-up. */
 static const hw_line_layout hw__line_layouts[] = {
-    {8, 80, 104, 108, 120},
-    {9, 80, 104, 108, 120},
-    {10, 72, 96, 100, 120},
+    {8, 80, 104, 108, 120, 24, 568},
+    {9, 80, 104, 108, 120, 24, 0},
+    {10, 72, 96, 100, 120, 24, 0},
 };
 #define HW_BYTES_SIZE 16
 #define HW_BYTES_DATA 32
 static const hw_line_layout *hw__LL; /* set once verified (hw__lines_verify) */
+
+const hw_line_layout *hw__line_layout(void) { return hw__LL; }
 static size_t hw__LL_firstlineno;
 
 #define HW_SYM(field, name) *(void **)&hw__py.field = dlsym(RTLD_DEFAULT, name)

@@ -139,8 +139,17 @@ int hw__walk_init(void) {
 }
 
 static hw_walk_t *hw__walk_state(hw_thread_t *t) {
-  if (!t->walk) t->walk = hw__pages_alloc(sizeof(hw_walk_t));
+  if (!t->walk) {
+    t->walk = hw__pages_alloc(sizeof(hw_walk_t));
+    if (t->walk) hw__thread_keep(t);
+  }
   return t->walk;
+}
+
+void hw__walk_free(hw_thread_t *t) {
+  void *w = t->walk;
+  t->walk = NULL;
+  if (w) hw__pages_free(w, sizeof(hw_walk_t));
 }
 
 static int hw__cached_line(hw_walk_t *w, void *iframe, void *code, void *instr) {

@@ -283,6 +283,12 @@ size_t hw__tracker_overhead_bytes(void);
 typedef struct {
   void *frame;   /* PyFrameObject*, borrowed: alive between CALL and RETURN */
   uint32_t node; /* node of the stack down to here while suspended, or NONE */
+  /* Its end is seen (the profile callback, or the frame-evaluation hook
+   * started it): it is never left behind on the shadow stack after it
+   * ended, and the frames below it cannot resume while it is there. A frame
+   * read from the interpreter's chain (hw__rebuild) is not: it may end
+   * without a pop. */
+  uint32_t hooked;
 } hw_sframe;
 
 typedef struct {
@@ -292,16 +298,27 @@ typedef struct {
   uint32_t last_node; /* last node computed with the GIL held */
   int depth, capacity;
   hw_sframe *frames;
-  void *walk; /* framewalk.c's per-thread cache (3.11+) */
+  void *walk;  /* framewalk.c's per-thread cache (3.11+) */
+  void *front; /* intern.c's per-thread front caches */
 } hw_thread_t;
 extern HW_TLS hw_thread_t hw__thread;
 uint32_t hw__current_node(hw_thread_t *t);
 int hw__py_register_thread(int seed, int skip);
+/* Frees the thread's pages above (shadow stack, walk and intern caches) when
+ * it ends; call when allocating them. */
+void hw__thread_keep(hw_thread_t *t);
+void hw__walk_free(hw_thread_t *t);
+void hw__front_free(hw_thread_t *t);
 /* framewalk.c: 3.11+ stacks read from the interpreter's frames (no profile
  * callback). hw__walk_init verifies the layout; GIL held. */
 extern _Atomic int hw__walk_on;
 int hw__walk_init(void);
 uint32_t hw__walk_node(hw_thread_t *t);
+/* pystack.c, 3.8 - 3.10: the shadow stack fed by a frame-evaluation hook
+ * (PEP 523) instead of the profile callback; hw__eval_init verifies and
+ * installs it, GIL held. */
+extern _Atomic int hw__eval_on;
+int hw__eval_init(void);
 void hw__py_unregister_thread(void);
 
 /* ---- compat.c: the CPython C-API, resolved at run time ---- */
@@ -354,6 +371,21 @@ int hw__py_check_offsets(void);
  * -2 when the layout is not verified (hw__lines_verify, GIL held). */
 int hw__frame_line_direct(void *frame);
 int hw__lines_verify(void);
+/* 3.8 has no PyFrame_GetCode/GetBack; its PyFrameObject (3.9, 3.10 too)
+ * starts with PyObject_VAR_HEAD (24 bytes), then f_back, then f_code. */
+#define HW_PY38_F_BACK 24
+#define HW_PY38_F_CODE 32
+typedef struct {
+  int minor;
+  size_t f_trace;           /* 3.8, 3.9: the line is f_lineno while tracing */
+  size_t f_lasti;           /* int; 3.8, 3.9 in bytes, 3.10 in code units */
+  size_t f_lineno;          /* int; 3.10: when not 0, the line */
+  size_t co_lines;          /* co_lnotab / co_linetable */
+  size_t tstate_frame;      /* PyThreadState.frame */
+  size_t interp_eval_frame; /* 3.8: PyInterpreterState.eval_frame (3.9+: a setter) */
+} hw_line_layout;
+/* The 3.8 - 3.10 layout once hw__lines_verify verified it, else NULL. */
+const hw_line_layout *hw__line_layout(void);
 int hw__is_code(void *obj);
 /* Where a code object keeps its names and lines, and where a compact str
  * keeps its characters, per minor version (compat.c; verified by names.c). */
@@ -361,7 +393,7 @@ typedef struct {
   int minor;
   size_t co_filename, co_name; /* co_name before 3.11, co_qualname after */
   size_t co_firstlineno;
-  size_t co_linetable; /* 3.11+: co_linetable; 0 = not used for line ids */
+  size_t co_linetable; /* co_lnotab (3.8, 3.9) / co_linetable; 0 = not used for line ids */
   size_t str_ascii_data, str_compact_data;
 } hw_code_layout;
 const hw_code_layout *hw__code_layout(void); /* NULL: unknown version */

@@ -99,6 +99,9 @@ HW_EXPORT int hw_python_start(void) {
   if (hw__walk_init() != 0 && hw__py.minor >= 11)
     hw__debug("frame layout not verified for Python %s: using the profile callback",
               hw__py.version);
+  if (hw__py.minor <= 10 && hw__eval_init() != 0)
+    hw__debug("frame-evaluation hook not installed in Python %s: using the profile callback",
+              hw__py.version);
   HW_SET_RELAXED(hw__py_alive, 1);
   hw__guard_init();
   hw__control_start();
@@ -189,6 +192,7 @@ HW_EXPORT long long hw_stat(const char *name) {
   if (strcmp(name, "overhead_bytes") == 0) return (long long)hw__tracker_overhead_bytes();
   if (strcmp(name, "failed_allocations") == 0) return (long long)hw__failed_last(NULL, NULL);
   if (strcmp(name, "stack_mode") == 0)
-    return HW_RELAXED(hw__walk_on) ? 1 : 0; /* 1: frame walk, 0: profile callback */
+    /* 1: frame walk, 2: frame-evaluation hook, 0: profile callback */
+    return HW_RELAXED(hw__walk_on) ? 1 : HW_RELAXED(hw__eval_on) ? 2 : 0;
   return -1;
 }

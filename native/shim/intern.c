@@ -29,6 +29,46 @@ typedef struct {
 static hw_code_map hw__codes;
 static hw_node_map hw__nodes;
 
+/* Per-thread front caches, read and written without the lock: a thread at
+ * an allocation asks for the same few (parent, function, line) and code
+ * objects again and again (a deep stack's upper levels, a loop), and the
+ * lock pair around each lookup cost more than the walk. Ids never change
+ * (both tables only grow), so an entry is never stale; a code entry also
+ * holds the code object's signature (an address reused by another code
+ * object does not match), as the shared map does. */
+#define HW_FRONT_CODES 512
+#define HW_FRONT_NODES 4096
+typedef struct {
+  struct {
+    void *code;
+    uint64_t sig;
+    uint32_t id;
+  } codes[HW_FRONT_CODES];
+  struct {
+    uint32_t parent, func, line, id; /* id 0 (the root) = empty */
+  } nodes[HW_FRONT_NODES];
+} hw_front_t;
+
+static hw_front_t *hw__front(void) {
+  hw_thread_t *t = &hw__thread;
+  if (HW_UNLIKELY(!t->front)) {
+    t->front = hw__pages_alloc(sizeof(hw_front_t));
+    if (t->front) hw__thread_keep(t);
+  }
+  return t->front;
+}
+
+void hw__front_free(hw_thread_t *t) {
+  void *f = t->front;
+  t->front = NULL;
+  if (f) hw__pages_free(f, sizeof(hw_front_t));
+}
+
+static inline size_t hw__front_node_slot(uint32_t parent, uint32_t func, uint32_t line) {
+  uint32_t h = parent * 0x9E3779B1u ^ func * 0x85EBCA77u ^ line * 0xC2B2AE3Du;
+  return (h ^ h >> 15) & (HW_FRONT_NODES - 1);
+}
+
 static inline uint64_t hw__mix(uint64_t x) {
   x ^= x >> 33;
   x *= 0xff51afd7ed558ccdULL;
@@ -62,9 +102,28 @@ static int hw__node_map_grow(void) {
 
 /* Returns the node, or `parent` when the table is full (the frame is then
  * folded into its caller rather than lost). */
+static uint32_t hw__intern_node_locked(uint32_t parent, uint32_t func, uint32_t line);
+
 uint32_t hw__intern_node(uint32_t parent, uint32_t func, uint32_t line) {
+  if (!hw__state.hdr || func == HW_NODE_NONE) return parent;
+  hw_front_t *fr = hw__front();
+  if (HW_UNLIKELY(!fr)) return hw__intern_node_locked(parent, func, line);
+  size_t slot = hw__front_node_slot(parent, func, line);
+  if (fr->nodes[slot].id && fr->nodes[slot].parent == parent && fr->nodes[slot].func == func &&
+      fr->nodes[slot].line == line)
+    return fr->nodes[slot].id;
+  uint32_t id = hw__intern_node_locked(parent, func, line);
+  if (id != parent) { /* not the table-full fold */
+    fr->nodes[slot].parent = parent;
+    fr->nodes[slot].func = func;
+    fr->nodes[slot].line = line;
+    fr->nodes[slot].id = id;
+  }
+  return id;
+}
+
+static uint32_t hw__intern_node_locked(uint32_t parent, uint32_t func, uint32_t line) {
   hw_state_header *h = hw__state.hdr;
-  if (!h || func == HW_NODE_NONE) return parent;
   pthread_mutex_lock(&hw__intern_lock);
   if ((hw__nodes.used + 1) * 4 > hw__nodes.cap * 3 && hw__node_map_grow() != 0) {
     pthread_mutex_unlock(&hw__intern_lock);
@@ -219,9 +278,25 @@ static struct {
  * the entries themselves are read under the lock). */
 _Atomic int hw__pending_count;
 
+static uint32_t hw__intern_code_locked(void *code, uint64_t sig);
+
 uint32_t hw__intern_code(void *code) {
   if (!hw__state.hdr || !code) return HW_NODE_NONE;
   uint64_t sig = hw__code_sig(code);
+  hw_front_t *fr = hw__front();
+  if (HW_UNLIKELY(!fr)) return hw__intern_code_locked(code, sig);
+  size_t slot = ((uintptr_t)code >> 4) * 0x9E3779B1u >> 7 & (HW_FRONT_CODES - 1);
+  if (fr->codes[slot].code == code && fr->codes[slot].sig == sig) return fr->codes[slot].id;
+  uint32_t id = hw__intern_code_locked(code, sig);
+  if (id != HW_NODE_NONE) {
+    fr->codes[slot].code = code;
+    fr->codes[slot].sig = sig;
+    fr->codes[slot].id = id;
+  }
+  return id;
+}
+
+static uint32_t hw__intern_code_locked(void *code, uint64_t sig) {
   pthread_mutex_lock(&hw__intern_lock);
   if ((hw__codes.used + 1) * 2 > hw__codes.cap && hw__code_map_grow() != 0) {
     pthread_mutex_unlock(&hw__intern_lock);

@@ -127,7 +127,8 @@ int hw__names_verify(void) {
     if (v) hw__py.Py_DecRef(v);
   }
   if (ok && hw__off_linetable) {
-    PyObject *lt = hw__py.PyObject_GetAttrString((PyObject *)code, "co_linetable");
+    PyObject *lt =
+        hw__py.PyObject_GetAttrString((PyObject *)code, m <= 9 ? "co_lnotab" : "co_linetable");
     ok = lt && (void *)lt == HW_AT(code, hw__off_linetable);
     if (lt) hw__py.Py_DecRef(lt);
   }

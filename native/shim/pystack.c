@@ -1,16 +1,28 @@
 /*
- * Python call stacks. A C profile callback keeps a per-thread shadow stack of
- * frame pointers (push on call, pop on return) — cheap, no line events. The
- * line numbers are read only when an allocation happens: the frames below the
- * top are suspended at their call sites, so their node (the interned stack
- * down to them) is computed once and cached until they resume; only the top
- * frame's line is read per allocation. A line is read from memory (compat.c,
- * 3.8 - 3.10, verified at start-up): no call into the interpreter, GIL or
+ * Python call stacks before 3.11. A per-thread shadow stack of frame
+ * pointers (push on call, pop on return) is fed by a frame-evaluation hook
+ * (PEP 523) or, where that cannot be installed (another hook already there,
+ * a layout not verified, HIGHWATER_STACKS=profile), by a C profile callback. The
+ * line numbers are read only when an allocation happens: the frames below
+ * the top are suspended at their call sites, so their node (the interned
+ * stack down to them) is computed once and cached until they resume; only
+ * the top frame's line is read per allocation. A line is read from memory
+ * (compat.c, verified at start-up): no call into the interpreter, GIL or
  * not. Where that reading is not verified, the C-API gives the line, and only
  * to a thread holding the GIL; a thread without it (numpy, ctypes) is charged
  * its last known node.
+ *
+ * Why a hook and not the callback: the callback runs on every call and
+ * return, of C functions too, and on 3.10 any profile function sends every
+ * instruction down the eval loop's tracing dispatch (pystone on 3.10: 1.45x
+ * with the callback, 1.01x with the hook; bench/README.md).
+ * Every Python frame before 3.11 is evaluated through the interpreter's
+ * eval_frame function, so wrapping it costs one indirect call per Python
+ * call and nothing per instruction.
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "hw.h"
@@ -32,11 +44,23 @@ static void hw__thread_exit(void *arg) {
   t->frames = NULL;
   t->depth = t->capacity = 0;
   hw__pages_free(f, bytes);
+  hw__walk_free(t);
+  hw__front_free(t);
 }
 
 static void hw__make_key(void) { pthread_key_create(&hw__thread_key, hw__thread_exit); }
 
+/* Neither allocates (a key below PTHREAD_KEY_2NDLEVEL_SIZE lives in the
+ * thread's descriptor), so this is sound inside an allocation hook. */
+void hw__thread_keep(hw_thread_t *t) {
+  pthread_once(&hw__key_once, hw__make_key);
+  pthread_setspecific(hw__thread_key, t);
+}
+
 static int hw__stack_grow(hw_thread_t *t) {
+  /* Frees it at the thread's end (the frame-evaluation hook pushes on
+   * threads that never registered). */
+  if (!t->frames) hw__thread_keep(t);
   int ncap = t->capacity ? t->capacity * 2 : 256;
   hw_sframe *nf = hw__pages_alloc((size_t)ncap * sizeof *nf);
   if (!nf) return -1;
@@ -51,6 +75,7 @@ static inline void hw__push(hw_thread_t *t, void *frame) {
   if (HW_UNLIKELY(t->depth == t->capacity) && hw__stack_grow(t) != 0) return;
   t->frames[t->depth].frame = frame;
   t->frames[t->depth].node = HW_NODE_NONE;
+  t->frames[t->depth].hooked = 1;
   t->depth++;
 }
 
@@ -84,6 +109,158 @@ static int hw__profile(PyObject *obj, void *frame, int what, PyObject *arg) {
   return 0;
 }
 
+/* ---- 3.8 - 3.10: the frame-evaluation hook ---- */
+typedef PyObject *(*hw_eval_fn)(void *tstate, void *frame, int throwflag);
+static hw_eval_fn hw__eval_default; /* _PyEval_EvalFrameDefault */
+static hw_eval_fn (*hw__get_eval)(void *interp);
+static void (*hw__set_eval)(void *interp, hw_eval_fn eval);
+static void *(*hw__interp)(void); /* PyInterpreterState_Get (3.8: _PyInterpreterState_Get) */
+/* 3.8: no tstate argument, and no setter: PyInterpreterState.eval_frame is
+ * read and written at its offset (compat.c), as PEP 523 hooks did then. */
+typedef PyObject *(*hw_eval38_fn)(void *frame, int throwflag);
+static hw_eval38_fn hw__eval38_default; /* the same function, 3.8's type */
+static size_t hw__interp_eval_at;
+static hw_eval_fn hw__eval38_get(void *interp) {
+  return (hw_eval_fn)HW_AT(interp, hw__interp_eval_at);
+}
+static void hw__eval38_set(void *interp, hw_eval_fn eval) {
+  HW_AT(interp, hw__interp_eval_at) = (void *)eval;
+}
+static void *(*hw__this_tstate)(void); /* PyGILState_GetThisThreadState */
+static const hw_line_layout *hw__EL;   /* verified frame offsets (compat.c) */
+/* Set once at start-up (GIL held) before tracking starts; relaxed. */
+_Atomic int hw__eval_on;
+
+/* The shadow stack from the running frame's f_back chain (every frame on it
+ * is alive: each holds a reference to the one below); not hooked. */
+static int hw__rebuild(hw_thread_t *t, void *top) {
+  int n = 0;
+  for (void *f = top; f; f = HW_AT(f, HW_PY38_F_BACK)) n++;
+  while (t->capacity < n)
+    if (hw__stack_grow(t) != 0) return -1;
+  int k = n;
+  for (void *f = top; f; f = HW_AT(f, HW_PY38_F_BACK)) {
+    k--;
+    t->frames[k].frame = f;
+    t->frames[k].node = HW_NODE_NONE;
+    t->frames[k].hooked = 0;
+  }
+  t->depth = n;
+  return 0;
+}
+
+/*
+ * Makes the shadow stack end with `running`, the frame that runs now (or
+ * empty when it is NULL), and be the interpreter's chain below it. Usually
+ * its top is that frame and hooked: nothing to do (a hooked frame was pushed
+ * on top of the true chain and is popped when it ends, so the chain below
+ * it stands while it is there). Otherwise the shadow stack is out of step:
+ * frames read from the chain (hw__rebuild) ended without a pop, or frames
+ * ran without the hook (started before it was installed, or under another
+ * PEP 523 hook). Entries that are not hooked are checked against the chain
+ * read from memory, down to a hooked one; any mismatch rebuilds the stack.
+ * The frame it ends with resumed since its node was cached: forgotten.
+ */
+static int hw__resync(hw_thread_t *t, void *running) {
+  int d = t->depth;
+  if (HW_LIKELY(d && t->frames[d - 1].frame == running && t->frames[d - 1].hooked)) return 0;
+  if (!running) {
+    t->depth = 0;
+    return 0;
+  }
+  int i = d - 1;
+  while (i >= 0 && t->frames[i].frame != running) i--;
+  if (i < 0) return hw__rebuild(t, running);
+  t->frames[i].node = HW_NODE_NONE;
+  t->depth = i + 1;
+  void *real = running; /* on the chain now, so alive */
+  for (int k = i; k >= 0 && !t->frames[k].hooked; k--) {
+    real = HW_AT(real, HW_PY38_F_BACK);
+    if (real != (k ? t->frames[k - 1].frame : NULL)) return hw__rebuild(t, running);
+  }
+  return 0;
+}
+
+/* Before a frame is evaluated: 0 when it is pushed (pop it after). */
+static inline int hw__eval_enter(hw_thread_t *t, void *frame) {
+  if (HW_UNLIKELY(HW_RELAXED(hw__in_child))) return -1;
+  if (HW_UNLIKELY(HW_RELAXED(hw__pending_count)) && !t->guard) {
+    t->guard = 1;
+    hw__resolve_pending();
+    t->guard = 0;
+  }
+  /* Its f_back is the frame that runs now, its caller (a generator's is set
+   * before it resumes). */
+  hw__resync(t, HW_AT(frame, HW_PY38_F_BACK));
+  hw__push(t, frame);
+  return 0;
+}
+
+static PyObject *hw__eval(void *tstate, void *frame, int throwflag) {
+  hw_thread_t *t = &hw__thread;
+  int pushed = hw__eval_enter(t, frame) == 0;
+  PyObject *r = hw__eval_default(tstate, frame, throwflag);
+  if (HW_LIKELY(pushed)) hw__pop(t, frame);
+  return r;
+}
+
+static PyObject *hw__eval38(void *frame, int throwflag) {
+  hw_thread_t *t = &hw__thread;
+  int pushed = hw__eval_enter(t, frame) == 0;
+  PyObject *r = hw__eval38_default(frame, throwflag);
+  if (HW_LIKELY(pushed)) hw__pop(t, frame);
+  return r;
+}
+
+/* GIL held, at start-up: the thread state's running frame must be where
+ * compat.c says (PyThreadState.frame), the interpreter must still evaluate
+ * frames with its default function (a debugger's or a JIT's PEP 523 hook is
+ * left alone: the profile callback is used then), and lines must be read
+ * from memory (verified by hw__lines_verify). */
+int hw__eval_init(void) {
+  const char *force = getenv("HIGHWATER_STACKS");
+  if (force && strcmp(force, "profile") == 0) return -1;
+  if (hw__py.minor > 10) return -1;
+  const hw_line_layout *L = hw__line_layout();
+  if (!L) return -1;
+  *(void **)&hw__eval_default = dlsym(RTLD_DEFAULT, "_PyEval_EvalFrameDefault");
+  *(void **)&hw__eval38_default = dlsym(RTLD_DEFAULT, "_PyEval_EvalFrameDefault");
+  *(void **)&hw__this_tstate = dlsym(RTLD_DEFAULT, "PyGILState_GetThisThreadState");
+  if (hw__py.minor == 8) {
+    hw__interp_eval_at = L->interp_eval_frame;
+    hw__get_eval = hw__eval38_get;
+    hw__set_eval = hw__eval38_set;
+    *(void **)&hw__interp = dlsym(RTLD_DEFAULT, "_PyInterpreterState_Get");
+    if (!hw__interp_eval_at) return -1;
+  } else {
+    *(void **)&hw__get_eval = dlsym(RTLD_DEFAULT, "_PyInterpreterState_GetEvalFrameFunc");
+    *(void **)&hw__set_eval = dlsym(RTLD_DEFAULT, "_PyInterpreterState_SetEvalFrameFunc");
+    *(void **)&hw__interp = dlsym(RTLD_DEFAULT, "PyInterpreterState_Get");
+  }
+  if (!hw__eval_default || !hw__get_eval || !hw__set_eval || !hw__interp || !hw__this_tstate || !L)
+    return -1;
+  void *interp = hw__interp();
+  void *fobj = hw__py.PyEval_GetFrame();
+  void *ts = hw__this_tstate();
+  if (!interp || !fobj || !ts || HW_AT(ts, L->tstate_frame) != fobj) return -1;
+  void *back = hw__frame_back(fobj);
+  int back_ok = HW_AT(fobj, HW_PY38_F_BACK) == back;
+  if (back) hw__py.Py_DecRef((PyObject *)back);
+  if (!back_ok || hw__get_eval(interp) != hw__eval_default) return -1;
+  hw__EL = L;
+  HW_SET_RELAXED(hw__eval_on, 1);
+  return 0;
+}
+
+static void hw__eval_install(int on) {
+  void *interp = hw__interp();
+  hw_eval_fn now = hw__get_eval(interp);
+  hw_eval_fn ours = hw__eval;
+  if (hw__py.minor == 8) *(void **)&ours = (void *)hw__eval38; /* stored as 3.8 calls it */
+  if (on && now == hw__eval_default) hw__set_eval(interp, ours);
+  if (!on && now == ours) hw__set_eval(interp, hw__eval_default);
+}
+
 /* A frame's line: from memory, or from the C-API with the GIL held; -2
  * when neither can be had. */
 static int hw__frame_line(void *frame) {
@@ -111,8 +288,18 @@ static uint32_t hw__frame_node(uint32_t parent, void *frame) {
  * (names.c). */
 uint32_t hw__current_node(hw_thread_t *t) {
   if (HW_RELAXED(hw__walk_on)) return HW_RELAXED(hw__py_alive) ? hw__walk_node(t) : t->inherited;
+  if (HW_RELAXED(hw__eval_on)) {
+    /* The hook runs on every thread, and the shadow stack may be out of
+     * step (see hw__push_checked): its top must be the running frame. */
+    if (!HW_RELAXED(hw__py_alive))
+      return t->last_node != HW_NODE_NONE ? t->last_node : t->inherited;
+    void *ts = hw__this_tstate();
+    void *top = ts ? HW_AT(ts, hw__EL->tstate_frame) : NULL;
+    if (!top) return t->inherited; /* a C thread, or no Python code running */
+    if (hw__resync(t, top) != 0) return t->inherited;
+  }
   int d = t->depth;
-  if (d == 0 || !t->registered) return t->inherited;
+  if (d == 0 || !(t->registered || HW_RELAXED(hw__eval_on))) return t->inherited;
   if (!HW_RELAXED(hw__py_alive)) return t->last_node != HW_NODE_NONE ? t->last_node : t->inherited;
   hw_sframe *f = t->frames;
   int i = d - 2;
@@ -121,7 +308,10 @@ uint32_t hw__current_node(hw_thread_t *t) {
   for (int k = i + 1; k <= d - 2; k++) {
     node = hw__frame_node(node, f[k].frame);
     if (HW_UNLIKELY(node == HW_NODE_UNKNOWN)) goto unknown;
-    f[k].node = node;
+    /* Kept while the frame above it is there, if that one's end is seen
+     * (the pop forgets it); below a frame that may end unseen, this one may
+     * resume unseen. */
+    if (f[k + 1].hooked) f[k].node = node;
   }
   node = hw__frame_node(node, f[d - 1].frame);
   if (HW_UNLIKELY(node == HW_NODE_UNKNOWN)) goto unknown;
@@ -137,9 +327,22 @@ unknown: /* no line without the GIL: the last one this thread had */
 int hw__py_register_thread(int seed, int skip) {
   hw_thread_t *t = &hw__thread;
   if (!hw__py.ready) return -1;
-  if (HW_RELAXED(hw__walk_on)) return 0; /* the interpreter's own frames are read instead */
-  pthread_once(&hw__key_once, hw__make_key);
-  pthread_setspecific(hw__thread_key, t);
+  if (HW_RELAXED(hw__walk_on) || HW_RELAXED(hw__eval_on)) {
+    /* Called from the Python-level thread hook (threading.setprofile, which
+     * highwater.api sets for the threads its call starts): that hook is
+     * this thread's profile function and would stay, running Python code on
+     * every call and return (6 - 8x on a call-heavy thread). Nothing needs
+     * a profile function here. */
+    if (skip > 0) hw__py.PyEval_SetProfile(NULL, NULL);
+    if (HW_RELAXED(hw__walk_on)) return 0; /* the interpreter's own frames are read instead */
+    /* One hook for every thread; the running frames are read at the first
+     * allocation (hw__rebuild). */
+    hw__thread_keep(t);
+    hw__eval_install(1);
+    t->registered = 1;
+    return 0;
+  }
+  hw__thread_keep(t);
   t->depth = 0;
   t->last_node = HW_NODE_NONE;
   if (seed) {
@@ -176,6 +379,11 @@ int hw__py_register_thread(int seed, int skip) {
 void hw__py_unregister_thread(void) {
   hw_thread_t *t = &hw__thread;
   if (!hw__py.ready || HW_RELAXED(hw__walk_on)) return;
+  if (HW_RELAXED(hw__eval_on)) {
+    hw__eval_install(0);
+    t->registered = 0;
+    return;
+  }
   hw__py.PyEval_SetProfile(NULL, NULL);
   t->registered = 0;
   t->depth = 0;

@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+// How stacks are read, per CPython: the program alone (plain), under the shim
+// (exact, and sampled at 256 KiB), under the shim with the profile callback
+// forced (HIGHWATER_STACKS=profile: what 3.8 - 3.10 used before the
+// frame-evaluation hook), and, when HIGHWATER_BENCH_BASE is the root of
+// another checkout with a built shim, under that shim (before/after).
+// Medians of CPU time (user + sys), runs interleaved.
+//   node bench/stacks.mjs [runs] [workload...]     (default: deep-stack pystone lots-of-peaks)
+//   HIGHWATER_BENCH_PYTHONS=3.10,3.13 picks interpreters under ~/.pyenv/versions
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..');
+const base = process.env.HIGHWATER_BENCH_BASE;
+const runs = Number(process.argv[2] ?? 3);
+const names = process.argv.length > 3 ? process.argv.slice(3) : ['deep-stack', 'pystone', 'lots-of-peaks'];
+const files = { 'deep-stack': 'deep_stack.py', pystone: 'pystone.py', 'lots-of-peaks': 'lots_of_peaks.py' };
+const work = mkdtempSync(join(tmpdir(), 'hw-bench-stacks-'));
+
+const pyenv = join(homedir(), '.pyenv', 'versions');
+const wanted = process.env.HIGHWATER_BENCH_PYTHONS?.split(',');
+const pythons = (existsSync(pyenv) ? readdirSync(pyenv).sort() : [])
+  .filter((v) => /^3\.(8|9|1[0-4])\./.test(v) && (!wanted || wanted.some((w) => v.startsWith(`${w}.`))))
+  .map((v) => ({ version: v, exe: join(pyenv, v, 'bin', 'python3') }))
+  .filter((p) => existsSync(p.exe));
+
+function cpuMs(exe, args, env) {
+  const r = spawnSync('/usr/bin/time', ['-f', 'HWCPU %U %S', exe, ...args], {
+    env: { ...process.env, OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1', ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(`${exe} ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
+  const m = /HWCPU ([\d.]+) ([\d.]+)/.exec(r.stderr);
+  if (!m) throw new Error(`no CPU time in ${r.stderr}`);
+  return (Number(m[1]) + Number(m[2])) * 1000;
+}
+const shimEnv = (at, extra = {}) => ({
+  LD_PRELOAD: join(at, 'native', 'build', 'libhighwater.so'),
+  PYTHONPATH: `${join(at, 'native', 'python', 'bootstrap')}:${join(at, 'native', 'python')}`,
+  HIGHWATER_RUN_DIR: mkdtempSync(join(work, 'rd-')),
+  ...extra,
+});
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+const variants = {
+  plain: null,
+  exact: () => shimEnv(root),
+  'sampled-256K': () => shimEnv(root, { HIGHWATER_SAMPLE_RATE: '262144' }),
+  'profile-cb': () => shimEnv(root, { HIGHWATER_STACKS: 'profile' }),
+  ...(base ? { base: () => shimEnv(base) } : {}),
+};
+console.log(`${runs} runs each, medians of CPU time (user + sys), interleaved; ratios to plain`);
+console.log(['CPython', 'workload', 'plain ms', ...Object.keys(variants).slice(1)].join('\t'));
+for (const { version, exe } of pythons) {
+  for (const name of names) {
+    const args = [join(here, 'workloads', files[name])];
+    const t = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));
+    for (let i = 0; i < runs; i++)
+      for (const [k, env] of Object.entries(variants)) t[k].push(cpuMs(exe, args, env === null ? {} : env()));
+    const m = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, median(v)]));
+    const cols = Object.keys(variants).slice(1).map((k) => `${(m[k] / m.plain).toFixed(2)}x`);
+    console.log([version, name, m.plain.toFixed(0), ...cols].join('\t'));
+  }
+}

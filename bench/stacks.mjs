@@ -60,10 +60,11 @@ for (const { version, exe } of pythons) {
   for (const name of names) {
     const args = [join(here, 'workloads', files[name])];
     const t = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));
-    for (let i = 0; i < runs; i++)
-      for (const [k, env] of Object.entries(variants)) t[k].push(cpuMs(exe, args, env === null ? {} : env()));
+    for (let i = 0; i < runs; i++) for (const [k, env] of Object.entries(variants)) t[k].push(cpuMs(exe, args, env === null ? {} : env()));
     const m = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, median(v)]));
-    const cols = Object.keys(variants).slice(1).map((k) => `${(m[k] / m.plain).toFixed(2)}x`);
+    const cols = Object.keys(variants)
+      .slice(1)
+      .map((k) => `${(m[k] / m.plain).toFixed(2)}x`);
     console.log([version, name, m.plain.toFixed(0), ...cols].join('\t'));
   }
 }

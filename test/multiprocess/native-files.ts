@@ -100,9 +100,22 @@ export function readProcState(path: string): ProcState {
   }
 }
 
+/** A state file whose magic was never written: the shim writes it last
+ * (docs/protocol.md), so this is a process killed while it was creating its
+ * file (e.g. a pool worker terminated at its start). Not a state to read. */
+function neverInitialised(path: string): boolean {
+  const fd = openSync(path, 'r');
+  try {
+    const b = Buffer.alloc(8);
+    return readSync(fd, b, 0, 8, 0) < 8 || b.toString('latin1') !== 'HWSTATE1';
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export function readStates(runDir: string): ProcState[] {
   return readdirSync(runDir)
-    .filter((f) => /^hw-\d+\.state$/.test(f))
+    .filter((f) => /^hw-\d+\.state$/.test(f) && !neverInitialised(join(runDir, f)))
     .map((f) => readProcState(join(runDir, f)));
 }
 

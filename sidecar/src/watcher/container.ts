@@ -112,6 +112,16 @@ interface Member {
  */
 const ENDED_BEFORE_MARGIN_MS = 1000;
 
+export interface ContainerBuildOptions {
+  trigger?: Trigger;
+  timeMs?: number;
+  /**
+   * A `killed` report: the kernel's OOM kill came after this moment (the
+   * last time the cgroups' oom_kill counts were read and had not moved).
+   */
+  killAfterMs?: number;
+}
+
 /** The kill's moment in a `killed` report: the first end of a killed process (undefined when none is known). */
 function killTime(members: readonly Member[]): number | undefined {
   let t: number | undefined;
@@ -400,7 +410,7 @@ export class ContainerCollector {
   }
 
   /** The container-wide data now. `trigger` when the caller knows better (SIGKILL of the program, SIGUSR2). */
-  async build(opts: { trigger?: Trigger; timeMs?: number } = {}): Promise<ProfileData> {
+  async build(opts: ContainerBuildOptions = {}): Promise<ProfileData> {
     this.readContainer();
     const c = this.container;
     const peaks = new Map<string, Stack[]>();
@@ -419,6 +429,10 @@ export class ContainerCollector {
     const liveView = trigger === 'oom' || trigger === 'killed';
     const oomMs = (c?.oomMs || oomDump?.timeMs) ?? opts.timeMs ?? Date.now();
     const killMs = trigger === 'killed' ? killTime(members) : undefined;
+    // Gone before the kill: surely so when it ended before a moment the OOM-kill counts were read unmoved
+    // (the kill came after that read); without that reading, when it ended well before a killed process was seen gone.
+    const endedBeforeKill = (endedMs: number): boolean =>
+      opts.killAfterMs !== undefined ? endedMs < opts.killAfterMs : killMs !== undefined && endedMs < killMs - ENDED_BEFORE_MARGIN_MS;
     const noPeak = this.peakId === 0;
     const parts: ProcessPart[] = members.map((m) => ({
       pid: m.pid,
@@ -435,7 +449,7 @@ export class ContainerCollector {
           ? m.oomDump.currentStacks
           : trigger === 'oom' && ((m.endedMs !== undefined && m.endedMs < oomMs - 1000) || m.startMs > oomMs)
             ? [] // ended before it ran out, or started after (a pool replacing its stopped workers): it held nothing then
-            : m.state === 'exited' && killMs !== undefined && m.endedMs !== undefined && m.endedMs < killMs - ENDED_BEFORE_MARGIN_MS
+            : trigger === 'killed' && m.state === 'exited' && m.endedMs !== undefined && endedBeforeKill(m.endedMs)
               ? [] // exited by itself before the kill: gone then (its peak part and own peak stay), never live at the kill
               : (m.liveStacks ?? null), // killed: what it held at its death
       state: m.state,
@@ -464,11 +478,7 @@ export class ContainerCollector {
    * each kept process's own report under `processes/pid-<pid>/`, then the
    * container's files (index.html last).
    */
-  async render(
-    outDir: string,
-    renderOptions: RenderOptions = {},
-    opts: { trigger?: Trigger; timeMs?: number } = {},
-  ): Promise<{ dir: string; report: ReportJson }> {
+  async render(outDir: string, renderOptions: RenderOptions = {}, opts: ContainerBuildOptions = {}): Promise<{ dir: string; report: ReportJson }> {
     const data = await this.build(opts);
     const dir = renderOptions.timestampedSubdir === false ? outDir : await makeReportDir(outDir, renderOptions);
     const failed = new Set<number>();

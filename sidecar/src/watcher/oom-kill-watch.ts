@@ -39,12 +39,23 @@ export class OomKillWatch {
     }
   }
 
+  /**
+   * The start of the last poll that found no count moved: the kernel's kill
+   * came after it. A process whose own end (its state file's endMs) is
+   * earlier ended before the kill; the moment the watcher saw a killed
+   * process gone is later than the kill by up to a pass, more on a loaded
+   * machine, so it cannot tell that.
+   */
+  quietUntilMs: number | undefined;
+
   /** Read every watched count again (a cgroup that is gone keeps its last count). */
   poll(): void {
+    const startedMs = Date.now();
     for (const [file, c] of this.counts) {
       const n = readOomKillCountSafely(file);
       if (n !== undefined && n > c.last) c.last = n;
     }
+    if (!this.killed && this.counts.size > 0) this.quietUntilMs = startedMs;
   }
 
   /** The process ended: its pid is forgotten (a long recycling run stays bounded); its cgroup's count stays watched. */
@@ -62,5 +73,6 @@ export class OomKillWatch {
   reset(): void {
     this.files.clear();
     this.counts.clear();
+    this.quietUntilMs = undefined;
   }
 }

@@ -385,7 +385,13 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
       'container',
       trigger === 'killed',
       () => {},
-      () => this.container.render(this.opts.outputDir, this.opts.renderOptions, trigger ? { trigger } : {}),
+      () => {
+        const killAfterMs = trigger === 'killed' && this.containerTrigger === undefined ? this.oomKills.quietUntilMs : undefined;
+        return this.container.render(this.opts.outputDir, this.opts.renderOptions, {
+          ...(trigger ? { trigger } : {}),
+          ...(killAfterMs !== undefined ? { killAfterMs } : {}),
+        });
+      },
     );
   }
 

@@ -71,6 +71,35 @@ describe('highwater.api.profile()', () => {
     expect(reportDirs(r.cliOut)).toEqual([]);
   });
 
+  it('covers a fork Pool whose workers end through os._exit or terminate() (their state files), not a fork child from before the call', async () => {
+    const out = join(freshDir(), 'result');
+    const r = await underPython('fork_pool.py', [out]);
+    expect(r.code, r.stderr).toBe(0);
+    const [before] = (/^before (\d+)$/m.exec(r.stdout) ?? []).slice(1).map(Number);
+    const [parent] = (/^parent (\d+)$/m.exec(r.stdout) ?? []).slice(1).map(Number);
+    const workers = [...r.stdout.matchAll(/^worker (\d+) (\d+)$/gm)].map((m) => ({ pid: Number(m[1]), mib: Number(m[2]) }));
+    expect(new Set(workers.map((w) => w.pid)).size).toBe(3);
+    const rep = readReport(out);
+    expect(rep.trigger).toBe('api');
+    const procs = new Map(rep.processes!.map((p) => [p.pid, p]));
+    expect(rep.process.pid).toBe(parent);
+    expect(procs.has(before!)).toBe(false);
+    const script = api('fork_pool.py');
+    const atLine = (pid: number, line: number) =>
+      rep.stacks
+        .filter((s) => s.frames[0]?.pid === pid && s.frames.at(-1)?.file.endsWith('fork_pool.py') && s.frames.at(-1)?.line === line)
+        .reduce((n, s) => n + s.bytes, 0);
+    expectNear(atLine(parent!, lineOf(script, 'parent line')), 10 * MiB);
+    for (const w of workers) {
+      expect(procs.get(w.pid)!.label).toMatch(/^worker \d+ \(fork\)$/);
+      expectNear(atLine(w.pid, lineOf(script, 'worker line')), w.mib * MiB);
+    }
+    // Nothing of the child from before the call, in any process.
+    expect(rep.stacks.some((s) => s.frames.at(-1)?.line === lineOf(script, 'before line'))).toBe(false);
+    // The watcher made no post-mortem of the workers: the call's report tells their story.
+    expect(reportDirs(r.cliOut)).toEqual([]);
+  });
+
   it('lets the exception propagate and still writes the report', async () => {
     const out = join(freshDir(), 'result');
     const r = await underPython('raises.py', [out]);

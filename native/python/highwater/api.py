@@ -18,6 +18,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 
 from highwater import _bootstrap, _render, _shim, _threadpools
 
@@ -132,6 +133,8 @@ def profile(code_to_profile, output_dir):
             # Threads started inside profile() get their own Python stacks.
             threading.setprofile(_bootstrap._thread_hook)
             try:
+                # Children's state files begun from here on can be this call's (wall-clock ms, as the shim's).
+                since_ms = int(time.time() * 1000)
                 rc = lib.hw_tracking_start()
                 if rc != 0:
                     raise HighwaterUsageError(
@@ -158,7 +161,8 @@ def profile(code_to_profile, output_dir):
                         lib.hw_tracking_stop()
                     if dump_path is not None:
                         try:
-                            _render.render(dump_path, output_dir, timestamped=False, children=children)
+                            _render.render(dump_path, output_dir, timestamped=False, children=children,
+                                           child_states=_child_states(since_ms))
                         except Exception as e:
                             _report_failure(failed, str(e))
                         finally:
@@ -169,6 +173,13 @@ def profile(code_to_profile, output_dir):
                     shutil.rmtree(children, ignore_errors=True)
     finally:
         _lock.release()
+
+
+def _child_states(since_ms):
+    # Fork workers end through os._exit and terminated ones by a signal: no
+    # dump, but their state files in the run dir hold their peaks.
+    run_dir = os.environ.get("HIGHWATER_RUN_DIR")
+    return (run_dir, since_ms) if run_dir else None
 
 
 def _report_failure(code_failed, message):

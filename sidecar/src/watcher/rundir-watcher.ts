@@ -152,6 +152,12 @@ function errorCode(e: unknown): string {
   return typeof code === 'string' ? code : 'HW_ERR_INTERNAL';
 }
 
+/** The state file's header, read now, says the process still tracked at its end. */
+function readStillTracking(path: string): boolean {
+  const read = readStateHeader(path);
+  return read !== undefined && 'header' in read && read.header.tracking;
+}
+
 function tryUnlink(path: string): void {
   try {
     unlinkSync(path);
@@ -622,6 +628,13 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
         await this.container.ended(t.pid, t.ino, t.statePath, !t.hasDump);
         if (!this.failedPids.has(t.pid)) this.retire(t);
       });
+      return;
+    }
+    if (this.opts.apiMode && !t.hasDump && !this.children.has(t.pid) && readStillTracking(t.statePath)) {
+      // Started inside a highwater.api.profile() call and ended still tracking
+      // (a fork worker's os._exit, a pool's terminate()): its state file is
+      // that call's report part (report/api-children.ts), which removes it.
+      tryUnlink(t.sockPath);
       return;
     }
     if (t.hasDump) {

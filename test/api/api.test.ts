@@ -100,6 +100,33 @@ describe('highwater.api.profile()', () => {
     expect(reportDirs(r.cliOut)).toEqual([]);
   });
 
+  it('takes only the children of the call: one still running at its end stays out, and out of the next call too', async () => {
+    const dir = freshDir();
+    const [first, second] = [join(dir, 'first'), join(dir, 'second')];
+    const r = await underPython('fork_calls.py', [first, second]);
+    expect(r.code, r.stderr).toBe(0);
+    const said = (k: string) => (new RegExp(`^${k}(.*)$`, 'm').exec(r.stdout)?.[1] ?? '').split(' ').filter(Boolean).map(Number);
+    const [straggler] = said('straggler');
+    const [victim] = said('victim');
+    const script = api('fork_calls.py');
+    const one = readReport(first);
+    const two = readReport(second);
+    // The first call's child was still running when it returned: not in its report.
+    expect((one.processes ?? []).map((p) => p.pid)).not.toContain(straggler);
+    expect(bytesAtLine(one, 'fork_calls.py', lineOf(script, 'straggler line'))).toBe(0);
+    expectNear(bytesAtLine(one, 'fork_calls.py', lineOf(script, 'first line')), 3 * MiB);
+    // It ended inside the second call, which did not start it: not there either.
+    expect(two.processes!.map((p) => p.pid)).not.toContain(straggler);
+    expect(bytesAtLine(two, 'fork_calls.py', lineOf(script, 'straggler line'))).toBe(0);
+    // The second call's own child, ended by SIGTERM: its bytes at its line.
+    expect(two.processes!.find((p) => p.pid === victim)?.state).toBe('killed');
+    expectNear(bytesAtLine(two, 'fork_calls.py', lineOf(script, 'terminated line')), 5 * MiB);
+    expectNear(bytesAtLine(two, 'fork_calls.py', lineOf(script, 'second line')), 4 * MiB);
+    // The call removed the state file it took.
+    expect(r.stdout).toMatch(/^left$/m);
+    expect(reportDirs(r.cliOut)).toEqual([]);
+  });
+
   it('lets the exception propagate and still writes the report', async () => {
     const out = join(freshDir(), 'result');
     const r = await underPython('raises.py', [out]);

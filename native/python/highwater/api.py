@@ -6,8 +6,9 @@
 Run the program with `highwater python yourscript.py`: the shim is loaded
 with tracking off, and only what runs inside profile() is tracked (threads
 started inside it included, and the Python processes started inside it:
-`subprocess` of python, multiprocessing spawn and forkserver; each is one
-part of the report, at its own peak, once it has exited normally). The report goes straight into the given
+`subprocess` of python, multiprocessing fork, spawn and forkserver, os.fork;
+each is one part of the report, at its own peak, once it has ended, also
+through os._exit or a signal: docs/python-api.md). The report goes straight into the given
 directory (no timestamped sub-directory, no browser). The function's result
 is returned; its exception propagates, after the report of what happened has
 been written. Importing this module works anywhere; calling profile() where

@@ -71,9 +71,9 @@ describe('highwater.api.profile()', () => {
     expect(reportDirs(r.cliOut)).toEqual([]);
   });
 
-  it('covers a fork Pool whose workers end through os._exit or terminate() (their state files), not a fork child from before the call', async () => {
+  it.each(['fork', 'spawn'])('covers a %s Pool whose workers end through os._exit or terminate() (their state files), not a fork child from before the call', async (method) => {
     const out = join(freshDir(), 'result');
-    const r = await underPython('fork_pool.py', [out]);
+    const r = await underPython('fork_pool.py', [out, method]);
     expect(r.code, r.stderr).toBe(0);
     const [before] = (/^before (\d+)$/m.exec(r.stdout) ?? []).slice(1).map(Number);
     const [parent] = (/^parent (\d+)$/m.exec(r.stdout) ?? []).slice(1).map(Number);
@@ -91,7 +91,7 @@ describe('highwater.api.profile()', () => {
         .reduce((n, s) => n + s.bytes, 0);
     expectNear(atLine(parent!, lineOf(script, 'parent line')), 10 * MiB);
     for (const w of workers) {
-      expect(procs.get(w.pid)!.label).toMatch(/^worker \d+ \(fork\)$/);
+      expect(procs.get(w.pid)!.label).toMatch(method === 'fork' ? /^worker \d+ \(fork\)$/ : /^worker \d+ \(multiprocessing spawn\)$/);
       expectNear(atLine(w.pid, lineOf(script, 'worker line')), w.mib * MiB);
     }
     // Nothing of the child from before the call, in any process.

@@ -71,7 +71,8 @@ describe('highwater.api.profile()', () => {
     expect(reportDirs(r.cliOut)).toEqual([]);
   });
 
-  it.each(['fork', 'spawn'])('covers a %s Pool whose workers end through os._exit or terminate() (their state files), not a fork child from before the call', async (method) => {
+  // forkserver: the server outlives the call; its workers are the call's through it.
+  it.each(['fork', 'spawn', 'forkserver'])('covers a %s Pool whose workers end through os._exit or terminate() (their state files), not a fork child from before the call', async (method) => {
     const out = join(freshDir(), 'result');
     const r = await underPython('fork_pool.py', [out, method]);
     expect(r.code, r.stderr).toBe(0);
@@ -91,7 +92,7 @@ describe('highwater.api.profile()', () => {
         .reduce((n, s) => n + s.bytes, 0);
     expectNear(atLine(parent!, lineOf(script, 'parent line')), 10 * MiB);
     for (const w of workers) {
-      expect(procs.get(w.pid)!.label).toMatch(method === 'fork' ? /^worker \d+ \(fork\)$/ : /^worker \d+ \(multiprocessing spawn\)$/);
+      expect(procs.get(w.pid)!.label).toMatch(method === 'spawn' ? /^worker \d+ \(multiprocessing spawn\)$/ : /^worker \d+ \((fork|multiprocessing forkserver)\)$/);
       expectNear(atLine(w.pid, lineOf(script, 'worker line')), w.mib * MiB);
     }
     // Nothing of the child from before the call, in any process.

@@ -84,7 +84,7 @@ function stillRunning(pid: number, startTicks: number, procRoot = '/proc'): bool
  * The state files of processes started inside the call (`callPid`'s tracked
  * children and their own children, begun at or after `sinceMs`) that ended
  * still tracking, i.e. without a dump of their own; by pid. A child still
- * running is left out. Each file is opened without following a link, must be
+ * running is left out (its own children are not). Each file is opened without following a link, must be
  * a regular state file whose header names the pid of its name.
  */
 export function endedChildStates(
@@ -92,17 +92,20 @@ export function endedChildStates(
   callPid: number,
   skip: ReadonlySet<number>,
 ): Array<{ pid: number; path: string; header: Buffer }> {
-  const candidates: Array<{ pid: number; path: string; header: Buffer; parents: number[] }> = [];
+  // Every process begun inside the call, running or not: a forkserver's
+  // workers descend from the call through the server, which outlives it.
+  const candidates: Array<{ pid: number; path: string; header: Buffer; parents: number[]; take: boolean }> = [];
   for (const [pid, path] of listRunDir(states.runDir).states) {
     if (pid === callPid || skip.has(pid)) continue;
     const head = readStateArea(path, 'none');
     const h = head && parseStateHeader(head.header);
-    if (!head || !h || h.pid !== pid || !h.tracking) continue;
+    if (!head || !h || h.pid !== pid) continue;
     const f = parseProcessFacts(head.header);
-    if (f.startMs < states.sinceMs || stillRunning(pid, f.startTicks)) continue;
-    candidates.push({ pid, path, header: head.header, parents: [f.trackedParentPid, f.parentPid].filter((p) => p > 0) });
+    if (f.startMs < states.sinceMs) continue;
+    const take = h.tracking && !stillRunning(pid, f.startTicks);
+    candidates.push({ pid, path, header: head.header, parents: [f.trackedParentPid, f.parentPid].filter((p) => p > 0), take });
   }
-  // Descendants of the call only: a worker's parent is the call's process or another taken child.
+  // Descendants of the call only: a worker's parent is the call's process or another of its children.
   const ours = new Set<number>([callPid, ...skip]);
   const taken: Array<{ pid: number; path: string; header: Buffer }> = [];
   for (let grew = true; grew; ) {
@@ -110,7 +113,7 @@ export function endedChildStates(
     for (const c of candidates) {
       if (ours.has(c.pid) || !c.parents.some((p) => ours.has(p))) continue;
       ours.add(c.pid);
-      taken.push({ pid: c.pid, path: c.path, header: c.header });
+      if (c.take) taken.push({ pid: c.pid, path: c.path, header: c.header });
       grew = true;
     }
   }

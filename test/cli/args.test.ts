@@ -75,6 +75,16 @@ describe('parseArgs', () => {
     });
     expect(parseArgs(['render', '-o', 'out', 'a.dump'])).toEqual({ cmd: 'render', dump: 'a.dump', flags: { outputDir: 'out' } });
   });
+  it('render --children with --child-states and --since (highwater.api.profile())', () => {
+    expect(parseArgs(['render', 'a.dump', '-o', 'out', '--children', 'c', '--child-states', 'run', '--since', '1700000000123'])).toEqual({
+      cmd: 'render',
+      dump: 'a.dump',
+      flags: { outputDir: 'out' },
+      children: 'c',
+      childStates: { runDir: 'run', sinceMs: 1700000000123 },
+    });
+  });
+
   it('usage errors name the problem', () => {
     expect(usageError([])).toMatch(/no command/);
     expect(usageError(['frobnicate'])).toMatch(/unknown command frobnicate/);
@@ -92,6 +102,9 @@ describe('parseArgs', () => {
     expect(usageError(['render', '-o', 'x'])).toMatch(/no DUMP/);
     expect(usageError(['render', 'a', 'b', '-o', 'x'])).toMatch(/exactly one DUMP/);
     expect(usageError(['render', '--open', 'a', '-o', 'x'])).toMatch(/unknown option --open/);
+    expect(usageError(['render', 'a', '-o', 'x', '--children', 'c', '--child-states', 'r'])).toMatch(/--child-states DIR and --since MS go together/);
+    expect(usageError(['render', 'a', '-o', 'x', '--children', 'c', '--child-states', 'r', '--since', '12x'])).toMatch(/--since takes wall-clock milliseconds \(got 12x\)/);
+    expect(usageError(['render', 'a', '-o', 'x', '--child-states', 'r', '--since', '12'])).toMatch(/--child-states needs --children DIR/);
   });
 });
 

@@ -16,11 +16,13 @@ def cli_command():
     return [node, cli]
 
 
-def render(dump_path, out_dir, timestamped=False, children=None):
+def render(dump_path, out_dir, timestamped=False, children=None, child_states=None):
     """Renders dump_path into out_dir; returns the report directory.
 
     children: a directory of child-<pid>.dump files (highwater.api's
-    children) that join the report, one part per process."""
+    children) that join the report, one part per process.
+    child_states: (run dir, wall-clock ms when the call began): the call's
+    children that ended without a dump join from their state files."""
     cmd = cli_command()
     if cmd is None:
         raise RuntimeError(
@@ -32,6 +34,8 @@ def render(dump_path, out_dir, timestamped=False, children=None):
         args.append("--no-timestamp")
     if children:
         args += ["--children", children]
+        if child_states is not None:
+            args += ["--child-states", child_states[0], "--since", str(int(child_states[1]))]
     env = dict(os.environ)
     # The renderer is Node, not Python: keep the shim out of it.
     env.pop("LD_PRELOAD", None)

@@ -6,8 +6,9 @@
 Run the program with `highwater python yourscript.py`: the shim is loaded
 with tracking off, and only what runs inside profile() is tracked (threads
 started inside it included, and the Python processes started inside it:
-`subprocess` of python, multiprocessing spawn and forkserver; each is one
-part of the report, at its own peak, once it has exited normally). The report goes straight into the given
+`subprocess` of python, multiprocessing fork, spawn and forkserver, os.fork;
+each is one part of the report, at its own peak, once it has ended, also
+through os._exit or a signal: docs/python-api.md). The report goes straight into the given
 directory (no timestamped sub-directory, no browser). The function's result
 is returned; its exception propagates, after the report of what happened has
 been written. Importing this module works anywhere; calling profile() where
@@ -18,6 +19,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 
 from highwater import _bootstrap, _render, _shim, _threadpools
 
@@ -132,6 +134,8 @@ def profile(code_to_profile, output_dir):
             # Threads started inside profile() get their own Python stacks.
             threading.setprofile(_bootstrap._thread_hook)
             try:
+                # Children's state files begun from here on can be this call's (wall-clock ms, as the shim's).
+                since_ms = int(time.time() * 1000)
                 rc = lib.hw_tracking_start()
                 if rc != 0:
                     raise HighwaterUsageError(
@@ -158,7 +162,8 @@ def profile(code_to_profile, output_dir):
                         lib.hw_tracking_stop()
                     if dump_path is not None:
                         try:
-                            _render.render(dump_path, output_dir, timestamped=False, children=children)
+                            _render.render(dump_path, output_dir, timestamped=False, children=children,
+                                           child_states=_child_states(since_ms))
                         except Exception as e:
                             _report_failure(failed, str(e))
                         finally:
@@ -169,6 +174,13 @@ def profile(code_to_profile, output_dir):
                     shutil.rmtree(children, ignore_errors=True)
     finally:
         _lock.release()
+
+
+def _child_states(since_ms):
+    # Fork workers end through os._exit and terminated ones by a signal: no
+    # dump, but their state files in the run dir hold their peaks.
+    run_dir = os.environ.get("HIGHWATER_RUN_DIR")
+    return (run_dir, since_ms) if run_dir else None
 
 
 def _report_failure(code_failed, message):

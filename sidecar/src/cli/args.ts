@@ -14,7 +14,7 @@ export type Command =
   | { cmd: 'help'; topic: 'main' | 'run' | 'python' | 'render' | 'watch' | 'collect' | 'kernel' }
   | { cmd: 'version' }
   | { cmd: 'run'; mode: 'run' | 'python'; flags: ConfigFlags; target: Target }
-  | { cmd: 'render'; dump: string; flags: ConfigFlags; children?: string }
+  | { cmd: 'render'; dump: string; flags: ConfigFlags; children?: string; childStates?: { runDir: string; sinceMs: number } }
   | { cmd: 'watch'; flags: ConfigFlags; watch: WatchFlags }
   | { cmd: 'collect'; source: 'docker'; follow: boolean; output: string | undefined }
   | { cmd: 'collect-kubernetes'; follow: boolean; namespace: string | undefined; allNamespaces: boolean; since: string | undefined }
@@ -92,6 +92,8 @@ function parseRender(argv: string[]): Command {
   const flags: ConfigFlags = {};
   let dump: string | undefined;
   let children: string | undefined;
+  let statesDir: string | undefined;
+  let since: string | undefined;
   let i = 0;
   while (i < argv.length) {
     const a = argv[i]!;
@@ -99,6 +101,14 @@ function parseRender(argv: string[]): Command {
     if (a === '-h' || a === '--help') return { cmd: 'help', topic: 'render' };
     if (a === '--children') {
       [children, i] = takeValue(argv, i, '--children');
+      continue;
+    }
+    if (a === '--child-states') {
+      [statesDir, i] = takeValue(argv, i, '--child-states');
+      continue;
+    }
+    if (a === '--since') {
+      [since, i] = takeValue(argv, i, '--since');
       continue;
     }
     if (name === '-o' || name === '--output' || (a.startsWith('-o') && !a.startsWith('--'))) {
@@ -118,7 +128,11 @@ function parseRender(argv: string[]): Command {
   }
   if (dump === undefined) throw usage('highwater render: no DUMP given');
   if (flags.outputDir === undefined) throw usage('highwater render: -o DIR is required');
-  return { cmd: 'render', dump, flags, ...(children !== undefined ? { children } : {}) };
+  if ((statesDir === undefined) !== (since === undefined)) throw usage('highwater render: --child-states DIR and --since MS go together');
+  if (since !== undefined && !/^\d{1,15}$/.test(since)) throw usage(`highwater render: --since takes wall-clock milliseconds (got ${since})`);
+  if (statesDir !== undefined && children === undefined) throw usage('highwater render: --child-states needs --children DIR');
+  const childStates = statesDir !== undefined ? { runDir: statesDir, sinceMs: Number(since) } : undefined;
+  return { cmd: 'render', dump, flags, ...(children !== undefined ? { children } : {}), ...(childStates ? { childStates } : {}) };
 }
 
 /** `highwater kernel install [--user|--prefix DIR] [--python EXE]` */

@@ -52,6 +52,9 @@ Options of render:
   --no-timestamp             write into DIR itself, not into a timestamped sub-directory
   --children DIR             the child-<pid>.dump files in DIR (highwater.api.profile()'s
                              children) join the report, one part per process
+  --child-states DIR --since MS
+                             with --children: the call's children that ended without a dump
+                             (fork workers, terminated ones) join from their state files in DIR
 
 Options of kernel install (docs/jupyter.md):
   --user                     into the user's Jupyter data dir (the default; JUPYTER_DATA_DIR,

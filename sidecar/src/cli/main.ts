@@ -9,6 +9,7 @@ import { exitStatusForError } from './exit.js';
 import { parseArgs } from './args.js';
 import { MAIN_HELP, version } from './help.js';
 import { bundlePaths, findHome } from './paths.js';
+import { unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 
 // Each command's modules (pino, prom-client, dockerode, the renderer) are
@@ -35,9 +36,21 @@ export async function main(argv: string[]): Promise<number> {
       const { renderDumpFile } = await import('../report/index.js');
       const opts = { timestampedSubdir: config.timestampedSubdir };
       // --children: highwater.api.profile()'s children's dumps join its report (report/api-children.ts).
-      const { dir } = command.children
-        ? await (await import('../report/api-children.js')).renderWithChildren(command.dump, command.children, config.outputDir, opts)
-        : await renderDumpFile(command.dump, config.outputDir, opts);
+      let dir: string;
+      if (command.children) {
+        const rendered = await (await import('../report/api-children.js')).renderWithChildren(command.dump, command.children, config.outputDir, opts, command.childStates);
+        dir = rendered.dir;
+        // --child-states: the ended children's state files are the call's to remove once in its report.
+        for (const path of rendered.takenStates) {
+          try {
+            unlinkSync(path);
+          } catch {
+            // gone already: nothing to remove
+          }
+        }
+      } else {
+        ({ dir } = await renderDumpFile(command.dump, config.outputDir, opts));
+      }
       say(`report written to ${join(dir, 'index.html')}`);
       return 0;
     }

@@ -11,10 +11,20 @@
  * The directory is the program's (the run dir's): only regular files named
  * child-<pid>.dump are read (lstat, no link followed), at most MAX_CHILDREN,
  * each through the dump reader's own checks; an unreadable one is left out.
+ *
+ * Children that end without a dump (a multiprocessing fork worker ends
+ * through os._exit, a pool's terminate() ends its workers with SIGTERM) are
+ * taken from their state files in the run dir (endedChildStates): under
+ * `highwater python` the watcher leaves those to the call
+ * (rundir-watcher.ts), and the call removes the ones it took.
  */
-import { lstatSync, readdirSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ContainerCollector } from '../watcher/container.js';
+import { readStateArea } from '../watcher/live-sample.js';
+import { parseProcessFacts } from '../watcher/process-facts.js';
+import { listRunDir } from '../watcher/rundir.js';
+import { parseStateHeader } from '../watcher/state-header.js';
 import { readDump } from './dump.js';
 import type { ReportJson } from './model.js';
 import { renderDumpFile, type RenderOptions } from './render.js';
@@ -46,15 +56,81 @@ export function childDumps(dir: string): Array<{ pid: number; path: string }> {
   return out.sort((a, b) => a.pid - b.pid).slice(0, MAX_CHILDREN);
 }
 
+/** The call's process and when it started tracking: which state files in the run dir are its children's. */
+export interface ChildStates {
+  runDir: string;
+  /** Wall-clock ms at the start of the call: a process whose state file began earlier is not its child. */
+  sinceMs: number;
+}
+
+/**
+ * True while `pid` is the process that started at `startTicks` (clock ticks
+ * since boot, /proc/<pid>/stat field 22) and is not a zombie.
+ */
+function stillRunning(pid: number, startTicks: number, procRoot = '/proc'): boolean {
+  let stat: string;
+  try {
+    stat = readFileSync(join(procRoot, String(pid), 'stat'), 'latin1');
+  } catch {
+    return false;
+  }
+  // The command name may hold spaces and parentheses: fields count from the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  if (fields[0] === 'Z' || fields[0] === 'X') return false;
+  return startTicks === 0 || Number(fields[19]) === startTicks;
+}
+
+/**
+ * The state files of processes started inside the call (`callPid`'s tracked
+ * children and their own children, begun at or after `sinceMs`) that ended
+ * still tracking, i.e. without a dump of their own; by pid. A child still
+ * running is left out (its own children are not). Each file is opened without following a link, must be
+ * a regular state file whose header names the pid of its name.
+ */
+export function endedChildStates(
+  states: ChildStates,
+  callPid: number,
+  skip: ReadonlySet<number>,
+): Array<{ pid: number; path: string; header: Buffer }> {
+  // Every process begun inside the call, running or not: a forkserver's
+  // workers descend from the call through the server, which outlives it.
+  const candidates: Array<{ pid: number; path: string; header: Buffer; parents: number[]; take: boolean }> = [];
+  for (const [pid, path] of listRunDir(states.runDir).states) {
+    if (pid === callPid || skip.has(pid)) continue;
+    const head = readStateArea(path, 'none');
+    const h = head && parseStateHeader(head.header);
+    if (!head || !h || h.pid !== pid) continue;
+    const f = parseProcessFacts(head.header);
+    if (f.startMs < states.sinceMs) continue;
+    const take = h.tracking && !stillRunning(pid, f.startTicks);
+    candidates.push({ pid, path, header: head.header, parents: [f.trackedParentPid, f.parentPid].filter((p) => p > 0), take });
+  }
+  // Descendants of the call only: a worker's parent is the call's process or another of its children.
+  const ours = new Set<number>([callPid, ...skip]);
+  const taken: Array<{ pid: number; path: string; header: Buffer }> = [];
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const c of candidates) {
+      if (ours.has(c.pid) || !c.parents.some((p) => ours.has(p))) continue;
+      ours.add(c.pid);
+      if (c.take) taken.push({ pid: c.pid, path: c.path, header: c.header });
+      grew = true;
+    }
+  }
+  return taken.sort((a, b) => a.pid - b.pid).slice(0, MAX_CHILDREN);
+}
+
 export async function renderWithChildren(
   dumpPath: string,
   childrenDir: string,
   outDir: string,
   opts: RenderOptions = {},
-): Promise<{ dir: string; report: ReportJson }> {
+  states?: ChildStates,
+): Promise<{ dir: string; report: ReportJson; takenStates: string[] }> {
   const children = childDumps(childrenDir);
-  if (children.length === 0) return renderDumpFile(dumpPath, outDir, opts);
   const top = await readDump(dumpPath);
+  const ended = states ? endedChildStates(states, top.process.pid, new Set(children.map((c) => c.pid))) : [];
+  if (children.length === 0 && ended.length === 0) return { ...(await renderDumpFile(dumpPath, outDir, opts)), takenStates: [] };
   const collector = new ContainerCollector({ runDir: childrenDir, topPid: top.process.pid });
   await collector.takeDump(top.process.pid, dumpPath);
   for (const c of children) {
@@ -65,5 +141,14 @@ export async function renderWithChildren(
       // cut short or not a dump: that child is left out, the report is still made
     }
   }
-  return collector.render(outDir, opts, { trigger: 'api', timeMs: top.timeMs });
+  const takenStates: string[] = [];
+  for (const c of ended) {
+    try {
+      await collector.takeEndedState(c.pid, c.path, c.header);
+      takenStates.push(c.path);
+    } catch {
+      // not a readable state file: that child is left out, the report is still made
+    }
+  }
+  return { ...(await collector.render(outDir, opts, { trigger: 'api', timeMs: top.timeMs })), takenStates };
 }

@@ -328,6 +328,23 @@ export class ContainerCollector {
     return data;
   }
 
+  /**
+   * A process that ended without a dump (highwater.api.profile()'s fork
+   * workers, a terminated worker): its own peak from its state file, read as
+   * untrusted (readStateFile's checks); throws when it cannot be read.
+   */
+  async takeEndedState(pid: number, statePath: string, header: Buffer): Promise<ProfileData> {
+    const data = await readStateFile(statePath, { nodeBytes: 'peak', trigger: 'killed' });
+    const m = this.member(pid, `${pid}:state`, { argv: data.process.argv, python: data.process.python, cwd: data.process.cwd, local: true, statePath, header });
+    m.ended = true;
+    // An exit code through _exit (a fork worker's os._exit) is an exit; otherwise a signal ended it.
+    m.state = m.facts && m.facts.exitCode >= 0x100 ? 'exited' : 'killed';
+    if (m.facts?.endMs) m.endedMs = m.facts.endMs;
+    m.ownPeakBytes = Math.max(m.ownPeakBytes, data.peakBytes);
+    m.own = data;
+    return data;
+  }
+
   /** Bytes per node → stacks, from the process's state file (source lines from disk only for a local process). */
   private async stacks(m: Member, statePath: string, nodeBytes: 'peak' | 'live' | Float64Array): Promise<ProfileData | undefined> {
     try {

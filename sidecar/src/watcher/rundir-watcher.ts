@@ -31,11 +31,13 @@ import { ChildSeen, ContainerCollector } from './container.js';
 import { sendControl } from './control.js';
 import { processIdentity, type Identity } from './identity.js';
 import { removeDumpLeftovers } from './leftovers.js';
+import { readStateArea } from './live-sample.js';
 import { OomKillWatch } from './oom-kill-watch.js';
 import { postMortemTrigger, type EndStatus } from './post-mortem.js';
+import { parseProcessFacts } from './process-facts.js';
 import { RenderQueue } from './render-queue.js';
 import { listRunDir, type DumpFile, type RunDirListing } from './rundir.js';
-import { readingsFromHeader, readStateHeader, type StateHeader } from './state-header.js';
+import { parseStateHeader, readingsFromHeader, readStateHeader, type StateHeader } from './state-header.js';
 
 export type RunDirEvent =
   | { type: 'process-found'; pid: number; argv: string[]; local: boolean }
@@ -150,6 +152,18 @@ function errorCode(e: unknown): string {
   if (isHighwaterError(e)) return e.code;
   const code = (e as NodeJS.ErrnoException | null)?.code;
   return typeof code === 'string' ? code : 'HW_ERR_INTERNAL';
+}
+
+/**
+ * The state file's header, read now, says a child (started by a tracked
+ * process: not the program, nor a python a shell started) still tracked at
+ * its end.
+ */
+function childStillTracking(path: string): boolean {
+  const head = readStateArea(path, 'none');
+  if (!head) return false;
+  const origin = parseProcessFacts(head.header).origin;
+  return parseStateHeader(head.header)?.tracking === true && (origin === 'fork' || origin === 'exec');
 }
 
 function tryUnlink(path: string): void {
@@ -628,6 +642,13 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
         await this.container.ended(t.pid, t.ino, t.statePath, !t.hasDump);
         if (!this.failedPids.has(t.pid)) this.retire(t);
       });
+      return;
+    }
+    if (this.opts.apiMode && !t.hasDump && !this.children.has(t.pid) && childStillTracking(t.statePath)) {
+      // Started inside a highwater.api.profile() call and ended still tracking
+      // (a fork worker's os._exit, a pool's terminate()): its state file is
+      // that call's report part (report/api-children.ts), which removes it.
+      tryUnlink(t.sockPath);
       return;
     }
     if (t.hasDump) {

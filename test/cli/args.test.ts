@@ -103,7 +103,9 @@ describe('parseArgs', () => {
     expect(usageError(['render', 'a', 'b', '-o', 'x'])).toMatch(/exactly one DUMP/);
     expect(usageError(['render', '--open', 'a', '-o', 'x'])).toMatch(/unknown option --open/);
     expect(usageError(['render', 'a', '-o', 'x', '--children', 'c', '--child-states', 'r'])).toMatch(/--child-states DIR and --since MS go together/);
-    expect(usageError(['render', 'a', '-o', 'x', '--children', 'c', '--child-states', 'r', '--since', '12x'])).toMatch(/--since takes wall-clock milliseconds \(got 12x\)/);
+    expect(usageError(['render', 'a', '-o', 'x', '--children', 'c', '--child-states', 'r', '--since', '12x'])).toMatch(
+      /--since takes wall-clock milliseconds \(got 12x\)/,
+    );
     expect(usageError(['render', 'a', '-o', 'x', '--child-states', 'r', '--since', '12'])).toMatch(/--child-states needs --children DIR/);
   });
 });

@@ -38,7 +38,9 @@ export async function main(argv: string[]): Promise<number> {
       // --children: highwater.api.profile()'s children's dumps join its report (report/api-children.ts).
       let dir: string;
       if (command.children) {
-        const rendered = await (await import('../report/api-children.js')).renderWithChildren(command.dump, command.children, config.outputDir, opts, command.childStates);
+        const rendered = await (
+          await import('../report/api-children.js')
+        ).renderWithChildren(command.dump, command.children, config.outputDir, opts, command.childStates);
         dir = rendered.dir;
         // --child-states: the ended children's state files are the call's to remove once in its report.
         for (const path of rendered.takenStates) {

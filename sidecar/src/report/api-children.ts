@@ -87,11 +87,7 @@ function stillRunning(pid: number, startTicks: number, procRoot = '/proc'): bool
  * running is left out (its own children are not). Each file is opened without following a link, must be
  * a regular state file whose header names the pid of its name.
  */
-export function endedChildStates(
-  states: ChildStates,
-  callPid: number,
-  skip: ReadonlySet<number>,
-): Array<{ pid: number; path: string; header: Buffer }> {
+export function endedChildStates(states: ChildStates, callPid: number, skip: ReadonlySet<number>): Array<{ pid: number; path: string; header: Buffer }> {
   // Every process begun inside the call, running or not: a forkserver's
   // workers descend from the call through the server, which outlives it.
   const candidates: Array<{ pid: number; path: string; header: Buffer; parents: number[]; take: boolean }> = [];
@@ -108,7 +104,7 @@ export function endedChildStates(
   // Descendants of the call only: a worker's parent is the call's process or another of its children.
   const ours = new Set<number>([callPid, ...skip]);
   const taken: Array<{ pid: number; path: string; header: Buffer }> = [];
-  for (let grew = true; grew; ) {
+  for (let grew = true; grew;) {
     grew = false;
     for (const c of candidates) {
       if (ours.has(c.pid) || !c.parents.some((p) => ours.has(p))) continue;

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ReportJson } from '../../sidecar/src/report/model.js';
+import { atLine } from '../helpers/pool-leak.js';
 import { buildImages, docker, ensureEngine, repoRoot, stackStatus, waitForReport } from '../helpers/docker.js';
 
 const engine = ensureEngine();
@@ -34,17 +35,6 @@ function reportsDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'hw-pool-reports-'));
   chmodSync(dir, 0o777);
   return dir;
-}
-
-/** Bytes at `line` of pool_leak.py in process `pid`'s part of `stacks`. */
-function atLine(stacks: ReportJson['stacks'], pid: number, line: number): number {
-  let n = 0;
-  for (const s of stacks) {
-    if (s.frames[0]?.pid !== pid) continue;
-    const own = [...s.frames].reverse().find((f) => f.file.endsWith('pool_leak.py'));
-    if (own?.line === line) n += s.bytes;
-  }
-  return n;
 }
 
 /** The leaker's pid and live blocks, as the worker itself wrote them (what it really held). */

@@ -11,6 +11,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ReportJson } from '../../sidecar/src/report/model.js';
+import { atLine } from '../helpers/pool-leak.js';
 import { cgroupUnavailable, makeCgroup, type TestCgroup } from '../helpers/cgroup.js';
 import { cliPath, expectNear, fixtures, freshDir, lineOf, MiB, reportDirs, repoRoot } from '../helpers/cli.js';
 
@@ -48,17 +49,6 @@ function runInCgroup(cg: TestCgroup, args: string[], env: NodeJS.ProcessEnv, fla
       resolve({ code, stdout, stderr, outDir });
     });
   });
-}
-
-/** Bytes at `line` of pool_leak.py in the process `pid`'s part of `stacks`. */
-function atLine(stacks: ReportJson['stacks'], pid: number, line: number): number {
-  let n = 0;
-  for (const s of stacks) {
-    if (s.frames[0]?.pid !== pid) continue;
-    const own = [...s.frames].reverse().find((f) => f.file.endsWith('pool_leak.py'));
-    if (own?.line === line) n += s.bytes;
-  }
-  return n;
 }
 
 describe.skipIf(unavailable !== null)(`a pool whose one worker leaks${unavailable ? ` (skipped: ${unavailable})` : ''}`, () => {

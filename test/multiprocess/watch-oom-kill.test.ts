@@ -15,6 +15,7 @@ import { childEnv } from '../../sidecar/src/cli/env.js';
 import { bundlePaths } from '../../sidecar/src/cli/paths.js';
 import { loadConfig } from '../../sidecar/src/config/config.js';
 import type { ReportJson } from '../../sidecar/src/report/model.js';
+import { atLine } from '../helpers/pool-leak.js';
 import { cgroupUnavailable, makeCgroup, type TestCgroup } from '../helpers/cgroup.js';
 import { fixtures, freshDir, lineOf, MiB, repoRoot } from '../helpers/cli.js';
 import { startWatch, waitForReports } from '../watcher/processes.js';
@@ -25,16 +26,6 @@ const HOLD = lineOf(script, 'HOLD-LINE');
 const BLOCK = 20 * MiB + 33;
 const EARLY_MIB = 40;
 const unavailable = cgroupUnavailable();
-
-function atLine(stacks: ReportJson['stacks'], pid: number, line: number): number {
-  let n = 0;
-  for (const s of stacks) {
-    if (s.frames[0]?.pid !== pid) continue;
-    const own = [...s.frames].reverse().find((f) => f.file.endsWith('pool_leak.py'));
-    if (own?.line === line) n += s.bytes;
-  }
-  return n;
-}
 
 describe.skipIf(unavailable !== null)(`watch: the kernel OOM-kills a worker${unavailable ? ` (skipped: ${unavailable})` : ''}`, () => {
   let cg: TestCgroup | undefined;

@@ -62,7 +62,7 @@ describe.skipIf(unavailable !== null)(`a pool whose one worker leaks${unavailabl
       if (typeof made === 'string') throw new Error(made);
       cg = made;
       const progress = join(freshDir('hw-mp-progress-'), 'progress');
-      const r = await runInCgroup(made, [method], { PROGRESS: progress, HOLD_MIB: '30', MAIN_MIB: '16', LEAK_STEP_MIB: '20' });
+      const r = await runInCgroup(made, [method], { PROGRESS: progress, READY_DIR: freshDir('hw-mp-ready-'), HOLD_MIB: '30', MAIN_MIB: '16', LEAK_STEP_MIB: '20' });
       expect(r.code, r.stderr).toBe(53);
 
       // What the program really did: the leaker's pid and the blocks it held (the one in flight, if any, was refused).
@@ -127,7 +127,16 @@ describe.skipIf(unavailable !== null)(`detection disabled: the kernel's OOM kill
     const r = await runInCgroup(
       made,
       ['spawn', 'executor'],
-      { PROGRESS: progress, HOLD_MIB: '30', MAIN_MIB: '16', LEAK_STEP_MIB: '20', KILL_ME_FIRST: '1', HOLD_SECONDS: '20' },
+      {
+        PROGRESS: progress,
+        // The leak starts once both holders hold: on a loaded machine a spawn worker can take longer than the leaker's 1 s head start.
+        READY_DIR: freshDir('hw-mp-ready-'),
+        HOLD_MIB: '30',
+        MAIN_MIB: '16',
+        LEAK_STEP_MIB: '20',
+        KILL_ME_FIRST: '1',
+        HOLD_SECONDS: '20',
+      },
       ['--disable-oom-detection'],
     );
     expect(r.code, r.stderr).toBe(137);

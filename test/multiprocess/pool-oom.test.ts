@@ -62,7 +62,13 @@ describe.skipIf(unavailable !== null)(`a pool whose one worker leaks${unavailabl
       if (typeof made === 'string') throw new Error(made);
       cg = made;
       const progress = join(freshDir('hw-mp-progress-'), 'progress');
-      const r = await runInCgroup(made, [method], { PROGRESS: progress, READY_DIR: freshDir('hw-mp-ready-'), HOLD_MIB: '30', MAIN_MIB: '16', LEAK_STEP_MIB: '20' });
+      const r = await runInCgroup(made, [method], {
+        PROGRESS: progress,
+        READY_DIR: freshDir('hw-mp-ready-'),
+        HOLD_MIB: '30',
+        MAIN_MIB: '16',
+        LEAK_STEP_MIB: '20',
+      });
       expect(r.code, r.stderr).toBe(53);
 
       // What the program really did: the leaker's pid and the blocks it held (the one in flight, if any, was refused).

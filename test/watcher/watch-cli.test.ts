@@ -192,19 +192,30 @@ describe('highwater watch', () => {
 
   it('a SIGTERM right after start (the job ended at once) is honoured: report, exit 0', async () => {
     const runDir = freshDir('hw-run-');
-    const out = freshDir('hw-out-');
     const py = python(runDir, { STEPS: '2', STEP_MIB: '4', EXIT_CODE: '0' });
     expect((await py.exited).code).toBe(0);
-    const w = watch(runDir, out, ['--warn-after', '0']);
-    // 150 ms: Node has booted (about 70 ms here) and the CLI's first import
-    // catches the signal; the watcher itself may not exist yet.
-    await new Promise((r) => setTimeout(r, 150));
-    w.child.kill('SIGTERM');
-    const end = await w.exited;
-    expect(end, w.stderr()).toEqual({ code: 0, signal: null });
-    const dirs = completeReports(out);
-    expect(dirs, w.stderr()).toHaveLength(1);
-    expect(bytesAtLine(readReport(dirs[0]!), 'hold.py', watchLine)).toBe(blocks(2, 4));
+    // The signal must come once the CLI's first import catches it and while
+    // the rest still loads (before "watching": the watcher may not exist
+    // yet). Node's boot (70 ms and more) ends with its own SIGTERM action,
+    // which kills: a fixed delay raced it on a loaded machine. So the delay
+    // grows by 50 ms while the signal killed a Node that had not started the
+    // CLI (nothing written); the attempt that counts must have signalled
+    // before "watching", or the early path was not what was tested.
+    for (let delayMs = 100; ; delayMs += 50) {
+      const out = freshDir('hw-out-');
+      const w = watch(runDir, out, ['--warn-after', '0']);
+      await new Promise((r) => setTimeout(r, delayMs));
+      const loadedBeforeSignal = w.stderr().includes('watching');
+      w.child.kill('SIGTERM');
+      const end = await w.exited;
+      if (end.signal === 'SIGTERM' && w.stderr() === '' && delayMs < 3000) continue; // still booting: nothing ran
+      expect(loadedBeforeSignal, `the CLI had loaded within ${delayMs} ms: the signal came too late to test the early path`).toBe(false);
+      expect(end, w.stderr()).toEqual({ code: 0, signal: null });
+      const dirs = completeReports(out);
+      expect(dirs, w.stderr()).toHaveLength(1);
+      expect(bytesAtLine(readReport(dirs[0]!), 'hold.py', watchLine)).toBe(blocks(2, 4));
+      return;
+    }
   });
 
   it('read-only report directory: the error names the path and the errno, the raw dump is kept, the watcher goes on', async (ctx) => {

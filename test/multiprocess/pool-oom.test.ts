@@ -82,8 +82,11 @@ describe.skipIf(unavailable !== null)(`a pool whose one worker leaks${unavailabl
       expect(dirs, r.stderr).toHaveLength(1);
       const rep = JSON.parse(readFileSync(join(dirs[0]!, 'report.json'), 'utf8')) as ReportJson;
       expect(rep.trigger).toBe('oom');
-      expect(rep.container!.oomPid).toBe(leaker);
       const procs = new Map(rep.processes!.map((p) => [p.pid, p]));
+      // Usually the leaker trips the guard, but any process allocating when
+      // memory runs short may (the parent's pool threads do): it is one of
+      // the tracked processes; the line naming who holds the most is below.
+      expect(procs.has(rep.container!.oomPid!), `oomPid ${rep.container!.oomPid}`).toBe(true);
       expect(procs.get(leaker)!.label).toMatch(new RegExp(`^worker \\d \\(${method === 'spawn' ? 'multiprocessing spawn' : 'fork'}\\)$`));
 
       // When it ran out: the leaker's line holds its blocks (±5 %), the holders theirs, the parent its own.

@@ -166,7 +166,12 @@ describe.skipIf(unavailable !== null)(`detection disabled: the kernel's OOM kill
       `${leaked} vs ${blocks} blocks`,
     ).toBe(true);
     const holders = rep.processes!.filter((p) => atLine(live, p.pid, HOLD) > 0).map((p) => Math.round(atLine(live, p.pid, HOLD) / MiB));
-    expect(holders.sort((a, b) => a - b)).toEqual([30, 60]);
+    // On failure: every process as the report has it (which one lost its bytes, and from what source).
+    const seen = JSON.stringify(rep.processes!.map((p) => ({ ...p, hold: atLine(live, p.pid, HOLD) })));
+    expect(
+      holders.sort((a, b) => a - b),
+      seen,
+    ).toEqual([30, 60]);
     // The program exited by itself (1, after its finalization freed its data): it is there, as it ended.
     expect(rep.processes!.find((p) => p.pid === rep.process.pid)!.state).toBe('exited');
     expect(r.stderr).toMatch(new RegExp(`highwater:   pid ${leaker} \\(worker \\d\\)  [0-9.]+ MiB  at  pool_leak\\.py:${LEAK} leak`));

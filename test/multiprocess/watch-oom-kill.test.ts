@@ -88,7 +88,12 @@ describe.skipIf(unavailable !== null)(`watch: the kernel OOM-kills a worker${una
       `${leaked} vs ${blocks} blocks`,
     ).toBe(true);
     const held = rep.processes!.map((p) => Math.round(atLine(live, p.pid, HOLD) / MiB)).filter((b) => b > 0);
-    expect(held.sort((a, b) => a - b)).toEqual([30, 60]);
+    // On failure: every process as the report has it (which one lost its bytes, and from what source).
+    const seen = JSON.stringify(rep.processes!.map((p) => ({ ...p, hold: atLine(live, p.pid, HOLD) })));
+    expect(
+      held.sort((a, b) => a - b),
+      seen,
+    ).toEqual([30, 60]);
     // The child that ended normally before the pool: ended, nothing live at the kill, its own peak kept.
     const e = procs.get(early)!;
     expect(e, JSON.stringify(rep.processes)).toBeDefined();

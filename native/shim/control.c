@@ -306,6 +306,7 @@ static void *hw__control_main(void *arg) {
       hw__publish_readings(&r);
       next_status = now + HW_STATUS_PERIOD_MS;
       hw__container_tick(); /* slots of processes that died without leaving */
+      hw__killsnap_check(); /* what we hold when the kernel's OOM killer strikes */
       if (!hw__listen_intact() && now >= next_rebind) {
         if (hw__listen_open() != 0)
           hw__debug("control socket %s lost; cannot re-create it: %s", hw__sock_path,

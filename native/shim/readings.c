@@ -51,6 +51,7 @@ static const char *hw__path(const char *path, char *buf, size_t cap) {
  * across a fork. */
 typedef struct {
   char dir[512]; /* the limiting cgroup directory, "" = host only */
+  char own[512]; /* this process's own cgroup directory (killsnap.c: v1 counts a kill only there) */
   int version;   /* 1 or 2, 0 = none */
 } hw_cgroup_t;
 static hw_cgroup_t hw__cg;
@@ -102,6 +103,7 @@ static void hw__find_cgroup(hw_scratch_t *sc, hw_cgroup_t *found) {
     found->version = 1;
   }
   if (!found->version) return;
+  strcpy(found->own, found->dir);
   /* Walk up to the mount point: the ancestor with the smallest limit rules. */
   const char *mnt = found->version == 2 ? m->v2_mnt : m->v1_mnt;
   const char *limit_file = found->version == 2 ? "memory.max" : "memory.limit_in_bytes";
@@ -138,6 +140,19 @@ static const hw_cgroup_t *hw__cgroup(hw_scratch_t *sc, hw_cgroup_t *mine) {
     atomic_store_explicit(&hw__cg_state, 2, memory_order_release);
   }
   return mine;
+}
+
+int hw__memory_cgroup_dirs(const char **own, const char **limiting, int *version) {
+  if (atomic_load_explicit(&hw__cg_state, memory_order_acquire) != 2 || !hw__cg.version) return 0;
+  *own = hw__cg.own;
+  *limiting = hw__cg.dir;
+  *version = hw__cg.version;
+  return 1;
+}
+
+/* The test root (HIGHWATER_TEST_ROOT) before `path`, as every read here. */
+ssize_t hw__read_cgroup_file(const char *path, char *buf, size_t cap) {
+  return hw__read_file(path, buf, cap);
 }
 
 int hw__read_memory(hw_readings_t *r) {

@@ -67,9 +67,14 @@ static void hw__ks_copy(hw_state_header *h) {
   }
   uint64_t nodes = h->node_count;
   if (nodes > h->node_capacity) nodes = h->node_capacity;
-  /* Each counter is an aligned 8-byte store: read whole even without the lock. */
-  for (uint64_t i = 0; i < nodes; i++)
-    hw__state.kill[i] = __atomic_load_n(&hw__state.live[i], __ATOMIC_RELAXED);
+  /* Each counter is an aligned 8-byte store: read whole even without the lock.
+   * The area is all zeros (a fresh file, copied once): only the counters
+   * that hold bytes are written, so the pages of the rest stay holes (a
+   * page fault of a new file page costs far more than the copy). */
+  for (uint64_t i = 0; i < nodes; i++) {
+    int64_t v = __atomic_load_n(&hw__state.live[i], __ATOMIC_RELAXED);
+    if (v) hw__state.kill[i] = v;
+  }
   h->kill_bytes = h->current_bytes;
   if (locked) pthread_mutex_unlock(&hw__lock);
   __atomic_store_n(&h->kill_ms, hw__now_ms(), __ATOMIC_RELEASE);

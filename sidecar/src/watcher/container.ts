@@ -363,6 +363,9 @@ export class ContainerCollector {
    * whole area), as stacks; undefined when it saw no kill.
    */
   private async killStacksOf(m: Member, statePath: string): Promise<Stack[] | undefined> {
+    // The header alone first: most processes never see a kill, and their area is not read.
+    const head = readStateArea(statePath, 'none');
+    if (!head || parseProcessFacts(head.header).killMs === 0) return undefined;
     const read = readStateArea(statePath, 'kill');
     if (!read?.bytes || parseProcessFacts(read.header).killMs === 0) return undefined;
     return (await this.stacks(m, statePath, read.bytes))?.stacks;

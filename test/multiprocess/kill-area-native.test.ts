@@ -47,10 +47,44 @@ function tree(): string {
   return root;
 }
 
-async function bump(mode: string): Promise<{ states: Map<number, ProcState>; stdout: string; before: number; after: number }> {
+/**
+ * Docker on a cgroup v1 host, the program in a child cgroup `job` of the
+ * container's (whose limit rules): v1 counts a kill only in the victim's own
+ * cgroup, so the shim reads `job`'s count as well as the limiting one's.
+ */
+function treeV1(): string {
+  const root = mkdtempSync(join(tmpdir(), 'hw-killtree-v1-'));
+  const files: Record<string, string> = {
+    'proc/self/cgroup': '12:memory:/docker/0123abcd/job\n0::/system.slice/containerd.service\n',
+    'proc/self/mountinfo':
+      '700 690 0:26 / / rw,relatime - overlay overlay rw\n' +
+      '710 700 0:33 /docker/0123abcd /sys/fs/cgroup/memory ro,nosuid,nodev,noexec,relatime master:15 - cgroup cgroup rw,memory\n',
+    'proc/meminfo': 'MemTotal:       16777216 kB\nMemFree:         8000000 kB\nMemAvailable:    8388608 kB\n',
+    'proc/self/status': 'Name:\tpython3\nVmSwap:\t       0 kB\n',
+    'sys/fs/cgroup/memory/memory.limit_in_bytes': `${4096 * MiB}\n`,
+    'sys/fs/cgroup/memory/memory.usage_in_bytes': `${100 * MiB}\n`,
+    'sys/fs/cgroup/memory/memory.stat': 'total_inactive_file 0\n',
+    'sys/fs/cgroup/memory/memory.oom_control': 'oom_kill_disable 0\nunder_oom 0\noom_kill 0\n',
+    'sys/fs/cgroup/memory/job/memory.limit_in_bytes': '9223372036854771712\n',
+    'sys/fs/cgroup/memory/job/memory.usage_in_bytes': `${100 * MiB}\n`,
+    'sys/fs/cgroup/memory/job/memory.stat': 'total_inactive_file 0\n',
+    'sys/fs/cgroup/memory/job/memory.oom_control': 'oom_kill_disable 0\nunder_oom 0\noom_kill 3\n',
+  };
+  for (const [path, text] of Object.entries(files)) {
+    mkdirSync(dirname(join(root, path)), { recursive: true });
+    writeFileSync(join(root, path), text);
+  }
+  return root;
+}
+
+async function bump(
+  mode: string,
+  events = '/sys/fs/cgroup/memory.events',
+  root = tree(),
+): Promise<{ states: Map<number, ProcState>; stdout: string; before: number; after: number }> {
   const rd = mkdtempSync(join(tmpdir(), 'hw-killarea-'));
   const before = Date.now();
-  const r = await run('python3', [script, mode, '/sys/fs/cgroup/memory.events'], shimmedEnv(rd, { HIGHWATER_TEST_ROOT: tree() }), 60_000);
+  const r = await run('python3', [script, mode, events], shimmedEnv(rd, { HIGHWATER_TEST_ROOT: root }), 60_000);
   const after = Date.now();
   expect(r.code, r.stderr).toBe(0);
   return { states: new Map(readStates(rd).map((s) => [s.pid, s])), stdout: r.stdout, before, after };
@@ -74,6 +108,14 @@ describe('the kill area, written by the shim when the cgroup oom_kill count move
     expect(s.killBytes).toBeLessThan(48 * MiB);
     // The live area at the end says otherwise: what this copy is for.
     expect(s.liveByLine.get(HELD) ?? 0).toBe(0);
+  }, 60_000);
+
+  it('cgroup v1, the program in a child cgroup of the limiting one: its own cgroup’s count moving is seen', async () => {
+    const r = await bump('tick', '/sys/fs/cgroup/memory/job/memory.oom_control', treeV1());
+    const s = r.states.get(pidOf(r.stdout))!;
+    expect(s.killMs).toBeGreaterThan(0);
+    expect(near(s.killByLine.get(HELD), 40 * MiB), `${s.killByLine.get(HELD)}`).toBe(true);
+    expect(s.killByLine.get(AFTER) ?? 0).toBe(0);
   }, 60_000);
 
   it.each(['atexit', '_exit'])(

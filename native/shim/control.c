@@ -303,10 +303,10 @@ static void *hw__control_main(void *arg) {
     if (now >= next_status) {
       hw_readings_t r;
       hw__read_memory(&r);
+      hw__killsnap_check(); /* what we hold when the kernel's OOM killer strikes */
       hw__publish_readings(&r);
       next_status = now + HW_STATUS_PERIOD_MS;
       hw__container_tick(); /* slots of processes that died without leaving */
-      hw__killsnap_check(); /* what we hold when the kernel's OOM killer strikes */
       if (!hw__listen_intact() && now >= next_rebind) {
         if (hw__listen_open() != 0)
           hw__debug("control socket %s lost; cannot re-create it: %s", hw__sock_path,

@@ -303,6 +303,7 @@ static void *hw__control_main(void *arg) {
     if (now >= next_status) {
       hw_readings_t r;
       hw__read_memory(&r);
+      hw__killsnap_check(); /* what we hold when the kernel's OOM killer strikes */
       hw__publish_readings(&r);
       next_status = now + HW_STATUS_PERIOD_MS;
       hw__container_tick(); /* slots of processes that died without leaving */

@@ -167,6 +167,10 @@ typedef struct {
   uint64_t off_cpeak;
   volatile uint64_t end_ms;
   volatile uint64_t exit_code;
+  /* 2480..2503: the kernel's OOM kill as this process saw it (killsnap.c) */
+  volatile uint64_t kill_ms; /* published last (release): 0 = no kill seen (yet) */
+  volatile int64_t kill_bytes;
+  uint64_t off_kill; /* `kill` area: live bytes per node when the kill was seen */
 } hw_state_header;
 /* Every offset and record size docs/protocol.md documents (and
  * sidecar/src/report/state.ts reads): the build fails before they can drift
@@ -214,6 +218,9 @@ _Static_assert(offsetof(hw_state_header, start_ticks) == 2384, "startTicks");
 _Static_assert(offsetof(hw_state_header, container_ended) == 2424, "containerEnded");
 _Static_assert(offsetof(hw_state_header, off_cpeak) == 2456, "cpeak offset");
 _Static_assert(offsetof(hw_state_header, exit_code) == 2472, "exitCode");
+_Static_assert(offsetof(hw_state_header, kill_ms) == 2480, "killMs");
+_Static_assert(offsetof(hw_state_header, kill_bytes) == 2488, "killBytes");
+_Static_assert(offsetof(hw_state_header, off_kill) == 2496, "kill offset");
 _Static_assert(sizeof(hw_state_header) <= 4096, "the header fits its 4096 bytes");
 _Static_assert(sizeof(hw_func_rec) == 16 && offsetof(hw_func_rec, name_len) == 12, "funcs record");
 _Static_assert(sizeof(hw_node_rec) == 16 && offsetof(hw_node_rec, line) == 8, "nodes record");
@@ -232,6 +239,7 @@ typedef struct {
   volatile int64_t *live;
   int64_t *snapshot;
   int64_t *cpeak; /* container.c: live bytes at the container peak */
+  int64_t *kill;  /* killsnap.c: live bytes when the cgroup's oom_kill count moved */
   uint64_t string_used;
   size_t map_bytes;
 } hw_state_t;
@@ -413,6 +421,17 @@ typedef struct {
 } hw_readings_t;
 void hw__guard_init(void);
 int hw__read_memory(hw_readings_t *r);
+/* The memory cgroup found by the readings (0 before the first reading found
+ * one): this process's own directory and the limiting ancestor's, and the
+ * version (1 or 2). */
+int hw__memory_cgroup_dirs(const char **own, const char **limiting, int *version);
+/* hw__read_whole under the readings' test root (HIGHWATER_TEST_ROOT). */
+ssize_t hw__read_cgroup_file(const char *path, char *buf, size_t cap);
+
+/* ---- killsnap.c: live bytes per node at the kernel's OOM kill ---- */
+/* Control thread tick and the exit paths: copies `live` into the `kill` area
+ * the first time the cgroup's oom_kill count moves past its value at start. */
+void hw__killsnap_check(void);
 void hw__publish_readings(const hw_readings_t *r);
 /* Called before an allocation of `size` bytes: 0 to go on, or the rule
  * (HW_OOM_LOW_AVAILABLE, HW_OOM_SWAP) the allocation would break if it succeeds. */

@@ -178,6 +178,9 @@ HW_EXPORT int hw_oom_unhandled(void) {
 }
 
 HW_EXPORT int hw_python_stop(void) {
+  /* The bootstrap's atexit, before the interpreter's teardown frees the
+   * program's data: a kill within the last tick is still caught holding it. */
+  hw__killsnap_check();
   HW_SET_RELAXED(hw__py_alive, 0);
   return 0;
 }

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import type { ReportJson } from '../../sidecar/src/report/model.js';
-import { cliPath, expectNear, fixtures, freshDir, lineOf, MiB, readReport, repoRoot, reportDirs, runProfiled } from '../helpers/cli.js';
+import { bytesAtLine, cliPath, expectNear, fixtures, freshDir, lineOf, MiB, readReport, repoRoot, reportDirs, runProfiled } from '../helpers/cli.js';
 import { run } from './native-files.js';
 
 const dir = join(fixtures, 'python', 'forkwarn');
@@ -67,6 +67,19 @@ async function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs = 
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await sleep(50);
   }
+}
+
+/** The reports written so far; one still being written is left for the next look. */
+function reportsSoFar(outDir: string): ReportJson[] {
+  const out: ReportJson[] = [];
+  for (const d of reportDirs(outDir)) {
+    try {
+      out.push(readReport(d));
+    } catch {
+      // report.json is written while we look
+    }
+  }
+  return out;
 }
 
 /** One request line on a control socket; the reply line. */
@@ -169,11 +182,7 @@ describe.runIf(pythons.length > 0)('no multi-threaded fork warning of our making
         const dumped = await ask(sock, 'dump');
         expect(dumped).toMatch(/^ok \//);
         process.kill(pid, 'SIGUSR2');
-        const atSignal = await waitFor('the SIGUSR2 report', () =>
-          reportDirs(outDir)
-            .map(readReport)
-            .find((rep) => rep.trigger === 'signal'),
-        );
+        const atSignal = await waitFor('the SIGUSR2 report', () => reportsSoFar(outDir).find((rep) => rep.trigger === 'signal'));
         expectNear(atLine(atSignal, pid, 'many_forks.py', lineOf(script, 'AFTER-FORKS-LINE')), 32 * MiB);
         child.stdin.end('go\n');
         expect(await closed, stderr).toBe(0);
@@ -186,4 +195,52 @@ describe.runIf(pythons.length > 0)('no multi-threaded fork warning of our making
       }
     }, 90_000);
   }
+});
+
+describe('while the control thread is parked', () => {
+  it('a request and a SIGUSR2 that come meanwhile are served once it is back', async () => {
+    const script = fx('parked.py');
+    const outDir = freshDir('hw-out-');
+    const child = spawn(process.execPath, [cliPath, 'run', '-o', outDir, '--no-browser', '--', 'python3', script], {
+      cwd: repoRoot,
+      env: { ...process.env, DISPLAY: '', WAYLAND_DISPLAY: '' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const closed = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    const killer = setTimeout(() => child.kill('SIGKILL'), 80_000);
+    try {
+      const [pid, parkedThreads] = await waitFor('parked', () => {
+        const m = /pid (\d+) parked, threads (\d+)/.exec(stdout);
+        return m ? [Number(m[1]), Number(m[2])] : undefined;
+      });
+      // Parked: the kernel counts the main thread only.
+      expect(parkedThreads).toBe(1);
+      const runDir = /^run dir (.+)$/m.exec(stdout)![1]!;
+      let answer: string | undefined;
+      const ping = ask(join(runDir, `hw-${pid}.sock`), 'ping').then((a) => (answer = a));
+      process.kill(pid, 'SIGUSR2');
+      await sleep(1000);
+      // Nobody served them while parked (the socket kept them waiting).
+      expect(answer).toBeUndefined();
+      expect(reportsSoFar(outDir).filter((r) => r.trigger === 'signal')).toEqual([]);
+      child.stdin.write('go\n');
+      await ping;
+      expect(answer).toBe(`ok highwater 1 ${pid}`);
+      const atSignal = await waitFor('the SIGUSR2 report', () => reportsSoFar(outDir).find((rep) => rep.trigger === 'signal'));
+      // One process: its report's stacks carry no pid.
+      expect(atSignal.process.pid).toBe(pid);
+      expectNear(bytesAtLine(atSignal, 'parked.py', lineOf(script, 'PARKED-LINE')), 32 * MiB);
+      await waitFor('resumed', () => (/resumed, threads (\d+)/.exec(stdout) ? true : undefined));
+      expect(Number(/resumed, threads (\d+)/.exec(stdout)![1])).toBe(2);
+      child.stdin.end('end\n');
+      expect(await closed, stderr).toBe(0);
+      expect(stdout).toContain('done');
+    } finally {
+      clearTimeout(killer);
+    }
+  }, 90_000);
 });

@@ -399,6 +399,7 @@ static int hw__control_spawn(void);
 
 int hw__control_start(void) {
   for (int i = 0; i < HW_CONN_MAX; i++) hw__conns[i].fd.fd = -1;
+  hw__next_status = hw__next_rebind = 0; /* a forked child's first readings come at once */
   struct rlimit nofile;
   if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY &&
       nofile.rlim_cur / 4 < HW_CONN_MAX)
@@ -425,11 +426,6 @@ int hw__control_start(void) {
   if (!child && sigaction(SIGUSR2, NULL, &prev) == 0 && !(prev.sa_flags & SA_SIGINFO) &&
       prev.sa_handler == SIG_DFL && sigaction(SIGUSR2, &sa, NULL) == 0)
     hw__sig_installed = 1;
-  int wake[2];
-  if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) == 0) {
-    if (hw__own_adopt(&hw__wake_rd, wake[0]) != 0) close(wake[0]);
-    if (hw__own_adopt(&hw__wake_wr, wake[1]) != 0) close(wake[1]);
-  }
   pthread_mutex_lock(&hw__park_lock);
   int rc = hw__control_spawn();
   pthread_mutex_unlock(&hw__park_lock);
@@ -460,13 +456,31 @@ int hw__control_start(void) {
 _Atomic int hw__fork_watch; /* parked: init.c watches /proc/self/stat */
 static _Atomic int hw__fork_counted, hw__fork_after_parent;
 
+/* The wake pipe, made again when the program closed or took over an end. */
+static void hw__wake_open(void) {
+  if (hw__own_check(&hw__wake_rd) && hw__own_check(&hw__wake_wr)) return;
+  hw__own_close(&hw__wake_rd);
+  hw__own_close(&hw__wake_wr);
+  int wake[2];
+  if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0) return; /* parks then wait for a tick */
+  if (hw__own_adopt(&hw__wake_rd, wake[0]) != 0) close(wake[0]);
+  if (hw__own_adopt(&hw__wake_wr, wake[1]) != 0) close(wake[1]);
+}
+
 /* hw__park_lock held. */
 static int hw__control_spawn(void) {
+  hw__wake_open();
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setstacksize(&attr, 256 * 1024);
   atomic_store_explicit(&hw__ctl_stop, 0, memory_order_release);
+  /* The thread starts with every signal blocked: none of the program's
+   * signals may run its handler on our thread before it blocks them. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
   int rc = hw__real_pthread_create(&hw__ctl_thread, &attr, hw__control_main, NULL);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
   pthread_attr_destroy(&attr);
   hw__ctl_running = rc == 0;
   return rc;

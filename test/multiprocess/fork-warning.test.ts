@@ -157,6 +157,21 @@ describe.runIf(pythons.length > 0)('no multi-threaded fork warning of our making
       }, 90_000);
     }
 
+    it(`${v}: a program that closed all our fds (wake pipe too) still forks without the warning`, async () => {
+      const script = fx('closed_fds.py');
+      const base = await plain(python, [script]);
+      expect(base.code, base.stderr).toBe(0);
+      const r = await runProfiled(['--', python, script]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain('ok');
+      expect(forkWarnings(r.stderr)).toEqual(forkWarnings(base.stderr));
+      expect(programStderr(r.stderr)).toBe(programStderr(base.stderr));
+      // Without the pipe the first park waits for the thread's tick (250 ms), not longer.
+      const ms = [...r.stdout.matchAll(/^fork ms ([\d.]+)$/gm)].map((m) => Number(m[1]));
+      expect(ms).toHaveLength(3);
+      expect(Math.max(...ms)).toBeLessThan(2000);
+    }, 90_000);
+
     it(`${v}: after 200 forks the control channel answers and SIGUSR2 still writes a report`, async () => {
       const script = fx('many_forks.py');
       const outDir = freshDir('hw-out-');

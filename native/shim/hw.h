@@ -467,6 +467,11 @@ static inline void hw__timeline_moved(int64_t cur) {
 /* ---- control.c ---- */
 int hw__control_start(void);
 void hw__control_close_in_child(void);
+/* Around a Python-level os.fork() (bootstrap hooks, through init.c). */
+void hw__control_park(void);
+void hw__control_fork_counted(void);
+void hw__control_fork_parent(void);
+extern _Atomic int hw__fork_watch; /* parked: CPython's thread count is still to come */
 
 /* ---- container.c: the container file shared by every tracked process ---- */
 enum { HW_ORIGIN_ROOT = 1, HW_ORIGIN_EXEC = 2, HW_ORIGIN_FORK = 3 };

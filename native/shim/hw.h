@@ -253,7 +253,7 @@ void hw__resolve_pending(void); /* GIL held */
 extern _Atomic int hw__pending_count;
 extern pthread_mutex_t hw__intern_lock;
 
-/* ---- blocks.c: the live heap blocks, address -> (size, node); hw__lock held ---- */
+/* ---- blocks.h (in tracker.c): the live heap blocks, address -> (size, node); hw__lock held ---- */
 /* Records a block; returns 1 when it replaced one at the same address (its
  * size and node in old_*), 0 when new, -1 when out of bookkeeping memory. */
 int hw__blocks_put(uintptr_t a, uint64_t size, uint32_t node, uint64_t *old_size,

@@ -1,5 +1,5 @@
 /*
- * Live allocations and the peak. Heap blocks live in blocks.c's compact
+ * Live allocations and the peak. Heap blocks live in blocks.h's compact
  * table (address -> size, node); anonymous mmaps in a sorted range list so that partial munmaps can
  * be split. Bytes per node are kept in the shared `live` array; the peak snapshot is copied lazily,
  * only when memory first falls after a new peak (Fil's rule), and copied before the fall is applied
@@ -21,6 +21,7 @@
 
 #include "hw.h"
 #include "sampling.h"
+#include "blocks.h" /* the live-block table, inlined here */
 
 hw_lock_t hw__lock;
 

@@ -1,4 +1,9 @@
 /*
+ * Included by tracker.c only, and nowhere else (it defines the table): a
+ * header so that the insert and the take inline into the malloc and free
+ * paths (callgrind: ~50 instructions per malloc/free pair less than a call
+ * into another unit). Not compiled on its own.
+ *
  * The live heap blocks: address -> (size, node), under hw__lock. Two
  * open-addressing tables with linear probing and backward-shift deletion:
  *
@@ -14,7 +19,8 @@
  * 37.5 % it shrinks back to 60 % (at most 32 B per live block in between).
  * Capacities are not powers of two; a slot is picked by multiply-shift.
  */
-#define _GNU_SOURCE
+#ifndef HW_BLOCKS_H
+#define HW_BLOCKS_H
 #include <string.h>
 
 #include "hw.h"
@@ -190,12 +196,12 @@ static inline int hw__wide_take(uintptr_t a, uint64_t *size, uint32_t *node) {
 
 /* ---- the interface (hw__lock held) ---- */
 
-int hw__blocks_take(uintptr_t a, uint64_t *size, uint32_t *node) {
+__attribute__((always_inline)) inline int hw__blocks_take(uintptr_t a, uint64_t *size, uint32_t *node) {
   if (HW_LIKELY(hw__addr_narrow(a)) && hw__narrow_take(a >> 4, size, node)) return 1;
   return hw__wide_take(a, size, node);
 }
 
-int hw__blocks_put(uintptr_t a, uint64_t size, uint32_t node, uint64_t *old_size,
+__attribute__((always_inline)) inline int hw__blocks_put(uintptr_t a, uint64_t size, uint32_t node, uint64_t *old_size,
                    uint32_t *old_node) {
   /* A block we never saw freed (freed inside a guarded region) may still be
    * recorded at this address: it is replaced. An address is in at most one
@@ -255,3 +261,5 @@ size_t hw__blocks_count(void) { return hw__narrow_used + hw__wide_used; }
 size_t hw__blocks_overhead(void) {
   return hw__narrow_cap * sizeof(hw_narrow) + hw__wide_cap * sizeof(hw_wide);
 }
+
+#endif

@@ -261,7 +261,7 @@ void hw__resolve_pending(void); /* GIL held */
 extern _Atomic int hw__pending_count;
 extern pthread_mutex_t hw__intern_lock;
 
-/* ---- blocks.c: the live heap blocks, address -> (size, node); hw__lock held ---- */
+/* ---- blocks.h (in tracker.c): the live heap blocks, address -> (size, node); hw__lock held ---- */
 /* Records a block; returns 1 when it replaced one at the same address (its
  * size and node in old_*), 0 when new, -1 when out of bookkeeping memory. */
 int hw__blocks_put(uintptr_t a, uint64_t size, uint32_t node, uint64_t *old_size,
@@ -274,7 +274,39 @@ size_t hw__blocks_count(void);
 size_t hw__blocks_overhead(void);
 
 /* ---- tracker.c: live allocations, bytes per node, peak ---- */
-extern pthread_mutex_t hw__lock;
+/* hw__lock guards the live-block table, the mmap ranges, `live` and the
+ * peak. Every tracked malloc and free takes it, so it is a bare futex mutex
+ * (Drepper's "mutex 3": 0 free, 1 held, 2 held and maybe waited for): one
+ * compare-and-swap to take, one exchange to give, inline; glibc's
+ * pthread_mutex_lock/unlock pair cost ~57 instructions more per call
+ * (callgrind, bench/README.md). Not a pthread_mutex_t: the Makefile makes
+ * passing it to pthread_mutex_* a compile error. */
+typedef struct {
+  _Atomic uint32_t state;
+} hw_lock_t;
+extern hw_lock_t hw__lock;
+void hw__lock_wait(hw_lock_t *l); /* contended: sleeps until it is ours */
+void hw__lock_wake(hw_lock_t *l); /* someone may sleep on it: wake one */
+static inline void hw__lock_take(void) {
+  uint32_t free_ = 0;
+  if (HW_UNLIKELY(!atomic_compare_exchange_strong_explicit(&hw__lock.state, &free_, 1,
+                                                           memory_order_acquire,
+                                                           memory_order_relaxed)))
+    hw__lock_wait(&hw__lock);
+}
+static inline int hw__lock_try(void) {
+  uint32_t free_ = 0;
+  return atomic_compare_exchange_strong_explicit(&hw__lock.state, &free_, 1, memory_order_acquire,
+                                                 memory_order_relaxed);
+}
+static inline void hw__lock_give(void) {
+  if (HW_UNLIKELY(atomic_exchange_explicit(&hw__lock.state, 0, memory_order_release) == 2))
+    hw__lock_wake(&hw__lock);
+}
+/* A fork child: the only thread left; the lock was held by the parent's fork. */
+static inline void hw__lock_reset(void) {
+  atomic_store_explicit(&hw__lock.state, 0, memory_order_relaxed);
+}
 extern _Atomic int hw__tracking;
 void hw__track_alloc(void *p, size_t size, uint32_t node);
 void hw__track_free(void *p);

@@ -23,18 +23,18 @@ static int hw__started;
 static void hw__atfork_prepare(void) {
   hw__children_prepare();
   pthread_mutex_lock(&hw__intern_lock);
-  pthread_mutex_lock(&hw__lock);
+  hw__lock_take();
 }
 
 static void hw__atfork_parent(void) {
-  pthread_mutex_unlock(&hw__lock);
+  hw__lock_give();
   pthread_mutex_unlock(&hw__intern_lock);
 }
 
 static void hw__atfork_child(void) {
   /* The child stops tracking: it must not write the parent's state file,
    * and the control thread did not survive the fork. */
-  pthread_mutex_init(&hw__lock, NULL);
+  hw__lock_reset();
   pthread_mutex_init(&hw__intern_lock, NULL);
   int was_tracking = HW_RELAXED(hw__tracking);
   HW_SET_RELAXED(hw__in_child, 1);

@@ -59,7 +59,7 @@ static int hw__ks_count(uint64_t *out) {
 static void hw__ks_copy(hw_state_header *h) {
   int locked = 0;
   for (int i = 0; i < 100 && !locked; i++) {
-    locked = pthread_mutex_trylock(&hw__lock) == 0;
+    locked = hw__lock_try();
     if (!locked) {
       struct timespec ts = {0, 100000};
       nanosleep(&ts, NULL);
@@ -76,7 +76,7 @@ static void hw__ks_copy(hw_state_header *h) {
     if (v) hw__state.kill[i] = v;
   }
   h->kill_bytes = h->current_bytes;
-  if (locked) pthread_mutex_unlock(&hw__lock);
+  if (locked) hw__lock_give();
   __atomic_store_n(&h->kill_ms, hw__now_ms(), __ATOMIC_RELEASE);
 }
 

@@ -1,5 +1,5 @@
 /*
- * Live allocations and the peak. Heap blocks live in blocks.c's compact
+ * Live allocations and the peak. Heap blocks live in blocks.h's compact
  * table (address -> size, node); anonymous mmaps in a sorted range list so that partial munmaps can
  * be split. Bytes per node are kept in the shared `live` array; the peak snapshot is copied lazily,
  * only when memory first falls after a new peak (Fil's rule), and copied before the fall is applied
@@ -14,12 +14,30 @@
  * another thread at that very moment.
  */
 #define _GNU_SOURCE
+#include <linux/futex.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "hw.h"
 #include "sampling.h"
+#include "blocks.h" /* the live-block table, inlined here */
 
-pthread_mutex_t hw__lock = PTHREAD_MUTEX_INITIALIZER;
+hw_lock_t hw__lock;
+
+/* hw__lock's slow paths (hw.h). Private futexes: the lock is never shared
+ * with another process. */
+void hw__lock_wait(hw_lock_t *l) {
+  uint32_t c = atomic_exchange_explicit(&l->state, 2, memory_order_acquire);
+  while (c != 0) {
+    syscall(SYS_futex, &l->state, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
+    c = atomic_exchange_explicit(&l->state, 2, memory_order_acquire);
+  }
+}
+
+void hw__lock_wake(hw_lock_t *l) {
+  syscall(SYS_futex, &l->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
 /* Read by every hook (relaxed: a switch; the tables it gates are under
  * hw__lock). Turned on only after the state file is mapped, by the thread
  * that mapped it. */
@@ -115,22 +133,26 @@ static __attribute__((noinline)) void hw__add_split_sampling(uint32_t node, int6
   hw__container_moved(cur);
 }
 
+/* Memory is about to fall from a new peak: freeze the peak first, while
+ * `live` still is the peak (a reader after SIGKILL sees source 1 until the
+ * snapshot is whole). Once per fall from a peak: out of the hot path. */
+static __attribute__((noinline, cold)) void hw__peak_falls(hw_state_header *h) {
+  hw__freeze_peak(h);
+  __atomic_store_n(&h->peak_source, 0, __ATOMIC_RELEASE);
+}
+
 /* `delta` bytes to the totals, `node_delta` to the node's stack: they differ
- * only for heap blocks under sampling (hw__add_tabled). */
-static inline void hw__add_split(uint32_t node, int64_t node_delta, int64_t delta) {
+ * only for heap blocks under sampling (hw__add_tabled). Inlined into every
+ * caller: in exact mode each malloc and each free passes here once. */
+static inline __attribute__((always_inline)) void hw__add_split(uint32_t node, int64_t node_delta,
+                                                                int64_t delta) {
   if (HW_UNLIKELY(hw__sample_rate != 0)) {
     hw__add_split_sampling(node, node_delta, delta);
     return;
   }
   hw_state_header *h = hw__state.hdr;
   hw__container_check(); /* the container peak moved: keep this process's part first */
-  if (delta < 0 && h->peak_source == 1) {
-    /* Memory is about to fall from a new peak: freeze the peak first, while
-     * `live` still is the peak (a reader after SIGKILL sees source 1 until
-     * the snapshot is whole). */
-    hw__freeze_peak(h);
-    __atomic_store_n(&h->peak_source, 0, __ATOMIC_RELEASE);
-  }
+  if (delta < 0 && HW_UNLIKELY(h->peak_source == 1)) hw__peak_falls(h);
   if (node_delta != 0) {
     hw__dirty(node);
     hw__state.live[node] += node_delta;
@@ -152,7 +174,8 @@ static inline void hw__add_bytes(uint32_t node, int64_t delta) {
 /* ---- heap blocks ---- */
 
 /* Exact mode: a heap block of `size` bytes comes (sign 1) or goes (-1). */
-static inline void hw__add_block(uint32_t node, uint64_t size, int sign) {
+static inline __attribute__((always_inline)) void hw__add_block(uint32_t node, uint64_t size,
+                                                                int sign) {
   hw__add_split(node, sign * (int64_t)size, sign * (int64_t)size);
 }
 
@@ -185,21 +208,21 @@ void hw__track_alloc(void *p, size_t size, uint32_t node) {
      * one's and never reach the table. */
     hw__hm_clear((uintptr_t)p);
     uint64_t usable = hw__usable(p, size);
-    pthread_mutex_lock(&hw__lock);
+    hw__lock_take();
     int r = hw__blocks_put((uintptr_t)p, size, node, &old_size, &old_node);
     /* A block we never saw freed: its chunk is gone, its usable size with it;
      * what it was asked for is the nearest we know. */
     if (r == 1) hw__add_tabled(old_node, old_size, old_size, -1);
     if (r == 0) hw__tabled_count((uintptr_t)p, 1);
     if (r >= 0) hw__add_tabled(node, size, usable, 1);
-    pthread_mutex_unlock(&hw__lock);
+    hw__lock_give();
     return;
   }
-  pthread_mutex_lock(&hw__lock);
+  hw__lock_take();
   int r = hw__blocks_put((uintptr_t)p, size, node, &old_size, &old_node);
   if (r == 1) hw__add_block(old_node, old_size, -1); /* a block we never saw freed: replaced */
   if (r >= 0) hw__add_block(node, size, 1);
-  pthread_mutex_unlock(&hw__lock);
+  hw__lock_give();
 }
 
 /* Sampling mode, a tabled block leaves (hw__lock held). */
@@ -214,7 +237,7 @@ int hw__track_take(void *p, size_t *size, uint32_t *node) {
   if (!p || !hw__state.hdr) return 0;
   uint64_t sz;
   uint32_t nd;
-  pthread_mutex_lock(&hw__lock);
+  hw__lock_take();
   int found;
   if (HW_UNLIKELY(hw__sample_rate != 0)) {
     found = hw__take_tabled(p, &sz, &nd);
@@ -222,7 +245,7 @@ int hw__track_take(void *p, size_t *size, uint32_t *node) {
     found = hw__blocks_take((uintptr_t)p, &sz, &nd);
     if (found) hw__add_block(nd, sz, -1);
   }
-  pthread_mutex_unlock(&hw__lock);
+  hw__lock_give();
   if (found) {
     *size = (size_t)sz;
     *node = nd;
@@ -234,10 +257,10 @@ void hw__track_free(void *p) {
   if (!p || !hw__state.hdr) return;
   uint64_t size;
   uint32_t node;
-  pthread_mutex_lock(&hw__lock);
+  hw__lock_take();
   if (HW_UNLIKELY(hw__sample_rate != 0)) hw__take_tabled(p, &size, &node);
   else if (hw__blocks_take((uintptr_t)p, &size, &node)) hw__add_block(node, size, -1);
-  pthread_mutex_unlock(&hw__lock);
+  hw__lock_give();
 }
 
 /* ---- sampling mode: unsampled heap blocks, lock-free (sampling.h) ---- */
@@ -249,9 +272,9 @@ static inline void hw__total_unlocked(hw_state_header *h, int64_t delta) {
   if (delta > 0 && HW_UNLIKELY(cur > HW_HDR_GET(h->peak_bytes))) hw__raise_peak(h, cur);
   hw__timeline_moved(cur); /* its own try-lock */
   if (HW_UNLIKELY(hw__container_out_of_band(cur))) {
-    pthread_mutex_lock(&hw__lock);
+    hw__lock_take();
     hw__container_publish(HW_HDR_GET(h->current_bytes));
-    pthread_mutex_unlock(&hw__lock);
+    hw__lock_give();
   }
 }
 
@@ -357,25 +380,25 @@ void hw__track_mmap(void *p, size_t len, uint32_t node) {
   if (!p || !hw__state.hdr || len == 0) return;
   if (node > HW_NODE_MASK) node = 0;
   uint64_t l = hw__page_round(len);
-  pthread_mutex_lock(&hw__lock);
+  hw__lock_take();
   /* MAP_FIXED over an old mapping replaces it. */
   hw__unmap_locked((uintptr_t)p, l);
   size_t at = hw__range_lower_bound((uintptr_t)p);
   if (hw__range_insert_at(at, (uintptr_t)p, l, node) == 0) hw__add_bytes(node, (int64_t)l);
-  pthread_mutex_unlock(&hw__lock);
+  hw__lock_give();
 }
 
 void hw__track_munmap(void *p, size_t len) {
   if (!p || !hw__state.hdr || len == 0) return;
-  pthread_mutex_lock(&hw__lock);
+  hw__lock_take();
   if (hw__range_used) hw__unmap_locked((uintptr_t)p, hw__page_round(len));
-  pthread_mutex_unlock(&hw__lock);
+  hw__lock_give();
 }
 
 void hw__tracker_reset(void) {
   hw_state_header *h = hw__state.hdr;
   if (!h) return;
-  pthread_mutex_lock(&hw__lock);
+  hw__lock_take();
   hw__blocks_reset();
   hw__hm_reset();
   hw__range_used = 0;
@@ -389,7 +412,7 @@ void hw__tracker_reset(void) {
   HW_HDR_PUT(h->peak_bytes, 0);
   h->peak_source = 1;
   hw__container_publish(0); /* the container sum forgets them too */
-  pthread_mutex_unlock(&hw__lock);
+  hw__lock_give();
 }
 
 size_t hw__tracker_live_allocations(void) { return hw__blocks_count() + hw__range_used; }

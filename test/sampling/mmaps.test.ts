@@ -52,27 +52,31 @@ describe('anonymous mmaps under the rate, sampled (256 KiB)', () => {
     ['3.13', byMinor(13), SEEDS.slice(0, 5)],
   ];
   for (const [version, python, seeds] of cases) {
-    it.skipIf(!python)(`Python ${version}: totals exact, each line's estimate within its error over ${seeds.length} seeds, maps >= the rate exact`, () => {
-      const exact = runSampled(python!, script, 0);
-      const truth = bytesPerLine(exact, 'small_mmaps.py');
-      // 1 MiB maps with a 256 KiB hole: at the rate, exact.
-      expect(truth.get(at('holes line'))).toBeGreaterThanOrEqual(40 * 768 * KiB);
-      const runs = seeds.map((seed) => runSampled(python!, script, RATE, seed));
-      for (const r of runs) {
-        expect(r.sampling).toEqual({ rateBytes: RATE });
-        // The maps are ~330 MiB of the peak; the heap differs by the
-        // allocator's rounding (usable sizes under sampling).
-        expect(Math.abs(r.peakBytes - exact.peakBytes), `peak ${r.peakBytes} vs ${exact.peakBytes}`).toBeLessThan(exact.peakBytes * 0.002);
-        const got = bytesPerLine(r, 'small_mmaps.py');
-        expect(got.get(at('holes line'))).toBe(truth.get(at('holes line')));
-        // Unmapped before the peak: their weight went with them.
-        expect(got.get(at('gone line')) ?? 0).toBe(truth.get(at('gone line')) ?? 0);
-      }
-      checkLines(
-        truth,
-        runs.map((r) => bytesPerLine(r, 'small_mmaps.py')),
-      );
-    }, 600_000);
+    it.skipIf(!python)(
+      `Python ${version}: totals exact, each line's estimate within its error over ${seeds.length} seeds, maps >= the rate exact`,
+      () => {
+        const exact = runSampled(python!, script, 0);
+        const truth = bytesPerLine(exact, 'small_mmaps.py');
+        // 1 MiB maps with a 256 KiB hole: at the rate, exact.
+        expect(truth.get(at('holes line'))).toBeGreaterThanOrEqual(40 * 768 * KiB);
+        const runs = seeds.map((seed) => runSampled(python!, script, RATE, seed));
+        for (const r of runs) {
+          expect(r.sampling).toEqual({ rateBytes: RATE });
+          // The maps are ~330 MiB of the peak; the heap differs by the
+          // allocator's rounding (usable sizes under sampling).
+          expect(Math.abs(r.peakBytes - exact.peakBytes), `peak ${r.peakBytes} vs ${exact.peakBytes}`).toBeLessThan(exact.peakBytes * 0.002);
+          const got = bytesPerLine(r, 'small_mmaps.py');
+          expect(got.get(at('holes line'))).toBe(truth.get(at('holes line')));
+          // Unmapped before the peak: their weight went with them.
+          expect(got.get(at('gone line')) ?? 0).toBe(truth.get(at('gone line')) ?? 0);
+        }
+        checkLines(
+          truth,
+          runs.map((r) => bytesPerLine(r, 'small_mmaps.py')),
+        );
+      },
+      600_000,
+    );
   }
 });
 
@@ -80,18 +84,22 @@ describe('a deep recursion whose data-stack chunks are mapped and sampled', () =
   const dscript = fixture('deep_mmaps.py');
   for (const minor of [8, 11, 13]) {
     const python = byMinor(minor);
-    it.skipIf(!python)(`Python 3.${minor}: the level line's estimate within its error, the peak exact (5 seeds)`, () => {
-      const exact = runSampled(python!, dscript, 0);
-      const line = lineOf(dscript, 'level line');
-      const real = bytesPerLine(exact, 'deep_mmaps.py').get(line)!;
-      expect(real).toBeGreaterThanOrEqual(801 * 8 * 20_000);
-      const sigma = expectedStd(20_000, 801 * 8, RATE);
-      for (const seed of SEEDS.slice(0, 5)) {
-        const s = runSampled(python!, dscript, RATE, seed);
-        expect(Math.abs(s.peakBytes - exact.peakBytes), `peak ${s.peakBytes} vs ${exact.peakBytes}`).toBeLessThan(exact.peakBytes * 0.005);
-        const est = bytesPerLine(s, 'deep_mmaps.py').get(line) ?? 0;
-        expect(Math.abs(est - real), `seed ${seed}: ${est} vs ${real}, sigma ${sigma}`).toBeLessThan(4.5 * sigma + 0.01 * real);
-      }
-    }, 600_000);
+    it.skipIf(!python)(
+      `Python 3.${minor}: the level line's estimate within its error, the peak exact (5 seeds)`,
+      () => {
+        const exact = runSampled(python!, dscript, 0);
+        const line = lineOf(dscript, 'level line');
+        const real = bytesPerLine(exact, 'deep_mmaps.py').get(line)!;
+        expect(real).toBeGreaterThanOrEqual(801 * 8 * 20_000);
+        const sigma = expectedStd(20_000, 801 * 8, RATE);
+        for (const seed of SEEDS.slice(0, 5)) {
+          const s = runSampled(python!, dscript, RATE, seed);
+          expect(Math.abs(s.peakBytes - exact.peakBytes), `peak ${s.peakBytes} vs ${exact.peakBytes}`).toBeLessThan(exact.peakBytes * 0.005);
+          const est = bytesPerLine(s, 'deep_mmaps.py').get(line) ?? 0;
+          expect(Math.abs(est - real), `seed ${seed}: ${est} vs ${real}, sigma ${sigma}`).toBeLessThan(4.5 * sigma + 0.01 * real);
+        }
+      },
+      600_000,
+    );
   }
 });

@@ -289,6 +289,11 @@ typedef struct {
    * read from the interpreter's chain (hw__rebuild) is not: it may end
    * without a pop. */
   uint32_t hooked;
+  /* Sampling mode's f_back walk (3.8 - 3.10): the frame's code object and
+   * instruction when its node was computed; the node is reused while they
+   * and every frame below are the same. */
+  void *code;
+  int lasti;
 } hw_sframe;
 
 typedef struct {

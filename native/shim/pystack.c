@@ -294,22 +294,46 @@ static uint32_t hw__frame_node(uint32_t parent, void *frame) {
 }
 
 /* Sampling mode, 3.8 - 3.10: the node of the running frame's whole f_back
- * chain, read now from memory (offsets and lines verified at start-up, as
- * for the hook) into the shadow stack's storage, then interned from the
- * root. No node is cached: nothing tells us when a frame resumes, and a
- * sampled allocation is rare enough to pay for the whole chain. */
+ * chain, read from memory (offsets and lines verified at start-up, as for
+ * the hook) into the shadow stack's storage, root first. A level keeps the
+ * node the last walk computed for it while it and every level below are
+ * the same frame, code object and instruction (the node depends on nothing
+ * else); from the lowest level that moved up, lines are read and interned
+ * again. Every level is read: nothing tells us a caller resumed. */
 static uint32_t hw__fwalk_node(hw_thread_t *t) {
   if (!HW_RELAXED(hw__py_alive)) return t->last_node != HW_NODE_NONE ? t->last_node : t->inherited;
   void *ts = hw__this_tstate();
   void *top = ts ? HW_AT(ts, hw__EL->tstate_frame) : NULL;
   if (!top) return t->inherited; /* a C thread, or no Python code running */
-  if (hw__rebuild(t, top) != 0) return t->inherited;
-  uint32_t node = 0;
-  for (int k = 0; k < t->depth; k++) {
-    node = hw__frame_node(node, t->frames[k].frame);
-    if (HW_UNLIKELY(node == HW_NODE_UNKNOWN)) /* no line without the GIL */
-      return t->last_node != HW_NODE_NONE ? t->last_node : t->inherited;
+  int n = 0;
+  for (void *f = top; f; f = HW_AT(f, HW_PY38_F_BACK)) n++;
+  while (t->capacity < n)
+    if (hw__stack_grow(t) != 0) return t->inherited;
+  const size_t lasti_at = hw__EL->f_lasti;
+  int moved = n, k = n;
+  for (void *f = top; f; f = HW_AT(f, HW_PY38_F_BACK)) {
+    hw_sframe *e = &t->frames[--k];
+    void *code = HW_AT(f, HW_PY38_F_CODE);
+    int lasti = *(int *)((char *)f + lasti_at);
+    if (k >= t->depth || e->frame != f || e->code != code || e->lasti != lasti ||
+        e->node == HW_NODE_NONE)
+      moved = k;
+    e->frame = f;
+    e->code = code;
+    e->lasti = lasti;
+    e->hooked = 0;
   }
+  t->depth = n;
+  uint32_t node = moved > 0 ? t->frames[moved - 1].node : 0;
+  for (k = moved; k < n; k++) {
+    node = hw__frame_node(node, t->frames[k].frame);
+    if (HW_UNLIKELY(node == HW_NODE_UNKNOWN)) { /* no line without the GIL */
+      for (; k < n; k++) t->frames[k].node = HW_NODE_NONE;
+      return t->last_node != HW_NODE_NONE ? t->last_node : t->inherited;
+    }
+    t->frames[k].node = node;
+  }
+  if (n == 0) return t->inherited;
   t->last_node = node;
   return node;
 }

@@ -329,6 +329,11 @@ typedef struct {
    * read from the interpreter's chain (hw__rebuild) is not: it may end
    * without a pop. */
   uint32_t hooked;
+  /* Sampling mode's f_back walk (3.8 - 3.10): the frame's code object and
+   * instruction when its node was computed; the node is reused while they
+   * and every frame below are the same. */
+  void *code;
+  int lasti;
 } hw_sframe;
 
 typedef struct {
@@ -358,6 +363,9 @@ uint32_t hw__walk_node(hw_thread_t *t);
  * (PEP 523) instead of the profile callback; hw__eval_init verifies and
  * installs it, GIL held. */
 extern _Atomic int hw__eval_on;
+/* Sampling mode, 3.8 - 3.10: no hook, the f_back chain read at sampled
+ * allocations only (hw__eval_init sets it instead of installing the hook). */
+extern _Atomic int hw__fwalk_on;
 int hw__eval_init(void);
 void hw__py_unregister_thread(void);
 

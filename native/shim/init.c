@@ -196,8 +196,12 @@ HW_EXPORT long long hw_stat(const char *name) {
   if (strcmp(name, "overhead_bytes") == 0) return (long long)hw__tracker_overhead_bytes();
   if (strcmp(name, "failed_allocations") == 0) return (long long)hw__failed_last(NULL, NULL);
   if (strcmp(name, "stack_mode") == 0)
-    /* 1: frame walk, 2: frame-evaluation hook, 0: profile callback */
-    return HW_RELAXED(hw__walk_on) ? 1 : HW_RELAXED(hw__eval_on) ? 2 : 0;
+    /* 1: frame walk, 2: frame-evaluation hook, 3: frame-object walk
+     * (sampling, 3.8 - 3.10), 0: profile callback */
+    return HW_RELAXED(hw__walk_on)    ? 1
+           : HW_RELAXED(hw__eval_on)  ? 2
+           : HW_RELAXED(hw__fwalk_on) ? 3
+                                      : 0;
   return -1;
 }
 

@@ -47,10 +47,16 @@ _Atomic int hw__tracking;
 #define HW_NODE_MASK ((1u << HW_NODE_BITS) - 1)
 #define HW_SIZE_MAX ((1ull << 40) - 1)
 
+/* `charged`: the bytes the range charges to its node's stack. Its length in
+ * exact mode or when its map was sampled at a size >= the rate; len / p when
+ * sampled below the rate; 0 when not sampled (node HW_NODE_UNSAMPLED). The
+ * totals always move by the exact length. A cut takes its share of `charged`
+ * and the pieces keep the rest, so the stack gets back to 0 exactly. */
 typedef struct {
   uintptr_t start;
   uint64_t len;
   uint32_t node;
+  int64_t charged;
 } hw_range;
 
 /* Nodes whose live bytes changed since the last peak snapshot: copying only
@@ -319,7 +325,8 @@ static size_t hw__range_lower_bound(uintptr_t a) {
   return lo;
 }
 
-static int hw__range_insert_at(size_t at, uintptr_t start, uint64_t len, uint32_t node) {
+static int hw__range_insert_at(size_t at, uintptr_t start, uint64_t len, uint32_t node,
+                               int64_t charged) {
   if (hw__range_used == hw__range_cap) {
     size_t ncap = hw__range_cap ? hw__range_cap * 2 : 1024;
     hw_range *nr = hw__pages_alloc(ncap * sizeof *nr);
@@ -333,8 +340,15 @@ static int hw__range_insert_at(size_t at, uintptr_t start, uint64_t len, uint32_
   hw__ranges[at].start = start;
   hw__ranges[at].len = len;
   hw__ranges[at].node = node;
+  hw__ranges[at].charged = charged;
   hw__range_used++;
   return 0;
+}
+
+/* A range's share of its charge for `part` of its `len` bytes. */
+static inline int64_t hw__range_share(const hw_range *r, uint64_t part) {
+  if (part >= r->len) return r->charged;
+  return (int64_t)((__int128)r->charged * (__int128)part / (__int128)r->len);
 }
 
 /* Drops [a, a+len) from every range it overlaps, splitting as needed. */
@@ -351,19 +365,25 @@ static void hw__unmap_locked(uintptr_t a, uint64_t len) {
     }
     uintptr_t cut_lo = r.start > a ? r.start : a;
     uintptr_t cut_hi = rend < end ? rend : end;
-    hw__add_bytes(r.node, -(int64_t)(cut_hi - cut_lo));
+    int64_t cut_charge = hw__range_share(&r, cut_hi - cut_lo);
+    hw__add_split(r.node, -cut_charge, -(int64_t)(cut_hi - cut_lo));
+    int64_t rest = r.charged - cut_charge;
     if (r.start < cut_lo && rend > cut_hi) {
       /* A hole in the middle: keep the left part here, insert the right. */
+      int64_t left = hw__range_share(&r, cut_lo - r.start);
       hw__ranges[i].len = cut_lo - r.start;
-      if (hw__range_insert_at(i + 1, cut_hi, rend - cut_hi, r.node) != 0)
-        hw__add_bytes(r.node, -(int64_t)(rend - cut_hi));
+      hw__ranges[i].charged = left;
+      if (hw__range_insert_at(i + 1, cut_hi, rend - cut_hi, r.node, rest - left) != 0)
+        hw__add_split(r.node, -(rest - left), -(int64_t)(rend - cut_hi));
       i += 2;
     } else if (r.start < cut_lo) {
       hw__ranges[i].len = cut_lo - r.start;
+      hw__ranges[i].charged = rest;
       i++;
     } else if (rend > cut_hi) {
       hw__ranges[i].start = cut_hi;
       hw__ranges[i].len = rend - cut_hi;
+      hw__ranges[i].charged = rest;
       i++;
     } else {
       memmove(&hw__ranges[i], &hw__ranges[i + 1], (hw__range_used - i - 1) * sizeof *hw__ranges);
@@ -384,7 +404,11 @@ void hw__track_mmap(void *p, size_t len, uint32_t node) {
   /* MAP_FIXED over an old mapping replaces it. */
   hw__unmap_locked((uintptr_t)p, l);
   size_t at = hw__range_lower_bound((uintptr_t)p);
-  if (hw__range_insert_at(at, (uintptr_t)p, l, node) == 0) hw__add_bytes(node, (int64_t)l);
+  /* Sampling mode: an unsampled map counts in the totals only; a sampled
+   * one below the rate stands for l / p (sampling.h). */
+  int64_t charged = hw__sample_node_bytes(node, l);
+  if (hw__range_insert_at(at, (uintptr_t)p, l, node, charged) == 0)
+    hw__add_split(node, charged, (int64_t)l);
   hw__lock_give();
 }
 

@@ -196,21 +196,21 @@ static inline int hw__wide_take(uintptr_t a, uint64_t *size, uint32_t *node) {
 
 /* ---- the interface (hw__lock held) ---- */
 
-__attribute__((always_inline)) inline int hw__blocks_take(uintptr_t a, uint64_t *size, uint32_t *node) {
+__attribute__((always_inline)) inline int hw__blocks_take(uintptr_t a, uint64_t *size,
+                                                          uint32_t *node) {
   if (HW_LIKELY(hw__addr_narrow(a)) && hw__narrow_take(a >> 4, size, node)) return 1;
   return hw__wide_take(a, size, node);
 }
 
-__attribute__((always_inline)) inline int hw__blocks_put(uintptr_t a, uint64_t size, uint32_t node, uint64_t *old_size,
-                   uint32_t *old_node) {
+__attribute__((always_inline)) inline int hw__blocks_put(uintptr_t a, uint64_t size, uint32_t node,
+                                                         uint64_t *old_size, uint32_t *old_node) {
   /* A block we never saw freed (freed inside a guarded region) may still be
    * recorded at this address: it is replaced. An address is in at most one
    * table; the probe that finds the free slot also finds a stale entry in
    * this one, the other is looked at only when it holds anything. */
   int replaced = 0;
   if (hw__fits_narrow(a, size)) {
-    if (HW_UNLIKELY(hw__narrow_used + 1 > hw__narrow_grow_at) && hw__narrow_grow() != 0)
-      return -1;
+    if (HW_UNLIKELY(hw__narrow_used + 1 > hw__narrow_grow_at) && hw__narrow_grow() != 0) return -1;
     uint64_t key = a >> 4;
     size_t cap = hw__narrow_cap, i = hw__home(key, cap);
     while (hw__narrow[i].lo && hw__narrow_key(&hw__narrow[i]) != key) i = hw__next(i, cap);

@@ -261,7 +261,8 @@ void hw__resolve_pending(void); /* GIL held */
 extern _Atomic int hw__pending_count;
 extern pthread_mutex_t hw__intern_lock;
 
-/* ---- blocks.h (in tracker.c): the live heap blocks, address -> (size, node); hw__lock held ---- */
+/* ---- blocks.h (in tracker.c): the live heap blocks, address -> (size, node); hw__lock held ----
+ */
 /* Records a block; returns 1 when it replaced one at the same address (its
  * size and node in old_*), 0 when new, -1 when out of bookkeeping memory. */
 int hw__blocks_put(uintptr_t a, uint64_t size, uint32_t node, uint64_t *old_size,
@@ -289,9 +290,8 @@ void hw__lock_wait(hw_lock_t *l); /* contended: sleeps until it is ours */
 void hw__lock_wake(hw_lock_t *l); /* someone may sleep on it: wake one */
 static inline void hw__lock_take(void) {
   uint32_t free_ = 0;
-  if (HW_UNLIKELY(!atomic_compare_exchange_strong_explicit(&hw__lock.state, &free_, 1,
-                                                           memory_order_acquire,
-                                                           memory_order_relaxed)))
+  if (HW_UNLIKELY(!atomic_compare_exchange_strong_explicit(
+          &hw__lock.state, &free_, 1, memory_order_acquire, memory_order_relaxed)))
     hw__lock_wait(&hw__lock);
 }
 static inline int hw__lock_try(void) {

@@ -53,7 +53,11 @@ const variants = {
   'sampled-256K': () => shimEnv(root, { HIGHWATER_SAMPLE_RATE: '262144' }),
   'profile-cb': () => shimEnv(root, { HIGHWATER_STACKS: 'profile' }),
   ...(base ? { base: () => shimEnv(base) } : {}),
+  ...(base ? { 'base-sampled-256K': () => shimEnv(base, { HIGHWATER_SAMPLE_RATE: '262144' }) } : {}),
 };
+// HIGHWATER_BENCH_VARIANTS=sampled-256K,base-sampled-256K keeps only those (plain always runs).
+const only = process.env.HIGHWATER_BENCH_VARIANTS?.split(',');
+if (only) for (const k of Object.keys(variants)) if (k !== 'plain' && !only.includes(k)) delete variants[k];
 console.log(`${runs} runs each, medians of CPU time (user + sys), interleaved; ratios to plain`);
 console.log(['CPython', 'workload', 'plain ms', ...Object.keys(variants).slice(1)].join('\t'));
 for (const { version, exe } of pythons) {

@@ -112,6 +112,7 @@ HW_EXPORT void _exit(int status) {
   if (hw__active && !hw__in_child && hw__state.hdr &&
       (uint64_t)syscall(SYS_getpid) == hw__state.hdr->pid) {
     hw__thread.guard = 1;
+    hw__killsnap_check(); /* a kill within the last tick: what we hold before we go */
     hw__container_leave(1, status);
   }
   syscall(SYS_exit_group, status);

@@ -274,9 +274,9 @@ void hw__container_join(int origin, uint64_t tracked_parent) {
   __atomic_store_n(&hw__cont_hi, HW_CONT_QUANTUM - 1, __ATOMIC_RELAXED);
   __atomic_store_n(&hw__cont_epoch, &c->peak_epoch, __ATOMIC_RELEASE);
   /* Bytes tracked before the slot existed (the root's start-up) go in now. */
-  pthread_mutex_lock(&hw__lock);
+  hw__lock_take();
   hw__container_publish(h->current_bytes);
-  pthread_mutex_unlock(&hw__lock);
+  hw__lock_give();
 }
 
 void hw__container_forget_in_child(void) {
@@ -347,7 +347,7 @@ void hw__container_leave(int have_code, int code) {
    * a little, never block; without it the part at the peak is `live`. */
   int locked = 0;
   for (int i = 0; i < 100 && !locked; i++) {
-    locked = pthread_mutex_trylock(&hw__lock) == 0;
+    locked = hw__lock_try();
     if (!locked) {
       struct timespec ts = {0, 100000};
       nanosleep(&ts, NULL);
@@ -358,7 +358,7 @@ void hw__container_leave(int have_code, int code) {
   hw__cont_epoch = &hw__no_epoch;
   __atomic_store_n(&hw__cont_lo, INT64_MIN, __ATOMIC_RELAXED);
   __atomic_store_n(&hw__cont_hi, INT64_MAX, __ATOMIC_RELAXED);
-  if (locked) pthread_mutex_unlock(&hw__lock);
+  if (locked) hw__lock_give();
   hw__slot_release(s, (uint64_t)getpid());
   h->container_end_epoch = __atomic_load_n(&hw__cont->peak_epoch, __ATOMIC_ACQUIRE);
   h->end_ms = hw__now_ms();

@@ -12,6 +12,11 @@
  * same path. SIGUSR2 needs no fd at all: the handler counts and wakes this
  * thread with a thread-directed signal that only interrupts its ppoll.
  *
+ * Around a Python-level os.fork() the thread is parked (stopped, joined and
+ * gone from the kernel's thread count) and started again afterwards: see
+ * "Parking" below. Its sockets, connections and pending SIGUSR2 requests stay
+ * as they were and are served after the restart.
+ *
  * One thread serves many clients: sockets are non-blocking, each connection
  * has a deadline, and at most HW_CONN_MAX (never more than a quarter of the
  * program's fd limit: those fds are the program's budget) wait for their
@@ -24,6 +29,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -64,6 +70,18 @@ static _Atomic int hw__sig_pending;
 static _Atomic pid_t hw__control_tid;
 static int hw__sig_installed;
 
+/* Parking (below): the thread ends when hw__ctl_stop is set; the wake pipe
+ * (its read end is in the poll set) ends its ppoll at once, whatever the
+ * program did with SIGUSR2. */
+static _Atomic int hw__ctl_stop;
+static hw_ownfd hw__wake_rd = {-1, 0, 0, 0}, hw__wake_wr = {-1, 0, 0, 0};
+static pthread_t hw__ctl_thread;
+static int hw__ctl_running;              /* a joinable thread exists; under hw__park_lock */
+static _Atomic int hw__ctl_parked;       /* under hw__park_lock */
+static _Atomic pid_t hw__ctl_kernel_tid; /* the last thread's tid, kept after it ends */
+static uint64_t hw__next_status, hw__next_rebind; /* kept across a park */
+static pthread_mutex_t hw__park_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static uint64_t hw__mono_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -101,6 +119,14 @@ void hw__control_close_in_child(void) {
   hw__own_close(&hw__listen);
   for (int i = 0; i < HW_CONN_MAX; i++) hw__conn_drop(&hw__conns[i]);
   HW_SET_RELAXED(hw__control_tid, 0);
+  hw__own_close(&hw__wake_rd);
+  hw__own_close(&hw__wake_wr);
+  /* The thread did not survive the fork; the parent may have held the lock. */
+  pthread_mutex_init(&hw__park_lock, NULL);
+  hw__ctl_running = 0;
+  HW_SET_RELAXED(hw__ctl_parked, 0);
+  HW_SET_RELAXED(hw__ctl_stop, 0);
+  HW_SET_RELAXED(hw__fork_watch, 0);
   /* A forked child dies of SIGUSR2 as it would have without us. */
   if (hw__sigusr2_is_ours()) signal(SIGUSR2, SIG_DFL);
 }
@@ -285,6 +311,11 @@ static void hw__signal_dump(void) {
   else hw__log("SIGUSR2: could not write a dump in %s: %s", hw__config.run_dir, strerror(-rc));
 }
 
+static void hw__wake_drain(void) {
+  char buf[64];
+  while (hw__own_check(&hw__wake_rd) && read(hw__wake_rd.fd, buf, sizeof buf) > 0) {}
+}
+
 static void *hw__control_main(void *arg) {
   (void)arg;
   hw__thread.guard = 1; /* nothing this thread allocates is the program's */
@@ -294,29 +325,35 @@ static void *hw__control_main(void *arg) {
   sigfillset(&wait_mask);
   sigdelset(&wait_mask, SIGUSR2);
   HW_SET_RELAXED(hw__control_tid, (pid_t)syscall(SYS_gettid));
-  uint64_t next_status = 0, next_rebind = 0;
-  struct pollfd p[1 + HW_CONN_MAX];
-  int slot_of[1 + HW_CONN_MAX];
+  HW_SET_RELAXED(hw__ctl_kernel_tid, HW_RELAXED(hw__control_tid));
+  struct pollfd p[2 + HW_CONN_MAX];
+  int slot_of[2 + HW_CONN_MAX];
   for (;;) {
     if (HW_RELAXED(hw__in_child)) return NULL;
+    if (atomic_load_explicit(&hw__ctl_stop, memory_order_acquire)) break; /* parked */
     uint64_t now = hw__mono_ms();
-    if (now >= next_status) {
+    if (now >= hw__next_status) {
       hw_readings_t r;
       hw__read_memory(&r);
+      hw__killsnap_check(); /* what we hold when the kernel's OOM killer strikes */
       hw__publish_readings(&r);
-      next_status = now + HW_STATUS_PERIOD_MS;
+      hw__next_status = now + HW_STATUS_PERIOD_MS;
       hw__container_tick(); /* slots of processes that died without leaving */
-      if (!hw__listen_intact() && now >= next_rebind) {
+      if (!hw__listen_intact() && now >= hw__next_rebind) {
         if (hw__listen_open() != 0)
           hw__debug("control socket %s lost; cannot re-create it: %s", hw__sock_path,
                     strerror(errno));
-        next_rebind = now + HW_REBIND_PERIOD_MS;
+        hw__next_rebind = now + HW_REBIND_PERIOD_MS;
       }
     }
     if (atomic_exchange_explicit(&hw__sig_pending, 0, memory_order_acq_rel)) hw__signal_dump();
 
     int n = 0;
-    uint64_t wake = next_status;
+    uint64_t wake = hw__next_status;
+    if (hw__wake_rd.fd >= 0) { /* a park request ends the wait at once */
+      p[n] = (struct pollfd){hw__wake_rd.fd, POLLIN, 0};
+      slot_of[n++] = -2;
+    }
     if (hw__accept_blocked) hw__accept_some(now);
     if (hw__accept_blocked && now + HW_CONN_GRACE_MS < wake) wake = now + HW_CONN_GRACE_MS;
     /* poll itself has no effect on an fd; each use below re-verifies it, so a
@@ -348,15 +385,22 @@ static void *hw__control_main(void *arg) {
     now = hw__mono_ms();
     for (int k = 0; k < n; k++) {
       if (!p[k].revents) continue;
-      if (slot_of[k] < 0) hw__accept_some(now);
+      if (slot_of[k] == -2) hw__wake_drain();
+      else if (slot_of[k] < 0) hw__accept_some(now);
       else if (hw__conns[slot_of[k]].fd.fd == p[k].fd) hw__conn_read(&hw__conns[slot_of[k]]);
     }
   }
+  /* No SIGUSR2 is forwarded to a tid that is going away; one that comes
+   * meanwhile is counted and served after the restart. */
+  HW_SET_RELAXED(hw__control_tid, 0);
   return NULL;
 }
 
+static int hw__control_spawn(void);
+
 int hw__control_start(void) {
   for (int i = 0; i < HW_CONN_MAX; i++) hw__conns[i].fd.fd = -1;
+  hw__next_status = hw__next_rebind = 0; /* a forked child's first readings come at once */
   struct rlimit nofile;
   if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY &&
       nofile.rlim_cur / 4 < HW_CONN_MAX)
@@ -383,16 +427,125 @@ int hw__control_start(void) {
   if (!child && sigaction(SIGUSR2, NULL, &prev) == 0 && !(prev.sa_flags & SA_SIGINFO) &&
       prev.sa_handler == SIG_DFL && sigaction(SIGUSR2, &sa, NULL) == 0)
     hw__sig_installed = 1;
-  pthread_t th;
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 256 * 1024);
-  int rc = hw__real_pthread_create(&th, &attr, hw__control_main, NULL);
-  pthread_attr_destroy(&attr);
+  pthread_mutex_lock(&hw__park_lock);
+  int rc = hw__control_spawn();
+  pthread_mutex_unlock(&hw__park_lock);
   if (rc != 0) {
     hw__log("cannot start the control thread; control channel off");
     return -1;
   }
   return 0;
+}
+
+/*
+ * Parking, around a Python-level os.fork() (CPython 3.12+ warns about a
+ * "multi-threaded" fork when /proc/self/stat counts more than one thread in
+ * the parent right after fork() returns; our thread must not be counted).
+ * The bootstrap's os.register_at_fork(before=...) parks the thread; it is
+ * started again once CPython has counted: at the fclose() of the
+ * /proc/self/stat it read (or the failed fopen(): then it counted Python
+ * threads only), whichever of that and the after_in_parent hook comes last
+ * (3.12 counts before that hook, 3.13 after it). init.c interposes fopen and
+ * fclose for this, and does nothing more to them.
+ *
+ * The joining side never holds a lock the thread could wait for (it may be
+ * inside a dump holding hw__lock: the join waits for the dump). pthread_join
+ * returns when the thread's tid futex is cleared, which the kernel does
+ * before it stops counting the thread (release_task): we wait, bounded, for
+ * the tid itself to be gone.
+ */
+_Atomic int hw__fork_watch; /* parked: init.c watches /proc/self/stat */
+static _Atomic int hw__fork_counted, hw__fork_after_parent;
+
+/* The wake pipe, made again when the program closed or took over an end. */
+static void hw__wake_open(void) {
+  if (hw__own_check(&hw__wake_rd) && hw__own_check(&hw__wake_wr)) return;
+  hw__own_close(&hw__wake_rd);
+  hw__own_close(&hw__wake_wr);
+  int wake[2];
+  if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0) return; /* parks then wait for a tick */
+  if (hw__own_adopt(&hw__wake_rd, wake[0]) != 0) close(wake[0]);
+  if (hw__own_adopt(&hw__wake_wr, wake[1]) != 0) close(wake[1]);
+}
+
+/* hw__park_lock held. */
+static int hw__control_spawn(void) {
+  hw__wake_open();
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 256 * 1024);
+  atomic_store_explicit(&hw__ctl_stop, 0, memory_order_release);
+  /* The thread starts with every signal blocked: none of the program's
+   * signals may run its handler on our thread before it blocks them. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int rc = hw__real_pthread_create(&hw__ctl_thread, &attr, hw__control_main, NULL);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pthread_attr_destroy(&attr);
+  hw__ctl_running = rc == 0;
+  return rc;
+}
+
+#define HW_GONE_WAIT_NS (50 * 1000000L) /* a thread that exited is gone in µs */
+
+/* Waits until the kernel no longer has `tid` in our thread group. */
+static void hw__wait_thread_gone(pid_t tid) {
+  struct timespec start, now, nap = {0, 20000};
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  for (int spin = 0; tid > 0; spin++) {
+    if (syscall(SYS_tgkill, getpid(), tid, 0) != 0 && errno == ESRCH) return;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if ((now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec) > HW_GONE_WAIT_NS)
+      return;
+    if (spin < 64) sched_yield();
+    else nanosleep(&nap, NULL);
+  }
+}
+
+void hw__control_park(void) {
+  if (HW_RELAXED(hw__in_child)) return;
+  pthread_mutex_lock(&hw__park_lock);
+  if (hw__ctl_running) {
+    atomic_store_explicit(&hw__ctl_stop, 1, memory_order_release);
+    if (hw__own_check(&hw__wake_wr)) {
+      char b = 1;
+      ssize_t w = write(hw__wake_wr.fd, &b, 1); /* full pipe: a wake-up is pending anyway */
+      (void)w;
+    }
+    /* Without the pipe (the program closed it) the thread sees the stop at
+     * its next tick, at most HW_STATUS_PERIOD_MS later. */
+    pthread_join(hw__ctl_thread, NULL);
+    hw__ctl_running = 0;
+    hw__wait_thread_gone(HW_RELAXED(hw__ctl_kernel_tid));
+    HW_SET_RELAXED(hw__ctl_parked, 1);
+    HW_SET_RELAXED(hw__fork_counted, 0);
+    HW_SET_RELAXED(hw__fork_after_parent, 0);
+    HW_SET_RELAXED(hw__fork_watch, 1);
+  }
+  pthread_mutex_unlock(&hw__park_lock);
+}
+
+static void hw__control_resume(void) {
+  pthread_mutex_lock(&hw__park_lock);
+  if (HW_RELAXED(hw__ctl_parked) && !HW_RELAXED(hw__in_child)) {
+    HW_SET_RELAXED(hw__fork_watch, 0);
+    HW_SET_RELAXED(hw__ctl_parked, 0);
+    if (hw__control_spawn() != 0)
+      hw__log("cannot restart the control thread after a fork; control channel off");
+  }
+  pthread_mutex_unlock(&hw__park_lock);
+}
+
+/* CPython has read the thread count (or could not: it then counts Python
+ * threads only, never ours). */
+void hw__control_fork_counted(void) {
+  HW_SET_RELAXED(hw__fork_counted, 1);
+  if (HW_RELAXED(hw__fork_after_parent)) hw__control_resume();
+}
+
+/* The after_in_parent hook: also after a failed fork(). */
+void hw__control_fork_parent(void) {
+  HW_SET_RELAXED(hw__fork_after_parent, 1);
+  if (HW_RELAXED(hw__fork_counted)) hw__control_resume();
 }

@@ -43,16 +43,25 @@ void hw__core_alloc_refused(hw_alloc_op *op) {
   op->t->guard = 0;
 }
 
-/* Anonymous mmaps are always recorded exactly: the system call costs more
- * than the stack walk, and a partial munmap needs bytes, not an estimate. */
-void hw__core_map_begin(hw_alloc_op *op, hw_thread_t *t, size_t len) {
+/* Anonymous mmaps: every range is recorded with its exact length (the
+ * totals, the guard, partial munmaps); under sampling only the stack walk is
+ * sampled, as for a heap block of that many bytes (its page-rounded length):
+ * CPython 3.11+ maps a data-stack chunk at every deep descent, and walking
+ * each one's full stack was the largest cost at depth. */
+static void hw__map_begin_sized(hw_alloc_op *op, hw_thread_t *t, size_t judged, size_t mapped) {
   t->guard = 1;
   op->t = t;
-  op->size = len;
+  op->size = judged;
   op->is_realloc = op->had_old = 0;
   op->old = NULL;
-  op->trip = hw__core_verdict(len);
-  op->node = hw__current_node(t);
+  op->trip = hw__core_verdict(judged);
+  size_t pages = (mapped + HW_PAGE - 1) & ~(size_t)(HW_PAGE - 1);
+  if (HW_UNLIKELY(hw__sample_rate != 0) && !hw__sample_take(pages)) op->node = HW_NODE_UNSAMPLED;
+  else op->node = hw__current_node(t);
+}
+
+void hw__core_map_begin(hw_alloc_op *op, hw_thread_t *t, size_t len) {
+  hw__map_begin_sized(op, t, len, len);
 }
 
 void hw__core_map_end(hw_alloc_op *op, void *p, size_t len, int fixed) {
@@ -65,7 +74,8 @@ void hw__core_map_end(hw_alloc_op *op, void *p, size_t len, int fixed) {
 }
 
 void hw__core_remap_begin(hw_alloc_op *op, hw_thread_t *t, size_t old_len, size_t new_len) {
-  hw__core_map_begin(op, t, new_len > old_len ? new_len - old_len : 0);
+  /* The guard judges the growth; the new range is sampled by its length. */
+  hw__map_begin_sized(op, t, new_len > old_len ? new_len - old_len : 0, new_len);
 }
 
 void hw__core_remap_end(hw_alloc_op *op, void *old, size_t old_len, void *p, size_t new_len) {

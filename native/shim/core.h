@@ -83,7 +83,8 @@ static inline void hw__core_alloc_end(hw_alloc_op *op, void *p) {
 void hw__core_alloc_refused(hw_alloc_op *op);
 static inline void hw__core_op_done(hw_alloc_op *op) { op->t->guard = 0; }
 
-/* Anonymous mmaps: always recorded exactly (no sampling). */
+/* Anonymous mmaps: the range always recorded exactly; under sampling its
+ * stack is sampled like a heap block's (core.c). */
 void hw__core_map_begin(hw_alloc_op *op, hw_thread_t *t, size_t len);
 /* fixed: MAP_FIXED (a trip must not unmap what it replaced). */
 void hw__core_map_end(hw_alloc_op *op, void *p, size_t len, int fixed);

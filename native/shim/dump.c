@@ -286,7 +286,7 @@ int hw__dump(const char *path, const char *trigger, int reason, int snaps, size_
   hw__read_memory(&r);
   hw__publish_readings(&r);
 
-  pthread_mutex_lock(&hw__lock);
+  hw__lock_take();
   hw__w_header(w, trigger, reason, &r);
   uint64_t fcount = h->func_count;
   for (uint64_t i = 0; i < fcount; i++) {
@@ -310,7 +310,7 @@ int hw__dump(const char *path, const char *trigger, int reason, int snaps, size_
   }
   if (snaps & HW_SNAP_CURRENT)
     stacks += hw__w_stacks(w, (const int64_t *)hw__state.live, count, "current", bits);
-  pthread_mutex_unlock(&hw__lock);
+  hw__lock_give();
 
   if (oom_bytes || oom_node != HW_NODE_NONE) {
     uint32_t node = oom_node == HW_NODE_NONE || oom_node >= count ? 0 : oom_node;

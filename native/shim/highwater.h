@@ -28,6 +28,11 @@ int hw_dump(const char *path, const char *trigger, char *out, size_t outlen);
 int hw_oom_unhandled(void);
 /* atexit: stop consulting the interpreter (it is going away). */
 int hw_python_stop(void);
+/* os.register_at_fork(before=, after_in_parent=) on CPython 3.12+: no
+ * control thread is counted when CPython checks for a multi-threaded fork.
+ * GIL held. */
+int hw_fork_before(void);
+int hw_fork_after_parent(void);
 /* Numbers for tests and benchmarks. */
 long long hw_stat(const char *name);
 #endif

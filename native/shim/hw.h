@@ -167,6 +167,10 @@ typedef struct {
   uint64_t off_cpeak;
   volatile uint64_t end_ms;
   volatile uint64_t exit_code;
+  /* 2480..2503: the kernel's OOM kill as this process saw it (killsnap.c) */
+  volatile uint64_t kill_ms; /* published last (release): 0 = no kill seen (yet) */
+  volatile int64_t kill_bytes;
+  uint64_t off_kill; /* `kill` area: live bytes per node when the kill was seen */
 } hw_state_header;
 /* Every offset and record size docs/protocol.md documents (and
  * sidecar/src/report/state.ts reads): the build fails before they can drift
@@ -214,6 +218,9 @@ _Static_assert(offsetof(hw_state_header, start_ticks) == 2384, "startTicks");
 _Static_assert(offsetof(hw_state_header, container_ended) == 2424, "containerEnded");
 _Static_assert(offsetof(hw_state_header, off_cpeak) == 2456, "cpeak offset");
 _Static_assert(offsetof(hw_state_header, exit_code) == 2472, "exitCode");
+_Static_assert(offsetof(hw_state_header, kill_ms) == 2480, "killMs");
+_Static_assert(offsetof(hw_state_header, kill_bytes) == 2488, "killBytes");
+_Static_assert(offsetof(hw_state_header, off_kill) == 2496, "kill offset");
 _Static_assert(sizeof(hw_state_header) <= 4096, "the header fits its 4096 bytes");
 _Static_assert(sizeof(hw_func_rec) == 16 && offsetof(hw_func_rec, name_len) == 12, "funcs record");
 _Static_assert(sizeof(hw_node_rec) == 16 && offsetof(hw_node_rec, line) == 8, "nodes record");
@@ -232,6 +239,7 @@ typedef struct {
   volatile int64_t *live;
   int64_t *snapshot;
   int64_t *cpeak; /* container.c: live bytes at the container peak */
+  int64_t *kill;  /* killsnap.c: live bytes when the cgroup's oom_kill count moved */
   uint64_t string_used;
   size_t map_bytes;
 } hw_state_t;
@@ -253,7 +261,8 @@ void hw__resolve_pending(void); /* GIL held */
 extern _Atomic int hw__pending_count;
 extern pthread_mutex_t hw__intern_lock;
 
-/* ---- blocks.c: the live heap blocks, address -> (size, node); hw__lock held ---- */
+/* ---- blocks.h (in tracker.c): the live heap blocks, address -> (size, node); hw__lock held ----
+ */
 /* Records a block; returns 1 when it replaced one at the same address (its
  * size and node in old_*), 0 when new, -1 when out of bookkeeping memory. */
 int hw__blocks_put(uintptr_t a, uint64_t size, uint32_t node, uint64_t *old_size,
@@ -266,7 +275,38 @@ size_t hw__blocks_count(void);
 size_t hw__blocks_overhead(void);
 
 /* ---- tracker.c: live allocations, bytes per node, peak ---- */
-extern pthread_mutex_t hw__lock;
+/* hw__lock guards the live-block table, the mmap ranges, `live` and the
+ * peak. Every tracked malloc and free takes it, so it is a bare futex mutex
+ * (Drepper's "mutex 3": 0 free, 1 held, 2 held and maybe waited for): one
+ * compare-and-swap to take, one exchange to give, inline; glibc's
+ * pthread_mutex_lock/unlock pair cost ~57 instructions more per call
+ * (callgrind, bench/README.md). Not a pthread_mutex_t: the Makefile makes
+ * passing it to pthread_mutex_* a compile error. */
+typedef struct {
+  _Atomic uint32_t state;
+} hw_lock_t;
+extern hw_lock_t hw__lock;
+void hw__lock_wait(hw_lock_t *l); /* contended: sleeps until it is ours */
+void hw__lock_wake(hw_lock_t *l); /* someone may sleep on it: wake one */
+static inline void hw__lock_take(void) {
+  uint32_t free_ = 0;
+  if (HW_UNLIKELY(!atomic_compare_exchange_strong_explicit(
+          &hw__lock.state, &free_, 1, memory_order_acquire, memory_order_relaxed)))
+    hw__lock_wait(&hw__lock);
+}
+static inline int hw__lock_try(void) {
+  uint32_t free_ = 0;
+  return atomic_compare_exchange_strong_explicit(&hw__lock.state, &free_, 1, memory_order_acquire,
+                                                 memory_order_relaxed);
+}
+static inline void hw__lock_give(void) {
+  if (HW_UNLIKELY(atomic_exchange_explicit(&hw__lock.state, 0, memory_order_release) == 2))
+    hw__lock_wake(&hw__lock);
+}
+/* A fork child: the only thread left; the lock was held by the parent's fork. */
+static inline void hw__lock_reset(void) {
+  atomic_store_explicit(&hw__lock.state, 0, memory_order_relaxed);
+}
 extern _Atomic int hw__tracking;
 void hw__track_alloc(void *p, size_t size, uint32_t node);
 void hw__track_free(void *p);
@@ -289,6 +329,11 @@ typedef struct {
    * read from the interpreter's chain (hw__rebuild) is not: it may end
    * without a pop. */
   uint32_t hooked;
+  /* Sampling mode's f_back walk (3.8 - 3.10): the frame's code object and
+   * instruction when its node was computed; the node is reused while they
+   * and every frame below are the same. */
+  void *code;
+  int lasti;
 } hw_sframe;
 
 typedef struct {
@@ -318,6 +363,9 @@ uint32_t hw__walk_node(hw_thread_t *t);
  * (PEP 523) instead of the profile callback; hw__eval_init verifies and
  * installs it, GIL held. */
 extern _Atomic int hw__eval_on;
+/* Sampling mode, 3.8 - 3.10: no hook, the f_back chain read at sampled
+ * allocations only (hw__eval_init sets it instead of installing the hook). */
+extern _Atomic int hw__fwalk_on;
 int hw__eval_init(void);
 void hw__py_unregister_thread(void);
 
@@ -413,6 +461,17 @@ typedef struct {
 } hw_readings_t;
 void hw__guard_init(void);
 int hw__read_memory(hw_readings_t *r);
+/* The memory cgroup found by the readings (0 before the first reading found
+ * one): this process's own directory and the limiting ancestor's, and the
+ * version (1 or 2). */
+int hw__memory_cgroup_dirs(const char **own, const char **limiting, int *version);
+/* hw__read_whole under the readings' test root (HIGHWATER_TEST_ROOT). */
+ssize_t hw__read_cgroup_file(const char *path, char *buf, size_t cap);
+
+/* ---- killsnap.c: live bytes per node at the kernel's OOM kill ---- */
+/* Control thread tick and the exit paths: copies `live` into the `kill` area
+ * the first time the cgroup's oom_kill count moves past its value at start. */
+void hw__killsnap_check(void);
 void hw__publish_readings(const hw_readings_t *r);
 /* Called before an allocation of `size` bytes: 0 to go on, or the rule
  * (HW_OOM_LOW_AVAILABLE, HW_OOM_SWAP) the allocation would break if it succeeds. */
@@ -448,6 +507,11 @@ static inline void hw__timeline_moved(int64_t cur) {
 /* ---- control.c ---- */
 int hw__control_start(void);
 void hw__control_close_in_child(void);
+/* Around a Python-level os.fork() (bootstrap hooks, through init.c). */
+void hw__control_park(void);
+void hw__control_fork_counted(void);
+void hw__control_fork_parent(void);
+extern _Atomic int hw__fork_watch; /* parked: CPython's thread count is still to come */
 
 /* ---- container.c: the container file shared by every tracked process ---- */
 enum { HW_ORIGIN_ROOT = 1, HW_ORIGIN_EXEC = 2, HW_ORIGIN_FORK = 3 };

@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -22,18 +23,18 @@ static int hw__started;
 static void hw__atfork_prepare(void) {
   hw__children_prepare();
   pthread_mutex_lock(&hw__intern_lock);
-  pthread_mutex_lock(&hw__lock);
+  hw__lock_take();
 }
 
 static void hw__atfork_parent(void) {
-  pthread_mutex_unlock(&hw__lock);
+  hw__lock_give();
   pthread_mutex_unlock(&hw__intern_lock);
 }
 
 static void hw__atfork_child(void) {
   /* The child stops tracking: it must not write the parent's state file,
    * and the control thread did not survive the fork. */
-  pthread_mutex_init(&hw__lock, NULL);
+  hw__lock_reset();
   pthread_mutex_init(&hw__intern_lock, NULL);
   int was_tracking = HW_RELAXED(hw__tracking);
   HW_SET_RELAXED(hw__in_child, 1);
@@ -178,6 +179,9 @@ HW_EXPORT int hw_oom_unhandled(void) {
 }
 
 HW_EXPORT int hw_python_stop(void) {
+  /* The bootstrap's atexit, before the interpreter's teardown frees the
+   * program's data: a kill within the last tick is still caught holding it. */
+  hw__killsnap_check();
   HW_SET_RELAXED(hw__py_alive, 0);
   return 0;
 }
@@ -192,7 +196,88 @@ HW_EXPORT long long hw_stat(const char *name) {
   if (strcmp(name, "overhead_bytes") == 0) return (long long)hw__tracker_overhead_bytes();
   if (strcmp(name, "failed_allocations") == 0) return (long long)hw__failed_last(NULL, NULL);
   if (strcmp(name, "stack_mode") == 0)
-    /* 1: frame walk, 2: frame-evaluation hook, 0: profile callback */
-    return HW_RELAXED(hw__walk_on) ? 1 : HW_RELAXED(hw__eval_on) ? 2 : 0;
+    /* 1: frame walk, 2: frame-evaluation hook, 3: frame-object walk
+     * (sampling, 3.8 - 3.10), 0: profile callback */
+    return HW_RELAXED(hw__walk_on)    ? 1
+           : HW_RELAXED(hw__eval_on)  ? 2
+           : HW_RELAXED(hw__fwalk_on) ? 3
+                                      : 0;
   return -1;
+}
+
+/* os.register_at_fork(before=...), registered by the bootstrap on CPython
+ * 3.12+: parks the control thread (control.c, "Parking"). GIL held. */
+HW_EXPORT int hw_fork_before(void) {
+  hw_thread_t *t = &hw__thread;
+  int g = t->guard;
+  t->guard = 1;
+  hw__control_park();
+  t->guard = g;
+  return 0;
+}
+
+/* os.register_at_fork(after_in_parent=...): the thread comes back now, or at
+ * CPython's thread count if that is still to come. GIL held. */
+HW_EXPORT int hw_fork_after_parent(void) {
+  hw_thread_t *t = &hw__thread;
+  int g = t->guard;
+  t->guard = 1;
+  hw__control_fork_parent();
+  t->guard = g;
+  return 0;
+}
+
+/*
+ * fopen/fclose pass straight through. Only while the control thread is
+ * parked for a fork do they look at the path: CPython reads the thread count
+ * from /proc/self/stat with fopen, fread, fclose right after fork() returns,
+ * and the thread may come back once that file is closed (or failed to open).
+ */
+static FILE *(*hw__real_fopen)(const char *, const char *);
+static FILE *(*hw__real_fopen64)(const char *, const char *);
+static int (*hw__real_fclose)(FILE *);
+static FILE *_Atomic hw__count_file; /* CPython's /proc/self/stat, while parked */
+
+static void *hw__next(const char *name) {
+  int g = hw__thread.guard;
+  hw__thread.guard = 1; /* dlsym may allocate */
+  void *fn = dlsym(RTLD_NEXT, name);
+  hw__thread.guard = g;
+  return fn;
+}
+
+static FILE *hw__fopen_seen(FILE *f, const char *path) {
+  if (HW_UNLIKELY(HW_RELAXED(hw__fork_watch)) && path && strcmp(path, "/proc/self/stat") == 0) {
+    int g = hw__thread.guard;
+    hw__thread.guard = 1;
+    if (f) atomic_store_explicit(&hw__count_file, f, memory_order_relaxed);
+    else hw__control_fork_counted();
+    hw__thread.guard = g;
+  }
+  return f;
+}
+
+HW_EXPORT FILE *fopen(const char *path, const char *mode) {
+  if (!hw__real_fopen) *(void **)&hw__real_fopen = hw__next("fopen");
+  return hw__fopen_seen(hw__real_fopen(path, mode), path);
+}
+
+HW_EXPORT FILE *fopen64(const char *path, const char *mode) {
+  if (!hw__real_fopen64) *(void **)&hw__real_fopen64 = hw__next("fopen64");
+  return hw__fopen_seen(hw__real_fopen64(path, mode), path);
+}
+
+HW_EXPORT int fclose(FILE *f) {
+  if (!hw__real_fclose) *(void **)&hw__real_fclose = hw__next("fclose");
+  int rc = hw__real_fclose(f);
+  /* Forgotten also when it comes too late to matter: no stale pointer stays. */
+  if (HW_UNLIKELY(f && atomic_load_explicit(&hw__count_file, memory_order_relaxed) == f) &&
+      atomic_compare_exchange_strong(&hw__count_file, &(FILE *){f}, NULL) &&
+      HW_RELAXED(hw__fork_watch)) {
+    int g = hw__thread.guard;
+    hw__thread.guard = 1;
+    hw__control_fork_counted();
+    hw__thread.guard = g;
+  }
+  return rc;
 }

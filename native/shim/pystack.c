@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "hw.h"
+#include "sampling.h"
 
 #define PyTrace_CALL 0
 #define PyTrace_RETURN 3
@@ -130,6 +131,9 @@ static void *(*hw__this_tstate)(void); /* PyGILState_GetThisThreadState */
 static const hw_line_layout *hw__EL;   /* verified frame offsets (compat.c) */
 /* Set once at start-up (GIL held) before tracking starts; relaxed. */
 _Atomic int hw__eval_on;
+/* Sampling mode, 3.8 - 3.10: no hook; the f_back chain is read at a sampled
+ * allocation only (hw__fwalk_node). Set like hw__eval_on. */
+_Atomic int hw__fwalk_on;
 
 /* The shadow stack from the running frame's f_back chain (every frame on it
  * is alive: each holds a reference to the one below); not hooked. */
@@ -246,8 +250,17 @@ int hw__eval_init(void) {
   void *back = hw__frame_back(fobj);
   int back_ok = HW_AT(fobj, HW_PY38_F_BACK) == back;
   if (back) hw__py.Py_DecRef((PyObject *)back);
-  if (!back_ok || hw__get_eval(interp) != hw__eval_default) return -1;
+  if (!back_ok) return -1;
   hw__EL = L;
+  if (hw__sample_rate != 0) {
+    /* Sampling mode: about one allocation in rate/size needs a stack, so a
+     * hook on every call costs more than reading the whole chain at the few
+     * that do (deep-stack sampled on 3.8: 1.78x with the hook). Whatever
+     * evaluates frames (even another PEP 523 hook) leaves the chain. */
+    HW_SET_RELAXED(hw__fwalk_on, 1);
+    return 0;
+  }
+  if (hw__get_eval(interp) != hw__eval_default) return -1;
   HW_SET_RELAXED(hw__eval_on, 1);
   return 0;
 }
@@ -280,6 +293,51 @@ static uint32_t hw__frame_node(uint32_t parent, void *frame) {
   return hw__intern_node(parent, func, line < 0 ? 0 : (uint32_t)line);
 }
 
+/* Sampling mode, 3.8 - 3.10: the node of the running frame's whole f_back
+ * chain, read from memory (offsets and lines verified at start-up, as for
+ * the hook) into the shadow stack's storage, root first. A level keeps the
+ * node the last walk computed for it while it and every level below are
+ * the same frame, code object and instruction (the node depends on nothing
+ * else); from the lowest level that moved up, lines are read and interned
+ * again. Every level is read: nothing tells us a caller resumed. */
+static uint32_t hw__fwalk_node(hw_thread_t *t) {
+  if (!HW_RELAXED(hw__py_alive)) return t->last_node != HW_NODE_NONE ? t->last_node : t->inherited;
+  void *ts = hw__this_tstate();
+  void *top = ts ? HW_AT(ts, hw__EL->tstate_frame) : NULL;
+  if (!top) return t->inherited; /* a C thread, or no Python code running */
+  int n = 0;
+  for (void *f = top; f; f = HW_AT(f, HW_PY38_F_BACK)) n++;
+  while (t->capacity < n)
+    if (hw__stack_grow(t) != 0) return t->inherited;
+  const size_t lasti_at = hw__EL->f_lasti;
+  int moved = n, k = n;
+  for (void *f = top; f; f = HW_AT(f, HW_PY38_F_BACK)) {
+    hw_sframe *e = &t->frames[--k];
+    void *code = HW_AT(f, HW_PY38_F_CODE);
+    int lasti = *(int *)((char *)f + lasti_at);
+    if (k >= t->depth || e->frame != f || e->code != code || e->lasti != lasti ||
+        e->node == HW_NODE_NONE)
+      moved = k;
+    e->frame = f;
+    e->code = code;
+    e->lasti = lasti;
+    e->hooked = 0;
+  }
+  t->depth = n;
+  uint32_t node = moved > 0 ? t->frames[moved - 1].node : 0;
+  for (k = moved; k < n; k++) {
+    node = hw__frame_node(node, t->frames[k].frame);
+    if (HW_UNLIKELY(node == HW_NODE_UNKNOWN)) { /* no line without the GIL */
+      for (; k < n; k++) t->frames[k].node = HW_NODE_NONE;
+      return t->last_node != HW_NODE_NONE ? t->last_node : t->inherited;
+    }
+    t->frames[k].node = node;
+  }
+  if (n == 0) return t->inherited;
+  t->last_node = node;
+  return node;
+}
+
 /* The node of the thread's current stack. Every frame on the shadow stack
  * belongs to this thread and is suspended (at a call, or in the C code that
  * is allocating), so reading its code pointer and line from memory is safe
@@ -288,6 +346,7 @@ static uint32_t hw__frame_node(uint32_t parent, void *frame) {
  * (names.c). */
 uint32_t hw__current_node(hw_thread_t *t) {
   if (HW_RELAXED(hw__walk_on)) return HW_RELAXED(hw__py_alive) ? hw__walk_node(t) : t->inherited;
+  if (HW_RELAXED(hw__fwalk_on)) return hw__fwalk_node(t);
   if (HW_RELAXED(hw__eval_on)) {
     /* The hook runs on every thread, and the shadow stack may be out of
      * step (see hw__push_checked): its top must be the running frame. */
@@ -327,14 +386,15 @@ unknown: /* no line without the GIL: the last one this thread had */
 int hw__py_register_thread(int seed, int skip) {
   hw_thread_t *t = &hw__thread;
   if (!hw__py.ready) return -1;
-  if (HW_RELAXED(hw__walk_on) || HW_RELAXED(hw__eval_on)) {
+  if (HW_RELAXED(hw__walk_on) || HW_RELAXED(hw__fwalk_on) || HW_RELAXED(hw__eval_on)) {
     /* Called from the Python-level thread hook (threading.setprofile, which
      * highwater.api sets for the threads its call starts): that hook is
      * this thread's profile function and would stay, running Python code on
      * every call and return (6 - 8x on a call-heavy thread). Nothing needs
      * a profile function here. */
     if (skip > 0) hw__py.PyEval_SetProfile(NULL, NULL);
-    if (HW_RELAXED(hw__walk_on)) return 0; /* the interpreter's own frames are read instead */
+    /* The interpreter's own frames are read instead. */
+    if (HW_RELAXED(hw__walk_on) || HW_RELAXED(hw__fwalk_on)) return 0;
     /* One hook for every thread; the running frames are read at the first
      * allocation (hw__rebuild). */
     hw__thread_keep(t);
@@ -378,7 +438,7 @@ int hw__py_register_thread(int seed, int skip) {
 
 void hw__py_unregister_thread(void) {
   hw_thread_t *t = &hw__thread;
-  if (!hw__py.ready || HW_RELAXED(hw__walk_on)) return;
+  if (!hw__py.ready || HW_RELAXED(hw__walk_on) || HW_RELAXED(hw__fwalk_on)) return;
   if (HW_RELAXED(hw__eval_on)) {
     hw__eval_install(0);
     t->registered = 0;

@@ -51,6 +51,7 @@ static const char *hw__path(const char *path, char *buf, size_t cap) {
  * across a fork. */
 typedef struct {
   char dir[512]; /* the limiting cgroup directory, "" = host only */
+  char own[512]; /* this process's own cgroup directory (killsnap.c: v1 counts a kill only there) */
   int version;   /* 1 or 2, 0 = none */
 } hw_cgroup_t;
 static hw_cgroup_t hw__cg;
@@ -64,6 +65,7 @@ typedef struct {
   hw_cgroup_paths paths;
   hw_cgroup_mounts mounts;
   char dir[512], best[512];
+  hw_cgroup_t mine; /* a reader's own find, before one is published (1 KiB) */
 } hw_scratch_t;
 
 /* Open-read-close, never keeping an fd (the program may close any number). */
@@ -102,6 +104,7 @@ static void hw__find_cgroup(hw_scratch_t *sc, hw_cgroup_t *found) {
     found->version = 1;
   }
   if (!found->version) return;
+  strcpy(found->own, found->dir);
   /* Walk up to the mount point: the ancestor with the smallest limit rules. */
   const char *mnt = found->version == 2 ? m->v2_mnt : m->v1_mnt;
   const char *limit_file = found->version == 2 ? "memory.max" : "memory.limit_in_bytes";
@@ -140,12 +143,24 @@ static const hw_cgroup_t *hw__cgroup(hw_scratch_t *sc, hw_cgroup_t *mine) {
   return mine;
 }
 
+int hw__memory_cgroup_dirs(const char **own, const char **limiting, int *version) {
+  if (atomic_load_explicit(&hw__cg_state, memory_order_acquire) != 2 || !hw__cg.version) return 0;
+  *own = hw__cg.own;
+  *limiting = hw__cg.dir;
+  *version = hw__cg.version;
+  return 1;
+}
+
+/* The test root (HIGHWATER_TEST_ROOT) before `path`, as every read here. */
+ssize_t hw__read_cgroup_file(const char *path, char *buf, size_t cap) {
+  return hw__read_file(path, buf, cap);
+}
+
 int hw__read_memory(hw_readings_t *r) {
   memset(r, 0, sizeof *r);
   hw_scratch_t *sc = hw__pages_alloc(sizeof *sc);
   if (!sc) return -1; /* nothing known: the guard never guesses an OOM */
-  hw_cgroup_t mine;
-  const hw_cgroup_t *cg = hw__cgroup(sc, &mine);
+  const hw_cgroup_t *cg = hw__cgroup(sc, &sc->mine);
   char *buf = sc->file;
   const size_t bufcap = sizeof sc->file;
   if (hw__read_file("/proc/meminfo", buf, bufcap) > 0) {

@@ -56,6 +56,8 @@ int hw__state_open(void) {
   off += hw__page_up(hw__timeline_bytes());
   uint64_t off_cpeak = off; /* container.c: per node, at the container peak */
   off += hw__page_up((uint64_t)HW_NODE_CAP * 8);
+  uint64_t off_kill = off; /* killsnap.c: per node, when the kernel's OOM kill was seen */
+  off += hw__page_up((uint64_t)HW_NODE_CAP * 8);
 
   if (!hw__own_check(&own) || ftruncate(fd, (off_t)off) != 0) {
     hw__log("cannot size state file %s: %s; not tracking", path, strerror(errno));
@@ -81,6 +83,7 @@ int hw__state_open(void) {
   s->live = (volatile int64_t *)(base + off_live);
   s->snapshot = (int64_t *)(base + off_snapshot);
   s->cpeak = (int64_t *)(base + off_cpeak);
+  s->kill = (int64_t *)(base + off_kill);
   s->string_used = 0;
 
   hw_state_header *h = s->hdr;
@@ -97,6 +100,7 @@ int hw__state_open(void) {
   h->off_snapshot = off_snapshot;
   h->off_timeline = off_timeline;
   h->off_cpeak = off_cpeak;
+  h->off_kill = off_kill;
   h->container_slot = UINT64_MAX;
   h->start_ms = hw__now_ms();
   h->start_ticks = hw__proc_start_ticks(getpid(), NULL, NULL);

@@ -1,5 +1,5 @@
 /*
- * Live allocations and the peak. Heap blocks live in blocks.c's compact
+ * Live allocations and the peak. Heap blocks live in blocks.h's compact
  * table (address -> size, node); anonymous mmaps in a sorted range list so that partial munmaps can
  * be split. Bytes per node are kept in the shared `live` array; the peak snapshot is copied lazily,
  * only when memory first falls after a new peak (Fil's rule), and copied before the fall is applied
@@ -14,12 +14,30 @@
  * another thread at that very moment.
  */
 #define _GNU_SOURCE
+#include <linux/futex.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "hw.h"
 #include "sampling.h"
+#include "blocks.h" /* the live-block table, inlined here */
 
-pthread_mutex_t hw__lock = PTHREAD_MUTEX_INITIALIZER;
+hw_lock_t hw__lock;
+
+/* hw__lock's slow paths (hw.h). Private futexes: the lock is never shared
+ * with another process. */
+void hw__lock_wait(hw_lock_t *l) {
+  uint32_t c = atomic_exchange_explicit(&l->state, 2, memory_order_acquire);
+  while (c != 0) {
+    syscall(SYS_futex, &l->state, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
+    c = atomic_exchange_explicit(&l->state, 2, memory_order_acquire);
+  }
+}
+
+void hw__lock_wake(hw_lock_t *l) {
+  syscall(SYS_futex, &l->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
 /* Read by every hook (relaxed: a switch; the tables it gates are under
  * hw__lock). Turned on only after the state file is mapped, by the thread
  * that mapped it. */
@@ -29,10 +47,16 @@ _Atomic int hw__tracking;
 #define HW_NODE_MASK ((1u << HW_NODE_BITS) - 1)
 #define HW_SIZE_MAX ((1ull << 40) - 1)
 
+/* `charged`: the bytes the range charges to its node's stack. Its length in
+ * exact mode or when its map was sampled at a size >= the rate; len / p when
+ * sampled below the rate; 0 when not sampled (node HW_NODE_UNSAMPLED). The
+ * totals always move by the exact length. A cut takes its share of `charged`
+ * and the pieces keep the rest, so the stack gets back to 0 exactly. */
 typedef struct {
   uintptr_t start;
   uint64_t len;
   uint32_t node;
+  int64_t charged;
 } hw_range;
 
 /* Nodes whose live bytes changed since the last peak snapshot: copying only
@@ -115,22 +139,26 @@ static __attribute__((noinline)) void hw__add_split_sampling(uint32_t node, int6
   hw__container_moved(cur);
 }
 
+/* Memory is about to fall from a new peak: freeze the peak first, while
+ * `live` still is the peak (a reader after SIGKILL sees source 1 until the
+ * snapshot is whole). Once per fall from a peak: out of the hot path. */
+static __attribute__((noinline, cold)) void hw__peak_falls(hw_state_header *h) {
+  hw__freeze_peak(h);
+  __atomic_store_n(&h->peak_source, 0, __ATOMIC_RELEASE);
+}
+
 /* `delta` bytes to the totals, `node_delta` to the node's stack: they differ
- * only for heap blocks under sampling (hw__add_tabled). */
-static inline void hw__add_split(uint32_t node, int64_t node_delta, int64_t delta) {
+ * only for heap blocks under sampling (hw__add_tabled). Inlined into every
+ * caller: in exact mode each malloc and each free passes here once. */
+static inline __attribute__((always_inline)) void hw__add_split(uint32_t node, int64_t node_delta,
+                                                                int64_t delta) {
   if (HW_UNLIKELY(hw__sample_rate != 0)) {
     hw__add_split_sampling(node, node_delta, delta);
     return;
   }
   hw_state_header *h = hw__state.hdr;
   hw__container_check(); /* the container peak moved: keep this process's part first */
-  if (delta < 0 && h->peak_source == 1) {
-    /* Memory is about to fall from a new peak: freeze the peak first, while
-     * `live` still is the peak (a reader after SIGKILL sees source 1 until
-     * the snapshot is whole). */
-    hw__freeze_peak(h);
-    __atomic_store_n(&h->peak_source, 0, __ATOMIC_RELEASE);
-  }
+  if (delta < 0 && HW_UNLIKELY(h->peak_source == 1)) hw__peak_falls(h);
   if (node_delta != 0) {
     hw__dirty(node);
     hw__state.live[node] += node_delta;
@@ -152,7 +180,8 @@ static inline void hw__add_bytes(uint32_t node, int64_t delta) {
 /* ---- heap blocks ---- */
 
 /* Exact mode: a heap block of `size` bytes comes (sign 1) or goes (-1). */
-static inline void hw__add_block(uint32_t node, uint64_t size, int sign) {
+static inline __attribute__((always_inline)) void hw__add_block(uint32_t node, uint64_t size,
+                                                                int sign) {
   hw__add_split(node, sign * (int64_t)size, sign * (int64_t)size);
 }
 
@@ -185,21 +214,21 @@ void hw__track_alloc(void *p, size_t size, uint32_t node) {
      * one's and never reach the table. */
     hw__hm_clear((uintptr_t)p);
     uint64_t usable = hw__usable(p, size);
-    pthread_mutex_lock(&hw__lock);
+    hw__lock_take();
     int r = hw__blocks_put((uintptr_t)p, size, node, &old_size, &old_node);
     /* A block we never saw freed: its chunk is gone, its usable size with it;
      * what it was asked for is the nearest we know. */
     if (r == 1) hw__add_tabled(old_node, old_size, old_size, -1);
     if (r == 0) hw__tabled_count((uintptr_t)p, 1);
     if (r >= 0) hw__add_tabled(node, size, usable, 1);
-    pthread_mutex_unlock(&hw__lock);
+    hw__lock_give();
     return;
   }
-  pthread_mutex_lock(&hw__lock);
+  hw__lock_take();
   int r = hw__blocks_put((uintptr_t)p, size, node, &old_size, &old_node);
   if (r == 1) hw__add_block(old_node, old_size, -1); /* a block we never saw freed: replaced */
   if (r >= 0) hw__add_block(node, size, 1);
-  pthread_mutex_unlock(&hw__lock);
+  hw__lock_give();
 }
 
 /* Sampling mode, a tabled block leaves (hw__lock held). */
@@ -214,7 +243,7 @@ int hw__track_take(void *p, size_t *size, uint32_t *node) {
   if (!p || !hw__state.hdr) return 0;
   uint64_t sz;
   uint32_t nd;
-  pthread_mutex_lock(&hw__lock);
+  hw__lock_take();
   int found;
   if (HW_UNLIKELY(hw__sample_rate != 0)) {
     found = hw__take_tabled(p, &sz, &nd);
@@ -222,7 +251,7 @@ int hw__track_take(void *p, size_t *size, uint32_t *node) {
     found = hw__blocks_take((uintptr_t)p, &sz, &nd);
     if (found) hw__add_block(nd, sz, -1);
   }
-  pthread_mutex_unlock(&hw__lock);
+  hw__lock_give();
   if (found) {
     *size = (size_t)sz;
     *node = nd;
@@ -234,10 +263,10 @@ void hw__track_free(void *p) {
   if (!p || !hw__state.hdr) return;
   uint64_t size;
   uint32_t node;
-  pthread_mutex_lock(&hw__lock);
+  hw__lock_take();
   if (HW_UNLIKELY(hw__sample_rate != 0)) hw__take_tabled(p, &size, &node);
   else if (hw__blocks_take((uintptr_t)p, &size, &node)) hw__add_block(node, size, -1);
-  pthread_mutex_unlock(&hw__lock);
+  hw__lock_give();
 }
 
 /* ---- sampling mode: unsampled heap blocks, lock-free (sampling.h) ---- */
@@ -249,9 +278,9 @@ static inline void hw__total_unlocked(hw_state_header *h, int64_t delta) {
   if (delta > 0 && HW_UNLIKELY(cur > HW_HDR_GET(h->peak_bytes))) hw__raise_peak(h, cur);
   hw__timeline_moved(cur); /* its own try-lock */
   if (HW_UNLIKELY(hw__container_out_of_band(cur))) {
-    pthread_mutex_lock(&hw__lock);
+    hw__lock_take();
     hw__container_publish(HW_HDR_GET(h->current_bytes));
-    pthread_mutex_unlock(&hw__lock);
+    hw__lock_give();
   }
 }
 
@@ -296,7 +325,8 @@ static size_t hw__range_lower_bound(uintptr_t a) {
   return lo;
 }
 
-static int hw__range_insert_at(size_t at, uintptr_t start, uint64_t len, uint32_t node) {
+static int hw__range_insert_at(size_t at, uintptr_t start, uint64_t len, uint32_t node,
+                               int64_t charged) {
   if (hw__range_used == hw__range_cap) {
     size_t ncap = hw__range_cap ? hw__range_cap * 2 : 1024;
     hw_range *nr = hw__pages_alloc(ncap * sizeof *nr);
@@ -310,8 +340,15 @@ static int hw__range_insert_at(size_t at, uintptr_t start, uint64_t len, uint32_
   hw__ranges[at].start = start;
   hw__ranges[at].len = len;
   hw__ranges[at].node = node;
+  hw__ranges[at].charged = charged;
   hw__range_used++;
   return 0;
+}
+
+/* A range's share of its charge for `part` of its `len` bytes. */
+static inline int64_t hw__range_share(const hw_range *r, uint64_t part) {
+  if (part >= r->len) return r->charged;
+  return (int64_t)((__int128)r->charged * (__int128)part / (__int128)r->len);
 }
 
 /* Drops [a, a+len) from every range it overlaps, splitting as needed. */
@@ -328,19 +365,25 @@ static void hw__unmap_locked(uintptr_t a, uint64_t len) {
     }
     uintptr_t cut_lo = r.start > a ? r.start : a;
     uintptr_t cut_hi = rend < end ? rend : end;
-    hw__add_bytes(r.node, -(int64_t)(cut_hi - cut_lo));
+    int64_t cut_charge = hw__range_share(&r, cut_hi - cut_lo);
+    hw__add_split(r.node, -cut_charge, -(int64_t)(cut_hi - cut_lo));
+    int64_t rest = r.charged - cut_charge;
     if (r.start < cut_lo && rend > cut_hi) {
       /* A hole in the middle: keep the left part here, insert the right. */
+      int64_t left = hw__range_share(&r, cut_lo - r.start);
       hw__ranges[i].len = cut_lo - r.start;
-      if (hw__range_insert_at(i + 1, cut_hi, rend - cut_hi, r.node) != 0)
-        hw__add_bytes(r.node, -(int64_t)(rend - cut_hi));
+      hw__ranges[i].charged = left;
+      if (hw__range_insert_at(i + 1, cut_hi, rend - cut_hi, r.node, rest - left) != 0)
+        hw__add_split(r.node, -(rest - left), -(int64_t)(rend - cut_hi));
       i += 2;
     } else if (r.start < cut_lo) {
       hw__ranges[i].len = cut_lo - r.start;
+      hw__ranges[i].charged = rest;
       i++;
     } else if (rend > cut_hi) {
       hw__ranges[i].start = cut_hi;
       hw__ranges[i].len = rend - cut_hi;
+      hw__ranges[i].charged = rest;
       i++;
     } else {
       memmove(&hw__ranges[i], &hw__ranges[i + 1], (hw__range_used - i - 1) * sizeof *hw__ranges);
@@ -357,25 +400,29 @@ void hw__track_mmap(void *p, size_t len, uint32_t node) {
   if (!p || !hw__state.hdr || len == 0) return;
   if (node > HW_NODE_MASK) node = 0;
   uint64_t l = hw__page_round(len);
-  pthread_mutex_lock(&hw__lock);
+  hw__lock_take();
   /* MAP_FIXED over an old mapping replaces it. */
   hw__unmap_locked((uintptr_t)p, l);
   size_t at = hw__range_lower_bound((uintptr_t)p);
-  if (hw__range_insert_at(at, (uintptr_t)p, l, node) == 0) hw__add_bytes(node, (int64_t)l);
-  pthread_mutex_unlock(&hw__lock);
+  /* Sampling mode: an unsampled map counts in the totals only; a sampled
+   * one below the rate stands for l / p (sampling.h). */
+  int64_t charged = hw__sample_node_bytes(node, l);
+  if (hw__range_insert_at(at, (uintptr_t)p, l, node, charged) == 0)
+    hw__add_split(node, charged, (int64_t)l);
+  hw__lock_give();
 }
 
 void hw__track_munmap(void *p, size_t len) {
   if (!p || !hw__state.hdr || len == 0) return;
-  pthread_mutex_lock(&hw__lock);
+  hw__lock_take();
   if (hw__range_used) hw__unmap_locked((uintptr_t)p, hw__page_round(len));
-  pthread_mutex_unlock(&hw__lock);
+  hw__lock_give();
 }
 
 void hw__tracker_reset(void) {
   hw_state_header *h = hw__state.hdr;
   if (!h) return;
-  pthread_mutex_lock(&hw__lock);
+  hw__lock_take();
   hw__blocks_reset();
   hw__hm_reset();
   hw__range_used = 0;
@@ -389,7 +436,7 @@ void hw__tracker_reset(void) {
   HW_HDR_PUT(h->peak_bytes, 0);
   h->peak_source = 1;
   hw__container_publish(0); /* the container sum forgets them too */
-  pthread_mutex_unlock(&hw__lock);
+  hw__lock_give();
 }
 
 size_t hw__tracker_live_allocations(void) { return hw__blocks_count() + hw__range_used; }

@@ -794,6 +794,115 @@ static void case_sampling_peak(void) {
   EQ(at_peak(1), 2 * MiB);
 }
 
+/* ---- exact mode under threads: every byte, every stack, the peak ---- */
+
+/* Eight threads at once, exact mode: each allocates (malloc, some realloc,
+ * some wide blocks at odd addresses, as an aligned allocator leaves them)
+ * and holds them, so the live-block table grows from empty through several
+ * resizes while all of them insert; then each frees ANOTHER thread's blocks
+ * (a free on a thread that did not allocate), and blocks from before
+ * tracking (never seen: they must take nothing). Checked at the moment all
+ * hold everything (totals, each stack's live bytes, the table's count), and
+ * at the end (all zero; the peak and each stack's bytes at the peak are
+ * exactly what was held). */
+enum { XT_THREADS = 8, XT_BLOCKS = 25000 };
+
+typedef struct {
+  uint32_t node;
+  void *blocks[XT_BLOCKS];
+  size_t sizes[XT_BLOCKS];
+  int wide[XT_BLOCKS]; /* a fake address, recorded through hw__track_alloc only */
+  void *unseen[500];   /* allocated before tracking */
+  int64_t held;        /* requested bytes held at the barrier */
+} xt_part;
+
+static xt_part *xt_parts;
+static pthread_barrier_t xt_all_hold, xt_checked;
+
+static void *exact_worker(void *arg) {
+  xt_part *me = arg;
+  hw_thread_t *t = &hw__thread;
+  t->inherited = me->node;
+  uint64_t x = 0x9E3779B97F4A7C15ull ^ me->node;
+  for (int k = 0; k < XT_BLOCKS; k++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    size_t sz = 1 + (size_t)(x % 200);
+    hw_alloc_op op;
+    if (k % 50 == 0) {
+      /* Odd-aligned: the wide table, under the same lock. */
+      me->blocks[k] = (void *)(0x600000000008ull + ((uintptr_t)me->node << 32) + (uintptr_t)k * 32);
+      me->wide[k] = 1;
+      sz += 300 * MiB * (k % 100 == 0); /* and some of 256 MiB or more */
+      hw__track_alloc(me->blocks[k], sz, me->node);
+    } else {
+      hw__core_alloc_begin(&op, t, sz);
+      me->blocks[k] = malloc(sz);
+      hw__core_alloc_end(&op, me->blocks[k]);
+      if (k % 7 == 0) { /* grown in place or moved: the old block goes, the new one counts */
+        sz += 100;
+        hw__core_realloc_begin(&op, t, me->blocks[k], sz);
+        void *p = realloc(me->blocks[k], sz);
+        hw__core_alloc_end(&op, p);
+        me->blocks[k] = p;
+      }
+    }
+    me->sizes[k] = sz;
+    me->held += (int64_t)sz;
+  }
+  pthread_barrier_wait(&xt_all_hold);
+  pthread_barrier_wait(&xt_checked);
+  /* The next thread's blocks, then ours from before tracking. */
+  xt_part *other = &xt_parts[(me - xt_parts + 1) % XT_THREADS];
+  for (int k = 0; k < XT_BLOCKS; k++) {
+    if (other->wide[k]) {
+      hw__track_free(other->blocks[k]);
+    } else {
+      hw__core_free(t, other->blocks[k]);
+      free(other->blocks[k]);
+    }
+  }
+  for (int k = 0; k < 500; k++) {
+    hw__core_free(t, me->unseen[k]);
+    free(me->unseen[k]);
+  }
+  return NULL;
+}
+
+static void case_exact_threads(void) {
+  xt_parts = calloc(XT_THREADS, sizeof *xt_parts);
+  for (int i = 0; i < XT_THREADS; i++) {
+    xt_parts[i].node = 20 + (uint32_t)i;
+    for (int k = 0; k < 500; k++) xt_parts[i].unseen[k] = malloc(32 + (size_t)k);
+  }
+  core_setup();
+  EQ(hw__blocks_count(), 0);
+  pthread_barrier_init(&xt_all_hold, NULL, XT_THREADS + 1);
+  pthread_barrier_init(&xt_checked, NULL, XT_THREADS + 1);
+  pthread_t th[XT_THREADS];
+  for (int i = 0; i < XT_THREADS; i++) pthread_create(&th[i], NULL, exact_worker, &xt_parts[i]);
+  pthread_barrier_wait(&xt_all_hold);
+  int64_t total = 0;
+  for (int i = 0; i < XT_THREADS; i++) {
+    EQ(live(xt_parts[i].node), xt_parts[i].held);
+    total += xt_parts[i].held;
+  }
+  EQ(current(), total);
+  EQ(peak(), total);
+  EQ(hw__blocks_count(), XT_THREADS * XT_BLOCKS);
+  pthread_barrier_wait(&xt_checked);
+  for (int i = 0; i < XT_THREADS; i++) pthread_join(th[i], NULL);
+  EQ(current(), 0);
+  EQ(hw__blocks_count(), 0);
+  EQ(peak(), total);
+  for (int i = 0; i < XT_THREADS; i++) {
+    EQ(live(xt_parts[i].node), 0);
+    EQ(at_peak(xt_parts[i].node), xt_parts[i].held);
+  }
+  pthread_barrier_destroy(&xt_all_hold);
+  pthread_barrier_destroy(&xt_checked);
+  free(xt_parts);
+}
+
 static const struct {
   const char *name;
   void (*fn)(void);
@@ -812,6 +921,7 @@ static const struct {
     {"threads", case_threads},
     {"sampling_threads", case_sampling_threads},
     {"sampling_peak", case_sampling_peak},
+    {"exact_threads", case_exact_threads},
 };
 
 int main(int argc, char **argv) {

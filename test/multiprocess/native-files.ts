@@ -31,6 +31,10 @@ export interface ProcState {
   peakByLine: Map<string, number>;
   liveByLine: Map<string, number>;
   cpeakByLine: Map<string, number>;
+  /** The kill area (docs/protocol.md: killMs 2480, killBytes 2488, its offset 2496). */
+  killMs: number;
+  killBytes: number;
+  killByLine: Map<string, number>;
 }
 
 const u64 = (b: Buffer, o: number) => Number(b.readBigUInt64LE(o));
@@ -94,6 +98,9 @@ export function readProcState(path: string): ProcState {
       peakByLine: u64(b, 56) === 1 ? live : byLine(u64(b, 120)),
       liveByLine: live,
       cpeakByLine: byLine(u64(b, 2456)),
+      killMs: u64(b, 2480),
+      killBytes: i64(b, 2488),
+      killByLine: byLine(u64(b, 2496)),
     };
   } finally {
     closeSync(fd);

@@ -31,7 +31,9 @@ for (const [name, build] of Object.entries(builds)) {
     const cases = execFileSync(build.bin, { encoding: 'utf8' }).trim().split('\n');
 
     it('lists its cases', () => {
-      expect(cases).toEqual(expect.arrayContaining(['blocks', 'peak', 'ranges', 'guard_budget', 'cgroup_race', 'small_stack', 'threads', 'sampling_threads']));
+      expect(cases).toEqual(
+        expect.arrayContaining(['blocks', 'peak', 'ranges', 'guard_budget', 'cgroup_race', 'small_stack', 'threads', 'sampling_threads', 'exact_threads']),
+      );
     });
 
     for (const c of cases) {

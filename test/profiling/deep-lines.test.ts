@@ -41,7 +41,14 @@ function bytesByStack(outDir: string): Map<string, number> {
 const ARENA = 256 * 1024;
 
 const seeds = process.env.HW_LINES_SEED ? [Number(process.env.HW_LINES_SEED)] : [7, Math.floor(Math.random() * 2 ** 31)];
-const cases = pythons().flatMap((p) => seeds.map((seed) => [p.version, seed, p.path] as const));
+// Also under sampling at a rate of 1 byte: every allocation sampled, walked
+// and exact, through sampling mode's readers (3.8 - 3.10: the f_back walk and
+// its per-level cache).
+const modes = [
+  ['exact', []],
+  ['sampled', ['--sample-rate', '1']],
+] as const;
+const cases = pythons().flatMap((p) => seeds.flatMap((seed) => modes.map(([mode, flags]) => [p.version, seed, mode, p.path, flags] as const)));
 
 describe('lines of every frame in deep, shifting recursion', () => {
   it('has sites to check', () => {
@@ -49,10 +56,10 @@ describe('lines of every frame in deep, shifting recursion', () => {
     expect(cases.length).toBeGreaterThan(0);
   });
 
-  it.each(cases)('Python %s, seed %i', async (version, seed, exe) => {
+  it.each(cases)('Python %s, seed %i, %s', async (version, seed, mode, exe, flags) => {
     const expectedFile = join(freshDir('hw-deep-lines-'), 'expected.json');
-    const r = await runProfiled(['--', exe, program, String(seed), expectedFile], { timeoutMs: 120_000 });
-    const where = `Python ${version}, seed ${seed} (replay: HW_LINES_SEED=${seed})`;
+    const r = await runProfiled(['--', exe, program, String(seed), expectedFile], { timeoutMs: 120_000, flags: [...flags] });
+    const where = `Python ${version}, seed ${seed}, ${mode} (replay: HW_LINES_SEED=${seed})`;
     expect(r.code, `${where}\n${r.stderr}`).toBe(0);
     const expected = new Map(Object.entries(JSON.parse(readFileSync(expectedFile, 'utf8')) as Record<string, number>));
     const got = bytesByStack(r.outDir);

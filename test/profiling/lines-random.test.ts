@@ -53,7 +53,14 @@ const hasNumpy = (exe: string) => spawnSync(exe, ['-c', 'import numpy'], { stdio
 const fixedSeed = 20261129;
 const seeds = process.env.HW_LINES_SEED ? [Number(process.env.HW_LINES_SEED)] : [fixedSeed, Math.floor(Math.random() * 2 ** 31)];
 
-const cases = pythons().flatMap((p) => seeds.map((seed) => [p.version, seed, p.path] as const));
+// Each also under sampling with a rate of 1 byte: every allocation is then at
+// or above the rate, so sampled, walked and exact, through sampling mode's
+// stack readers (3.8 - 3.10: the f_back chain, no frame-evaluation hook).
+const modes = [
+  ['exact', []],
+  ['sampled', ['--sample-rate', '1']],
+] as const;
+const cases = pythons().flatMap((p) => seeds.flatMap((seed) => modes.map(([mode, flags]) => [p.version, seed, mode, p.path, flags] as const)));
 
 // Issue 11: on 3.11 the per-thread line cache served `second` a line
 // remembered for a dead start-up code object at the same address (line 37 of
@@ -69,11 +76,13 @@ print("stack_mode", hw.hw_stat(b"stack_mode"))
 `;
 
 describe("the line of a function whose code object took a dead one's address", () => {
-  it.each(pythons().map((p) => [p.version, p.path]))('Python %s', async (_v, exe) => {
+  // Both allocations are above 256 KiB: exact under sampling too.
+  const runs = pythons().flatMap((p) => modes.map(([mode]) => [p.version, mode, p.path] as const));
+  it.each(runs)('Python %s, %s', async (_v, mode, exe) => {
     const dir = freshDir('hw-lines-');
     const file = join(dir, 'gen.py');
     writeFileSync(file, twoFunctions);
-    const r = await runProfiled(['--', exe, file]);
+    const r = await runProfiled(['--', exe, file], { flags: mode === 'sampled' ? ['--sample-rate', '256KiB'] : [] });
     expect(r.code, r.stderr).toBe(0);
     const stacks = foldedStacks(r.outDir);
     expect(bytesAtLine(stacks, 8)).toBe(17 * 1024 * 1024);
@@ -81,9 +90,10 @@ describe("the line of a function whose code object took a dead one's address", (
     const lines = stacks.flatMap((s) => s.frames.filter((f) => f.file === 'gen.py').map((f) => f.line));
     expect(Math.max(...lines)).toBeLessThanOrEqual(18);
     // 3.11+ read the interpreter's frames (the layout passed its start-up
-    // check); 3.8 - 3.10 keep a shadow stack fed by a frame-evaluation hook.
+    // check); 3.8 - 3.10 keep a shadow stack fed by a frame-evaluation hook,
+    // or under sampling read the f_back chain at sampled allocations only.
     const minor = Number(/^3\.(\d+)/.exec(_v)![1]);
-    expect(r.stdout).toContain(`stack_mode ${minor >= 11 ? 1 : 2}`);
+    expect(r.stdout).toContain(`stack_mode ${minor >= 11 ? 1 : mode === 'sampled' ? 3 : 2}`);
   });
 });
 
@@ -92,7 +102,7 @@ describe('randomized line test', () => {
     expect(cases.length).toBeGreaterThan(0);
   });
 
-  it.each(cases)('Python %s, seed %i', async (version, seed, exe) => {
+  it.each(cases)('Python %s, seed %i, %s', async (version, seed, mode, exe, flags) => {
     const numpy = hasNumpy(exe);
     const prog = generateLinesProgram(seed, numpy);
     const dir = freshDir('hw-lines-');
@@ -101,8 +111,8 @@ describe('randomized line test', () => {
     writeFileSync(file, prog.source);
     const runner = join(dir, 'runner.py');
     writeFileSync(runner, churnRunner);
-    const r = await runProfiled(['--', exe, runner, file, expectedFile], { timeoutMs: 100_000 });
-    const where = `Python ${version}, seed ${seed} (replay: HW_LINES_SEED=${seed}), program ${file}`;
+    const r = await runProfiled(['--', exe, runner, file, expectedFile], { timeoutMs: 100_000, flags: [...flags] });
+    const where = `Python ${version}, seed ${seed}, ${mode} (replay: HW_LINES_SEED=${seed}), program ${file}`;
     expect(r.code, `${where}\n${r.stderr}`).toBe(0);
     const expected = JSON.parse(readFileSync(expectedFile, 'utf8')) as Record<string, number>;
     const stacks = foldedStacks(r.outDir);

@@ -1,4 +1,4 @@
-// The live-block table (native/shim/blocks.c) end to end: hundreds of
+// The live-block table (native/shim/blocks.h) end to end: hundreds of
 // thousands of blocks through several growths, deletions in the middle of
 // probe runs, and blocks too big for its compact slots (>= 256 MiB), all
 // checked as bytes at the lines that allocated them.

@@ -145,6 +145,7 @@ def start():
     # the callback; from 3.11 the shim reads the interpreter's frames itself.
     if os.environ.get("HIGHWATER_MODE", "run") == "run" and _shim.stat("stack_mode") == 0:
         threading.setprofile(_thread_hook)
+    _park_control_thread_at_fork(lib)
     # Registered first, so it runs last: after the program's own atexit work.
     atexit.register(_at_exit)
     if os.environ.get("HIGHWATER_MODE", "run") == "run":
@@ -153,6 +154,21 @@ def start():
             sys.excepthook = _excepthook
     elif os.environ.get("HIGHWATER_API_CHILDREN"):
         _api_child_start(lib)
+
+
+def _park_control_thread_at_fork(lib):
+    # CPython 3.12+ warns about a "multi-threaded" fork when the kernel counts
+    # more than one thread in the parent after os.fork(); the shim's control
+    # thread must not be one. It is parked right before the fork (before-hooks
+    # run in reverse order of registration: ours, registered first, runs
+    # last) and comes back in the parent once CPython has counted. C-level
+    # forks (subprocess, C extensions) run no such hook and count nothing.
+    if sys.version_info < (3, 12) or not hasattr(os, "register_at_fork"):
+        return
+    before = getattr(lib, "hw_fork_before", None)
+    after_in_parent = getattr(lib, "hw_fork_after_parent", None)
+    if before is not None and after_in_parent is not None:
+        os.register_at_fork(before=before, after_in_parent=after_in_parent)
 
 
 def _glibc():

@@ -22,7 +22,8 @@ def shim():
         lib.hw_api_version.restype = ctypes.c_int
         lib.hw_is_active.restype = ctypes.c_int
         for name in ("hw_python_start", "hw_thread_start", "hw_tracking_start",
-                     "hw_tracking_stop", "hw_python_stop", "hw_oom_unhandled"):
+                     "hw_tracking_stop", "hw_python_stop", "hw_oom_unhandled",
+                     "hw_fork_before", "hw_fork_after_parent"):
             try:
                 fn = getattr(lib, name)
             except AttributeError:  # an older shim: that feature is off

@@ -5,7 +5,19 @@
  * by process, the top lines name their process, and every existing renderer
  * (folded text, SVGs, report.json) works unchanged on it.
  */
-import type { ContainerSummary, Frame, MemoryReadings, OomReason, ProcessSummary, ProfileData, Sampling, Stack, Timeline, Trigger } from './model.js';
+import type {
+  ContainerSummary,
+  Frame,
+  LiveSource,
+  MemoryReadings,
+  OomReason,
+  ProcessSummary,
+  ProfileData,
+  Sampling,
+  Stack,
+  Timeline,
+  Trigger,
+} from './model.js';
 import { processFrameName } from './process-label.js';
 import { NO_PYTHON_FRAME } from './stacks.js';
 
@@ -22,6 +34,8 @@ export interface ProcessPart {
   ownPeakBytes: number;
   /** Its stacks when the container ran out (OOM, post-mortem); null when not known. */
   liveStacks: Stack[] | null;
+  /** Where liveStacks were read (ProcessSummary.liveSource); absent: null. */
+  liveSource?: LiveSource | null;
   state: ProcessSummary['state'];
   /** Its own report, relative to the container report's directory. */
   report: string | null;
@@ -84,6 +98,7 @@ export function containerProfileData(c: ContainerInput): ProfileData {
     bytesAtPeak: sum(p.peakStacks),
     ownPeakBytes: p.ownPeakBytes,
     liveBytes: p.liveStacks ? sum(p.liveStacks) : null,
+    liveSource: p.liveSource ?? null,
     state: p.state,
     report: p.report,
   }));

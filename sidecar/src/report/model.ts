@@ -135,10 +135,21 @@ export interface ProcessSummary {
   ownPeakBytes: number;
   /** Its bytes when it ran out (OOM and post-mortem reports; null otherwise). */
   liveBytes: number | null;
+  /**
+   * Added field: where `liveBytes` (and its stacks in `oomStacks`) were read:
+   * `dump` (its OOM dump), `kill` (the shim's copy when the process saw the
+   * kernel's OOM kill: it outlived the kill), `state` (its state file's live
+   * bytes at its death, or now when it still runs); null when `liveBytes` is
+   * null or 0 by rule (it ended before, or started after).
+   */
+  liveSource: LiveSource | null;
   state: 'running' | 'exited' | 'killed' | 'oom';
   /** Its own report, relative to the container report's directory; null when none was kept. */
   report: string | null;
 }
+
+/** ProcessSummary.liveSource. */
+export type LiveSource = 'dump' | 'kill' | 'state';
 
 export interface FailedAllocation {
   count: number;

@@ -73,6 +73,10 @@ export const HEADER = {
   cpeakOffset: 2456,
   endMs: 2464,
   exitCode: 2472,
+  // The kernel's OOM kill as the process saw it (docs/protocol.md; read by watcher/process-facts.ts).
+  killMs: 2480,
+  killBytes: 2488,
+  killOffset: 2496,
 } as const;
 
 export type HeaderField = keyof typeof HEADER;
@@ -117,6 +121,7 @@ export const AREA_RECORD = {
   liveOffset: NODE_BYTES_RECORD,
   snapshotOffset: NODE_BYTES_RECORD,
   cpeakOffset: NODE_BYTES_RECORD,
+  killOffset: NODE_BYTES_RECORD,
 } as const satisfies Partial<Record<HeaderField, number>>;
 
 /** The timeline region at {@link HEADER}.timelineOffset (docs/protocol.md "Timeline"). */

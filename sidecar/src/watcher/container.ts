@@ -22,7 +22,7 @@
 import { join } from 'node:path';
 import { readDump } from '../report/dump.js';
 import { containerProfileData, type ContainerInput, type ProcessPart } from '../report/container.js';
-import type { Frame, ProcessSummary, ProfileData, ReportJson, Stack, Trigger } from '../report/model.js';
+import type { Frame, LiveSource, ProcessSummary, ProfileData, ReportJson, Stack, Trigger } from '../report/model.js';
 import { processLabel, processRole, type ProcessRole } from '../report/process-label.js';
 import { makeReportDir, renderReport, type RenderOptions } from '../report/render.js';
 import { readStateFile } from '../report/state.js';
@@ -102,6 +102,8 @@ interface Member {
   /** Resolved at its end: its part of the peak `id` it ended in, and what it held when it ended. */
   peakPart: { id: number; stacks: Stack[] } | undefined;
   liveStacks: Stack[] | undefined;
+  /** What it held when it saw the kernel's OOM kill (its `kill` area); undefined when it saw none. */
+  killStacks: Stack[] | undefined;
 }
 
 /**
@@ -260,6 +262,7 @@ export class ContainerCollector {
       oomDump: undefined,
       peakPart: undefined,
       liveStacks: undefined,
+      killStacks: undefined,
     };
     this.members.set(key, m);
     this.byPid.set(pid, key);
@@ -354,6 +357,20 @@ export class ContainerCollector {
     }
   }
 
+  /**
+   * Its bytes per node when it saw the kernel's OOM kill (the shim's `kill`
+   * area, published with `killMs` last: a header that says so comes with a
+   * whole area), as stacks; undefined when it saw no kill.
+   */
+  private async killStacksOf(m: Member, statePath: string): Promise<Stack[] | undefined> {
+    // The header alone first: most processes never see a kill, and their area is not read.
+    const head = readStateArea(statePath, 'none');
+    if (!head || parseProcessFacts(head.header).killMs === 0) return undefined;
+    const read = readStateArea(statePath, 'kill');
+    if (!read?.bytes || parseProcessFacts(read.header).killMs === 0) return undefined;
+    return (await this.stacks(m, statePath, read.bytes))?.stacks;
+  }
+
   /** Its part of the current peak, read from its state file now; undefined when it holds none. */
   private async peakPartNow(m: Member, statePath: string): Promise<Stack[] | undefined> {
     if (this.container) {
@@ -390,6 +407,7 @@ export class ContainerCollector {
     // No dump, but an exit code through _exit (a fork worker, the stopper after an OOM): it exited.
     if (m.state === 'running') m.state = postMortem && !(m.facts && m.facts.exitCode >= 0x100) ? 'killed' : 'exited';
     m.liveStacks = (await this.stacks(m, statePath, 'live'))?.stacks;
+    m.killStacks = await this.killStacksOf(m, statePath);
     if (!m.own) m.own = await this.stacks(m, statePath, 'peak');
     this.best?.parts.delete(m.key);
     this.prune();
@@ -435,6 +453,7 @@ export class ContainerCollector {
       if (!m.ended && m.statePath) {
         peaks.set(m.key, (await this.peakPartNow(m, m.statePath)) ?? []);
         m.liveStacks = (await this.stacks(m, m.statePath, 'live'))?.stacks;
+        m.killStacks = await this.killStacksOf(m, m.statePath);
       } else peaks.set(m.key, m.peakPart?.id === this.peakId ? m.peakPart.stacks : []);
     }
     const members = [...this.members.values()];
@@ -451,28 +470,34 @@ export class ContainerCollector {
     const endedBeforeKill = (endedMs: number): boolean =>
       opts.killAfterMs !== undefined ? endedMs < opts.killAfterMs : killMs !== undefined && endedMs < killMs - ENDED_BEFORE_MARGIN_MS;
     const noPeak = this.peakId === 0;
-    const parts: ProcessPart[] = members.map((m) => ({
-      pid: m.pid,
-      label: m.label,
-      argv: m.argv,
-      python: m.python,
-      cwd: m.cwd,
-      // No common moment known (no container file, no sample): each one's own peak.
-      peakStacks: noPeak ? (m.own?.stacks ?? []) : peaks.get(m.key)!,
-      ownPeakBytes: Math.max(m.ownPeakBytes, m.own?.peakBytes ?? 0),
-      liveStacks: !liveView
-        ? null
-        : m.oomDump?.currentStacks
-          ? m.oomDump.currentStacks
-          : trigger === 'oom' && ((m.endedMs !== undefined && m.endedMs < oomMs - 1000) || m.startMs > oomMs)
-            ? [] // ended before it ran out, or started after (a pool replacing its stopped workers): it held nothing then
-            : trigger === 'killed' && m.state === 'exited' && m.endedMs !== undefined && endedBeforeKill(m.endedMs)
-              ? [] // exited by itself before the kill: gone then (its peak part and own peak stay), never live at the kill
-              : (m.liveStacks ?? null), // killed: what it held at its death
-      state: m.state,
-      report: m.own ? `processes/pid-${m.pid}/index.html` : null,
-      sampling: m.own?.sampling ?? null,
-    }));
+    // What each one held when the container ran out, and where that was read.
+    const liveAt = (m: Member): { stacks: Stack[] | null; source: LiveSource | null } => {
+      if (!liveView) return { stacks: null, source: null };
+      if (m.oomDump?.currentStacks) return { stacks: m.oomDump.currentStacks, source: 'dump' };
+      if (trigger === 'oom' && ((m.endedMs !== undefined && m.endedMs < oomMs - 1000) || m.startMs > oomMs)) return { stacks: [], source: null }; // ended before it ran out, or started after (a pool replacing its stopped workers)
+      // It outlived the kill: what it held when it saw it, not what its own teardown left.
+      if (trigger === 'killed' && m.killStacks) return { stacks: m.killStacks, source: 'kill' };
+      if (trigger === 'killed' && m.state === 'exited' && m.endedMs !== undefined && endedBeforeKill(m.endedMs)) return { stacks: [], source: null }; // exited by itself before the kill: never live at it (its peak part and own peak stay)
+      return { stacks: m.liveStacks ?? null, source: m.liveStacks ? 'state' : null }; // killed: what it held at its death
+    };
+    const parts: ProcessPart[] = members.map((m) => {
+      const live = liveAt(m);
+      return {
+        pid: m.pid,
+        label: m.label,
+        argv: m.argv,
+        python: m.python,
+        cwd: m.cwd,
+        // No common moment known (no container file, no sample): each one's own peak.
+        peakStacks: noPeak ? (m.own?.stacks ?? []) : peaks.get(m.key)!,
+        ownPeakBytes: Math.max(m.ownPeakBytes, m.own?.peakBytes ?? 0),
+        liveStacks: live.stacks,
+        liveSource: live.source,
+        state: m.state,
+        report: m.own ? `processes/pid-${m.pid}/index.html` : null,
+        sampling: m.own?.sampling ?? null,
+      };
+    });
     const withMemory = oomDump ?? members.map((m) => m.own).find((o) => o !== undefined);
     const input: ContainerInput = {
       trigger,

@@ -1,7 +1,8 @@
 /**
  * One read of a state file's header and, when asked, one of its per-node
- * areas (docs/protocol.md "State file"): `live` (bytes per node now) or
- * `cpeak` (bytes per node at the container peak, "Multiple processes").
+ * areas (docs/protocol.md "State file"): `live` (bytes per node now),
+ * `cpeak` (bytes per node at the container peak, "Multiple processes") or
+ * `kill` (bytes per node when the process saw the kernel's OOM kill).
  * Node i keeps its meaning for the life of the file (nodes are appended), so
  * the bytes can be turned into stacks with `readStateFile(path, { nodeBytes })`
  * as long as the file is there.
@@ -19,7 +20,7 @@ import { HEADER, STATE_HEADER_SIZE, STATE_MAGIC } from '../state/layout.js';
 export const MAX_SAMPLE_NODES = 4 * 1024 * 1024;
 
 const HEADER_BYTES = STATE_HEADER_SIZE;
-const AREA_OFFSET = { live: HEADER.liveOffset, cpeak: HEADER.cpeakOffset } as const;
+const AREA_OFFSET = { live: HEADER.liveOffset, cpeak: HEADER.cpeakOffset, kill: HEADER.killOffset } as const;
 
 export interface StateRead {
   ino: number;
@@ -44,7 +45,7 @@ function readFully(fd: number, buf: Buffer, position: number): number {
 }
 
 /** undefined when the file is gone, not a regular file, or not a state file. */
-export function readStateArea(path: string, area: 'live' | 'cpeak' | 'none'): StateRead | undefined {
+export function readStateArea(path: string, area: 'live' | 'cpeak' | 'kill' | 'none'): StateRead | undefined {
   let fd: number;
   try {
     fd = openSync(path, READ_FLAGS);

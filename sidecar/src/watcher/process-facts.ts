@@ -34,6 +34,13 @@ export interface ProcessFacts {
   endMs: number;
   /** 0x100 + code when it ended through _exit or the OOM exit; else 0. */
   exitCode: number;
+  /**
+   * Wall-clock ms when it saw its cgroup's oom_kill count move (0: it saw no
+   * kill, or an older shim): its `kill` area then holds its bytes per node at
+   * that moment, `killBytes` their total.
+   */
+  killMs: number;
+  killBytes: number;
 }
 
 const NO_SLOT = 0xffffffffffffffffn;
@@ -57,6 +64,8 @@ export function parseProcessFacts(header: Buffer): ProcessFacts {
       cpeakOffset: 0,
       endMs: 0,
       exitCode: 0,
+      killMs: 0,
+      killBytes: 0,
     };
   }
   const u = (off: number) => Number(header.readBigUInt64LE(off));
@@ -77,6 +86,8 @@ export function parseProcessFacts(header: Buffer): ProcessFacts {
     cpeakOffset: u(HEADER.cpeakOffset),
     endMs: u(HEADER.endMs),
     exitCode: u(HEADER.exitCode),
+    killMs: u(HEADER.killMs),
+    killBytes: Number(header.readBigInt64LE(HEADER.killBytes)),
   };
 }
 

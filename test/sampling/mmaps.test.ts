@@ -67,8 +67,12 @@ describe('anonymous mmaps under the rate, sampled (256 KiB)', () => {
           expect(Math.abs(r.peakBytes - exact.peakBytes), `peak ${r.peakBytes} vs ${exact.peakBytes}`).toBeLessThan(exact.peakBytes * 0.002);
           const got = bytesPerLine(r, 'small_mmaps.py');
           expect(got.get(at('holes line'))).toBe(truth.get(at('holes line')));
-          // Unmapped before the peak: their weight went with them.
-          expect(got.get(at('gone line')) ?? 0).toBe(truth.get(at('gone line')) ?? 0);
+          // Unmapped before the peak: their weight went with them (had it
+          // stayed, ~62 MiB). What is left there is the interpreter's own
+          // (a pymalloc arena of the 2000 mmap objects: 1 MiB, exact) and,
+          // depending on the run, a block below the rate that stands for
+          // about the rate when sampled.
+          expect(Math.abs((got.get(at('gone line')) ?? 0) - (truth.get(at('gone line')) ?? 0))).toBeLessThan(4 * RATE);
         }
         checkLines(
           truth,

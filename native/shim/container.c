@@ -345,14 +345,7 @@ void hw__container_leave(int have_code, int code) {
   hw__container_tick();
   /* Another thread may hold the tracker lock forever (we are exiting): wait
    * a little, never block; without it the part at the peak is `live`. */
-  int locked = 0;
-  for (int i = 0; i < 100 && !locked; i++) {
-    locked = hw__lock_try();
-    if (!locked) {
-      struct timespec ts = {0, 100000};
-      nanosleep(&ts, NULL);
-    }
-  }
+  int locked = hw__lock_try_briefly();
   if (locked) hw__container_check();
   hw__slot = NULL;
   hw__cont_epoch = &hw__no_epoch;

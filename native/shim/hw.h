@@ -288,6 +288,9 @@ typedef struct {
 extern hw_lock_t hw__lock;
 void hw__lock_wait(hw_lock_t *l); /* contended: sleeps until it is ours */
 void hw__lock_wake(hw_lock_t *l); /* someone may sleep on it: wake one */
+/* Never blocks: tries for at most ~10 ms (100 x 0.1 ms), for paths where
+ * another thread may hold the lock forever (exit, a kill snapshot). 1: ours. */
+int hw__lock_try_briefly(void);
 static inline void hw__lock_take(void) {
   uint32_t free_ = 0;
   if (HW_UNLIKELY(!atomic_compare_exchange_strong_explicit(

@@ -23,7 +23,6 @@
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "hw.h"
 
@@ -57,14 +56,7 @@ static int hw__ks_count(uint64_t *out) {
 }
 
 static void hw__ks_copy(hw_state_header *h) {
-  int locked = 0;
-  for (int i = 0; i < 100 && !locked; i++) {
-    locked = hw__lock_try();
-    if (!locked) {
-      struct timespec ts = {0, 100000};
-      nanosleep(&ts, NULL);
-    }
-  }
+  int locked = hw__lock_try_briefly();
   uint64_t nodes = h->node_count;
   if (nodes > h->node_capacity) nodes = h->node_capacity;
   /* Each counter is an aligned 8-byte store: read whole even without the lock.

@@ -17,6 +17,7 @@
 #include <linux/futex.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hw.h"
@@ -37,6 +38,15 @@ void hw__lock_wait(hw_lock_t *l) {
 
 void hw__lock_wake(hw_lock_t *l) {
   syscall(SYS_futex, &l->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+int hw__lock_try_briefly(void) {
+  for (int i = 0; i < 100; i++) {
+    if (hw__lock_try()) return 1;
+    struct timespec ts = {0, 100000};
+    nanosleep(&ts, NULL);
+  }
+  return 0;
 }
 /* Read by every hook (relaxed: a switch; the tables it gates are under
  * hw__lock). Turned on only after the state file is mapped, by the thread

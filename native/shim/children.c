@@ -93,6 +93,7 @@ int hw__child_begin(void) {
     hw__active = 1;
     hw__guard_init();
     hw__control_start();
+    hw__owner_start(); /* this address space registers its own membarrier */
     h->tracking = 1;
     hw__tracking = 1;
   } else if (hw__from.base) {

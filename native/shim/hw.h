@@ -291,24 +291,106 @@ void hw__lock_wake(hw_lock_t *l); /* someone may sleep on it: wake one */
 /* Never blocks: tries for at most ~10 ms (100 x 0.1 ms), for paths where
  * another thread may hold the lock forever (exit, a kill snapshot). 1: ours. */
 int hw__lock_try_briefly(void);
-static inline void hw__lock_take(void) {
+/* ---- owner.c: the owner thread runs without locked instructions ----
+ * The first tracked thread that allocates (hw__owner_claim) owns the
+ * bookkeeping while no other thread writes it: its hw__lock is elided and
+ * sampling mode's heap map and totals move with plain stores inside a
+ * "plain section" (busy = 1 ... busy = 0). Everyone else announces itself in
+ * hw__owner_shared and waits for busy == 0 behind a membarrier (owner.c has
+ * the protocol and its proof). */
+#define HW_OWNER_PERM 0x80000000u /* a second thread writes: shared for good */
+#define HW_OWNER_DONE 0x40000000u /* ... and the owner was seen out since */
+extern _Atomic uint32_t hw__owner_shared; /* visitors inside | PERM | DONE */
+extern _Atomic uint32_t hw__owner_busy;   /* the owner is in a plain section */
+extern HW_TLS int hw__owner_self;     /* 1: this thread owns; -1: it does not; 0: unknown yet */
+extern HW_TLS int hw__owner_elided;   /* the owner holds hw__lock without taking it */
+extern HW_TLS int hw__owner_visiting; /* this thread counts in hw__owner_shared */
+void hw__owner_start(void); /* before tracking starts: membarrier, HIGHWATER_OWNER_FAST */
+void hw__owner_claim(void);
+void hw__owner_visit(void);     /* announce, then wait until the owner is out */
+int hw__owner_visit_try(void);  /* the same, never waiting: 0 when the owner is in */
+void hw__owner_unvisit(void);
+void hw__owner_reset_in_child(void);
+int hw__owner_fast(void); /* the owner's plain path is still possible (tests) */
+
+/* Enters a plain section: 1 when nobody else writes (leave with
+ * hw__owner_leave), 0 when the caller must take the real path. Owner only. */
+static inline int hw__owner_enter(void) {
+  atomic_store_explicit(&hw__owner_busy, 1, memory_order_relaxed);
+  /* The compiler keeps the store before the load; the CPU may not, and
+   * the visitor's membarrier covers that (owner.c). */
+  atomic_signal_fence(memory_order_seq_cst);
+  if (HW_LIKELY(atomic_load_explicit(&hw__owner_shared, memory_order_acquire) == 0)) return 1;
+  atomic_store_explicit(&hw__owner_busy, 0, memory_order_release);
+  return 0;
+}
+static inline void hw__owner_leave(void) {
+  atomic_store_explicit(&hw__owner_busy, 0, memory_order_release);
+}
+/* A tracked allocation path: learn once whether this thread owns. */
+static inline void hw__owner_note(void) {
+  if (HW_UNLIKELY(hw__owner_self == 0)) hw__owner_claim();
+}
+/* The allocation paths' plain section (sampling mode's lock-free updates). */
+static inline int hw__owner_plain(void) {
+  hw__owner_note();
+  return hw__owner_self == 1 && hw__owner_enter();
+}
+
+static inline void hw__lock_take_real(void) {
   uint32_t free_ = 0;
   if (HW_UNLIKELY(!atomic_compare_exchange_strong_explicit(
           &hw__lock.state, &free_, 1, memory_order_acquire, memory_order_relaxed)))
     hw__lock_wait(&hw__lock);
 }
-static inline int hw__lock_try(void) {
-  uint32_t free_ = 0;
-  return atomic_compare_exchange_strong_explicit(&hw__lock.state, &free_, 1, memory_order_acquire,
-                                                 memory_order_relaxed);
+/* Not yet shared for good: another thread than the owner announces itself.
+ * Read again with the lock held (hw__owner_start clears DONE under it). */
+static inline int hw__owner_must_visit(void) {
+  return hw__owner_self != 1 && !hw__owner_visiting &&
+         !(HW_RELAXED(hw__owner_shared) & HW_OWNER_DONE);
+}
+static inline void hw__lock_take(void) {
+  if (HW_LIKELY(hw__owner_self == 1) && HW_LIKELY(hw__owner_enter())) {
+    hw__owner_elided = 1;
+    return;
+  }
+  if (HW_UNLIKELY(hw__owner_must_visit())) hw__owner_visit();
+  hw__lock_take_real();
+  if (HW_UNLIKELY(hw__owner_must_visit())) hw__owner_visit();
 }
 static inline void hw__lock_give(void) {
+  if (HW_LIKELY(hw__owner_elided)) {
+    hw__owner_elided = 0;
+    hw__owner_leave();
+    return;
+  }
   if (HW_UNLIKELY(atomic_exchange_explicit(&hw__lock.state, 0, memory_order_release) == 2))
     hw__lock_wake(&hw__lock);
+  if (HW_UNLIKELY(hw__owner_visiting)) hw__owner_unvisit();
 }
-/* A fork child: the only thread left; the lock was held by the parent's fork. */
+static inline int hw__lock_try(void) {
+  if (hw__owner_self == 1 && hw__owner_enter()) {
+    hw__owner_elided = 1;
+    return 1;
+  }
+  if (hw__owner_must_visit() && !hw__owner_visit_try()) return 0;
+  uint32_t free_ = 0;
+  if (!atomic_compare_exchange_strong_explicit(&hw__lock.state, &free_, 1, memory_order_acquire,
+                                               memory_order_relaxed)) {
+    if (hw__owner_visiting) hw__owner_unvisit();
+    return 0;
+  }
+  if (hw__owner_must_visit() && !hw__owner_visit_try()) {
+    hw__lock_give();
+    return 0;
+  }
+  return 1;
+}
+/* A fork child: the only thread left; the lock was held by the parent's
+ * fork, and the owner (if any) is gone or is this thread: claimed anew. */
 static inline void hw__lock_reset(void) {
   atomic_store_explicit(&hw__lock.state, 0, memory_order_relaxed);
+  hw__owner_reset_in_child();
 }
 extern _Atomic int hw__tracking;
 void hw__track_alloc(void *p, size_t size, uint32_t node);

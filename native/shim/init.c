@@ -106,6 +106,7 @@ HW_EXPORT int hw_python_start(void) {
   HW_SET_RELAXED(hw__py_alive, 1);
   hw__guard_init();
   hw__control_start();
+  hw__owner_start(); /* before any thread tracks: the owner's plain path (owner.c) */
   hw__started = 1;
   int rc = 0;
   if (!hw__config.mode_python) {

@@ -70,7 +70,9 @@ int64_t hw__sample_node_bytes(uint32_t node, uint64_t size);
  * fetch_or and sees the bit. The next allocation at the same address comes
  * after the real free, ordered by the allocator itself. Other bits of the
  * same word change concurrently, hence the atomic read-modify-writes; they
- * never change ours. Relaxed is enough: no other data hangs on a bit. */
+ * never change ours. Relaxed is enough: no other data hangs on a bit.
+ * The owner thread, while it is the only writer (owner.c), updates its
+ * words with a plain load and store instead. */
 #define HW_HM_ADDR_BITS 48  /* user addresses on x86-64 and arm64 */
 #define HW_HM_LEAF_SHIFT 30 /* a leaf per GiB of addresses */
 #define HW_HM_TOP (1ul << (HW_HM_ADDR_BITS - HW_HM_LEAF_SHIFT))
@@ -80,27 +82,41 @@ extern _Atomic(hw_hm_word *) *hw__hm_top; /* NULL: no map (exact mode, or no mem
 hw_hm_word *hw__hm_leaf(uintptr_t a);     /* maps the leaf of `a`; NULL on failure */
 void hw__hm_reset(void);                  /* every bit cleared (hw__lock held) */
 
+/* A word's bit set or cleared: an atomic read-modify-write, or (`plain`:
+ * the owner thread's plain section, owner.c, where no other thread writes
+ * any bit) a relaxed load and store, no locked instruction. */
+static inline __attribute__((always_inline)) void hw__hm_update(hw_hm_word *w, uint64_t set,
+                                                                uint64_t keep, int plain) {
+  if (plain)
+    atomic_store_explicit(w, (atomic_load_explicit(w, memory_order_relaxed) | set) & keep,
+                          memory_order_relaxed);
+  else if (set) atomic_fetch_or_explicit(w, set, memory_order_relaxed);
+  else atomic_fetch_and_explicit(w, keep, memory_order_relaxed);
+}
+
 /* Counts a block at `a`: 0 when the map cannot hold it (caller uses the table). */
-static inline int hw__hm_mark(uintptr_t a) {
+static inline __attribute__((always_inline)) int hw__hm_mark_as(uintptr_t a, int plain) {
   if (HW_UNLIKELY(((a & 15) | (a >> HW_HM_ADDR_BITS)) != 0 || !hw__hm_top)) return 0;
   hw_hm_word *leaf = atomic_load_explicit(&hw__hm_top[a >> HW_HM_LEAF_SHIFT], memory_order_acquire);
   if (HW_UNLIKELY(!leaf) && !(leaf = hw__hm_leaf(a))) return 0;
   size_t g = (a >> 4) & (HW_HM_LEAF_WORDS * 64 - 1);
-  atomic_fetch_or_explicit(&leaf[g >> 6], 1ull << (g & 63), memory_order_relaxed);
+  hw__hm_update(&leaf[g >> 6], 1ull << (g & 63), ~0ull, plain);
   return 1;
 }
 
 /* Uncounts the block at `a`: 1 when it was counted (its bit was set). */
-static inline int hw__hm_clear(uintptr_t a) {
+static inline __attribute__((always_inline)) int hw__hm_clear_as(uintptr_t a, int plain) {
   if (HW_UNLIKELY(((a & 15) | (a >> HW_HM_ADDR_BITS)) != 0 || !hw__hm_top)) return 0;
   hw_hm_word *leaf = atomic_load_explicit(&hw__hm_top[a >> HW_HM_LEAF_SHIFT], memory_order_acquire);
   if (!leaf) return 0;
   size_t g = (a >> 4) & (HW_HM_LEAF_WORDS * 64 - 1);
   uint64_t bit = 1ull << (g & 63);
   if (!(atomic_load_explicit(&leaf[g >> 6], memory_order_relaxed) & bit)) return 0;
-  atomic_fetch_and_explicit(&leaf[g >> 6], ~bit, memory_order_relaxed);
+  hw__hm_update(&leaf[g >> 6], 0, ~bit, plain);
   return 1;
 }
+static inline int hw__hm_mark(uintptr_t a) { return hw__hm_mark_as(a, 0); }
+static inline int hw__hm_clear(uintptr_t a) { return hw__hm_clear_as(a, 0); }
 
 /* Blocks in the live-block table (sampled ones, and the rare unsampled one
  * the map cannot hold), counted per bucket of addresses. Written under

@@ -214,6 +214,7 @@ static inline void hw__tabled_count(uintptr_t a, int d) {
 
 void hw__track_alloc(void *p, size_t size, uint32_t node) {
   if (!p || !hw__state.hdr) return;
+  hw__owner_note();
   if (node > HW_NODE_MASK) node = 0;
   if (size > HW_SIZE_MAX) size = HW_SIZE_MAX;
   uint64_t old_size;
@@ -222,9 +223,9 @@ void hw__track_alloc(void *p, size_t size, uint32_t node) {
     /* A counted block freed where we could not see it (inside our own code)
      * leaves its bit: drop it, or this block's free would be taken for that
      * one's and never reach the table. */
-    hw__hm_clear((uintptr_t)p);
     uint64_t usable = hw__usable(p, size);
     hw__lock_take();
+    hw__hm_clear_as((uintptr_t)p, hw__owner_elided); /* plain when the lock is elided */
     int r = hw__blocks_put((uintptr_t)p, size, node, &old_size, &old_node);
     /* A block we never saw freed: its chunk is gone, its usable size with it;
      * what it was asked for is the nearest we know. */
@@ -251,6 +252,7 @@ static int hw__take_tabled(void *p, uint64_t *size, uint32_t *node) {
 
 int hw__track_take(void *p, size_t *size, uint32_t *node) {
   if (!p || !hw__state.hdr) return 0;
+  hw__owner_note();
   uint64_t sz;
   uint32_t nd;
   hw__lock_take();
@@ -271,6 +273,7 @@ int hw__track_take(void *p, size_t *size, uint32_t *node) {
 
 void hw__track_free(void *p) {
   if (!p || !hw__state.hdr) return;
+  hw__owner_note();
   uint64_t size;
   uint32_t node;
   hw__lock_take();
@@ -281,11 +284,10 @@ void hw__track_free(void *p) {
 
 /* ---- sampling mode: unsampled heap blocks, lock-free (sampling.h) ---- */
 
-/* The total moved by `delta` without the lock: the peak, the timeline and the
- * container sum follow; the last two only when it left their band. */
-static inline void hw__total_unlocked(hw_state_header *h, int64_t delta) {
-  int64_t cur = __atomic_add_fetch(&h->current_bytes, delta, __ATOMIC_RELAXED);
-  if (delta > 0 && HW_UNLIKELY(cur > HW_HDR_GET(h->peak_bytes))) hw__raise_peak(h, cur);
+/* The total moved to `cur`: the timeline and the container sum follow, only
+ * when it left their band (outside any plain section: the publication
+ * takes hw__lock). */
+static inline void hw__total_moved(hw_state_header *h, int64_t cur) {
   hw__timeline_moved(cur); /* its own try-lock */
   if (HW_UNLIKELY(hw__container_out_of_band(cur))) {
     hw__lock_take();
@@ -294,11 +296,41 @@ static inline void hw__total_unlocked(hw_state_header *h, int64_t delta) {
   }
 }
 
+/* The total moved by `delta` without the lock: the peak follows. */
+static inline void hw__total_unlocked(hw_state_header *h, int64_t delta) {
+  int64_t cur = __atomic_add_fetch(&h->current_bytes, delta, __ATOMIC_RELAXED);
+  if (delta > 0 && HW_UNLIKELY(cur > HW_HDR_GET(h->peak_bytes))) hw__raise_peak(h, cur);
+  hw__total_moved(h, cur);
+}
+
+/* The same in the owner's plain section (owner.c: no other thread writes
+ * the total or the peak now): a load and a store of whole 8-byte values, so
+ * a reader (the watcher, the timeline, the control thread) never sees a torn
+ * one. Returns the new total for hw__total_moved, after the section. */
+static inline int64_t hw__total_plain(hw_state_header *h, int64_t delta) {
+  int64_t cur = HW_HDR_GET(h->current_bytes) + delta;
+  HW_HDR_PUT(h->current_bytes, cur);
+  if (delta > 0 && HW_UNLIKELY(cur > HW_HDR_GET(h->peak_bytes))) {
+    HW_HDR_PUT(h->peak_bytes, cur);
+    if (HW_HDR_GET(h->peak_source) != 1) __atomic_store_n(&h->peak_source, 1, __ATOMIC_RELEASE);
+  }
+  return cur;
+}
+
 void hw__track_unsampled(void *p, size_t size) {
   hw_state_header *h = hw__state.hdr;
   if (!p || !h) return;
-  if (HW_LIKELY(hw__hm_mark((uintptr_t)p))) {
-    hw__total_unlocked(h, (int64_t)hw__real_malloc_usable_size(p));
+  int64_t usable = (int64_t)hw__real_malloc_usable_size(p);
+  if (hw__owner_plain()) {
+    if (HW_LIKELY(hw__hm_mark_as((uintptr_t)p, 1))) {
+      int64_t cur = hw__total_plain(h, usable);
+      hw__owner_leave();
+      hw__total_moved(h, cur);
+      return;
+    }
+    hw__owner_leave();
+  } else if (HW_LIKELY(hw__hm_mark((uintptr_t)p))) {
+    hw__total_unlocked(h, usable);
     return;
   }
   hw__track_alloc(p, size, HW_NODE_UNSAMPLED); /* the map cannot hold it: the table */
@@ -307,7 +339,17 @@ void hw__track_unsampled(void *p, size_t size) {
 int hw__track_take_sampling(void *p, size_t *size, uint32_t *node) {
   hw_state_header *h = hw__state.hdr;
   if (!p || !h) return 0;
-  if (hw__hm_clear((uintptr_t)p)) {
+  if (hw__owner_plain()) {
+    if (hw__hm_clear_as((uintptr_t)p, 1)) {
+      *size = hw__real_malloc_usable_size(p);
+      *node = HW_NODE_UNSAMPLED;
+      int64_t cur = hw__total_plain(h, -(int64_t)*size);
+      hw__owner_leave();
+      hw__total_moved(h, cur);
+      return 2;
+    }
+    hw__owner_leave();
+  } else if (hw__hm_clear((uintptr_t)p)) {
     *size = hw__real_malloc_usable_size(p);
     *node = HW_NODE_UNSAMPLED;
     hw__total_unlocked(h, -(int64_t)*size);
@@ -408,6 +450,7 @@ static inline uint64_t hw__page_round(uint64_t len) {
 
 void hw__track_mmap(void *p, size_t len, uint32_t node) {
   if (!p || !hw__state.hdr || len == 0) return;
+  hw__owner_note();
   if (node > HW_NODE_MASK) node = 0;
   uint64_t l = hw__page_round(len);
   hw__lock_take();
@@ -424,6 +467,7 @@ void hw__track_mmap(void *p, size_t len, uint32_t node) {
 
 void hw__track_munmap(void *p, size_t len) {
   if (!p || !hw__state.hdr || len == 0) return;
+  hw__owner_note();
   hw__lock_take();
   if (hw__range_used) hw__unmap_locked((uintptr_t)p, hw__page_round(len));
   hw__lock_give();

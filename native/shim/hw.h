@@ -313,6 +313,19 @@ void hw__owner_unvisit(void);
 void hw__owner_reset_in_child(void);
 int hw__owner_fast(void); /* the owner's plain path is still possible (tests) */
 
+/* The core test's build (native/Makefile) widens the owner's plain
+ * read-modify-writes so that a broken handshake loses an update often
+ * enough to be seen; nothing in the shim's own build. */
+#ifdef HW_TEST_RACE_WINDOW
+#define HW_RACE_WINDOW()                                                                           \
+  do {                                                                                             \
+    for (volatile int hw_w_ = 0; hw_w_ < HW_TEST_RACE_WINDOW; hw_w_++) {                           \
+    }                                                                                              \
+  } while (0)
+#else
+#define HW_RACE_WINDOW() ((void)0)
+#endif
+
 /* Enters a plain section: 1 when nobody else writes (leave with
  * hw__owner_leave), 0 when the caller must take the real path. Owner only. */
 static inline int hw__owner_enter(void) {

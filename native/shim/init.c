@@ -196,6 +196,8 @@ HW_EXPORT long long hw_stat(const char *name) {
   if (strcmp(name, "live_allocations") == 0) return (long long)hw__tracker_live_allocations();
   if (strcmp(name, "overhead_bytes") == 0) return (long long)hw__tracker_overhead_bytes();
   if (strcmp(name, "failed_allocations") == 0) return (long long)hw__failed_last(NULL, NULL);
+  /* 1: the owner thread's plain path is still possible (owner.c); 0: shared. */
+  if (strcmp(name, "owner_fast") == 0) return hw__owner_fast();
   if (strcmp(name, "stack_mode") == 0)
     /* 1: frame walk, 2: frame-evaluation hook, 3: frame-object walk
      * (sampling, 3.8 - 3.10), 0: profile callback */

@@ -87,10 +87,11 @@ void hw__hm_reset(void);                  /* every bit cleared (hw__lock held) *
  * any bit) a relaxed load and store, no locked instruction. */
 static inline __attribute__((always_inline)) void hw__hm_update(hw_hm_word *w, uint64_t set,
                                                                 uint64_t keep, int plain) {
-  if (plain)
-    atomic_store_explicit(w, (atomic_load_explicit(w, memory_order_relaxed) | set) & keep,
-                          memory_order_relaxed);
-  else if (set) atomic_fetch_or_explicit(w, set, memory_order_relaxed);
+  if (plain) {
+    uint64_t v = (atomic_load_explicit(w, memory_order_relaxed) | set) & keep;
+    HW_RACE_WINDOW();
+    atomic_store_explicit(w, v, memory_order_relaxed);
+  } else if (set) atomic_fetch_or_explicit(w, set, memory_order_relaxed);
   else atomic_fetch_and_explicit(w, keep, memory_order_relaxed);
 }
 

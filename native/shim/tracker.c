@@ -174,6 +174,7 @@ static inline __attribute__((always_inline)) void hw__add_split(uint32_t node, i
     hw__state.live[node] += node_delta;
   }
   int64_t cur = h->current_bytes + delta;
+  HW_RACE_WINDOW(); /* core test only: the owner's elided lock made visible when broken */
   HW_HDR_PUT(h->current_bytes, cur);
   if (cur > h->peak_bytes) {
     HW_HDR_PUT(h->peak_bytes, cur);
@@ -309,6 +310,7 @@ static inline void hw__total_unlocked(hw_state_header *h, int64_t delta) {
  * one. Returns the new total for hw__total_moved, after the section. */
 static inline int64_t hw__total_plain(hw_state_header *h, int64_t delta) {
   int64_t cur = HW_HDR_GET(h->current_bytes) + delta;
+  HW_RACE_WINDOW();
   HW_HDR_PUT(h->current_bytes, cur);
   if (delta > 0 && HW_UNLIKELY(cur > HW_HDR_GET(h->peak_bytes))) {
     HW_HDR_PUT(h->peak_bytes, cur);

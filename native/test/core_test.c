@@ -15,6 +15,7 @@
 #include <malloc.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -903,6 +904,213 @@ static void case_exact_threads(void) {
   free(xt_parts);
 }
 
+/* ---- the owner thread without locked instructions (owner.c) ---- */
+
+/* The main thread is the owner: it allocates and frees in a loop (its
+ * hw__lock elided; in sampling mode its heap-map bits, total and peak
+ * plain) while a visitor thread takes hw__lock again and again, checks what
+ * a dump would read, and writes the total itself (+1000, then -1000, as a
+ * publication under the lock does: a lost update shows at the end), and
+ * (`second`) another thread starts allocating at a random moment (sharing
+ * becomes permanent). At the end the totals, every stack's bytes and the
+ * peak are exactly what the test itself counted. */
+enum { OW_OPS = 100000, OW_SLOTS = 256 };
+/* Hand-overs per run: fewer under the sanitizers (each round is 5-10x slower there). */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define OW_ROUNDS 60
+#else
+#define OW_ROUNDS 300
+#endif
+static _Atomic int ow_second_go, ow_done;
+static int ow_sampling;
+static _Atomic uint64_t ow_visits, ow_violations;
+
+typedef struct {
+  uint32_t small_node, big_node;
+  uint64_t seed;
+  int ops;
+  int64_t total;   /* bytes the totals must hold for this thread's blocks */
+  int64_t big;     /* bytes its big (always sampled) blocks charge big_node */
+  int64_t max_own; /* its own total's highest value */
+} ow_part;
+
+/* What the totals count for a block: its request (exact), its usable size (sampling). */
+static int64_t ow_counted(void *p, size_t sz) {
+  return ow_sampling ? (int64_t)malloc_usable_size(p) : (int64_t)sz;
+}
+
+static void ow_churn(ow_part *me) {
+  hw_thread_t *t = &hw__thread;
+  void *held[OW_SLOTS] = {0};
+  size_t sizes[OW_SLOTS] = {0};
+  uint64_t x = me->seed;
+  for (int i = 0; i < me->ops; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    int k = (int)(x % OW_SLOTS);
+    if (held[k]) {
+      int64_t c = ow_counted(held[k], sizes[k]);
+      if (sizes[k] >= 8192) me->big -= (int64_t)sizes[k];
+      hw__core_free(t, held[k]);
+      free(held[k]);
+      me->total -= c;
+      held[k] = NULL;
+      continue;
+    }
+    /* Mostly small (unsampled at 4 KiB, or exact), one in 64 at 8 KiB or
+     * more (always sampled: its stack's bytes are exact). */
+    size_t sz = (x >> 20) % 64 == 0 ? 8192 + (size_t)((x >> 30) % 4096) : 16 + (size_t)((x >> 40) % 2000);
+    t->inherited = sz >= 8192 ? me->big_node : me->small_node;
+    hw_alloc_op op;
+    hw__core_alloc_begin(&op, t, sz);
+    held[k] = malloc(sz);
+    hw__core_alloc_end(&op, held[k]);
+    sizes[k] = sz;
+    me->total += ow_counted(held[k], sz);
+    if (sz >= 8192) me->big += (int64_t)sz;
+    if (me->total > me->max_own) me->max_own = me->total;
+    if (me->small_node == 3 && i == atomic_load(&ow_second_go)) atomic_store(&ow_second_go, -1);
+  }
+  for (int k = 0; k < OW_SLOTS; k++) {
+    if (!held[k]) continue;
+    int64_t c = ow_counted(held[k], sizes[k]);
+    if (sizes[k] >= 8192) me->big -= (int64_t)sizes[k];
+    hw__core_free(t, held[k]);
+    free(held[k]);
+    me->total -= c;
+  }
+}
+
+static void *ow_second(void *arg) {
+  ow_part *me = arg;
+  while (atomic_load(&ow_second_go) != -1) sched_yield();
+  ow_churn(me);
+  return NULL;
+}
+
+/* A dump-like visitor: under hw__lock, `live` must not move (it changes only
+ * under the lock) and, in exact mode, the total is the sum of `live`. Then
+ * it writes the total itself and takes it back, under the lock. */
+static void *ow_visitor(void *arg) {
+  (void)arg;
+  hw_state_header *h = hw__state.hdr;
+  while (!atomic_load(&ow_done)) {
+    hw__lock_take();
+    int64_t before = live(3) + live(1), sum = 0;
+    for (uint32_t n = 0; n < 100; n++) sum += live(n);
+    if (!ow_sampling && sum != (int64_t)h->current_bytes) atomic_fetch_add(&ow_violations, 1);
+    __atomic_add_fetch(&h->current_bytes, 1000, __ATOMIC_RELAXED);
+    for (volatile int spin = 0; spin < 3000; spin++) {
+    }
+    __atomic_sub_fetch(&h->current_bytes, 1000, __ATOMIC_RELAXED);
+    if (live(3) + live(1) != before) atomic_fetch_add(&ow_violations, 1);
+    hw__lock_give();
+    atomic_fetch_add(&ow_visits, 1);
+    /* Out for a while: the owner goes plain again (shared == 0) meanwhile. */
+    for (volatile int spin = 0; spin < 3000; spin++) {
+    }
+  }
+  return NULL;
+}
+
+static void owner_case(int sampling, int second) {
+  cgroup_v2_tree(64 * GiB, 1 * GiB, 128 * GiB, 100 * GiB);
+  core_setup();
+  ow_sampling = sampling;
+  if (sampling) {
+    hw__config.sample_rate = 4096;
+    hw__config.sample_seeded = 1;
+    hw__config.sample_seed = 11;
+    hw__sampling_init();
+    CHECK(hw__hm_top != NULL, "no heap map");
+  }
+  hw__owner_start();
+  CHECK(hw__owner_fast(), "membarrier unavailable here: the owner's plain path was not tested");
+  hw_state_header *h = hw__state.hdr;
+  /* The owner alone first: its peak, plain, exactly. */
+  ow_part own = {.small_node = 3, .big_node = 1, .seed = 0x9E3779B97F4A7C15ull, .ops = 20000};
+  ow_churn(&own);
+  EQ(current(), 0);
+  EQ(peak(), own.max_own);
+  EQ(hw__owner_self, 1);
+  int64_t first_peak = own.max_own;
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  uint64_t r = (uint64_t)now.tv_nsec | 1;
+  ow_part other = {.small_node = 4, .big_node = 2, .seed = 0xD1B54A32D192ED03ull ^ r};
+  own.max_own = 0;
+  own.seed ^= r;
+  if (second) {
+    /* A second thread starts writing at a random moment of the owner's
+     * churn: many times over (the hand-over happens once per process; each
+     * round starts over with an owner and nobody else, as a fork child does). */
+    for (int round = 0; round < OW_ROUNDS; round++) {
+      if (round) {
+        hw__owner_reset_in_child();
+        hw__owner_start();
+        CHECK(hw__owner_fast(), "round %d: not fast again", round);
+      }
+      r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+      atomic_store(&ow_second_go, (int)(r % 3000));
+      own.ops = 4000;
+      other.ops = 3000;
+      other.seed ^= r;
+      pthread_t sec;
+      pthread_create(&sec, NULL, ow_second, &other);
+      ow_churn(&own);
+      if (atomic_load(&ow_second_go) != -1) atomic_store(&ow_second_go, -1);
+      pthread_join(sec, NULL);
+      EQ(hw__owner_fast(), 0); /* a second writer: shared for good */
+      EQ(hw__owner_self, 1);
+      EQ(current(), 0);
+    }
+  } else {
+    /* A visitor comes and goes while the owner churns: the owner stays fast. */
+    own.ops = OW_OPS;
+    pthread_t vis;
+    pthread_create(&vis, NULL, ow_visitor, NULL);
+    /* Until the visitor came often enough (2 cores shared: it may wait for one). */
+    for (int round = 0; round < 200 && (round == 0 || atomic_load(&ow_visits) < 10000); round++) {
+      own.seed ^= own.seed << 7;
+      ow_churn(&own);
+    }
+    atomic_store(&ow_done, 1);
+    pthread_join(vis, NULL);
+    CHECK(atomic_load(&ow_visits) >= 10000, "only %llu visits", (unsigned long long)ow_visits);
+    EQ(atomic_load(&ow_violations), 0);
+    EQ(hw__owner_fast(), 1); /* a visitor leaves */
+  }
+  /* Everything was freed: every byte and every stack back to zero. */
+  EQ(own.total, 0);
+  EQ(other.total, 0);
+  EQ(current(), 0);
+  for (uint32_t n = 1; n <= 4; n++) EQ(live(n), 0);
+  EQ(hw__blocks_count(), 0);
+  /* A new peak above everything before, held by the owner: exact, and its
+   * stacks' bytes at the peak too. */
+  int64_t hold = first_peak + 2 * own.max_own + 2 * other.max_own + 10 * MiB;
+  void *big = malloc((size_t)hold);
+  hw_thread_t *t = &hw__thread;
+  t->inherited = 5;
+  hw_alloc_op op;
+  hw__core_alloc_begin(&op, t, (size_t)hold);
+  hw__core_alloc_end(&op, big);
+  int64_t counted = ow_counted(big, (size_t)hold);
+  EQ(current(), counted);
+  EQ(peak(), counted);
+  EQ(live(5), hold);
+  EQ(at_peak(5), hold);
+  EQ(at_peak(1), 0);
+  hw__core_free(t, big);
+  free(big);
+  EQ(current(), 0);
+  EQ(h->peak_source, 0);
+}
+
+static void case_owner_exact_visitor(void) { owner_case(0, 0); }
+static void case_owner_exact_second(void) { owner_case(0, 1); }
+static void case_owner_sampling_visitor(void) { owner_case(1, 0); }
+static void case_owner_sampling_second(void) { owner_case(1, 1); }
+
 static const struct {
   const char *name;
   void (*fn)(void);
@@ -922,6 +1130,10 @@ static const struct {
     {"sampling_threads", case_sampling_threads},
     {"sampling_peak", case_sampling_peak},
     {"exact_threads", case_exact_threads},
+    {"owner_exact_visitor", case_owner_exact_visitor},
+    {"owner_exact_second", case_owner_exact_second},
+    {"owner_sampling_visitor", case_owner_sampling_visitor},
+    {"owner_sampling_second", case_owner_sampling_second},
 };
 
 int main(int argc, char **argv) {

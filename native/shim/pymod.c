@@ -124,7 +124,9 @@ static hw_pymethod hw__m_methods[] = {
 };
 
 static hw_pymoduledef hw__m_def = {
-    {{1, NULL}, NULL, 0, NULL}, /* PyModuleDef_HEAD_INIT */
+    /* PyModuleDef_HEAD_INIT, with a reference count no stray decref can
+     * bring to zero: the definition is static, never to be freed. */
+    {{(ssize_t)1 << 30, NULL}, NULL, 0, NULL},
     "_highwater",
     "The preloaded highwater shim's API (highwater._shim).",
     0,

@@ -4,15 +4,17 @@
 // nothing but the bootstrap's own modules (no ctypes, no _highwater in
 // sys.modules), the shim is mapped from one file only (RTLD_NOLOAD: never a
 // second copy), and the child still has its bytes at its line. Where
-// LD_PRELOAD no longer names the shim (HIGHWATER_CHILDREN=0) the root falls
-// back to ctypes and still tracks.
+// LD_PRELOAD does not name the shim: under HIGHWATER_CHILDREN=0 the root
+// finds it in its maps and its untracked children import nothing of ours
+// but the bootstrap; a shim preloaded under another name falls back to
+// ctypes and still tracks.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { shimmedEnv } from '../shim/shimmed.js';
-import { fixtures, pythons } from '../helpers/cli.js';
+import { fixtures, pythons, repoRoot } from '../helpers/cli.js';
 import { MiB, lineOf, near, readStates, run } from './native-files.js';
 
 const script = join(fixtures, 'python', 'multiprocess', 'start_facts.py');
@@ -24,7 +26,7 @@ const bootstrapModules = ['highwater', 'highwater._bootstrap', 'highwater._shim'
 interface Facts {
   role: string;
   pid: number;
-  viaCtypes: boolean;
+  how: 'none' | 'own-module' | 'ctypes';
   shimFiles: string[];
   modules: string[];
 }
@@ -35,7 +37,7 @@ function facts(stdout: string): Facts[] {
     .split('\n')
     .map((l) => {
       const [role, pid, via, files, ...modules] = l.split(' ');
-      return { role: role!, pid: Number(pid), viaCtypes: via === 'ctypes', shimFiles: files ? files.split(',') : [], modules };
+      return { role: role!, pid: Number(pid), how: via as Facts['how'], shimFiles: files === '-' ? [] : files!.split(','), modules };
     });
 }
 
@@ -68,7 +70,7 @@ describe("a tracked child's start-up: no ctypes, nothing the program would not h
     const got = facts(r.stdout);
     expect(got.map((f) => f.role)).toEqual(['child', 'parent']);
     for (const f of got) {
-      expect(f.viaCtypes, `${f.role} reached the shim through ctypes`).toBe(false);
+      expect(f.how, f.role).toBe('own-module');
       expect(f.shimFiles, `${f.role}: one copy of the shim`).toHaveLength(1);
       for (const m of ['ctypes', '_ctypes', '_highwater']) expect(f.modules, f.role).not.toContain(m);
     }
@@ -90,13 +92,30 @@ describe("a tracked child's start-up: no ctypes, nothing the program would not h
   });
 });
 
-describe('HIGHWATER_CHILDREN=0: LD_PRELOAD no longer names the shim', () => {
-  it('the root falls back to ctypes and still has its bytes at its line', async () => {
+describe('where LD_PRELOAD does not name the shim', () => {
+  it('HIGHWATER_CHILDREN=0: the root finds its shim in its maps (own module), its untracked child starts without ctypes', async () => {
     const rd = mkdtempSync(join(tmpdir(), 'hw-childstart-'));
-    const r = await run('python3', [script, 'root'], shimmedEnv(rd, { HIGHWATER_CHILDREN: '0' }), 60_000);
+    const r = await run('python3', [script, 'parent'], shimmedEnv(rd, { HIGHWATER_CHILDREN: '0' }), 60_000);
+    expect(r.code, r.stderr).toBe(0);
+    const [child, root] = facts(r.stdout);
+    expect(root!.how).toBe('own-module');
+    expect(root!.modules).not.toContain('ctypes');
+    expect(child!.how).toBe('none');
+    expect(child!.shimFiles).toEqual([]);
+    expect(child!.modules).not.toContain('ctypes');
+    const states = readStates(rd);
+    expect(states.map((s) => s.pid)).toEqual([root!.pid]);
+    expect(near(states[0]!.peakByLine.get(allocLine), 12 * MiB), `${states[0]!.peakByLine.get(allocLine)} bytes`).toBe(true);
+  });
+
+  it('a shim preloaded under another name: ctypes, and the bytes are still at their line', async () => {
+    const rd = mkdtempSync(join(tmpdir(), 'hw-childstart-'));
+    const link = join(mkdtempSync(join(tmpdir(), 'hw-childstart-link-')), 'libhw-renamed.so');
+    symlinkSync(join(repoRoot, 'native', 'build', 'libhighwater.so'), link);
+    const r = await run('python3', [script, 'root'], shimmedEnv(rd, { LD_PRELOAD: link }), 60_000);
     expect(r.code, r.stderr).toBe(0);
     const f = facts(r.stdout)[0]!;
-    expect(f.viaCtypes).toBe(true);
+    expect(f.how).toBe('ctypes');
     expect(f.modules).toContain('ctypes');
     const s = readStates(rd).find((st) => st.pid === f.pid);
     expect(near(s?.peakByLine.get(allocLine), 12 * MiB), `${s?.peakByLine.get(allocLine)} bytes`).toBe(true);

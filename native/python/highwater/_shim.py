@@ -34,7 +34,7 @@ def shim():
         lib = _own_module()
         if lib is None:
             lib = _by_ctypes()
-        _lib = lib if lib is not None else False
+        _lib = lib if lib is not None else False  # _ABSENT is False
     return _lib or None
 
 
@@ -44,9 +44,18 @@ def _own_module():
     rtld_noload = getattr(os, "RTLD_NOLOAD", None)
     if rtld_noload is None:
         return None
-    for path in os.environ.get("LD_PRELOAD", "").replace(" ", ":").split(":"):
-        if os.path.basename(path) != "libhighwater.so":
-            continue
+    paths = []  # a loop, not a comprehension: no nested scope (bootstrap-lines.test.ts)
+    for entry in os.environ.get("LD_PRELOAD", "").replace(" ", ":").split(":"):
+        if os.path.basename(entry) == "libhighwater.so":
+            paths.append(entry)
+    if not paths and os.environ.get("HIGHWATER_CHILDREN") == "0":
+        # --no-children: the root's shim put the program's own LD_PRELOAD
+        # back, and the children it starts run without the shim. The maps
+        # tell which of the two this is, without ctypes.
+        paths = _mapped_shim()
+        if paths == []:
+            return _ABSENT
+    for path in paths or ():
         import _imp
         from _frozen_importlib import ModuleSpec
 
@@ -59,6 +68,28 @@ def _own_module():
         finally:
             sys.setdlopenflags(flags)
     return None
+
+
+# _own_module's answer when the shim is certainly not in this process.
+_ABSENT = False
+
+
+def _mapped_shim():
+    """[path] of the libhighwater.so mapped in this process, [] when none is,
+    None when that cannot be told (unreadable maps, a file since replaced)."""
+    try:
+        with open("/proc/self/maps", "rb") as f:
+            maps = f.read()
+    except OSError:
+        return None
+    at = maps.find(b"libhighwater.so")
+    if at < 0:
+        return []
+    line = maps[maps.rfind(b"\n", 0, at) + 1:maps.find(b"\n", at)]
+    path = line.split(None, 5)[-1] if line.count(b" ") >= 5 else b""
+    if not path.startswith(b"/") or not path.endswith(b"/libhighwater.so"):
+        return None  # "(deleted)": replaced on disk since it was loaded
+    return [os.fsdecode(path)]
 
 
 def _by_ctypes():

@@ -61,6 +61,11 @@ typedef struct {
 static hw_ownfd hw__listen = {-1, 0, 0, 0};
 static uint64_t hw__sock_file_dev, hw__sock_file_ino; /* the socket's inode in the run dir */
 static hw_conn hw__conns[HW_CONN_MAX];
+/* Slots [0, hw__conn_used) have been handed out at least once (free ones
+ * hold fd -1); the rest are the untouched zero pages of .bss. The array is
+ * 300 KiB: setting every slot's fd to -1 up front made each tracked process
+ * fault in and zero ~76 pages at start-up that a short one never uses. */
+static int hw__conn_used;
 static int hw__conn_cap = HW_CONN_MAX;
 static char hw__sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 /* Signal handler -> control thread: a count, relaxed on the way in; taken
@@ -117,7 +122,7 @@ static void hw__conn_drop(hw_conn *c) {
 
 void hw__control_close_in_child(void) {
   hw__own_close(&hw__listen);
-  for (int i = 0; i < HW_CONN_MAX; i++) hw__conn_drop(&hw__conns[i]);
+  for (int i = 0; i < hw__conn_used; i++) hw__conn_drop(&hw__conns[i]);
   HW_SET_RELAXED(hw__control_tid, 0);
   hw__own_close(&hw__wake_rd);
   hw__own_close(&hw__wake_wr);
@@ -220,10 +225,16 @@ static void hw__conn_read(hw_conn *c) {
 /* A free slot, or the oldest one if it had its grace; NULL: all too new. */
 static hw_conn *hw__conn_slot(uint64_t now) {
   hw_conn *oldest = NULL;
-  for (int i = 0; i < hw__conn_cap; i++) {
+  for (int i = 0; i < hw__conn_used && i < hw__conn_cap; i++) {
     hw_conn *c = &hw__conns[i];
     if (c->fd.fd < 0) return c; /* no fstat here: each use re-verifies */
     if (!oldest || c->deadline < oldest->deadline) oldest = c;
+  }
+  if (hw__conn_used < hw__conn_cap) { /* a slot never used before */
+    hw_conn *c = &hw__conns[hw__conn_used++];
+    c->fd = (hw_ownfd){-1, 0, 0, 0};
+    c->got = 0;
+    return c;
   }
   if (oldest->deadline + HW_CONN_GRACE_MS > now + HW_CONN_DEADLINE_MS) return NULL;
   /* Full of clients that said nothing in time: the oldest makes room. */
@@ -364,7 +375,7 @@ static void *hw__control_main(void *arg) {
       p[n] = (struct pollfd){hw__listen.fd, POLLIN, 0};
       slot_of[n++] = -1;
     }
-    for (int i = 0; i < HW_CONN_MAX; i++) {
+    for (int i = 0; i < hw__conn_used; i++) {
       hw_conn *c = &hw__conns[i];
       if (c->fd.fd < 0) continue;
       if (now >= c->deadline) {
@@ -399,7 +410,7 @@ static void *hw__control_main(void *arg) {
 static int hw__control_spawn(void);
 
 int hw__control_start(void) {
-  for (int i = 0; i < HW_CONN_MAX; i++) hw__conns[i].fd.fd = -1;
+  hw__conn_used = 0; /* none open: first start, or a forked child after close_in_child */
   hw__next_status = hw__next_rebind = 0; /* a forked child's first readings come at once */
   struct rlimit nofile;
   if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY &&

@@ -1,6 +1,7 @@
 /*
- * The shim's public API, called from the Python package through
- * ctypes.PyDLL (which keeps the GIL held during the call). Returns 0 on
+ * The shim's public API, called from the Python package through the shim's
+ * own module (pymod.c) or, as a fallback, ctypes.PyDLL (which keeps the GIL
+ * held during the call). Returns 0 on
  * success, a negative errno-style value otherwise.
  */
 #ifndef HIGHWATER_H

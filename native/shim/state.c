@@ -74,6 +74,11 @@ int hw__state_open(void) {
     return -1;
   }
   char *base = (char *)m;
+  /* No read-ahead on faults: the file is sparse, and each first touch of a
+   * page otherwise had the kernel read (zero-fill) a whole read-ahead window
+   * of holes around it, ~3 ms of a tracked process's start (bench/README.md,
+   * "Child start-up"). Only a hint: on failure the mapping works as before. */
+  madvise(base, (size_t)off, MADV_RANDOM);
   hw_state_t *s = &hw__state;
   s->map_bytes = (size_t)off;
   s->hdr = (hw_state_header *)base;

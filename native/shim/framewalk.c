@@ -35,6 +35,14 @@ typedef struct {
   uint32_t node, kept;
 } hw_wframe;
 
+/* What hw__relook learnt of a kept frame's code object, beside the chain
+ * (the walk's per-level check reads only the chain: it stays 24 bytes a
+ * level). */
+typedef struct {
+  uint64_t lines_id; /* hw__code_lines_id */
+  uint32_t func;     /* its id */
+} hw_wcode;
+
 /* How many frames above the last walk's chain a new top may have pushed, and
  * how far down it may have returned, for the short path (hw__walk_node). */
 #define HW_WALK_NEW 8
@@ -44,6 +52,7 @@ typedef struct {
 
 typedef struct {
   hw_wframe cache[HW_WALK_MAX]; /* the last walk's chain, root first */
+  hw_wcode codes[HW_WALK_MAX];  /* beside cache[] */
   void *chain[HW_WALK_MAX];     /* scratch: frames, top first */
   int cached;
   int truncated; /* the last chain was cut at HW_WALK_MAX: cache[0] is not the root */
@@ -152,10 +161,10 @@ void hw__walk_free(hw_thread_t *t) {
   if (w) hw__pages_free(w, sizeof(hw_walk_t));
 }
 
-static int hw__cached_line(hw_walk_t *w, void *iframe, void *code, void *instr) {
+static int hw__cached_line(hw_walk_t *w, void *iframe, void *code, void *instr,
+                           uint64_t lines_id) {
   size_t slot =
       (((uintptr_t)code >> 4) ^ ((uintptr_t)instr >> 1) * 0x9E3779B1u) & (HW_LINE_CACHE - 1);
-  uint64_t lines_id = hw__code_lines_id(code);
   if (lines_id && w->lines[slot].code == code && w->lines[slot].instr == instr &&
       w->lines[slot].lines_id == lines_id)
     return w->lines[slot].line;
@@ -171,22 +180,30 @@ static int hw__cached_line(hw_walk_t *w, void *iframe, void *code, void *instr) 
 static void hw__relook(hw_walk_t *w, const hw_frame_layout *L, int k, void *f) {
   uint32_t node = k ? w->cache[k - 1].node : 0;
   uint32_t kept = k ? w->cache[k - 1].kept : 0;
+  uint32_t func = HW_NODE_NONE;
+  uint64_t lines_id = 0;
   void *instr = HW_AT(f, L->instr);
   void *code = hw__iframe_code(L, f);
   int owner = *((signed char *)f + L->owner);
-  /* The type check is skipped for the code object the frame below already
-   * proved (recursion, loops over one function). */
+  /* The code object the kept frame below already proved (recursion, loops
+   * over one function) is not type-checked, interned or identified again:
+   * the frame below is alive and holds it, so it is the same object, the
+   * same function and the same line table (a code object's never changes). */
   int known = k && kept && hw__iframe_code(L, w->cache[k - 1].iframe) == code &&
               w->cache[k - 1].kept != (k > 1 ? w->cache[k - 2].kept : 0);
   if (owner != L->cstack_owner && (known || hw__is_code(code))) {
-    int line = hw__cached_line(w, f, code, instr);
-    node = hw__intern_node(node, hw__intern_code(code), line < 0 ? 0 : (uint32_t)line);
+    lines_id = known ? w->codes[k - 1].lines_id : hw__code_lines_id(code);
+    int line = hw__cached_line(w, f, code, instr, lines_id);
+    func = known ? w->codes[k - 1].func : hw__intern_code(code);
+    node = hw__intern_node(node, func, line < 0 ? 0 : (uint32_t)line);
     kept++;
   }
   w->cache[k].iframe = f;
   w->cache[k].instr = instr;
   w->cache[k].node = node;
   w->cache[k].kept = kept;
+  w->codes[k].func = func;
+  w->codes[k].lines_id = lines_id;
 }
 
 static uint32_t hw__walk_result(hw_thread_t *t, hw_walk_t *w) {

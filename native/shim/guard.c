@@ -133,6 +133,8 @@ uint64_t hw__guard_budget(void) {
 static _Atomic uint64_t hw__refreshes;
 uint64_t hw__guard_refreshes(void) { return atomic_load(&hw__refreshes); }
 
+static int hw__guard_refresh(size_t size);
+
 int hw__guard_check(size_t size) {
   hw_thread_t *t = &hw__thread;
   /* The common case: this thread's chunk, of this epoch, holds the
@@ -142,6 +144,11 @@ int hw__guard_check(size_t size) {
     return 0;
   }
   if (HW_LIKELY(hw__budget_refill(t, size))) return 0;
+  return hw__guard_refresh(size);
+}
+
+/* Out of line: the common case above then needs no stack frame. */
+__attribute__((noinline)) static int hw__guard_refresh(size_t size) {
   int saved_errno = errno; /* reading files must not show through malloc */
   pthread_mutex_lock(&hw__guard_lock);
   hw_readings_t r;

@@ -1031,6 +1031,55 @@ static void case_guard_floor_threads(void) {
   pthread_barrier_destroy(&gf_floor_set);
 }
 
+/* ---- interning: the per-thread front caches ---- */
+
+/* A recursion's (parent, function, line) triples, 3 a level, 400 levels
+ * (what bench/workloads/deep_stack.py keeps in use), interned over and over
+ * by two threads: every triple gets one id, the same every time and from
+ * either thread, and no two triples share one. The front caches answer most
+ * lookups without the shared table: a wrong hit (a key compared in part, a
+ * set mixed up) shows as a wrong id. */
+#define IF_LEVELS 400
+static uint32_t if_ids[IF_LEVELS][3];
+static _Atomic int if_wrong;
+
+static void *if_worker(void *arg) {
+  (void)arg;
+  for (int pass = 0; pass < 50; pass++) {
+    uint32_t parent = 0;
+    for (int d = 0; d < IF_LEVELS; d++) {
+      for (int l = 0; l < 3; l++)
+        if (hw__intern_node(parent, 7, 10 + l) != if_ids[d][l]) atomic_fetch_add(&if_wrong, 1);
+      parent = if_ids[d][0];
+    }
+  }
+  return NULL;
+}
+
+static void case_intern_front(void) {
+  core_setup();
+  uint32_t parent = 0;
+  for (int d = 0; d < IF_LEVELS; d++) {
+    for (int l = 0; l < 3; l++) if_ids[d][l] = hw__intern_node(parent, 7, 10 + l);
+    parent = if_ids[d][0];
+  }
+  /* One id per triple, each a record of that triple. */
+  for (int d = 0; d < IF_LEVELS; d++)
+    for (int l = 0; l < 3; l++) {
+      hw_node_rec *r = &hw__state.nodes[if_ids[d][l]];
+      CHECK(r->parent == (d ? if_ids[d - 1][0] : 0) && r->func == 7 && r->line == 10u + l,
+            "level %d line %d: node %u is (%u, %u, %u)", d, l, if_ids[d][l], r->parent, r->func,
+            r->line);
+    }
+  EQ(hw__state.hdr->node_count, 100 + IF_LEVELS * 3);
+  pthread_t th[2];
+  for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, if_worker, NULL);
+  for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+  if_worker(NULL);
+  EQ(atomic_load(&if_wrong), 0);
+  EQ(hw__state.hdr->node_count, 100 + IF_LEVELS * 3);
+}
+
 static const struct {
   const char *name;
   void (*fn)(void);
@@ -1052,6 +1101,7 @@ static const struct {
     {"exact_threads", case_exact_threads},
     {"guard_thread_chunks", case_guard_thread_chunks},
     {"guard_floor_threads", case_guard_floor_threads},
+    {"intern_front", case_intern_front},
 };
 
 int main(int argc, char **argv) {

@@ -43,6 +43,20 @@ typedef struct {
   uint32_t func;     /* its id */
 } hw_wcode;
 
+/* The last few nodes each level of the chain was interned to: a level sees
+ * the same few (parent, function, line) again and again (a recursion's
+ * level at its allocation, its call and its return lines), and these sit
+ * beside the chain, read in the walk's order, where the hashed front caches
+ * (intern.c) are spread over 64 KiB: a recursion 400 deep missed the cache
+ * there at nearly every lookup. A triple's node never changes (intern.c),
+ * so an entry is never stale. One cache line a level. */
+#define HW_LEVEL_MEMO 4
+typedef struct {
+  struct {
+    uint32_t parent, func, line, node; /* node 0 = empty */
+  } seen[HW_LEVEL_MEMO];
+} __attribute__((aligned(64))) hw_wmemo;
+
 /* How many frames above the last walk's chain a new top may have pushed, and
  * how far down it may have returned, for the short path (hw__walk_node). */
 #define HW_WALK_NEW 8
@@ -51,6 +65,7 @@ typedef struct {
 #define HW_LINE_CACHE 4096
 
 typedef struct {
+  hw_wmemo memo[HW_WALK_MAX];   /* beside cache[] */
   hw_wframe cache[HW_WALK_MAX]; /* the last walk's chain, root first */
   hw_wcode codes[HW_WALK_MAX];  /* beside cache[] */
   void *chain[HW_WALK_MAX];     /* scratch: frames, top first */
@@ -176,6 +191,25 @@ static int hw__cached_line(hw_walk_t *w, void *iframe, void *code, void *instr,
   return line;
 }
 
+/* hw__intern_node through level k's memo. */
+static uint32_t hw__level_node(hw_walk_t *w, int k, uint32_t parent, uint32_t func,
+                               uint32_t line) {
+  hw_wmemo *m = &w->memo[k];
+  for (int i = 0; i < HW_LEVEL_MEMO; i++)
+    if (m->seen[i].parent == parent && m->seen[i].func == func && m->seen[i].line == line &&
+        m->seen[i].node)
+      return m->seen[i].node;
+  uint32_t node = hw__intern_node(parent, func, line);
+  if (node != parent) { /* not a fold into the caller (no function, or the table full) */
+    memmove(&m->seen[1], &m->seen[0], (HW_LEVEL_MEMO - 1) * sizeof m->seen[0]);
+    m->seen[0].parent = parent;
+    m->seen[0].func = func;
+    m->seen[0].line = line;
+    m->seen[0].node = node;
+  }
+  return node;
+}
+
 /* Fills cache[k] for the frame `f` on top of cache[k - 1] (looked up anew). */
 static void hw__relook(hw_walk_t *w, const hw_frame_layout *L, int k, void *f) {
   uint32_t node = k ? w->cache[k - 1].node : 0;
@@ -195,7 +229,7 @@ static void hw__relook(hw_walk_t *w, const hw_frame_layout *L, int k, void *f) {
     lines_id = known ? w->codes[k - 1].lines_id : hw__code_lines_id(code);
     int line = hw__cached_line(w, f, code, instr, lines_id);
     func = known ? w->codes[k - 1].func : hw__intern_code(code);
-    node = hw__intern_node(node, func, line < 0 ? 0 : (uint32_t)line);
+    node = hw__level_node(w, k, node, func, line < 0 ? 0 : (uint32_t)line);
     kept++;
   }
   w->cache[k].iframe = f;

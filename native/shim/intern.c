@@ -40,11 +40,13 @@ static hw_node_map hw__nodes;
  * Nodes are kept in sets of four, one cache line each: a recursion 400
  * deep keeps ~1 200 (parent, function, line) triples in use, and a
  * direct-mapped table of 4 096 sent a quarter of its lookups to the lock
- * (two keys on one slot evict each other at every pass); with 2 048 sets of
- * four, a key misses only when five of the live ones share its set. A new
- * key goes first and pushes out the set's oldest. */
+ * (two keys on one slot evict each other at every pass); in 1 024 sets of
+ * four (the same 64 KiB), a key misses only when five of the live ones
+ * share its set (~3 % of such a recursion's). A new key goes first and
+ * pushes out the set's oldest. (3.11+ ask framewalk.c's per-level memo
+ * first.) */
 #define HW_FRONT_CODES 512
-#define HW_FRONT_NODE_SETS 2048
+#define HW_FRONT_NODE_SETS 1024
 #define HW_FRONT_WAYS 4
 typedef struct {
   uint32_t parent, func, line, id; /* id 0 (the root) = empty */

@@ -129,9 +129,11 @@ uint64_t hw__guard_budget(void) {
   return HW_RELAXED(hw__budget) + own;
 }
 
-/* Readings taken by hw__guard_check (each starts a budget period). */
-static _Atomic uint64_t hw__refreshes;
-uint64_t hw__guard_refreshes(void) { return atomic_load(&hw__refreshes); }
+/* Twice the readings hw__guard_check took, odd while one is setting its new
+ * budget: a test that sees the same even value before and after an
+ * allocation knows which budget that allocation was charged to. */
+static _Atomic uint64_t hw__guard_seq_;
+uint64_t hw__guard_seq(void) { return atomic_load(&hw__guard_seq_); }
 
 static int hw__guard_refresh(size_t size);
 
@@ -164,8 +166,9 @@ __attribute__((noinline)) static int hw__guard_refresh(size_t size) {
   else if (r.swap > 0 && r.swap > r.available) reason = HW_OOM_SWAP;
   if (reason && HW_RELAXED(hw__guard_on)) {
     uint64_t floor = hw__floor;
+    atomic_fetch_add(&hw__guard_seq_, 1);
     hw__budget_reset(0); /* judge every thread's next allocation afresh */
-    atomic_fetch_add(&hw__refreshes, 1);
+    atomic_fetch_add(&hw__guard_seq_, 1);
     pthread_mutex_unlock(&hw__guard_lock);
     hw__debug("guard: available %llu, floor %llu, allocation %zu", (unsigned long long)r.available,
               (unsigned long long)floor, size);
@@ -177,8 +180,9 @@ __attribute__((noinline)) static int hw__guard_refresh(size_t size) {
                           ? r.available + r.active_file - hw__floor - size
                           : 0;
   uint64_t nb = headroom / 100;
+  atomic_fetch_add(&hw__guard_seq_, 1);
   hw__budget_reset(nb > HW_MIN_BUDGET ? nb : HW_MIN_BUDGET);
-  atomic_fetch_add(&hw__refreshes, 1); /* after the new epoch: tests count periods by it */
+  atomic_fetch_add(&hw__guard_seq_, 1);
   pthread_mutex_unlock(&hw__guard_lock);
   errno = saved_errno;
   return 0;

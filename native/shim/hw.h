@@ -485,7 +485,7 @@ void hw__publish_readings(const hw_readings_t *r);
 int hw__guard_check(size_t size);
 /* The byte budget left before the next reading (native/test/core_test.c). */
 uint64_t hw__guard_budget(void);
-uint64_t hw__guard_refreshes(void); /* readings the guard took so far (tests) */
+uint64_t hw__guard_seq(void); /* 2 x the readings the guard took, odd while one sets its budget (tests) */
 /* An allocation the real allocator refused: recorded (last one and a count,
  * also in the state header), never fatal by itself. */
 void hw__failed_allocation(size_t size, uint32_t node);

@@ -908,7 +908,8 @@ static void case_exact_threads(void) {
 /* Eight threads allocate against a small budget (1 % of 100 MiB of headroom:
  * ~1 MiB), each spending chunks of the pool without atomics. Every
  * allocation a thread sees pass with no reading started or ended meanwhile
- * is charged to the period of that reading: no period may pass more than
+ * (hw__guard_seq the same even value before and after) is charged to the
+ * period of that reading: no period may pass more than
  * its budget plus one allocation per thread (the ones already past their
  * check when the period began). And the chunks a thread holds at a refresh
  * may make refreshes come earlier, never later: counted and bounded. */
@@ -922,11 +923,12 @@ static _Atomic uint64_t gt_objections, gt_unattributed;
 static void *gt_worker(void *arg) {
   (void)arg;
   for (int i = 0; i < GT_TAKES; i++) {
-    uint64_t r0 = hw__guard_refreshes();
+    uint64_t s0 = hw__guard_seq();
     int v = hw__guard_check(GT_SIZE);
-    uint64_t r1 = hw__guard_refreshes();
+    uint64_t s1 = hw__guard_seq();
     if (v) atomic_fetch_add(&gt_objections, 1);
-    else if (r0 == r1 && r0 < GT_PERIODS) atomic_fetch_add(&gt_spent[r0], GT_SIZE);
+    else if (s0 == s1 && !(s0 & 1) && s0 / 2 < GT_PERIODS)
+      atomic_fetch_add(&gt_spent[s0 / 2], GT_SIZE);
     else atomic_fetch_add(&gt_unattributed, GT_SIZE);
   }
   return NULL;
@@ -935,7 +937,7 @@ static void *gt_worker(void *arg) {
 /* Allocates until the guard takes a reading. */
 static void *gt_drain(void *arg) {
   uint64_t before = *(uint64_t *)arg;
-  while (hw__guard_refreshes() == before) EQ(hw__guard_check(GT_SIZE), 0);
+  while (hw__guard_seq() == before) EQ(hw__guard_check(GT_SIZE), 0);
   return NULL;
 }
 
@@ -956,12 +958,13 @@ static void case_guard_thread_chunks(void) {
   EQ(hw__guard_check(GT_SIZE), 0);
   CHECK(hw__guard_budget() > GT_SIZE, "no chunk");
   pthread_t drainer;
-  uint64_t before = hw__guard_refreshes();
+  uint64_t before = hw__guard_seq();
   pthread_create(&drainer, NULL, gt_drain, &before);
   pthread_join(drainer, NULL);
-  uint64_t passed = 0, period = hw__guard_refreshes();
-  CHECK(period == before + 1, "the drainer made %llu readings", (unsigned long long)(period - before));
-  while (hw__guard_refreshes() == period && passed < 4 * budget) {
+  uint64_t passed = 0, period = hw__guard_seq();
+  CHECK(period == before + 2, "the drainer made %llu readings",
+        (unsigned long long)(period - before) / 2);
+  while (hw__guard_seq() == period && passed < 4 * budget) {
     EQ(hw__guard_check(GT_SIZE), 0);
     passed += GT_SIZE;
   }
@@ -972,7 +975,7 @@ static void case_guard_thread_chunks(void) {
   for (int i = 0; i < GT_THREADS; i++) pthread_create(&th[i], NULL, gt_worker, NULL);
   for (int i = 0; i < GT_THREADS; i++) pthread_join(th[i], NULL);
   EQ(atomic_load(&gt_objections), 0);
-  uint64_t periods = hw__guard_refreshes();
+  uint64_t periods = hw__guard_seq() / 2;
   uint64_t total = (uint64_t)GT_THREADS * GT_TAKES * GT_SIZE, worst = 0;
   for (uint64_t r = 1; r < periods && r < GT_PERIODS; r++) {
     uint64_t s = atomic_load(&gt_spent[r]);

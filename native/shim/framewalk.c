@@ -35,6 +35,28 @@ typedef struct {
   uint32_t node, kept;
 } hw_wframe;
 
+/* What hw__relook learnt of a kept frame's code object, beside the chain
+ * (the walk's per-level check reads only the chain: it stays 24 bytes a
+ * level). */
+typedef struct {
+  uint64_t lines_id; /* hw__code_lines_id */
+  uint32_t func;     /* its id */
+} hw_wcode;
+
+/* The last few nodes each level of the chain was interned to: a level sees
+ * the same few (parent, function, line) again and again (a recursion's
+ * level at its allocation, its call and its return lines), and these sit
+ * beside the chain, read in the walk's order, where the hashed front caches
+ * (intern.c) are spread over 64 KiB: a recursion 400 deep missed the cache
+ * there at nearly every lookup. A triple's node never changes (intern.c),
+ * so an entry is never stale. One cache line a level. */
+#define HW_LEVEL_MEMO 4
+typedef struct {
+  struct {
+    uint32_t parent, func, line, node; /* node 0 = empty */
+  } seen[HW_LEVEL_MEMO];
+} __attribute__((aligned(64))) hw_wmemo;
+
 /* How many frames above the last walk's chain a new top may have pushed, and
  * how far down it may have returned, for the short path (hw__walk_node). */
 #define HW_WALK_NEW 8
@@ -43,7 +65,9 @@ typedef struct {
 #define HW_LINE_CACHE 4096
 
 typedef struct {
+  hw_wmemo memo[HW_WALK_MAX];   /* beside cache[] */
   hw_wframe cache[HW_WALK_MAX]; /* the last walk's chain, root first */
+  hw_wcode codes[HW_WALK_MAX];  /* beside cache[] */
   void *chain[HW_WALK_MAX];     /* scratch: frames, top first */
   int cached;
   int truncated; /* the last chain was cut at HW_WALK_MAX: cache[0] is not the root */
@@ -152,10 +176,10 @@ void hw__walk_free(hw_thread_t *t) {
   if (w) hw__pages_free(w, sizeof(hw_walk_t));
 }
 
-static int hw__cached_line(hw_walk_t *w, void *iframe, void *code, void *instr) {
+static int hw__cached_line(hw_walk_t *w, void *iframe, void *code, void *instr,
+                           uint64_t lines_id) {
   size_t slot =
       (((uintptr_t)code >> 4) ^ ((uintptr_t)instr >> 1) * 0x9E3779B1u) & (HW_LINE_CACHE - 1);
-  uint64_t lines_id = hw__code_lines_id(code);
   if (lines_id && w->lines[slot].code == code && w->lines[slot].instr == instr &&
       w->lines[slot].lines_id == lines_id)
     return w->lines[slot].line;
@@ -167,26 +191,53 @@ static int hw__cached_line(hw_walk_t *w, void *iframe, void *code, void *instr) 
   return line;
 }
 
+/* hw__intern_node through level k's memo. */
+static uint32_t hw__level_node(hw_walk_t *w, int k, uint32_t parent, uint32_t func,
+                               uint32_t line) {
+  hw_wmemo *m = &w->memo[k];
+  for (int i = 0; i < HW_LEVEL_MEMO; i++)
+    if (m->seen[i].parent == parent && m->seen[i].func == func && m->seen[i].line == line &&
+        m->seen[i].node)
+      return m->seen[i].node;
+  uint32_t node = hw__intern_node(parent, func, line);
+  if (node != parent) { /* not a fold into the caller (no function, or the table full) */
+    memmove(&m->seen[1], &m->seen[0], (HW_LEVEL_MEMO - 1) * sizeof m->seen[0]);
+    m->seen[0].parent = parent;
+    m->seen[0].func = func;
+    m->seen[0].line = line;
+    m->seen[0].node = node;
+  }
+  return node;
+}
+
 /* Fills cache[k] for the frame `f` on top of cache[k - 1] (looked up anew). */
 static void hw__relook(hw_walk_t *w, const hw_frame_layout *L, int k, void *f) {
   uint32_t node = k ? w->cache[k - 1].node : 0;
   uint32_t kept = k ? w->cache[k - 1].kept : 0;
+  uint32_t func = HW_NODE_NONE;
+  uint64_t lines_id = 0;
   void *instr = HW_AT(f, L->instr);
   void *code = hw__iframe_code(L, f);
   int owner = *((signed char *)f + L->owner);
-  /* The type check is skipped for the code object the frame below already
-   * proved (recursion, loops over one function). */
+  /* The code object the kept frame below already proved (recursion, loops
+   * over one function) is not type-checked, interned or identified again:
+   * the frame below is alive and holds it, so it is the same object, the
+   * same function and the same line table (a code object's never changes). */
   int known = k && kept && hw__iframe_code(L, w->cache[k - 1].iframe) == code &&
               w->cache[k - 1].kept != (k > 1 ? w->cache[k - 2].kept : 0);
   if (owner != L->cstack_owner && (known || hw__is_code(code))) {
-    int line = hw__cached_line(w, f, code, instr);
-    node = hw__intern_node(node, hw__intern_code(code), line < 0 ? 0 : (uint32_t)line);
+    lines_id = known ? w->codes[k - 1].lines_id : hw__code_lines_id(code);
+    int line = hw__cached_line(w, f, code, instr, lines_id);
+    func = known ? w->codes[k - 1].func : hw__intern_code(code);
+    node = hw__level_node(w, k, node, func, line < 0 ? 0 : (uint32_t)line);
     kept++;
   }
   w->cache[k].iframe = f;
   w->cache[k].instr = instr;
   w->cache[k].node = node;
   w->cache[k].kept = kept;
+  w->codes[k].func = func;
+  w->codes[k].lines_id = lines_id;
 }
 
 static uint32_t hw__walk_result(hw_thread_t *t, hw_walk_t *w) {

@@ -28,11 +28,24 @@
 _Atomic int hw__guard_on;
 static uint64_t hw__floor; /* bytes; 0 = derive from config at next refresh; hw__guard_lock */
 static int hw__floor_from_watcher; /* the watcher's floor wins over ours; hw__guard_lock */
-/* Bytes that may still be allocated before the readings are looked at again.
- * Only ever taken with a compare-and-swap that cannot go below zero (a plain
- * check-then-subtract lets two threads both pass and wrap it to ~2^64, which
- * silently disabled the guard). Relaxed: it is a counter, it publishes nothing. */
+/* Bytes that may still be allocated before the readings are looked at again,
+ * not yet handed to a thread. Only ever taken with a compare-and-swap that
+ * cannot go below zero (a plain check-then-subtract lets two threads both
+ * pass and wrap it to ~2^64, which silently disabled the guard). Relaxed: it
+ * is a counter, it publishes nothing.
+ *
+ * A thread does not take from it at every allocation (a locked instruction
+ * per malloc, shared by every thread): it takes a chunk into its own
+ * hw_thread_t and spends that with plain arithmetic (hw__guard_check). Every
+ * byte a thread spends came out of this counter, so what all threads can
+ * allocate between two refreshes stays within what the refresh set. A
+ * refresh, a new floor or a trip starts a new epoch: chunks taken before it
+ * are worth nothing after it (a thread's next allocation sees the epoch
+ * moved and takes afresh), so a new floor or a trip judges every thread's
+ * next allocation. */
 static _Atomic uint64_t hw__budget;
+/* Bumped with release after hw__budget is set anew (see hw__budget_reset). */
+static _Atomic uint32_t hw__budget_epoch;
 static pthread_mutex_t hw__guard_lock = PTHREAD_MUTEX_INITIALIZER;
 /* The first thread to reach the OOM exit writes the dump; acq_rel so the
  * others see it taken. */
@@ -51,9 +64,19 @@ static uint64_t hw__config_floor(const hw_readings_t *r) {
   return pct > hw__config.min_floor ? pct : hw__config.min_floor;
 }
 
+/* A new budget: the pool first, then the epoch. A thread that read the old
+ * epoch and took from the new pool labels its chunk with the old epoch and
+ * throws it away at its next check (bytes lost, never bytes gained); one
+ * that reads the new epoch takes from the new pool. The other order would
+ * let a chunk taken from the old pool pass for the new epoch. */
+static void hw__budget_reset(uint64_t bytes) {
+  HW_SET_RELAXED(hw__budget, bytes);
+  atomic_fetch_add_explicit(&hw__budget_epoch, 1, memory_order_release);
+}
+
 void hw__guard_init(void) {
   HW_SET_RELAXED(hw__guard_on, hw__config.oom_detection);
-  HW_SET_RELAXED(hw__budget, 0); /* first allocation refreshes */
+  hw__budget_reset(0); /* first allocation refreshes; a fork child's inherited chunks are void */
 }
 
 void hw__guard_set_floor(uint64_t floor) {
@@ -61,26 +84,73 @@ void hw__guard_set_floor(uint64_t floor) {
   hw__floor = floor;
   hw__floor_from_watcher = 1;
   HW_SET_RELAXED(hw__guard_on, floor > 0 && hw__config.oom_detection);
-  HW_SET_RELAXED(hw__budget, 0);
+  hw__budget_reset(0); /* every thread's next allocation is judged by it */
   if (hw__state.hdr) HW_HDR_PUT(hw__state.hdr->floor_bytes, floor);
   pthread_mutex_unlock(&hw__guard_lock);
 }
 
-/* Takes `size` from the budget if it holds more; 0 when it does not. */
-static inline int hw__budget_take(size_t size) {
+/* A thread's chunk: an eighth of what the pool holds, at most 64 KiB, and
+ * always more than the allocation. Why these: a chunk a thread holds is
+ * budget no other thread can spend, so the refresh comes early (never late)
+ * by at most the threads' leftovers; 64 KiB is 1/4 of the smallest budget
+ * (HW_MIN_BUDGET) and 1/160 of a 10 MiB one (1 GiB of headroom), and one
+ * take per 64 KiB is one locked instruction per ~100 small mallocs instead
+ * of one per malloc. The eighth keeps the last chunks of a nearly spent
+ * pool small, so that a few threads cannot strand all of it: one thread
+ * alone spends every byte of every chunk it takes (it refills only when
+ * its chunk cannot hold the allocation) and so loses nothing. */
+#define HW_CHUNK_MAX (64u << 10)
+
+/* Takes a chunk for `size` from the pool into the thread; 0 when the pool
+ * cannot hold the allocation. The epoch is read before the take: a refresh
+ * between the two voids the chunk (see hw__budget_reset). */
+static int hw__budget_refill(hw_thread_t *t, size_t size) {
+  uint32_t epoch = atomic_load_explicit(&hw__budget_epoch, memory_order_acquire);
   uint64_t b = HW_RELAXED(hw__budget);
   while (HW_LIKELY(size < b)) {
+    uint64_t chunk = b / 8 < HW_CHUNK_MAX ? b / 8 : HW_CHUNK_MAX;
+    if (chunk <= size) chunk = size + 1 < b ? size + 1 : b;
     if (HW_LIKELY(atomic_compare_exchange_weak_explicit(
-            &hw__budget, &b, b - size, memory_order_relaxed, memory_order_relaxed)))
+            &hw__budget, &b, b - chunk, memory_order_relaxed, memory_order_relaxed))) {
+      t->budget_left = chunk - size;
+      t->budget_epoch = epoch;
       return 1;
+    }
   }
+  t->budget_left = 0;
   return 0;
 }
 
-uint64_t hw__guard_budget(void) { return HW_RELAXED(hw__budget); }
+/* What this thread can still allocate before a reading: the pool and its
+ * own chunk while the chunk is of this epoch (native/test/core_test.c). */
+uint64_t hw__guard_budget(void) {
+  hw_thread_t *t = &hw__thread;
+  uint64_t own = t->budget_epoch == HW_RELAXED(hw__budget_epoch) ? t->budget_left : 0;
+  return HW_RELAXED(hw__budget) + own;
+}
+
+/* Twice the readings hw__guard_check took, odd while one is setting its new
+ * budget: a test that sees the same even value before and after an
+ * allocation knows which budget that allocation was charged to. */
+static _Atomic uint64_t hw__guard_seq_;
+uint64_t hw__guard_seq(void) { return atomic_load(&hw__guard_seq_); }
+
+static int hw__guard_refresh(size_t size);
 
 int hw__guard_check(size_t size) {
-  if (HW_LIKELY(hw__budget_take(size))) return 0;
+  hw_thread_t *t = &hw__thread;
+  /* The common case: this thread's chunk, of this epoch, holds the
+   * allocation. A relaxed load and plain arithmetic, no locked instruction. */
+  if (HW_LIKELY(t->budget_epoch == HW_RELAXED(hw__budget_epoch) && size < t->budget_left)) {
+    t->budget_left -= size;
+    return 0;
+  }
+  if (HW_LIKELY(hw__budget_refill(t, size))) return 0;
+  return hw__guard_refresh(size);
+}
+
+/* Out of line: the common case above then needs no stack frame. */
+__attribute__((noinline)) static int hw__guard_refresh(size_t size) {
   int saved_errno = errno; /* reading files must not show through malloc */
   pthread_mutex_lock(&hw__guard_lock);
   hw_readings_t r;
@@ -96,7 +166,9 @@ int hw__guard_check(size_t size) {
   else if (r.swap > 0 && r.swap > r.available) reason = HW_OOM_SWAP;
   if (reason && HW_RELAXED(hw__guard_on)) {
     uint64_t floor = hw__floor;
-    HW_SET_RELAXED(hw__budget, 0); /* judge the next allocation afresh */
+    atomic_fetch_add(&hw__guard_seq_, 1);
+    hw__budget_reset(0); /* judge every thread's next allocation afresh */
+    atomic_fetch_add(&hw__guard_seq_, 1);
     pthread_mutex_unlock(&hw__guard_lock);
     hw__debug("guard: available %llu, floor %llu, allocation %zu", (unsigned long long)r.available,
               (unsigned long long)floor, size);
@@ -108,7 +180,9 @@ int hw__guard_check(size_t size) {
                           ? r.available + r.active_file - hw__floor - size
                           : 0;
   uint64_t nb = headroom / 100;
-  HW_SET_RELAXED(hw__budget, nb > HW_MIN_BUDGET ? nb : HW_MIN_BUDGET);
+  atomic_fetch_add(&hw__guard_seq_, 1);
+  hw__budget_reset(nb > HW_MIN_BUDGET ? nb : HW_MIN_BUDGET);
+  atomic_fetch_add(&hw__guard_seq_, 1);
   pthread_mutex_unlock(&hw__guard_lock);
   errno = saved_errno;
   return 0;

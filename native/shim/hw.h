@@ -443,6 +443,10 @@ typedef struct {
   hw_sframe *frames;
   void *walk;  /* framewalk.c's per-thread cache (3.11+) */
   void *front; /* intern.c's per-thread front caches */
+  /* guard.c: the share of the guard's byte budget this thread took, spent
+   * without atomics; valid only while budget_epoch is the guard's epoch. */
+  uint64_t budget_left;
+  uint32_t budget_epoch;
 } hw_thread_t;
 extern HW_TLS hw_thread_t hw__thread;
 uint32_t hw__current_node(hw_thread_t *t);
@@ -576,6 +580,7 @@ void hw__publish_readings(const hw_readings_t *r);
 int hw__guard_check(size_t size);
 /* The byte budget left before the next reading (native/test/core_test.c). */
 uint64_t hw__guard_budget(void);
+uint64_t hw__guard_seq(void); /* 2 x the readings the guard took, odd while one sets its budget (tests) */
 /* An allocation the real allocator refused: recorded (last one and a count,
  * also in the state header), never fatal by itself. */
 void hw__failed_allocation(size_t size, uint32_t node);

@@ -1111,6 +1111,186 @@ static void case_owner_exact_second(void) { owner_case(0, 1); }
 static void case_owner_sampling_visitor(void) { owner_case(1, 0); }
 static void case_owner_sampling_second(void) { owner_case(1, 1); }
 
+/* ---- the guard's per-thread chunks ---- */
+
+/* Eight threads allocate against a small budget (1 % of 100 MiB of headroom:
+ * ~1 MiB), each spending chunks of the pool without atomics. Every
+ * allocation a thread sees pass with no reading started or ended meanwhile
+ * (hw__guard_seq the same even value before and after) is charged to the
+ * period of that reading: no period may pass more than
+ * its budget plus one allocation per thread (the ones already past their
+ * check when the period began). And the chunks a thread holds at a refresh
+ * may make refreshes come earlier, never later: counted and bounded. */
+#define GT_THREADS 8
+#define GT_TAKES 20000
+#define GT_SIZE 600
+#define GT_PERIODS 4096
+static _Atomic uint64_t gt_spent[GT_PERIODS];
+static _Atomic uint64_t gt_objections, gt_unattributed;
+
+static void *gt_worker(void *arg) {
+  (void)arg;
+  for (int i = 0; i < GT_TAKES; i++) {
+    uint64_t s0 = hw__guard_seq();
+    int v = hw__guard_check(GT_SIZE);
+    uint64_t s1 = hw__guard_seq();
+    if (v) atomic_fetch_add(&gt_objections, 1);
+    else if (s0 == s1 && !(s0 & 1) && s0 / 2 < GT_PERIODS)
+      atomic_fetch_add(&gt_spent[s0 / 2], GT_SIZE);
+    else atomic_fetch_add(&gt_unattributed, GT_SIZE);
+  }
+  return NULL;
+}
+
+/* Allocates until the guard takes a reading. */
+static void *gt_drain(void *arg) {
+  uint64_t before = *(uint64_t *)arg;
+  while (hw__guard_seq() == before) EQ(hw__guard_check(GT_SIZE), 0);
+  return NULL;
+}
+
+static void case_guard_thread_chunks(void) {
+  cgroup_v2_tree(4 * GiB, 4 * GiB - 200 * MiB, 16 * GiB, 8 * GiB);
+  core_setup();
+  HW_SET_RELAXED(hw__guard_on, 1);
+  hw__config.min_floor = 100 * MiB;
+  hw__config.floor_pct_x100 = 0;
+  EQ(hw__guard_check(GT_SIZE), 0); /* the first reading: period 1 */
+  uint64_t budget = hw__guard_budget();
+  CHECK(budget > 900 << 10 && budget <= (100 * MiB) / 100, "budget %llu",
+        (unsigned long long)budget);
+  /* First, one by one: this thread holds a chunk when another thread's
+   * allocations bring the next reading. What this thread then passes before
+   * the reading after is the new budget (and the allocation that brings the
+   * reading), never the new budget plus its old chunk. */
+  EQ(hw__guard_check(GT_SIZE), 0);
+  CHECK(hw__guard_budget() > GT_SIZE, "no chunk");
+  pthread_t drainer;
+  uint64_t before = hw__guard_seq();
+  pthread_create(&drainer, NULL, gt_drain, &before);
+  pthread_join(drainer, NULL);
+  uint64_t passed = 0, period = hw__guard_seq();
+  CHECK(period == before + 2, "the drainer made %llu readings",
+        (unsigned long long)(period - before) / 2);
+  while (hw__guard_seq() == period && passed < 4 * budget) {
+    EQ(hw__guard_check(GT_SIZE), 0);
+    passed += GT_SIZE;
+  }
+  CHECK(passed <= budget + GT_SIZE, "one thread passed %llu bytes in a period of %llu",
+        (unsigned long long)passed, (unsigned long long)budget);
+  /* Then all at once. */
+  pthread_t th[GT_THREADS];
+  for (int i = 0; i < GT_THREADS; i++) pthread_create(&th[i], NULL, gt_worker, NULL);
+  for (int i = 0; i < GT_THREADS; i++) pthread_join(th[i], NULL);
+  EQ(atomic_load(&gt_objections), 0);
+  uint64_t periods = hw__guard_seq() / 2;
+  uint64_t total = (uint64_t)GT_THREADS * GT_TAKES * GT_SIZE, worst = 0;
+  for (uint64_t r = 1; r < periods && r < GT_PERIODS; r++) {
+    uint64_t s = atomic_load(&gt_spent[r]);
+    if (s > worst) worst = s;
+    CHECK(s <= budget + GT_THREADS * GT_SIZE, "period %llu passed %llu bytes, budget %llu",
+          (unsigned long long)r, (unsigned long long)s, (unsigned long long)budget);
+  }
+  /* Early, not too early: a refresh strands at most one chunk per thread
+   * (64 KiB or an eighth of the pool), so each period passes at least the
+   * budget less those. */
+  uint64_t stranded = GT_THREADS * (budget / 8 < (64 << 10) ? budget / 8 : (64 << 10));
+  uint64_t most = total / (budget - stranded - GT_SIZE) + 2;
+  CHECK(periods <= most, "%llu readings for %llu bytes (at most %llu expected)",
+        (unsigned long long)periods, (unsigned long long)total, (unsigned long long)most);
+  printf("guard_thread_chunks: budget %llu, %llu bytes in %llu readings (the pool alone: %llu); "
+         "most in one period %llu (%.3f of the budget); %llu bytes passed across a reading\n",
+         (unsigned long long)budget, (unsigned long long)total, (unsigned long long)periods,
+         (unsigned long long)(total / budget), (unsigned long long)worst,
+         (double)worst / (double)budget, (unsigned long long)atomic_load(&gt_unattributed));
+}
+
+/* A new floor set by another thread (the control thread, for the watcher)
+ * judges the next allocation of every thread, even one holding a chunk of
+ * the old budget. */
+static pthread_barrier_t gf_hold, gf_floor_set;
+static _Atomic int gf_verdicts[GT_THREADS];
+
+static void *gf_worker(void *arg) {
+  int i = (int)(intptr_t)arg;
+  EQ(hw__guard_check(GT_SIZE), 0); /* takes a chunk (or refreshes) */
+  EQ(hw__guard_check(GT_SIZE), 0); /* spends it */
+  CHECK(hw__guard_budget() > GT_SIZE, "thread %d holds no budget", i);
+  pthread_barrier_wait(&gf_hold);
+  pthread_barrier_wait(&gf_floor_set);
+  atomic_store(&gf_verdicts[i], hw__guard_check(GT_SIZE));
+  return NULL;
+}
+
+static void case_guard_floor_threads(void) {
+  cgroup_v2_tree(4 * GiB, 1 * GiB, 16 * GiB, 8 * GiB);
+  core_setup();
+  HW_SET_RELAXED(hw__guard_on, 1);
+  pthread_barrier_init(&gf_hold, NULL, GT_THREADS + 1);
+  pthread_barrier_init(&gf_floor_set, NULL, GT_THREADS + 1);
+  pthread_t th[GT_THREADS];
+  for (int i = 0; i < GT_THREADS; i++)
+    pthread_create(&th[i], NULL, gf_worker, (void *)(intptr_t)i);
+  pthread_barrier_wait(&gf_hold);
+  hw__guard_set_floor(3 * GiB + 512 * MiB); /* above the 3 GiB available */
+  pthread_barrier_wait(&gf_floor_set);
+  for (int i = 0; i < GT_THREADS; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < GT_THREADS; i++)
+    CHECK(atomic_load(&gf_verdicts[i]) == HW_OOM_LOW_AVAILABLE, "thread %d: verdict %d", i,
+          atomic_load(&gf_verdicts[i]));
+  pthread_barrier_destroy(&gf_hold);
+  pthread_barrier_destroy(&gf_floor_set);
+}
+
+/* ---- interning: the per-thread front caches ---- */
+
+/* A recursion's (parent, function, line) triples, 3 a level, 400 levels
+ * (what bench/workloads/deep_stack.py keeps in use), interned over and over
+ * by two threads: every triple gets one id, the same every time and from
+ * either thread, and no two triples share one. The front caches answer most
+ * lookups without the shared table: a wrong hit (a key compared in part, a
+ * set mixed up) shows as a wrong id. */
+#define IF_LEVELS 400
+static uint32_t if_ids[IF_LEVELS][3];
+static _Atomic int if_wrong;
+
+static void *if_worker(void *arg) {
+  (void)arg;
+  for (int pass = 0; pass < 50; pass++) {
+    uint32_t parent = 0;
+    for (int d = 0; d < IF_LEVELS; d++) {
+      for (int l = 0; l < 3; l++)
+        if (hw__intern_node(parent, 7, 10 + l) != if_ids[d][l]) atomic_fetch_add(&if_wrong, 1);
+      parent = if_ids[d][0];
+    }
+  }
+  return NULL;
+}
+
+static void case_intern_front(void) {
+  core_setup();
+  uint32_t parent = 0;
+  for (int d = 0; d < IF_LEVELS; d++) {
+    for (int l = 0; l < 3; l++) if_ids[d][l] = hw__intern_node(parent, 7, 10 + l);
+    parent = if_ids[d][0];
+  }
+  /* One id per triple, each a record of that triple. */
+  for (int d = 0; d < IF_LEVELS; d++)
+    for (int l = 0; l < 3; l++) {
+      hw_node_rec *r = &hw__state.nodes[if_ids[d][l]];
+      CHECK(r->parent == (d ? if_ids[d - 1][0] : 0) && r->func == 7 && r->line == 10u + l,
+            "level %d line %d: node %u is (%u, %u, %u)", d, l, if_ids[d][l], r->parent, r->func,
+            r->line);
+    }
+  EQ(hw__state.hdr->node_count, 100 + IF_LEVELS * 3);
+  pthread_t th[2];
+  for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, if_worker, NULL);
+  for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+  if_worker(NULL);
+  EQ(atomic_load(&if_wrong), 0);
+  EQ(hw__state.hdr->node_count, 100 + IF_LEVELS * 3);
+}
+
 static const struct {
   const char *name;
   void (*fn)(void);
@@ -1134,6 +1314,9 @@ static const struct {
     {"owner_exact_second", case_owner_exact_second},
     {"owner_sampling_visitor", case_owner_sampling_visitor},
     {"owner_sampling_second", case_owner_sampling_second},
+    {"guard_thread_chunks", case_guard_thread_chunks},
+    {"guard_floor_threads", case_guard_floor_threads},
+    {"intern_front", case_intern_front},
 };
 
 int main(int argc, char **argv) {

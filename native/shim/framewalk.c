@@ -176,8 +176,7 @@ void hw__walk_free(hw_thread_t *t) {
   if (w) hw__pages_free(w, sizeof(hw_walk_t));
 }
 
-static int hw__cached_line(hw_walk_t *w, void *iframe, void *code, void *instr,
-                           uint64_t lines_id) {
+static int hw__cached_line(hw_walk_t *w, void *iframe, void *code, void *instr, uint64_t lines_id) {
   size_t slot =
       (((uintptr_t)code >> 4) ^ ((uintptr_t)instr >> 1) * 0x9E3779B1u) & (HW_LINE_CACHE - 1);
   if (lines_id && w->lines[slot].code == code && w->lines[slot].instr == instr &&
@@ -192,8 +191,7 @@ static int hw__cached_line(hw_walk_t *w, void *iframe, void *code, void *instr,
 }
 
 /* hw__intern_node through level k's memo. */
-static uint32_t hw__level_node(hw_walk_t *w, int k, uint32_t parent, uint32_t func,
-                               uint32_t line) {
+static uint32_t hw__level_node(hw_walk_t *w, int k, uint32_t parent, uint32_t func, uint32_t line) {
   hw_wmemo *m = &w->memo[k];
   for (int i = 0; i < HW_LEVEL_MEMO; i++)
     if (m->seen[i].parent == parent && m->seen[i].func == func && m->seen[i].line == line &&

@@ -298,17 +298,17 @@ int hw__lock_try_briefly(void);
  * "plain section" (busy = 1 ... busy = 0). Everyone else announces itself in
  * hw__owner_shared and waits for busy == 0 behind a membarrier (owner.c has
  * the protocol and its proof). */
-#define HW_OWNER_PERM 0x80000000u /* a second thread writes: shared for good */
-#define HW_OWNER_DONE 0x40000000u /* ... and the owner was seen out since */
+#define HW_OWNER_PERM 0x80000000u         /* a second thread writes: shared for good */
+#define HW_OWNER_DONE 0x40000000u         /* ... and the owner was seen out since */
 extern _Atomic uint32_t hw__owner_shared; /* visitors inside | PERM | DONE */
 extern _Atomic uint32_t hw__owner_busy;   /* the owner is in a plain section */
-extern HW_TLS int hw__owner_self;     /* 1: this thread owns; -1: it does not; 0: unknown yet */
-extern HW_TLS int hw__owner_elided;   /* the owner holds hw__lock without taking it */
-extern HW_TLS int hw__owner_visiting; /* this thread counts in hw__owner_shared */
+extern HW_TLS int hw__owner_self;         /* 1: this thread owns; -1: it does not; 0: unknown yet */
+extern HW_TLS int hw__owner_elided;       /* the owner holds hw__lock without taking it */
+extern HW_TLS int hw__owner_visiting;     /* this thread counts in hw__owner_shared */
 void hw__owner_start(void); /* before tracking starts: membarrier, HIGHWATER_OWNER_FAST */
 void hw__owner_claim(void);
-void hw__owner_visit(void);     /* announce, then wait until the owner is out */
-int hw__owner_visit_try(void);  /* the same, never waiting: 0 when the owner is in */
+void hw__owner_visit(void);    /* announce, then wait until the owner is out */
+int hw__owner_visit_try(void); /* the same, never waiting: 0 when the owner is in */
 void hw__owner_unvisit(void);
 void hw__owner_reset_in_child(void);
 int hw__owner_fast(void); /* the owner's plain path is still possible (tests) */
@@ -319,8 +319,7 @@ int hw__owner_fast(void); /* the owner's plain path is still possible (tests) */
 #ifdef HW_TEST_RACE_WINDOW
 #define HW_RACE_WINDOW()                                                                           \
   do {                                                                                             \
-    for (volatile int hw_w_ = 0; hw_w_ < HW_TEST_RACE_WINDOW; hw_w_++) {                           \
-    }                                                                                              \
+    for (volatile int hw_w_ = 0; hw_w_ < HW_TEST_RACE_WINDOW; hw_w_++) {}                          \
   } while (0)
 #else
 #define HW_RACE_WINDOW() ((void)0)
@@ -580,7 +579,8 @@ void hw__publish_readings(const hw_readings_t *r);
 int hw__guard_check(size_t size);
 /* The byte budget left before the next reading (native/test/core_test.c). */
 uint64_t hw__guard_budget(void);
-uint64_t hw__guard_seq(void); /* 2 x the readings the guard took, odd while one sets its budget (tests) */
+uint64_t
+hw__guard_seq(void); /* 2 x the readings the guard took, odd while one sets its budget (tests) */
 /* An allocation the real allocator refused: recorded (last one and a count,
  * also in the state header), never fatal by itself. */
 void hw__failed_allocation(size_t size, uint32_t node);

@@ -958,7 +958,8 @@ static void ow_churn(ow_part *me) {
     }
     /* Mostly small (unsampled at 4 KiB, or exact), one in 64 at 8 KiB or
      * more (always sampled: its stack's bytes are exact). */
-    size_t sz = (x >> 20) % 64 == 0 ? 8192 + (size_t)((x >> 30) % 4096) : 16 + (size_t)((x >> 40) % 2000);
+    size_t sz =
+        (x >> 20) % 64 == 0 ? 8192 + (size_t)((x >> 30) % 4096) : 16 + (size_t)((x >> 40) % 2000);
     t->inherited = sz >= 8192 ? me->big_node : me->small_node;
     hw_alloc_op op;
     hw__core_alloc_begin(&op, t, sz);
@@ -999,15 +1000,13 @@ static void *ow_visitor(void *arg) {
     for (uint32_t n = 0; n < 100; n++) sum += live(n);
     if (!ow_sampling && sum != (int64_t)h->current_bytes) atomic_fetch_add(&ow_violations, 1);
     __atomic_add_fetch(&h->current_bytes, 1000, __ATOMIC_RELAXED);
-    for (volatile int spin = 0; spin < 3000; spin++) {
-    }
+    for (volatile int spin = 0; spin < 3000; spin++) {}
     __atomic_sub_fetch(&h->current_bytes, 1000, __ATOMIC_RELAXED);
     if (live(3) + live(1) != before) atomic_fetch_add(&ow_violations, 1);
     hw__lock_give();
     atomic_fetch_add(&ow_visits, 1);
     /* Out for a while: the owner goes plain again (shared == 0) meanwhile. */
-    for (volatile int spin = 0; spin < 3000; spin++) {
-    }
+    for (volatile int spin = 0; spin < 3000; spin++) {}
   }
   return NULL;
 }
@@ -1229,8 +1228,7 @@ static void case_guard_floor_threads(void) {
   pthread_barrier_init(&gf_hold, NULL, GT_THREADS + 1);
   pthread_barrier_init(&gf_floor_set, NULL, GT_THREADS + 1);
   pthread_t th[GT_THREADS];
-  for (int i = 0; i < GT_THREADS; i++)
-    pthread_create(&th[i], NULL, gf_worker, (void *)(intptr_t)i);
+  for (int i = 0; i < GT_THREADS; i++) pthread_create(&th[i], NULL, gf_worker, (void *)(intptr_t)i);
   pthread_barrier_wait(&gf_hold);
   hw__guard_set_floor(3 * GiB + 512 * MiB); /* above the 3 GiB available */
   pthread_barrier_wait(&gf_floor_set);

@@ -32,7 +32,20 @@ for (const [name, build] of Object.entries(builds)) {
 
     it('lists its cases', () => {
       expect(cases).toEqual(
-        expect.arrayContaining(['blocks', 'peak', 'ranges', 'guard_budget', 'cgroup_race', 'small_stack', 'threads', 'sampling_threads', 'exact_threads', 'guard_thread_chunks', 'guard_floor_threads', 'intern_front']),
+        expect.arrayContaining([
+          'blocks',
+          'peak',
+          'ranges',
+          'guard_budget',
+          'cgroup_race',
+          'small_stack',
+          'threads',
+          'sampling_threads',
+          'exact_threads',
+          'guard_thread_chunks',
+          'guard_floor_threads',
+          'intern_front',
+        ]),
       );
     });
 

@@ -62,7 +62,10 @@ static void hw__adopt_tables(void) {
   hw_state_header *old = (hw_state_header *)hw__from.base;
   if (old->node_capacity == s->hdr->node_capacity && old->func_capacity == s->hdr->func_capacity &&
       old->string_capacity == s->hdr->string_capacity && hw__from.nodes <= old->node_capacity &&
-      hw__from.funcs <= old->func_capacity && hw__from.strings <= old->string_capacity) {
+      hw__from.funcs <= old->func_capacity && hw__from.strings <= old->string_capacity &&
+      /* room in our file first (state.c): else fresh tables, not SIGBUS */
+      hw__state_reserve_nodes(hw__from.nodes) == 0 && hw__state_reserve_funcs(hw__from.funcs) == 0 &&
+      hw__state_reserve_strings(hw__from.strings) == 0) {
     memcpy(s->strings, hw__from.base + old->off_strings, hw__from.strings);
     s->string_used = hw__from.strings;
     memcpy(s->funcs, hw__from.base + old->off_funcs, hw__from.funcs * sizeof(hw_func_rec));

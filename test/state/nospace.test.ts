@@ -1,0 +1,90 @@
+// A full run dir must never harm the program. The state and container files
+// are sparse files mapped MAP_SHARED: a store into a page the filesystem has
+// no block for is SIGBUS in the program. These runs put the run dir on a
+// real tmpfs of a few hundred KiB (mounted here; we are root) and check that
+// the program's exit code and stdout are exactly those of the plain run, and
+// what the report still knows. Before the shim reserved its blocks
+// (fallocate, native/shim/state.c), every case here died by signal 7.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { bytesAtLine, fixtures, lineOf, MiB, onlyReport, runProfiled } from '../helpers/cli.js';
+import { shimmedEnv } from '../shim/shimmed.js';
+
+const script = join(fixtures, 'python', 'many_stacks.py');
+const bigLine = lineOf(script, '# BIG');
+const STACKS = '20000'; // ~20 000 nodes and funcs, ~1 MiB of names: outgrows every dir below
+
+const mounts: string[] = [];
+/** A fresh tmpfs of `kib` KiB, unmounted after the file. */
+function tinyDir(kib: number): string {
+  const dir = mkdtempSync(join(tmpdir(), 'hw-nospace-'));
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${kib}k,mode=0700`, 'tmpfs', dir]);
+  mounts.push(dir);
+  return dir;
+}
+afterAll(() => {
+  for (const dir of mounts) {
+    spawnSync('umount', [dir]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+function plain(args: string[]) {
+  const r = spawnSync('python3', [script, ...args], { encoding: 'utf8', timeout: 60_000 });
+  expect(r.status, r.stderr).toBe(7);
+  return r;
+}
+
+function shimmed(runDir: string, args: string[]) {
+  return spawnSync('python3', [script, ...args], { env: shimmedEnv(runDir), encoding: 'utf8', timeout: 60_000 });
+}
+
+const highwaterLines = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('highwater:'));
+
+describe('a full run dir', () => {
+  it('512 KiB: the program runs on unchanged; the report keeps the big line and says the tables ran out', async () => {
+    const want = plain([STACKS]);
+    const runDir = tinyDir(512);
+    const r = await runProfiled([script, STACKS], { flags: ['--run-dir', runDir] });
+    expect(r.signal, r.stderr).toBeNull();
+    expect(r.code, r.stderr).toBe(7);
+    expect(r.stdout).toBe(want.stdout);
+    // One line per table that stopped, not one per stack.
+    expect(highwaterLines(r.stderr).filter((l) => l.includes('to grow the stack table')), r.stderr).toHaveLength(1);
+    const report = onlyReport(r.outDir);
+    // Interned while the tables were small: named, with its bytes (bytearray's +1).
+    const big = bytesAtLine(report, 'many_stacks.py', bigLine);
+    expect(big).toBeGreaterThanOrEqual(24 * MiB);
+    expect(big).toBeLessThan(24 * MiB + 4096);
+    expect(report.truncation?.outOfSpace, JSON.stringify(report.truncation)).toContain('stacks');
+  }, 120_000);
+
+  it('64 KiB (the first slices do not fit): untracked, one log line, same exit and output', () => {
+    const want = plain(['3000']);
+    const runDir = tinyDir(64);
+    const r = shimmed(runDir, ['3000']);
+    expect(r.signal, r.stderr).toBeNull();
+    expect(r.status, r.stderr).toBe(7);
+    expect(r.stdout).toBe(want.stdout);
+    const lines = highwaterLines(r.stderr);
+    expect(lines, r.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(/no space for the state file in .*; not tracking/);
+    expect(readdirSync(runDir).filter((f) => f.endsWith('.state'))).toEqual([]);
+  }, 120_000);
+
+  // Parent, container file and fork child each run out at some size here.
+  for (const kib of [256, 384, 512, 768]) {
+    it(`${kib} KiB with a fork child: parent and child run on unchanged`, () => {
+      const want = plain([STACKS, '--fork']);
+      const runDir = tinyDir(kib);
+      const r = shimmed(runDir, [STACKS, '--fork']);
+      expect(r.signal, r.stderr).toBeNull();
+      expect(r.status, r.stderr).toBe(7);
+      expect(r.stdout).toBe(want.stdout); // includes "child exit 5"
+      if (kib === 512) expect(r.stderr).toMatch(/no space for the container file in .*; this process is tracked alone/);
+    }, 120_000);
+  }
+});

@@ -256,6 +256,7 @@ enum { HW_SPACE_NODES = 1, HW_SPACE_FUNCS = 2, HW_SPACE_STRINGS = 4 };
 extern hw_state_t hw__state;
 int hw__state_open(void);
 void hw__state_close_in_child(void);
+void hw__state_discard(void); /* unmap and remove our own file: not tracking after all */
 /* A file or function name is cut at this many bytes in the string area. */
 #define HW_STRING_MAX 4096u
 /* Append a string to the string area; returns offset or UINT32_MAX when full. */

@@ -122,19 +122,25 @@ int hw__state_open(void) {
   at.off_snapshot = off_snapshot;
   at.off_cpeak = off_cpeak;
   at.off_kill = off_kill;
-  if (hw__reserve_blocks(fd, 0, HW_STATE_HEADER_BYTES) != 0 ||
+  if (!hw__own_check(&own) || hw__reserve_blocks(fd, 0, HW_STATE_HEADER_BYTES) != 0 ||
       hw__reserve_blocks(fd, off_timeline, hw__timeline_bytes()) != 0 ||
       hw__reserve_node_range(fd, &at, 0, HW_NODE_SLICE) != 0 ||
       hw__reserve_blocks(fd, off_funcs, (uint64_t)HW_FUNC_SLICE * sizeof(hw_func_rec)) != 0 ||
       hw__reserve_blocks(fd, off_strings, HW_STRING_SLICE) != 0) {
     int e = errno;
     hw__own_close(&own);
-    unlink(path); /* ours, empty: nothing for the watcher to misread */
-    hw__log("no space for the state file in %s (%s: about %u KiB needed at start); not tracking, "
-            "the program runs on: give the run dir more room",
-            hw__config.run_dir, strerror(e),
-            (unsigned)((HW_STATE_HEADER_BYTES + hw__timeline_bytes() + HW_NODE_SLICE * 48u +
-                        HW_FUNC_SLICE * sizeof(hw_func_rec) + HW_STRING_SLICE) >> 10));
+    unlink(path);        /* ours, empty: nothing for the watcher to misread */
+    if (e == EOPNOTSUPP) /* no way to reserve: a full disk there would be SIGBUS */
+      hw__log("the filesystem of %s cannot reserve space (fallocate: %s); not tracking, the "
+              "program runs on: use a run dir on tmpfs, ext4, xfs or overlayfs",
+              hw__config.run_dir, strerror(e));
+    else
+      hw__log("no space for the state file in %s (%s: about %u KiB needed at start); not "
+              "tracking, the program runs on: give the run dir more room",
+              hw__config.run_dir, strerror(e),
+              (unsigned)((HW_STATE_HEADER_BYTES + hw__timeline_bytes() + HW_NODE_SLICE * 48u +
+                          HW_FUNC_SLICE * sizeof(hw_func_rec) + HW_STRING_SLICE) >>
+                         10));
     return -1;
   }
   /* The mapping is all we keep: no fd for the program to close under us. */
@@ -200,6 +206,19 @@ int hw__state_open(void) {
   return 0;
 }
 
+void hw__state_discard(void) {
+  hw_state_t *s = &hw__state;
+  if (!s->hdr) return;
+  char path[600];
+  snprintf(path, sizeof path, "%s/hw-%d.state", hw__config.run_dir, (int)s->hdr->pid);
+  struct stat st; /* our file still, not one planted under its name since */
+  if (lstat(path, &st) == 0 && (uint64_t)st.st_dev == s->file_dev &&
+      (uint64_t)st.st_ino == s->file_ino)
+    unlink(path);
+  syscall(SYS_munmap, (void *)s->hdr, s->map_bytes);
+  memset(s, 0, sizeof *s);
+}
+
 void hw__state_close_in_child(void) {
   /* The child must never write the parent's state: drop the mapping. */
   if (hw__state.hdr) syscall(SYS_munmap, (void *)hw__state.hdr, hw__state.map_bytes);
@@ -240,13 +259,11 @@ static int hw__state_grow(uint64_t *reserved, uint64_t need, uint64_t first, uin
   hw_ownfd own;
   int r = hw__state_reopen(&own);
   if (r == 0 && hw__own_check(&own)) {
-    if (bit == HW_SPACE_NODES)
-      r = hw__reserve_node_range(own.fd, h, *reserved, to);
+    if (bit == HW_SPACE_NODES) r = hw__reserve_node_range(own.fd, h, *reserved, to);
     else if (bit == HW_SPACE_FUNCS)
       r = hw__reserve_blocks(own.fd, h->off_funcs + *reserved * sizeof(hw_func_rec),
                              (to - *reserved) * sizeof(hw_func_rec));
-    else
-      r = hw__reserve_blocks(own.fd, h->off_strings + *reserved, to - *reserved);
+    else r = hw__reserve_blocks(own.fd, h->off_strings + *reserved, to - *reserved);
   } else if (r == 0) {
     r = -1;
     errno = EBADF;

@@ -164,7 +164,9 @@ describe('container-wide report', () => {
     const full = input({ processes: base.processes.map((p): ProcessPart => (p.pid === 42 ? { ...p, outOfSpace: ['stacks', 'names'] } : p)) });
     const { dir, report } = await renderReport(containerProfileData(full), tmp(), { timestampedSubdir: false });
     expect(report.truncation?.outOfSpace).toEqual(['names', 'stacks']);
-    expect(readFileSync(join(dir, 'index.html'), 'utf8')).toContain("the run dir ran out of space, so the shim&#39;s name area and stack table stopped growing");
+    expect(readFileSync(join(dir, 'index.html'), 'utf8')).toContain(
+      'the run dir ran out of space, so the shim&#39;s name area and stack table stopped growing',
+    );
     const { report: clean } = await renderReport(containerProfileData(base), tmp(), { timestampedSubdir: false });
     expect(clean.truncation).toBeNull();
   });

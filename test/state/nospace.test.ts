@@ -53,7 +53,10 @@ describe('a full run dir', () => {
     expect(r.code, r.stderr).toBe(7);
     expect(r.stdout).toBe(want.stdout);
     // One line per table that stopped, not one per stack.
-    expect(highwaterLines(r.stderr).filter((l) => l.includes('to grow the stack table')), r.stderr).toHaveLength(1);
+    expect(
+      highwaterLines(r.stderr).filter((l) => l.includes('to grow the stack table')),
+      r.stderr,
+    ).toHaveLength(1);
     const report = onlyReport(r.outDir);
     // Interned while the tables were small: named, with its bytes (bytearray's +1).
     const big = bytesAtLine(report, 'many_stacks.py', bigLine);
@@ -87,4 +90,23 @@ describe('a full run dir', () => {
       if (kib === 512) expect(r.stderr).toMatch(/no space for the container file in .*; this process is tracked alone/);
     }, 120_000);
   }
+
+  // The child's own first slices fit, the parent's tables it would adopt do
+  // not: it must not run on with the parent's stack ids (they name nodes its
+  // file has no blocks for; it died by SIGBUS when it did).
+  it("a fork child with room for its file but not for the parent's stacks runs untracked", () => {
+    const want = plain([STACKS, '--fill-then-fork', '300']);
+    expect(want.stdout).toContain('child exit 5');
+    const runDir = tinyDir(16 * 1024);
+    const r = shimmed(runDir, [STACKS, '--fill-then-fork', '300']);
+    expect(r.signal, r.stderr).toBeNull();
+    expect(r.status, r.stderr).toBe(7);
+    expect(r.stdout).toBe(want.stdout);
+    expect(
+      highwaterLines(r.stderr).filter((l) => l.includes('this fork child is not tracked')),
+      r.stderr,
+    ).toHaveLength(1);
+    // Its state file was removed with it: the parent's is the only one.
+    expect(readdirSync(runDir).filter((f) => f.endsWith('.state'))).toHaveLength(1);
+  }, 120_000);
 });

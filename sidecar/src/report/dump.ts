@@ -5,7 +5,17 @@
 import { HighwaterError } from '../errors.js';
 import type { Frame, MemorySource, OomReason, ProfileData, Stack, Timeline, Trigger } from './model.js';
 import { readRegularFile } from './safe-file.js';
-import { emptyTruncation, validTimeMs, foldDeep, foldedFramesMarker, isTruncated, MAX_STACKS, otherStacksFrame, outOfSpaceTables, selectLargest } from './stacks.js';
+import {
+  emptyTruncation,
+  validTimeMs,
+  foldDeep,
+  foldedFramesMarker,
+  isTruncated,
+  MAX_STACKS,
+  otherStacksFrame,
+  outOfSpaceTables,
+  selectLargest,
+} from './stacks.js';
 import { indentOf } from './source.js';
 import { timelineFromDumpLine } from './timeline-data.js';
 

@@ -8,7 +8,18 @@ import { HighwaterError } from '../errors.js';
 import type { Frame, MemorySource, OomReason, ProfileData, Stack, Trigger } from './model.js';
 import { openRegular, readAt, tooLarge } from './safe-file.js';
 import { diskSourceReader, indentOf, type SourceReader } from './source.js';
-import { emptyTruncation, foldedFramesMarker, isTruncated, KEEP_INNER, KEEP_OUTER, MAX_DEPTH, otherStacksFrame, outOfSpaceTables, selectLargest, validTimeMs } from './stacks.js';
+import {
+  emptyTruncation,
+  foldedFramesMarker,
+  isTruncated,
+  KEEP_INNER,
+  KEEP_OUTER,
+  MAX_DEPTH,
+  otherStacksFrame,
+  outOfSpaceTables,
+  selectLargest,
+  validTimeMs,
+} from './stacks.js';
 import { timelineFromState } from './timeline-data.js';
 import {
   AREA_RECORD,

@@ -138,7 +138,8 @@ int hw__state_open(void) {
       hw__log("no space for the state file in %s (%s: about %u KiB needed at start); not "
               "tracking, the program runs on: give the run dir more room",
               hw__config.run_dir, strerror(e),
-              (unsigned)((HW_STATE_HEADER_BYTES + hw__timeline_bytes() + HW_NODE_SLICE * 48u +
+              (unsigned)((HW_STATE_HEADER_BYTES + hw__timeline_bytes() +
+                          HW_NODE_SLICE * (sizeof(hw_node_rec) + 4 * 8) +
                           HW_FUNC_SLICE * sizeof(hw_func_rec) + HW_STRING_SLICE) >>
                          10));
     return -1;

@@ -109,4 +109,22 @@ describe('a full run dir', () => {
     // Its state file was removed with it: the parent's is the only one.
     expect(readdirSync(runDir).filter((f) => f.endsWith('.state'))).toHaveLength(1);
   }, 120_000);
+
+  // Space freed before the end: the exit dump fits and carries the shim's
+  // outOfSpace line; the report made from it says so as the state file would.
+  it('the exit dump written after space came back says which tables ran out', async () => {
+    const want = plain([STACKS, '--fill-first', '200']);
+    const runDir = tinyDir(16 * 1024);
+    const r = await runProfiled([script, STACKS, '--fill-first', '200'], { flags: ['--run-dir', runDir] });
+    expect(r.signal, r.stderr).toBeNull();
+    expect(r.code, r.stderr).toBe(7);
+    expect(r.stdout).toBe(want.stdout);
+    expect(r.stderr).not.toContain('could not write the exit dump');
+    const report = onlyReport(r.outDir);
+    expect(report.trigger).toBe('exit');
+    expect(report.truncation?.outOfSpace, JSON.stringify(report.truncation)).toContain('stacks');
+    const big = bytesAtLine(report, 'many_stacks.py', bigLine);
+    expect(big).toBeGreaterThanOrEqual(24 * MiB);
+    expect(big).toBeLessThan(24 * MiB + 4096);
+  }, 120_000);
 });

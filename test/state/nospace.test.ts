@@ -19,9 +19,9 @@ const STACKS = '20000'; // ~20 000 nodes and funcs, ~1 MiB of names: outgrows ev
 
 const mounts: string[] = [];
 /** A fresh tmpfs of `kib` KiB, unmounted after the file. */
-function tinyDir(kib: number): string {
+function tinyDir(kib: number, fs: 'tmpfs' | 'ramfs' = 'tmpfs'): string {
   const dir = mkdtempSync(join(tmpdir(), 'hw-nospace-'));
-  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${kib}k,mode=0700`, 'tmpfs', dir]);
+  execFileSync('mount', ['-t', fs, '-o', fs === 'tmpfs' ? `size=${kib}k,mode=0700` : 'mode=0700', fs, dir]);
   mounts.push(dir);
   return dir;
 }
@@ -127,4 +127,18 @@ describe('a full run dir', () => {
     expect(big).toBeGreaterThanOrEqual(24 * MiB);
     expect(big).toBeLessThan(24 * MiB + 4096);
   }, 120_000);
+
+  // ramfs has no fallocate: nothing can be reserved there, so nothing is
+  // mapped there either (the shim's choice, docs/configuration.md).
+  it('a filesystem without fallocate (ramfs): untracked, one log line saying why', () => {
+    const want = plain(['100']);
+    const runDir = tinyDir(0, 'ramfs');
+    const r = shimmed(runDir, ['100']);
+    expect(r.status, r.stderr).toBe(7);
+    expect(r.stdout).toBe(want.stdout);
+    const lines = highwaterLines(r.stderr);
+    expect(lines, r.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(/cannot reserve space \(fallocate: Operation not supported\); not tracking/);
+    expect(readdirSync(runDir).filter((f) => f.endsWith('.state'))).toEqual([]);
+  }, 60_000);
 });

@@ -56,13 +56,20 @@ int hw__children_fork_child(int was_tracking) {
   return 1;
 }
 
-/* Copies the parent's tables into our fresh state file, then lets the parent's go. */
-static void hw__adopt_tables(void) {
+/* Copies the parent's tables into our fresh state file, then lets the parent's go.
+ * -1 when they could not be copied: the inherited stack ids (intern.c's maps,
+ * the threads' front caches) then name nodes our file does not have. */
+static int hw__adopt_tables(void) {
   hw_state_t *s = &hw__state;
   hw_state_header *old = (hw_state_header *)hw__from.base;
+  int adopted = 0;
   if (old->node_capacity == s->hdr->node_capacity && old->func_capacity == s->hdr->func_capacity &&
       old->string_capacity == s->hdr->string_capacity && hw__from.nodes <= old->node_capacity &&
-      hw__from.funcs <= old->func_capacity && hw__from.strings <= old->string_capacity) {
+      hw__from.funcs <= old->func_capacity && hw__from.strings <= old->string_capacity &&
+      /* room in our file first (state.c): no page written without its block */
+      hw__state_reserve_nodes(hw__from.nodes) == 0 &&
+      hw__state_reserve_funcs(hw__from.funcs) == 0 &&
+      hw__state_reserve_strings(hw__from.strings) == 0) {
     memcpy(s->strings, hw__from.base + old->off_strings, hw__from.strings);
     s->string_used = hw__from.strings;
     memcpy(s->funcs, hw__from.base + old->off_funcs, hw__from.funcs * sizeof(hw_func_rec));
@@ -70,9 +77,11 @@ static void hw__adopt_tables(void) {
     __atomic_thread_fence(__ATOMIC_RELEASE);
     s->hdr->func_count = hw__from.funcs;
     s->hdr->node_count = hw__from.nodes;
+    adopted = 1;
   }
   syscall(SYS_munmap, (void *)hw__from.base, hw__from.bytes);
   hw__from.base = NULL;
+  return adopted ? 0 : -1;
 }
 
 int hw__child_begin(void) {
@@ -81,8 +90,13 @@ int hw__child_begin(void) {
   int g = t->guard;
   t->guard = 1;
   int ok = hw__state_open() == 0;
+  if (ok && hw__adopt_tables() != 0) {
+    hw__log("no room for the parent's stacks in %s; this fork child is not tracked",
+            hw__config.run_dir);
+    hw__state_discard();
+    ok = 0;
+  }
   if (ok) {
-    hw__adopt_tables();
     hw__tracker_forget_in_child();
     hw_state_header *h = hw__state.hdr;
     memcpy(h->python, hw__py.version, sizeof h->python - 1);

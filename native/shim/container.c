@@ -132,6 +132,19 @@ static hw_cont_header *hw__cont_map(int fd) {
   return m == -1 ? NULL : (hw_cont_header *)m;
 }
 
+/* Every block of the file, before any page of it is mapped: a store into a
+ * hole of a full filesystem is SIGBUS in the program (state.c). Also when
+ * joining: a no-op on a file its creator reserved, and an older shim's
+ * sparse file gets its blocks or is not used. */
+static int hw__cont_reserve(int fd) {
+  if (hw__reserve_blocks(fd, 0, HW_CONT_BYTES) == 0) return 0;
+  static _Atomic int logged;
+  if (!atomic_exchange(&logged, 1))
+    hw__log("no space for the container file in %s (%s); this process is tracked alone",
+            hw__config.run_dir, strerror(errno));
+  return -1;
+}
+
 /* An existing container file we may join: regular, ours, exact size, our layout. */
 static hw_cont_header *hw__cont_open_existing(void) {
   hw_ownfd own;
@@ -139,7 +152,8 @@ static hw_cont_header *hw__cont_open_existing(void) {
   struct stat st;
   hw_cont_header *c = NULL;
   if (hw__own_check(&own) && fstat(own.fd, &st) == 0 && S_ISREG(st.st_mode) &&
-      st.st_uid == geteuid() && (size_t)st.st_size == HW_CONT_BYTES)
+      st.st_uid == geteuid() && (size_t)st.st_size == HW_CONT_BYTES &&
+      hw__cont_reserve(own.fd) == 0)
     c = hw__cont_map(own.fd);
   hw__own_close(&own);
   if (c && (memcmp(c->magic, "HWCONT01", 8) != 0 || c->version != 1 ||
@@ -161,7 +175,9 @@ static hw_cont_header *hw__cont_create(int replace) {
   if (hw__own_open(&own, tmp, O_RDWR | O_CREAT | O_EXCL | O_NONBLOCK, hw__config.file_mode) != 0)
     return NULL;
   hw_cont_header *c = NULL;
-  if (hw__own_check(&own) && ftruncate(own.fd, (off_t)HW_CONT_BYTES) == 0) c = hw__cont_map(own.fd);
+  if (hw__own_check(&own) && ftruncate(own.fd, (off_t)HW_CONT_BYTES) == 0 &&
+      hw__cont_reserve(own.fd) == 0)
+    c = hw__cont_map(own.fd);
   hw__own_close(&own);
   if (!c) {
     unlink(tmp);

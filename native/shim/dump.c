@@ -339,6 +339,12 @@ int hw__dump(const char *path, const char *trigger, int reason, int snaps, size_
   }
   int sources = bits ? hw__w_sources(w, bits, count) : 0;
   hw__pages_free(bits, bits_bytes);
+  uint64_t short_bits = __atomic_load_n(&h->space_short, __ATOMIC_RELAXED);
+  if (short_bits) { /* tables the full run dir stopped (state.c): the report says so */
+    hw__w_str(w, "{\"type\":\"outOfSpace\",\"bits\":");
+    hw__w_u64(w, short_bits);
+    hw__w_str(w, "}\n");
+  }
   hw__timeline_write(w);
   hw__w_str(w, "{\"type\":\"end\",\"funcs\":");
   hw__w_u64(w, fcount);

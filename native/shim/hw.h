@@ -171,6 +171,8 @@ typedef struct {
   volatile uint64_t kill_ms; /* published last (release): 0 = no kill seen (yet) */
   volatile int64_t kill_bytes;
   uint64_t off_kill; /* `kill` area: live bytes per node when the kill was seen */
+  /* 2504: HW_SPACE_* bits, the tables the run dir had no room to grow (state.c) */
+  volatile uint64_t space_short;
 } hw_state_header;
 /* Every offset and record size docs/protocol.md documents (and
  * sidecar/src/report/state.ts reads): the build fails before they can drift
@@ -221,6 +223,7 @@ _Static_assert(offsetof(hw_state_header, exit_code) == 2472, "exitCode");
 _Static_assert(offsetof(hw_state_header, kill_ms) == 2480, "killMs");
 _Static_assert(offsetof(hw_state_header, kill_bytes) == 2488, "killBytes");
 _Static_assert(offsetof(hw_state_header, off_kill) == 2496, "kill offset");
+_Static_assert(offsetof(hw_state_header, space_short) == 2504, "spaceShort");
 _Static_assert(sizeof(hw_state_header) <= 4096, "the header fits its 4096 bytes");
 _Static_assert(sizeof(hw_func_rec) == 16 && offsetof(hw_func_rec, name_len) == 12, "funcs record");
 _Static_assert(sizeof(hw_node_rec) == 16 && offsetof(hw_node_rec, line) == 8, "nodes record");
@@ -242,14 +245,30 @@ typedef struct {
   int64_t *kill;  /* killsnap.c: live bytes when the cgroup's oom_kill count moved */
   uint64_t string_used;
   size_t map_bytes;
+  /* How far the file's blocks are reserved (fallocate): a page of the shared
+   * mapping is written only below these, never a hole a full disk turns into
+   * SIGBUS. Grown under hw__intern_lock; see hw__state_reserve_*. */
+  uint64_t nodes_reserved, funcs_reserved, strings_reserved;
+  uint64_t file_dev, file_ino; /* the file as created: a reopen must find the same */
 } hw_state_t;
+/* space_short bits: which table stopped growing for want of space. */
+enum { HW_SPACE_NODES = 1, HW_SPACE_FUNCS = 2, HW_SPACE_STRINGS = 4 };
 extern hw_state_t hw__state;
 int hw__state_open(void);
 void hw__state_close_in_child(void);
+void hw__state_discard(void); /* unmap and remove our own file: not tracking after all */
 /* A file or function name is cut at this many bytes in the string area. */
 #define HW_STRING_MAX 4096u
 /* Append a string to the string area; returns offset or UINT32_MAX when full. */
 uint32_t hw__state_add_string(const char *s, size_t len);
+/* Make room (reserved file blocks) for `count` nodes / funcs; 0 when there
+ * is, -1 when the run dir is out of space (the table then stays as it is:
+ * logged once, space_short set). Callers hold hw__intern_lock. */
+int hw__state_reserve_nodes(uint64_t count);
+int hw__state_reserve_funcs(uint64_t count);
+int hw__state_reserve_strings(uint64_t bytes);
+/* Reserves `bytes` of a file (fd) from `off`, whole pages; 0 or -1 (errno). */
+int hw__reserve_blocks(int fd, uint64_t off, uint64_t bytes);
 
 /* ---- intern.c: functions (code objects) and call-stack nodes ---- */
 uint32_t hw__intern_node(uint32_t parent, uint32_t func, uint32_t line);

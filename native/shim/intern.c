@@ -153,7 +153,7 @@ static uint32_t hw__intern_node_locked(uint32_t parent, uint32_t func, uint32_t 
     j = (j + 1) & mask;
   }
   uint64_t n = h->node_count;
-  if (n >= h->node_capacity) {
+  if (n >= h->node_capacity || hw__state_reserve_nodes(n + 1) != 0) { /* full, or no space */
     pthread_mutex_unlock(&hw__intern_lock);
     return parent;
   }
@@ -171,7 +171,7 @@ static uint32_t hw__intern_node_locked(uint32_t parent, uint32_t func, uint32_t 
 static uint32_t hw__add_func(const char *file, size_t flen, const char *name, size_t nlen) {
   hw_state_header *h = hw__state.hdr;
   uint64_t n = h->func_count;
-  if (n >= h->func_capacity) return HW_NODE_NONE;
+  if (n >= h->func_capacity || hw__state_reserve_funcs(n + 1) != 0) return HW_NODE_NONE;
   uint32_t fo = hw__state_add_string(file, flen);
   uint32_t no = hw__state_add_string(name, nlen);
   if (fo == UINT32_MAX || no == UINT32_MAX) return HW_NODE_NONE;

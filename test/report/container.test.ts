@@ -158,4 +158,16 @@ describe('container-wide report', () => {
     expect(readFileSync(join(dir, 'index.html'), 'utf8')).not.toContain('process-table');
     expect(reportSummaryLines(report)[1]).toBe('  5.0 MiB  train.py:8  main  table = load()');
   });
+
+  test('a process whose run dir filled up: the container report says which tables stopped, as its own report does', async () => {
+    const base = input();
+    const full = input({ processes: base.processes.map((p): ProcessPart => (p.pid === 42 ? { ...p, outOfSpace: ['stacks', 'names'] } : p)) });
+    const { dir, report } = await renderReport(containerProfileData(full), tmp(), { timestampedSubdir: false });
+    expect(report.truncation?.outOfSpace).toEqual(['names', 'stacks']);
+    expect(readFileSync(join(dir, 'index.html'), 'utf8')).toContain(
+      'the run dir ran out of space, so the shim&#39;s name area and stack table stopped growing',
+    );
+    const { report: clean } = await renderReport(containerProfileData(base), tmp(), { timestampedSubdir: false });
+    expect(clean.truncation).toBeNull();
+  });
 });

@@ -11,15 +11,17 @@ import type {
   LiveSource,
   MemoryReadings,
   OomReason,
+  OutOfSpaceTable,
   ProcessSummary,
   ProfileData,
   Sampling,
   Stack,
   Timeline,
   Trigger,
+  Truncation,
 } from './model.js';
 import { processFrameName } from './process-label.js';
-import { NO_PYTHON_FRAME } from './stacks.js';
+import { emptyTruncation, NO_PYTHON_FRAME } from './stacks.js';
 
 /** One process's part of a container-wide report. */
 export interface ProcessPart {
@@ -40,6 +42,8 @@ export interface ProcessPart {
   /** Its own report, relative to the container report's directory. */
   report: string | null;
   sampling?: Sampling | null;
+  /** Its shim's tables that stopped growing, the run dir being full (Truncation.outOfSpace). */
+  outOfSpace?: OutOfSpaceTable[];
 }
 
 export interface ContainerInput {
@@ -115,6 +119,7 @@ export function containerProfileData(c: ContainerInput): ProfileData {
     stacks,
     currentStacks,
     ...(c.timeline ? { timeline: c.timeline } : {}),
+    ...outOfSpaceOf(c.processes),
     container: {
       processCount: c.processes.length + c.folded.count,
       peakMs: c.peakMs,
@@ -125,4 +130,11 @@ export function containerProfileData(c: ContainerInput): ProfileData {
     },
     processes,
   };
+}
+
+/** The tables any process ran out of room for: the container report says so as each own report does. */
+function outOfSpaceOf(parts: readonly ProcessPart[]): { truncation?: Truncation } {
+  const tables = new Set(parts.flatMap((p) => p.outOfSpace ?? []));
+  if (tables.size === 0) return {};
+  return { truncation: { ...emptyTruncation(), outOfSpace: [...tables].sort() } };
 }

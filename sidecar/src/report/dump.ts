@@ -5,7 +5,17 @@
 import { HighwaterError } from '../errors.js';
 import type { Frame, MemorySource, OomReason, ProfileData, Stack, Timeline, Trigger } from './model.js';
 import { readRegularFile } from './safe-file.js';
-import { emptyTruncation, validTimeMs, foldDeep, foldedFramesMarker, isTruncated, MAX_STACKS, otherStacksFrame, selectLargest } from './stacks.js';
+import {
+  emptyTruncation,
+  validTimeMs,
+  foldDeep,
+  foldedFramesMarker,
+  isTruncated,
+  MAX_STACKS,
+  otherStacksFrame,
+  outOfSpaceTables,
+  selectLargest,
+} from './stacks.js';
 import { indentOf } from './source.js';
 import { timelineFromDumpLine } from './timeline-data.js';
 
@@ -151,6 +161,7 @@ export function parseDump(text: string): ProfileData {
   let rawFailed: { bytes: number; frames: RawFrames; lineNo: number; times: number } | null = null;
   let stackLines = 0;
   let timeline: Timeline | undefined;
+  let spaceShort = 0; // `outOfSpace` line: the state header's spaceShort bits
 
   let lineNo = 1;
   for (let start = firstEnd + 1; start < lastStart;) {
@@ -178,6 +189,9 @@ export function parseDump(text: string): ProfileData {
       case 'timeline':
         timeline = timelineFromDumpLine(o, lineNo);
         break;
+      case 'outOfSpace':
+        spaceShort = count(o, 'bits', lineNo);
+        break;
       case 'source':
         sources.set(`${str(o, 'file', lineNo)}\0${count(o, 'line', lineNo)}`, str(o, 'text', lineNo));
         break;
@@ -201,6 +215,8 @@ export function parseDump(text: string): ProfileData {
     }
   }
   const truncation = emptyTruncation();
+  const outOfSpace = outOfSpaceTables(spaceShort);
+  if (outOfSpace.length) truncation.outOfSpace = outOfSpace;
 
   // One shared Frame object per (func, line): less memory, and the stack
   // helpers recognise equal frames by identity without building string keys.

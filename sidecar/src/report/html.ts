@@ -12,7 +12,7 @@
 import { basename, escapeXml as esc, humanBytes, percent } from './format.js';
 import { flamegraph, indentedCode, svgHeight } from './flamegraph.js';
 import { foldImportMachinery, hasImportMachinery, ownFrameIndex } from './frames.js';
-import type { Frame, OomReason, ProfileData, ReportJson, Stack, Trigger } from './model.js';
+import type { Frame, OomReason, OutOfSpaceTable, ProfileData, ReportJson, Stack, Trigger } from './model.js';
 import { drawnChain, mergeStacks, sortStacks, type FlameNode } from './stacks.js';
 import { renderTimeline, TIMELINE_SCRIPT } from './timeline-svg.js';
 import { fileLine, locate, processShort, topLines, type TopLine } from './toplines.js';
@@ -228,6 +228,8 @@ function flamegraphs(v: View): string {
   );
 }
 
+const OUT_OF_SPACE_NAMES: Record<OutOfSpaceTable, string> = { stacks: 'stack table', functions: 'function table', names: 'name area' };
+
 /** Says what the rendering limits cut (report.json `truncation`), if anything. */
 function truncationNote(report: ReportJson): string {
   const t = report.truncation;
@@ -239,6 +241,11 @@ function truncationNote(report: ReportJson): string {
   if (t.otherStacks > 0) {
     parts.push(
       `past ${t.maxStacks} stacks, the ${t.otherStacks} smallest (${humanBytes(t.otherBytes)} in all) were merged into one "smaller stacks merged" stack`,
+    );
+  }
+  if (t.outOfSpace?.length) {
+    parts.push(
+      `the run dir ran out of space, so the shim's ${t.outOfSpace.map((n) => OUT_OF_SPACE_NAMES[n]).join(' and ')} stopped growing: stacks first seen after that are folded into their callers (give the run dir more room)`,
     );
   }
   return `<p class="why" id="truncation">Limits: ${esc(parts.join('; '))}.</p>`;

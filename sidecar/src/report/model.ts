@@ -63,7 +63,16 @@ export interface Truncation {
   otherBytes: number;
   maxDepth: number;
   maxStacks: number;
+  /**
+   * Added field, present only when it happened: the tables the shim could
+   * not grow because the run dir's filesystem was full (docs/troubleshooting.md);
+   * stacks first seen after that were folded into their callers.
+   */
+  outOfSpace?: OutOfSpaceTable[];
 }
+
+/** Shim tables that can run out of room in the run dir (state header `spaceShort` bits 1, 2, 4). */
+export type OutOfSpaceTable = 'stacks' | 'functions' | 'names';
 
 export interface ReportJson {
   version: 1;

@@ -3,7 +3,7 @@
  * the folded text format and the call tree the flamegraphs are drawn from.
  */
 import { basename } from './format.js';
-import type { Frame, Stack, Truncation } from './model.js';
+import type { Frame, OutOfSpaceTable, Stack, Truncation } from './model.js';
 
 /** Stands in for "no Python frame was known" so that such memory stays visible. */
 export const NO_PYTHON_FRAME: Frame = { file: '', line: 0, function: '[no Python frame]', code: '' };
@@ -175,7 +175,13 @@ export function emptyTruncation(): Truncation {
 }
 
 export function isTruncated(t: Truncation): boolean {
-  return t.foldedStacks > 0 || t.otherStacks > 0;
+  return t.foldedStacks > 0 || t.otherStacks > 0 || (t.outOfSpace?.length ?? 0) > 0;
+}
+
+/** The state header's `spaceShort` bits as table names; empty for 0. */
+export function outOfSpaceTables(bits: number): OutOfSpaceTable[] {
+  const names: OutOfSpaceTable[] = ['stacks', 'functions', 'names'];
+  return names.filter((_, i) => (bits & (1 << i)) !== 0);
 }
 
 /** The marker frame that stands for `n` folded frames. */

@@ -8,7 +8,18 @@ import { HighwaterError } from '../errors.js';
 import type { Frame, MemorySource, OomReason, ProfileData, Stack, Trigger } from './model.js';
 import { openRegular, readAt, tooLarge } from './safe-file.js';
 import { diskSourceReader, indentOf, type SourceReader } from './source.js';
-import { emptyTruncation, foldedFramesMarker, isTruncated, KEEP_INNER, KEEP_OUTER, MAX_DEPTH, otherStacksFrame, selectLargest, validTimeMs } from './stacks.js';
+import {
+  emptyTruncation,
+  foldedFramesMarker,
+  isTruncated,
+  KEEP_INNER,
+  KEEP_OUTER,
+  MAX_DEPTH,
+  otherStacksFrame,
+  outOfSpaceTables,
+  selectLargest,
+  validTimeMs,
+} from './stacks.js';
 import { timelineFromState } from './timeline-data.js';
 import {
   AREA_RECORD,
@@ -161,6 +172,8 @@ export function parseStateFile(buf: Buffer, opts: StateReadOptions = {}): Profil
     return out;
   };
   const truncation = emptyTruncation();
+  const outOfSpace = outOfSpaceTables(h(HEADER.spaceShort, 'spaceShort'));
+  if (outOfSpace.length) truncation.outOfSpace = outOfSpace;
   const stackOf = (n: number): Frame[] => {
     const d = depth[n]!;
     if (d <= MAX_DEPTH) return walk(n, d);

@@ -77,6 +77,8 @@ export const HEADER = {
   killMs: 2480,
   killBytes: 2488,
   killOffset: 2496,
+  // Tables the shim could not grow, the run dir being full (bits 1 stacks, 2 functions, 4 names).
+  spaceShort: 2504,
 } as const;
 
 export type HeaderField = keyof typeof HEADER;

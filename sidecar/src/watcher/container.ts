@@ -496,6 +496,7 @@ export class ContainerCollector {
         state: m.state,
         report: m.own ? `processes/pid-${m.pid}/index.html` : null,
         sampling: m.own?.sampling ?? null,
+        ...(m.own?.truncation?.outOfSpace ? { outOfSpace: m.own.truncation.outOfSpace } : {}),
       };
     });
     const withMemory = oomDump ?? members.map((m) => m.own).find((o) => o !== undefined);

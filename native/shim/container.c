@@ -135,9 +135,19 @@ static hw_cont_header *hw__cont_map(int fd) {
 /* Every block of the file, before any page of it is mapped: a store into a
  * hole of a full filesystem is SIGBUS in the program (state.c). Also when
  * joining: a no-op on a file its creator reserved, and an older shim's
- * sparse file gets its blocks or is not used. */
-static int hw__cont_reserve(int fd) {
-  if (hw__reserve_blocks(fd, 0, HW_CONT_BYTES) == 0) return 0;
+ * sparse file gets its blocks or is not used. A file others already use
+ * (`existing`) is never written to reserve it: where the filesystem has no
+ * fallocate, its creator reserved it by writing zeros (hw__reserve_blocks),
+ * which must not happen twice over live data. */
+static int hw__cont_reserve(int fd, int existing) {
+  if (existing) {
+    int r;
+    do r = fallocate(fd, 0, 0, (off_t)HW_CONT_BYTES);
+    while (r != 0 && errno == EINTR);
+    if (r == 0 || errno == EOPNOTSUPP || errno == ENOSYS) return 0;
+  } else if (hw__reserve_blocks(fd, 0, HW_CONT_BYTES) == 0) {
+    return 0;
+  }
   static _Atomic int logged;
   if (!atomic_exchange(&logged, 1))
     hw__log("no space for the container file in %s (%s); this process is tracked alone",
@@ -153,7 +163,7 @@ static hw_cont_header *hw__cont_open_existing(void) {
   hw_cont_header *c = NULL;
   if (hw__own_check(&own) && fstat(own.fd, &st) == 0 && S_ISREG(st.st_mode) &&
       st.st_uid == geteuid() && (size_t)st.st_size == HW_CONT_BYTES &&
-      hw__cont_reserve(own.fd) == 0)
+      hw__cont_reserve(own.fd, 1) == 0)
     c = hw__cont_map(own.fd);
   hw__own_close(&own);
   if (c && (memcmp(c->magic, "HWCONT01", 8) != 0 || c->version != 1 ||
@@ -176,7 +186,7 @@ static hw_cont_header *hw__cont_create(int replace) {
     return NULL;
   hw_cont_header *c = NULL;
   if (hw__own_check(&own) && ftruncate(own.fd, (off_t)HW_CONT_BYTES) == 0 &&
-      hw__cont_reserve(own.fd) == 0)
+      hw__cont_reserve(own.fd, 0) == 0)
     c = hw__cont_map(own.fd);
   hw__own_close(&own);
   if (!c) {

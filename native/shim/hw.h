@@ -267,7 +267,9 @@ uint32_t hw__state_add_string(const char *s, size_t len);
 int hw__state_reserve_nodes(uint64_t count);
 int hw__state_reserve_funcs(uint64_t count);
 int hw__state_reserve_strings(uint64_t bytes);
-/* Reserves `bytes` of a file (fd) from `off`, whole pages; 0 or -1 (errno). */
+/* Reserves `bytes` of a file (fd) from `off`, whole pages; 0 or -1 (errno).
+ * Only for ranges nothing was stored in yet: where the filesystem has no
+ * fallocate the pages are claimed by writing zeros. */
 int hw__reserve_blocks(int fd, uint64_t off, uint64_t bytes);
 
 /* ---- intern.c: functions (code objects) and call-stack nodes ---- */

@@ -8,8 +8,8 @@
  * Space: storing into a page of a shared file mapping whose block the
  * filesystem cannot supply (a full disk, a full tmpfs or size-limited
  * emptyDir) raises SIGBUS in the program. So no page is written before its
- * blocks are reserved with fallocate(2) (not posix_fallocate: glibc's
- * fallback writes zeros): the header, the timeline and a first slice of each
+ * blocks are reserved with fallocate(2) (zeros written through the fd where
+ * the filesystem has no fallocate): the header, the timeline and a first slice of each
  * table at creation, then slices as the tables grow, every per-node array in
  * step with `nodes`. The fd is not kept (the program may close it): growth
  * reopens the file by name and uses it only when it is the same inode as
@@ -44,6 +44,29 @@ hw_state_t hw__state;
 
 static uint64_t hw__page_up(uint64_t v) { return (v + HW_PAGE - 1) & ~(uint64_t)(HW_PAGE - 1); }
 
+/* A filesystem without fallocate (ramfs, some FUSE and network
+ * filesystems): the blocks are claimed by writing zeros through the fd, which
+ * fails with ENOSPC instead of raising SIGBUS later. Only whole pages past
+ * `off`'s own page are written: that page, when `off` is not page-aligned,
+ * belongs to the range reserved before (reservations end on page
+ * boundaries) and may already hold data; the pages written here hold
+ * nothing yet (nothing is stored before its range is reserved), so zeros
+ * change no content. */
+static int hw__reserve_by_writing(int fd, uint64_t off, uint64_t end) {
+  static const char zeros[64 << 10];
+  for (uint64_t at = hw__page_up(off); at < end;) {
+    size_t n = end - at < sizeof zeros ? (size_t)(end - at) : sizeof zeros;
+    ssize_t w = pwrite(fd, zeros, n, (off_t)at);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      if (w == 0) errno = ENOSPC;
+      return -1;
+    }
+    at += (uint64_t)w;
+  }
+  return 0;
+}
+
 int hw__reserve_blocks(int fd, uint64_t off, uint64_t bytes) {
   if (!bytes) return 0;
   /* Whole pages: a store dirties its whole page, and on a filesystem whose
@@ -53,6 +76,8 @@ int hw__reserve_blocks(int fd, uint64_t off, uint64_t bytes) {
   int r;
   do r = fallocate(fd, 0, (off_t)start, (off_t)(end - start));
   while (r != 0 && errno == EINTR);
+  if (r != 0 && (errno == EOPNOTSUPP || errno == ENOSYS))
+    return hw__reserve_by_writing(fd, off, end);
   return r;
 }
 
@@ -129,19 +154,14 @@ int hw__state_open(void) {
       hw__reserve_blocks(fd, off_strings, HW_STRING_SLICE) != 0) {
     int e = errno;
     hw__own_close(&own);
-    unlink(path);        /* ours, empty: nothing for the watcher to misread */
-    if (e == EOPNOTSUPP) /* no way to reserve: a full disk there would be SIGBUS */
-      hw__log("the filesystem of %s cannot reserve space (fallocate: %s); not tracking, the "
-              "program runs on: use a run dir on tmpfs, ext4, xfs or overlayfs",
-              hw__config.run_dir, strerror(e));
-    else
-      hw__log("no space for the state file in %s (%s: about %u KiB needed at start); not "
-              "tracking, the program runs on: give the run dir more room",
-              hw__config.run_dir, strerror(e),
-              (unsigned)((HW_STATE_HEADER_BYTES + hw__timeline_bytes() +
-                          HW_NODE_SLICE * (sizeof(hw_node_rec) + 4 * 8) +
-                          HW_FUNC_SLICE * sizeof(hw_func_rec) + HW_STRING_SLICE) >>
-                         10));
+    unlink(path); /* ours, empty: nothing for the watcher to misread */
+    hw__log("no space for the state file in %s (%s: about %u KiB needed at start); not "
+            "tracking, the program runs on: give the run dir more room",
+            hw__config.run_dir, strerror(e),
+            (unsigned)((HW_STATE_HEADER_BYTES + hw__timeline_bytes() +
+                        HW_NODE_SLICE * (sizeof(hw_node_rec) + 4 * 8) +
+                        HW_FUNC_SLICE * sizeof(hw_func_rec) + HW_STRING_SLICE) >>
+                       10));
     return -1;
   }
   /* The mapping is all we keep: no fd for the program to close under us. */

@@ -140,14 +140,7 @@ static hw_cont_header *hw__cont_map(int fd) {
  * fallocate, its creator reserved it by writing zeros (hw__reserve_blocks),
  * which must not happen twice over live data. */
 static int hw__cont_reserve(int fd, int existing) {
-  if (existing) {
-    int r;
-    do r = fallocate(fd, 0, 0, (off_t)HW_CONT_BYTES);
-    while (r != 0 && errno == EINTR);
-    if (r == 0 || errno == EOPNOTSUPP || errno == ENOSYS) return 0;
-  } else if (hw__reserve_blocks(fd, 0, HW_CONT_BYTES) == 0) {
-    return 0;
-  }
+  if ((existing ? hw__reserve_existing : hw__reserve_blocks)(fd, 0, HW_CONT_BYTES) == 0) return 0;
   static _Atomic int logged;
   if (!atomic_exchange(&logged, 1))
     hw__log("no space for the container file in %s (%s); this process is tracked alone",

@@ -271,6 +271,10 @@ int hw__state_reserve_strings(uint64_t bytes);
  * Only for ranges nothing was stored in yet: where the filesystem has no
  * fallocate the pages are claimed by writing zeros. */
 int hw__reserve_blocks(int fd, uint64_t off, uint64_t bytes);
+/* The same for a range others may already use: fallocate only, never a
+ * write; where the filesystem has no fallocate its creator wrote the zeros
+ * (hw__reserve_blocks), so that counts as reserved. */
+int hw__reserve_existing(int fd, uint64_t off, uint64_t bytes);
 
 /* ---- intern.c: functions (code objects) and call-stack nodes ---- */
 uint32_t hw__intern_node(uint32_t parent, uint32_t func, uint32_t line);

@@ -67,18 +67,32 @@ static int hw__reserve_by_writing(int fd, uint64_t off, uint64_t end) {
   return 0;
 }
 
+/* fallocate over the whole pages of [off, off + bytes): a store dirties its
+ * whole page, and on a filesystem whose blocks are smaller than a page
+ * writeback needs every block of it. *end gets the rounded end. */
+static int hw__fallocate_pages(int fd, uint64_t off, uint64_t bytes, uint64_t *end) {
+  uint64_t start = off & ~(uint64_t)(HW_PAGE - 1);
+  *end = hw__page_up(off + bytes);
+  int r;
+  do r = fallocate(fd, 0, (off_t)start, (off_t)(*end - start));
+  while (r != 0 && errno == EINTR);
+  return r;
+}
+
+static int hw__no_fallocate(void) { return errno == EOPNOTSUPP || errno == ENOSYS; }
+
 int hw__reserve_blocks(int fd, uint64_t off, uint64_t bytes) {
   if (!bytes) return 0;
-  /* Whole pages: a store dirties its whole page, and on a filesystem whose
-   * blocks are smaller than a page writeback needs every block of it. */
-  uint64_t start = off & ~(uint64_t)(HW_PAGE - 1);
-  uint64_t end = hw__page_up(off + bytes);
-  int r;
-  do r = fallocate(fd, 0, (off_t)start, (off_t)(end - start));
-  while (r != 0 && errno == EINTR);
-  if (r != 0 && (errno == EOPNOTSUPP || errno == ENOSYS))
-    return hw__reserve_by_writing(fd, off, end);
+  uint64_t end;
+  int r = hw__fallocate_pages(fd, off, bytes, &end);
+  if (r != 0 && hw__no_fallocate()) return hw__reserve_by_writing(fd, off, end);
   return r;
+}
+
+int hw__reserve_existing(int fd, uint64_t off, uint64_t bytes) {
+  if (!bytes) return 0;
+  uint64_t end;
+  return hw__fallocate_pages(fd, off, bytes, &end) == 0 || hw__no_fallocate() ? 0 : -1;
 }
 
 /* Node ids [from, to) in every per-node array: nodes, live, snapshot, cpeak, kill. */

@@ -71,11 +71,17 @@ typedef struct {
   void *chain[HW_WALK_MAX];     /* scratch: frames, top first */
   int cached;
   int truncated; /* the last chain was cut at HW_WALK_MAX: cache[0] is not the root */
-  /* (code, instruction) -> line: computing a line scans the line table. */
+  /* hw__code_gen when cache[] was filled: a code object died since, so an
+   * unchanged (frame, instruction) may be a new code object at the dead
+   * one's address (codewatch.c), and the chain is looked up anew. */
+  uint32_t gen;
+  /* (code, instruction) -> line: computing a line scans the line table.
+   * Entries of an older generation are not used, for the same reason. */
   struct {
     void *code, *instr;
     uint64_t lines_id;
     int line;
+    uint32_t gen;
   } lines[HW_LINE_CACHE];
 } hw_walk_t;
 
@@ -180,13 +186,14 @@ static int hw__cached_line(hw_walk_t *w, void *iframe, void *code, void *instr, 
   size_t slot =
       (((uintptr_t)code >> 4) ^ ((uintptr_t)instr >> 1) * 0x9E3779B1u) & (HW_LINE_CACHE - 1);
   if (lines_id && w->lines[slot].code == code && w->lines[slot].instr == instr &&
-      w->lines[slot].lines_id == lines_id)
+      w->lines[slot].lines_id == lines_id && w->lines[slot].gen == w->gen)
     return w->lines[slot].line;
   int line = hw__line(iframe, code, instr);
   w->lines[slot].code = code;
   w->lines[slot].instr = instr;
   w->lines[slot].lines_id = lines_id;
   w->lines[slot].line = line;
+  w->lines[slot].gen = w->gen;
   return line;
 }
 
@@ -284,6 +291,11 @@ uint32_t hw__walk_node(hw_thread_t *t) {
   hw_walk_t *w = hw__walk_state(t);
   if (!w) return t->inherited;
   const hw_frame_layout *L = hw__L;
+  uint32_t gen = atomic_load_explicit(&hw__code_gen, memory_order_acquire);
+  if (HW_UNLIKELY(gen != w->gen)) {
+    w->gen = gen;
+    w->cached = 0;
+  }
   int c = w->cached;
   if (c == 0 || w->truncated) return hw__walk_full(t, w, top);
   /* Up to HW_WALK_NEW new frames above a frame of the cached chain's top

@@ -465,8 +465,9 @@ typedef struct {
   uint32_t last_node; /* last node computed with the GIL held */
   int depth, capacity;
   hw_sframe *frames;
-  void *walk;  /* framewalk.c's per-thread cache (3.11+) */
-  void *front; /* intern.c's per-thread front caches */
+  uint32_t fwalk_gen; /* hw__code_gen when the f_back walk filled frames[] */
+  void *walk;         /* framewalk.c's per-thread cache (3.11+) */
+  void *front;        /* intern.c's per-thread front caches */
   /* guard.c: the share of the guard's byte budget this thread took, spent
    * without atomics; valid only while budget_epoch is the guard's epoch. */
   uint64_t budget_left;
@@ -574,7 +575,12 @@ const hw_code_layout *hw__code_layout(void); /* NULL: unknown version */
 /* names.c: pure reads of a code object's file and function names. */
 int hw__names_verify(void);
 uint64_t hw__code_sig(void *code);
-uint64_t hw__code_lines_id(void *code); /* 0: unknown, do not cache lines */
+/* codewatch.c: moves on every code object's death; caches keyed by a code
+ * object's address compare it with the generation they were filled in. */
+extern _Atomic uint32_t hw__code_gen;
+int hw__code_watch_init(void);           /* GIL held, before tracking; -1: cannot watch */
+void hw__intern_forget_code(void *code); /* intern.c: the code died */
+uint64_t hw__code_lines_id(void *code);  /* 0: unknown, do not cache lines */
 int hw__code_names(void *code, char *file, size_t fcap, size_t *flen, char *name, size_t ncap,
                    size_t *nlen);
 

@@ -94,6 +94,13 @@ HW_EXPORT int hw_python_start(void) {
     return -ENOTSUP;
   }
   memcpy(hw__state.hdr->python, hw__py.version, sizeof hw__state.hdr->python - 1);
+  if (hw__code_watch_init() != 0) {
+    t->guard = 0;
+    hw__log("cannot watch code objects of this Python (%s) die, so a new one at a dead one's "
+            "address could be charged the dead one's lines; not tracking",
+            hw__py.version);
+    return -ENOTSUP;
+  }
   hw__py_check_offsets();
   hw__names_verify();
   hw__lines_verify();

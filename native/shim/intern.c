@@ -12,6 +12,18 @@
 #include "hw.h"
 
 pthread_mutex_t hw__intern_lock = PTHREAD_MUTEX_INITIALIZER;
+/* This thread holds hw__intern_lock: a code object can die inside a locked
+ * section (a Py_DecRef while naming through the C-API), and its watcher
+ * (codewatch.c) must not take the lock again. */
+static HW_TLS int hw__intern_held;
+static void hw__intern_acquire(void) {
+  pthread_mutex_lock(&hw__intern_lock);
+  hw__intern_held = 1;
+}
+static void hw__intern_release(void) {
+  hw__intern_held = 0;
+  pthread_mutex_unlock(&hw__intern_lock);
+}
 
 typedef struct {
   uintptr_t *keys; /* code object pointers, 0 = empty */
@@ -33,9 +45,10 @@ static hw_node_map hw__nodes;
  * an allocation asks for the same few (parent, function, line) and code
  * objects again and again (a deep stack's upper levels, a loop), and the
  * lock pair around each lookup cost more than the walk. Ids never change
- * (both tables only grow), so an entry is never stale; a code entry also
- * holds the code object's signature (an address reused by another code
- * object does not match), as the shared map does.
+ * (both tables only grow), so a node entry is never stale. A code entry is
+ * keyed by an address, which a dead code object's successor may take: it
+ * holds the hw__code_gen it was filled in (codewatch.c) and is not used
+ * once any code object died since.
  *
  * Nodes are kept in sets of four, one cache line each: a recursion 400
  * deep keeps ~1 200 (parent, function, line) triples in use, and a
@@ -58,7 +71,7 @@ typedef struct {
   struct {
     void *code;
     uint64_t sig;
-    uint32_t id;
+    uint32_t id, gen;
   } codes[HW_FRONT_CODES];
 } hw_front_t;
 
@@ -135,9 +148,9 @@ uint32_t hw__intern_node(uint32_t parent, uint32_t func, uint32_t line) {
 
 static uint32_t hw__intern_node_locked(uint32_t parent, uint32_t func, uint32_t line) {
   hw_state_header *h = hw__state.hdr;
-  pthread_mutex_lock(&hw__intern_lock);
+  hw__intern_acquire();
   if ((hw__nodes.used + 1) * 4 > hw__nodes.cap * 3 && hw__node_map_grow() != 0) {
-    pthread_mutex_unlock(&hw__intern_lock);
+    hw__intern_release();
     return parent;
   }
   hw_node_rec *recs = hw__state.nodes;
@@ -147,14 +160,14 @@ static uint32_t hw__intern_node_locked(uint32_t parent, uint32_t func, uint32_t 
     uint32_t id = hw__nodes.ids[j];
     if (!id) break;
     if (recs[id].parent == parent && recs[id].func == func && recs[id].line == line) {
-      pthread_mutex_unlock(&hw__intern_lock);
+      hw__intern_release();
       return id;
     }
     j = (j + 1) & mask;
   }
   uint64_t n = h->node_count;
   if (n >= h->node_capacity || hw__state_reserve_nodes(n + 1) != 0) { /* full, or no space */
-    pthread_mutex_unlock(&hw__intern_lock);
+    hw__intern_release();
     return parent;
   }
   uint32_t id = (uint32_t)n;
@@ -164,7 +177,7 @@ static uint32_t hw__intern_node_locked(uint32_t parent, uint32_t func, uint32_t 
   hw__nodes.ids[j] = id;
   hw__nodes.used++;
   __atomic_store_n(&h->node_count, n + 1, __ATOMIC_RELEASE);
-  pthread_mutex_unlock(&hw__intern_lock);
+  hw__intern_release();
   return id;
 }
 
@@ -297,20 +310,24 @@ uint32_t hw__intern_code(void *code) {
   hw_front_t *fr = hw__front();
   if (HW_UNLIKELY(!fr)) return hw__intern_code_locked(code, sig);
   size_t slot = ((uintptr_t)code >> 4) * 0x9E3779B1u >> 7 & (HW_FRONT_CODES - 1);
-  if (fr->codes[slot].code == code && fr->codes[slot].sig == sig) return fr->codes[slot].id;
+  /* Read before the map: a death after this read leaves the entry stale. */
+  uint32_t gen = atomic_load_explicit(&hw__code_gen, memory_order_acquire);
+  if (fr->codes[slot].code == code && fr->codes[slot].sig == sig && fr->codes[slot].gen == gen)
+    return fr->codes[slot].id;
   uint32_t id = hw__intern_code_locked(code, sig);
   if (id != HW_NODE_NONE) {
     fr->codes[slot].code = code;
     fr->codes[slot].sig = sig;
     fr->codes[slot].id = id;
+    fr->codes[slot].gen = gen;
   }
   return id;
 }
 
 static uint32_t hw__intern_code_locked(void *code, uint64_t sig) {
-  pthread_mutex_lock(&hw__intern_lock);
+  hw__intern_acquire();
   if ((hw__codes.used + 1) * 2 > hw__codes.cap && hw__code_map_grow() != 0) {
-    pthread_mutex_unlock(&hw__intern_lock);
+    hw__intern_release();
     return HW_NODE_NONE;
   }
   size_t mask = hw__codes.cap - 1;
@@ -320,7 +337,7 @@ static uint32_t hw__intern_code_locked(void *code, uint64_t sig) {
     if (hw__codes.keys[j] == (uintptr_t)code) {
       if (hw__codes.sigs[j] == sig) {
         uint32_t v = hw__codes.vals[j];
-        pthread_mutex_unlock(&hw__intern_lock);
+        hw__intern_release();
         return v;
       }
       reused = 1; /* a new code object at an old address: a new function */
@@ -333,7 +350,7 @@ static uint32_t hw__intern_code_locked(void *code, uint64_t sig) {
   int direct = hw__code_names(code, file, sizeof file, &flen, name, sizeof name, &nlen) == 0;
   int pending = HW_RELAXED(hw__pending_count);
   if (!direct && pending >= HW_PENDING_MAX) {
-    pthread_mutex_unlock(&hw__intern_lock);
+    hw__intern_release();
     return HW_NODE_NONE;
   }
   uint32_t id = direct ? hw__add_func(file, flen, name, nlen) : hw__add_func("?", 1, "?", 1);
@@ -348,16 +365,53 @@ static uint32_t hw__intern_code_locked(void *code, uint64_t sig) {
     hw__codes.sigs[j] = sig;
     if (!reused) hw__codes.used++;
   }
-  pthread_mutex_unlock(&hw__intern_lock);
+  hw__intern_release();
   return id;
+}
+
+/* A code object died (codewatch.c): its address no longer names it. Takes
+ * it out of the map (backward-shift deletion keeps every other key's probe
+ * run unbroken) and out of the names still to be read. */
+void hw__intern_forget_code(void *code) {
+  int held = hw__intern_held;
+  if (!held) hw__intern_acquire();
+  uintptr_t key = (uintptr_t)code;
+  size_t cap = hw__codes.cap, mask = cap - 1;
+  size_t i = cap ? hw__mix(key) & mask : 0;
+  while (cap && hw__codes.keys[i] && hw__codes.keys[i] != key) i = (i + 1) & mask;
+  if (cap && hw__codes.keys[i] == key) {
+    hw__codes.used--;
+    for (;;) {
+      hw__codes.keys[i] = 0;
+      size_t k = i;
+      for (;;) {
+        k = (k + 1) & mask;
+        if (!hw__codes.keys[k]) goto removed;
+        size_t home = hw__mix(hw__codes.keys[k]) & mask;
+        /* The key at k may fill the hole at i unless its home lies in (i, k]. */
+        int between = i <= k ? (home > i && home <= k) : (home > i || home <= k);
+        if (!between) break;
+      }
+      hw__codes.keys[i] = hw__codes.keys[k];
+      hw__codes.vals[i] = hw__codes.vals[k];
+      hw__codes.sigs[i] = hw__codes.sigs[k];
+      i = k;
+    }
+  }
+removed:;
+  int n = HW_RELAXED(hw__pending_count);
+  for (int j = 0; j < n; j++)
+    if (hw__pending[j].code == code) hw__pending[j].code = NULL; /* stays "?" */
+  if (!held) hw__intern_release();
 }
 
 void hw__resolve_pending(void) {
   if (!HW_RELAXED(hw__pending_count)) return;
-  pthread_mutex_lock(&hw__intern_lock);
+  hw__intern_acquire();
   int n = HW_RELAXED(hw__pending_count);
   for (int i = 0; i < n; i++)
-    if (hw__is_code(hw__pending[i].code)) hw__name_func_api(hw__pending[i].code, hw__pending[i].id);
+    if (hw__pending[i].code && hw__is_code(hw__pending[i].code))
+      hw__name_func_api(hw__pending[i].code, hw__pending[i].id);
   HW_SET_RELAXED(hw__pending_count, 0);
-  pthread_mutex_unlock(&hw__intern_lock);
+  hw__intern_release();
 }

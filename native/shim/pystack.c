@@ -311,6 +311,13 @@ static uint32_t hw__fwalk_node(hw_thread_t *t) {
     if (hw__stack_grow(t) != 0) return t->inherited;
   const size_t lasti_at = hw__EL->f_lasti;
   int moved = n, k = n;
+  /* A code object died since: a level's code pointer may be a new code
+   * object at the dead one's address (codewatch.c). Look every level up. */
+  uint32_t gen = atomic_load_explicit(&hw__code_gen, memory_order_acquire);
+  if (HW_UNLIKELY(gen != t->fwalk_gen)) {
+    t->fwalk_gen = gen;
+    t->depth = 0;
+  }
   for (void *f = top; f; f = HW_AT(f, HW_PY38_F_BACK)) {
     hw_sframe *e = &t->frames[--k];
     void *code = HW_AT(f, HW_PY38_F_CODE);

@@ -26,14 +26,14 @@ describe('code objects that die and come back at the same address', () => {
     const r = await runProfiled(['--', exe, program, expectedFile], { flags: [...flags] });
     expect(r.code, r.stderr).toBe(0);
     const expected = JSON.parse(readFileSync(expectedFile, 'utf8')) as [string, number, string, number][];
-    expect(expected).toHaveLength(24);
+    expect(expected).toHaveLength(36);
     const dirs = reportDirs(r.outDir);
     expect(dirs).toHaveLength(1);
     // Bytes per (file, line, function) of the innermost generated frame, from
     // the folded stacks (every stack; report.json keeps the largest).
     const got = new Map<string, number>();
     for (const row of readFileSync(join(dirs[0]!, 'peak-memory.folded'), 'utf8').split('\n')) {
-      const m = /;(gen-(?:mod|fn)-\d+\.py:\d+ \([^)]*\)) (\d+)$/.exec(row);
+      const m = /;(gen-(?:bare|mod|fn)-\d+\.py:\d+ \([^)]*\)) (\d+)$/.exec(row);
       if (m) got.set(m[1]!, (got.get(m[1]!) ?? 0) + Number(m[2]));
     }
     const wrong: string[] = [];

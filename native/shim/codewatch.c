@@ -14,10 +14,11 @@
  * PyCode_Type's tp_dealloc: the interpreter calls it through the type on
  * every code object's last reference; the wrapper only looks, then calls the
  * original. One way on every version, and every interpreter of the process
- * (3.12's PyCode_AddWatcher would miss subinterpreters). Each death takes the code out of the map
- * (intern.c) and moves hw__code_gen, which every other cache compares with
- * the generation it was filled in. Deaths come with the GIL held, as does
- * every walk that could see the new code, so the GIL orders the two.
+ * (3.12's PyCode_AddWatcher would miss subinterpreters). Each death takes
+ * the code out of the map (intern.c) and, if it was there, moves
+ * hw__code_gen, which every other cache compares with the generation it was
+ * filled in. Deaths come with the GIL held, as does every walk that could
+ * see the new code, so the GIL orders the two.
  * Without a watch the shim does not track: a wrong line is worse than none.
  */
 #define _GNU_SOURCE
@@ -27,9 +28,12 @@
 
 _Atomic uint32_t hw__code_gen = 1;
 
+/* Only a code object that was interned can be in a cache (every walk
+ * interns each level it looks up), so only its death moves the generation:
+ * `eval` in a loop of code that never allocates costs the walks nothing. */
 static void hw__code_died(void *code) {
-  hw__intern_forget_code(code);
-  atomic_fetch_add_explicit(&hw__code_gen, 1, memory_order_relaxed);
+  if (hw__intern_forget_code(code))
+    atomic_fetch_add_explicit(&hw__code_gen, 1, memory_order_relaxed);
 }
 
 /* PyTypeObject's tp_dealloc sits after ob_refcnt, ob_type,

@@ -578,9 +578,9 @@ uint64_t hw__code_sig(void *code);
 /* codewatch.c: moves on every code object's death; caches keyed by a code
  * object's address compare it with the generation they were filled in. */
 extern _Atomic uint32_t hw__code_gen;
-int hw__code_watch_init(void);           /* GIL held, before tracking; -1: cannot watch */
-void hw__intern_forget_code(void *code); /* intern.c: the code died */
-uint64_t hw__code_lines_id(void *code);  /* 0: unknown, do not cache lines */
+int hw__code_watch_init(void);          /* GIL held, before tracking; -1: cannot watch */
+int hw__intern_forget_code(void *code); /* intern.c: the code died */
+uint64_t hw__code_lines_id(void *code); /* 0: unknown, do not cache lines */
 int hw__code_names(void *code, char *file, size_t fcap, size_t *flen, char *name, size_t ncap,
                    size_t *nlen);
 

@@ -371,15 +371,17 @@ static uint32_t hw__intern_code_locked(void *code, uint64_t sig) {
 
 /* A code object died (codewatch.c): its address no longer names it. Takes
  * it out of the map (backward-shift deletion keeps every other key's probe
- * run unbroken) and out of the names still to be read. */
-void hw__intern_forget_code(void *code) {
+ * run unbroken) and out of the names still to be read. 1: it was there (a
+ * cache may hold it); 0: it never was (no walk interned it). */
+int hw__intern_forget_code(void *code) {
   int held = hw__intern_held;
   if (!held) hw__intern_acquire();
   uintptr_t key = (uintptr_t)code;
   size_t cap = hw__codes.cap, mask = cap - 1;
   size_t i = cap ? hw__mix(key) & mask : 0;
   while (cap && hw__codes.keys[i] && hw__codes.keys[i] != key) i = (i + 1) & mask;
-  if (cap && hw__codes.keys[i] == key) {
+  int found = cap && hw__codes.keys[i] == key;
+  if (found) {
     hw__codes.used--;
     for (;;) {
       hw__codes.keys[i] = 0;
@@ -403,6 +405,7 @@ removed:;
   for (int j = 0; j < n; j++)
     if (hw__pending[j].code == code) hw__pending[j].code = NULL; /* stays "?" */
   if (!held) hw__intern_release();
+  return found;
 }
 
 void hw__resolve_pending(void) {

@@ -5,13 +5,16 @@
 // left about 5 GB of report and run dirs behind, and CI runs on the same disk
 // one after another ran it out of space (the Docker build then failed with
 // ENOSPC). HIGHWATER_KEEP_TEST_TMP=1 keeps the directories for debugging.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
 
 // A short prefix: unix socket paths inside run dirs must stay under 108 bytes.
 const base = process.env.HIGHWATER_TEST_TMP_BASE ?? '/tmp';
 const scratch = mkdtempSync(join(base, 'hwt-'));
+// The same mode as /tmp: tests run watchers and programs as other users
+// (nobody), which must reach the directories the test made for them.
+chmodSync(scratch, 0o1777);
 const previous = process.env.TMPDIR;
 process.env.TMPDIR = scratch;
 

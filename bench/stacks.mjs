@@ -4,7 +4,10 @@
 // forced (HIGHWATER_STACKS=profile: what 3.8 - 3.10 used before the
 // frame-evaluation hook), and, when HIGHWATER_BENCH_BASE is the root of
 // another checkout with a built shim, under that shim (before/after).
-// Medians of CPU time (user + sys), runs interleaved.
+// Medians of CPU time (user + sys), runs interleaved; and of user time
+// alone: on this VM deep-stack's system time (the interpreter's data-stack
+// chunks mapped and unmapped at every descent, each munmap a TLB shootdown)
+// is a third to a half of the run and moves by ±30 % between identical runs.
 //   node bench/stacks.mjs [runs] [workload...]     (default: deep-stack pystone lots-of-peaks)
 //   HIGHWATER_BENCH_PYTHONS=3.10,3.13 picks interpreters under ~/.pyenv/versions
 import { spawnSync } from 'node:child_process';
@@ -37,7 +40,7 @@ function cpuMs(exe, args, env) {
   if (r.status !== 0) throw new Error(`${exe} ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
   const m = /HWCPU ([\d.]+) ([\d.]+)/.exec(r.stderr);
   if (!m) throw new Error(`no CPU time in ${r.stderr}`);
-  return (Number(m[1]) + Number(m[2])) * 1000;
+  return { cpu: (Number(m[1]) + Number(m[2])) * 1000, user: Number(m[1]) * 1000 };
 }
 const shimEnv = (at, extra = {}) => ({
   LD_PRELOAD: join(at, 'native', 'build', 'libhighwater.so'),
@@ -58,17 +61,23 @@ const variants = {
 // HIGHWATER_BENCH_VARIANTS=sampled-256K,base-sampled-256K keeps only those (plain always runs).
 const only = process.env.HIGHWATER_BENCH_VARIANTS?.split(',');
 if (only) for (const k of Object.keys(variants)) if (k !== 'plain' && !only.includes(k)) delete variants[k];
-console.log(`${runs} runs each, medians of CPU time (user + sys), interleaved; ratios to plain`);
-console.log(['CPython', 'workload', 'plain ms', ...Object.keys(variants).slice(1)].join('\t'));
+console.log(`${runs} runs each, medians of CPU time (user + sys) and of user time alone, interleaved; ratios to plain`);
+console.log(['CPython', 'workload', 'plain ms', ...Object.keys(variants).slice(1), '| user: plain ms', ...Object.keys(variants).slice(1)].join('\t'));
 for (const { version, exe } of pythons) {
   for (const name of names) {
     const args = [join(here, 'workloads', files[name])];
     const t = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));
     for (let i = 0; i < runs; i++) for (const [k, env] of Object.entries(variants)) t[k].push(cpuMs(exe, args, env === null ? {} : env()));
-    const m = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, median(v)]));
-    const cols = Object.keys(variants)
-      .slice(1)
-      .map((k) => `${(m[k] / m.plain).toFixed(2)}x`);
-    console.log([version, name, m.plain.toFixed(0), ...cols].join('\t'));
+    const row = [version, name];
+    for (const part of ['cpu', 'user']) {
+      const m = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, median(v.map((x) => x[part]))]));
+      row.push(
+        `${part === 'user' ? '| ' : ''}${m.plain.toFixed(0)}`,
+        ...Object.keys(variants)
+          .slice(1)
+          .map((k) => `${(m[k] / m.plain).toFixed(2)}x`),
+      );
+    }
+    console.log(row.join('\t'));
   }
 }

@@ -1289,6 +1289,33 @@ static void case_intern_front(void) {
   EQ(hw__state.hdr->node_count, 100 + IF_LEVELS * 3);
 }
 
+/* ---- code objects that die (codewatch.c, intern.c) ---- */
+
+/* Stand-ins for code objects: only their addresses are used (no names can
+ * be read, so each is interned under "?" and kept to be named later). */
+#define CF_CODES 3000
+static _Alignas(16) char cf_codes[CF_CODES][16];
+
+/* Deleting from the open-addressed code map must leave every other key
+ * findable (the backward shift), and a per-thread front entry filled before
+ * a death must not answer after it. */
+static void case_code_forget(void) {
+  core_setup();
+  for (int i = 0; i < CF_CODES; i++)
+    CHECK(hw__intern_code(cf_codes[i]) != HW_NODE_NONE, "code %d", i);
+  for (int i = 0; i < CF_CODES; i += 3) EQ(hw__intern_forget_code(cf_codes[i]), 1);
+  for (int i = 0; i < CF_CODES; i++)
+    CHECK(hw__intern_forget_code(cf_codes[i]) == (i % 3 != 0), "code %d after the deletions", i);
+  /* Every key is gone now. A code interned, then dead, then interned again:
+   * the second lookup must reach the map again, not the front cache. */
+  void *code = cf_codes[7];
+  CHECK(hw__intern_code(code) != HW_NODE_NONE, "interned");
+  EQ(hw__intern_forget_code(code), 1);
+  atomic_fetch_add(&hw__code_gen, 1); /* what codewatch.c does on a death */
+  CHECK(hw__intern_code(code) != HW_NODE_NONE, "interned again");
+  EQ(hw__intern_forget_code(code), 1); /* it is in the map again */
+}
+
 static const struct {
   const char *name;
   void (*fn)(void);
@@ -1315,6 +1342,7 @@ static const struct {
     {"guard_thread_chunks", case_guard_thread_chunks},
     {"guard_floor_threads", case_guard_floor_threads},
     {"intern_front", case_intern_front},
+    {"code_forget", case_code_forget},
 };
 
 int main(int argc, char **argv) {

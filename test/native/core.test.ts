@@ -45,6 +45,7 @@ for (const [name, build] of Object.entries(builds)) {
           'guard_thread_chunks',
           'guard_floor_threads',
           'intern_front',
+          'code_forget',
         ]),
       );
     });

@@ -370,14 +370,20 @@ static void case_guard_budget(void) {
         (unsigned long long)atomic_load(&race_wrapped));
 }
 
-/* The guard's verdict against a fixture: a 4 GiB container with 3.95 GiB in
- * use is under its floor (100 MiB); one with 1 GiB in use is not. */
-static void case_guard_verdict(void) {
-  cgroup_v2_tree(4 * GiB, 4 * GiB - 50 * MiB, 16 * GiB, 8 * GiB);
+/* A 4 GiB container with `used` bytes in use, the guard on, its floor a flat
+ * 100 MiB (no percentage). */
+static void guard_fixture(uint64_t used) {
+  cgroup_v2_tree(4 * GiB, used, 16 * GiB, 8 * GiB);
   core_setup();
   HW_SET_RELAXED(hw__guard_on, 1);
   hw__config.min_floor = 100 * MiB;
   hw__config.floor_pct_x100 = 0;
+}
+
+/* The guard's verdict against a fixture: a 4 GiB container with 3.95 GiB in
+ * use is under its floor (100 MiB); one with 1 GiB in use is not. */
+static void case_guard_verdict(void) {
+  guard_fixture(4 * GiB - 50 * MiB);
   EQ(hw__guard_check(4096), 1); /* low-available */
   EQ(hw__guard_budget(), 0);    /* judged afresh next time */
   EQ(hw__state.hdr->floor_bytes, 100 * MiB);
@@ -1149,11 +1155,7 @@ static void *gt_drain(void *arg) {
 }
 
 static void case_guard_thread_chunks(void) {
-  cgroup_v2_tree(4 * GiB, 4 * GiB - 200 * MiB, 16 * GiB, 8 * GiB);
-  core_setup();
-  HW_SET_RELAXED(hw__guard_on, 1);
-  hw__config.min_floor = 100 * MiB;
-  hw__config.floor_pct_x100 = 0;
+  guard_fixture(4 * GiB - 200 * MiB);
   EQ(hw__guard_check(GT_SIZE), 0); /* the first reading: period 1 */
   uint64_t budget = hw__guard_budget();
   CHECK(budget > 900 << 10 && budget <= (100 * MiB) / 100, "budget %llu",

@@ -38,6 +38,17 @@ function plain(args: string[]) {
   return r;
 }
 
+/** The program ran on as it does alone: no signal (SIGBUS was the bug), its
+ * own exit code (7), its own output. `code` from runProfiled, `status` from spawnSync. */
+function expectUnchanged(
+  r: { signal: NodeJS.Signals | null; code?: number | null; status?: number | null; stdout: string; stderr: string },
+  want: { stdout: string },
+) {
+  expect(r.signal, r.stderr).toBeNull();
+  expect(r.code ?? r.status, r.stderr).toBe(7);
+  expect(r.stdout).toBe(want.stdout);
+}
+
 function shimmed(runDir: string, args: string[]) {
   return spawnSync('python3', [script, ...args], { env: shimmedEnv(runDir), encoding: 'utf8', timeout: 60_000 });
 }
@@ -49,9 +60,7 @@ describe('a full run dir', () => {
     const want = plain([STACKS]);
     const runDir = tinyDir(512);
     const r = await runProfiled([script, STACKS], { flags: ['--run-dir', runDir] });
-    expect(r.signal, r.stderr).toBeNull();
-    expect(r.code, r.stderr).toBe(7);
-    expect(r.stdout).toBe(want.stdout);
+    expectUnchanged(r, want);
     // One line per table that stopped, not one per stack.
     expect(
       highwaterLines(r.stderr).filter((l) => l.includes('to grow the stack table')),
@@ -69,9 +78,7 @@ describe('a full run dir', () => {
     const want = plain(['3000']);
     const runDir = tinyDir(64);
     const r = shimmed(runDir, ['3000']);
-    expect(r.signal, r.stderr).toBeNull();
-    expect(r.status, r.stderr).toBe(7);
-    expect(r.stdout).toBe(want.stdout);
+    expectUnchanged(r, want);
     const lines = highwaterLines(r.stderr);
     expect(lines, r.stderr).toHaveLength(1);
     expect(lines[0]).toMatch(/no space for the state file in .*; not tracking/);
@@ -84,9 +91,7 @@ describe('a full run dir', () => {
       const want = plain([STACKS, '--fork']);
       const runDir = tinyDir(kib);
       const r = shimmed(runDir, [STACKS, '--fork']);
-      expect(r.signal, r.stderr).toBeNull();
-      expect(r.status, r.stderr).toBe(7);
-      expect(r.stdout).toBe(want.stdout); // includes "child exit 5"
+      expectUnchanged(r, want); // includes "child exit 5"
       if (kib === 512) expect(r.stderr).toMatch(/no space for the container file in .*; this process is tracked alone/);
     }, 120_000);
   }
@@ -99,9 +104,7 @@ describe('a full run dir', () => {
     expect(want.stdout).toContain('child exit 5');
     const runDir = tinyDir(16 * 1024);
     const r = shimmed(runDir, [STACKS, '--fill-then-fork', '300']);
-    expect(r.signal, r.stderr).toBeNull();
-    expect(r.status, r.stderr).toBe(7);
-    expect(r.stdout).toBe(want.stdout);
+    expectUnchanged(r, want);
     expect(
       highwaterLines(r.stderr).filter((l) => l.includes('this fork child is not tracked')),
       r.stderr,
@@ -116,9 +119,7 @@ describe('a full run dir', () => {
     const want = plain([STACKS, '--fill-first', '200']);
     const runDir = tinyDir(16 * 1024);
     const r = await runProfiled([script, STACKS, '--fill-first', '200'], { flags: ['--run-dir', runDir] });
-    expect(r.signal, r.stderr).toBeNull();
-    expect(r.code, r.stderr).toBe(7);
-    expect(r.stdout).toBe(want.stdout);
+    expectUnchanged(r, want);
     expect(r.stderr).not.toContain('could not write the exit dump');
     const report = onlyReport(r.outDir);
     expect(report.trigger).toBe('exit');
@@ -134,9 +135,7 @@ describe('a full run dir', () => {
     const want = plain([STACKS]); // every table grows slice by slice
     const runDir = tinyDir(0, 'ramfs');
     const r = await runProfiled([script, STACKS], { flags: ['--run-dir', runDir] });
-    expect(r.signal, r.stderr).toBeNull();
-    expect(r.code, r.stderr).toBe(7);
-    expect(r.stdout).toBe(want.stdout);
+    expectUnchanged(r, want);
     expect(
       highwaterLines(r.stderr).filter((l) => /space|fallocate/.test(l)),
       r.stderr,

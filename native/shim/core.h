@@ -45,7 +45,8 @@ static inline int hw__core_tracked(hw_thread_t *t) {
 
 /* The guard's verdict: every allocation counts, sampled or not. */
 static inline int hw__core_verdict(size_t size) {
-  return HW_RELAXED(hw__guard_on) ? hw__guard_check(size) : 0;
+  if (!HW_RELAXED(hw__guard_on) || HW_LIKELY(hw__guard_spend(&hw__thread, size))) return 0;
+  return hw__guard_check(size);
 }
 
 /* The guard objected, yet the allocation succeeded: the memory is there now
@@ -54,7 +55,8 @@ __attribute__((noreturn)) void hw__core_tripped(hw_alloc_op *op);
 
 /* With sampling on, an unsampled allocation skips the stack walk
  * (sampling.h) and gets HW_NODE_UNSAMPLED. */
-static inline void hw__core_alloc_begin(hw_alloc_op *op, hw_thread_t *t, size_t size) {
+static inline __attribute__((always_inline)) void
+hw__core_alloc_begin(hw_alloc_op *op, hw_thread_t *t, size_t size) {
   t->guard = 1;
   op->t = t;
   op->size = size;
@@ -68,15 +70,18 @@ static inline void hw__core_alloc_begin(hw_alloc_op *op, hw_thread_t *t, size_t 
 /* realloc: also takes the old block off the books (put back if refused). */
 void hw__core_realloc_begin(hw_alloc_op *op, hw_thread_t *t, void *old, size_t size);
 
-static inline void hw__core_alloc_end(hw_alloc_op *op, void *p) {
+static inline __attribute__((always_inline)) void hw__core_alloc_end(hw_alloc_op *op, void *p) {
   if (HW_UNLIKELY(op->trip)) {
     /* realloc's old block is gone already: nothing to undo. */
     if (!op->is_realloc) hw__real_free(p);
     hw__core_tripped(op);
   }
   /* Sampling mode's unsampled block: counted lock-free (sampling.h). */
-  if (op->node == HW_NODE_UNSAMPLED) hw__track_unsampled(p, op->size);
-  else hw__track_alloc(p, op->size, op->node);
+  if (op->node == HW_NODE_UNSAMPLED) {
+    if (!hw__unsampled_alloc_fast(p)) hw__track_unsampled(p, op->size);
+  } else {
+    hw__track_alloc(p, op->size, op->node);
+  }
   op->t->guard = 0;
 }
 
@@ -94,11 +99,14 @@ void hw__core_remap_begin(hw_alloc_op *op, hw_thread_t *t, size_t old_len, size_
 void hw__core_remap_end(hw_alloc_op *op, void *old, size_t old_len, void *p, size_t new_len);
 
 /* Before the real free / munmap (another thread may get the address back at once). */
-static inline void hw__core_free(hw_thread_t *t, void *p) {
+static inline __attribute__((always_inline)) void hw__core_free(hw_thread_t *t, void *p) {
   if (!hw__core_tracked(t)) return;
   t->guard = 1;
-  if (HW_UNLIKELY(hw__sample_rate != 0)) hw__track_free_sampling(p);
-  else hw__track_free(p);
+  if (HW_UNLIKELY(hw__sample_rate != 0)) {
+    if (!hw__unsampled_free_fast(p)) hw__track_free_sampling(p);
+  } else {
+    hw__track_free(p);
+  }
   t->guard = 0;
 }
 void hw__core_unmap(hw_thread_t *t, void *p, size_t len);

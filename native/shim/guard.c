@@ -45,7 +45,7 @@ static int hw__floor_from_watcher; /* the watcher's floor wins over ours; hw__gu
  * next allocation. */
 static _Atomic uint64_t hw__budget;
 /* Bumped with release after hw__budget is set anew (see hw__budget_reset). */
-static _Atomic uint32_t hw__budget_epoch;
+_Atomic uint32_t hw__budget_epoch;
 static pthread_mutex_t hw__guard_lock = PTHREAD_MUTEX_INITIALIZER;
 /* The first thread to reach the OOM exit writes the dump; acq_rel so the
  * others see it taken. */
@@ -139,12 +139,7 @@ static int hw__guard_refresh(size_t size);
 
 int hw__guard_check(size_t size) {
   hw_thread_t *t = &hw__thread;
-  /* The common case: this thread's chunk, of this epoch, holds the
-   * allocation. A relaxed load and plain arithmetic, no locked instruction. */
-  if (HW_LIKELY(t->budget_epoch == HW_RELAXED(hw__budget_epoch) && size < t->budget_left)) {
-    t->budget_left -= size;
-    return 0;
-  }
+  if (HW_LIKELY(hw__guard_spend(t, size))) return 0;
   if (HW_LIKELY(hw__budget_refill(t, size))) return 0;
   return hw__guard_refresh(size);
 }

@@ -59,8 +59,32 @@ HW_HOOKED_FUNCTIONS(HW_DECLARE_REAL)
 extern size_t (*hw__real_malloc_usable_size)(void *); /* resolved, not hooked */
 
 void hw__resolve_real(void);
-int hw__in_boot_pool(const void *p);
+/* dlsym's early requests are served from this static pool (real.c). */
+extern char hw__boot_pool[64 * 1024];
+static inline int hw__in_boot_pool(const void *p) {
+  return (const char *)p >= hw__boot_pool && (const char *)p < hw__boot_pool + sizeof hw__boot_pool;
+}
 void *hw__boot_alloc(size_t size);
+
+/* A live heap block's size as the allocator sees it (malloc_usable_size):
+ * sampling mode counts unsampled blocks by it, the same at the allocation
+ * and the free. When the real allocator is glibc's and a probe of blocks of
+ * every kind agrees (hw__usable_init), it is read from the chunk's size
+ * word in front of the block, one load instead of a call: that word is the
+ * allocator's own bookkeeping, and glibc keeps the size of a live block
+ * there on every release (its layout: "malloc_chunk" in malloc.c). */
+extern int hw__glibc_chunks;
+void hw__usable_init(void); /* after hw__resolve_real; before tracking starts */
+static inline size_t hw__glibc_usable(const void *p) {
+  size_t word = ((const size_t *)p)[-1];
+  /* The low three bits are flags; an mmapped chunk (bit 1) has a second
+   * word of header, a heap chunk lends its successor's first word. */
+  return (word & ~(size_t)7) - ((word & 2) ? 2 * sizeof(size_t) : sizeof(size_t));
+}
+static inline size_t hw__usable_size(void *p) {
+  if (HW_LIKELY(hw__glibc_chunks)) return hw__glibc_usable(p);
+  return hw__real_malloc_usable_size(p);
+}
 
 /* ---- arena.c: bookkeeping memory that never goes through our hooks ---- */
 void *hw__pages_alloc(size_t bytes); /* zeroed, page-granular, NULL on failure */
@@ -608,6 +632,17 @@ void hw__publish_readings(const hw_readings_t *r);
 /* Called before an allocation of `size` bytes: 0 to go on, or the rule
  * (HW_OOM_LOW_AVAILABLE, HW_OOM_SWAP) the allocation would break if it succeeds. */
 int hw__guard_check(size_t size);
+/* The common case of hw__guard_check, inlined into the hooks: this thread's
+ * chunk, of this epoch, holds the allocation. A relaxed load and plain
+ * arithmetic, no locked instruction. 0: ask hw__guard_check. */
+extern _Atomic uint32_t hw__budget_epoch;
+static inline int hw__guard_spend(hw_thread_t *t, size_t size) {
+  if (HW_LIKELY(t->budget_epoch == HW_RELAXED(hw__budget_epoch) && size < t->budget_left)) {
+    t->budget_left -= size;
+    return 1;
+  }
+  return 0;
+}
 /* The byte budget left before the next reading (native/test/core_test.c). */
 uint64_t hw__guard_budget(void);
 uint64_t

@@ -16,20 +16,16 @@ HW_HOOKED_FUNCTIONS(HW_DEFINE_REAL)
  * the same allocator as the real malloc. */
 size_t (*hw__real_malloc_usable_size)(void *);
 
-static _Alignas(16) char hw__pool[64 * 1024];
+_Alignas(16) char hw__boot_pool[64 * 1024];
 static size_t hw__pool_used;
 /* One resolver at a time (acq_rel); dlsym's own calls back into us see it. */
 static _Atomic int hw__resolving;
 
-int hw__in_boot_pool(const void *p) {
-  return (const char *)p >= hw__pool && (const char *)p < hw__pool + sizeof hw__pool;
-}
-
 void *hw__boot_alloc(size_t size) {
   size_t need = (size + 15) & ~(size_t)15;
   size_t at = __atomic_fetch_add(&hw__pool_used, need, __ATOMIC_RELAXED);
-  if (at + need > sizeof hw__pool) return NULL;
-  return hw__pool + at; /* static storage: already zero */
+  if (at + need > sizeof hw__boot_pool) return NULL;
+  return hw__boot_pool + at; /* static storage: already zero */
 }
 
 void hw__resolve_real(void) {
@@ -41,4 +37,60 @@ void hw__resolve_real(void) {
   HW_RESOLVE(malloc_usable_size, size_t, (void *))
 #undef HW_RESOLVE
   atomic_store_explicit(&hw__resolving, 0, memory_order_release);
+}
+
+/* ---- the chunk's size word (hw.h, hw__usable_size) ---- */
+
+int hw__glibc_chunks;
+
+/* Every allocating function we pass blocks on to must be glibc's own: a
+ * second allocator preloaded after us (jemalloc, tcmalloc, glibc's
+ * libc_malloc_debug) keeps no such word in front of its blocks. */
+static int hw__all_from_libc(void) {
+  Dl_info libc, at;
+  void *anchor = dlsym(RTLD_DEFAULT, "gnu_get_libc_version");
+  if (!anchor || !dladdr(anchor, &libc) || !libc.dli_fbase) return 0;
+  void *fns[] = {(void *)hw__real_malloc,         (void *)hw__real_calloc,
+                 (void *)hw__real_realloc,        (void *)hw__real_free,
+                 (void *)hw__real_posix_memalign, (void *)hw__real_aligned_alloc,
+                 (void *)hw__real_memalign,       (void *)hw__real_valloc,
+                 (void *)hw__real_pvalloc,        (void *)hw__real_malloc_usable_size};
+  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++)
+    if (!fns[i] || !dladdr(fns[i], &at) || at.dli_fbase != libc.dli_fbase) return 0;
+  return 1;
+}
+
+/* The word must say what malloc_usable_size says for blocks of every kind
+ * the hooks see: small and large, from the heap and mmapped, zeroed,
+ * aligned, grown and shrunk. One disagreement and the call is kept. */
+static int hw__probe_agrees(void *p) {
+  return p && hw__glibc_usable(p) == hw__real_malloc_usable_size(p);
+}
+
+void hw__usable_init(void) {
+  hw__glibc_chunks = 0;
+#if defined(__GLIBC__) && defined(__x86_64__)
+  if (!hw__all_from_libc()) return;
+  static const size_t sizes[] = {0, 1, 8, 24, 25, 100, 600, 1000, 4000, 70000, 300000, 3 << 20};
+  int ok = 1;
+  for (size_t i = 0; ok && i < sizeof sizes / sizeof sizes[0]; i++) {
+    void *p = hw__real_malloc(sizes[i]);
+    ok = hw__probe_agrees(p);
+    void *q = ok ? hw__real_realloc(p, sizes[i] * 2 + 40) : NULL;
+    if (q) p = q;
+    ok = ok && hw__probe_agrees(q);
+    if (p) hw__real_free(p);
+  }
+  void *c = ok ? hw__real_calloc(7, 93) : NULL;
+  ok = ok && hw__probe_agrees(c);
+  if (c) hw__real_free(c);
+  void *a = NULL;
+  if (ok && hw__real_posix_memalign(&a, 256, 1000) != 0) a = NULL;
+  ok = ok && hw__probe_agrees(a);
+  if (a) hw__real_free(a);
+  void *m = ok ? hw__real_memalign(4096, 5000) : NULL;
+  ok = ok && hw__probe_agrees(m);
+  if (m) hw__real_free(m);
+  hw__glibc_chunks = ok;
+#endif
 }

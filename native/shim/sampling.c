@@ -60,7 +60,12 @@ void hw__sampling_init(void) {
   if (hw__state.hdr) hw__state.hdr->sample_rate_bytes = hw__sample_rate;
   /* The heap map (sampling.h). Without it, or without the allocator's
    * malloc_usable_size, unsampled blocks go to the table as before. */
-  if (hw__sample_rate) hw__resolve_real();
+  if (hw__sample_rate) {
+    hw__resolve_real();
+    hw__usable_init();
+    hw__debug("block sizes from %s",
+              hw__glibc_chunks ? "glibc's chunk headers" : "malloc_usable_size");
+  }
   if (hw__sample_rate && !hw__hm_top && hw__real_malloc_usable_size)
     hw__hm_top = hw__pages_alloc(HW_HM_TOP * sizeof *hw__hm_top);
 }

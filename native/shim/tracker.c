@@ -199,7 +199,7 @@ static inline __attribute__((always_inline)) void hw__add_block(uint32_t node, u
 /* The bytes a heap block counts in the totals under sampling: the
  * allocator's size of the chunk, the same at its allocation and its free. */
 static inline uint64_t hw__usable(void *p, uint64_t size) {
-  return hw__real_malloc_usable_size ? (uint64_t)hw__real_malloc_usable_size(p) : size;
+  return hw__real_malloc_usable_size ? (uint64_t)hw__usable_size(p) : size;
 }
 
 /* Sampling mode: a tabled block of `size` requested bytes (its stack's
@@ -285,18 +285,6 @@ void hw__track_free(void *p) {
 
 /* ---- sampling mode: unsampled heap blocks, lock-free (sampling.h) ---- */
 
-/* The total moved to `cur`: the timeline and the container sum follow, only
- * when it left their band (outside any plain section: the publication
- * takes hw__lock). */
-static inline void hw__total_moved(hw_state_header *h, int64_t cur) {
-  hw__timeline_moved(cur); /* its own try-lock */
-  if (HW_UNLIKELY(hw__container_out_of_band(cur))) {
-    hw__lock_take();
-    hw__container_publish(HW_HDR_GET(h->current_bytes));
-    hw__lock_give();
-  }
-}
-
 /* The total moved by `delta` without the lock: the peak follows. */
 static inline void hw__total_unlocked(hw_state_header *h, int64_t delta) {
   int64_t cur = __atomic_add_fetch(&h->current_bytes, delta, __ATOMIC_RELAXED);
@@ -304,25 +292,10 @@ static inline void hw__total_unlocked(hw_state_header *h, int64_t delta) {
   hw__total_moved(h, cur);
 }
 
-/* The same in the owner's plain section (owner.c: no other thread writes
- * the total or the peak now): a load and a store of whole 8-byte values, so
- * a reader (the watcher, the timeline, the control thread) never sees a torn
- * one. Returns the new total for hw__total_moved, after the section. */
-static inline int64_t hw__total_plain(hw_state_header *h, int64_t delta) {
-  int64_t cur = HW_HDR_GET(h->current_bytes) + delta;
-  HW_RACE_WINDOW();
-  HW_HDR_PUT(h->current_bytes, cur);
-  if (delta > 0 && HW_UNLIKELY(cur > HW_HDR_GET(h->peak_bytes))) {
-    HW_HDR_PUT(h->peak_bytes, cur);
-    if (HW_HDR_GET(h->peak_source) != 1) __atomic_store_n(&h->peak_source, 1, __ATOMIC_RELEASE);
-  }
-  return cur;
-}
-
 void hw__track_unsampled(void *p, size_t size) {
   hw_state_header *h = hw__state.hdr;
   if (!p || !h) return;
-  int64_t usable = (int64_t)hw__real_malloc_usable_size(p);
+  int64_t usable = (int64_t)hw__usable_size(p);
   if (hw__owner_plain()) {
     if (HW_LIKELY(hw__hm_mark_as((uintptr_t)p, 1))) {
       int64_t cur = hw__total_plain(h, usable);
@@ -343,7 +316,7 @@ int hw__track_take_sampling(void *p, size_t *size, uint32_t *node) {
   if (!p || !h) return 0;
   if (hw__owner_plain()) {
     if (hw__hm_clear_as((uintptr_t)p, 1)) {
-      *size = hw__real_malloc_usable_size(p);
+      *size = hw__usable_size(p);
       *node = HW_NODE_UNSAMPLED;
       int64_t cur = hw__total_plain(h, -(int64_t)*size);
       hw__owner_leave();
@@ -352,7 +325,7 @@ int hw__track_take_sampling(void *p, size_t *size, uint32_t *node) {
     }
     hw__owner_leave();
   } else if (hw__hm_clear((uintptr_t)p)) {
-    *size = hw__real_malloc_usable_size(p);
+    *size = hw__usable_size(p);
     *node = HW_NODE_UNSAMPLED;
     hw__total_unlocked(h, -(int64_t)*size);
     return 2;

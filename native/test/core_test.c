@@ -582,7 +582,7 @@ static void case_line_without_gil(void) {
   line_api_calls = 0;
   HW_SET_RELAXED(hw__py_alive, 1);
   hw_thread_t *t = &hw__thread;
-  hw_sframe frames[4] = {{fake_frame, HW_NODE_NONE}};
+  hw_sframe frames[4] = {{.frame = fake_frame, .node = HW_NODE_NONE}};
   t->frames = frames;
   t->capacity = 4;
   t->depth = 1;
@@ -1318,6 +1318,33 @@ static void case_code_forget(void) {
   EQ(hw__intern_forget_code(code), 1); /* it is in the map again */
 }
 
+/* ---- block sizes from glibc's chunk headers (real.c) ---- */
+
+/* Sampling mode counts an unsampled block by its usable size, read from the
+ * chunk's size word when the allocator is glibc's own: it must agree with
+ * malloc_usable_size on every kind of block, and be in use here (glibc on
+ * x86-64), except under a sanitizer, whose allocator has no such word. */
+static void case_usable_chunks(void) {
+  hw__resolve_real();
+  hw__usable_init();
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  EQ(hw__glibc_chunks, 0);
+#elif defined(__GLIBC__) && defined(__x86_64__)
+  EQ(hw__glibc_chunks, 1);
+#endif
+  static const size_t sizes[] = {1, 17, 600, 5000, 130000, 1 << 20, 40 << 20};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    char *p = hw__real_malloc(sizes[i]);
+    CHECK(p != NULL, "malloc %zu", sizes[i]);
+    p[0] = 1;
+    size_t want = hw__real_malloc_usable_size(p);
+    CHECK(hw__usable_size(p) == want, "%zu B: %zu, malloc_usable_size %zu", sizes[i],
+          hw__usable_size(p), want);
+    CHECK(want >= sizes[i], "%zu B: usable %zu", sizes[i], want);
+    hw__real_free(p);
+  }
+}
+
 static const struct {
   const char *name;
   void (*fn)(void);
@@ -1345,6 +1372,7 @@ static const struct {
     {"guard_floor_threads", case_guard_floor_threads},
     {"intern_front", case_intern_front},
     {"code_forget", case_code_forget},
+    {"usable_chunks", case_usable_chunks},
 };
 
 int main(int argc, char **argv) {

@@ -46,6 +46,7 @@ for (const [name, build] of Object.entries(builds)) {
           'guard_floor_threads',
           'intern_front',
           'code_forget',
+          'usable_chunks',
         ]),
       );
     });

@@ -466,6 +466,7 @@ size_t hw__tracker_live_allocations(void);
 size_t hw__tracker_overhead_bytes(void);
 
 /* ---- pystack.c: the shadow stack fed by the profile callback ---- */
+#define HW_SLEVEL_MEMO 4
 typedef struct {
   void *frame;   /* PyFrameObject*, borrowed: alive between CALL and RETURN */
   uint32_t node; /* node of the stack down to here while suspended, or NONE */
@@ -480,6 +481,13 @@ typedef struct {
    * and every frame below are the same. */
   void *code;
   int lasti;
+  /* The last few nodes this level was interned to (hw__shadow_level_node in
+   * pystack.c): kept across the frames pushed at this depth. */
+  struct {
+    void *code;
+    int lasti;
+    uint32_t parent, node, gen; /* node 0 = empty */
+  } memo[HW_SLEVEL_MEMO];
 } hw_sframe;
 
 typedef struct {
@@ -585,6 +593,10 @@ typedef struct {
 } hw_line_layout;
 /* The 3.8 - 3.10 layout once hw__lines_verify verified it, else NULL. */
 const hw_line_layout *hw__line_layout(void);
+/* 1 when a 3.8 - 3.10 frame's line is a function of its code object and
+ * instruction alone (read from memory, not traced), with both in *code and
+ * *lasti; 0 when it is not, or lines are not read from memory. */
+int hw__frame_line_key(void *frame, void **code, int *lasti);
 int hw__is_code(void *obj);
 /* Where a code object keeps its names and lines, and where a compact str
  * keeps its characters, per minor version (compat.c; verified by names.c). */

@@ -293,6 +293,36 @@ static uint32_t hw__frame_node(uint32_t parent, void *frame) {
   return hw__intern_node(parent, func, line < 0 ? 0 : (uint32_t)line);
 }
 
+/* hw__frame_node for the frame at shadow level `e`, through the level's memo.
+ * A node is a function of the node below, the function and the line
+ * (intern.c: a triple's node never changes), and the line of a frame that is
+ * not traced a function of its code object and instruction; so (parent,
+ * code, lasti) names the node while no code object died (hw__code_gen: a
+ * dead one's address may hold a new code object). A level sees the same few
+ * again and again (a recursion's level at its allocation, its call and its
+ * return lines), each of which otherwise costs a line-table scan and two
+ * hashed lookups. */
+static uint32_t hw__shadow_level_node(hw_sframe *e, uint32_t parent, void *frame) {
+  void *code;
+  int lasti;
+  if (!hw__frame_line_key(frame, &code, &lasti)) return hw__frame_node(parent, frame);
+  uint32_t gen = atomic_load_explicit(&hw__code_gen, memory_order_acquire);
+  for (int i = 0; i < HW_SLEVEL_MEMO; i++)
+    if (e->memo[i].code == code && e->memo[i].lasti == lasti && e->memo[i].parent == parent &&
+        e->memo[i].gen == gen && e->memo[i].node)
+      return e->memo[i].node;
+  uint32_t node = hw__frame_node(parent, frame);
+  /* Not kept: a fold into the caller (no function, the table full) or no line. */
+  if (node == parent || node == HW_NODE_UNKNOWN || node == HW_NODE_NONE) return node;
+  memmove(&e->memo[1], &e->memo[0], (HW_SLEVEL_MEMO - 1) * sizeof e->memo[0]);
+  e->memo[0].code = code;
+  e->memo[0].lasti = lasti;
+  e->memo[0].parent = parent;
+  e->memo[0].node = node;
+  e->memo[0].gen = gen;
+  return node;
+}
+
 /* Sampling mode, 3.8 - 3.10: the node of the running frame's whole f_back
  * chain, read from memory (offsets and lines verified at start-up, as for
  * the hook) into the shadow stack's storage, root first. A level keeps the
@@ -333,7 +363,7 @@ static uint32_t hw__fwalk_node(hw_thread_t *t) {
   t->depth = n;
   uint32_t node = moved > 0 ? t->frames[moved - 1].node : 0;
   for (k = moved; k < n; k++) {
-    node = hw__frame_node(node, t->frames[k].frame);
+    node = hw__shadow_level_node(&t->frames[k], node, t->frames[k].frame);
     if (HW_UNLIKELY(node == HW_NODE_UNKNOWN)) { /* no line without the GIL */
       for (; k < n; k++) t->frames[k].node = HW_NODE_NONE;
       return t->last_node != HW_NODE_NONE ? t->last_node : t->inherited;
@@ -372,14 +402,14 @@ uint32_t hw__current_node(hw_thread_t *t) {
   while (i >= 0 && f[i].node == HW_NODE_NONE) i--;
   uint32_t node = i >= 0 ? f[i].node : 0;
   for (int k = i + 1; k <= d - 2; k++) {
-    node = hw__frame_node(node, f[k].frame);
+    node = hw__shadow_level_node(&f[k], node, f[k].frame);
     if (HW_UNLIKELY(node == HW_NODE_UNKNOWN)) goto unknown;
     /* Kept while the frame above it is there, if that one's end is seen
      * (the pop forgets it); below a frame that may end unseen, this one may
      * resume unseen. */
     if (f[k + 1].hooked) f[k].node = node;
   }
-  node = hw__frame_node(node, f[d - 1].frame);
+  node = hw__shadow_level_node(&f[d - 1], node, f[d - 1].frame);
   if (HW_UNLIKELY(node == HW_NODE_UNKNOWN)) goto unknown;
   t->last_node = node;
   return node;

@@ -43,17 +43,23 @@ typedef struct {
   uint32_t func;     /* its id */
 } hw_wcode;
 
-/* The last few nodes each level of the chain was interned to: a level sees
- * the same few (parent, function, line) again and again (a recursion's
- * level at its allocation, its call and its return lines), and these sit
- * beside the chain, read in the walk's order, where the hashed front caches
+/* The last few nodes each level of the chain was interned to, keyed by
+ * what a node is a function of: the node below, the code object and the
+ * instruction (which gives the line). A level sees the same few again and
+ * again (a recursion's level at its allocation, its call and its return
+ * lines), and a hit skips the line cache, the type check and the interning
+ * (intern.c: a triple's node never changes). The key holds while no code
+ * object the shim interned died (`gen`: a dead one's address may hold a new
+ * code object, codewatch.c); every code here was interned. These sit beside
+ * the chain, read in the walk's order, where the hashed front caches
  * (intern.c) are spread over 64 KiB: a recursion 400 deep missed the cache
- * there at nearly every lookup. A triple's node never changes (intern.c),
- * so an entry is never stale. One cache line a level. */
+ * there at nearly every lookup. Three cache lines a level. */
 #define HW_LEVEL_MEMO 4
 typedef struct {
   struct {
-    uint32_t parent, func, line, node; /* node 0 = empty */
+    void *code, *instr;
+    uint64_t lines_id;
+    uint32_t parent, func, node, gen; /* node 0 = empty */
   } seen[HW_LEVEL_MEMO];
 } __attribute__((aligned(64))) hw_wmemo;
 
@@ -197,22 +203,29 @@ static int hw__cached_line(hw_walk_t *w, void *iframe, void *code, void *instr, 
   return line;
 }
 
-/* hw__intern_node through level k's memo. */
-static uint32_t hw__level_node(hw_walk_t *w, int k, uint32_t parent, uint32_t func, uint32_t line) {
-  hw_wmemo *m = &w->memo[k];
+/* Level k's memo entry for this (parent, code, instruction), or -1. */
+static inline __attribute__((always_inline)) int
+hw__memo_find(const hw_walk_t *w, int k, uint32_t parent, void *code, void *instr) {
+  const hw_wmemo *m = &w->memo[k];
   for (int i = 0; i < HW_LEVEL_MEMO; i++)
-    if (m->seen[i].parent == parent && m->seen[i].func == func && m->seen[i].line == line &&
-        m->seen[i].node)
-      return m->seen[i].node;
-  uint32_t node = hw__intern_node(parent, func, line);
-  if (node != parent) { /* not a fold into the caller (no function, or the table full) */
-    memmove(&m->seen[1], &m->seen[0], (HW_LEVEL_MEMO - 1) * sizeof m->seen[0]);
-    m->seen[0].parent = parent;
-    m->seen[0].func = func;
-    m->seen[0].line = line;
-    m->seen[0].node = node;
-  }
-  return node;
+    if (m->seen[i].instr == instr && m->seen[i].code == code && m->seen[i].parent == parent &&
+        m->seen[i].gen == w->gen && m->seen[i].node)
+      return i;
+  return -1;
+}
+
+static void hw__memo_keep(hw_walk_t *w, int k, uint32_t parent, void *code, void *instr,
+                          uint64_t lines_id, uint32_t func, uint32_t node) {
+  if (node == parent) return; /* a fold into the caller (no function, or the table full) */
+  hw_wmemo *m = &w->memo[k];
+  memmove(&m->seen[1], &m->seen[0], (HW_LEVEL_MEMO - 1) * sizeof m->seen[0]);
+  m->seen[0].code = code;
+  m->seen[0].instr = instr;
+  m->seen[0].lines_id = lines_id;
+  m->seen[0].parent = parent;
+  m->seen[0].func = func;
+  m->seen[0].node = node;
+  m->seen[0].gen = w->gen;
 }
 
 /* Fills cache[k] for the frame `f` on top of cache[k - 1] (looked up anew). */
@@ -224,18 +237,29 @@ static void hw__relook(hw_walk_t *w, const hw_frame_layout *L, int k, void *f) {
   void *instr = HW_AT(f, L->instr);
   void *code = hw__iframe_code(L, f);
   int owner = *((signed char *)f + L->owner);
-  /* The code object the kept frame below already proved (recursion, loops
-   * over one function) is not type-checked, interned or identified again:
-   * the frame below is alive and holds it, so it is the same object, the
-   * same function and the same line table (a code object's never changes). */
-  int known = k && kept && hw__iframe_code(L, w->cache[k - 1].iframe) == code &&
-              w->cache[k - 1].kept != (k > 1 ? w->cache[k - 2].kept : 0);
-  if (owner != L->cstack_owner && (known || hw__is_code(code))) {
-    lines_id = known ? w->codes[k - 1].lines_id : hw__code_lines_id(code);
-    int line = hw__cached_line(w, f, code, instr, lines_id);
-    func = known ? w->codes[k - 1].func : hw__intern_code(code);
-    node = hw__level_node(w, k, node, func, line < 0 ? 0 : (uint32_t)line);
+  int seen = owner != L->cstack_owner ? hw__memo_find(w, k, node, code, instr) : -1;
+  if (seen >= 0) {
+    lines_id = w->memo[k].seen[seen].lines_id;
+    func = w->memo[k].seen[seen].func;
+    node = w->memo[k].seen[seen].node;
     kept++;
+  } else if (owner != L->cstack_owner) {
+    /* The code object the kept frame below already proved (recursion,
+     * loops over one function) is not type-checked, interned or identified
+     * again: the frame below is alive and holds it, so it is the same
+     * object, the same function and the same line table (a code object's
+     * never changes). */
+    int known = k && kept && hw__iframe_code(L, w->cache[k - 1].iframe) == code &&
+                w->cache[k - 1].kept != (k > 1 ? w->cache[k - 2].kept : 0);
+    if (known || hw__is_code(code)) {
+      uint32_t parent = node;
+      lines_id = known ? w->codes[k - 1].lines_id : hw__code_lines_id(code);
+      int line = hw__cached_line(w, f, code, instr, lines_id);
+      func = known ? w->codes[k - 1].func : hw__intern_code(code);
+      node = hw__intern_node(parent, func, line < 0 ? 0 : (uint32_t)line);
+      hw__memo_keep(w, k, parent, code, instr, lines_id, func, node);
+      kept++;
+    }
   }
   w->cache[k].iframe = f;
   w->cache[k].instr = instr;

@@ -62,7 +62,11 @@ static int hw__all_from_libc(void) {
 
 /* The word must say what malloc_usable_size says for blocks of every kind
  * the hooks see: small and large, from the heap and mmapped, zeroed,
- * aligned, grown and shrunk. One disagreement and the call is kept. */
+ * aligned, grown. One disagreement and the call is kept. The probe must not
+ * change how glibc serves the program afterwards: freeing an mmapped chunk
+ * of up to 32 MiB raises glibc's mmap threshold to its size, so heap blocks
+ * stay well under the default threshold (128 KiB) and the mmapped one is
+ * above 32 MiB (address space only: nothing but its header is touched). */
 static int hw__probe_agrees(void *p) {
   return p && hw__glibc_usable(p) == hw__real_malloc_usable_size(p);
 }
@@ -71,7 +75,7 @@ void hw__usable_init(void) {
   hw__glibc_chunks = 0;
 #if defined(__GLIBC__) && defined(__x86_64__)
   if (!hw__all_from_libc()) return;
-  static const size_t sizes[] = {0, 1, 8, 24, 25, 100, 600, 1000, 4000, 70000, 300000, 3 << 20};
+  static const size_t sizes[] = {0, 1, 8, 24, 25, 100, 600, 1000, 4000, 20000, 40u << 20};
   int ok = 1;
   for (size_t i = 0; ok && i < sizeof sizes / sizeof sizes[0]; i++) {
     void *p = hw__real_malloc(sizes[i]);

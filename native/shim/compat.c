@@ -223,17 +223,6 @@ int hw__frame_line_direct(void *frame) {
                        : hw__linetable_line(p, size, first, lasti * 2);
 }
 
-int hw__frame_line_key(void *frame, void **code, int *lasti) {
-  const hw_line_layout *L = hw__LL;
-  if (!L || !frame) return 0;
-  /* A traced frame reports the tracer's f_lineno (hw__frame_line_direct). */
-  if (L->minor <= 9 ? HW_AT(frame, L->f_trace) != NULL : *(int *)((char *)frame + L->f_lineno) != 0)
-    return 0;
-  *code = HW_AT(frame, HW_PY38_F_CODE);
-  *lasti = *(int *)((char *)frame + L->f_lasti);
-  return *code != NULL;
-}
-
 /* GIL held, at start-up: the direct reading must give PyFrame_GetLineNumber's
  * line on every frame of the running stack, and the line table must be the
  * object the C-API names. Else lines go through the C-API, GIL held only. */

@@ -594,9 +594,18 @@ typedef struct {
 /* The 3.8 - 3.10 layout once hw__lines_verify verified it, else NULL. */
 const hw_line_layout *hw__line_layout(void);
 /* 1 when a 3.8 - 3.10 frame's line is a function of its code object and
- * instruction alone (read from memory, not traced), with both in *code and
- * *lasti; 0 when it is not, or lines are not read from memory. */
-int hw__frame_line_key(void *frame, void **code, int *lasti);
+ * instruction alone (read from memory with the verified layout L, not
+ * traced: a traced frame reports the tracer's f_lineno), with both in *code
+ * and *lasti; 0 when it is not, or L is NULL (lines not read from memory). */
+static inline int hw__frame_line_key(const hw_line_layout *L, void *frame, void **code,
+                                     int *lasti) {
+  if (!L || !frame) return 0;
+  if (L->minor <= 9 ? HW_AT(frame, L->f_trace) != NULL : *(int *)((char *)frame + L->f_lineno) != 0)
+    return 0;
+  *code = HW_AT(frame, HW_PY38_F_CODE);
+  *lasti = *(int *)((char *)frame + L->f_lasti);
+  return *code != NULL;
+}
 int hw__is_code(void *obj);
 /* Where a code object keeps its names and lines, and where a compact str
  * keeps its characters, per minor version (compat.c; verified by names.c). */

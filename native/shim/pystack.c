@@ -305,10 +305,12 @@ static uint32_t hw__frame_node(uint32_t parent, void *frame) {
 static uint32_t hw__shadow_level_node(hw_sframe *e, uint32_t parent, void *frame) {
   void *code;
   int lasti;
-  if (!hw__frame_line_key(frame, &code, &lasti)) return hw__frame_node(parent, frame);
+  /* hw__EL: the verified layout, set with the hook or the f_back walk; the
+   * profile callback's path goes without the memo. */
+  if (!hw__frame_line_key(hw__EL, frame, &code, &lasti)) return hw__frame_node(parent, frame);
   uint32_t gen = atomic_load_explicit(&hw__code_gen, memory_order_acquire);
   for (int i = 0; i < HW_SLEVEL_MEMO; i++)
-    if (e->memo[i].code == code && e->memo[i].lasti == lasti && e->memo[i].parent == parent &&
+    if (e->memo[i].lasti == lasti && e->memo[i].code == code && e->memo[i].parent == parent &&
         e->memo[i].gen == gen && e->memo[i].node)
       return e->memo[i].node;
   uint32_t node = hw__frame_node(parent, frame);

@@ -71,8 +71,12 @@ describe('anonymous mmaps under the rate, sampled (256 KiB)', () => {
           // stayed, ~62 MiB). What is left there is the interpreter's own
           // (a pymalloc arena of the 2000 mmap objects: 1 MiB, exact) and,
           // depending on the run, a block below the rate that stands for
-          // about the rate when sampled.
-          expect(Math.abs((got.get(at('gone line')) ?? 0) - (truth.get(at('gone line')) ?? 0))).toBeLessThan(4 * RATE);
+          // about the rate when sampled. Whether that arena is still live at
+          // the peak differs between runs (a CI run found exactly 1 MiB
+          // between the exact run and one seed), so one arena is allowed on
+          // top; a map whose partial munmap kept its weight fails the lines'
+          // checks below.
+          expect(Math.abs((got.get(at('gone line')) ?? 0) - (truth.get(at('gone line')) ?? 0))).toBeLessThan(4 * RATE + 1024 * KiB);
         }
         checkLines(
           truth,

@@ -346,18 +346,15 @@ static int hw__container_oom(const char *run_dir) {
 }
 
 /*
- * The kernel's OOM-kill count of our own memory cgroup (the container's):
- * v2 memory.events or v1 memory.oom_control, line "oom_kill N"; -1 when
- * unknown. The directory is the standard mount point plus the path in
- * /proc/self/cgroup, or the mount point itself when that does not exist
- * (a container sees its own cgroup mounted there). When it moved while the
- * command ran, the kernel's OOM killer ended a process of the container
- * (a pool worker, whose parent then exits 1 from BrokenProcessPool): the
- * container ends with 137, as `highwater run` does (docs/multiprocess.md).
+ * A file of our own memory cgroup (the container's): v1 `v1file` or v2
+ * `v2file`, at the standard mount point plus the path in /proc/self/cgroup,
+ * or at the mount point itself when that does not exist (a container sees
+ * its own cgroup mounted there). Returns the cgroup version (1 or 2) with
+ * the path in `out`, or 0 when there is no memory cgroup to read.
  */
-static long long hw__oom_kill_count(void) {
+static int hw__memcg_file(const char *v1file, const char *v2file, char *out, size_t size) {
   FILE *f = fopen("/proc/self/cgroup", "re");
-  if (!f) return -1;
+  if (!f) return 0;
   char line[PATH_MAX + 64], v1[PATH_MAX] = "", v2[PATH_MAX] = "";
   int have_v1 = 0, have_v2 = 0;
   while (fgets(line, sizeof line, f)) {
@@ -381,25 +378,125 @@ static long long hw__oom_kill_count(void) {
     }
   }
   fclose(f);
+  if (!have_v1 && !have_v2) return 0;
   const char *mount = have_v1 ? "/sys/fs/cgroup/memory" : "/sys/fs/cgroup";
-  const char *file = have_v1 ? "memory.oom_control" : "memory.events";
+  const char *file = have_v1 ? v1file : v2file;
   const char *rel = have_v1 ? v1 : v2;
-  if (!have_v1 && !have_v2) return -1;
-  char path[2 * PATH_MAX];
   struct stat st;
-  snprintf(path, sizeof path, "%s%s/%s", mount, strcmp(rel, "/") == 0 ? "" : rel, file);
-  if (stat(path, &st) != 0) snprintf(path, sizeof path, "%s/%s", mount, file);
+  snprintf(out, size, "%s%s/%s", mount, strcmp(rel, "/") == 0 ? "" : rel, file);
+  if (stat(out, &st) != 0) snprintf(out, size, "%s/%s", mount, file);
+  return have_v1 ? 1 : 2;
+}
+
+/* Reads a small regular file of the memory cgroup into buf (NUL-terminated); -1 on failure. */
+static ssize_t hw__read_small(const char *path, char *buf, size_t size) {
   int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return -1;
-  char buf[4096];
-  ssize_t n = (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) ? read(fd, buf, sizeof buf - 1) : -1;
+  struct stat st;
+  ssize_t n = (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) ? read(fd, buf, size - 1) : -1;
   close(fd);
-  if (n <= 0) return -1;
+  if (n < 0) return -1;
   buf[n] = '\0';
-  for (char *l = buf; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
-    if (strncmp(l, "oom_kill ", 9) == 0) return strtoll(l + 9, NULL, 10);
-  }
+  return n;
+}
+
+/* The value of the line "<key> N" in a flat-keyed file's text; -1 when absent. */
+static long long hw__keyed(const char *text, const char *key) {
+  size_t kl = strlen(key);
+  for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+    if (strncmp(l, key, kl) == 0 && l[kl] == ' ') return strtoll(l + kl + 1, NULL, 10);
   return -1;
+}
+
+/*
+ * The kernel's OOM-kill count of our own memory cgroup: v2 memory.events or
+ * v1 memory.oom_control, line "oom_kill N"; -1 when unknown. When it moved
+ * while the command ran, the kernel's OOM killer ended a process of the
+ * container (a pool worker, whose parent then exits 1 from
+ * BrokenProcessPool): the container ends with 137, as `highwater run` does
+ * (docs/multiprocess.md).
+ */
+static long long hw__oom_kill_count(void) {
+  char path[2 * PATH_MAX], buf[4096];
+  if (!hw__memcg_file("memory.oom_control", "memory.events", path, sizeof path)) return -1;
+  if (hw__read_small(path, buf, sizeof buf) <= 0) return -1;
+  return hw__keyed(buf, "oom_kill");
+}
+
+/*
+ * The memory limit of our own cgroup in bytes, 0 when there is none (or it
+ * is not below the machine's memory, so that it never decides an OOM kill).
+ * v1: memory.stat's hierarchical_memory_limit (the smallest limit of the
+ * cgroup and its ancestors), else memory.limit_in_bytes; v2: memory.max.
+ */
+static unsigned long long hw__memcg_limit(void) {
+  char path[2 * PATH_MAX], buf[8192];
+  long long limit = -1;
+  int v = hw__memcg_file("memory.stat", "memory.max", path, sizeof path);
+  if (v == 1 && hw__read_small(path, buf, sizeof buf) > 0)
+    limit = hw__keyed(buf, "hierarchical_memory_limit");
+  if (v == 1 && limit <= 0 && hw__memcg_file("memory.limit_in_bytes", "", path, sizeof path) &&
+      hw__read_small(path, buf, sizeof buf) > 0)
+    limit = strtoll(buf, NULL, 10);
+  if (v == 2 && hw__read_small(path, buf, sizeof buf) > 0 && buf[0] >= '0' && buf[0] <= '9')
+    limit = strtoll(buf, NULL, 10);
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  unsigned long long ram =
+      pages > 0 && page > 0 ? (unsigned long long)pages * (unsigned long long)page : 0;
+  if (limit <= 0 || (ram && (unsigned long long)limit >= ram)) return 0;
+  return (unsigned long long)limit;
+}
+
+/*
+ * Single-container mode: the kernel's OOM killer must take the watcher
+ * last. In a memory cgroup OOM it kills the task with the highest
+ *   rss + swap + page tables (pages) + oom_score_adj * (totalpages / 1000)
+ * where totalpages is the cgroup's limit (mm/oom_kill.c oom_badness). The
+ * watcher (Node, about 80 MB) is often bigger than each of many small
+ * workers, or than a worker whose memory the kernel has not freed yet after
+ * a first kill. Lowering the watcher's oom_score_adj below its starting
+ * value needs CAP_SYS_RESOURCE (fs/proc/base.c __set_oom_adj), which a
+ * container does not have; raising is always allowed and is inherited
+ * across fork and exec. So the command's is raised by delta, enough for
+ * HW__WATCHER_BOUND bytes at this cgroup's limit: every workload process
+ * gets the same delta (their order among themselves is unchanged) and
+ * outranks a watcher of up to that size. HIGHWATER_OOM_SCORE_ADJ: auto
+ * (default), 0 (leave it alone), or the delta itself (1-1000).
+ */
+#define HW__WATCHER_BOUND (128ull << 20)
+
+static int hw__oom_delta(void) {
+  const char *v = getenv("HIGHWATER_OOM_SCORE_ADJ");
+  if (v && *v && strcmp(v, "auto") != 0) {
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (!*end && n >= 0 && n <= 1000) return (int)n;
+    hw__log("invalid HIGHWATER_OOM_SCORE_ADJ=%s (auto, or 0 to 1000), using auto", v);
+  }
+  unsigned long long limit = hw__memcg_limit();
+  long page = sysconf(_SC_PAGESIZE);
+  if (!limit || page <= 0) return 0;
+  unsigned long long unit =
+      limit / (unsigned long long)page / 1000; /* the kernel's totalpages / 1000 */
+  unsigned long long bound = HW__WATCHER_BOUND / (unsigned long long)page;
+  if (unit == 0) return 1000;
+  unsigned long long delta = (bound + unit - 1) / unit;
+  return delta > 1000 ? 1000 : (int)delta;
+}
+
+/* In the command's child before exec: raise our oom_score_adj by delta (at most to 1000). */
+static void hw__raise_oom_score_adj(int delta) {
+  if (delta <= 0) return;
+  const char *path = "/proc/self/oom_score_adj";
+  char buf[32];
+  ssize_t n = hw__read_small(path, buf, sizeof buf);
+  long adj = n > 0 ? strtol(buf, NULL, 10) + delta : 0;
+  if (adj > 1000) adj = 1000;
+  int fd = n > 0 ? open(path, O_WRONLY | O_CLOEXEC) : -1;
+  int len = snprintf(buf, sizeof buf, "%ld", adj);
+  if (fd < 0 || write(fd, buf, (size_t)len) != len)
+    hw__log("cannot raise the command's oom_score_adj: %s", strerror(errno));
+  if (fd >= 0) close(fd);
 }
 
 static int hw__exec_status(int err) { return err == ENOENT ? 127 : 126; }
@@ -665,6 +762,7 @@ int main(int argc, char **argv) {
 
   pid_t watcher = bundle[0] ? hw__start_watcher(bundle, run_dir) : -1;
   double watcher_started = hw__now();
+  int oom_delta = watcher > 0 ? hw__oom_delta() : 0;
   int hurry = 0; /* asked again to stop: no more waiting for the watcher */
 
   if (bundle[0]) hw__inject_env(bundle);
@@ -674,7 +772,10 @@ int main(int argc, char **argv) {
     hw__log("cannot fork: %s", strerror(errno));
     return 126;
   }
-  if (child == 0) hw__child_exec(cmd, 1);
+  if (child == 0) {
+    hw__raise_oom_score_adj(oom_delta); /* the watcher is the OOM killer's last choice */
+    hw__child_exec(cmd, 1);
+  }
   /* Also from the parent: no race with the first signal we forward to the group. */
   setpgid(child, child);
 

@@ -448,20 +448,17 @@ static unsigned long long hw__memcg_limit(void) {
 }
 
 /*
- * Single-container mode: the kernel's OOM killer must take the watcher
- * last. In a memory cgroup OOM it kills the task with the highest
- *   rss + swap + page tables (pages) + oom_score_adj * (totalpages / 1000)
- * where totalpages is the cgroup's limit (mm/oom_kill.c oom_badness). The
- * watcher (Node, about 80 MB) is often bigger than each of many small
- * workers, or than a worker whose memory the kernel has not freed yet after
- * a first kill. Lowering the watcher's oom_score_adj below its starting
- * value needs CAP_SYS_RESOURCE (fs/proc/base.c __set_oom_adj), which a
- * container does not have; raising is always allowed and is inherited
- * across fork and exec. So the command's is raised by delta, enough for
- * HW__WATCHER_BOUND bytes at this cgroup's limit: every workload process
- * gets the same delta (their order among themselves is unchanged) and
- * outranks a watcher of up to that size. HIGHWATER_OOM_SCORE_ADJ: auto
- * (default), 0 (leave it alone), or the delta itself (1-1000).
+ * Single-container mode and `highwater run` (whose CLI is the watcher): the
+ * kernel's OOM killer must take the watcher last. In a memory cgroup OOM it kills the task with the
+ * highest rss + swap + page tables (pages) + oom_score_adj * (totalpages / 1000) where totalpages
+ * is the cgroup's limit (mm/oom_kill.c oom_badness). The watcher (Node, about 80 MB) is often
+ * bigger than each of many small workers, or than a worker whose memory the kernel has not freed
+ * yet after a first kill. Lowering the watcher's oom_score_adj below its starting value needs
+ * CAP_SYS_RESOURCE (fs/proc/base.c __set_oom_adj), which a container does not have; raising is
+ * always allowed and is inherited across fork and exec. So the command's is raised by delta, enough
+ * for HW__WATCHER_BOUND bytes at this cgroup's limit: every workload process gets the same delta
+ * (their order among themselves is unchanged) and outranks a watcher of up to that size.
+ * HIGHWATER_OOM_SCORE_ADJ: auto (default), 0 (leave it alone), or the delta itself (1-1000).
  */
 #define HW__WATCHER_BOUND (128ull << 20)
 
@@ -588,6 +585,11 @@ static _Noreturn void hw__exec_from_fd(int in_fd, int status_fd) {
     _exit(126);
   }
   environ = env; /* execvp searches the PATH of the program's environment */
+  /* The `highwater run` CLI that started us is the watcher, in the program's
+   * memory cgroup: the program and what it starts go before it, as in
+   * single-container mode (HIGHWATER_OOM_SCORE_ADJ from the program's
+   * environment). */
+  hw__raise_oom_score_adj(hw__oom_delta());
   execvp(args[0], args);
   int err = errno;
   if (status_fd >= 0 && write(status_fd, &err, sizeof err) == (ssize_t)sizeof err)

@@ -721,6 +721,10 @@ void hw__container_oom_claim(int reason);
 void hw__container_oom_after_dump(void);
 __attribute__((noreturn)) void hw__container_stop_all(void); /* then _exit(53) */
 int hw__container_oom_set(void);
+/* A process started while the container is stopped for an OOM stops itself (container.c). */
+void hw__container_fork_check(uint64_t parent_pid, uint64_t parent_ticks); /* fork child handler */
+void hw__container_stop_late_joiner(void);                                 /* at join */
+extern uint64_t hw__fork_parent_pid, hw__fork_parent_ticks;
 uint64_t hw__proc_start_ticks(int pid, int *ppid, char *state);
 /* Before `live` changes (hw__lock held): one compare, a copy after a new container peak. */
 static inline void hw__container_check(void) {

@@ -41,6 +41,11 @@ void hw__children_prepare(void) {
 
 int hw__children_fork_child(int was_tracking) {
   if (!hw__config.children || !hw__state.hdr) return 0;
+  /* Forked by a process that is stopping the container for an OOM: gone
+   * here, before anything else runs (container.c, "Late starters"). */
+  hw__fork_parent_pid = hw__state.hdr->pid;
+  hw__fork_parent_ticks = hw__state.hdr->start_ticks;
+  hw__container_fork_check(hw__fork_parent_pid, hw__fork_parent_ticks);
   hw__container_forget_in_child();
   hw__from.base = (char *)hw__state.hdr;
   hw__from.bytes = hw__state.map_bytes;

@@ -49,12 +49,14 @@ typedef struct {
   volatile uint64_t oom_reason, oom_ms;
   volatile int64_t oom_sum_bytes;
   volatile uint64_t oom_start_ticks, oom_dump_done, stopper_pid;
+  volatile uint64_t stopper_start_ticks; /* 248: written before stopper_pid */
 } hw_cont_header;
 _Static_assert(offsetof(hw_cont_header, sum_bytes) == 64, "sumBytes");
 _Static_assert(offsetof(hw_cont_header, peak_bytes) == 128, "peakBytes");
 _Static_assert(offsetof(hw_cont_header, slots_used) == 160, "slotsUsed");
 _Static_assert(offsetof(hw_cont_header, oom_pid) == 192, "oomPid");
 _Static_assert(offsetof(hw_cont_header, stopper_pid) == 240, "stopperPid");
+_Static_assert(offsetof(hw_cont_header, stopper_start_ticks) == 248, "stopperStartTicks");
 _Static_assert(sizeof(hw_cont_header) <= 4096, "header fits");
 
 typedef struct {
@@ -101,6 +103,60 @@ static int hw__proc_alive(uint64_t pid, uint64_t ticks) {
   char st = 0;
   uint64_t t = hw__proc_start_ticks((int)pid, NULL, &st);
   return t != 0 && t == ticks && st != 'Z' && st != 'X' && st != 'x';
+}
+
+/*
+ * Late starters during an OOM stop (docs/protocol.md "OOM across processes").
+ * The stopper kills every process that joins the container after the stop
+ * began (a pool replacing the workers it lost), but only those its scans
+ * see: a process forked in the last few milliseconds before its final scan
+ * joins after it, and one forked after it (the stopper's own Python threads
+ * run until its exit_group: a Pool's worker handler thread keeps replacing
+ * workers) never joins at all, since the stopper stops tracking first. Such
+ * a process outlived the container's exit 53: a fork Pool worker orphaned
+ * that way waits forever in sem_wait for the pool's queue lock, which a
+ * worker the stop had SIGKILLed held; it kept the program's stdout and
+ * stderr open, so whoever waited for them (a CI job, a test) hung
+ * (test/multiprocess/fork-during-stop.test.ts). So each such process stops
+ * itself, with the SIGKILL the stopper gives a late starter:
+ *  - at the fork, when the forking process is the stopper (plain loads, in
+ *    the fork child handler: pid and start ticks of the parent as the
+ *    child's copy of the shim holds them, so a reused pid never matches);
+ *  - when it joins, when the stop is in progress (the stopper still runs) or
+ *    when the stopper is the process it was forked from. The stopper
+ *    publishes stopperPid before its first scan and a joiner claims its slot
+ *    before reading stopperPid, both sequentially consistent (Dekker): either
+ *    a scan sees the slot or the joiner sees the stopper.
+ */
+static void hw__stop_me(void) {
+  syscall(SYS_kill, syscall(SYS_getpid), SIGKILL);
+  for (;;) pause();
+}
+
+/* Fork child handler (async-signal-safe: plain loads, two system calls). */
+void hw__container_fork_check(uint64_t parent_pid, uint64_t parent_ticks) {
+  hw_cont_header *c = hw__cont;
+  if (!c || !parent_pid || !parent_ticks) return;
+  if (__atomic_load_n(&c->stopper_pid, __ATOMIC_SEQ_CST) == parent_pid &&
+      c->stopper_start_ticks == parent_ticks)
+    hw__stop_me();
+}
+
+/* The fork parent's identity, for the check at join (children.c sets it). */
+uint64_t hw__fork_parent_pid, hw__fork_parent_ticks;
+
+void hw__container_stop_late_joiner(void) {
+  hw_cont_header *c = hw__cont;
+  __atomic_thread_fence(__ATOMIC_SEQ_CST); /* the slot claim before the read below */
+  uint64_t pid = __atomic_load_n(&c->stopper_pid, __ATOMIC_SEQ_CST);
+  uint64_t ticks = c->stopper_start_ticks;
+  if (!pid || !ticks || pid == (uint64_t)getpid()) return;
+  if ((pid == hw__fork_parent_pid && ticks == hw__fork_parent_ticks) ||
+      hw__proc_alive(pid, ticks)) {
+    hw__debug("joined while pid %llu stops the container for an OOM: stopping too",
+              (unsigned long long)pid);
+    hw__stop_me();
+  }
 }
 
 /*
@@ -285,6 +341,7 @@ void hw__container_join(int origin, uint64_t tracked_parent) {
   }
   hw__slot = &hw__slots()[i];
   h->container_slot = (uint64_t)i;
+  hw__container_stop_late_joiner();
   uint64_t e = __atomic_load_n(&c->peak_epoch, __ATOMIC_ACQUIRE);
   h->container_start_epoch = e;
   h->cpeak_epoch = e; /* nothing live yet: the zero area is this epoch's part */
@@ -493,7 +550,10 @@ void hw__container_stop_all(void) {
   hw_cont_header *c = hw__cont;
   uint64_t me = (uint64_t)getpid();
   if (c) {
-    __atomic_store_n(&c->stopper_pid, me, __ATOMIC_RELEASE);
+    /* Before the first scan (late starters, above): ticks first, then the pid. */
+    c->stopper_start_ticks = hw__state.hdr ? hw__state.hdr->start_ticks : 0;
+    __atomic_store_n(&c->stopper_pid, me, __ATOMIC_SEQ_CST);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
     hw_cont_slot *s = hw__slots();
     struct timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);

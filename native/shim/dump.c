@@ -260,6 +260,16 @@ static void hw__w_header(hw_writer *w, const char *trigger, int reason, const hw
   hw__w_str(w, "}}\n");
 }
 
+/* The fork child handler: a dump in progress on another thread of the
+ * parent (SIGUSR2, a request, the OOM dump) left the lock held for a thread
+ * the child does not have, and the child's own dumps (its exit, its OOM)
+ * would wait for ever. Every dump sets the writer up afresh; the parent's
+ * file is the parent's: forgotten, never written or closed here. */
+void hw__dump_reset_in_child(void) {
+  pthread_mutex_init(&hw__dump_lock, NULL);
+  hw__wr.out.fd = -1;
+}
+
 int hw__dump(const char *path, const char *trigger, int reason, int snaps, size_t oom_bytes,
              uint32_t oom_node, char *out, size_t outlen) {
   hw_state_header *h = hw__state.hdr;

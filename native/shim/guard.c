@@ -79,6 +79,17 @@ void hw__guard_init(void) {
   hw__budget_reset(0); /* first allocation refreshes; a fork child's inherited chunks are void */
 }
 
+/* The fork child handler. Any thread of the parent may have held the lock
+ * at the fork: a guard reading (hw__guard_refresh reads several files with
+ * it held, on whatever thread's allocation ran out of budget) or the
+ * control thread's `floor`. The child, the forking thread alone, inherited
+ * it held by a thread it does not have, and its first reading (its very
+ * first allocation: hw__child_begin voids the budget) waited for ever in
+ * pthread_mutex_lock, inside CPython's PyOS_AfterFork_Child
+ * (test/multiprocess/fork-locks.test.ts). What the lock guards is a floor
+ * (one aligned word) and the budget, which hw__guard_init sets anew. */
+void hw__guard_reset_in_child(void) { pthread_mutex_init(&hw__guard_lock, NULL); }
+
 void hw__guard_set_floor(uint64_t floor) {
   pthread_mutex_lock(&hw__guard_lock);
   hw__floor = floor;

@@ -637,6 +637,8 @@ typedef struct {
   int available_known; /* 0: neither a limit nor host MemAvailable could be read */
 } hw_readings_t;
 void hw__guard_init(void);
+/* Fork child handler: the guard lock as if never taken (guard.c). */
+void hw__guard_reset_in_child(void);
 int hw__read_memory(hw_readings_t *r);
 /* The memory cgroup found by the readings (0 before the first reading found
  * one): this process's own directory and the limiting ancestor's, and the
@@ -680,6 +682,8 @@ __attribute__((noreturn)) void hw__oom_exit(int reason, size_t bytes, uint32_t n
 enum { HW_SNAP_PEAK = 1, HW_SNAP_CURRENT = 2 };
 /* Writes a raw dump. path NULL: hw-<pid>-<seq>.dump in the run dir. The path
  * written is copied to out (if not NULL). Returns 0 or -errno. */
+/* Fork child handler: the dump lock as if never taken (dump.c). */
+void hw__dump_reset_in_child(void);
 int hw__dump(const char *path, const char *trigger, int reason, int snaps, size_t oom_bytes,
              uint32_t oom_node, char *out, size_t outlen);
 
@@ -721,6 +725,10 @@ void hw__container_oom_claim(int reason);
 void hw__container_oom_after_dump(void);
 __attribute__((noreturn)) void hw__container_stop_all(void); /* then _exit(53) */
 int hw__container_oom_set(void);
+/* A process started while the container is stopped for an OOM stops itself (container.c). */
+void hw__container_fork_check(uint64_t parent_pid, uint64_t parent_ticks); /* fork child handler */
+void hw__container_stop_late_joiner(void);                                 /* at join */
+extern uint64_t hw__fork_parent_pid, hw__fork_parent_ticks;
 uint64_t hw__proc_start_ticks(int pid, int *ppid, char *state);
 /* Before `live` changes (hw__lock held): one compare, a copy after a new container peak. */
 static inline void hw__container_check(void) {

@@ -36,6 +36,10 @@ static void hw__atfork_child(void) {
    * and the control thread did not survive the fork. */
   hw__lock_reset();
   pthread_mutex_init(&hw__intern_lock, NULL);
+  /* Taken by other threads without being part of prepare's: re-initialised
+   * like control.c's park lock (guard.c, dump.c say why). */
+  hw__guard_reset_in_child();
+  hw__dump_reset_in_child();
   int was_tracking = HW_RELAXED(hw__tracking);
   HW_SET_RELAXED(hw__in_child, 1);
   HW_SET_RELAXED(hw__tracking, 0);

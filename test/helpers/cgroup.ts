@@ -3,7 +3,7 @@
  * memory controller this machine lets us write (cgroup v1's memory hierarchy
  * or a cgroup v2 tree with the memory controller), cleaned up afterwards.
  */
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface TestCgroup {
@@ -82,4 +82,56 @@ export function makeCgroup(limitBytes: number): TestCgroup | string {
       }
     },
   };
+}
+
+/** The pids in the cgroup now (every process of the test's container). */
+export function cgroupPids(cg: TestCgroup): number[] {
+  try {
+    return readFileSync(join(cg.dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * One line per process in the cgroup: pid, parent, state, kernel wait channel
+ * of every thread, command line. What a hung test prints before it kills them.
+ */
+export function describeCgroup(cg: TestCgroup): string {
+  const read = (p: string): string => {
+    try {
+      return readFileSync(p, 'utf8');
+    } catch {
+      return '?';
+    }
+  };
+  return cgroupPids(cg)
+    .map((pid) => {
+      const status = read(`/proc/${pid}/status`);
+      const field = (name: string) => new RegExp(`^${name}:\\s+(.*)$`, 'm').exec(status)?.[1] ?? '?';
+      let wchans = '?';
+      try {
+        wchans = readdirSync(`/proc/${pid}/task`)
+          .map((t) => read(`/proc/${pid}/task/${t}/wchan`) || '0')
+          .join(',');
+      } catch {
+        /* gone */
+      }
+      const cmd = read(`/proc/${pid}/cmdline`).split('\0').join(' ').trim();
+      return `pid ${pid} ppid ${field('PPid')} ${field('State')} wchan ${wchans}: ${cmd}`;
+    })
+    .join('\n');
+}
+
+/** SIGKILL to every process in the cgroup; the pids it was sent to. */
+export function killCgroup(cg: TestCgroup): number[] {
+  const pids = cgroupPids(cg);
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+  return pids;
 }

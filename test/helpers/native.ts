@@ -6,12 +6,14 @@ import { fixtures, repoRoot } from './cli.js';
 
 const outDir = join(repoRoot, 'native', 'build', 'test');
 
-export function buildTestLib(name: 'hwtest' | 'hwtest_cpp'): string {
+const sources = { hwtest: 'hwtest.c', hwtest_cpp: 'hwtest_cpp.cpp', block_open: 'block_open.c' } as const;
+
+export function buildTestLib(name: keyof typeof sources): string {
   mkdirSync(outDir, { recursive: true });
   const out = join(outDir, `lib${name}.so`);
   if (existsSync(out)) return out;
-  const src = join(fixtures, 'native', name === 'hwtest' ? 'hwtest.c' : 'hwtest_cpp.cpp');
-  const compiler = name === 'hwtest' ? 'cc' : 'c++';
+  const src = join(fixtures, 'native', sources[name]);
+  const compiler = name === 'hwtest_cpp' ? 'c++' : 'cc';
   execFileSync(compiler, ['-shared', '-fPIC', '-O1', '-o', out, src, '-lpthread']);
   return out;
 }

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ReportJson } from '../../sidecar/src/report/model.js';
 import { atLine } from '../helpers/pool-leak.js';
-import { cgroupUnavailable, makeCgroup, type TestCgroup } from '../helpers/cgroup.js';
+import { cgroupUnavailable, describeCgroup, killCgroup, makeCgroup, type TestCgroup } from '../helpers/cgroup.js';
 import { cliPath, expectNear, fixtures, freshDir, lineOf, MiB, reportDirs, repoRoot } from '../helpers/cli.js';
 
 const script = join(fixtures, 'python', 'pool_leak.py');
@@ -26,7 +26,13 @@ interface Outcome {
   stdout: string;
   stderr: string;
   outDir: string;
+  /** Set when the run hung: what was still in the cgroup (killed then), and the stderr tail. */
+  hung?: string;
 }
+
+/** How long the CLI may run, and how long its pipes may stay open after it exited (orphans of the program). */
+const RUN_MS = 100_000;
+const PIPES_AFTER_EXIT_MS = 10_000;
 
 function runInCgroup(cg: TestCgroup, args: string[], env: NodeJS.ProcessEnv, flags: string[] = []): Promise<Outcome> {
   const outDir = freshDir('hw-mp-oom-');
@@ -41,12 +47,29 @@ function runInCgroup(cg: TestCgroup, args: string[], env: NodeJS.ProcessEnv, fla
     });
     let stdout = '';
     let stderr = '';
+    let hung: string | undefined;
+    let exited: number | null | undefined;
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 100_000);
+    // A hang must say what hung, and end: `close` waits for every holder of
+    // the pipes, the program's processes included, so kill the whole cgroup
+    // (the CLI is in it too: sh moved itself there, then exec'd it).
+    const giveUp = (why: string) => {
+      hung = `${why}; still in the cgroup (killed now):\n${describeCgroup(cg)}\nstderr tail:\n${stderr.slice(-3000)}`;
+      killCgroup(cg);
+      setTimeout(() => resolve({ code: exited ?? null, stdout, stderr, outDir, hung }), 2000).unref();
+    };
+    const timer = setTimeout(() => giveUp(`highwater did not exit within ${RUN_MS / 1000} s`), RUN_MS);
+    let pipes: NodeJS.Timeout | undefined;
+    child.on('exit', (code) => {
+      exited = code;
+      clearTimeout(timer);
+      pipes = setTimeout(() => giveUp(`highwater exited (${code}) but its stdout/stderr stayed open ${PIPES_AFTER_EXIT_MS / 1000} s`), PIPES_AFTER_EXIT_MS);
+    });
     child.on('close', (code) => {
       clearTimeout(timer);
-      resolve({ code, stdout, stderr, outDir });
+      clearTimeout(pipes);
+      resolve({ code: exited === undefined ? code : exited, stdout, stderr, outDir, hung });
     });
   });
 }
@@ -69,6 +92,7 @@ describe.skipIf(unavailable !== null)(`a pool whose one worker leaks${unavailabl
         MAIN_MIB: '16',
         LEAK_STEP_MIB: '20',
       });
+      expect(r.hung, r.hung).toBeUndefined();
       expect(r.code, r.stderr).toBe(53);
 
       // What the program really did: the leaker's pid and the blocks it held (the one in flight, if any, was refused).
@@ -148,6 +172,7 @@ describe.skipIf(unavailable !== null)(`detection disabled: the kernel's OOM kill
       },
       ['--disable-oom-detection'],
     );
+    expect(r.hung, r.hung).toBeUndefined();
     expect(r.code, r.stderr).toBe(137);
     expect(r.stderr).toContain('BrokenProcessPool');
     const [leakerText, blocksText] = readFileSync(progress, 'utf8').trim().split(' ');

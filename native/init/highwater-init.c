@@ -648,7 +648,7 @@ static int hw__watch_grace(void) {
 }
 
 /* Start `highwater watch` when asked for and the bundle has node + the CLI. */
-static pid_t hw__start_watcher(const char *bundle, const char *run_dir) {
+static pid_t hw__start_watcher(const char *bundle, const char *run_dir, long long oom_kills) {
   if (!hw__env_true("HIGHWATER_WATCH")) return -1;
   char node[PATH_MAX], main_js[PATH_MAX];
   snprintf(node, sizeof node, "%s/node/bin/node", bundle);
@@ -677,6 +677,14 @@ static pid_t hw__start_watcher(const char *bundle, const char *run_dir) {
       if (fd > 2) close(fd);
     }
     sigprocmask(SIG_SETMASK, &hw__parent_mask, NULL);
+    /* The container's OOM-kill count before anything ran: the watcher's
+     * baseline, so that a kill before it first sees a process (while Node
+     * starts) still makes the post-mortem `killed`. Its environment only. */
+    if (oom_kills >= 0) {
+      char n[32];
+      snprintf(n, sizeof n, "%lld", oom_kills);
+      setenv("HIGHWATER_OOM_KILLS_BEFORE", n, 1);
+    }
     execv(node, argv);
     hw__log("cannot run the watcher %s: %s", node, strerror(errno));
     _exit(127);
@@ -762,13 +770,13 @@ int main(int argc, char **argv) {
 #undef HW__ADD
   sigprocmask(SIG_BLOCK, &handled, &hw__parent_mask);
 
-  pid_t watcher = bundle[0] ? hw__start_watcher(bundle, run_dir) : -1;
+  long long oom_kills_before = hw__oom_kill_count();
+  pid_t watcher = bundle[0] ? hw__start_watcher(bundle, run_dir, oom_kills_before) : -1;
   double watcher_started = hw__now();
   int oom_delta = watcher > 0 ? hw__oom_delta() : 0;
   int hurry = 0; /* asked again to stop: no more waiting for the watcher */
 
   if (bundle[0]) hw__inject_env(bundle);
-  long long oom_kills_before = hw__oom_kill_count();
   pid_t child = fork();
   if (child < 0) {
     hw__log("cannot fork: %s", strerror(errno));

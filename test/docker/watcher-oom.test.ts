@@ -26,6 +26,7 @@ const script = join(repoRoot, 'test/fixtures/python/small_workers.py');
 /** mm/oom_kill.c counts oom_score_adj in units of totalpages / 1000 (the limit, in a cgroup OOM). */
 const DELTA = Math.ceil((128 * MiB) / 4096 / Math.floor(LIMIT / 4096 / 1000));
 
+/** No start delay: workers may be killed while the watcher (Node) still starts, before it saw any process. */
 function runWorkers(env: string[]) {
   const dir = mkdtempSync(join(tmpdir(), 'hw-small-workers-'));
   chmodSync(dir, 0o777);
@@ -46,8 +47,6 @@ function runWorkers(env: string[]) {
     'WORKERS=16',
     '-e',
     'CAP_MIB=16',
-    '-e',
-    'START_DELAY=3', // the watcher watching before the workers grow
     '-e',
     'HOLD_SECONDS=5',
     ...env.flatMap((e) => ['-e', e]),

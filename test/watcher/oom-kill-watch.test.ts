@@ -74,6 +74,27 @@ describe('OomKillWatch (cgroup v2 fixture)', () => {
     expect(readOomKillCountSafely(planted)).toBe(9); // the reader itself works
   });
 
+  it("single-container mode: the count from before the program started is the baseline of the watcher's own cgroup", () => {
+    const { file } = fixture(); // count 2 when highwater-init read it
+    const roots = { procRoot: join(tree, 'proc'), rootPrefix: tree };
+    cpSync(join(tree, 'proc/2718'), join(tree, 'proc/self'), { recursive: true }); // the watcher, in the same cgroup
+    writeFileSync(file, events(3)); // a worker killed while the watcher was starting, before it saw any process
+    const seeded = new OomKillWatch(roots, 2);
+    seeded.watch(2718);
+    seeded.poll();
+    expect(seeded.killed).toBe(true);
+    // Without it, that kill is part of the first seen process's baseline.
+    const unseeded = new OomKillWatch(roots);
+    unseeded.watch(2718);
+    unseeded.poll();
+    expect(unseeded.killed).toBe(false);
+    // A value above today's count is not this cgroup's: ignored.
+    const odd = new OomKillWatch(roots, 7);
+    odd.watch(2718);
+    odd.poll();
+    expect(odd.killed).toBe(false);
+  });
+
   it('a process whose cgroup cannot be found adds nothing', () => {
     const { watch } = fixture();
     watch.watch(999999);

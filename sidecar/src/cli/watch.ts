@@ -150,6 +150,7 @@ export async function watchCommand(opts: WatchOptions): Promise<number> {
     expectProcessWithinMs: watch.warnAfterMs,
     dumpOnStop: !watch.once,
     readOptions: { logger: moduleLogger(opts.logger, 'readings') },
+    ...oomKillsBefore(process.env.HIGHWATER_OOM_KILLS_BEFORE),
   });
   const metrics = new Metrics({ processes: () => watcher.samples() }, { version: opts.version ?? 'unknown' });
   const oomCounted = new Set<number>();
@@ -263,4 +264,9 @@ export async function watchCommand(opts: WatchOptions): Promise<number> {
   });
   await server?.stop();
   return 0;
+}
+
+/** HIGHWATER_OOM_KILLS_BEFORE, set by highwater-init for the watcher it starts in the container: a count, or nothing. */
+function oomKillsBefore(value: string | undefined): { oomKillsBefore?: number } {
+  return value !== undefined && /^\d{1,15}$/.test(value) ? { oomKillsBefore: Number(value) } : {};
 }

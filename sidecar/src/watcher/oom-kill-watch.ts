@@ -20,7 +20,28 @@ export class OomKillWatch {
   /** oom_kill file → count when first read, and now. */
   private readonly counts = new Map<string, { base: number; last: number }>();
 
-  constructor(private readonly roots: FsRoots = {}) {}
+  /**
+   * `selfBefore`: the count of this watcher's own cgroup taken before the
+   * program started (single-container mode: highwater-init reads it before it
+   * starts the watcher and the command, HIGHWATER_OOM_KILLS_BEFORE). The
+   * program's processes are in that cgroup, so it is their baseline: a kill
+   * before the watcher first saw a process (a job that runs out within its
+   * first second, while Node starts) still counts.
+   */
+  constructor(
+    private readonly roots: FsRoots = {},
+    selfBefore?: number,
+  ) {
+    if (selfBefore === undefined) return;
+    try {
+      const loc = locateMemoryCgroup('self', roots);
+      const file = loc ? oomKillFile(loc) : null;
+      const now = file ? readOomKillCountSafely(file) : undefined;
+      if (file && now !== undefined && now >= selfBefore) this.counts.set(file, { base: selfBefore, last: now });
+    } catch {
+      // no cgroup of our own to read: each process's baseline is taken when it is seen
+    }
+  }
 
   /** A local process of the tree, seen now: its cgroup's count is watched from here on. */
   watch(pid: number): void {

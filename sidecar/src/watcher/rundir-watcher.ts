@@ -88,6 +88,8 @@ export interface RunDirWatcherOptions {
   ownsRunDir?: boolean;
   /** Roots and logger for the cgroup readings. */
   readOptions?: ReadOptions;
+  /** The `oom_kill` count of the watcher's own cgroup before the program started (OomKillWatch). */
+  oomKillsBefore?: number;
   renderOptions?: RenderOptions;
   /**
    * Several processes in the run dir get one container-wide report
@@ -211,7 +213,7 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
   constructor(private readonly opts: RunDirWatcherOptions) {
     super();
     this.container = new ContainerCollector({ runDir: opts.runDir });
-    this.oomKills = new OomKillWatch(opts.readOptions);
+    this.oomKills = new OomKillWatch(opts.readOptions, opts.oomKillsBefore);
   }
 
   /** The container-wide report's trigger: the owner's word, else `killed` when the kernel's OOM killer acted in the tree. */

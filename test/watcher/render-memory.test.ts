@@ -33,7 +33,8 @@ function watchOnce(runDir: string, outDir: string): Promise<{ code: number | nul
       '/usr/bin/time',
       [...args, '--warn-after', '0', '--metrics-port', 'off', '--disable-oom-detection'],
       { cwd: repoRoot, env: { ...process.env, HIGHWATER_LOG_LEVEL: 'warn', HIGHWATER_TERMINATION_LOG: '/nonexistent/termination-log' } },
-      (err, _out, stderr) => res({ code: err ? ((err as { code?: number }).code ?? 1) : 0, maxRss: Number(readFileSync(timeOut, 'utf8').trim()) * 1024, stderr }),
+      (err, _out, stderr) =>
+        res({ code: err ? ((err as { code?: number }).code ?? 1) : 0, maxRss: Number(readFileSync(timeOut, 'utf8').trim()) * 1024, stderr }),
     );
   });
 }
@@ -49,7 +50,11 @@ async function killedWorkers(runDir: string): Promise<number[]> {
     'run',
     process.execPath,
   );
-  const py = spawn('python3', [join(fixtures, 'python', 'small_workers.py')], { cwd: repoRoot, env: { ...env, HIGHWATER_OOM_DETECTION: '0' }, stdio: 'ignore' });
+  const py = spawn('python3', [join(fixtures, 'python', 'small_workers.py')], {
+    cwd: repoRoot,
+    env: { ...env, HIGHWATER_OOM_DETECTION: '0' },
+    stdio: 'ignore',
+  });
   const exited = new Promise((res) => py.on('close', res));
   const workersFile = join(out, 'workers');
   for (let i = 0; i < 600 && !existsSync(workersFile); i++) await new Promise((r) => setTimeout(r, 100));
@@ -76,7 +81,9 @@ describe('watch: the post-mortem of many processes in bounded memory', () => {
     const killed = rep.processes!.filter((p) => pids.includes(p.pid));
     expect(killed.length).toBeGreaterThan(0);
     for (const p of killed) expect(p.state).toBe('killed');
-    console.log(`post-mortem of ${rep.container!.processCount} processes: watcher max RSS ${(r.maxRss / MiB).toFixed(0)} MiB, idle ${(idle.maxRss / MiB).toFixed(0)} MiB`);
+    console.log(
+      `post-mortem of ${rep.container!.processCount} processes: watcher max RSS ${(r.maxRss / MiB).toFixed(0)} MiB, idle ${(idle.maxRss / MiB).toFixed(0)} MiB`,
+    );
     expect(r.maxRss - idle.maxRss).toBeLessThan(BOUND);
   }, 180_000);
 });

@@ -6,6 +6,7 @@ import './early-signals.js'; // first: `watch` must survive a SIGTERM while the 
 import { loadConfig } from '../config/config.js';
 import { isHighwaterError } from '../errors.js';
 import { exitStatusForError } from './exit.js';
+import { frugalHeap } from './heap.js';
 import { parseArgs } from './args.js';
 import { MAIN_HELP, version } from './help.js';
 import { bundlePaths, findHome } from './paths.js';
@@ -32,6 +33,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(`highwater ${version(home)}\n`);
       return 0;
     case 'render': {
+      frugalHeap();
       const config = loadConfig(command.flags);
       const { renderDumpFile } = await import('../report/index.js');
       const opts = { timestampedSubdir: config.timestampedSubdir };
@@ -71,6 +73,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'watch': {
+      frugalHeap();
       const config = loadConfig(command.flags);
       const [{ loadWatchConfig }, { watchCommand }] = await Promise.all([import('../config/watch.js'), import('./watch.js')]);
       const watch = loadWatchConfig(command.flags.runDir, command.watch);
@@ -98,6 +101,7 @@ export async function main(argv: string[]): Promise<number> {
       return status;
     }
     case 'run': {
+      frugalHeap();
       const config = loadConfig(command.flags);
       const { runProgram } = await import('./run.js');
       return runProgram({ mode: command.mode, target: command.target, config, paths: bundlePaths(home), logger: await logger(config), say });

@@ -13,36 +13,65 @@ export type SourceReader = (file: string, line: number) => string | undefined;
 const MAX_LINE = 512;
 const MAX_FILE = 16 * 1024 * 1024;
 
+/** A file's bytes and where each of its lines starts (line i + 1 starts at starts[i]). */
+interface SourceFile {
+  bytes: Buffer;
+  starts: Uint32Array;
+}
+
+function lineStarts(bytes: Buffer): Uint32Array {
+  let n = 1;
+  for (let i = bytes.indexOf(0x0a); i !== -1; i = bytes.indexOf(0x0a, i + 1)) n++;
+  const starts = new Uint32Array(n);
+  let k = 1;
+  for (let i = bytes.indexOf(0x0a); i !== -1; i = bytes.indexOf(0x0a, i + 1)) starts[k++] = i + 1;
+  return starts;
+}
+
 /**
  * Reads from disk with a per-file cache (a 100-frame report from one module
  * reads it once). Relative paths resolve against `cwd`, the profiled
  * process's working directory, not ours. Any read failure means "no source".
+ *
+ * The cache holds each file's bytes, and a line is decoded on its own when
+ * asked: a fresh string of that line only. (Splitting the decoded file
+ * gave lines that V8 keeps as slices of the whole file's text, so every
+ * frame kept in a report held its whole source file alive: ~40 MB of
+ * stdlib sources for a post-mortem of 16 small workers.) Lines are the same
+ * as `text.split(/\r?\n/)` of the decoded file: a newline byte is never part
+ * of a multi-byte UTF-8 sequence.
  */
 export function diskSourceReader(cwd: string): SourceReader {
-  const cache = new Map<string, string[] | null>();
+  const cache = new Map<string, SourceFile | null>();
   return (file, line) => {
     // Pseudo-files such as "<string>" or "<frozen importlib._bootstrap>" have no text on disk.
     if (file === '' || file.startsWith('<')) return undefined;
     const path = isAbsolute(file) || cwd === '' ? file : resolve(cwd, file);
-    let lines = cache.get(path);
-    if (lines === undefined) {
-      lines = null;
+    let src = cache.get(path);
+    if (src === undefined) {
+      src = null;
       let fd: number | undefined;
       try {
         // O_NONBLOCK and fstat on the descriptor: a FIFO or device named by a
         // hostile state file (or swapped in after a check) never blocks us.
         fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
         const st = fstatSync(fd);
-        if (st.isFile() && st.size <= MAX_FILE) lines = readFileSync(fd, 'utf8').split(/\r?\n/);
+        if (st.isFile() && st.size <= MAX_FILE) {
+          const bytes = readFileSync(fd);
+          src = { bytes, starts: lineStarts(bytes) };
+        }
       } catch {
         // unreadable: cached as null so it is not retried per frame
       } finally {
         if (fd !== undefined) closeSync(fd);
       }
-      cache.set(path, lines);
+      cache.set(path, src);
     }
-    const text = lines?.[line - 1];
-    return text === undefined ? undefined : cutLine(text);
+    if (!src || !Number.isInteger(line) || line < 1 || line > src.starts.length) return undefined;
+    const start = src.starts[line - 1]!;
+    let end = line < src.starts.length ? src.starts[line]! - 1 : src.bytes.length;
+    if (line < src.starts.length && end > start && src.bytes[end - 1] === 0x0d) end--; // \r\n
+    return cutLine(src.bytes.toString('utf8', start, end));
   };
 }
 

@@ -33,7 +33,6 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(`highwater ${version(home)}\n`);
       return 0;
     case 'render': {
-      frugalHeap();
       const config = loadConfig(command.flags);
       const { renderDumpFile } = await import('../report/index.js');
       const opts = { timestampedSubdir: config.timestampedSubdir };
@@ -101,7 +100,6 @@ export async function main(argv: string[]): Promise<number> {
       return status;
     }
     case 'run': {
-      frugalHeap();
       const config = loadConfig(command.flags);
       const { runProgram } = await import('./run.js');
       return runProgram({ mode: command.mode, target: command.target, config, paths: bundlePaths(home), logger: await logger(config), say });

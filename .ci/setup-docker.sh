@@ -30,7 +30,13 @@ fi
 logfile=${HIGHWATER_DOCKERD_LOG:-/var/log/highwater-dockerd.log}
 log "starting dockerd (log: $logfile)"
 # containerd is started by dockerd itself when it is not already running.
-nohup dockerd --storage-driver=vfs --iptables=false --ip6tables=false --bridge=none \
+# Without TMPDIR: runc writes each `docker exec`'s process spec under it, and
+# the tests start the engine themselves when none answers
+# (test/helpers/docker.ts), with TMPDIR set to a scratch dir that their run
+# removes at its end; every later `docker exec` then failed with "open
+# <scratch>/runc-process...: no such file or directory". Unset, dockerd uses
+# /var/lib/docker/tmp.
+env -u TMPDIR nohup dockerd --storage-driver=vfs --iptables=false --ip6tables=false --bridge=none \
   >"$logfile" 2>&1 </dev/null &
 echo $! >/var/run/highwater-dockerd.pid
 

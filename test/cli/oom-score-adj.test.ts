@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
-import { cgroupUnavailable, makeCgroup, type TestCgroup } from '../helpers/cgroup.js';
+import { cgroupUnavailable, inCgroupCommand, makeCgroup, type TestCgroup } from '../helpers/cgroup.js';
 import { cliPath, freshDir, MiB, repoRoot } from '../helpers/cli.js';
 
 const unavailable = cgroupUnavailable();
@@ -22,9 +22,8 @@ const program = 'import os; print(open("/proc/self/oom_score_adj").read().strip(
 
 function runIn(cg: TestCgroup, env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const args = [process.execPath, cliPath, 'run', '-o', freshDir('hw-oomadj-cli-'), '--no-browser', '--', 'python3', '-c', program];
-  const quoted = args.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
   return new Promise((resolve) => {
-    const child = spawn('sh', ['-c', `${cg.enterPrefix} ${quoted}`], {
+    const child = spawn('sh', ['-c', inCgroupCommand(cg, args)], {
       cwd: repoRoot,
       env: { ...process.env, DISPLAY: '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

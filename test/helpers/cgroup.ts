@@ -135,3 +135,8 @@ export function killCgroup(cg: TestCgroup): number[] {
   }
   return pids;
 }
+
+/** A `sh -c` command that moves itself into `cg`, then execs argv (each word single-quoted). */
+export function inCgroupCommand(cg: TestCgroup, argv: string[]): string {
+  return `${cg.enterPrefix} ${argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ')}`;
+}

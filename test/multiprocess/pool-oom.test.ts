@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ReportJson } from '../../sidecar/src/report/model.js';
 import { atLine } from '../helpers/pool-leak.js';
-import { cgroupUnavailable, describeCgroup, killCgroup, makeCgroup, type TestCgroup } from '../helpers/cgroup.js';
+import { cgroupUnavailable, describeCgroup, inCgroupCommand, killCgroup, makeCgroup, type TestCgroup } from '../helpers/cgroup.js';
 import { cliPath, expectNear, fixtures, freshDir, lineOf, MiB, reportDirs, repoRoot } from '../helpers/cli.js';
 
 const script = join(fixtures, 'python', 'pool_leak.py');
@@ -36,11 +36,9 @@ const PIPES_AFTER_EXIT_MS = 10_000;
 
 function runInCgroup(cg: TestCgroup, args: string[], env: NodeJS.ProcessEnv, flags: string[] = []): Promise<Outcome> {
   const outDir = freshDir('hw-mp-oom-');
-  const quoted = [process.execPath, cliPath, 'run', '-o', outDir, '--no-browser', ...flags, '--', 'python3', script, ...args]
-    .map((a) => `'${a.replace(/'/g, `'\\''`)}'`)
-    .join(' ');
+  const argv = [process.execPath, cliPath, 'run', '-o', outDir, '--no-browser', ...flags, '--', 'python3', script, ...args];
   return new Promise((resolve) => {
-    const child = spawn('sh', ['-c', `${cg.enterPrefix} ${quoted}`], {
+    const child = spawn('sh', ['-c', inCgroupCommand(cg, argv)], {
       cwd: repoRoot,
       env: { ...process.env, DISPLAY: '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

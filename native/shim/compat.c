@@ -36,16 +36,19 @@ _Atomic int hw__py_alive;
  * (current_frame, f_executable, previous, instr_ptr, owner, the line) at
  * start-up and falls back to the profile callback on any mismatch.
  *
+ * PyThreadState.datastack_chunk (datastack.c): offsetof() compiled against
+ * the 3.11.7, 3.12.1 and 3.13.0 headers; not known for 3.14 (0: off).
+ *
  * 3.15 is not enabled: its layout was not final when this was written (main
  * adds FRAME_OWNED_BY_THREAD_STATE = 4, a sentinel base frame whose
  * executable is not a code object, which the walk already skips). Add it here
  * as {..} with the current_frame offset from its pystate.h once it is. */
 static const hw_frame_layout hw__layouts[] = {
-    /* minor cframe cur  tstate_frame code mask prev instr owner adaptive cstack */
-    {11, 56, 8, 0, 32, 0, 48, 56, 69, 184, -1},
-    {12, 56, 0, 0, 0, 0, 8, 56, 70, 0, 3},
-    {13, 0, 0, 72, 0, 0, 8, 56, 70, 0, 3},
-    {14, 0, 0, 64, 0, 7, 8, 56, 74, 0, 3},
+    /* minor cframe cur  tstate_frame code mask prev instr owner adaptive cstack datastack */
+    {11, 56, 8, 0, 32, 0, 48, 56, 69, 184, -1, 296},
+    {12, 56, 0, 0, 0, 0, 8, 56, 70, 0, 3, 232},
+    {13, 0, 0, 72, 0, 0, 8, 56, 70, 0, 3, 232},
+    {14, 0, 0, 64, 0, 7, 8, 56, 74, 0, 3, 0},
 };
 
 const hw_frame_layout *hw__frame_layout(void) {

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "datastack.h"
 #include "hw.h"
 
 #define HW_WALK_MAX 1024
@@ -89,6 +90,7 @@ typedef struct {
     int line;
     uint32_t gen;
   } lines[HW_LINE_CACHE];
+  hw_chunks chunks; /* the data stack at the last walk (datastack.c) */
 } hw_walk_t;
 
 /* Set once at start-up, GIL held, before tracking starts; relaxed. */
@@ -170,6 +172,8 @@ int hw__walk_init(void) {
     if (!hw__instr_ok(top, &adaptive)) return -1;
     if (back_iframe && !hw__instr_ok(back_iframe, &adaptive)) return -1;
   }
+  /* Without it every level is read at each walk (datastack.c). */
+  hw__chunks_init(hw__L, hw__this_tstate(), top);
   HW_SET_RELAXED(hw__walk_on, 1);
   return 0;
 }
@@ -276,7 +280,7 @@ static uint32_t hw__walk_result(hw_thread_t *t, hw_walk_t *w) {
 
 /* The whole chain from the top: frames that did not move since the last walk
  * (same frame, same instruction, counted from the root) keep their node. */
-static uint32_t hw__walk_full(hw_thread_t *t, hw_walk_t *w, void *top) {
+static uint32_t hw__walk_full(hw_thread_t *t, hw_walk_t *w, void *tstate, void *top) {
   const hw_frame_layout *L = hw__L;
   int n = 0;
   void *f = top;
@@ -295,6 +299,7 @@ static uint32_t hw__walk_full(hw_thread_t *t, hw_walk_t *w, void *top) {
   for (int k = i; k < n; k++) hw__relook(w, L, k, w->chain[n - 1 - k]);
   w->cached = n;
   w->truncated = truncated;
+  hw__chunks_record(&w->chunks, tstate, 0);
   return hw__walk_result(t, w);
 }
 
@@ -310,7 +315,8 @@ static uint32_t hw__walk_full(hw_thread_t *t, hw_walk_t *w, void *top) {
  * stack now. Anything unexpected takes the full walk.
  */
 uint32_t hw__walk_node(hw_thread_t *t) {
-  void *top = hw__top_iframe(hw__this_tstate());
+  void *tstate = hw__this_tstate();
+  void *top = hw__top_iframe(tstate);
   if (!top) return t->inherited; /* a C thread, or no Python code running yet */
   hw_walk_t *w = hw__walk_state(t);
   if (!w) return t->inherited;
@@ -321,7 +327,7 @@ uint32_t hw__walk_node(hw_thread_t *t) {
     w->cached = 0;
   }
   int c = w->cached;
-  if (c == 0 || w->truncated) return hw__walk_full(t, w, top);
+  if (c == 0 || w->truncated) return hw__walk_full(t, w, tstate, top);
   /* Up to HW_WALK_NEW new frames above a frame of the cached chain's top
    * HW_WALK_BACK levels. */
   int nnew = 0, j = -1;
@@ -337,22 +343,40 @@ uint32_t hw__walk_node(hw_thread_t *t) {
     w->chain[nnew] = f;
     f = HW_AT(f, L->previous);
   }
-  if (j < 0 || j + 1 + nnew > HW_WALK_MAX) return hw__walk_full(t, w, top);
-  /* cache[j] is on the stack. Check it and every level below: the lowest
-   * level whose instruction moved is where the lookups start again. */
-  int moved = j + 1;
+  if (j < 0 || j + 1 + nnew > HW_WALK_MAX) return hw__walk_full(t, w, tstate, top);
+  /* cache[j] is on the stack. Check it and every level below, down to a
+   * level whose frame lies in a chunk of the data stack that did not run
+   * since the last walk (datastack.c): it and every level under it are as
+   * cached. The lowest level whose instruction moved is where the lookups
+   * start again. */
+  uintptr_t still_lo = 0, still_span;
+  hw__chunks_unchanged(&w->chunks, tstate, &still_lo, &still_span);
+  int moved = j + 1, proven = 0;
   const size_t instr_at = L->instr, previous_at = L->previous;
   const hw_wframe *e = &w->cache[j];
   for (int k = j; k > 0; k--, e--) {
     void *fr = e->iframe;
+    /* Not cache[j]: it ran (it is the top, or called the new frames). */
+    if ((uintptr_t)fr - still_lo < still_span && k < j) {
+      proven = 1;
+      break;
+    }
     if (HW_AT(fr, instr_at) != e->instr) moved = k;
-    if (HW_AT(fr, previous_at) != e[-1].iframe) return hw__walk_full(t, w, top);
+    if (HW_AT(fr, previous_at) != e[-1].iframe) return hw__walk_full(t, w, tstate, top);
   }
-  void *root = w->cache[0].iframe;
-  if (HW_AT(root, L->previous) != NULL) return hw__walk_full(t, w, top);
-  if (HW_AT(root, L->instr) != w->cache[0].instr) moved = 0;
+  if (!proven) {
+    void *root = w->cache[0].iframe;
+    if (HW_AT(root, L->previous) != NULL) return hw__walk_full(t, w, tstate, top);
+    if (HW_AT(root, L->instr) != w->cache[0].instr) moved = 0;
+  }
   for (int k = moved; k <= j; k++) hw__relook(w, L, k, w->cache[k].iframe);
   for (int k = 0; k < nnew; k++) hw__relook(w, L, j + 1 + k, w->chain[nnew - 1 - k]);
   w->cached = j + 1 + nnew;
+  hw__chunks_record(&w->chunks, tstate, 1);
   return hw__walk_result(t, w);
+}
+
+void hw__walk_unmapped(hw_thread_t *t, void *addr, size_t len) {
+  hw_walk_t *w = t->walk;
+  if (w && w->chunks.n) hw__chunks_unmapped(&w->chunks, addr, len);
 }

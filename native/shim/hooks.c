@@ -162,6 +162,8 @@ HW_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_
 
 HW_EXPORT int munmap(void *addr, size_t len) {
   if (HW_UNLIKELY(!hw__real_munmap)) hw__resolve_real();
+  /* First: the frame walk's proof rests on seeing every data-stack chunk go. */
+  hw__walk_unmapped(&hw__thread, addr, len);
   hw__core_unmap(&hw__thread, addr, len);
   if (HW_UNLIKELY(!hw__real_munmap)) return (int)syscall(SYS_munmap, addr, len);
   return hw__real_munmap(addr, len);

@@ -518,6 +518,8 @@ void hw__front_free(hw_thread_t *t);
 extern _Atomic int hw__walk_on;
 int hw__walk_init(void);
 uint32_t hw__walk_node(hw_thread_t *t);
+/* munmap: a data-stack chunk of this thread may be going (datastack.c). */
+void hw__walk_unmapped(hw_thread_t *t, void *addr, size_t len);
 /* pystack.c, 3.8 - 3.10: the shadow stack fed by a frame-evaluation hook
  * (PEP 523) instead of the profile callback; hw__eval_init verifies and
  * installs it, GIL held. */
@@ -564,6 +566,9 @@ typedef struct {
   size_t previous, instr, owner;
   size_t code_adaptive; /* 3.11: PyCodeObject.co_code_adaptive */
   int cstack_owner;     /* owner value of C-stack entry frames, -1 = none */
+  /* PyThreadState.datastack_chunk (then datastack_top, datastack_limit);
+   * 0 = unknown: no level is ever skipped (datastack.c) */
+  size_t datastack_chunk;
 } hw_frame_layout;
 #define HW_PYFRAME_F_FRAME 24                  /* PyFrameObject.f_frame, 3.11 - 3.14 */
 const hw_frame_layout *hw__frame_layout(void); /* NULL before 3.11 or unknown */

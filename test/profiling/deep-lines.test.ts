@@ -10,33 +10,11 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fixtures, freshDir, pythons, reportDirs, runProfiled } from '../helpers/cli.js';
+import { fixtures, freshDir, pythons, runProfiled } from '../helpers/cli.js';
+import { bytesBySiteStack, siteLinesOf, wrongStacks } from '../helpers/site-stacks.js';
 
 const program = join(fixtures, 'python', 'deep_lines.py');
-const source = readFileSync(program, 'utf8').split('\n');
-const siteLines = new Set(source.flatMap((l, i) => (l.includes('# site:') ? [i + 1] : [])));
-
-/** Bytes per stack of deep_lines.py lines (root first), from peak-memory.folded. */
-function bytesByStack(outDir: string): Map<string, number> {
-  const dirs = reportDirs(outDir);
-  if (dirs.length !== 1) throw new Error(`expected one report in ${outDir}, found ${dirs.length}`);
-  const byStack = new Map<string, number>();
-  for (const row of readFileSync(join(dirs[0]!, 'peak-memory.folded'), 'utf8').split('\n')) {
-    if (!row.trim()) continue;
-    const cut = row.lastIndexOf(' ');
-    const lines = row
-      .slice(0, cut)
-      .split(';')
-      .map((label) => /^(.*):(\d+) \((.*)\)$/.exec(label))
-      .filter((m): m is RegExpExecArray => m !== null && m[1] === 'deep_lines.py')
-      .map((m) => Number(m[2]));
-    // Only stacks whose innermost line of the program is an allocation site.
-    if (!lines.length || !siteLines.has(lines[lines.length - 1]!)) continue;
-    const key = lines.join(',');
-    byStack.set(key, (byStack.get(key) ?? 0) + Number(row.slice(cut + 1)));
-  }
-  return byStack;
-}
+const siteLines = siteLinesOf(program);
 
 const ARENA = 256 * 1024;
 
@@ -62,25 +40,12 @@ describe('lines of every frame in deep, shifting recursion', () => {
     const where = `Python ${version}, seed ${seed}, ${mode} (replay: HW_LINES_SEED=${seed})`;
     expect(r.code, `${where}\n${r.stderr}`).toBe(0);
     const expected = new Map(Object.entries(JSON.parse(readFileSync(expectedFile, 'utf8')) as Record<string, number>));
-    const got = bytesByStack(r.outDir);
+    const got = bytesBySiteStack(r.outDir, program, siteLines);
     // Deep enough to matter, and many distinct stacks.
     expect(Math.max(...[...expected.keys()].map((k) => k.split(',').length)), where).toBeGreaterThan(120);
     expect(expected.size, where).toBeGreaterThan(300);
-    const wrong: string[] = [];
-    let arenas = 0;
-    for (const [stack, bytes] of expected) {
-      let b = got.get(stack) ?? 0;
-      // Where pymalloc needed a new arena (256 KiB up to 3.9, 1 MiB from
-      // 3.10) for the small objects a site's line makes, the report rightly
-      // charges its mmap to that line; the program cannot see it.
-      while (b - bytes >= ARENA) {
-        b -= ARENA;
-        arenas++;
-      }
-      if (!(b >= bytes * 0.95 && b <= bytes * 1.05)) wrong.push(`${stack}: ${b} B, expected ${bytes} B`);
-    }
+    const { wrong, arenas } = wrongStacks(expected, got, ARENA);
     expect(arenas, where).toBeLessThan(64);
-    for (const [stack, bytes] of got) if (!expected.has(stack)) wrong.push(`${stack}: ${bytes} B, a stack the program never had`);
     expect(wrong.slice(0, 5), `${where}: ${wrong.length} stacks wrong`).toEqual([]);
   });
 });

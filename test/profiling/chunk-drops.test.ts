@@ -1,0 +1,53 @@
+// The walk's proof that levels did not run (3.11+, native/shim/datastack.c):
+// a stack that comes down into a lower chunk of the interpreter's data stack
+// and grows back the same way, with only a caller in that lower chunk moved
+// (test/fixtures/python/chunk_drops.py: fat frames, ~20 to a chunk; towers
+// left by return, by an exception, under a generator, in a second thread).
+// The program records every frame's line (f_lineno) at each allocation; the
+// report must give each whole stack its bytes, on every CPython found.
+//
+// "coarse" samples at 256 KiB with sites of 256 KiB: every site is sampled
+// and exact, while the data-stack chunks (16 KiB mmaps, each otherwise a
+// walk that re-reads the chain) mostly are not. Only there does the walk
+// rest on the unmaps it saw alone: with the shim's munmap hook not telling
+// the walk, 239 of 676 stacks came out wrong (seed 7, 3.12).
+import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fixtures, freshDir, pythons, runProfiled } from '../helpers/cli.js';
+import { bytesBySiteStack, siteLinesOf, wrongStacks } from '../helpers/site-stacks.js';
+
+const program = join(fixtures, 'python', 'chunk_drops.py');
+const siteLines = siteLinesOf(program);
+const ARENA = 256 * 1024;
+
+const seeds = process.env.HW_LINES_SEED ? [Number(process.env.HW_LINES_SEED)] : [7, Math.floor(Math.random() * 2 ** 31)];
+const modes = [
+  ['exact', [], 16384],
+  ['coarse', ['--sample-rate', '262144'], 262144],
+] as const;
+const cases = pythons().flatMap((p) => seeds.flatMap((seed) => modes.map(([mode, flags, base]) => [p.version, seed, mode, p.path, flags, base] as const)));
+
+describe('lines of every frame when the stack comes down into lower data-stack chunks', () => {
+  it('has a site to check', () => {
+    expect(siteLines.size).toBe(1);
+    expect(cases.length).toBeGreaterThan(0);
+  });
+
+  it.each(cases)('Python %s, seed %i, %s', async (version, seed, mode, exe, flags, base) => {
+    const expectedFile = join(freshDir('hw-chunk-drops-'), 'expected.json');
+    const r = await runProfiled(['--', exe, program, String(seed), expectedFile, String(base)], {
+      timeoutMs: 120_000,
+      flags: [...flags],
+    });
+    const where = `Python ${version}, seed ${seed}, ${mode} (replay: HW_LINES_SEED=${seed})`;
+    expect(r.code, `${where}\n${r.stderr}`).toBe(0);
+    const expected = new Map(Object.entries(JSON.parse(readFileSync(expectedFile, 'utf8')) as Record<string, number>));
+    // Towers of up to 70 fat frames (four chunks), many distinct stacks.
+    expect(Math.max(...[...expected.keys()].map((k) => k.split(',').length)), where).toBeGreaterThan(90);
+    expect(expected.size, where).toBeGreaterThan(400);
+    const { wrong, arenas } = wrongStacks(expected, bytesBySiteStack(r.outDir, program, siteLines), ARENA);
+    expect(arenas, where).toBeLessThan(64);
+    expect(wrong.slice(0, 5), `${where}: ${wrong.length} stacks wrong`).toEqual([]);
+  });
+});

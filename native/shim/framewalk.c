@@ -304,9 +304,10 @@ static uint32_t hw__walk_full(hw_thread_t *t, hw_walk_t *w, void *tstate, void *
 }
 
 /*
- * The walk must read every frame: stopping at the first frame that did not
- * move would be wrong (a caller that moved from `a = f()` to `b = f()` leaves
- * f's frame at the same address, code and instruction). What it can avoid is
+ * The walk cannot stop at the first frame that did not move (a caller that
+ * moved from `a = f()` to `b = f()` leaves f's frame at the same address,
+ * code and instruction); it stops only where the data stack proves that no
+ * level below ran (datastack.c). What it can also avoid is
  * following the chain pointer by pointer: the new top is found within a few
  * frames of the last walk's top, and from there every frame's address is
  * already known (the cache), so each level is checked with two independent

@@ -112,18 +112,8 @@ export function renderFlamegraph(stacks: readonly Stack[], opts: FlamegraphOptio
   return flamegraph(stacks, opts).svg;
 }
 
-/** A drawn flamegraph and the tree it draws (index.html locates frames in it). */
-export interface Flamegraph {
-  /** The SVG text in pieces, for writing it as a file without joining it (chunks.ts). */
-  parts: readonly string[];
-  /** The SVG text, joined when asked for. */
-  readonly svg: string;
-  root: FlameNode;
-  minBytes: number;
-}
-
-/** The SVG text (in pieces, and joined on demand) and the tree it draws. */
-export function flamegraph(stacks: readonly Stack[], opts: FlamegraphOptions): Flamegraph {
+/** The SVG text and the tree it draws (index.html locates frames in it). */
+export function flamegraph(stacks: readonly Stack[], opts: FlamegraphOptions): { svg: string; root: FlameNode; minBytes: number } {
   const svgWidth = opts.width ?? 1200;
   const width = svgWidth - 2 * PAD;
   const rootBytes = stacks.reduce((a, s) => a + (s.bytes > 0 ? s.bytes : 0), 0);
@@ -200,7 +190,7 @@ export function flamegraph(stacks: readonly Stack[], opts: FlamegraphOptions): F
     .replace(/[\uFFFE\uFFFF]/g, '\uFFFD');
   const idle = opts.idle ?? `Peak ${humanBytes(total)}. Hover a frame for details; click to zoom; Ctrl+F to search.`;
 
-  const parts = [
+  const svg = [
     '<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n',
     `<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="${svgWidth}" height="${height}" `,
     `viewBox="0 0 ${svgWidth} ${height}">\n`,
@@ -226,15 +216,8 @@ export function flamegraph(stacks: readonly Stack[], opts: FlamegraphOptions): F
     `<text id="matched" x="${svgWidth - PAD}" y="${height - 28}" text-anchor="end"></text>\n`,
     `<script type="text/ecmascript"><![CDATA[${data}\n${FLAMEGRAPH_SCRIPT}]]></script>\n`,
     '</svg>\n',
-  ];
-  return {
-    parts,
-    get svg() {
-      return parts.join('');
-    },
-    root,
-    minBytes,
-  };
+  ].join('');
+  return { svg, root, minBytes };
 }
 
 /** Key of a frame's path in the tree: the folded labels, root first, `;`-separated. */

@@ -117,13 +117,13 @@ interface View {
   targets: Array<{ folded: { x: number; d: number } | null; full: { x: number; d: number } | null }>;
   folded: { normal: string; reversed: string };
   full: { normal: string; reversed: string } | null;
-  /** The SVG files (finer cut), when asked for, in pieces (written without joining them). */
-  files: { normal: readonly string[]; reversed: readonly string[] } | null;
+  /** The SVG files (finer cut), when asked for. */
+  files: { normal: string; reversed: string } | null;
 }
 
 /** Files' and page's flamegraphs of one set of stacks, the trees built once. */
 interface Drawn {
-  file: { normal: readonly string[]; reversed: readonly string[] } | null;
+  file: { normal: string; reversed: string } | null;
   page: { normal: string; reversed: string };
   root: FlameNode;
   minBytes: number;
@@ -142,7 +142,7 @@ function draw(stacks: Stack[], title: string, totalBytes: number, withFiles: boo
   const r = flamegraph(stacks, { title: rev, totalBytes, reversed: true });
   const pn = flamegraph(stacks, { title, ...page, tree: n.root });
   const pr = flamegraph(stacks, { title: rev, reversed: true, ...page, tree: r.root });
-  return { file: { normal: n.parts, reversed: r.parts }, page: { normal: pn.svg, reversed: pr.svg }, root: n.root, minBytes: pn.minBytes };
+  return { file: { normal: n.svg, reversed: r.svg }, page: { normal: pn.svg, reversed: pr.svg }, root: n.root, minBytes: pn.minBytes };
 }
 
 function buildView(id: string, heading: string, all: Stack[], totalBytes: number, title: string, withFiles = false): View {
@@ -257,16 +257,9 @@ function row(label: string, value: string): string {
 
 export interface Page {
   html: string;
-  /**
-   * The peak flamegraphs as standalone files (import machinery folded out, as
-   * the page shows them by default), in pieces: written without joining them
-   * (a 100 000-stack profile's SVGs are MBs each).
-   */
-  svgParts: readonly string[];
-  reversedSvgParts: readonly string[];
-  /** The same, joined when asked for. */
-  readonly svg: string;
-  readonly reversedSvg: string;
+  /** The peak flamegraphs as standalone files (import machinery folded out, as the page shows them by default). */
+  svg: string;
+  reversedSvg: string;
 }
 
 /** `all`: the peak stacks, merged and sorted (full frames). */
@@ -382,18 +375,7 @@ ${truncationNote(report)}
 <script>${LAZY_FRAMES_SCRIPT}${PAGE_SCRIPT}${tl ? TIMELINE_SCRIPT : ''}</script>
 </body></html>
 `;
-  const files = peakView.files!;
-  return {
-    html,
-    svgParts: files.normal,
-    reversedSvgParts: files.reversed,
-    get svg() {
-      return files.normal.join('');
-    },
-    get reversedSvg() {
-      return files.reversed.join('');
-    },
-  };
+  return { html, svg: peakView.files!.normal, reversedSvg: peakView.files!.reversed };
 }
 
 /**

@@ -1,9 +1,8 @@
 /**
- * ProfileData → report directory (docs/report.md "Outputs"). The page is
- * built in memory first, the SVG files as pieces; report.json and the
- * folded stacks are written as they are made (chunks.ts), never whole in
- * memory. A failure to write leaves (at worst) a partly filled directory,
- * without index.html.
+ * ProfileData → report directory (docs/report.md "Outputs"). The page and
+ * the SVGs are built in memory first; report.json and the folded stacks are
+ * written as they are made (chunks.ts), never whole in memory. A failure to
+ * write leaves (at worst) a partly filled directory, without index.html.
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -192,17 +191,16 @@ export async function renderReport(data: ProfileData, outDir: string, opts: Rend
   const bounded = boundProfile(data);
   const all = bounded.sorted;
   const report = buildReportJson(data, bounded);
-  const { html, svgParts, reversedSvgParts } = renderPage(data, report, all);
+  const { html, svg, reversedSvg } = renderPage(data, report, all);
 
   const stamped = opts.timestampedSubdir ?? true;
   const dir = await makeDir(outDir, stamped, dirMode, opts.now ?? new Date());
-  // Written in chunks (chunks.ts): report.json and the folded stacks as they
-  // are made, the SVGs from their pieces; none of them is ever one string.
+  // report.json and the folded stacks are written as they are made (chunks.ts).
   const files: Array<[string, FileContent]> = [
     [FILES.json, reportJsonPieces(report)],
     [FILES.folded, foldedLines(all)],
-    [FILES.svg, svgParts],
-    [FILES.reversedSvg, reversedSvgParts],
+    [FILES.svg, svg],
+    [FILES.reversedSvg, reversedSvg],
     [FILES.html, html], // last: its presence means the rest is there
   ];
   for (const [name, content] of files) await writeOne(join(dir, name), content, fileMode, stamped);

@@ -7,13 +7,13 @@
  * peak RSS is compared with the same command over an empty run dir (Node and
  * the modules), so the bound is on what the report costs.
  *
- * Measured on a 2-core machine with Node 24 (the bundled one, which `npx
- * vitest` runs), no memory limit (V8 sizes its heap for the whole machine):
- * +45 to +71 MiB. Before `watch` set V8's heap growth (cli/heap.ts) and
- * report.json was written in chunks: +133 to +146 MiB, V8 letting the heap
- * fill with the render's short-lived strings; with the chunks alone, +126.
- * The bound leaves room for a loaded machine and fails without cli/heap.ts
- * (tried).
+ * Measured on a loaded 2-core machine with Node 24 (the bundled one, which
+ * `npx vitest` runs), no memory limit (V8 sizes its heap for the whole
+ * machine): +50 to +60 MiB. Before `watch` set V8's heap growth
+ * (cli/heap.ts) and report.json was written in chunks: +119 to +146 MiB,
+ * V8 letting the heap fill with the render's short-lived strings; with the
+ * chunks alone, +130. The bound leaves room for a loaded machine and fails
+ * without cli/heap.ts (tried: +113 and +118 MiB).
  */
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';

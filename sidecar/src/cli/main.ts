@@ -6,6 +6,7 @@ import './early-signals.js'; // first: `watch` must survive a SIGTERM while the 
 import { loadConfig } from '../config/config.js';
 import { isHighwaterError } from '../errors.js';
 import { exitStatusForError } from './exit.js';
+import { compactHeap } from './heap.js';
 import { parseArgs } from './args.js';
 import { MAIN_HELP, version } from './help.js';
 import { bundlePaths, findHome } from './paths.js';
@@ -71,6 +72,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'watch': {
+      compactHeap();
       const config = loadConfig(command.flags);
       const [{ loadWatchConfig }, { watchCommand }] = await Promise.all([import('../config/watch.js'), import('./watch.js')]);
       const watch = loadWatchConfig(command.flags.runDir, command.watch);

@@ -1,7 +1,8 @@
 /**
- * ProfileData → report directory (docs/report.md "Outputs"). All the
- * content is built in memory first, so a failure to write leaves no half
- * rendered strings behind, only (at worst) a partly filled directory.
+ * ProfileData → report directory (docs/report.md "Outputs"). The page and
+ * the SVGs are built in memory first; report.json and the folded stacks are
+ * written as they are made (chunks.ts), never whole in memory. A failure to
+ * write leaves (at worst) a partly filled directory, without index.html.
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -9,8 +10,9 @@ import { HighwaterError } from '../errors.js';
 import { readDump } from './dump.js';
 import { FILES, renderPage } from './html.js';
 import type { ProfileData, ReportJson, Stack, Truncation } from './model.js';
+import type { FileContent } from './chunks.js';
 import { replaceFile, writeExclusive, openDirectory } from './safe-file.js';
-import { boundStacks, emptyTruncation, foldDeep, foldedFramesMarker, isTruncated, mergeStacks, sortStacks, toFolded, trimToCoverage } from './stacks.js';
+import { boundStacks, emptyTruncation, foldDeep, foldedFramesMarker, foldedLines, isTruncated, mergeStacks, sortStacks, trimToCoverage } from './stacks.js';
 
 export interface RenderOptions {
   /** Write into a new `<outDir>/<timestamp>/` rather than into `outDir` itself. @default true */
@@ -101,21 +103,32 @@ function oomFields(data: ProfileData): Pick<ReportJson, 'oomStacks' | 'timeline'
  * 40 000-stack report is ~2.5× larger and slower to write, and harder to grep.
  */
 export function reportJsonText(report: ReportJson): string {
+  return [...reportJsonPieces(report)].join('');
+}
+
+/** `,\n  "name": [` then one indented JSON line per item, then `]`, as pieces. */
+function* jsonList(open: string, items: readonly unknown[]): Generator<string> {
+  yield open;
+  for (let i = 0; i < items.length; i++) yield `${i === 0 ? '\n' : ',\n'}    ${JSON.stringify(items[i])}`;
+  yield items.length ? '\n  ]' : ']';
+}
+
+/**
+ * reportJsonText in pieces (a line per stack), for writing them as they come
+ * (chunks.ts): the text of a large report is never one string.
+ */
+export function* reportJsonPieces(report: ReportJson): Generator<string> {
   const { stacks, oomStacks, timeline, ...head } = report;
-  const top = JSON.stringify(head, null, 2).slice(0, -2); // drop the closing "\n}"
-  const list = (name: string, items: readonly unknown[]) => {
-    const lines = items.map((s) => `    ${JSON.stringify(s)}`);
-    return `,\n  "${name}": [${lines.length ? `\n${lines.join(',\n')}\n  ` : ''}]`;
-  };
-  let text = top + list('stacks', stacks);
-  if (oomStacks) text += list('oomStacks', oomStacks);
+  yield JSON.stringify(head, null, 2).slice(0, -2); // drop the closing "\n}"
+  yield* jsonList(',\n  "stacks": [', stacks);
+  if (oomStacks) yield* jsonList(',\n  "oomStacks": [', oomStacks);
   if (timeline) {
     // One sample per line, like stacks.
     const { samples, ...rest } = timeline;
-    const headText = JSON.stringify(rest).slice(0, -1);
-    text += `,\n  "timeline": ${headText}, "samples": [${samples.length ? `\n${samples.map((s) => `    ${JSON.stringify(s)}`).join(',\n')}\n  ` : ''}]}`;
+    yield* jsonList(`,\n  "timeline": ${JSON.stringify(rest).slice(0, -1)}, "samples": [`, samples);
+    yield '}';
   }
-  return `${text}\n}\n`;
+  yield '\n}\n';
 }
 
 async function makeDir(outDir: string, stamped: boolean, dirMode: number, now: Date): Promise<string> {
@@ -163,7 +176,7 @@ export async function makeReportDir(outDir: string, opts: RenderOptions = {}): P
  * existing directory (`--no-timestamp`), a file already there (or a symlink
  * someone planted) is replaced by rename, never written through or chmod'ed.
  */
-async function writeOne(path: string, content: string, mode: number, freshDir: boolean): Promise<void> {
+async function writeOne(path: string, content: FileContent, mode: number, freshDir: boolean): Promise<void> {
   try {
     if (freshDir) await writeExclusive(path, content, mode);
     else await replaceFile(path, content, mode);
@@ -182,9 +195,10 @@ export async function renderReport(data: ProfileData, outDir: string, opts: Rend
 
   const stamped = opts.timestampedSubdir ?? true;
   const dir = await makeDir(outDir, stamped, dirMode, opts.now ?? new Date());
-  const files: Array<[string, string]> = [
-    [FILES.json, reportJsonText(report)],
-    [FILES.folded, toFolded(all)],
+  // report.json and the folded stacks are written as they are made (chunks.ts).
+  const files: Array<[string, FileContent]> = [
+    [FILES.json, reportJsonPieces(report)],
+    [FILES.folded, foldedLines(all)],
     [FILES.svg, svg],
     [FILES.reversedSvg, reversedSvg],
     [FILES.html, html], // last: its presence means the rest is there

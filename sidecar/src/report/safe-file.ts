@@ -11,6 +11,7 @@ import { constants } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { HighwaterError } from '../errors.js';
+import { writeContent, type FileContent } from './chunks.js';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_CLOEXEC, O_DIRECTORY } = constants as typeof constants & {
   O_CLOEXEC?: number;
@@ -100,11 +101,11 @@ export function tooLarge(path: string, size: number, maxBytes: number): Highwate
 }
 
 /** Creates `path` exclusively (never through an existing name or link) with `mode`, and writes `content`. */
-export async function writeExclusive(path: string, content: string | Buffer, mode: number): Promise<void> {
+export async function writeExclusive(path: string, content: FileContent, mode: number): Promise<void> {
   const fh = await open(path, CREATE_FLAGS, mode);
   try {
     await fh.chmod(mode); // the umask must not change it; fchmod: our own descriptor, never a link
-    await fh.writeFile(content);
+    await writeContent(fh, content);
   } finally {
     await fh.close();
   }
@@ -116,7 +117,7 @@ export async function writeExclusive(path: string, content: string | Buffer, mod
  * into a new exclusive temporary file beside it, then rename(2) swaps the
  * name (rename replaces a symlink itself, not its target).
  */
-export async function replaceFile(path: string, content: string | Buffer, mode: number): Promise<void> {
+export async function replaceFile(path: string, content: FileContent, mode: number): Promise<void> {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
   await writeExclusive(tmp, content, mode);
   try {

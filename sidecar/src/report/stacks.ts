@@ -85,20 +85,26 @@ export function trimToCoverage(stacks: readonly Stack[], peakBytes: number, frac
 
 /** One `frame;frame;... bytes` line per stack, root first, in the given order. */
 export function toFolded(stacks: readonly Stack[]): string {
+  return [...foldedLines(stacks)].join('');
+}
+
+/**
+ * The lines of toFolded one at a time, for writing them as they come
+ * (chunks.ts): the whole text of a large profile (MBs) is never one string.
+ */
+export function* foldedLines(stacks: readonly Stack[]): Generator<string> {
   const labels = new Map<Frame, string>(); // one label per distinct frame object
   const label = (f: Frame): string => {
     let l = labels.get(f);
     if (l === undefined) labels.set(f, (l = foldedLabel(f)));
     return l;
   };
-  const out: string[] = [];
   for (const s of stacks) {
     const frames = s.frames.length === 0 ? [NO_PYTHON_FRAME] : s.frames;
     let line = label(frames[0]!);
     for (let i = 1; i < frames.length; i++) line += `;${label(frames[i]!)}`;
-    out.push(`${line} ${s.bytes}\n`);
+    yield `${line} ${s.bytes}\n`;
   }
-  return out.join('');
 }
 
 export interface FlameNode {

@@ -41,7 +41,7 @@
 
 #include "datastack.h"
 
-/* _PyStackChunk (Include/internal/pycore_pystate.h... pycore_frame.h):
+/* _PyStackChunk (Include/cpython/pystate.h of 3.11 - 3.13, offsetof() checked):
  * previous, size, top, then data[]; the same in 3.11 - 3.13. */
 #define HW_CHUNK_PREVIOUS 0
 #define HW_CHUNK_SIZE 8

@@ -348,6 +348,7 @@ void hw__container_join(int origin, uint64_t tracked_parent) {
   hw__cont_seen = e;
   __atomic_store_n(&hw__cont_lo, -HW_CONT_QUANTUM + 1, __ATOMIC_RELAXED);
   __atomic_store_n(&hw__cont_hi, HW_CONT_QUANTUM - 1, __ATOMIC_RELAXED);
+  hw__bands_sync();
   __atomic_store_n(&hw__cont_epoch, &c->peak_epoch, __ATOMIC_RELEASE);
   /* Bytes tracked before the slot existed (the root's start-up) go in now. */
   hw__lock_take();
@@ -362,6 +363,7 @@ void hw__container_forget_in_child(void) {
   hw__cont_seen = 0;
   __atomic_store_n(&hw__cont_lo, INT64_MIN, __ATOMIC_RELAXED);
   __atomic_store_n(&hw__cont_hi, INT64_MAX, __ATOMIC_RELAXED);
+  hw__bands_sync();
 }
 
 void hw__container_snapshot(void) {
@@ -382,6 +384,7 @@ void hw__container_publish(int64_t cur) {
   if (!s) {
     __atomic_store_n(&hw__cont_lo, INT64_MIN, __ATOMIC_RELAXED);
     __atomic_store_n(&hw__cont_hi, INT64_MAX, __ATOMIC_RELAXED);
+    hw__bands_sync();
     return;
   }
   hw_cont_header *c = hw__cont;
@@ -389,6 +392,7 @@ void hw__container_publish(int64_t cur) {
   s->published = cur;
   __atomic_store_n(&hw__cont_lo, cur - HW_CONT_QUANTUM + 1, __ATOMIC_RELAXED);
   __atomic_store_n(&hw__cont_hi, cur + HW_CONT_QUANTUM - 1, __ATOMIC_RELAXED);
+  hw__bands_sync();
   int64_t sum = __atomic_add_fetch(&c->sum_bytes, delta, __ATOMIC_ACQ_REL);
   if (delta <= 0) return;
   int64_t peak = __atomic_load_n(&c->peak_bytes, __ATOMIC_ACQUIRE);
@@ -427,6 +431,7 @@ void hw__container_leave(int have_code, int code) {
   hw__cont_epoch = &hw__no_epoch;
   __atomic_store_n(&hw__cont_lo, INT64_MIN, __ATOMIC_RELAXED);
   __atomic_store_n(&hw__cont_hi, INT64_MAX, __ATOMIC_RELAXED);
+  hw__bands_sync();
   if (locked) hw__lock_give();
   hw__slot_release(s, (uint64_t)getpid());
   h->container_end_epoch = __atomic_load_n(&hw__cont->peak_epoch, __ATOMIC_ACQUIRE);

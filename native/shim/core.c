@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "lean.h"
 
 /* A refused or tripping allocation is reported with its real stack, sampled or not. */
 static inline uint32_t hw__named(hw_thread_t *t, uint32_t node) {
@@ -30,6 +31,24 @@ void hw__core_realloc_begin(hw_alloc_op *op, hw_thread_t *t, void *old, size_t s
   else if (HW_UNLIKELY(hw__sample_rate != 0))
     op->had_old = hw__track_take_sampling(old, &op->old_size, &op->old_node);
   else op->had_old = hw__track_take(old, &op->old_size, &op->old_node);
+}
+
+void hw__lean_moved(int64_t cur) {
+  hw__total_moved(hw__state.hdr, cur);
+  hw__bands_sync();
+}
+
+void *hw__lean_alloc_rest(void *p, size_t size, int counted, int64_t cur) {
+  hw_thread_t *t = &hw__thread;
+  if (counted) {
+    hw__lean_moved(cur);
+    t->guard = 0;
+    return p;
+  }
+  hw_alloc_op op = {.t = t, .size = size, .node = HW_NODE_UNSAMPLED};
+  if (!p) hw__core_alloc_refused(&op);
+  else hw__core_alloc_end(&op, p); /* no trip: the guard's budget held it */
+  return p;
 }
 
 void hw__core_alloc_refused(hw_alloc_op *op) {

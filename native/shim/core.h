@@ -23,6 +23,8 @@
 #include "hw.h"
 #include "sampling.h"
 
+#pragma GCC visibility push(hidden) /* why: hw.h */
+
 typedef struct {
   hw_thread_t *t;
   size_t size;    /* bytes the guard judged and a refusal reports */
@@ -114,5 +116,7 @@ void hw__core_unmap(hw_thread_t *t, void *p, size_t len);
 /* The stack a new thread started here is charged to, when it has no Python
  * frame of its own; 0 when not tracking. */
 uint32_t hw__core_spawn_node(hw_thread_t *t);
+
+#pragma GCC visibility pop
 
 #endif

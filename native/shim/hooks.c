@@ -17,10 +17,13 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "lean.h"
 
 #define HW_EXPORT __attribute__((visibility("default")))
 
-HW_EXPORT void *malloc(size_t size) {
+/* The general paths of malloc and calloc, out of line: the lean path
+ * (lean.h) tail-calls them, and so saves only the registers it needs. */
+static __attribute__((noinline)) void *hw__malloc_general(size_t size) {
   if (HW_UNLIKELY(!hw__real_malloc)) {
     hw__resolve_real();
     if (!hw__real_malloc) return hw__boot_alloc(size);
@@ -35,7 +38,26 @@ HW_EXPORT void *malloc(size_t size) {
   return p;
 }
 
-HW_EXPORT void *calloc(size_t n, size_t size) {
+/* A lean allocation's end: counted, and the total still inside its bands,
+ * or the rest out of line (lean.h). */
+#define HW_LEAN_END(p, size)                                                                       \
+  do {                                                                                             \
+    int64_t cur = 0;                                                                               \
+    int counted = HW_LIKELY(p != NULL) && hw__lean_count(p, &cur);                                 \
+    if (HW_LIKELY(counted) && hw__lean_in_band(cur)) {                                             \
+      hw__thread.guard = 0;                                                                        \
+      return p;                                                                                    \
+    }                                                                                              \
+    return hw__lean_alloc_rest(p, size, counted, cur);                                             \
+  } while (0)
+
+HW_EXPORT void *malloc(size_t size) {
+  if (!hw__lean_alloc_begin(&hw__thread, size)) return hw__malloc_general(size);
+  void *p = hw__real_malloc(size);
+  HW_LEAN_END(p, size);
+}
+
+static __attribute__((noinline)) void *hw__calloc_general(size_t n, size_t size) {
   if (HW_UNLIKELY(!hw__real_calloc)) {
     hw__resolve_real(); /* dlsym may call us back: serve it from the pool */
     if (!hw__real_calloc) {
@@ -56,10 +78,37 @@ HW_EXPORT void *calloc(size_t n, size_t size) {
   return p;
 }
 
+HW_EXPORT void *calloc(size_t n, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(n, size, &total) || !hw__lean_alloc_begin(&hw__thread, total))
+    return hw__calloc_general(n, size);
+  void *p = hw__real_calloc(n, size);
+  HW_LEAN_END(p, total);
+}
+
+/* The lean path first (lean.h): every other case, NULL and the bootstrap
+ * pool's blocks included, has no bit in the heap map and goes on to the
+ * general free. Each way ends in a tail call, so the common one saves no
+ * register. */
 HW_EXPORT void free(void *p) {
+  hw_thread_t *t = &hw__thread;
+  int64_t cur;
+  if (!hw__lean_uncount(t, p, &cur)) return hw__free_general(p);
+  if (HW_UNLIKELY(!hw__lean_in_band(cur))) return hw__lean_free_moved(p, cur);
+  t->guard = 0;
+  hw__real_free(p);
+}
+
+void hw__free_general(void *p) {
   if (!p || HW_UNLIKELY(hw__in_boot_pool(p))) return;
   if (HW_UNLIKELY(!hw__real_free)) hw__resolve_real();
   hw__core_free(&hw__thread, p);
+  hw__real_free(p);
+}
+
+void hw__lean_free_moved(void *p, int64_t cur) {
+  hw__lean_moved(cur);
+  hw__thread.guard = 0;
   hw__real_free(p);
 }
 

@@ -14,6 +14,11 @@
 
 #include "parse.h"
 
+/* Every name declared below lives in the shim itself: hidden, so that a
+ * read of a global is one instruction, not a load of its address from the
+ * GOT and then the read (the allocation hooks read a dozen). */
+#pragma GCC visibility push(hidden)
+
 #define HW_LIKELY(x) __builtin_expect(!!(x), 1)
 #define HW_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define HW_NODE_NONE UINT32_MAX
@@ -78,8 +83,10 @@ void hw__usable_init(void); /* after hw__resolve_real; before tracking starts */
 static inline size_t hw__glibc_usable(const void *p) {
   size_t word = ((const size_t *)p)[-1];
   /* The low three bits are flags; an mmapped chunk (bit 1) has a second
-   * word of header, a heap chunk lends its successor's first word. */
-  return (word & ~(size_t)7) - ((word & 2) ? 2 * sizeof(size_t) : sizeof(size_t));
+   * word of header, a heap chunk lends its successor's first word. Written
+   * without a branch: (word & 2) << 2 is that second word, 8 bytes or 0. */
+  _Static_assert(sizeof(size_t) == 8, "the shift below is for 8-byte words");
+  return (word & ~(size_t)7) - sizeof(size_t) - ((word & 2) << 2);
 }
 static inline size_t hw__usable_size(void *p) {
   if (HW_LIKELY(hw__glibc_chunks)) return hw__glibc_usable(p);
@@ -703,6 +710,13 @@ static inline void hw__timeline_moved(int64_t cur) {
     hw__timeline_sample(0);
 }
 
+/* Both bands at once, for sampling mode's lean path (lean.h): the total is
+ * inside the timeline's band and the container's while it is inside
+ * [hw__band_lo, hw__band_hi], the larger low and the smaller high.
+ * hw__bands_sync rewrites it; every write of either band calls it after. */
+extern _Atomic int64_t hw__band_lo, hw__band_hi;
+void hw__bands_sync(void);
+
 /* ---- control.c ---- */
 int hw__control_start(void);
 void hw__control_close_in_child(void);
@@ -759,5 +773,7 @@ int hw__child_begin(void);                     /* first allocation in the child:
 extern _Atomic int hw__active; /* a Python process with a run dir */
 extern _Atomic int hw__in_child;
 uint64_t hw__now_ms(void);
+
+#pragma GCC visibility pop
 
 #endif

@@ -9,9 +9,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sampling.h"
+#include "lean.h"
 
 uint64_t hw__sample_rate;
+_Atomic(hw_hm_word *) *hw__lean_top;
 HW_TLS hw_sampler_t hw__sampler;
 static uint64_t hw__seed_base;
 static int hw__seed_fixed;
@@ -68,6 +69,7 @@ void hw__sampling_init(void) {
   }
   if (hw__sample_rate && !hw__hm_top && hw__real_malloc_usable_size)
     hw__hm_top = hw__pages_alloc(HW_HM_TOP * sizeof *hw__hm_top);
+  hw__lean_top = hw__sample_rate && hw__glibc_chunks ? hw__hm_top : NULL;
 }
 
 int hw__sample_slow(size_t size) {

@@ -15,6 +15,8 @@
 
 #include "hw.h"
 
+#pragma GCC visibility push(hidden) /* why: hw.h */
+
 /* The node of a block that was not sampled: charged to no stack. Such a
  * block is normally not in the live-block table at all (the heap map below);
  * only one the map cannot hold (an address not 16-byte aligned or above
@@ -221,5 +223,7 @@ extern _Atomic uint32_t hw__tabled[HW_TABLED_BUCKETS];
 static inline _Atomic uint32_t *hw__tabled_bucket(uintptr_t a) {
   return &hw__tabled[((a >> 4) * 0x9E3779B97F4A7C15ull) >> 52];
 }
+
+#pragma GCC visibility pop
 
 #endif

@@ -58,6 +58,27 @@ _Static_assert(offsetof(hw_tl_sample, tracked_bytes) == 8 &&
 /* Relaxed: a hint for when to sample next; written by the sampler holding
  * hw__tl_busy, read by the allocation path. */
 _Atomic int64_t hw__tl_lo = INT64_MIN, hw__tl_hi = INT64_MAX;
+/* Empty until the first sync: every total leaves it (the slow path). */
+_Atomic int64_t hw__band_lo = 1, hw__band_hi = 0;
+
+/* Why a loop and no lock: it runs in fork child handlers too. Sequentially
+ * consistent, so that of two threads moving different bands at once, the
+ * one that stores last reads again after its store, sees the other's
+ * band, and stores once more if what it stored was computed without it.
+ * Each word ends written from the final four bounds. */
+void hw__bands_sync(void) {
+  for (;;) {
+    int64_t tl = atomic_load(&hw__tl_lo), th = atomic_load(&hw__tl_hi);
+    int64_t cl = __atomic_load_n(&hw__cont_lo, __ATOMIC_SEQ_CST);
+    int64_t ch = __atomic_load_n(&hw__cont_hi, __ATOMIC_SEQ_CST);
+    atomic_store(&hw__band_lo, tl > cl ? tl : cl);
+    atomic_store(&hw__band_hi, th < ch ? th : ch);
+    if (tl == atomic_load(&hw__tl_lo) && th == atomic_load(&hw__tl_hi) &&
+        cl == __atomic_load_n(&hw__cont_lo, __ATOMIC_SEQ_CST) &&
+        ch == __atomic_load_n(&hw__cont_hi, __ATOMIC_SEQ_CST))
+      return;
+  }
+}
 /* A try-lock: acquire on taking, release on giving back. */
 static _Atomic int hw__tl_busy;
 
@@ -83,6 +104,7 @@ void hw__timeline_init(void) {
   atomic_store_explicit(&hw__tl_busy, 0, memory_order_release);
   HW_SET_RELAXED(hw__tl_lo, INT64_MIN);
   HW_SET_RELAXED(hw__tl_hi, 0); /* the first allocation takes the first sample */
+  hw__bands_sync();
 }
 
 /* Every other sample dropped, spacing doubled. The count is 0 while samples
@@ -124,6 +146,7 @@ static void hw__tl_take(hw_tl_region *t, int force) {
     int64_t band = cur / 8 > (1 << 20) ? cur / 8 : (1 << 20);
     HW_SET_RELAXED(hw__tl_lo, cur - band);
     HW_SET_RELAXED(hw__tl_hi, cur + band);
+    hw__bands_sync();
   }
 }
 

@@ -37,7 +37,11 @@ _Atomic int hw__py_alive;
  * start-up and falls back to the profile callback on any mismatch.
  *
  * PyThreadState.datastack_chunk (datastack.c): offsetof() compiled against
- * the 3.11.7, 3.12.1 and 3.13.0 headers; not known for 3.14 (0: off).
+ * the 3.11.7, 3.12.1 and 3.13.0 headers; not known for 3.14 (0: off). The
+ * proof is used only where the interpreter frees a chunk when its base
+ * frame pops (datastack.c, hw__chunks_freed_on_pop): not on 3.13.13+, whose
+ * chunk cache (gh-142183) appends a field to PyThreadState and leaves this
+ * offset as it was.
  *
  * 3.15 is not enabled: its layout was not final when this was written (main
  * adds FRAME_OWNED_BY_THREAD_STATE = 4, a sentinel base frame whose

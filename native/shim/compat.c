@@ -55,11 +55,29 @@ _Atomic int hw__py_alive;
  * start-up and falls back to the profile callback on any mismatch.
  *
  * PyThreadState.datastack_chunk (datastack.c): offsetof() compiled against
- * the 3.11.7, 3.12.1 and 3.13.0 headers; not known for 3.14 (0: off). The
- * proof is used only where the interpreter frees a chunk when its base
- * frame pops (datastack.c, hw__chunks_freed_on_pop): not on 3.13.13+, whose
- * chunk cache (gh-142183) appends a field to PyThreadState and leaves this
- * offset as it was.
+ * the 3.11.7, 3.12.1 and 3.13.0 headers. The proof is used only where the
+ * interpreter frees a chunk when its base frame pops (datastack.c,
+ * hw__chunks_freed_on_pop): not on 3.13.13+, whose chunk cache (gh-142183)
+ * appends a field to PyThreadState and leaves this offset as it was.
+ *
+ * 3.14: 0 (off), on purpose. Derived by hand from the same field list as
+ * current_frame above, it is 232: current_frame 72, c_profilefunc 80,
+ * c_tracefunc 88, c_profileobj 96, c_traceobj 104, current_exception 112,
+ * exc_info 120, dict 128, gilstate_counter (int) 136 + 4 padding, async_exc
+ * 144, thread_id 152, native_thread_id 160, delete_later 168,
+ * critical_section 176, coroutine_origin_tracking_depth (int) 184 + 4
+ * padding, async_gen_firstiter 192, async_gen_finalizer 200, context 208,
+ * context_ver 216, id 224, datastack_chunk 232 (datastack_top 240,
+ * datastack_limit 248). From current_frame on the fields are 3.13's, and
+ * current_frame is at 72 in both, hence 3.13's 232; 3.14.4's chunk cache
+ * appends datastack_cached_chunk at the end (824, after the 516-byte
+ * remote_debugger_support at 304) and moves nothing. A throwaway struct
+ * with this field list (not kept), compiled here, gives 72 and 232 (and 72,
+ * 232 for 3.13's list). But the proof does not hold from 3.14.4 on (gh-142183,
+ * above), and 3.14.0 - 3.14.3, where it would, could not be run here: the
+ * offset stays 0 until a 3.14 interpreter without the cache can be tested
+ * (the start-up check of datastack_top/limit and the running frame would
+ * still reject a wrong offset; the version gate would still reject 3.14.4+).
  *
  * 3.15 is not enabled: its layout was not final when this was written (main
  * adds FRAME_OWNED_BY_THREAD_STATE = 4, a sentinel base frame whose

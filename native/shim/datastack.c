@@ -34,6 +34,8 @@
  *   the proof off.
  * - The munmap is seen in the thread that pops the frame: the chunks of a
  *   thread are its own.
+ * - The interpreter frees the chunk at the pop at all: only versions before
+ *   gh-142183's chunk cache (hw__chunks_freed_on_pop).
  * Anything unknown proves nothing, and the walk reads every level.
  */
 #define _GNU_SOURCE
@@ -45,7 +47,10 @@
 #include "datastack.h"
 
 /* _PyStackChunk (Include/cpython/pystate.h of 3.11 - 3.13, offsetof() checked):
- * previous, size, top, then data[]; the same in 3.11 - 3.13. */
+ * previous, size, top, then data[]; the same in 3.11 - 3.13, and in 3.14's
+ * header (the search index's copy of python/cpython's pystate.h; bindgen's
+ * v3.14.0 and v3.14.5 renderings), where the proof is off all the same
+ * (compat.c). */
 #define HW_CHUNK_PREVIOUS 0
 #define HW_CHUNK_SIZE 8
 #define HW_CHUNK_TOP 16
@@ -76,7 +81,10 @@ static int hw__arena_same(void) {
 }
 
 /* 3.12+: where _PyRuntime holds the arena allocator: the one place in it
- * with these three words, or NULL. */
+ * with these three words, or NULL. The scan assumes no offset, so it needs
+ * nothing per version; 3.14 keeps the public PyObject_GetArenaAllocator and
+ * the {ctx, alloc, free} struct (bindgen's v3.14.0 rendering), but this was
+ * not run there: with 3.14's offset at 0, hw__chunks_init returns first. */
 static void *const volatile *hw__arena_in_runtime(void) {
   void *rt = dlsym(RTLD_DEFAULT, "_PyRuntime");
   Dl_info info;

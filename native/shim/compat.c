@@ -25,19 +25,59 @@ _Atomic int hw__py_alive;
  * Include/cpython/pystate.h, checked with the debug info of real builds.
  *
  * 3.14: from CPython's Include/internal/pycore_interpframe_structs.h (as
- * stored at commit 8884630c19fad7f639d797dc704485cfc9026b8c, the 3.14 layout:
- * owners 0-3, FRAME_OWNED_BY_INTERPRETER = 3): f_executable (a _PyStackRef,
- * tagged in its low bit) at 0, previous 8, f_funcobj 16, f_globals 24,
- * f_builtins 32, f_locals 40, frame_obj 48, instr_ptr 56, stackpointer 64,
- * return_offset 72, owner 74, visited 75. PyThreadState.current_frame at 64:
- * 3.13's struct (current_frame at 72) less c_recursion_remaining, which 3.14
- * replaced by C stack limits in _PyThreadStateImpl. No 3.14 interpreter was
+ * stored at commit 8884630c19fad7f639d797dc704485cfc9026b8c, owners 0-3,
+ * FRAME_OWNED_BY_INTERPRETER = 3): f_executable (a _PyStackRef, tagged in
+ * its low bit) at 0, previous 8, f_funcobj 16, f_globals 24, f_builtins 32,
+ * f_locals 40, frame_obj 48, instr_ptr 56, stackpointer 64, return_offset
+ * 72, owner 74, visited 75. Whether that commit is on the 3.14 branch could
+ * not be told here (no history of it is at hand), but bindgen's rendering
+ * of the v3.14.0 and v3.14.5 headers (py-spy, src/python_bindings/
+ * v3_14_0.rs, v3_14_5.rs) has the same fields in the same order, so the
+ * same offsets.
+ *
+ * PyThreadState (Include/cpython/pystate.h) on x86-64, 3.14: prev 0, next 8,
+ * interp 16, eval_breaker (uintptr_t) 24, _status (a 32-bit bit field) 32,
+ * then nine ints: holds_gil 36, _whence 40, state 44, py_recursion_remaining
+ * 48, py_recursion_limit 52, recursion_headroom 56, tracing 60, what_event
+ * 64, 4 bytes of padding, current_frame 72. 3.14 dropped
+ * c_recursion_remaining (C stack limits moved to _PyThreadStateImpl) but
+ * also moved holds_gil out of the _status bit field into an int of its own
+ * right after it (gh-124878, python/cpython PR #130649, opened 2025-02-27;
+ * in the v3.14.0 headers), so current_frame stays at 3.13's 72 (this row
+ * said 64 before, which only counted the removal). Read from the copy of
+ * CPython's pystate.h the search index holds for python/cpython (the one
+ * whose struct ends in remote_debugger_support; the index names no commit
+ * for it and has none at v3.14.0 = ebf955df7a89ed0c7968f79faec1de49f61ed7cb
+ * or v3.14.5 = 5607950ef232dad16d75c0cf53101d9649d89115), and the same in
+ * bindgen's v3.14.0 and v3.14.5 renderings. No 3.14 interpreter was
  * available to check it against: hw__walk_init verifies every field it uses
  * (current_frame, f_executable, previous, instr_ptr, owner, the line) at
  * start-up and falls back to the profile callback on any mismatch.
  *
  * PyThreadState.datastack_chunk (datastack.c): offsetof() compiled against
- * the 3.11.7, 3.12.1 and 3.13.0 headers; not known for 3.14 (0: off).
+ * the 3.11.7, 3.12.1 and 3.13.0 headers. The proof is used only where the
+ * interpreter frees a chunk when its base frame pops (datastack.c,
+ * hw__chunks_freed_on_pop): not on 3.13.13+, whose chunk cache (gh-142183)
+ * appends a field to PyThreadState and leaves this offset as it was.
+ *
+ * 3.14: 0 (off), on purpose. Derived by hand from the same field list as
+ * current_frame above, it is 232: current_frame 72, c_profilefunc 80,
+ * c_tracefunc 88, c_profileobj 96, c_traceobj 104, current_exception 112,
+ * exc_info 120, dict 128, gilstate_counter (int) 136 + 4 padding, async_exc
+ * 144, thread_id 152, native_thread_id 160, delete_later 168,
+ * critical_section 176, coroutine_origin_tracking_depth (int) 184 + 4
+ * padding, async_gen_firstiter 192, async_gen_finalizer 200, context 208,
+ * context_ver 216, id 224, datastack_chunk 232 (datastack_top 240,
+ * datastack_limit 248). From current_frame on the fields are 3.13's, and
+ * current_frame is at 72 in both, hence 3.13's 232; 3.14.4's chunk cache
+ * appends datastack_cached_chunk at the end (824, after the 516-byte
+ * remote_debugger_support at 304) and moves nothing. A throwaway struct
+ * with this field list (not kept), compiled here, gives 72 and 232 (and 72,
+ * 232 for 3.13's list). But the proof does not hold from 3.14.4 on (gh-142183,
+ * above), and 3.14.0 - 3.14.3, where it would, could not be run here: the
+ * offset stays 0 until a 3.14 interpreter without the cache can be tested
+ * (the start-up check of datastack_top/limit and the running frame would
+ * still reject a wrong offset; the version gate would still reject 3.14.4+).
  *
  * 3.15 is not enabled: its layout was not final when this was written (main
  * adds FRAME_OWNED_BY_THREAD_STATE = 4, a sentinel base frame whose
@@ -48,7 +88,7 @@ static const hw_frame_layout hw__layouts[] = {
     {11, 56, 8, 0, 32, 0, 48, 56, 69, 184, -1, 296},
     {12, 56, 0, 0, 0, 0, 8, 56, 70, 0, 3, 232},
     {13, 0, 0, 72, 0, 0, 8, 56, 70, 0, 3, 232},
-    {14, 0, 0, 64, 0, 7, 8, 56, 74, 0, 3, 0},
+    {14, 0, 0, 72, 0, 7, 8, 56, 74, 0, 3, 0},
 };
 
 const hw_frame_layout *hw__frame_layout(void) {

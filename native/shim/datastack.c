@@ -5,8 +5,10 @@
  * A frame of a thread lives in the thread's data stack: chunks of 16 KiB or
  * more, pushed on top of each other as the recursion deepens. CPython frees
  * a chunk the moment the frame at its base is popped
- * (_PyThreadState_PopFrame, 3.11 - 3.13: _PyObject_VirtualFree, which is the
- * arena allocator's free: munmap), and the shim sees every munmap. Frames in
+ * (_PyThreadState_PopFrame, 3.11, 3.12, 3.13.0 - 3.13.12:
+ * _PyObject_VirtualFree, which is the arena allocator's free: munmap), and
+ * the shim sees every munmap. 3.13.13 and 3.14.4 no longer do (gh-142183,
+ * hw__chunks_freed_on_pop): there the proof is off. Frames in
  * the data stack are in chain order: a frame called later lies above, in
  * the same chunk or a later one (a generator's frame lives in its object,
  * not in a chunk; it is simply not in any chunk's range).
@@ -32,17 +34,23 @@
  *   the proof off.
  * - The munmap is seen in the thread that pops the frame: the chunks of a
  *   thread are its own.
+ * - The interpreter frees the chunk at the pop at all: only versions before
+ *   gh-142183's chunk cache (hw__chunks_freed_on_pop).
  * Anything unknown proves nothing, and the walk reads every level.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <link.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "datastack.h"
 
 /* _PyStackChunk (Include/cpython/pystate.h of 3.11 - 3.13, offsetof() checked):
- * previous, size, top, then data[]; the same in 3.11 - 3.13. */
+ * previous, size, top, then data[]; the same in 3.11 - 3.13, and in 3.14's
+ * header (the search index's copy of python/cpython's pystate.h; bindgen's
+ * v3.14.0 and v3.14.5 renderings), where the proof is off all the same
+ * (compat.c). */
 #define HW_CHUNK_PREVIOUS 0
 #define HW_CHUNK_SIZE 8
 #define HW_CHUNK_TOP 16
@@ -73,7 +81,10 @@ static int hw__arena_same(void) {
 }
 
 /* 3.12+: where _PyRuntime holds the arena allocator: the one place in it
- * with these three words, or NULL. */
+ * with these three words, or NULL. The scan assumes no offset, so it needs
+ * nothing per version; 3.14 keeps the public PyObject_GetArenaAllocator and
+ * the {ctx, alloc, free} struct (bindgen's v3.14.0 rendering), but this was
+ * not run there: with 3.14's offset at 0, hw__chunks_init returns first. */
 static void *const volatile *hw__arena_in_runtime(void) {
   void *rt = dlsym(RTLD_DEFAULT, "_PyRuntime");
   Dl_info info;
@@ -92,8 +103,35 @@ static void *const volatile *hw__arena_in_runtime(void) {
   return (void *const volatile *)found;
 }
 
+/* Whether this CPython frees a data-stack chunk the moment its base frame
+ * pops, which the proof rests on. CPython 3.13.13 and 3.14.4 (gh-142183,
+ * "Avoid a pathological case where repeated calls at a specific stack depth
+ * could be significantly slower", in their Misc/NEWS.d/3.13.13.rst and
+ * 3.14.4.rst) keep the popped chunk in the thread state
+ * (datastack_cached_chunk, appended to PyThreadState) and hand it to the
+ * next push, at the same address, without an munmap: a caller in the chunk
+ * below can then run, and the stack grow back into the same chunk, with no
+ * unmap to tell the walk. A one-chunk cache of that shape under 3.11.7,
+ * 3.12.1 and 3.13.0 (an arena allocator keeping one freed chunk, with
+ * hw__arena_same forced true) put 263 - 268 of chunk-drops' 676 stacks on
+ * wrong lines. 3.11 and 3.12 take security fixes only. 3.14 has no
+ * datastack offset in compat.c (0: the proof is off before this is asked);
+ * a version string that does not parse proves nothing. */
+int hw__chunks_freed_on_pop(const char *version) {
+  int major, minor, micro;
+  if (!version || sscanf(version, "%d.%d.%d", &major, &minor, &micro) != 3 || major != 3) return 0;
+  if (minor == 11 || minor == 12) return 1;
+  if (minor == 13) return micro < 13;
+  if (minor == 14) return micro < 4;
+  return 0;
+}
+
 int hw__chunks_init(const hw_frame_layout *L, void *tstate, void *top) {
   if (!L->datastack_chunk || !tstate || !top) return -1;
+  if (!hw__chunks_freed_on_pop(hw__py.version)) {
+    hw__debug("data-stack proof off: Python %s keeps popped chunks (gh-142183)", hw__py.version);
+    return -1;
+  }
   char *chunk = HW_AT(tstate, L->datastack_chunk);
   char *dtop = HW_AT(tstate, L->datastack_chunk + 8);
   char *limit = HW_AT(tstate, L->datastack_chunk + 16);

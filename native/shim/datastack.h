@@ -27,8 +27,14 @@ typedef struct {
   int same; /* this walk's chunks are the record's (now[] not read) */
 } hw_chunks;
 
-/* GIL held, at start-up, on the frame that runs now: the offsets and the
- * arena allocator are what the proof needs. 0 when it can be used. */
+/* 1 when the CPython of this version string ("3.13.12") frees a chunk the
+ * moment its base frame pops; 0 for 3.13.13+, 3.14.4+ (their chunk cache),
+ * unknown versions and strings that do not parse. */
+int hw__chunks_freed_on_pop(const char *version);
+
+/* GIL held, at start-up, on the frame that runs now: the version, the
+ * offsets and the arena allocator are what the proof needs. 0 when it can
+ * be used. */
 int hw__chunks_init(const hw_frame_layout *L, void *tstate, void *top);
 
 /* Reads this walk's chunks into c->now and returns the address range of the

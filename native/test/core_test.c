@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "../shim/core.h"
+#include "../shim/datastack.h"
 #include "../shim/hw.h"
 
 static int failures;
@@ -1352,6 +1353,27 @@ static void case_usable_chunks(void) {
   }
 }
 
+/* ---- which CPython frees a data-stack chunk when its base frame pops ---- */
+
+/* The walk's data-stack proof (datastack.c) needs the chunk freed at the
+ * pop: 3.11, 3.12 and 3.13 up to 3.13.12 do; 3.13.13 and 3.14.4 keep it for
+ * the next push (gh-142183). Anything else, or a string that does not
+ * parse, proves nothing. */
+static void case_chunks_freed_on_pop(void) {
+  static const struct {
+    const char *version;
+    int freed;
+  } v[] = {
+      {"3.11.7", 1},    {"3.11.15", 1}, {"3.12.1", 1},  {"3.12.13", 1},  {"3.13.0", 1},
+      {"3.13.0rc1", 1}, {"3.13.12", 1}, {"3.13.13", 0}, {"3.13.13+", 0}, {"3.13.14", 0},
+      {"3.14.0", 1},    {"3.14.3", 1},  {"3.14.4", 0},  {"3.14.5", 0},   {"3.15.0", 0},
+      {"3.10.13", 0},   {"2.7.18", 0},  {"3.13", 0},    {"", 0},         {NULL, 0},
+  };
+  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+    CHECK(hw__chunks_freed_on_pop(v[i].version) == v[i].freed, "%s: %d",
+          v[i].version ? v[i].version : "NULL", hw__chunks_freed_on_pop(v[i].version));
+}
+
 static const struct {
   const char *name;
   void (*fn)(void);
@@ -1380,6 +1402,7 @@ static const struct {
     {"intern_front", case_intern_front},
     {"code_forget", case_code_forget},
     {"usable_chunks", case_usable_chunks},
+    {"chunks_freed_on_pop", case_chunks_freed_on_pop},
 };
 
 int main(int argc, char **argv) {

@@ -1,6 +1,6 @@
 /*
  * The CPython C-API, resolved at run time with dlsym(RTLD_DEFAULT) so that
- * one shim serves every CPython from 3.8 to 3.14 (CPython executables export
+ * one shim serves every CPython from 3.8 to 3.15 (CPython executables export
  * their symbols; a shared libpython is in the global scope), and the
  * per-version layout of the interpreter's frames. Every offset is verified
  * at start-up against the C-API before it is used (framewalk.c, names.c);
@@ -79,17 +79,85 @@ _Atomic int hw__py_alive;
  * (the start-up check of datastack_top/limit and the running frame would
  * still reject a wrong offset; the version gate would still reject 3.14.4+).
  *
- * 3.15 is not enabled: its layout was not final when this was written (main
- * adds FRAME_OWNED_BY_THREAD_STATE = 4, a sentinel base frame whose
- * executable is not a code object, which the walk already skips). Add it here
- * as {..} with the current_frame offset from its pystate.h once it is. */
+ * 3.15: final. The python/cpython copy the search index holds has
+ * Include/patchlevel.h "3.15.0rc1" (PY_RELEASE_LEVEL_GAMMA, serial 1) at
+ * 37e98da7c19a9e5892ee756d6dee08225422cd49 and "3.15.0rc2" at
+ * 435c9e5a798c99653e3ab64ce29baed0e4f3dfee, Misc/NEWS.d/3.15.0rc3.rst (release
+ * date 2026-10-02) and Misc/NEWS.d/3.15.0.rst (release date 2026-10-09, no
+ * changes after rc3); the ABI is frozen from rc1. No 3.15 interpreter could be
+ * installed or run here.
+ *
+ * _PyInterpreterFrame, x86-64, from CPython's
+ * Include/internal/pycore_interpframe_structs.h as stored at
+ * 111e70cb23643b6b917de4c83e125658a293f3ce (a 3.15 development commit) and at
+ * 8884630c19fad7f639d797dc704485cfc9026b8c, and from bindgen's rendering of
+ * the v3.15.0 tag (py-spy, src/python_bindings/v3_15_0.rs, index commit
+ * e1b56ece862e481111ae9ac601bc3bfca1b98a0d), all three the same fields:
+ * f_executable (an 8-byte _PyStackRef) 0, previous 8, f_funcobj 16,
+ * f_globals 24, f_builtins 32, f_locals 40, frame_obj 48, instr_ptr 56,
+ * stackpointer 64, return_offset (uint16) 72, owner (char) 74, visited 75
+ * (tlbc_index only in free-threaded builds), localsplus 80: 3.14's offsets.
+ * 3.15's stack references tag the two low bits (Py_TAG_BITS 3, a
+ * v3.14.0..v3.15.0rc3 header diff by DataDog's echion authors); the mask 7
+ * clears them (objects are at least 8-byte aligned). Owners: thread 0,
+ * generator 1, frame object 2, interpreter 3, which marks the C-stack entry
+ * frames (cstack 3, as in 3.14). That diff's only owner change is that 3.15
+ * drops FRAME_OWNED_BY_CSTACK (4 in 3.14, unused there: 3.14 already marks
+ * entry frames 3, GH-128563), so 8884630c's enum of 0 - 3, which the 3.14
+ * row above cites, is 3.15's; the 3.14 owner value holds all the same.
+ *
+ * New in 3.15: every thread state embeds a sentinel base frame
+ * (_PyThreadStateImpl.base_frame) at the bottom of the chain, and
+ * current_frame points at it, not NULL, while the thread runs no Python
+ * code (gh-138122). At 111e70cb, Python/pystate.c's init_threadstate gives
+ * it previous NULL, f_executable None and owner FRAME_OWNED_BY_THREAD_STATE
+ * (4, an enum value of that commit only); CPython's remote unwinder as the
+ * index holds it (Modules/_remote_debugging/frames.c) takes the sentinel for
+ * an interpreter-owned (3) frame. Either way its executable is not a code
+ * object, so the walk keeps no level for it (framewalk.c, hw__is_code), and
+ * a chain that holds only the sentinel gives the thread's inherited node.
+ *
+ * PyThreadState (Include/cpython/pystate.h as stored at 111e70cb) on x86-64:
+ * prev 0, next 8, interp 16, eval_breaker (uintptr_t) 24, _status (a 32-bit
+ * bit field) 32, then ten ints: holds_gil 36, gil_requested 40 (new in 3.15,
+ * gh-135953), _whence 44, state 48, py_recursion_remaining 52,
+ * py_recursion_limit 56, recursion_headroom 60, tracing 64, what_event 68,
+ * and current_frame 72 with no padding: gil_requested took the 4 bytes of
+ * padding 3.14 had before current_frame, which stays where 3.13 and 3.14 have
+ * it. Then base_frame 80. bindgen's v3.15.0 rendering has the same fields to
+ * base_frame, then last_profiled_frame 88 and last_profiled_frame_seq 96
+ * (added in 3.15.0b4, gh-151613), all after current_frame. A _Py_DebugOffsets
+ * table recorded in-process from a 3.15.0rc1 build (a third party's test
+ * data, Windows x64, where no field before current_frame differs) gives
+ * current_frame 72, base_frame 80, holds_gil 36, gil_requested 40, and the
+ * frame, code and str offsets used here.
+ *
+ * datastack: 0 (off), as for 3.14. By the v3.15.0 field list datastack_chunk
+ * is at 256 (current_frame 72, base_frame 80, last_profiled_frame 88,
+ * last_profiled_frame_seq 96, c_profilefunc 104, c_tracefunc 112,
+ * c_profileobj 120, c_traceobj 128, current_exception 136, exc_info 144,
+ * dict 152, gilstate_counter 160 + 4 padding, async_exc 168, thread_id 176,
+ * native_thread_id 184, delete_later 192, critical_section 200,
+ * coroutine_origin_tracking_depth 208 + 4, async_gen_firstiter 216,
+ * async_gen_finalizer 224, context 232, context_ver 240, id 248), but 3.15
+ * has datastack_cached_chunk (280), gh-142183's chunk cache, so the proof
+ * does not hold (datastack.c, hw__chunks_freed_on_pop is 0 for 3.15).
+ *
+ * None of this was checked against a running 3.15: hw__walk_init verifies
+ * current_frame, f_executable, previous, instr_ptr, owner and the line
+ * against the C-API at start-up, and any mismatch falls back to the profile
+ * callback, so a wrong offset here costs speed, never a wrong line. */
+/* One version a row. */
+/* clang-format off */
 static const hw_frame_layout hw__layouts[] = {
     /* minor cframe cur  tstate_frame code mask prev instr owner adaptive cstack datastack */
     {11, 56, 8, 0, 32, 0, 48, 56, 69, 184, -1, 296},
     {12, 56, 0, 0, 0, 0, 8, 56, 70, 0, 3, 232},
     {13, 0, 0, 72, 0, 0, 8, 56, 70, 0, 3, 232},
     {14, 0, 0, 72, 0, 7, 8, 56, 74, 0, 3, 0},
+    {15, 0, 0, 72, 0, 7, 8, 56, 74, 0, 3, 0},
 };
+/* clang-format on */
 
 const hw_frame_layout *hw__frame_layout(void) {
   for (size_t i = 0; i < sizeof hw__layouts / sizeof hw__layouts[0]; i++)
@@ -100,13 +168,35 @@ const hw_frame_layout *hw__frame_layout(void) {
 /* PyCodeObject (Include/code.h, Include/cpython/code.h; the line table is
  * co_lnotab up to 3.9, co_linetable from 3.10) and the compact str
  * objects (Include/cpython/unicodeobject.h: PyASCIIObject, then
- * PyCompactUnicodeObject; 3.12 dropped wstr) of each version. */
+ * PyCompactUnicodeObject; 3.12 dropped wstr) of each version.
+ *
+ * 3.15, x86-64, from bindgen's rendering of the v3.15.0 tag (py-spy,
+ * src/python_bindings/v3_15_0.rs; no CPython code.h of a 3.15 commit could be
+ * read here), the same fields as its v3.14.0 rendering: PyObject_VAR_HEAD 24,
+ * co_consts 24, co_names 32, co_exceptiontable 40, then twelve 4-byte fields
+ * from co_flags 48 (co_argcount 52, co_posonlyargcount 56, co_kwonlyargcount
+ * 60, co_stacksize 64, co_firstlineno 68, co_nlocalsplus 72, co_framesize 76,
+ * co_nlocals 80, co_ncellvars 84, co_nfreevars 88, co_version 92),
+ * co_localsplusnames 96, co_localspluskinds 104, co_filename 112, co_name
+ * 120, co_qualname 128, co_linetable 136 (co_code_adaptive 208). str:
+ * PyObject_HEAD 16, length 16, hash 24, state 32 (a 32-bit bit field:
+ * interned 2 bits, kind 3, compact 1, ascii 1, statically_allocated 1, the
+ * bits names.c reads), 40 with padding; PyCompactUnicodeObject adds
+ * utf8_length 40 and utf8 48: 56. The 3.15.0rc1 debug-offsets table (see
+ * hw__layouts) agrees. co_linetable is never decoded from 3.11 on (3.12+
+ * lines come from PyUnstable_InterpreterFrame_GetLine): it only identifies
+ * a code object's lines (names.c, hw__code_lines_id: the PyBytesObject's
+ * address, ob_size at 16 and first bytes at 32, both unchanged in 3.15), so
+ * a change of the location-table format cannot give a wrong line.
+ * hw__names_verify checks the file, name and line-table offsets against the
+ * C-API at start-up; co_firstlineno only goes into a cache key beside the
+ * code object's address (names.c, hw__code_sig). */
 static const hw_code_layout hw__code_layouts[] = {
     /* minor file name firstline linetable ascii compact */
     {8, 104, 112, 40, 120, 48, 72},  {9, 104, 112, 40, 120, 48, 72},
     {10, 104, 112, 40, 120, 48, 72}, {11, 112, 128, 72, 136, 48, 72},
     {12, 112, 128, 68, 136, 40, 56}, {13, 112, 128, 68, 136, 40, 56},
-    {14, 112, 128, 68, 136, 40, 56},
+    {14, 112, 128, 68, 136, 40, 56}, {15, 112, 128, 68, 136, 40, 56},
 };
 
 const hw_code_layout *hw__code_layout(void) {

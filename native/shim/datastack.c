@@ -115,7 +115,8 @@ static void *const volatile *hw__arena_in_runtime(void) {
  * 3.12.1 and 3.13.0 (an arena allocator keeping one freed chunk, with
  * hw__arena_same forced true) put 263 - 268 of chunk-drops' 676 stacks on
  * wrong lines. 3.11 and 3.12 take security fixes only. 3.14 has no
- * datastack offset in compat.c (0: the proof is off before this is asked);
+ * datastack offset in compat.c (0: the proof is off before this is asked),
+ * nor has 3.15, whose thread state keeps the cache (datastack_cached_chunk);
  * a version string that does not parse proves nothing. */
 int hw__chunks_freed_on_pop(const char *version) {
   int major, minor, micro;

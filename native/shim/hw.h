@@ -569,7 +569,7 @@ typedef struct {
   size_t cframe_current; /* _PyCFrame.current_frame */
   size_t current_frame;  /* PyThreadState.current_frame (3.13+), 0 = none */
   size_t code;           /* f_code / f_executable */
-  uintptr_t code_tag;    /* tag bits of a _PyStackRef f_executable (3.14) */
+  uintptr_t code_tag;    /* tag bits of a _PyStackRef f_executable (3.14+) */
   size_t previous, instr, owner;
   size_t code_adaptive; /* 3.11: PyCodeObject.co_code_adaptive */
   int cstack_owner;     /* owner value of C-stack entry frames, -1 = none */
@@ -577,7 +577,7 @@ typedef struct {
    * 0 = unknown: no level is ever skipped (datastack.c) */
   size_t datastack_chunk;
 } hw_frame_layout;
-#define HW_PYFRAME_F_FRAME 24                  /* PyFrameObject.f_frame, 3.11 - 3.14 */
+#define HW_PYFRAME_F_FRAME 24                  /* PyFrameObject.f_frame, 3.11 - 3.15 */
 const hw_frame_layout *hw__frame_layout(void); /* NULL before 3.11 or unknown */
 static inline void *hw__iframe_code(const hw_frame_layout *L, void *iframe) {
   return (void *)(*(uintptr_t *)((char *)iframe + L->code) & ~L->code_tag);

@@ -93,7 +93,7 @@ HW_EXPORT int hw_python_start(void) {
   t->guard = 1;
   if (hw__py_resolve() != 0) {
     t->guard = 0;
-    hw__log("this Python (%s) is not supported (3.8 - 3.14); not tracking",
+    hw__log("this Python (%s) is not supported (3.8 - 3.15); not tracking",
             hw__py.version[0] ? hw__py.version : "unknown");
     return -ENOTSUP;
   }

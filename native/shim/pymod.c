@@ -11,7 +11,7 @@
  * PyInit__highwater hands back a module definition (multi-phase
  * initialisation: the module is not put in sys.modules). No Python headers
  * here: the structures below are the stable ABI's (PEP 384), the same from
- * 3.8 to 3.14 in release builds; the bootstrap uses ctypes instead in debug
+ * 3.8 to 3.15 in release builds; the bootstrap uses ctypes instead in debug
  * (Py_TRACE_REFS) and free-threaded builds, whose object header differs.
  */
 #define _GNU_SOURCE

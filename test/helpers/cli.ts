@@ -121,14 +121,14 @@ export function expectNear(actual: number, expected: number, tolerance = 0.05): 
   }
 }
 
-/** Every CPython 3.8 – 3.14 on this machine (pyenv), or what PATH offers. */
+/** Every CPython 3.8 – 3.15 on this machine (pyenv), or what PATH offers. */
 export function pythons(): { version: string; path: string }[] {
   const root = '/root/.pyenv/versions';
   const found: { version: string; path: string }[] = [];
   if (existsSync(root)) {
     for (const v of readdirSync(root).sort()) {
       const m = /^3\.(\d+)\./.exec(v);
-      if (!m || Number(m[1]) < 8 || Number(m[1]) > 14) continue;
+      if (!m || Number(m[1]) < 8 || Number(m[1]) > 15) continue;
       const exe = join(root, v, 'bin', 'python3');
       if (existsSync(exe)) found.push({ version: v, path: exe });
     }

@@ -1,6 +1,6 @@
 // A tracked process's start-up (issues 11/12): the bootstrap reaches the shim
 // through the shim's own module (native/shim/pymod.c), not ctypes. Facts the
-// cut relies on, on every CPython 3.8 - 3.14 found: a tracked child imports
+// cut relies on, on every CPython 3.8 - 3.15 found: a tracked child imports
 // nothing but the bootstrap's own modules (no ctypes, no _highwater in
 // sys.modules), the shim is mapped from one file only (RTLD_NOLOAD: never a
 // second copy), and the child still has its bytes at its line. Where

@@ -6,7 +6,7 @@
 // a frame-walk cache that stopped at the first unchanged frame would get
 // wrong). The program records, at each allocation, the line of every frame of
 // its file as the interpreter reports it (f_lineno); the report must give each
-// of these whole stacks its bytes, on every CPython 3.8 - 3.14 found.
+// of these whole stacks its bytes, on every CPython 3.8 - 3.15 found.
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,6 +1,6 @@
 // The right line, on programs nobody here wrote: generated programs (seeded)
 // with many functions, generators, calls from many lines and allocation sites
-// through ctypes, numpy and pure Python, on every CPython 3.8 - 3.14 found.
+// through ctypes, numpy and pure Python, on every CPython 3.8 - 3.15 found.
 // The expected bytes per line come from the interpreter itself
 // (sys._getframe().f_lineno at each site); the report must give each site's
 // line its bytes (±5 %) and never name a line the program did not run.

@@ -1,4 +1,4 @@
-// One shim for every CPython 3.8 - 3.14: the libc-malloc case on each.
+// One shim for every CPython 3.8 - 3.15: the libc-malloc case on each.
 import { describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,7 +21,7 @@ big = bytearray(20 * 1024 * 1024)
 
 const found = pythons();
 
-describe('every CPython 3.8 - 3.14 with the same libhighwater.so', () => {
+describe('every CPython 3.8 - 3.15 with the same libhighwater.so', () => {
   it('finds several interpreters on this machine', () => {
     // pyenv on the development and CI machines carries all six.
     expect(found.length).toBeGreaterThanOrEqual(1);

@@ -140,7 +140,7 @@ def profile(code_to_profile, output_dir):
                 if rc != 0:
                     raise HighwaterUsageError(
                         "highwater.api.profile(): could not start tracking (error %d); is this "
-                        "Python supported (3.8 - 3.14)? See the shim's message on stderr" % rc
+                        "Python supported (3.8 - 3.15)? See the shim's message on stderr" % rc
                     )
                 try:
                     if children is not None:

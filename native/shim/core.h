@@ -78,9 +78,10 @@ static inline __attribute__((always_inline)) void hw__core_alloc_end(hw_alloc_op
     if (!op->is_realloc) hw__real_free(p);
     hw__core_tripped(op);
   }
-  /* Sampling mode's unsampled block: counted lock-free (sampling.h). */
+  /* Sampling mode's unsampled block: counted lock-free (sampling.h; the
+   * owner's common case never gets here: lean.h). */
   if (op->node == HW_NODE_UNSAMPLED) {
-    if (!hw__unsampled_alloc_fast(p)) hw__track_unsampled(p, op->size);
+    hw__track_unsampled(p, op->size);
   } else {
     hw__track_alloc(p, op->size, op->node);
   }
@@ -105,7 +106,7 @@ static inline __attribute__((always_inline)) void hw__core_free(hw_thread_t *t, 
   if (!hw__core_tracked(t)) return;
   t->guard = 1;
   if (HW_UNLIKELY(hw__sample_rate != 0)) {
-    if (!hw__unsampled_free_fast(p)) hw__track_free_sampling(p);
+    hw__track_free_sampling(p);
   } else {
     hw__track_free(p);
   }

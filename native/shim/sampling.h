@@ -163,60 +163,8 @@ static inline int64_t hw__total_plain(hw_state_header *h, int64_t delta) {
   return cur;
 }
 
-/* ---- the owner's unsampled heap blocks, inlined into the hooks ----
- * The common case of hw__track_unsampled and hw__track_free_sampling, with
- * nothing else around it: the owner thread in its plain section, a block
- * whose word of the map is there. These change nothing and return 0 in
- * every other case (another thread, a block the map cannot hold, a leaf not
- * mapped yet, a freed block without its bit), and the caller then takes the
- * out-of-line path, which handles them all. Written out once here rather
- * than assembled from the general helpers: on a program that does nothing
- * but allocate, the general path's calls, re-checks and spills were most of
- * sampling mode's cost (bench/README.md). */
-
-/* The map's word and bit for `a`; NULL when there is none (yet). */
-static inline __attribute__((always_inline)) hw_hm_word *hw__hm_word_of(uintptr_t a,
-                                                                        uint64_t *bit) {
-  if (HW_UNLIKELY(((a & 15) | (a >> HW_HM_ADDR_BITS)) != 0 || !hw__hm_top)) return NULL;
-  hw_hm_word *leaf = atomic_load_explicit(&hw__hm_top[a >> HW_HM_LEAF_SHIFT], memory_order_acquire);
-  if (HW_UNLIKELY(!leaf)) return NULL;
-  size_t g = (a >> 4) & (HW_HM_LEAF_WORDS * 64 - 1);
-  *bit = 1ull << (g & 63);
-  return &leaf[g >> 6];
-}
-
-/* An unsampled block came: counted in the totals, its bit set. */
-static inline __attribute__((always_inline)) int hw__unsampled_alloc_fast(void *p) {
-  hw_state_header *h = hw__state.hdr;
-  uint64_t bit;
-  hw_hm_word *w;
-  if (HW_UNLIKELY(!h) || HW_UNLIKELY(hw__owner_self != 1) ||
-      !(w = hw__hm_word_of((uintptr_t)p, &bit)) || HW_UNLIKELY(!hw__owner_enter()))
-    return 0;
-  hw__hm_update(w, bit, ~0ull, 1);
-  int64_t cur = hw__total_plain(h, (int64_t)hw__usable_size(p));
-  hw__owner_leave();
-  hw__total_moved(h, cur);
-  return 1;
-}
-
-/* A block goes: if the map counted it, uncounted (its bit cleared). Its bit
- * is read before the section: only this block's own allocation and free
- * write it (the ordering argument above). */
-static inline __attribute__((always_inline)) int hw__unsampled_free_fast(void *p) {
-  hw_state_header *h = hw__state.hdr;
-  uint64_t bit;
-  hw_hm_word *w;
-  if (HW_UNLIKELY(!h) || HW_UNLIKELY(hw__owner_self != 1) ||
-      !(w = hw__hm_word_of((uintptr_t)p, &bit)) ||
-      !(atomic_load_explicit(w, memory_order_relaxed) & bit) || HW_UNLIKELY(!hw__owner_enter()))
-    return 0;
-  hw__hm_update(w, 0, ~bit, 1);
-  int64_t cur = hw__total_plain(h, -(int64_t)hw__usable_size(p));
-  hw__owner_leave();
-  hw__total_moved(h, cur);
-  return 1;
-}
+/* The owner's common case of hw__track_unsampled and hw__track_free_sampling
+ * is inlined into the hooks: lean.h. */
 
 #define HW_TABLED_BUCKETS 4096u
 extern _Atomic uint32_t hw__tabled[HW_TABLED_BUCKETS];

@@ -20,9 +20,16 @@ export function runSampled(python: string, script: string, rate: number, seed?: 
   return runUnderShim(python, script, rate, seed, rawRate).data;
 }
 
-export function runUnderShim(python: string, script: string, rate: number, seed?: number, rawRate?: string): { data: ProfileData; stderr: string } {
+export function runUnderShim(
+  python: string,
+  script: string,
+  rate: number,
+  seed?: number,
+  rawRate?: string,
+  overrides: Partial<ReturnType<typeof loadConfig>> = {},
+): { data: ProfileData; stderr: string; stdout: string } {
   const runDir = freshDir('hw-sampling-rd-');
-  const config = { ...loadConfig({}, {}), sampleRate: rate };
+  const config = { ...loadConfig({}, {}), ...overrides, sampleRate: rate };
   const base: NodeJS.ProcessEnv = { ...process.env, PYTHONHASHSEED: '0' };
   delete base.HIGHWATER_SAMPLE_SEED;
   if (seed !== undefined) base.HIGHWATER_SAMPLE_SEED = String(seed);
@@ -37,7 +44,7 @@ export function runUnderShim(python: string, script: string, rate: number, seed?
   if (r.status !== 0) throw new Error(`${script} exited ${r.status}: ${r.stderr}`);
   const dumps = readdirSync(runDir).filter((f) => /^hw-\d+-\d+\.dump$/.test(f));
   if (dumps.length !== 1) throw new Error(`expected one dump in ${runDir}, found ${dumps.join(', ')}`);
-  return { data: parseDump(readFileSync(join(runDir, dumps[0]!), 'utf8')), stderr: r.stderr };
+  return { data: parseDump(readFileSync(join(runDir, dumps[0]!), 'utf8')), stderr: r.stderr, stdout: r.stdout };
 }
 
 /** Bytes per line of `file` (innermost frame in that file), at the peak. */

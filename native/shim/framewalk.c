@@ -352,25 +352,25 @@ uint32_t hw__walk_node(hw_thread_t *t) {
    * start again. */
   uintptr_t still_lo = 0, still_span;
   hw__chunks_unchanged(&w->chunks, tstate, &still_lo, &still_span);
-  int moved = j + 1, proven = 0;
   const size_t instr_at = L->instr, previous_at = L->previous;
-  const hw_wframe *e = &w->cache[j];
-  for (int k = j; k > 0; k--, e--) {
-    void *fr = e->iframe;
-    /* Not cache[j]: it ran (it is the top, or called the new frames). */
-    if ((uintptr_t)fr - still_lo < still_span && k < j) {
-      proven = 1;
-      break;
-    }
-    if (HW_AT(fr, instr_at) != e->instr) moved = k;
-    if (HW_AT(fr, previous_at) != e[-1].iframe) return hw__walk_full(t, w, tstate, top);
+  const hw_wframe *const root = w->cache;
+  const hw_wframe *e = &w->cache[j], *moved = e + 1;
+  /* cache[j] is never proven: it ran (it is the top, or called the new
+   * frames). Each level below is first tested against the unchanged range,
+   * and read only if it is outside it; the root's caller must be none. Kept
+   * to one pass with nothing spilled: this loop is most of a deep walk. */
+  void *fr = e->iframe;
+  for (;;) {
+    if (HW_AT(fr, instr_at) != e->instr) moved = e;
+    void *below = e == root ? NULL : e[-1].iframe;
+    if (HW_AT(fr, previous_at) != below) return hw__walk_full(t, w, tstate, top);
+    if (e == root) break;
+    e--;
+    fr = below;
+    if ((uintptr_t)fr - still_lo < still_span) break;
   }
-  if (!proven) {
-    void *root = w->cache[0].iframe;
-    if (HW_AT(root, L->previous) != NULL) return hw__walk_full(t, w, tstate, top);
-    if (HW_AT(root, L->instr) != w->cache[0].instr) moved = 0;
-  }
-  for (int k = moved; k <= j; k++) hw__relook(w, L, k, w->cache[k].iframe);
+  int from = (int)(moved - root);
+  for (int k = from; k <= j; k++) hw__relook(w, L, k, w->cache[k].iframe);
   for (int k = 0; k < nnew; k++) hw__relook(w, L, j + 1 + k, w->chain[nnew - 1 - k]);
   w->cached = j + 1 + nnew;
   hw__chunks_record(&w->chunks, tstate, 1);

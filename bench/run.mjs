@@ -26,6 +26,7 @@ const workloads = {
   pystone: [join(here, 'workloads', 'pystone.py')],
   'malloc-heavy': [join(here, 'workloads', 'malloc_heavy.py'), lib],
   'numpy-pipeline': [join(here, 'workloads', 'numpy_pipeline.py')],
+  churn: [join(here, 'workloads', 'churn.py')],
   'lots-of-peaks': [join(here, 'workloads', 'lots_of_peaks.py')],
   'deep-stack': [join(here, 'workloads', 'deep_stack.py')],
 };

@@ -25,6 +25,7 @@ const workloads = {
   pystone: [join(here, 'workloads', 'pystone.py')],
   'malloc-heavy': [join(here, 'workloads', 'malloc_heavy.py'), lib],
   'numpy-pipeline': [join(here, 'workloads', 'numpy_pipeline.py')],
+  churn: [join(here, 'workloads', 'churn.py')],
   'lots-of-peaks': [join(here, 'workloads', 'lots_of_peaks.py')],
   // bench/workloads/deep_stack.py once the fidelity branch's is merged; until then a similar one.
   'deep-stack': [

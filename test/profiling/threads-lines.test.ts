@@ -1,0 +1,47 @@
+// The line of every frame with Python threads recursing at once: four
+// threads in deep, shifting recursion, the GIL handed over every 10 us (so
+// they switch mid-recursion), libc's malloc called through ctypes, which
+// releases the GIL (another thread runs Python while one is inside malloc).
+// Each thread's own f_lineno at each allocation, for every frame of the
+// program's file, is the answer; the report must give each of these whole
+// stacks its bytes, on every CPython 3.8 - 3.15 found, exact and sampled at a
+// rate of 1 byte.
+import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fixtures, freshDir, pythons, runProfiled } from '../helpers/cli.js';
+import { bytesBySiteStack, siteLinesOf, wrongStacks } from '../helpers/site-stacks.js';
+
+const program = join(fixtures, 'python', 'threads_lines.py');
+const siteLines = siteLinesOf(program);
+
+const ARENA = 256 * 1024;
+
+const seeds = process.env.HW_LINES_SEED ? [Number(process.env.HW_LINES_SEED)] : [7, Math.floor(Math.random() * 2 ** 31)];
+const modes = [
+  ['exact', []],
+  ['sampled', ['--sample-rate', '1']],
+] as const;
+const cases = pythons().flatMap((p) => seeds.flatMap((seed) => modes.map(([mode, flags]) => [p.version, seed, mode, p.path, flags] as const)));
+
+describe('lines of every frame in threads recursing at once', () => {
+  it('has sites to check', () => {
+    expect(siteLines.size).toBe(3);
+    expect(cases.length).toBeGreaterThan(0);
+  });
+
+  it.each(cases)('Python %s, seed %i, %s', async (version, seed, mode, exe, flags) => {
+    const expectedFile = join(freshDir('hw-threads-lines-'), 'expected.json');
+    const r = await runProfiled(['--', exe, program, String(seed), expectedFile], { timeoutMs: 120_000, flags: [...flags] });
+    const where = `Python ${version}, seed ${seed}, ${mode} (replay: HW_LINES_SEED=${seed})`;
+    expect(r.code, `${where}\n${r.stderr}`).toBe(0);
+    const expected = new Map(Object.entries(JSON.parse(readFileSync(expectedFile, 'utf8')) as Record<string, number>));
+    const got = bytesBySiteStack(r.outDir, program, siteLines);
+    // Many distinct stacks, deep ones among them, from four threads.
+    expect(expected.size, where).toBeGreaterThan(1000);
+    expect(Math.max(...[...expected.keys()].map((k) => k.split(',').length)), where).toBeGreaterThan(40);
+    const { wrong, arenas } = wrongStacks(expected, got, ARENA);
+    expect(arenas, where).toBeLessThan(64);
+    expect(wrong.slice(0, 5), `${where}: ${wrong.length} stacks wrong`).toEqual([]);
+  });
+});

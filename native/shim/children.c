@@ -111,8 +111,10 @@ int hw__child_begin(void) {
     hw__in_child = 0;
     hw__active = 1;
     hw__guard_init();
+    /* This address space registers its own membarrier, while this thread is
+     * its only one (quick: see hw_python_start). */
+    hw__owner_start();
     hw__control_start();
-    hw__owner_start(); /* this address space registers its own membarrier */
     h->tracking = 1;
     hw__tracking = 1;
   } else if (hw__from.base) {

@@ -116,8 +116,12 @@ HW_EXPORT int hw_python_start(void) {
               hw__py.version);
   HW_SET_RELAXED(hw__py_alive, 1);
   hw__guard_init();
+  /* Before any thread tracks (the owner's plain path, owner.c), and before
+   * the control thread exists: with one thread in the process the kernel
+   * registers membarrier at once, with two it waits out an RCU grace
+   * period (15 ms measured) in every tracked process's start. */
+  hw__owner_start();
   hw__control_start();
-  hw__owner_start(); /* before any thread tracks: the owner's plain path (owner.c) */
   hw__started = 1;
   int rc = 0;
   if (!hw__config.mode_python) {

@@ -8,9 +8,10 @@
  * stack down to them) is computed once and cached until they resume; only
  * the top frame's line is read per allocation. A line is read from memory
  * (compat.c, verified at start-up): no call into the interpreter, GIL or
- * not. Where that reading is not verified, the C-API gives the line, and only
- * to a thread holding the GIL; a thread without it (numpy, ctypes) is charged
- * its last known node.
+ * not. Where that reading is not verified, the C-API gives the line: on
+ * 3.11+ (the callback where the frame walk's layout was not verified) GIL or
+ * not (hw__frame_line), before 3.11 only to a thread holding the GIL; a
+ * thread without it is charged its last known node.
  *
  * Why a hook and not the callback: the callback runs on every call and
  * return, of C functions too, and on 3.10 any profile function sends every
@@ -274,12 +275,22 @@ static void hw__eval_install(int on) {
   if (!on && now == ours) hw__set_eval(interp, hw__eval_default);
 }
 
-/* A frame's line: from memory, or from the C-API with the GIL held; -2
- * when neither can be had. */
+/* A frame's line: from memory (3.8 - 3.10, verified), or from the C-API.
+ * 3.11+ (the profile callback, where the frame layout was not verified) ask
+ * the C-API with or without the GIL: PyFrame_GetLineNumber reads the frame
+ * object's f_lineno or its code object's line table at the frame's last
+ * instruction, and nothing else (no allocation, no reference count), and
+ * every frame here is this thread's own, suspended while it allocates, as
+ * the frame walk reads its frames' lines without the GIL
+ * (PyCode_Addr2Line, PyUnstable_InterpreterFrame_GetLine). Before, a thread
+ * without the GIL (ctypes, numpy) got the last line it had, so every
+ * allocation inside a C call was charged to whatever line last allocated
+ * with the GIL: 69 MiB from three functions all at one module line. -2: no
+ * line (3.8 - 3.10 without a verified layout and without the GIL). */
 static int hw__frame_line(void *frame) {
   int line = hw__frame_line_direct(frame);
   if (HW_LIKELY(line != -2)) return line;
-  return hw__py.PyGILState_Check() ? hw__py.PyFrame_GetLineNumber(frame) : -2;
+  return hw__py.minor >= 11 || hw__py.PyGILState_Check() ? hw__py.PyFrame_GetLineNumber(frame) : -2;
 }
 
 #define HW_NODE_UNKNOWN (HW_NODE_NONE - 1)

@@ -22,11 +22,15 @@ const seeds = process.env.HW_LINES_SEED ? [Number(process.env.HW_LINES_SEED)] : 
 // Also under sampling at a rate of 1 byte: every allocation sampled, walked
 // and exact, through sampling mode's readers (3.8 - 3.10: the f_back walk and
 // its per-level cache).
+// And with the profile callback forced (HIGHWATER_STACKS=profile): the path
+// 3.11+ take when their frame layout is not verified (a new CPython, a debug
+// or free-threaded build), whose lines must be right without the GIL too.
 const modes = [
-  ['exact', []],
-  ['sampled', ['--sample-rate', '1']],
+  ['exact', [], {}],
+  ['sampled', ['--sample-rate', '1'], {}],
+  ['profile callback', [], { HIGHWATER_STACKS: 'profile' }],
 ] as const;
-const cases = pythons().flatMap((p) => seeds.flatMap((seed) => modes.map(([mode, flags]) => [p.version, seed, mode, p.path, flags] as const)));
+const cases = pythons().flatMap((p) => seeds.flatMap((seed) => modes.map(([mode, flags, env]) => [p.version, seed, mode, p.path, flags, env] as const)));
 
 describe('lines of every frame in deep, shifting recursion', () => {
   it('has sites to check', () => {
@@ -34,9 +38,9 @@ describe('lines of every frame in deep, shifting recursion', () => {
     expect(cases.length).toBeGreaterThan(0);
   });
 
-  it.each(cases)('Python %s, seed %i, %s', async (version, seed, mode, exe, flags) => {
+  it.each(cases)('Python %s, seed %i, %s', async (version, seed, mode, exe, flags, env) => {
     const expectedFile = join(freshDir('hw-deep-lines-'), 'expected.json');
-    const r = await runProfiled(['--', exe, program, String(seed), expectedFile], { timeoutMs: 120_000, flags: [...flags] });
+    const r = await runProfiled(['--', exe, program, String(seed), expectedFile], { timeoutMs: 120_000, flags: [...flags], env });
     const where = `Python ${version}, seed ${seed}, ${mode} (replay: HW_LINES_SEED=${seed})`;
     expect(r.code, `${where}\n${r.stderr}`).toBe(0);
     const expected = new Map(Object.entries(JSON.parse(readFileSync(expectedFile, 'utf8')) as Record<string, number>));

@@ -56,11 +56,15 @@ const seeds = process.env.HW_LINES_SEED ? [Number(process.env.HW_LINES_SEED)] : 
 // Each also under sampling with a rate of 1 byte: every allocation is then at
 // or above the rate, so sampled, walked and exact, through sampling mode's
 // stack readers (3.8 - 3.10: the f_back chain, no frame-evaluation hook).
+// And with the profile callback forced (HIGHWATER_STACKS=profile): the path
+// 3.11+ take when their frame layout is not verified (a new CPython, a debug
+// or free-threaded build), whose lines must be right without the GIL too.
 const modes = [
-  ['exact', []],
-  ['sampled', ['--sample-rate', '1']],
+  ['exact', [], {}],
+  ['sampled', ['--sample-rate', '1'], {}],
+  ['profile callback', [], { HIGHWATER_STACKS: 'profile' }],
 ] as const;
-const cases = pythons().flatMap((p) => seeds.flatMap((seed) => modes.map(([mode, flags]) => [p.version, seed, mode, p.path, flags] as const)));
+const cases = pythons().flatMap((p) => seeds.flatMap((seed) => modes.map(([mode, flags, env]) => [p.version, seed, mode, p.path, flags, env] as const)));
 
 // Issue 11: on 3.11 the per-thread line cache served `second` a line
 // remembered for a dead start-up code object at the same address (line 37 of
@@ -77,12 +81,12 @@ print("stack_mode", hw.hw_stat(b"stack_mode"))
 
 describe("the line of a function whose code object took a dead one's address", () => {
   // Both allocations are above 256 KiB: exact under sampling too.
-  const runs = pythons().flatMap((p) => modes.map(([mode]) => [p.version, mode, p.path] as const));
-  it.each(runs)('Python %s, %s', async (_v, mode, exe) => {
+  const runs = pythons().flatMap((p) => modes.map(([mode, , env]) => [p.version, mode, p.path, env] as const));
+  it.each(runs)('Python %s, %s', async (_v, mode, exe, env) => {
     const dir = freshDir('hw-lines-');
     const file = join(dir, 'gen.py');
     writeFileSync(file, twoFunctions);
-    const r = await runProfiled(['--', exe, file], { flags: mode === 'sampled' ? ['--sample-rate', '256KiB'] : [] });
+    const r = await runProfiled(['--', exe, file], { flags: mode === 'sampled' ? ['--sample-rate', '256KiB'] : [], env });
     expect(r.code, r.stderr).toBe(0);
     const stacks = foldedStacks(r.outDir);
     expect(bytesAtLine(stacks, 8)).toBe(17 * 1024 * 1024);
@@ -91,9 +95,10 @@ describe("the line of a function whose code object took a dead one's address", (
     expect(Math.max(...lines)).toBeLessThanOrEqual(18);
     // 3.11+ read the interpreter's frames (the layout passed its start-up
     // check); 3.8 - 3.10 keep a shadow stack fed by a frame-evaluation hook,
-    // or under sampling read the f_back chain at sampled allocations only.
+    // or under sampling read the f_back chain at sampled allocations only;
+    // the forced profile callback is mode 0 everywhere.
     const minor = Number(/^3\.(\d+)/.exec(_v)![1]);
-    expect(r.stdout).toContain(`stack_mode ${minor >= 11 ? 1 : mode === 'sampled' ? 3 : 2}`);
+    expect(r.stdout).toContain(`stack_mode ${mode === 'profile callback' ? 0 : minor >= 11 ? 1 : mode === 'sampled' ? 3 : 2}`);
   });
 });
 
@@ -102,7 +107,7 @@ describe('randomized line test', () => {
     expect(cases.length).toBeGreaterThan(0);
   });
 
-  it.each(cases)('Python %s, seed %i, %s', async (version, seed, mode, exe, flags) => {
+  it.each(cases)('Python %s, seed %i, %s', async (version, seed, mode, exe, flags, env) => {
     const numpy = hasNumpy(exe);
     const prog = generateLinesProgram(seed, numpy);
     const dir = freshDir('hw-lines-');
@@ -111,7 +116,7 @@ describe('randomized line test', () => {
     writeFileSync(file, prog.source);
     const runner = join(dir, 'runner.py');
     writeFileSync(runner, churnRunner);
-    const r = await runProfiled(['--', exe, runner, file, expectedFile], { timeoutMs: 100_000, flags: [...flags] });
+    const r = await runProfiled(['--', exe, runner, file, expectedFile], { timeoutMs: 100_000, flags: [...flags], env });
     const where = `Python ${version}, seed ${seed}, ${mode} (replay: HW_LINES_SEED=${seed}), program ${file}`;
     expect(r.code, `${where}\n${r.stderr}`).toBe(0);
     const expected = JSON.parse(readFileSync(expectedFile, 'utf8')) as Record<string, number>;

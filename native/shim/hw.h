@@ -483,6 +483,12 @@ typedef struct {
    * read from the interpreter's chain (hw__rebuild) is not: it may end
    * without a pop. */
   uint32_t hooked;
+  /* The profile callback's frames: we hold a reference to the frame object
+   * (taken at its call event, dropped at its return). A program that sets
+   * its own profile function stops our events, and a frame that then ends
+   * unseen stays on the shadow stack: held, it is still an object, never
+   * freed memory read for a line (pystack.c, hw__pop_held). */
+  uint32_t held;
   /* Sampling mode's f_back walk (3.8 - 3.10): the frame's code object and
    * instruction when its node was computed; the node is reused while they
    * and every frame below are the same. */

@@ -73,12 +73,22 @@ static int hw__stack_grow(hw_thread_t *t) {
   return 0;
 }
 
-static inline void hw__push(hw_thread_t *t, void *frame) {
-  if (HW_UNLIKELY(t->depth == t->capacity) && hw__stack_grow(t) != 0) return;
+static inline int hw__push(hw_thread_t *t, void *frame) {
+  if (HW_UNLIKELY(t->depth == t->capacity) && hw__stack_grow(t) != 0) return 0;
   t->frames[t->depth].frame = frame;
   t->frames[t->depth].node = HW_NODE_NONE;
   t->frames[t->depth].hooked = 1;
+  t->frames[t->depth].held = 0;
   t->depth++;
+  return 1;
+}
+
+/* The profile callback's push: the frame object is held while it is on the
+ * shadow stack (hw_sframe.held). GIL held. */
+static void hw__push_held(hw_thread_t *t, void *frame) {
+  if (!hw__push(t, frame)) return;
+  hw__py.Py_IncRef((PyObject *)frame);
+  t->frames[t->depth - 1].held = 1;
 }
 
 static inline void hw__pop(hw_thread_t *t, void *frame) {
@@ -96,6 +106,33 @@ static inline void hw__pop(hw_thread_t *t, void *frame) {
   if (d > 0) t->frames[d - 1].node = HW_NODE_NONE; /* the caller resumes */
 }
 
+/* Drops the references the entries at `from` and above hold, then sets the
+ * depth to `from`. The frame objects are taken off first and released after:
+ * releasing a frame that already ended (its end unseen) frees it, and that
+ * may run Python code whose calls push onto the same slots. More than fit
+ * here are left held: a leak, and only after events were lost. GIL held. */
+static void hw__release_above(hw_thread_t *t, int from) {
+  void *drop[64];
+  int n = 0;
+  for (int k = t->depth - 1; k >= from; k--) {
+    if (t->frames[k].held && n < (int)(sizeof drop / sizeof drop[0]))
+      drop[n++] = t->frames[k].frame;
+    t->frames[k].held = 0;
+  }
+  if (t->depth > from) t->depth = from;
+  for (int i = 0; i < n; i++) hw__py.Py_DecRef((PyObject *)drop[i]);
+}
+
+/* The profile callback's pop: `frame` and whatever lies above it (frames
+ * whose end was not seen) go, and their references with them. */
+static void hw__pop_held(hw_thread_t *t, void *frame) {
+  int d = t->depth, i = d - 1;
+  while (i >= 0 && t->frames[i].frame != frame) i--;
+  if (i < 0) return; /* a frame we never saw start */
+  hw__release_above(t, i);
+  if (i > 0) t->frames[i - 1].node = HW_NODE_NONE; /* the caller resumes */
+}
+
 static int hw__profile(PyObject *obj, void *frame, int what, PyObject *arg) {
   (void)obj;
   (void)arg;
@@ -106,9 +143,42 @@ static int hw__profile(PyObject *obj, void *frame, int what, PyObject *arg) {
     hw__resolve_pending();
     t->guard = 0;
   }
-  if (what == PyTrace_CALL) hw__push(t, frame);
-  else if (what == PyTrace_RETURN) hw__pop(t, frame);
+  if (what == PyTrace_CALL) hw__push_held(t, frame);
+  else if (what == PyTrace_RETURN) hw__pop_held(t, frame);
   return 0;
+}
+
+/* PyThreadState.c_profilefunc, found by looking for hw__profile in the
+ * thread state right after installing it (one word, and only one, holds
+ * it); 0 when not found. Set once at the first registration, GIL held. */
+static _Atomic size_t hw__profilefunc_at;
+static void *(*hw__gil_tstate)(void); /* PyGILState_GetThisThreadState */
+
+static void hw__find_profilefunc(void) {
+  if (HW_RELAXED(hw__profilefunc_at)) return;
+  if (!hw__gil_tstate)
+    *(void **)&hw__gil_tstate = dlsym(RTLD_DEFAULT, "PyGILState_GetThisThreadState");
+  void **ts = hw__gil_tstate ? hw__gil_tstate() : NULL;
+  if (!ts) return;
+  size_t found = 0;
+  for (size_t i = 1; i < 64; i++) {
+    if (ts[i] != (void *)hw__profile) continue;
+    if (found) return; /* two: not a field we can name */
+    found = i * sizeof(void *);
+  }
+  HW_SET_RELAXED(hw__profilefunc_at, found);
+}
+
+/* Whether the profile function this thread runs is still ours. A program
+ * that sets its own (sys.setprofile: cProfile, pyinstrument) stops our
+ * events: from then on the shadow stack is whatever ran at that moment, and
+ * a line read from it would be a line the program has left. 1 when not
+ * known (the field was not found). */
+static int hw__profile_ours(void) {
+  size_t at = HW_RELAXED(hw__profilefunc_at);
+  if (!at) return 1;
+  void *ts = hw__gil_tstate();
+  return !ts || HW_AT(ts, at) == (void *)hw__profile;
 }
 
 /* ---- 3.8 - 3.10: the frame-evaluation hook ---- */
@@ -149,6 +219,7 @@ static int hw__rebuild(hw_thread_t *t, void *top) {
     t->frames[k].frame = f;
     t->frames[k].node = HW_NODE_NONE;
     t->frames[k].hooked = 0;
+    t->frames[k].held = 0;
   }
   t->depth = n;
   return 0;
@@ -372,6 +443,7 @@ static uint32_t hw__fwalk_node(hw_thread_t *t) {
     e->code = code;
     e->lasti = lasti;
     e->hooked = 0;
+    e->held = 0;
   }
   t->depth = n;
   uint32_t node = moved > 0 ? t->frames[moved - 1].node : 0;
@@ -409,6 +481,9 @@ uint32_t hw__current_node(hw_thread_t *t) {
   }
   int d = t->depth;
   if (d == 0 || !(t->registered || HW_RELAXED(hw__eval_on))) return t->inherited;
+  /* The profile callback's stack, no longer fed: no line rather than a
+   * stale one (the thread's start: "[no Python frame]" in the report). */
+  if (!HW_RELAXED(hw__eval_on) && HW_UNLIKELY(!hw__profile_ours())) return t->inherited;
   if (!HW_RELAXED(hw__py_alive)) return t->last_node != HW_NODE_NONE ? t->last_node : t->inherited;
   hw_sframe *f = t->frames;
   int i = d - 2;
@@ -453,7 +528,7 @@ int hw__py_register_thread(int seed, int skip) {
     return 0;
   }
   hw__thread_keep(t);
-  t->depth = 0;
+  hw__release_above(t, 0);
   t->last_node = HW_NODE_NONE;
   if (seed) {
     void *chain[1024];
@@ -475,13 +550,15 @@ int hw__py_register_thread(int seed, int skip) {
       f = back;
     }
     if (f) hw__py.Py_DecRef((PyObject *)f);
-    /* Frames on the running stack stay alive; drop our references. */
+    /* Each reference is the shadow stack's now (hw_sframe.held), dropped at
+     * the frame's return event. */
     for (int i = n - 1; i >= 0; i--) {
-      hw__push(t, chain[i]);
-      hw__py.Py_DecRef((PyObject *)chain[i]);
+      if (hw__push(t, chain[i])) t->frames[t->depth - 1].held = 1;
+      else hw__py.Py_DecRef((PyObject *)chain[i]);
     }
   }
   hw__py.PyEval_SetProfile(hw__profile, NULL);
+  hw__find_profilefunc();
   t->registered = 1;
   return 0;
 }
@@ -496,5 +573,5 @@ void hw__py_unregister_thread(void) {
   }
   hw__py.PyEval_SetProfile(NULL, NULL);
   t->registered = 0;
-  t->depth = 0;
+  hw__release_above(t, 0);
 }

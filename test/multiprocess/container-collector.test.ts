@@ -8,7 +8,7 @@ import { mkdtempSync, writeFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { ContainerCollector, KEEP_ENDED, processBytes } from '../../sidecar/src/watcher/container.js';
+import { ContainerCollector, KEEP_ENDED, KEEP_KILLED, processBytes } from '../../sidecar/src/watcher/container.js';
 import { readStateHeader, type StateHeader } from '../../sidecar/src/watcher/state-header.js';
 import { renderReport } from '../../sidecar/src/report/render.js';
 import { buildStateFile, type StateSpec } from '../report/state-writer.js';
@@ -90,6 +90,36 @@ describe('ContainerCollector', () => {
     expect(data.container!.foldedProcesses).toBe(n - KEEP_ENDED);
     expect(data.container!.foldedPeakBytes).toBe((n - KEEP_ENDED) * MiB);
     expect(data.peakBytes).toBe(10 * MiB + n * MiB);
+  });
+
+  test("the kernel's victims stay listed, though the survivors stopped after them had larger peaks", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hw-coll-'));
+    const c = new ContainerCollector({ runDir: dir, topPid: 10 });
+    const top = () => write(dir, spec(10, ['python3', 'train.py'], 5, 10 * MiB));
+    // Twelve workers reached 16 MiB and were stopped (exited); four were
+    // killed at 2 MiB, still growing.
+    for (let i = 0; i < 12; i++) {
+      const w = write(dir, spec(100 + i, SPAWN, 7, 16 * MiB));
+      c.observe([top(), w]);
+      await c.ended(w.pid, w.ino, w.statePath, false);
+    }
+    for (let i = 0; i < 4; i++) {
+      const w = write(dir, spec(200 + i, SPAWN, 7, 2 * MiB));
+      c.observe([top(), w]);
+      await c.ended(w.pid, w.ino, w.statePath, true);
+    }
+    const data = await c.build({ trigger: 'killed' });
+    const listed = new Map(data.processes!.map((x) => [x.pid, x.state]));
+    expect([200, 201, 202, 203].map((pid) => listed.get(pid))).toEqual(['killed', 'killed', 'killed', 'killed']);
+    expect(data.processes!.length).toBe(1 + KEEP_ENDED + 4);
+    // Bounded: a pool whose workers are killed again and again keeps KEEP_KILLED of them.
+    for (let i = 0; i < KEEP_KILLED + 5; i++) {
+      const w = write(dir, spec(300 + i, SPAWN, 7, MiB));
+      c.observe([top(), w]);
+      await c.ended(w.pid, w.ino, w.statePath, true);
+    }
+    const more = await c.build({ trigger: 'killed' });
+    expect(more.processes!.filter((x) => x.state === 'killed').length).toBe(KEEP_KILLED);
   });
 
   test('post-mortem: a process that died without a dump shows what it held when it died', async () => {

@@ -14,10 +14,11 @@
  * Bounded over a long run (a recycling pool): a process that ended is
  * resolved into stacks while its state file is still there, then kept (the
  * program, the OOM's process, the processes holding a part of the current
- * peak, and the KEEP_ENDED largest own peaks) or folded (only counted); the
- * watcher removes its files either way. So the run dir holds the files of
- * running processes only, and this holds at most KEEP_ENDED + (processes at
- * the peak) + 2 ended processes' data.
+ * peak, the KEEP_ENDED largest own peaks and up to KEEP_KILLED processes
+ * the kernel killed) or folded (only counted); the watcher removes its files
+ * either way. So the run dir holds the files of running processes only, and
+ * this holds at most KEEP_ENDED + KEEP_KILLED + (processes at the peak) + 2
+ * ended processes' data.
  */
 import { join } from 'node:path';
 import { readDump } from '../report/dump.js';
@@ -66,6 +67,14 @@ export class ChildSeen {
 
 /** Ended processes kept beyond the ones the report needs (their own reports). */
 export const KEEP_ENDED = 8;
+/**
+ * Processes the kernel killed, kept beside those (the largest first): they
+ * are what a report of a kill is read for, and a victim killed while it was
+ * still growing had a smaller own peak than the survivors stopped after it,
+ * so the KEEP_ENDED largest alone dropped victims (seen with 16 workers under
+ * load). Bounded for a pool whose workers are killed again and again.
+ */
+export const KEEP_KILLED = 32;
 
 /** What the watcher knows of a process in one pass. */
 export interface ObservedProcess {
@@ -416,15 +425,17 @@ export class ContainerCollector {
   /** Folds ended processes the report no longer needs: only their count and largest own peak remain. */
   private prune(): void {
     const ended = [...this.members.values()].filter((m) => m.ended);
-    const largest = new Set(
-      [...ended]
-        .sort((a, b) => b.ownPeakBytes - a.ownPeakBytes)
-        .slice(0, KEEP_ENDED)
+    const bySize = [...ended].sort((a, b) => b.ownPeakBytes - a.ownPeakBytes);
+    const largest = new Set(bySize.slice(0, KEEP_ENDED).map((m) => m.key));
+    const victims = new Set(
+      bySize
+        .filter((m) => m.state === 'killed')
+        .slice(0, KEEP_KILLED)
         .map((m) => m.key),
     );
     const top = this.topPid;
     for (const m of ended) {
-      const needed = m.pid === top || m.state === 'oom' || m.pid === this.oomPid || m.peakPart?.id === this.peakId || largest.has(m.key);
+      const needed = m.pid === top || m.state === 'oom' || m.pid === this.oomPid || m.peakPart?.id === this.peakId || largest.has(m.key) || victims.has(m.key);
       if (needed) continue;
       this.members.delete(m.key);
       this.folded.count++;

@@ -48,12 +48,14 @@ RUN node -e ' \
  && find node_modules -name "*.d.ts" -delete -o -name "*.map" -delete -o -name "*.md" -delete
 
 # /opt/highwater (init-only) and /opt/highwater-full (with the watcher).
+# native/python keeps the .pycs the host's build made for every CPython it
+# found (native/python/compile-bytecode.sh; .dockerignore lets them in): a
+# tracked start loads them instead of compiling highwater's modules.
 RUN set -e; b=/opt/highwater; \
     mkdir -p $b/bin $b/lib $b/python; \
     install -m 0755 native/build/highwater-init $b/bin/highwater-init; \
     install -m 0755 native/build/libhighwater.so $b/lib/libhighwater.so; \
     cp -r native/python/bootstrap native/python/highwater $b/python/; \
-    find $b/python -name __pycache__ -prune -exec rm -rf {} +; \
     f=/opt/highwater-full; cp -a $b $f; \
     install -m 0755 native/init/highwater.sh $f/bin/highwater; \
     mkdir -p $f/node/bin; \

@@ -166,6 +166,27 @@ describe.skipIf(!ready)('docker: highwater end to end', () => {
     expectNamesOomLine(report!);
   });
 
+  // The bundle carries the .pycs the build made (native/python/compile-bytecode.sh):
+  // a tracked start in the image loads highwater's modules instead of
+  // compiling them, although the image's COPY gave the sources new mtimes
+  // and PYTHONDONTWRITEBYTECODE keeps CPython from saving its own.
+  it.each(['highwater-demo-job', 'highwater-demo-job-trixie'])('%s: a tracked start loads highwater from the bundle’s bytecode', async (image) => {
+    const r = await docker(['run', '--rm', '--network', 'none', '-e', 'PYTHONDONTWRITEBYTECODE=1', image, 'python3', '-v', '-c', 'print("ran")']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('ran');
+    const from = [...r.stderr.matchAll(/^# code object from '?(\/opt\/highwater\/[^'\n]+)'?$/gm)].map((m) => m[1]!);
+    expect(from, r.stderr.slice(-4000)).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^\/opt\/highwater\/python\/bootstrap\/__pycache__\/sitecustomize\.cpython-31\d\.pyc$/),
+        expect.stringMatching(/^\/opt\/highwater\/python\/highwater\/__pycache__\/_bootstrap\.cpython-31\d\.pyc$/),
+      ]),
+    );
+    expect(
+      from.filter((f) => f.endsWith('.py')),
+      r.stderr.slice(-4000),
+    ).toEqual([]);
+  });
+
   it('sidecar mode: the app exits 53, the sidecar writes the report', async () => {
     const dir = reportsDir();
     const runVol = uniqueName('hw-run');

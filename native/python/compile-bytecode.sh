@@ -23,7 +23,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 candidates() {
   for n in 8 9 10 11 12 13 14 15; do command -v "python3.$n" 2>/dev/null; done
   command -v python3 2>/dev/null
-  for p in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/*/bin/python3; do
+  for p in "${PYENV_ROOT:-${HOME:-/nonexistent}/.pyenv}"/versions/*/bin/python3; do
     [ -x "$p" ] && echo "$p"
   done
 }
@@ -35,7 +35,8 @@ for py in $(candidates); do
   tag=$("$py" -c 'import sys; assert sys.implementation.name == "cpython" and sys.version_info >= (3, 8); print(sys.implementation.cache_tag)' 2>/dev/null) || continue
   case "$seen" in *" $tag "*) continue ;; esac
   seen="$seen$tag "
-  if "$py" -m compileall -q -f --invalidation-mode checked-hash "$here/bootstrap" "$here/highwater" >/dev/null; then
+  # PYTHONPYCACHEPREFIX would put them elsewhere, where no start looks.
+  if env -u PYTHONPYCACHEPREFIX "$py" -m compileall -q -f --invalidation-mode checked-hash "$here/bootstrap" "$here/highwater" >/dev/null; then
     compiled="$compiled $tag"
   else
     echo "compile-bytecode: $py could not compile highwater's modules (they compile at start-up instead)" >&2

@@ -26,8 +26,10 @@ function rootCalls(python: string): string[] {
   const lines = readFileSync(out, 'utf8')
     .split('\n')
     .filter((l) => l.trim());
-  const root = lines[0]!.split(/\s+/)[0]!;
-  return lines.filter((l) => l.startsWith(`${root} `)).map((l) => l.slice(root.length + 1));
+  // strace -f pads the pid column ("%-5d "): a 4-digit pid is followed by two spaces.
+  const calls = lines.map((l) => /^(\d+)\s+(.*)$/.exec(l)).filter((m) => m !== null);
+  const root = calls[0]![1];
+  return calls.filter((m) => m[1] === root).map((m) => m[2]!);
 }
 
 describe.skipIf(!strace)(`membarrier registers before the shim's thread starts${strace ? '' : ' (skipped: no strace)'}`, () => {

@@ -1,12 +1,66 @@
 /**
  * For the line tests whose program records, at each allocation, the line of
  * every frame of its own file (test/fixtures/python/deep_lines.py,
- * chunk_drops.py): the bytes the report gives each such stack, and the
- * stacks that differ from what the program recorded.
+ * chunk_drops.py, async_lines.py, shapes_lines.py, threads_lines.py): the
+ * cases they run, the bytes the report gives each such stack, and the stacks
+ * that differ from what the program recorded.
  */
 import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { reportDirs } from './cli.js';
+import { expect } from 'vitest';
+import { freshDir, pythons, reportDirs, runProfiled } from './cli.js';
+
+/** Where pymalloc maps a new arena for a site's small objects (wrongStacks). */
+export const ARENA = 256 * 1024;
+
+/** Seed 7 and a random one; HW_LINES_SEED replays one. */
+export const lineSeeds = process.env.HW_LINES_SEED ? [Number(process.env.HW_LINES_SEED)] : [7, Math.floor(Math.random() * 2 ** 31)];
+
+/**
+ * The three ways stacks are read: exact; sampled at a rate of 1 byte (every
+ * allocation sampled, walked and exact, through sampling mode's readers:
+ * 3.8 - 3.10's f_back walk and its per-level cache); and the profile
+ * callback forced (HIGHWATER_STACKS=profile), the path 3.11+ take when their
+ * frame layout is not verified (a new CPython, a debug or free-threaded
+ * build), whose lines must be right without the GIL too.
+ */
+const lineModes = [
+  ['exact', [], {}],
+  ['sampled', ['--sample-rate', '1'], {}],
+  ['profile callback', [], { HIGHWATER_STACKS: 'profile' }],
+] as const;
+
+/** Every CPython found × lineSeeds × the three modes, for it.each. */
+export function lineCases() {
+  return pythons().flatMap((p) => lineSeeds.flatMap((seed) => lineModes.map(([mode, flags, env]) => [p.version, seed, mode, p.path, flags, env] as const)));
+}
+export type LineCase = ReturnType<typeof lineCases>[number];
+
+/**
+ * Runs `program SEED OUT.json` under `highwater run` for one case: what the
+ * program recorded (stack -> bytes), the report's bytes for the site stacks,
+ * and a label naming the case and how to replay it.
+ */
+export async function runLineCase(program: string, sites: Set<number>, [version, seed, mode, exe, flags, env]: LineCase) {
+  const expectedFile = join(freshDir('hw-lines-'), 'expected.json');
+  const r = await runProfiled(['--', exe, program, String(seed), expectedFile], { timeoutMs: 120_000, flags: [...flags], env });
+  const where = `Python ${version}, seed ${seed}, ${mode} (replay: HW_LINES_SEED=${seed})`;
+  expect(r.code, `${where}\n${r.stderr}`).toBe(0);
+  const expected = new Map(Object.entries(JSON.parse(readFileSync(expectedFile, 'utf8')) as Record<string, number>));
+  return { where, expected, got: bytesBySiteStack(r.outDir, program, sites) };
+}
+
+/** The deepest recorded stack, in frames of the program's file. */
+export function deepest(expected: Map<string, number>): number {
+  return Math.max(...[...expected.keys()].map((k) => k.split(',').length));
+}
+
+/** Every recorded stack has its bytes in the report and the report has no other (wrongStacks). */
+export function expectStacksRight(expected: Map<string, number>, got: Map<string, number>, where: string): void {
+  const { wrong, arenas } = wrongStacks(expected, got, ARENA);
+  expect(arenas, where).toBeLessThan(64);
+  expect(wrong.slice(0, 5), `${where}: ${wrong.length} stacks wrong`).toEqual([]);
+}
 
 /** The lines of `program` marked `# site:` (where it allocates). */
 export function siteLinesOf(program: string): Set<number> {

@@ -2,11 +2,12 @@
 // driven directly: state files in a real run dir, a fake control socket, and
 // a writable copy of a cgroup v1 fixture tree (pid 4242, limit 512 MiB,
 // available ≈ 504 MiB) standing in for /proc and /sys.
-import { cpSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { closeSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DEFAULT_MIN_AVAILABLE, MiB } from '../../sidecar/src/memory/heuristics.js';
 import { readStateHeader } from '../../sidecar/src/watcher/state-header.js';
+import { HEADER } from '../../sidecar/src/state/layout.js';
 import { RunDirWatcher, type RunDirEvent, type RunDirWatcherOptions } from '../../sidecar/src/watcher/rundir-watcher.js';
 import { buildStateFile } from '../report/state-writer.js';
 import { bytesAtLine, fixtures } from '../helpers/cli.js';
@@ -143,6 +144,43 @@ describe('RunDirWatcher', () => {
     // The ended processes' files are gone; the live one's stays, and it was asked for a dump on stop.
     expect(readdirSync(runDir).sort()).toEqual([`hw-${LIVE}.sock`, `hw-${LIVE}.state`]);
     expect(shim.commands).toEqual(['dump']);
+  });
+
+  // The process writes its last words and ends between this pass's header
+  // read and its aliveness check (the 'process-found' listener runs right
+  // after the read): the post-mortem rule must judge the header it left.
+  const endsRightAfterTheRead = (w: RunDirWatcher, lastWords: { tracking?: 0; exitStatus?: number }) =>
+    w.on('event', (e) => {
+      if (e.type !== 'process-found' || e.pid !== LIVE) return;
+      const fd = openSync(join(runDir, `hw-${LIVE}.state`), 'r+');
+      if (lastWords.tracking !== undefined) writeSync(fd, Buffer.alloc(8), 0, 8, HEADER.tracking);
+      if (lastWords.exitStatus !== undefined) {
+        const b = Buffer.alloc(8);
+        b.writeBigUInt64LE(BigInt(lastWords.exitStatus));
+        writeSync(fd, b, 0, 8, HEADER.exitStatus);
+      }
+      closeSync(fd);
+      rmSync(join(tree, 'proc', String(LIVE)), { recursive: true });
+    });
+
+  it("under highwater python, a call's child that stopped tracking as it ended gets no post-mortem (CI: a forkserver's stale `tracking` made one)", async () => {
+    writeFileSync(join(runDir, `hw-${LIVE}.state`), state(LIVE));
+    const w = make({ apiMode: true, dumpOnStop: false });
+    endsRightAfterTheRead(w, { tracking: 0 });
+    await passes(w, 2);
+    await w.stop();
+    expect(of('process-gone').map((e) => e.pid)).toEqual([LIVE]);
+    expect(of('report')).toEqual([]);
+    expect(existsSync(join(runDir, `hw-${LIVE}.state`))).toBe(false); // retired: nothing to report
+  });
+
+  it("the shim's exit status 53, written as the process ended, makes its post-mortem `oom`, not `killed`", async () => {
+    writeFileSync(join(runDir, `hw-${LIVE}.state`), state(LIVE));
+    const w = make({ dumpOnStop: false });
+    endsRightAfterTheRead(w, { exitStatus: 0x100 + 53 });
+    await passes(w, 2);
+    await w.stop();
+    expect(of('report').map((r) => [r.pid, r.report.trigger, r.postMortem])).toEqual([[LIVE, 'oom', true]]);
   });
 
   it("the owner's child: its post-mortem waits for its wait status, and the trigger comes from it", async () => {

@@ -632,6 +632,7 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
 
   /** The process is gone: render its post-mortem unless a dump told its story. */
   private finish(t: Tracked): void {
+    this.refreshHeader(t);
     this.tracked.delete(t.pid);
     this.finished.add(`${t.pid}:${t.ino}`);
     this.emitEvent({ type: 'process-gone', pid: t.pid, local: t.local });
@@ -678,6 +679,18 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
         return renderReport(data, this.opts.outputDir, this.opts.renderOptions);
       },
     );
+  }
+
+  /**
+   * The header as the process left it. The one read at the start of this
+   * pass can predate its last words, written right before it ended (a call's
+   * child stopping tracking at its exit, the shim's exit status 53), and the
+   * rule judges by those: a stale `tracking` made a `killed` report of a
+   * forkserver that had ended by itself after the call (CI, under load).
+   */
+  private refreshHeader(t: Tracked): void {
+    const read = readStateHeader(t.statePath);
+    if (read && !('problem' in read) && read.ino === t.ino) t.header = read.header;
   }
 
   /** Remove the files of an ended, reported process; its pid and inode may come back as a new process. */

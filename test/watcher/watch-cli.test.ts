@@ -134,6 +134,9 @@ describe('highwater watch', () => {
     expect(report.trigger).toBe('killed');
     expect(report.process.pid).toBe(pid);
     expect(bytesAtLine(report, 'hold.py', watchLine)).toBe(blocks(3, 4));
+    // The report's files are on disk before the watcher removes the process's
+    // own; it says "report written" after (CI read the run dir in between).
+    await w.waitFor(`report written to ${join(dirs[0]!, 'index.html')}`);
     // Only the container file stays: highwater-init reads its OOM flag after the
     // command ends, so the watcher never removes it (docs/protocol.md).
     expect(readdirSync(runDir)).toEqual(['hw-container']);

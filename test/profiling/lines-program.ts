@@ -50,6 +50,12 @@ export interface LinesProgram {
   lineOwner: Map<number, string>;
   /** Lines of the module-level set-up (imports, warm-up, bookkeeping). */
   setupLines: Set<number>;
+  /** A `def` line -> the function it defines. The line runs at module level,
+   * and it is also the function's own line on entry, before its first line
+   * runs: 3.8 - 3.10 read co_firstlineno while f_lasti is -1 (3.8 allocates
+   * a code object's opcache there on its 1024th call: 256 KiB, a new pymalloc
+   * arena, was charged to `put`'s def line in CI), 3.11+ from RESUME. */
+  defLines: Map<number, string>;
   siteCount: number;
 }
 
@@ -159,7 +165,12 @@ export function generateLinesProgram(seed: number, withNumpy: boolean): LinesPro
     lineOwner.set(lines.length, owner);
     if (setup) setupLines.add(lines.length);
   };
-  const setup = (text: string) => emit(text, '<module>', true);
+  const defLines = new Map<number, string>();
+  const setup = (text: string) => {
+    emit(text, '<module>', true);
+    const def = /^def (\w+)\(/.exec(text);
+    if (def) defLines.set(lines.length, def[1]!);
+  };
   setup('import ctypes, json, sys');
   setup('_line = sys._getframe');
   setup('libc = ctypes.CDLL(None)');
@@ -208,5 +219,5 @@ export function generateLinesProgram(seed: number, withNumpy: boolean): LinesPro
   setup('expected = {}');
   setup('for i in range(COUNT[0]): expected[LINE[i]] = expected.get(LINE[i], 0) + SIZE[i]');
   setup("with open(sys.argv[1], 'w') as out: json.dump(expected, out)");
-  return { source: lines.join('\n') + '\n', lineOwner, setupLines, siteCount: reachableSites };
+  return { source: lines.join('\n') + '\n', lineOwner, setupLines, defLines, siteCount: reachableSites };
 }

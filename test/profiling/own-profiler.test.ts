@@ -64,10 +64,16 @@ describe("a program's own profile function", () => {
       expect(by.get(ctypesLine)! / (100 * MiB)).toBeCloseTo(1, 2);
       expect(by.get(bytearrayLine)! / (100 * 100001)).toBeCloseTo(1, 2);
     } else {
-      // No line the program was not at: the sites' bytes are at a site or at no line.
+      // No line the program was not at: the sites' bytes are at a site or at
+      // no line. The module's own lines before it installs its profiler ran
+      // under ours and keep what they made (`import ctypes` can take a new
+      // 1 MiB pymalloc arena on 3.13: 1 172 481 B at line 6, seen once in 4
+      // runs); a line inside a function that has returned never shows.
+      const installed = source.indexOf('start_profiling()') + 1;
+      const setup = (l: string) => Number(l) < installed && /^\S/.test(source[Number(l) - 1] ?? '');
       const lines = [...by.entries()].filter(([, b]) => b >= MiB).map(([l]) => l);
       expect(
-        lines.every((l) => l === ctypesLine || l === bytearrayLine || l === '-'),
+        lines.every((l) => l === ctypesLine || l === bytearrayLine || l === '-' || setup(l)),
         JSON.stringify([...by]),
       ).toBe(true);
       expect((by.get(ctypesLine) ?? 0) + (by.get(bytearrayLine) ?? 0) + (by.get('-') ?? 0)).toBeGreaterThanOrEqual(sites);

@@ -55,12 +55,11 @@ _Atomic int hw__py_alive;
  * start-up and falls back to the profile callback on any mismatch.
  *
  * PyThreadState.datastack_chunk (datastack.c): offsetof() compiled against
- * the 3.11.7, 3.12.1 and 3.13.0 headers. The proof is used only where the
- * interpreter frees a chunk when its base frame pops (datastack.c,
- * hw__chunks_freed_on_pop): not on 3.13.13+, whose chunk cache (gh-142183)
- * appends a field to PyThreadState and leaves this offset as it was.
+ * the 3.11.7, 3.12.1 and 3.13.0 headers. 3.13.13+'s chunk cache (gh-142183)
+ * appends a field to PyThreadState and leaves this offset as it was; the
+ * proof allows for the one chunk it holds (datastack.c, hw__chunks_slack).
  *
- * 3.14: 0 (off), on purpose. Derived by hand from the same field list as
+ * 3.14: 232. Derived by hand from the same field list as
  * current_frame above, it is 232: current_frame 72, c_profilefunc 80,
  * c_tracefunc 88, c_profileobj 96, c_traceobj 104, current_exception 112,
  * exc_info 120, dict 128, gilstate_counter (int) 136 + 4 padding, async_exc
@@ -73,11 +72,11 @@ _Atomic int hw__py_alive;
  * appends datastack_cached_chunk at the end (824, after the 516-byte
  * remote_debugger_support at 304) and moves nothing. A throwaway struct
  * with this field list (not kept), compiled here, gives 72 and 232 (and 72,
- * 232 for 3.13's list). But the proof does not hold from 3.14.4 on (gh-142183,
- * above), and 3.14.0 - 3.14.3, where it would, could not be run here: the
- * offset stays 0 until a 3.14 interpreter without the cache can be tested
- * (the start-up check of datastack_top/limit and the running frame would
- * still reject a wrong offset; the version gate would still reject 3.14.4+).
+ * 232 for 3.13's list). From 3.14.4 on the proof allows for the cached
+ * chunk (datastack.c, hw__chunks_slack). Not run on a 3.14 interpreter:
+ * hw__chunks_init takes the offset only if the three words there are a
+ * chunk, a top inside it and a limit at its end, with the running frame
+ * between its data and that top; a wrong offset turns the proof off.
  *
  * 3.15: final. The python/cpython copy the search index holds has
  * Include/patchlevel.h "3.15.0rc1" (PY_RELEASE_LEVEL_GAMMA, serial 1) at
@@ -132,7 +131,7 @@ _Atomic int hw__py_alive;
  * current_frame 72, base_frame 80, holds_gil 36, gil_requested 40, and the
  * frame, code and str offsets used here.
  *
- * datastack: 0 (off), as for 3.14. By the v3.15.0 field list datastack_chunk
+ * datastack: 256. By the v3.15.0 field list datastack_chunk
  * is at 256 (current_frame 72, base_frame 80, last_profiled_frame 88,
  * last_profiled_frame_seq 96, c_profilefunc 104, c_tracefunc 112,
  * c_profileobj 120, c_traceobj 128, current_exception 136, exc_info 144,
@@ -140,8 +139,9 @@ _Atomic int hw__py_alive;
  * native_thread_id 184, delete_later 192, critical_section 200,
  * coroutine_origin_tracking_depth 208 + 4, async_gen_firstiter 216,
  * async_gen_finalizer 224, context 232, context_ver 240, id 248), but 3.15
- * has datastack_cached_chunk (280), gh-142183's chunk cache, so the proof
- * does not hold (datastack.c, hw__chunks_freed_on_pop is 0 for 3.15).
+ * has datastack_cached_chunk (280), gh-142183's one-chunk cache, which the
+ * proof allows for (datastack.c, hw__chunks_slack), checked at start-up as
+ * 3.14's.
  *
  * None of this was checked against a running 3.15: hw__walk_init verifies
  * current_frame, f_executable, previous, instr_ptr, owner and the line
@@ -154,8 +154,8 @@ static const hw_frame_layout hw__layouts[] = {
     {11, 56, 8, 0, 32, 0, 48, 56, 69, 184, -1, 296},
     {12, 56, 0, 0, 0, 0, 8, 56, 70, 0, 3, 232},
     {13, 0, 0, 72, 0, 0, 8, 56, 70, 0, 3, 232},
-    {14, 0, 0, 72, 0, 7, 8, 56, 74, 0, 3, 0},
-    {15, 0, 0, 72, 0, 7, 8, 56, 74, 0, 3, 0},
+    {14, 0, 0, 72, 0, 7, 8, 56, 74, 0, 3, 232},
+    {15, 0, 0, 72, 0, 7, 8, 56, 74, 0, 3, 256},
 };
 /* clang-format on */
 

@@ -5,10 +5,11 @@
  * A frame of a thread lives in the thread's data stack: chunks of 16 KiB or
  * more, pushed on top of each other as the recursion deepens. CPython frees
  * a chunk the moment the frame at its base is popped
- * (_PyThreadState_PopFrame, 3.11, 3.12, 3.13.0 - 3.13.12:
+ * (_PyThreadState_PopFrame, 3.11, 3.12, 3.13.0 - 3.13.12, 3.14.0 - 3.14.3:
  * _PyObject_VirtualFree, which is the arena allocator's free: munmap), and
- * the shim sees every munmap. 3.13.13 and 3.14.4 no longer do (gh-142183,
- * hw__chunks_freed_on_pop): there the proof is off. Frames in
+ * the shim sees every munmap. 3.13.13+, 3.14.4+ and 3.15 hold one popped
+ * chunk back for the next push (gh-142183): the proof then reaches one
+ * chunk less deep (hw__chunks_slack). Frames in
  * the data stack are in chain order: a frame called later lies above, in
  * the same chunk or a later one (a generator's frame lives in its object,
  * not in a chunk; it is simply not in any chunk's range).
@@ -22,6 +23,7 @@
  * highest of them (a level below can run only after the levels above it
  * returned). The walk stops at the first cached level, from the top, whose
  * frame lies in chunk i - 2 (hw__walk_node), and keeps every level under it.
+ * With a one-chunk cache, chunk i - 2 - 1 (hw__chunks_slack).
  *
  * What keeps this sound:
  * - Chunks are read from the thread state (PyThreadState.datastack_chunk,
@@ -34,14 +36,15 @@
  *   the proof off.
  * - The munmap is seen in the thread that pops the frame: the chunks of a
  *   thread are its own.
- * - The interpreter frees the chunk at the pop at all: only versions before
- *   gh-142183's chunk cache (hw__chunks_freed_on_pop).
+ * - The interpreter frees the chunk at the pop, or holds at most one popped
+ *   chunk back (hw__chunks_slack); any other version proves nothing.
  * Anything unknown proves nothing, and the walk reads every level.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <link.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "datastack.h"
@@ -49,8 +52,8 @@
 /* _PyStackChunk (Include/cpython/pystate.h of 3.11 - 3.13, offsetof() checked):
  * previous, size, top, then data[]; the same in 3.11 - 3.13, and in 3.14's
  * header (the search index's copy of python/cpython's pystate.h; bindgen's
- * v3.14.0 and v3.14.5 renderings), where the proof is off all the same
- * (compat.c). */
+ * v3.14.0 and v3.14.5 renderings) and 3.15's (bindgen's v3.15.0 rendering).
+ * hw__chunks_init checks them on the running thread's top chunk. */
 #define HW_CHUNK_PREVIOUS 0
 #define HW_CHUNK_SIZE 8
 #define HW_CHUNK_TOP 16
@@ -62,7 +65,9 @@ typedef struct {
   void (*free)(void *, void *, size_t);
 } hw_arena_t;
 
-static size_t hw__ds_at; /* PyThreadState.datastack_chunk; 0 = off. Set at start-up. */
+static size_t hw__ds_at;     /* PyThreadState.datastack_chunk; 0 = off. Set at start-up. */
+static int hw__ds_slack;     /* hw__chunks_slack of this CPython. Set at start-up. */
+static int hw__ds_any_arena; /* test only (HIGHWATER_TEST_CHUNK_CACHE). Set at start-up. */
 static hw_arena_t hw__arena0;
 /* How the arena allocator is read at a walk: 3.11's getter copies it (no
  * lock); 3.12+ take the allocators' lock there, so the struct is read where
@@ -71,6 +76,7 @@ static void (*hw__arena_get)(hw_arena_t *);
 static void *const volatile *hw__arena_at;
 
 static int hw__arena_same(void) {
+  if (hw__ds_any_arena) return 1;
   if (hw__arena_get) {
     hw_arena_t a;
     hw__arena_get(&a);
@@ -82,9 +88,10 @@ static int hw__arena_same(void) {
 
 /* 3.12+: where _PyRuntime holds the arena allocator: the one place in it
  * with these three words, or NULL. The scan assumes no offset, so it needs
- * nothing per version; 3.14 keeps the public PyObject_GetArenaAllocator and
- * the {ctx, alloc, free} struct (bindgen's v3.14.0 rendering), but this was
- * not run there: with 3.14's offset at 0, hw__chunks_init returns first. */
+ * nothing per version; 3.14 and 3.15 keep the public
+ * PyObject_GetArenaAllocator and the {ctx, alloc, free} struct (bindgen's
+ * v3.14.0 and v3.15.0 renderings); not run there: where the three words
+ * are not found once, the proof is off. */
 static void *const volatile *hw__arena_in_runtime(void) {
   void *rt = dlsym(RTLD_DEFAULT, "_PyRuntime");
   Dl_info info;
@@ -103,34 +110,51 @@ static void *const volatile *hw__arena_in_runtime(void) {
   return (void *const volatile *)found;
 }
 
-/* Whether this CPython frees a data-stack chunk the moment its base frame
- * pops, which the proof rests on. CPython 3.13.13 and 3.14.4 (gh-142183,
- * "Avoid a pathological case where repeated calls at a specific stack depth
- * could be significantly slower", in their Misc/NEWS.d/3.13.13.rst and
- * 3.14.4.rst) keep the popped chunk in the thread state
- * (datastack_cached_chunk, appended to PyThreadState) and hand it to the
- * next push, at the same address, without an munmap: a caller in the chunk
- * below can then run, and the stack grow back into the same chunk, with no
- * unmap to tell the walk. A one-chunk cache of that shape under 3.11.7,
- * 3.12.1 and 3.13.0 (an arena allocator keeping one freed chunk, with
- * hw__arena_same forced true) put 263 - 268 of chunk-drops' 676 stacks on
- * wrong lines. 3.11 and 3.12 take security fixes only. 3.14 has no
- * datastack offset in compat.c (0: the proof is off before this is asked),
- * nor has 3.15, whose thread state keeps the cache (datastack_cached_chunk);
- * a version string that does not parse proves nothing. */
-int hw__chunks_freed_on_pop(const char *version) {
+/* How many popped chunks this CPython may hold back without unmapping them
+ * (-1: unknown, the proof is off). 3.11, 3.12 and 3.13.0 - 3.13.12 free a
+ * chunk the moment its base frame pops: 0. CPython 3.13.13 and 3.14.4
+ * (gh-142183, "Avoid a pathological case where repeated calls at a specific
+ * stack depth could be significantly slower", in their Misc/NEWS.d/3.13.13.rst
+ * and 3.14.4.rst; python/cpython PR #145789, "Cache one datachunk per
+ * tstate") keep one popped chunk in the thread state
+ * (datastack_cached_chunk) and hand it to the next push, at the same
+ * address, without an munmap: 1. 3.15's thread state keeps that cache
+ * (compat.c): 1. A version string that does not parse proves nothing.
+ *
+ * Why one held chunk costs one chunk of the proof, whatever the cache does
+ * with a second (frees the one it held or the one popped): a frame in chunk
+ * x runs only once the base frames of every chunk above it popped. With at
+ * most one of those chunks held back, two pops in a row unmap at least one
+ * recorded chunk, at or above x + 1. So with chunks from i up unmapped since
+ * the last walk (or none: i = m + 1), no frame of chunks 0..i - 3 ran, one
+ * chunk lower than without a cache (hw__chunks_unchanged). Under a
+ * one-chunk cache of that shape (test/fixtures/native/cache1_arena.c) on
+ * 3.11.7, 3.12.1 and 3.13.0, the walk without this slack put stacks on
+ * wrong lines (test/profiling/chunk-drops.test.ts, "one cached chunk"). */
+int hw__chunks_slack(const char *version) {
   int major, minor, micro;
-  if (!version || sscanf(version, "%d.%d.%d", &major, &minor, &micro) != 3 || major != 3) return 0;
-  if (minor == 11 || minor == 12) return 1;
-  if (minor == 13) return micro < 13;
-  if (minor == 14) return micro < 4;
-  return 0;
+  if (!version || sscanf(version, "%d.%d.%d", &major, &minor, &micro) != 3 || major != 3) return -1;
+  if (minor == 11 || minor == 12) return 0;
+  if (minor == 13) return micro < 13 ? 0 : 1;
+  if (minor == 14) return micro < 4 ? 0 : 1;
+  if (minor == 15) return 1;
+  return -1;
 }
 
 int hw__chunks_init(const hw_frame_layout *L, void *tstate, void *top) {
   if (!L->datastack_chunk || !tstate || !top) return -1;
-  if (!hw__chunks_freed_on_pop(hw__py.version)) {
-    hw__debug("data-stack proof off: Python %s keeps popped chunks (gh-142183)", hw__py.version);
+  int slack = hw__chunks_slack(hw__py.version);
+  /* Test only: the arena allocator the program installs stands in for the
+   * interpreter's chunk cache (test/fixtures/native/cache1_arena.c), which
+   * can then be tried on CPythons that have none: it is trusted as the
+   * interpreter's own, with this slack. */
+  const char *test = getenv("HIGHWATER_TEST_CHUNK_CACHE");
+  if (test && (test[0] == '0' || test[0] == '1') && !test[1]) {
+    slack = test[0] - '0';
+    hw__ds_any_arena = 1;
+  }
+  if (slack < 0) {
+    hw__debug("data-stack proof off: Python %s, chunk handling unknown", hw__py.version);
     return -1;
   }
   char *chunk = HW_AT(tstate, L->datastack_chunk);
@@ -149,9 +173,12 @@ int hw__chunks_init(const hw_frame_layout *L, void *tstate, void *top) {
     return -1;
   if (hw__py.minor == 11) hw__arena_get = get;
   else if (!(hw__arena_at = hw__arena_in_runtime())) return -1;
+  hw__ds_slack = slack;
   hw__ds_at = L->datastack_chunk;
   return 0;
 }
+
+int hw__chunks_slack_in_use(void) { return hw__ds_at ? hw__ds_slack : -1; }
 
 /* The thread's chunks, root first, into now[]; 0 when unknown or too many. */
 static int hw__chunks_read(void *tstate, hw_chunk *now) {
@@ -176,18 +203,21 @@ void hw__chunks_unchanged(hw_chunks *c, void *tstate, uintptr_t *lo, uintptr_t *
   *span = 0;
   c->same = 0;
   if (!hw__ds_at) return;
-  /* u: the chunk the stack may have come down into; those below it did not run. */
+  /* u: the chunk the stack may have come down into; those below it did not
+   * run. A chunk cache lets it come down one chunk further unseen. */
   int u;
   char *top = HW_AT(tstate, hw__ds_at);
   if (c->n && c->freed_low == HW_CHUNKS_MAX && top == c->rec[c->n - 1].base) {
     /* The usual case: nothing recorded went, the top chunk is the same, so
-     * the chunks under it are too. Its link down is checked all the same. */
+     * the chunks under it are too. Their links down are checked all the same. */
     c->same = 1;
-    u = c->n - 1;
-    if (u < 1 || HW_AT(top, HW_CHUNK_PREVIOUS) != c->rec[u - 1].base) return;
+    u = c->n - 1 - hw__ds_slack;
+    if (u < 1) return;
+    for (int i = c->n - 1; i >= u; i--)
+      if (HW_AT(c->rec[i].base, HW_CHUNK_PREVIOUS) != c->rec[i - 1].base) return;
   } else {
     c->nnow = hw__chunks_read(tstate, c->now);
-    u = (c->freed_low < c->n ? c->freed_low : c->n) - 1;
+    u = (c->freed_low < c->n ? c->freed_low : c->n) - 1 - hw__ds_slack;
     if (u < 1 || u >= c->nnow) return;
     for (int i = 0; i <= u; i++)
       if (c->now[i].base != c->rec[i].base || c->now[i].size != c->rec[i].size ||

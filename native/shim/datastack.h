@@ -30,7 +30,10 @@ typedef struct {
 /* 1 when the CPython of this version string ("3.13.12") frees a chunk the
  * moment its base frame pops; 0 for 3.13.13+, 3.14.4+ (their chunk cache),
  * unknown versions and strings that do not parse. */
-int hw__chunks_freed_on_pop(const char *version);
+int hw__chunks_slack(const char *version);
+
+/* The slack the proof runs with (hw__chunks_init), or -1 when it is off. */
+int hw__chunks_slack_in_use(void);
 
 /* GIL held, at start-up, on the frame that runs now: the version, the
  * offsets and the arena allocator are what the proof needs. 0 when it can

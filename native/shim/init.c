@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "datastack.h"
 #include "highwater.h"
 #include "hw.h"
 #include "sampling.h"
@@ -220,6 +221,9 @@ HW_EXPORT long long hw_stat(const char *name) {
            : HW_RELAXED(hw__eval_on)  ? 2
            : HW_RELAXED(hw__fwalk_on) ? 3
                                       : 0;
+  /* The data-stack proof (datastack.c): how many popped chunks it allows
+   * the interpreter to hold back, or -1 when it is off. */
+  if (strcmp(name, "datastack_slack") == 0) return hw__chunks_slack_in_use();
   return -1;
 }
 

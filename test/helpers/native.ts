@@ -6,7 +6,13 @@ import { fixtures, repoRoot } from './cli.js';
 
 const outDir = join(repoRoot, 'native', 'build', 'test');
 
-const sources = { hwtest: 'hwtest.c', hwtest_cpp: 'hwtest_cpp.cpp', block_open: 'block_open.c', pool_arena: 'pool_arena.c' } as const;
+const sources = {
+  hwtest: 'hwtest.c',
+  hwtest_cpp: 'hwtest_cpp.cpp',
+  block_open: 'block_open.c',
+  pool_arena: 'pool_arena.c',
+  cache1_arena: 'cache1_arena.c',
+} as const;
 
 export function buildTestLib(name: keyof typeof sources): string {
   mkdirSync(outDir, { recursive: true });

@@ -93,6 +93,19 @@ describe('RunDirWatcher', () => {
     expect(w.samples()).toMatchObject([{ pid: LIVE, floorBytes: 520 * MiB, peakBytes: 6 * MiB }]);
   });
 
+  it('the metrics see a process once its readings were taken, never between the pass that found it and its first check', async () => {
+    writeFileSync(join(runDir, `hw-${LIVE}.state`), state(LIVE));
+    const w = make();
+    let seenMidPass: unknown;
+    w.on('event', (e) => {
+      if (e.type === 'process-found') seenMidPass = w.samples(); // right after its header was read
+    });
+    await w.tick();
+    expect(seenMidPass).toEqual([]);
+    expect(w.samples()).toMatchObject([{ pid: LIVE, peakBytes: 6 * MiB, availableBytes: expect.any(Number) }]);
+    expect(w.samples()[0]!.availableBytes).toBeGreaterThan(0);
+  });
+
   it("a lower floor from the shim wins over the watcher's --min-available", async () => {
     writeFileSync(join(runDir, `hw-${LIVE}.state`), state(LIVE, { floorBytes: 1 * MiB }));
     const w = make({ minAvailable: { bytes: 520 * MiB } });

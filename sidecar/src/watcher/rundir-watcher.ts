@@ -125,6 +125,12 @@ interface Tracked {
   /** The control socket file existed at some point. */
   sockSeen: boolean;
   lastPingMs: number;
+  /**
+   * Its readings were taken once (check ran). Until then the metrics leave
+   * it out: a scrape between the pass that found it and its first check saw
+   * its peak but no available memory (CI, watch-cli under load).
+   */
+  checked: boolean;
 }
 
 /** Per-process values for the metrics. */
@@ -258,18 +264,20 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
     this.endStatus.set(pid, status);
   }
 
-  /** The tracked processes now, for the metrics (never throws). */
+  /** The tracked processes now, each once checked, for the metrics (never throws). */
   samples(): TrackedSample[] {
-    return [...this.tracked.values()].map((t) => ({
-      pid: t.pid,
-      peakBytes: t.header.peakBytes,
-      currentBytes: t.header.currentBytes,
-      availableBytes: t.readings?.availableBytes,
-      limitBytes: t.readings?.limitBytes,
-      workingSetBytes: t.readings?.workingSetBytes,
-      swapBytes: t.readings?.swapBytes,
-      floorBytes: t.floorSeen,
-    }));
+    return [...this.tracked.values()]
+      .filter((t) => t.checked)
+      .map((t) => ({
+        pid: t.pid,
+        peakBytes: t.header.peakBytes,
+        currentBytes: t.header.currentBytes,
+        availableBytes: t.readings?.availableBytes,
+        limitBytes: t.readings?.limitBytes,
+        workingSetBytes: t.readings?.workingSetBytes,
+        swapBytes: t.readings?.swapBytes,
+        floorBytes: t.floorSeen,
+      }));
   }
 
   /** True once the first pass over the run dir has finished (`/readyz`). */
@@ -329,8 +337,10 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
       this.observeAll();
       this.watchOomKills();
       for (const t of [...this.tracked.values()]) {
-        if (await this.isAlive(t, false)) await this.check(t);
-        else if (!this.awaitsStatus(t)) this.finish(t);
+        if (await this.isAlive(t, false)) {
+          await this.check(t);
+          t.checked = true;
+        } else if (!this.awaitsStatus(t)) this.finish(t);
       }
       this.renderContainerWhenDone();
       this.checkNoProcess();
@@ -494,6 +504,7 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
           hasDump: this.orphanDumpPids.delete(pid),
           sockSeen: false,
           lastPingMs: 0,
+          checked: false,
         };
         this.tracked.set(pid, t);
         this.sawProcess = true;

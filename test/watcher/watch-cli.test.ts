@@ -84,7 +84,8 @@ describe('highwater watch', () => {
     // The gauges show the status of the last pass: wait for one after `ready`.
     let metrics = '';
     let peak = 0;
-    for (const end = Date.now() + 5_000; peak < held && Date.now() < end;) {
+    const readingsIn = (m: string) => /^highwater_memory_available_bytes [1-9]\d*$/m.test(m);
+    for (const end = Date.now() + 5_000; (peak < held || !readingsIn(metrics)) && Date.now() < end;) {
       metrics = await (await fetch(url)).text();
       peak = Number(/^highwater_tracked_peak_bytes (\d+)$/m.exec(metrics)?.[1] ?? 0);
     }

@@ -128,7 +128,8 @@ interface Tracked {
   /**
    * Its readings were taken once (check ran). Until then the metrics leave
    * it out: a scrape between the pass that found it and its first check saw
-   * its peak but no available memory (CI, watch-cli under load).
+   * its peak but no available memory (seen as a fast watch-cli failure under
+   * load, locally).
    */
   checked: boolean;
 }

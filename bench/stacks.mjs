@@ -9,7 +9,7 @@
 // chunks mapped and unmapped at every descent, each munmap a TLB shootdown)
 // is a third to a half of the run and moves by ±30 % between identical runs.
 //   node bench/stacks.mjs [runs] [workload...]     (default: deep-stack pystone lots-of-peaks)
-//   HIGHWATER_BENCH_PYTHONS=3.10,3.13 picks interpreters under ~/.pyenv/versions
+//   HIGHWATER_BENCH_PYTHONS=3.10,3.13 picks interpreters (under ~/.pyenv/versions, and HIGHWATER_TEST_PYTHONS)
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
@@ -26,9 +26,14 @@ const work = mkdtempSync(join(tmpdir(), 'hw-bench-stacks-'));
 
 const pyenv = join(homedir(), '.pyenv', 'versions');
 const wanted = process.env.HIGHWATER_BENCH_PYTHONS?.split(',');
-const pythons = (existsSync(pyenv) ? readdirSync(pyenv).sort() : [])
-  .filter((v) => /^3\.(8|9|1[0-4])\./.test(v) && (!wanted || wanted.some((w) => v.startsWith(`${w}.`))))
-  .map((v) => ({ version: v, exe: join(pyenv, v, 'bin', 'python3') }))
+// HIGHWATER_TEST_PYTHONS adds interpreters outside pyenv, as for the tests
+// (Debian's 3.14 and 3.15: .ci/debian-pythons.sh).
+const extra = (process.env.HIGHWATER_TEST_PYTHONS ?? '')
+  .split(',')
+  .filter(Boolean)
+  .map((exe) => ({ version: spawnSync(exe, ['-c', 'import platform; print(platform.python_version())'], { encoding: 'utf8' }).stdout.trim(), exe }));
+const pythons = [...(existsSync(pyenv) ? readdirSync(pyenv).sort() : []).map((v) => ({ version: v, exe: join(pyenv, v, 'bin', 'python3') })), ...extra]
+  .filter(({ version }) => /^3\.(8|9|1[0-5])\./.test(version) && (!wanted || wanted.some((w) => version.startsWith(`${w}.`))))
   .filter((p) => existsSync(p.exe));
 
 function cpuMs(exe, args, env) {

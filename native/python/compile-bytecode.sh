@@ -22,6 +22,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 candidates() {
   for n in 8 9 10 11 12 13 14 15; do command -v "python3.$n" 2>/dev/null; done
+  # The extra interpreters the tests run on (.ci/debian-pythons.sh).
+  echo "${HIGHWATER_TEST_PYTHONS:-}" | tr ',' '\n' | while read -r p; do [ -x "$p" ] && echo "$p"; done
   command -v python3 2>/dev/null
   for p in "${PYENV_ROOT:-${HOME:-/nonexistent}/.pyenv}"/versions/*/bin/python3; do
     [ -x "$p" ] && echo "$p"

@@ -49,10 +49,12 @@ _Atomic int hw__py_alive;
  * whose struct ends in remote_debugger_support; the index names no commit
  * for it and has none at v3.14.0 = ebf955df7a89ed0c7968f79faec1de49f61ed7cb
  * or v3.14.5 = 5607950ef232dad16d75c0cf53101d9649d89115), and the same in
- * bindgen's v3.14.0 and v3.14.5 renderings. No 3.14 interpreter was
- * available to check it against: hw__walk_init verifies every field it uses
- * (current_frame, f_executable, previous, instr_ptr, owner, the line) at
- * start-up and falls back to the profile callback on any mismatch.
+ * bindgen's v3.14.0 and v3.14.5 renderings. Since confirmed: offsetof()
+ * against Debian's 3.14.10 headers gives the same, and the shim runs the
+ * frame walk on that build (docs/stacks.md, "CPython 3.14"). hw__walk_init
+ * verifies every field it uses (current_frame, f_executable, previous,
+ * instr_ptr, owner, the line) at start-up and falls back to the profile
+ * callback on any mismatch.
  *
  * PyThreadState.datastack_chunk (datastack.c): offsetof() compiled against
  * the 3.11.7, 3.12.1 and 3.13.0 headers. 3.13.13+'s chunk cache (gh-142183)
@@ -73,8 +75,8 @@ _Atomic int hw__py_alive;
  * remote_debugger_support at 304) and moves nothing. A throwaway struct
  * with this field list (not kept), compiled here, gives 72 and 232 (and 72,
  * 232 for 3.13's list). From 3.14.4 on the proof allows for the cached
- * chunk (datastack.c, hw__chunks_slack). Not run on a 3.14 interpreter:
- * hw__chunks_init takes the offset only if the three words there are a
+ * chunk (datastack.c, hw__chunks_slack). Debian's 3.14.10 headers: 232,
+ * and its cache at 824. hw__chunks_init takes the offset only if the three words there are a
  * chunk, a top inside it and a limit at its end, with the running frame
  * between its data and that top; a wrong offset turns the proof off.
  *
@@ -83,8 +85,9 @@ _Atomic int hw__py_alive;
  * 37e98da7c19a9e5892ee756d6dee08225422cd49 and "3.15.0rc2" at
  * 435c9e5a798c99653e3ab64ce29baed0e4f3dfee, Misc/NEWS.d/3.15.0rc3.rst (release
  * date 2026-10-02) and Misc/NEWS.d/3.15.0.rst (release date 2026-10-09, no
- * changes after rc3); the ABI is frozen from rc1. No 3.15 interpreter could be
- * installed or run here.
+ * changes after rc3); the ABI is frozen from rc1. Derived before any 3.15
+ * could be run here; Debian's 3.15.2 (its headers' offsetof(), and the
+ * test suite) has since confirmed every number below.
  *
  * _PyInterpreterFrame, x86-64, from CPython's
  * Include/internal/pycore_interpframe_structs.h as stored at
@@ -143,7 +146,7 @@ _Atomic int hw__py_alive;
  * proof allows for (datastack.c, hw__chunks_slack), checked at start-up as
  * 3.14's.
  *
- * None of this was checked against a running 3.15: hw__walk_init verifies
+ * Beyond Debian's 3.15.2, on which it was run: hw__walk_init verifies
  * current_frame, f_executable, previous, instr_ptr, owner and the line
  * against the C-API at start-up, and any mismatch falls back to the profile
  * callback, so a wrong offset here costs speed, never a wrong line. */

@@ -90,8 +90,8 @@ static int hw__arena_same(void) {
  * with these three words, or NULL. The scan assumes no offset, so it needs
  * nothing per version; 3.14 and 3.15 keep the public
  * PyObject_GetArenaAllocator and the {ctx, alloc, free} struct (bindgen's
- * v3.14.0 and v3.15.0 renderings); not run there: where the three words
- * are not found once, the proof is off. */
+ * v3.14.0 and v3.15.0 renderings; found once on Debian's 3.14.10 and
+ * 3.15.2): where the three words are not found once, the proof is off. */
 static void *const volatile *hw__arena_in_runtime(void) {
   void *rt = dlsym(RTLD_DEFAULT, "_PyRuntime");
   Dl_info info;

@@ -2,7 +2,7 @@
  * Runs the real CLI (bin/highwater.js, built by `npm run build`) on real
  * programs and reads the reports it writes. Shared by the profiling suites.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -133,7 +133,25 @@ export function pythons(): { version: string; path: string }[] {
       if (existsSync(exe)) found.push({ version: v, path: exe });
     }
   }
-  return found;
+  return [...found, ...extraPythons()];
+}
+
+/**
+ * CPythons beyond pyenv's: HIGHWATER_TEST_PYTHONS, a comma-separated list of
+ * interpreters (.ci/run unpacks Debian's 3.14 and 3.15 there, see
+ * .ci/debian-pythons.sh), each asked for its version once.
+ */
+let extra: { version: string; path: string }[] | undefined;
+function extraPythons(): { version: string; path: string }[] {
+  if (extra) return extra;
+  extra = [];
+  for (const exe of (process.env.HIGHWATER_TEST_PYTHONS ?? '').split(',').filter(Boolean)) {
+    const r = spawnSync(exe, ['-c', 'import platform; print(platform.python_version())'], { encoding: 'utf8' });
+    const version = r.status === 0 ? r.stdout.trim() : '';
+    if (!/^3\.(\d+)\./.test(version)) throw new Error(`HIGHWATER_TEST_PYTHONS: ${exe} is not a CPython 3 (${r.stderr})`);
+    extra.push({ version, path: exe });
+  }
+  return extra;
 }
 
 /** A python3 with numpy, for the examples. */

@@ -8,24 +8,33 @@
  */
 import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
-import { existsSync, readdirSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import type { ReportJson } from '../../sidecar/src/report/model.js';
-import { bytesAtLine, cliPath, expectNear, fixtures, freshDir, lineOf, MiB, readReport, repoRoot, reportDirs, runProfiled } from '../helpers/cli.js';
+import {
+  bytesAtLine,
+  cliPath,
+  expectNear,
+  fixtures,
+  freshDir,
+  lineOf,
+  MiB,
+  pythons as allPythons,
+  readReport,
+  repoRoot,
+  reportDirs,
+  runProfiled,
+} from '../helpers/cli.js';
 import { run } from './native-files.js';
 
 const dir = join(fixtures, 'python', 'forkwarn');
 const fx = (f: string) => join(dir, f);
 
-/** Every installed CPython that has the warning (3.12+). */
-const versionsDir = join(homedir(), '.pyenv', 'versions');
-const pythons = (existsSync(versionsDir) ? readdirSync(versionsDir) : [])
-  .filter((v) => /^3\.(1[2-9]|[2-9]\d)\./.test(v))
-  .map((v) => join(versionsDir, v, 'bin', 'python3'))
-  .filter((p) => existsSync(p));
+/** Every CPython found (pyenv's, HIGHWATER_TEST_PYTHONS) that has the warning (3.12+). */
+const found = allPythons().filter((p) => /^3\.(1[2-9]|[2-9]\d)\./.test(p.version));
+const pythons = found.map((p) => p.path);
+const versionOf = new Map(found.map((p) => [p.path, p.version]));
 
 /** Python's fork warnings in a stderr, with the pid left out. */
 function forkWarnings(stderr: string): string[] {
@@ -52,7 +61,11 @@ async function plain(python: string, args: string[], env: NodeJS.ProcessEnv = {}
 function atLine(rep: ReportJson, pid: number, file: string, line: number): number {
   let n = 0;
   for (const s of rep.stacks) {
-    if (s.frames[0]?.pid !== pid) continue;
+    // A report of one process has no pid frames. Here that is the root
+    // alone: on Debian's 3.14.10 and 3.15.2 the 200 children that exit at
+    // once are not in the report, where 3.12's and 3.13's are, at 0 bytes.
+    const owner = s.frames[0]?.pid ?? (rep.processes ? undefined : pid);
+    if (owner !== pid) continue;
     const own = [...s.frames].reverse().find((f) => f.file.endsWith(file));
     if (own?.line === line) n += s.bytes;
   }
@@ -103,7 +116,7 @@ function ask(socketPath: string, line: string): Promise<string> {
 
 describe.runIf(pythons.length > 0)('no multi-threaded fork warning of our making', () => {
   for (const python of pythons) {
-    const v = python.split('/').at(-3)!;
+    const v = versionOf.get(python)!;
 
     it(`${v}: a bare os.fork() in __main__ warns as little as without highwater, and both processes' bytes are at their lines`, async () => {
       const script = fx('bare_fork.py');

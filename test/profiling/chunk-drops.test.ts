@@ -16,12 +16,20 @@
 // keeps freed chunks and hands them back without unmapping them: the shim
 // must notice the allocator changed and prove nothing. With that check
 // turned off (hw__arena_same always true), 280 of 676 stacks were wrong.
+//
+// CPython 3.13.13+, 3.14.4+ and 3.15 hold one popped chunk back without an
+// unmap (datastack.c, hw__chunks_slack): the proof stops a chunk lower there.
+// "one cached chunk" plays such a cache with an arena allocator on the
+// CPythons that have none; on those that have one (Debian's 3.14 and 3.15,
+// HIGHWATER_TEST_PYTHONS), "no slack" runs the proof as if there were no
+// cache and must put stacks on wrong lines: the interpreter's own cache is
+// what the slack is for.
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fixtures, freshDir, pythons, runProfiled } from '../helpers/cli.js';
 import { buildTestLib } from '../helpers/native.js';
-import { bytesBySiteStack, deepest, expectStacksRight, lineSeeds, siteLinesOf } from '../helpers/site-stacks.js';
+import { ARENA, bytesBySiteStack, deepest, expectStacksRight, lineSeeds, siteLinesOf, wrongStacks } from '../helpers/site-stacks.js';
 
 // The slack the shim is told to allow for the cache (HIGHWATER_TEST_CHUNK_CACHE,
 // datastack.c): 1, what a one-chunk cache needs; HW_CHUNK_SLACK=0 shows
@@ -42,9 +50,25 @@ const modes: [string, string[], number, () => Record<string, string>][] = [
     262144,
     () => ({ POOL_ARENA: buildTestLib('cache1_arena'), CACHE1_KEEP: 'oldest', HIGHWATER_TEST_CHUNK_CACHE: slackUnderTest }),
   ],
+  ['no slack', coarse, 262144, () => ({ HIGHWATER_TEST_CHUNK_CACHE: '0' })],
 ];
+
+/** The slack the shim gives this CPython on its own: 1 where it holds a popped
+ * chunk back (hw__chunks_slack), 0 where it unmaps at once, -1 before 3.11. */
+function ownSlack(version: string): number {
+  const [minor, micro] = version.split('.').slice(1).map(Number) as [number, number];
+  if (minor < 11) return -1;
+  if (minor === 13) return micro >= 13 ? 1 : 0;
+  if (minor === 14) return micro >= 4 ? 1 : 0;
+  return minor >= 15 ? 1 : 0;
+}
+/** A simulated cache only where there is none; "no slack" only where there is one. */
+const modeApplies = (mode: string, version: string) =>
+  mode.startsWith('one cached chunk') ? ownSlack(version) !== 1 : mode === 'no slack' ? ownSlack(version) === 1 : true;
 const cases = pythons().flatMap((p) =>
-  lineSeeds.flatMap((seed) => modes.map(([mode, flags, base, env]) => [p.version, seed, mode, p.path, flags, base, env] as const)),
+  lineSeeds.flatMap((seed) =>
+    modes.filter(([mode]) => modeApplies(mode, p.version)).map(([mode, flags, base, env]) => [p.version, seed, mode, p.path, flags, base, env] as const),
+  ),
 );
 
 describe('lines of every frame when the stack comes down into lower data-stack chunks', () => {
@@ -62,18 +86,18 @@ describe('lines of every frame when the stack comes down into lower data-stack c
     });
     const where = `Python ${version}, seed ${seed}, ${mode} (replay: HW_LINES_SEED=${seed})`;
     expect(r.code, `${where}\n${r.stderr}`).toBe(0);
-    // The proof ran (3.11 - 3.13 here), with the slack the mode is about.
-    const minor = Number(/^3\.(\d+)/.exec(version)![1]);
+    // The proof ran (3.11+; -1 before: off), with the slack the mode is about.
     const slack = /^datastack_slack (-?\d+)$/m.exec(r.stdout)?.[1];
-    if (minor < 11) expect(slack, where).toBe('-1');
-    else if (minor <= 13)
-      expect(slack, where).toBe(
-        mode.startsWith('one cached chunk') ? slackUnderTest : version.startsWith('3.13.') && Number(version.split('.')[2]) >= 13 ? '1' : '0',
-      );
+    const want = ownSlack(version) < 0 ? -1 : mode.startsWith('one cached chunk') ? Number(slackUnderTest) : mode === 'no slack' ? 0 : ownSlack(version);
+    expect(slack, where).toBe(String(want));
     const expected = new Map(Object.entries(JSON.parse(readFileSync(expectedFile, 'utf8')) as Record<string, number>));
     // Towers of up to 70 fat frames (four chunks), many distinct stacks.
     expect(deepest(expected), where).toBeGreaterThan(90);
     expect(expected.size, where).toBeGreaterThan(400);
-    expectStacksRight(expected, bytesBySiteStack(r.outDir, program, siteLines), where);
+    const got = bytesBySiteStack(r.outDir, program, siteLines);
+    if (mode === 'no slack') {
+      // 134 - 151 of ~680 stacks wrong on Debian's 3.14.10 and 3.15.2 (two seeds each).
+      expect(wrongStacks(expected, got, ARENA).wrong.length, `${where}: the interpreter's chunk cache went unseen`).toBeGreaterThan(20);
+    } else expectStacksRight(expected, got, where);
   });
 });

@@ -20,10 +20,10 @@
 // CPython 3.13.13+, 3.14.4+ and 3.15 hold one popped chunk back without an
 // unmap (datastack.c, hw__chunks_slack): the proof stops a chunk lower there.
 // "one cached chunk" plays such a cache with an arena allocator on the
-// CPythons that have none; on those that have one (Debian's 3.14 and 3.15,
-// HIGHWATER_TEST_PYTHONS), "no slack" runs the proof as if there were no
-// cache and must put stacks on wrong lines: the interpreter's own cache is
-// what the slack is for.
+// CPythons that have none; on those that have one (Debian's 3.13.18, 3.14
+// and 3.15, HIGHWATER_TEST_PYTHONS), "no slack" runs the proof as if there
+// were no cache and must put stacks on wrong lines: the interpreter's own
+// cache is what the slack is for.
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -79,14 +79,19 @@ void *hw__boot_alloc(size_t size);
  * allocator's own bookkeeping, and glibc keeps the size of a live block
  * there on every release (its layout: "malloc_chunk" in malloc.c). */
 extern int hw__glibc_chunks;
+/* 8 where an mmapped chunk's size counts a second word of header (glibc
+ * 2.36), 0 where it does not (glibc 2.43: Debian sid's); the probe tells
+ * (hw__usable_init). */
+extern size_t hw__mmapped_extra;
 void hw__usable_init(void); /* after hw__resolve_real; before tracking starts */
 static inline size_t hw__glibc_usable(const void *p) {
   size_t word = ((const size_t *)p)[-1];
-  /* The low three bits are flags; an mmapped chunk (bit 1) has a second
-   * word of header, a heap chunk lends its successor's first word. Written
-   * without a branch: (word & 2) << 2 is that second word, 8 bytes or 0. */
+  /* The low three bits are flags; a heap chunk lends its successor's first
+   * word; an mmapped chunk (bit 1) may have a second word of header. Written
+   * without a branch: (word & 2) << 2 is 8 for an mmapped chunk, masked by
+   * what the probe found. */
   _Static_assert(sizeof(size_t) == 8, "the shift below is for 8-byte words");
-  return (word & ~(size_t)7) - sizeof(size_t) - ((word & 2) << 2);
+  return (word & ~(size_t)7) - sizeof(size_t) - (((word & 2) << 2) & hw__mmapped_extra);
 }
 static inline size_t hw__usable_size(void *p) {
   if (HW_LIKELY(hw__glibc_chunks)) return hw__glibc_usable(p);

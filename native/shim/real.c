@@ -42,6 +42,7 @@ void hw__resolve_real(void) {
 /* ---- the chunk's size word (hw.h, hw__usable_size) ---- */
 
 int hw__glibc_chunks;
+size_t hw__mmapped_extra = 8;
 
 /* Every allocating function we pass blocks on to must be glibc's own: a
  * second allocator preloaded after us (jemalloc, tcmalloc, glibc's
@@ -75,6 +76,16 @@ void hw__usable_init(void) {
   hw__glibc_chunks = 0;
 #if defined(__GLIBC__) && defined(__x86_64__)
   if (!hw__all_from_libc()) return;
+  /* How an mmapped chunk's size word relates to its usable size: 16 bytes
+   * of header in glibc 2.36, 8 in 2.43 (the probe below checks every kind
+   * of block with the answer). Above 32 MiB, as in the loop. */
+  void *big = hw__real_malloc(40u << 20);
+  size_t word = big ? ((const size_t *)big)[-1] : 0;
+  size_t extra =
+      (word & ~(size_t)7) - sizeof(size_t) - (big ? hw__real_malloc_usable_size(big) : 0);
+  if (big) hw__real_free(big);
+  if (!(word & 2) || (extra != 0 && extra != 8)) return;
+  hw__mmapped_extra = extra;
   static const size_t sizes[] = {0, 1, 8, 24, 25, 100, 600, 1000, 4000, 20000, 40u << 20};
   int ok = 1;
   for (size_t i = 0; ok && i < sizeof sizes / sizeof sizes[0]; i++) {

@@ -41,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "datastack.h"
 #include "hw.h"
 
 #define HW_STATUS_PERIOD_MS 250
@@ -349,7 +350,8 @@ static void *hw__control_main(void *arg) {
       hw__killsnap_check(); /* what we hold when the kernel's OOM killer strikes */
       hw__publish_readings(&r);
       hw__next_status = now + HW_STATUS_PERIOD_MS;
-      hw__container_tick(); /* slots of processes that died without leaving */
+      hw__container_tick();         /* slots of processes that died without leaving */
+      hw__chunks_watch_switchers(); /* greenlet: the walk's proof stops (datastack.c) */
       if (!hw__listen_intact() && now >= hw__next_rebind) {
         if (hw__listen_open() != 0)
           hw__debug("control socket %s lost; cannot re-create it: %s", hw__sock_path,

@@ -39,6 +39,22 @@
  * - The interpreter frees the chunk at the pop, or holds at most one popped
  *   chunk back (hw__chunks_slack); any other version proves nothing.
  * Anything unknown proves nothing, and the walk reads every level.
+ *
+ * Stack switching (greenlet, and so gevent and eventlet) swaps the thread
+ * state's chunk list for another greenlet's, but not its chunk cache,
+ * which the greenlets of a thread then share: a greenlet started, or
+ * growing, just after this one popped a chunk takes that chunk, and this
+ * one's next pop unmaps nothing. A caller one chunk further down then runs
+ * unseen: shown with greenlet on Debian's 3.14.10, sampled, a 4 MiB block
+ * charged to the caller's line before (test/fixtures/python/
+ * stack_switch.py). Without a cache every pop unmaps, and switching changes
+ * nothing for the proof. So on a CPython with a cache the proof stops for
+ * good once switching is seen: greenlet's extension loaded (the control
+ * thread looks at each tick, hw__chunks_watch_switchers), greenlet
+ * imported (an audit hook sees the import before its code runs), or a
+ * thread's root chunk replaced under the same thread state (a new
+ * greenlet's first frame starts a chain of its own: any other stack
+ * switcher, seen at the first walk inside it).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -65,9 +81,10 @@ typedef struct {
   void (*free)(void *, void *, size_t);
 } hw_arena_t;
 
-static size_t hw__ds_at;     /* PyThreadState.datastack_chunk; 0 = off. Set at start-up. */
-static int hw__ds_slack;     /* hw__chunks_slack of this CPython. Set at start-up. */
-static int hw__ds_any_arena; /* test only (HIGHWATER_TEST_CHUNK_CACHE). Set at start-up. */
+static size_t hw__ds_at;             /* PyThreadState.datastack_chunk; 0 = off. Set at start-up. */
+static _Atomic int hw__ds_switching; /* greenlet loaded (hw__chunks_watch_switchers) */
+static int hw__ds_slack;             /* hw__chunks_slack of this CPython. Set at start-up. */
+static int hw__ds_any_arena;         /* test only (HIGHWATER_TEST_CHUNK_CACHE). Set at start-up. */
 static hw_arena_t hw__arena0;
 /* How the arena allocator is read at a walk: 3.11's getter copies it (no
  * lock); 3.12+ take the allocators' lock there, so the struct is read where
@@ -141,6 +158,8 @@ int hw__chunks_slack(const char *version) {
   return -1;
 }
 
+static void hw__watch_imports(void);
+
 int hw__chunks_init(const hw_frame_layout *L, void *tstate, void *top) {
   if (!L->datastack_chunk || !tstate || !top) return -1;
   int slack = hw__chunks_slack(hw__py.version);
@@ -175,10 +194,90 @@ int hw__chunks_init(const hw_frame_layout *L, void *tstate, void *top) {
   else if (!(hw__arena_at = hw__arena_in_runtime())) return -1;
   hw__ds_slack = slack;
   hw__ds_at = L->datastack_chunk;
+  /* A cache that greenlets could share: watch for greenlet's import from
+   * the first one on, not only from the control thread's next tick. */
+  if (slack) hw__watch_imports();
+  hw__chunks_watch_switchers();
   return 0;
 }
 
-int hw__chunks_slack_in_use(void) { return hw__ds_at ? hw__ds_slack : -1; }
+int hw__chunks_slack_in_use(void) {
+  return hw__ds_at && !(hw__ds_slack && HW_RELAXED(hw__ds_switching)) ? hw__ds_slack : -1;
+}
+
+int hw__chunks_switching(void) { return HW_RELAXED(hw__ds_switching); }
+
+/* An audit hook (PEP 578; GIL held, in the importing thread): an import of
+ * greenlet, or of a module in it, marks stack switching before its code
+ * runs. Never raises, and reads only what the event hands it; a module name
+ * that is not a str (never, in CPython) is let pass. */
+static void *hw__tuple_type, *hw__str_type;
+static ssize_t (*hw__tuple_size)(void *);
+static void *(*hw__tuple_item)(void *, ssize_t);
+static int hw__audit(const char *event, void *args, void *data) {
+  (void)data;
+  if (event[0] != 'i' || strcmp(event, "import") != 0 || !args) return 0;
+  /* ob_type is at 8 in every object header; the items through the C-API
+   * (3.14 put a hash cache in front of them). Neither call can fail on a
+   * tuple with an item 0. */
+  if (*(void **)((char *)args + 8) != hw__tuple_type || hw__tuple_size(args) < 1) return 0;
+  void *name = hw__tuple_item(args, 0);
+  if (!name || *(void **)((char *)name + 8) != hw__str_type) return 0;
+  ssize_t n = 0;
+  const char *s = hw__py.PyUnicode_AsUTF8AndSize(name, &n);
+  if (s && n >= 8 && memcmp(s, "greenlet", 8) == 0 && (n == 8 || s[8] == '.') &&
+      !HW_RELAXED(hw__ds_switching)) {
+    HW_SET_RELAXED(hw__ds_switching, 1);
+    hw__debug("greenlet is imported: stacks may be switched; the data-stack proof stops (a "
+              "chunk cache they share)");
+  }
+  return 0;
+}
+
+/* GIL held, at start-up. Without the hook (none in this CPython, or another
+ * hook refused it), the control thread's tick still finds greenlet. */
+static void hw__watch_imports(void) {
+  int (*add)(int (*)(const char *, void *, void *), void *);
+  void (*clear)(void);
+  *(void **)&add = dlsym(RTLD_DEFAULT, "PySys_AddAuditHook");
+  *(void **)&clear = dlsym(RTLD_DEFAULT, "PyErr_Clear");
+  hw__tuple_type = dlsym(RTLD_DEFAULT, "PyTuple_Type");
+  hw__str_type = dlsym(RTLD_DEFAULT, "PyUnicode_Type");
+  *(void **)&hw__tuple_size = dlsym(RTLD_DEFAULT, "PyTuple_Size");
+  *(void **)&hw__tuple_item = dlsym(RTLD_DEFAULT, "PyTuple_GetItem");
+  if (!add || !clear || !hw__tuple_type || !hw__str_type || !hw__tuple_size || !hw__tuple_item ||
+      !hw__py.PyUnicode_AsUTF8AndSize)
+    return;
+  if (add(hw__audit, NULL) != 0) {
+    clear();
+    hw__debug("no audit hook (refused): greenlet is looked for at each tick only");
+  }
+}
+
+/* dl_iterate_phdr's callback: greenlet's extension, as greenlet 1.0+ names
+ * it (greenlet/_greenlet.cpython-*.so) and as 0.4 did (greenlet.cpython-*.so). */
+static int hw__is_greenlet(struct dl_phdr_info *info, size_t size, void *found) {
+  (void)size;
+  const char *name = info->dlpi_name, *base = name ? strrchr(name, '/') : NULL;
+  base = base ? base + 1 : name;
+  if (base && (strncmp(base, "_greenlet.", 10) == 0 || strncmp(base, "greenlet.", 9) == 0) &&
+      strstr(base, ".so")) {
+    *(int *)found = 1;
+    return 1;
+  }
+  return 0;
+}
+
+void hw__chunks_watch_switchers(void) {
+  if (!hw__ds_at || HW_RELAXED(hw__ds_switching)) return;
+  int found = 0;
+  dl_iterate_phdr(hw__is_greenlet, &found);
+  if (found) {
+    HW_SET_RELAXED(hw__ds_switching, 1);
+    hw__debug("greenlet is loaded: stacks may be switched%s",
+              hw__ds_slack ? "; the data-stack proof stops (a chunk cache they share)" : "");
+  }
+}
 
 /* The thread's chunks, root first, into now[]; 0 when unknown or too many. */
 static int hw__chunks_read(void *tstate, hw_chunk *now) {
@@ -199,10 +298,26 @@ static int hw__chunks_read(void *tstate, hw_chunk *now) {
   return n;
 }
 
+/* A thread's chunks read anew, into now[]; its root chunk watched: the
+ * same thread state with another root means its stack was switched. */
+static void hw__chunks_read_watched(hw_chunks *c, void *tstate) {
+  c->nnow = hw__chunks_read(tstate, c->now);
+  void *root = c->nnow ? c->now[0].base : NULL;
+  if (c->tstate != tstate || !c->root) {
+    c->tstate = tstate;
+    c->root = root;
+  } else if (root && root != c->root && !HW_RELAXED(hw__ds_switching)) {
+    HW_SET_RELAXED(hw__ds_switching, 1);
+    hw__debug("a thread's stack was switched under its thread state%s",
+              hw__ds_slack ? ": the data-stack proof stops" : "");
+  }
+}
+
 void hw__chunks_unchanged(hw_chunks *c, void *tstate, uintptr_t *lo, uintptr_t *span) {
   *span = 0;
   c->same = 0;
   if (!hw__ds_at) return;
+  if (hw__ds_slack && HW_RELAXED(hw__ds_switching)) return;
   /* u: the chunk the stack may have come down into; those below it did not
    * run. A chunk cache lets it come down one chunk further unseen. */
   int u;
@@ -216,7 +331,7 @@ void hw__chunks_unchanged(hw_chunks *c, void *tstate, uintptr_t *lo, uintptr_t *
     for (int i = c->n - 1; i >= u; i--)
       if (HW_AT(c->rec[i].base, HW_CHUNK_PREVIOUS) != c->rec[i - 1].base) return;
   } else {
-    c->nnow = hw__chunks_read(tstate, c->now);
+    hw__chunks_read_watched(c, tstate);
     u = (c->freed_low < c->n ? c->freed_low : c->n) - 1 - hw__ds_slack;
     if (u < 1 || u >= c->nnow) return;
     for (int i = 0; i <= u; i++)
@@ -232,7 +347,7 @@ void hw__chunks_unchanged(hw_chunks *c, void *tstate, uintptr_t *lo, uintptr_t *
 void hw__chunks_record(hw_chunks *c, void *tstate, int read) {
   c->freed_low = HW_CHUNKS_MAX;
   if (read && c->same) return;
-  if (!read || !c->nnow) c->nnow = hw__chunks_read(tstate, c->now);
+  if (!read || !c->nnow) hw__chunks_read_watched(c, tstate);
   memcpy(c->rec, c->now, (size_t)c->nnow * sizeof c->now[0]);
   c->n = c->nnow;
 }

@@ -25,6 +25,9 @@ typedef struct {
   hw_chunk now[HW_CHUNKS_MAX]; /* scratch: the chunks of this walk */
   int nnow;
   int same; /* this walk's chunks are the record's (now[] not read) */
+  /* Stack switching (datastack.c): the thread state the chunks were last
+   * read from, and its root chunk then. */
+  void *tstate, *root;
 } hw_chunks;
 
 /* 1 when the CPython of this version string ("3.13.12") frees a chunk the
@@ -51,5 +54,13 @@ void hw__chunks_record(hw_chunks *c, void *tstate, int read);
 
 /* munmap(addr, len) in the chunks' thread. */
 void hw__chunks_unmapped(hw_chunks *c, void *addr, size_t len);
+
+/* The control thread, at each tick: whether greenlet is loaded (the proof
+ * then stops on a CPython with a chunk cache, datastack.c "Stack
+ * switching"). Takes the loader's lock: never from a hook. */
+void hw__chunks_watch_switchers(void);
+
+/* 1 once stack switching was seen in this process (datastack.c). */
+int hw__chunks_switching(void);
 
 #endif

@@ -224,6 +224,8 @@ HW_EXPORT long long hw_stat(const char *name) {
   /* The data-stack proof (datastack.c): how many popped chunks it allows
    * the interpreter to hold back, or -1 when it is off. */
   if (strcmp(name, "datastack_slack") == 0) return hw__chunks_slack_in_use();
+  /* 1 once greenlet was seen loaded (datastack.c, "Stack switching"). */
+  if (strcmp(name, "stack_switching") == 0) return hw__chunks_switching();
   return -1;
 }
 

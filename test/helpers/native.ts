@@ -12,6 +12,7 @@ const sources = {
   block_open: 'block_open.c',
   pool_arena: 'pool_arena.c',
   cache1_arena: 'cache1_arena.c',
+  fresh_chain: 'fresh_chain.c',
 } as const;
 
 export function buildTestLib(name: keyof typeof sources): string {

@@ -55,10 +55,15 @@ export function deepest(expected: Map<string, number>): number {
   return Math.max(...[...expected.keys()].map((k) => k.split(',').length));
 }
 
+/** A data-stack chunk (CPython 3.11+: 16 KiB, more only for a frame that big). */
+export const CHUNK = 16 * 1024;
+
 /** Every recorded stack has its bytes in the report and the report has no other (wrongStacks). */
 export function expectStacksRight(expected: Map<string, number>, got: Map<string, number>, where: string): void {
-  const { wrong, arenas } = wrongStacks(expected, got, ARENA);
+  const { wrong, arenas, chunks } = wrongStacks(expected, got, ARENA);
   expect(arenas, where).toBeLessThan(64);
+  // One held chunk per thread at most (the fixtures run up to 4 threads).
+  expect(chunks, where).toBeLessThanOrEqual(4);
   expect(wrong.slice(0, 5), `${where}: ${wrong.length} stacks wrong`).toEqual([]);
 }
 
@@ -95,19 +100,29 @@ export function bytesBySiteStack(outDir: string, program: string, sites: Set<num
  * The stacks whose bytes are not the recorded ones (within 5 %), and those
  * the program never had. Where pymalloc needed a new arena (`arena` bytes)
  * for the small objects a site's line makes, the report rightly charges its
- * mmap to that line; the program cannot see it: up to `maxArenas` in all.
+ * mmap to that line; the program cannot see it: counted in `arenas`. So is
+ * a data-stack chunk that a site line's own calls (the fixtures' `keep()`,
+ * `note()`) pushed and that is still mapped at the peak: CPythons with a
+ * chunk cache (3.13.13+, 3.14.4+, 3.15) keep the last popped one mapped, and
+ * it is charged to the line whose call mapped it (`chunks`, one per stack).
  */
-export function wrongStacks(expected: Map<string, number>, got: Map<string, number>, arena: number): { wrong: string[]; arenas: number } {
+export function wrongStacks(expected: Map<string, number>, got: Map<string, number>, arena: number): { wrong: string[]; arenas: number; chunks: number } {
   const wrong: string[] = [];
   let arenas = 0;
+  let chunks = 0;
+  const near = (b: number, bytes: number) => b >= bytes * 0.95 && b <= bytes * 1.05;
   for (const [stack, bytes] of expected) {
     let b = got.get(stack) ?? 0;
     while (b - bytes >= arena) {
       b -= arena;
       arenas++;
     }
-    if (!(b >= bytes * 0.95 && b <= bytes * 1.05)) wrong.push(`${stack}: ${b} B, expected ${bytes} B`);
+    if (!near(b, bytes) && near(b - CHUNK, bytes)) {
+      b -= CHUNK;
+      chunks++;
+    }
+    if (!near(b, bytes)) wrong.push(`${stack}: ${b} B, expected ${bytes} B`);
   }
   for (const [stack, bytes] of got) if (!expected.has(stack)) wrong.push(`${stack}: ${bytes} B, a stack the program never had`);
-  return { wrong, arenas };
+  return { wrong, arenas, chunks };
 }

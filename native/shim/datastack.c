@@ -212,6 +212,7 @@ int hw__chunks_switching(void) { return HW_RELAXED(hw__ds_switching); }
  * runs. Never raises, and reads only what the event hands it; a module name
  * that is not a str (never, in CPython) is let pass. */
 static void *hw__tuple_type, *hw__str_type;
+static void (*hw__err_clear)(void);
 static ssize_t (*hw__tuple_size)(void *);
 static void *(*hw__tuple_item)(void *, ssize_t);
 static int hw__audit(const char *event, void *args, void *data) {
@@ -223,8 +224,14 @@ static int hw__audit(const char *event, void *args, void *data) {
   if (*(void **)((char *)args + 8) != hw__tuple_type || hw__tuple_size(args) < 1) return 0;
   void *name = hw__tuple_item(args, 0);
   if (!name || *(void **)((char *)name + 8) != hw__str_type) return 0;
+  /* A name that cannot be encoded (lone surrogates) sets an exception:
+   * taken back, and whatever was pending before put back as it was. */
+  PyObject *type, *value, *trace;
+  hw__py.PyErr_Fetch(&type, &value, &trace);
   ssize_t n = 0;
   const char *s = hw__py.PyUnicode_AsUTF8AndSize(name, &n);
+  if (!s) hw__err_clear();
+  hw__py.PyErr_Restore(type, value, trace);
   if (s && n >= 8 && memcmp(s, "greenlet", 8) == 0 && (n == 8 || s[8] == '.') &&
       !HW_RELAXED(hw__ds_switching)) {
     HW_SET_RELAXED(hw__ds_switching, 1);
@@ -238,18 +245,18 @@ static int hw__audit(const char *event, void *args, void *data) {
  * hook refused it), the control thread's tick still finds greenlet. */
 static void hw__watch_imports(void) {
   int (*add)(int (*)(const char *, void *, void *), void *);
-  void (*clear)(void);
   *(void **)&add = dlsym(RTLD_DEFAULT, "PySys_AddAuditHook");
-  *(void **)&clear = dlsym(RTLD_DEFAULT, "PyErr_Clear");
+  *(void **)&hw__err_clear = dlsym(RTLD_DEFAULT, "PyErr_Clear");
   hw__tuple_type = dlsym(RTLD_DEFAULT, "PyTuple_Type");
   hw__str_type = dlsym(RTLD_DEFAULT, "PyUnicode_Type");
   *(void **)&hw__tuple_size = dlsym(RTLD_DEFAULT, "PyTuple_Size");
   *(void **)&hw__tuple_item = dlsym(RTLD_DEFAULT, "PyTuple_GetItem");
-  if (!add || !clear || !hw__tuple_type || !hw__str_type || !hw__tuple_size || !hw__tuple_item ||
-      !hw__py.PyUnicode_AsUTF8AndSize)
+  if (!add || !hw__err_clear || !hw__tuple_type || !hw__str_type || !hw__tuple_size ||
+      !hw__tuple_item || !hw__py.PyUnicode_AsUTF8AndSize || !hw__py.PyErr_Fetch ||
+      !hw__py.PyErr_Restore)
     return;
   if (add(hw__audit, NULL) != 0) {
-    clear();
+    hw__err_clear();
     hw__debug("no audit hook (refused): greenlet is looked for at each tick only");
   }
 }

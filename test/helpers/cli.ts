@@ -137,6 +137,19 @@ export function pythons(): { version: string; path: string }[] {
 }
 
 /**
+ * The data-stack slack the shim gives this CPython on its own
+ * (native/shim/datastack.c, hw__chunks_slack): 1 where it holds a popped chunk
+ * back (3.13.13+, 3.14.4+, 3.15), 0 where it unmaps at once, -1 before 3.11.
+ */
+export function ownSlack(version: string): number {
+  const [minor, micro] = version.split('.').slice(1).map(Number) as [number, number];
+  if (minor < 11) return -1;
+  if (minor === 13) return micro >= 13 ? 1 : 0;
+  if (minor === 14) return micro >= 4 ? 1 : 0;
+  return minor >= 15 ? 1 : 0;
+}
+
+/**
  * CPythons beyond pyenv's: HIGHWATER_TEST_PYTHONS, a comma-separated list of
  * interpreters (.ci/run unpacks Debian's 3.14 and 3.15 there, see
  * .ci/debian-pythons.sh), each asked for its version once.

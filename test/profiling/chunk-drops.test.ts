@@ -27,7 +27,7 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fixtures, freshDir, pythons, runProfiled } from '../helpers/cli.js';
+import { fixtures, freshDir, ownSlack, pythons, runProfiled } from '../helpers/cli.js';
 import { buildTestLib } from '../helpers/native.js';
 import { ARENA, bytesBySiteStack, deepest, expectStacksRight, lineSeeds, siteLinesOf, wrongStacks } from '../helpers/site-stacks.js';
 
@@ -53,15 +53,6 @@ const modes: [string, string[], number, () => Record<string, string>][] = [
   ['no slack', coarse, 262144, () => ({ HIGHWATER_TEST_CHUNK_CACHE: '0' })],
 ];
 
-/** The slack the shim gives this CPython on its own: 1 where it holds a popped
- * chunk back (hw__chunks_slack), 0 where it unmaps at once, -1 before 3.11. */
-function ownSlack(version: string): number {
-  const [minor, micro] = version.split('.').slice(1).map(Number) as [number, number];
-  if (minor < 11) return -1;
-  if (minor === 13) return micro >= 13 ? 1 : 0;
-  if (minor === 14) return micro >= 4 ? 1 : 0;
-  return minor >= 15 ? 1 : 0;
-}
 /** A simulated cache only where there is none; "no slack" only where there is one. */
 const modeApplies = (mode: string, version: string) =>
   mode.startsWith('one cached chunk') ? ownSlack(version) !== 1 : mode === 'no slack' ? ownSlack(version) === 1 : true;

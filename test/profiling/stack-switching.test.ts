@@ -18,20 +18,11 @@
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { bytesAtLine, expectNear, fixtures, freshDir, lineOf, MiB, onlyReport, pythons, runProfiled } from '../helpers/cli.js';
+import { bytesAtLine, expectNear, fixtures, freshDir, lineOf, MiB, onlyReport, ownSlack, pythons, runProfiled } from '../helpers/cli.js';
 import { buildTestLib } from '../helpers/native.js';
 
 const watch = join(fixtures, 'python', 'stack_switch_watch.py');
 const steal = join(fixtures, 'python', 'greenlet_steal.py');
-
-/** The slack the shim gives this CPython on its own (hw__chunks_slack); -1 before 3.11. */
-function ownSlack(version: string): number {
-  const [minor, micro] = version.split('.').slice(1).map(Number) as [number, number];
-  if (minor < 11) return -1;
-  if (minor === 13) return micro >= 13 ? 1 : 0;
-  if (minor === 14) return micro >= 4 ? 1 : 0;
-  return minor >= 15 ? 1 : 0;
-}
 
 /** What the event hands the program: the stand-in package's directory, or a file to load. */
 function eventArg(mode: string, version: string): string {

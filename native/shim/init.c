@@ -87,10 +87,39 @@ HW_EXPORT int hw_api_version(void) { return 1; }
 
 HW_EXPORT int hw_is_active(void) { return HW_RELAXED(hw__active) && !HW_RELAXED(hw__in_child); }
 
+/* Is the calling thread in the main interpreter? A subinterpreter runs
+ * `site`, so the bootstrap, too (mod_wsgi's application groups, 3.14's
+ * concurrent.interpreters). Its atexit runs when it is closed, while the
+ * program goes on: had it been let in, the exit dump would have come early
+ * and every stack after it would have lost its Python frames. 1 when it
+ * cannot tell (no such functions: not a CPython the shim runs on). */
+static int hw__in_main_interpreter(void) {
+  void *(*main_interp)(void), *(*unchecked)(void), *(*interp_of)(void *), *(*current)(void);
+  *(void **)&main_interp = dlsym(RTLD_DEFAULT, "PyInterpreterState_Main");
+  /* The thread state without the checks that end the process when there is
+   * none (PyInterpreterState_Get's, 3.12+): the callers hold the GIL, but a
+   * fatal error is never the shim's to raise. */
+  *(void **)&unchecked = dlsym(RTLD_DEFAULT, "PyThreadState_GetUnchecked"); /* 3.13+ */
+  if (!unchecked) *(void **)&unchecked = dlsym(RTLD_DEFAULT, "_PyThreadState_UncheckedGet");
+  *(void **)&interp_of = dlsym(RTLD_DEFAULT, "PyThreadState_GetInterpreter"); /* 3.9+ */
+  *(void **)&current = dlsym(RTLD_DEFAULT, "_PyInterpreterState_Get");        /* 3.8 */
+  if (!main_interp || !unchecked || (!interp_of && !current)) return 1;
+  void *ts = unchecked();
+  if (!ts) return 1;
+  return main_interp() == (interp_of ? interp_of(ts) : current());
+}
+
 HW_EXPORT int hw_python_start(void) {
   if (!hw_is_active()) return -ENODEV;
-  if (hw__started) return 0;
   hw_thread_t *t = &hw__thread;
+  int g = t->guard;
+  t->guard = 1; /* dlsym may allocate: the shim's, not the program's */
+  int in_main = hw__in_main_interpreter();
+  t->guard = g;
+  /* A subinterpreter's bootstrap: not started there, so it registers no
+   * atexit, excepthook or fork hook; its stacks are read as any other's. */
+  if (!in_main) return -EXDEV;
+  if (hw__started) return 0;
   t->guard = 1;
   if (hw__py_resolve() != 0) {
     t->guard = 0;
@@ -196,6 +225,14 @@ HW_EXPORT int hw_oom_unhandled(void) {
 }
 
 HW_EXPORT int hw_python_stop(void) {
+  /* The main interpreter's alone (hw_python_start): a subinterpreter that
+   * ends leaves the program running. */
+  hw_thread_t *t = &hw__thread;
+  int g = t->guard;
+  t->guard = 1;
+  int in_main = hw__in_main_interpreter();
+  t->guard = g;
+  if (!in_main) return -EXDEV;
   /* The bootstrap's atexit, before the interpreter's teardown frees the
    * program's data: a kill within the last tick is still caught holding it. */
   hw__killsnap_check();

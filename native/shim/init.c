@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,53 @@ static void hw__restore_ld_preload(void) {
   else unsetenv("LD_PRELOAD");
 }
 
+/* The interpreter options of this process's command line (before the
+ * script, -c or -m) that keep the bootstrap from ever loading: -E and -I
+ * ignore PYTHONPATH, where highwater puts it; -S skips `site`, which imports
+ * it. Said at once, in the program's own stderr: a service started so would
+ * otherwise run unprofiled and unguarded without a word until it ended (the
+ * watcher says it then too: HW_ERR_NOT_STARTED). */
+static void hw__warn_no_bootstrap_flags(void) {
+  char buf[8192];
+  int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return;
+  buf[n] = 0;
+  char seen[4] = {0};
+  size_t kinds = 0;
+  const char *end = buf + n, *arg = buf + strlen(buf) + 1; /* after argv[0] */
+  while (arg < end && arg[0] == '-' && arg[1] && strcmp(arg, "--") != 0) {
+    const char *next = arg + strlen(arg) + 1;
+    if (arg[1] == '-') { /* a long option; the one that takes a value */
+      if (strcmp(arg, "--check-hash-based-pycs") == 0 && next < end) next += strlen(next) + 1;
+      arg = next;
+      continue;
+    }
+    int stop = 0;
+    for (const char *c = arg + 1; *c; c++) {
+      if (*c == 'c' || *c == 'm') { /* the rest is the command or module */
+        stop = 1;
+        break;
+      }
+      if (*c == 'W' || *c == 'X') { /* takes the rest, or the next argument */
+        if (!c[1] && next < end) next += strlen(next) + 1;
+        break;
+      }
+      if ((*c == 'E' || *c == 'I' || *c == 'S') && !memchr(seen, *c, kinds)) seen[kinds++] = *c;
+    }
+    if (stop) break;
+    arg = next;
+  }
+  if (kinds)
+    hw__log("python -%s: %s, so this process is not profiled and its memory is not guarded "
+            "(HW_ERR_NOT_STARTED)",
+            seen,
+            memchr(seen, 'S', kinds) ? "-S skips `site`, which loads highwater's bootstrap"
+                                     : "it ignores PYTHONPATH, where highwater's bootstrap is");
+}
+
 __attribute__((constructor)) static void hw__init(void) {
   hw__thread.guard = 1;
   hw__resolve_real();
@@ -77,6 +125,7 @@ __attribute__((constructor)) static void hw__init(void) {
   hw__sampling_init();
   pthread_atfork(hw__atfork_prepare, hw__atfork_parent, hw__atfork_child);
   HW_SET_RELAXED(hw__active, 1);
+  hw__warn_no_bootstrap_flags();
 out:
   hw__thread.inherited = 0;
   hw__thread.last_node = HW_NODE_NONE;

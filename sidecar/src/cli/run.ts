@@ -3,6 +3,7 @@
  * watch its run dir with the same watcher as `highwater watch`
  * (watcher/rundir-watcher.ts), say what it rendered, and map the exit status.
  */
+import { NOT_STARTED_CODE, notStartedLine } from './not-started.js';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -77,6 +78,9 @@ function logWatcherEvent(log: Logger, e: RunDirEvent): void {
       break;
     case 'report':
     case 'report-failed':
+      break;
+    case 'not-started':
+      log.debug({ pid: e.pid, code: NOT_STARTED_CODE }, 'bootstrap never started'); // said in full by runProgram
       break;
     default:
       log.debug(e, e.type);
@@ -170,6 +174,9 @@ export async function runProgram(opts: RunOptions): Promise<number> {
         for (const line of oomHeadline(e.report)) say(line);
         say(`report written to ${join(e.dir, 'index.html')}`);
         for (const line of reportSummaryLines(e.report)) say(line);
+        break;
+      case 'not-started':
+        say(notStartedLine(e.pid, e.argv));
         break;
       case 'report-failed':
         if (e.pid !== undefined) tracked = true;

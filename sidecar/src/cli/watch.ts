@@ -6,6 +6,7 @@
  * writes a summary to /dev/termination-log and, on SIGTERM/SIGINT, renders
  * what is left and exits 0 (the contract in docs/docker.md).
  */
+import { NOT_STARTED_CODE, notStartedLine } from './not-started.js';
 import { accessSync, constants as fsConstants, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { Config } from '../config/config.js';
@@ -173,6 +174,10 @@ export async function watchCommand(opts: WatchOptions): Promise<number> {
         break;
       case 'process-gone':
         log.info({ code: 'HW_PROCESS_GONE' }, `process ${e.pid} ended`);
+        break;
+      case 'not-started':
+        log.warn({ code: NOT_STARTED_CODE, argv: e.argv.join(' ') }, `process ${e.pid}: bootstrap never started`);
+        say(notStartedLine(e.pid, e.argv));
         break;
       case 'no-process':
         log.debug({ code: 'HW_NO_PROCESS', runDir: e.runDir }, 'no tracked process yet');

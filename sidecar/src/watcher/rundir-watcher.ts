@@ -42,6 +42,13 @@ import { parseStateHeader, readingsFromHeader, readStateHeader, type StateHeader
 export type RunDirEvent =
   | { type: 'process-found'; pid: number; argv: string[]; local: boolean }
   | { type: 'process-gone'; pid: number; local: boolean }
+  /**
+   * A CPython ran under the shim and ended without highwater's bootstrap ever
+   * starting in it (its state file names no Python version): untracked and
+   * unguarded from start to end. `python -I`, `-E` and `-S`, or a PYTHONPATH
+   * set over highwater's, keep `site` from loading the bootstrap.
+   */
+  | { type: 'not-started'; pid: number; argv: string[] }
   | { type: 'no-process'; runDir: string; afterMs: number }
   | { type: 'reading-failed'; pid: number; message: string }
   /** A run-dir entry that is never read (a symlink, FIFO, device, an unreadable state file); once per path and reason. */
@@ -648,6 +655,7 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
     this.tracked.delete(t.pid);
     this.finished.add(`${t.pid}:${t.ino}`);
     this.emitEvent({ type: 'process-gone', pid: t.pid, local: t.local });
+    if (!t.hasDump && !t.header.python) this.emitEvent({ type: 'not-started', pid: t.pid, argv: t.header.argv });
     this.oomKills.poll(); // now, while its cgroup is still there
     this.oomKills.forget(t.pid);
     this.scanDumps(); // a dump written just before the end

@@ -108,6 +108,17 @@ describe('handled and unhandled MemoryError', () => {
     expect(onlyReport(r.outDir).oomReason).toBe('failed-allocation');
   });
 
+  it("a hook installed only over the interpreter's own (the exceptiongroup backport's rule): installed as without highwater, and exit 53", async () => {
+    const script = py('rlimit_bytearray.py');
+    const base = plain([script, 'polite-hook']);
+    expect(base.stderr).toContain('polite hook saw MemoryError');
+    const r = await runProfiled(['--', pythonWithNumpy(), script, 'polite-hook']);
+    expect(r.code, r.stderr).toBe(53);
+    expect(r.stderr).toContain('polite hook saw MemoryError');
+    expect(r.stderr).not.toContain('not installed');
+    expect(onlyReport(r.outDir).oomReason).toBe('failed-allocation');
+  });
+
   it('handled, then passed to sys.excepthook by the program itself: still exit 0', async () => {
     const script = py('rlimit_bytearray.py');
     const base = plain([script, 'manual-hook']);

@@ -166,9 +166,16 @@ def start():
     # Registered first, so it runs last: after the program's own atexit work.
     atexit.register(_at_exit)
     if os.environ.get("HIGHWATER_MODE", "run") == "run":
-        if not getattr(sys.excepthook, "_highwater", False):  # never chain to ourselves
+        # Only over the interpreter's own hook, and under both its names:
+        # libraries install theirs only while `sys.excepthook is
+        # sys.__excepthook__` (the exceptiongroup backport, a dependency of
+        # pytest and anyio before 3.11: under ours alone, an uncaught
+        # ExceptionGroup lost its sub-exceptions' tracebacks), and that must
+        # stay as true as it was. A hook the environment set first (Ubuntu's
+        # apport) is left alone: the exit is then judged by sys.last_value.
+        if sys.excepthook is sys.__excepthook__ and not getattr(sys.excepthook, "_highwater", False):
             _previous_excepthook = sys.excepthook
-            sys.excepthook = _excepthook
+            sys.excepthook = sys.__excepthook__ = _excepthook
     elif os.environ.get("HIGHWATER_API_CHILDREN"):
         _api_child_start(lib)
 

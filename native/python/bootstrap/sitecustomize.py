@@ -35,9 +35,14 @@ def _chain_sitecustomize():
                 from _frozen_importlib_external import spec_from_file_location
             except ImportError:
                 from importlib.util import module_from_spec, spec_from_file_location
-            spec = spec_from_file_location("_highwater_chained_sitecustomize", candidate)
+            spec = spec_from_file_location("sitecustomize", candidate)
             if spec and spec.loader:
                 module = module_from_spec(spec)
+                # The program's own `import sitecustomize` must give it its
+                # own module, as without highwater: the import of this file,
+                # still under way, ends with whatever sys.modules then holds
+                # under its name (and drops it if this raises, as it would).
+                sys.modules["sitecustomize"] = module
                 spec.loader.exec_module(module)
             return
 

@@ -61,6 +61,12 @@ _Atomic int hw__py_alive;
  * appends a field to PyThreadState and leaves this offset as it was; the
  * proof allows for the one chunk it holds (datastack.c, hw__chunks_slack).
  *
+ * PyThreadState.datastack_cached_chunk (datastack.c, "The held chunk"),
+ * read only where hw__chunks_slack is 1 (3.13.13+, 3.14.4+, 3.15) and only
+ * once a walk saw it hold the very chunk the stack had just left: 304 on
+ * 3.13.18, 824 on 3.14.10, 280 on 3.15.2, offsetof() against Debian's
+ * headers of each, and the machine code of their _PyThreadState_PopFrame.
+ *
  * 3.14: 232. Derived by hand from the same field list as
  * current_frame above, it is 232: current_frame 72, c_profilefunc 80,
  * c_tracefunc 88, c_profileobj 96, c_traceobj 104, current_exception 112,
@@ -153,12 +159,12 @@ _Atomic int hw__py_alive;
 /* One version a row. */
 /* clang-format off */
 static const hw_frame_layout hw__layouts[] = {
-    /* minor cframe cur  tstate_frame code mask prev instr owner adaptive cstack datastack */
-    {11, 56, 8, 0, 32, 0, 48, 56, 69, 184, -1, 296},
-    {12, 56, 0, 0, 0, 0, 8, 56, 70, 0, 3, 232},
-    {13, 0, 0, 72, 0, 0, 8, 56, 70, 0, 3, 232},
-    {14, 0, 0, 72, 0, 7, 8, 56, 74, 0, 3, 232},
-    {15, 0, 0, 72, 0, 7, 8, 56, 74, 0, 3, 256},
+    /* minor cframe cur  tstate_frame code mask prev instr owner adaptive cstack datastack held */
+    {11, 56, 8, 0, 32, 0, 48, 56, 69, 184, -1, 296, 0},
+    {12, 56, 0, 0, 0, 0, 8, 56, 70, 0, 3, 232, 0},
+    {13, 0, 0, 72, 0, 0, 8, 56, 70, 0, 3, 232, 304},
+    {14, 0, 0, 72, 0, 7, 8, 56, 74, 0, 3, 232, 824},
+    {15, 0, 0, 72, 0, 7, 8, 56, 74, 0, 3, 256, 280},
 };
 /* clang-format on */
 

@@ -55,6 +55,23 @@
  * thread's root chunk replaced under the same thread state (a new
  * greenlet's first frame starts a chain of its own: any other stack
  * switcher, seen at the first walk inside it).
+ *
+ * The held chunk. Where the interpreter holds a popped chunk back, the
+ * proof loses a chunk, but not when the thread state held one at the last
+ * walk and nothing was unmapped in the thread since. A pop of a chunk's
+ * base frees the chunk held (munmap) before holding the popped one, and
+ * only a push empties the hold, by taking the held chunk as the new top. So
+ * for the base frame of the record's top chunk m to have popped unseen, the
+ * hold must have been empty then: a push took a chunk after the record, and
+ * no chunk's base popped in between. But that chunk lay above m, and its
+ * base had to pop before m's could: that pop held it, and m's pop then
+ * unmapped it. So when the hold was full at the record and no munmap came
+ * since, no frame below chunk m ran: slack 0 for this walk. (An empty hold
+ * proves nothing: m's base can pop into the hold, its caller run, and the
+ * next push take m back, all without an unmap.) The field is read at
+ * PyThreadState.datastack_cached_chunk (compat.c) only once a walk saw it
+ * hold the very chunk the stack had just left, which a wrong offset does
+ * not give; any munmap in the thread, whatever it frees, counts.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -85,6 +102,10 @@ static size_t hw__ds_at;             /* PyThreadState.datastack_chunk; 0 = off. 
 static _Atomic int hw__ds_switching; /* greenlet loaded (hw__chunks_watch_switchers) */
 static int hw__ds_slack;             /* hw__chunks_slack of this CPython. Set at start-up. */
 static int hw__ds_any_arena;         /* test only (HIGHWATER_TEST_CHUNK_CACHE). Set at start-up. */
+static size_t
+    hw__ds_held_at; /* PyThreadState.datastack_cached_chunk; 0 = not read. Set at start-up. */
+static _Atomic int
+    hw__ds_held_seen; /* it held the chunk the stack had just left: the offset is right */
 static hw_arena_t hw__arena0;
 /* How the arena allocator is read at a walk: 3.11's getter copies it (no
  * lock); 3.12+ take the allocators' lock there, so the struct is read where
@@ -193,6 +214,9 @@ int hw__chunks_init(const hw_frame_layout *L, void *tstate, void *top) {
   if (hw__py.minor == 11) hw__arena_get = get;
   else if (!(hw__arena_at = hw__arena_in_runtime())) return -1;
   hw__ds_slack = slack;
+  /* Not for a cache played by an arena allocator (test only): there is no
+   * field to read. */
+  if (slack == 1 && !hw__ds_any_arena) hw__ds_held_at = L->datastack_held;
   hw__ds_at = L->datastack_chunk;
   /* A cache that greenlets could share: watch for greenlet's import from
    * the first one on, not only from the control thread's next tick. */
@@ -206,6 +230,18 @@ int hw__chunks_slack_in_use(void) {
 }
 
 int hw__chunks_switching(void) { return HW_RELAXED(hw__ds_switching); }
+
+int hw__chunks_held_confirmed(void) { return HW_RELAXED(hw__ds_held_seen); }
+
+/* The slack of this walk: none when the hold was full at the record and
+ * nothing was unmapped since ("The held chunk", above). */
+static inline int hw__walk_slack(hw_chunks *c) {
+  if (c->held && !c->unmapped && HW_RELAXED(hw__ds_held_seen)) {
+    c->held_walks++;
+    return 0;
+  }
+  return hw__ds_slack;
+}
 
 /* An audit hook (PEP 578; GIL held, in the importing thread): an import of
  * greenlet, or of a module in it, marks stack switching before its code
@@ -333,13 +369,13 @@ void hw__chunks_unchanged(hw_chunks *c, void *tstate, uintptr_t *lo, uintptr_t *
     /* The usual case: nothing recorded went, the top chunk is the same, so
      * the chunks under it are too. Their links down are checked all the same. */
     c->same = 1;
-    u = c->n - 1 - hw__ds_slack;
+    u = c->n - 1 - hw__walk_slack(c);
     if (u < 1) return;
     for (int i = c->n - 1; i >= u; i--)
       if (HW_AT(c->rec[i].base, HW_CHUNK_PREVIOUS) != c->rec[i - 1].base) return;
   } else {
     hw__chunks_read_watched(c, tstate);
-    u = (c->freed_low < c->n ? c->freed_low : c->n) - 1 - hw__ds_slack;
+    u = (c->freed_low < c->n ? c->freed_low : c->n) - 1 - hw__walk_slack(c);
     if (u < 1 || u >= c->nnow) return;
     for (int i = 0; i <= u; i++)
       if (c->now[i].base != c->rec[i].base || c->now[i].size != c->rec[i].size ||
@@ -351,15 +387,31 @@ void hw__chunks_unchanged(hw_chunks *c, void *tstate, uintptr_t *lo, uintptr_t *
   *span = c->rec[u - 1].size - HW_CHUNK_DATA;
 }
 
+/* Whether the hold now has the chunk the stack left since the record (the
+ * stack came down and did not go back up): the field is the cache. */
+static void hw__held_confirm(hw_chunks *c, void *held) {
+  if (!held || c->nnow < 1 || c->nnow >= c->n || held != c->rec[c->nnow].base) return;
+  for (int i = 0; i < c->nnow; i++)
+    if (c->now[i].base != c->rec[i].base) return;
+  HW_SET_RELAXED(hw__ds_held_seen, 1);
+  hw__debug("the thread state holds the chunk a walk saw the stack leave: the held-chunk proof "
+            "is in use");
+}
+
 void hw__chunks_record(hw_chunks *c, void *tstate, int read) {
   c->freed_low = HW_CHUNKS_MAX;
+  c->unmapped = 0;
+  void *held = hw__ds_held_at ? HW_AT(tstate, hw__ds_held_at) : NULL;
+  c->held = held;
   if (read && c->same) return;
   if (!read || !c->nnow) hw__chunks_read_watched(c, tstate);
+  if (HW_UNLIKELY(held && !HW_RELAXED(hw__ds_held_seen))) hw__held_confirm(c, held);
   memcpy(c->rec, c->now, (size_t)c->nnow * sizeof c->now[0]);
   c->n = c->nnow;
 }
 
 void hw__chunks_unmapped(hw_chunks *c, void *addr, size_t len) {
+  c->unmapped = 1;
   for (int i = 0; i < c->n && i < c->freed_low; i++) {
     char *b = c->rec[i].base;
     if (b < (char *)addr + len && (char *)addr < b + c->rec[i].size) {

@@ -25,6 +25,12 @@ typedef struct {
   hw_chunk now[HW_CHUNKS_MAX]; /* scratch: the chunks of this walk */
   int nnow;
   int same; /* this walk's chunks are the record's (now[] not read) */
+  /* The held chunk (datastack.c): the one the thread state held back at the
+   * record (NULL: none, or not read), and whether anything was unmapped in
+   * this thread since. */
+  void *held;
+  int unmapped;
+  unsigned long held_walks; /* walks the held chunk let stop a chunk higher */
   /* Stack switching (datastack.c): the thread state the chunks were last
    * read from, and its root chunk then. */
   void *tstate, *root;
@@ -59,6 +65,10 @@ void hw__chunks_unmapped(hw_chunks *c, void *addr, size_t len);
  * then stops on a CPython with a chunk cache, datastack.c "Stack
  * switching"). Takes the loader's lock: never from a hook. */
 void hw__chunks_watch_switchers(void);
+
+/* 1 once a walk saw PyThreadState.datastack_cached_chunk hold the chunk
+ * the stack had just left: the held-chunk proof is in use (datastack.c). */
+int hw__chunks_held_confirmed(void);
 
 /* 1 once stack switching was seen in this process (datastack.c). */
 int hw__chunks_switching(void);

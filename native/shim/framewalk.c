@@ -381,3 +381,8 @@ void hw__walk_unmapped(hw_thread_t *t, void *addr, size_t len) {
   hw_walk_t *w = t->walk;
   if (w && w->chunks.n) hw__chunks_unmapped(&w->chunks, addr, len);
 }
+
+unsigned long hw__walk_held_walks(hw_thread_t *t) {
+  hw_walk_t *w = t->walk;
+  return w ? w->chunks.held_walks : 0;
+}

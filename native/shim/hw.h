@@ -538,6 +538,8 @@ int hw__walk_init(void);
 uint32_t hw__walk_node(hw_thread_t *t);
 /* munmap: a data-stack chunk of this thread may be going (datastack.c). */
 void hw__walk_unmapped(hw_thread_t *t, void *addr, size_t len);
+/* Walks of this thread the held chunk let stop a chunk higher (datastack.c). */
+unsigned long hw__walk_held_walks(hw_thread_t *t);
 /* pystack.c, 3.8 - 3.10: the shadow stack fed by a frame-evaluation hook
  * (PEP 523) instead of the profile callback; hw__eval_init verifies and
  * installs it, GIL held. */
@@ -587,6 +589,9 @@ typedef struct {
   /* PyThreadState.datastack_chunk (then datastack_top, datastack_limit);
    * 0 = unknown: no level is ever skipped (datastack.c) */
   size_t datastack_chunk;
+  /* PyThreadState.datastack_cached_chunk, the one popped chunk 3.13.13+,
+   * 3.14.4+ and 3.15 hold back (datastack.c, "The held chunk"); 0 = none */
+  size_t datastack_held;
 } hw_frame_layout;
 #define HW_PYFRAME_F_FRAME 24                  /* PyFrameObject.f_frame, 3.11 - 3.15 */
 const hw_frame_layout *hw__frame_layout(void); /* NULL before 3.11 or unknown */

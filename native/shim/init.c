@@ -310,6 +310,10 @@ HW_EXPORT long long hw_stat(const char *name) {
   /* The data-stack proof (datastack.c): how many popped chunks it allows
    * the interpreter to hold back, or -1 when it is off. */
   if (strcmp(name, "datastack_slack") == 0) return hw__chunks_slack_in_use();
+  /* 1 once the thread state's held chunk is read (datastack.c, "The held
+   * chunk"); and how many of the calling thread's walks it shortened. */
+  if (strcmp(name, "datastack_held") == 0) return hw__chunks_held_confirmed();
+  if (strcmp(name, "datastack_held_walks") == 0) return (long long)hw__walk_held_walks(&hw__thread);
   /* 1 once greenlet was seen loaded (datastack.c, "Stack switching"). */
   if (strcmp(name, "stack_switching") == 0) return hw__chunks_switching();
   return -1;

@@ -23,7 +23,10 @@
 // CPythons that have none; on those that have one (Debian's 3.13.18, 3.14
 // and 3.15, HIGHWATER_TEST_PYTHONS), "no slack" runs the proof as if there
 // were no cache and must put stacks on wrong lines: the interpreter's own
-// cache is what the slack is for.
+// cache is what the slack is for. There, the walk also reads the chunk the
+// thread state holds back: held at the last walk, with nothing unmapped
+// since, it proves the slack unneeded for that walk ("The held chunk");
+// the exact and coarse runs assert it was used.
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -81,6 +84,14 @@ describe('lines of every frame when the stack comes down into lower data-stack c
     const slack = /^datastack_slack (-?\d+)$/m.exec(r.stdout)?.[1];
     const want = ownSlack(version) < 0 ? -1 : mode.startsWith('one cached chunk') ? Number(slackUnderTest) : mode === 'no slack' ? 0 : ownSlack(version);
     expect(slack, where).toBe(String(want));
+    // On a CPython with a chunk cache the thread state's held chunk is read
+    // (datastack.c, "The held chunk") and shortens some walks; nowhere else.
+    const held = /^datastack_held (-?\d+)$/m.exec(r.stdout)?.[1];
+    const heldWalks = Number(/^datastack_held_walks (-?\d+)$/m.exec(r.stdout)?.[1]);
+    if (ownSlack(version) === 1 && !mode.startsWith('one cached chunk') && mode !== 'no slack') {
+      expect(held, where).toBe('1');
+      expect(heldWalks, where).toBeGreaterThan(0);
+    } else expect([held, heldWalks], where).toEqual(['0', 0]);
     const expected = new Map(Object.entries(JSON.parse(readFileSync(expectedFile, 'utf8')) as Record<string, number>));
     // Towers of up to 70 fat frames (four chunks), many distinct stacks.
     expect(deepest(expected), where).toBeGreaterThan(90);

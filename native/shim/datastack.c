@@ -102,10 +102,10 @@ static size_t hw__ds_at;             /* PyThreadState.datastack_chunk; 0 = off. 
 static _Atomic int hw__ds_switching; /* greenlet loaded (hw__chunks_watch_switchers) */
 static int hw__ds_slack;             /* hw__chunks_slack of this CPython. Set at start-up. */
 static int hw__ds_any_arena;         /* test only (HIGHWATER_TEST_CHUNK_CACHE). Set at start-up. */
-static size_t
-    hw__ds_held_at; /* PyThreadState.datastack_cached_chunk; 0 = not read. Set at start-up. */
-static _Atomic int
-    hw__ds_held_seen; /* it held the chunk the stack had just left: the offset is right */
+/* PyThreadState.datastack_cached_chunk; 0 = not read. Set at start-up. */
+static size_t hw__ds_held_at;
+/* A walk saw it hold the chunk the stack had just left: the offset is right. */
+static _Atomic int hw__ds_held_seen;
 static hw_arena_t hw__arena0;
 /* How the arena allocator is read at a walk: 3.11's getter copies it (no
  * lock); 3.12+ take the allocators' lock there, so the struct is read where
@@ -235,12 +235,8 @@ int hw__chunks_held_confirmed(void) { return HW_RELAXED(hw__ds_held_seen); }
 
 /* The slack of this walk: none when the hold was full at the record and
  * nothing was unmapped since ("The held chunk", above). */
-static inline int hw__walk_slack(hw_chunks *c) {
-  if (c->held && !c->unmapped && HW_RELAXED(hw__ds_held_seen)) {
-    c->held_walks++;
-    return 0;
-  }
-  return hw__ds_slack;
+static inline int hw__walk_slack(const hw_chunks *c) {
+  return c->held && !c->unmapped && HW_RELAXED(hw__ds_held_seen) ? 0 : hw__ds_slack;
 }
 
 /* An audit hook (PEP 578; GIL held, in the importing thread): an import of
@@ -363,19 +359,19 @@ void hw__chunks_unchanged(hw_chunks *c, void *tstate, uintptr_t *lo, uintptr_t *
   if (hw__ds_slack && HW_RELAXED(hw__ds_switching)) return;
   /* u: the chunk the stack may have come down into; those below it did not
    * run. A chunk cache lets it come down one chunk further unseen. */
-  int u;
+  int u, slack = hw__walk_slack(c);
   char *top = HW_AT(tstate, hw__ds_at);
   if (c->n && c->freed_low == HW_CHUNKS_MAX && top == c->rec[c->n - 1].base) {
     /* The usual case: nothing recorded went, the top chunk is the same, so
      * the chunks under it are too. Their links down are checked all the same. */
     c->same = 1;
-    u = c->n - 1 - hw__walk_slack(c);
+    u = c->n - 1 - slack;
     if (u < 1) return;
     for (int i = c->n - 1; i >= u; i--)
       if (HW_AT(c->rec[i].base, HW_CHUNK_PREVIOUS) != c->rec[i - 1].base) return;
   } else {
     hw__chunks_read_watched(c, tstate);
-    u = (c->freed_low < c->n ? c->freed_low : c->n) - 1 - hw__walk_slack(c);
+    u = (c->freed_low < c->n ? c->freed_low : c->n) - 1 - slack;
     if (u < 1 || u >= c->nnow) return;
     for (int i = 0; i <= u; i++)
       if (c->now[i].base != c->rec[i].base || c->now[i].size != c->rec[i].size ||
@@ -383,6 +379,7 @@ void hw__chunks_unchanged(hw_chunks *c, void *tstate, uintptr_t *lo, uintptr_t *
         return;
   }
   if (!hw__arena_same()) return;
+  if (slack < hw__ds_slack) c->held_walks++; /* only walks the held chunk did shorten */
   *lo = (uintptr_t)c->rec[u - 1].base + HW_CHUNK_DATA;
   *span = c->rec[u - 1].size - HW_CHUNK_DATA;
 }

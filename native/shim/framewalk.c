@@ -78,6 +78,10 @@ typedef struct {
   void *chain[HW_WALK_MAX];     /* scratch: frames, top first */
   int cached;
   int truncated; /* the last chain was cut at HW_WALK_MAX: cache[0] is not the root */
+  /* The lowest level the last short walk had to read: the level under it
+   * lay in the data stack's proven chunk (0: the walk went to the root).
+   * The next walk tries it first (hw__walk_node). */
+  int stop_hint;
   /* hw__code_gen when cache[] was filled: a code object died since, so an
    * unchanged (frame, instruction) may be a new code object at the dead
    * one's address (codewatch.c), and the chain is looked up anew. */
@@ -334,6 +338,15 @@ uint32_t hw__walk_node(hw_thread_t *t) {
   int nnew = 0, j = -1;
   void *f = top;
   int lo = c > HW_WALK_BACK ? c - HW_WALK_BACK : 0;
+  /* One call deeper than the last walk, the commonest move after the same
+   * top: the new top sits on the cached top (what lies below is checked
+   * next, as for any j). */
+  if (top != w->cache[c - 1].iframe && HW_AT(top, L->previous) == w->cache[c - 1].iframe) {
+    w->chain[0] = top;
+    nnew = 1;
+    j = c - 1;
+    f = NULL;
+  }
   for (; f && nnew <= HW_WALK_NEW; nnew++) {
     for (int k = c - 1; k >= lo; k--)
       if (w->cache[k].iframe == f) {
@@ -356,19 +369,52 @@ uint32_t hw__walk_node(hw_thread_t *t) {
   const hw_wframe *const root = w->cache;
   const hw_wframe *e = &w->cache[j], *moved = e + 1;
   /* cache[j] is never proven: it ran (it is the top, or called the new
-   * frames). Each level below is first tested against the unchanged range,
-   * and read only if it is outside it; the root's caller must be none. Kept
-   * to one pass with nothing spilled: this loop is most of a deep walk. */
+   * frames). Each level below it is read, its `previous` must be the cached
+   * frame below and its instruction is compared, down to the first level
+   * whose frame lies in the unchanged range: it and every level under it
+   * are as cached. */
   void *fr = e->iframe;
-  for (;;) {
-    if (HW_AT(fr, instr_at) != e->instr) moved = e;
-    void *below = e == root ? NULL : e[-1].iframe;
-    if (HW_AT(fr, previous_at) != below) return hw__walk_full(t, w, tstate, top);
-    if (e == root) break;
-    e--;
-    fr = below;
-    if ((uintptr_t)fr - still_lo < still_span) break;
+  int s = w->stop_hint < j ? w->stop_hint : j;
+  int to_root = still_span == 0; /* nothing proven: every level is read */
+  if (to_root || (s > 0 && (uintptr_t)w->cache[s - 1].iframe - still_lo < still_span)) {
+    /* The usual cases: nothing is proven, or the level the last walk
+     * stopped at still has the unchanged range under it (the same chunks
+     * proven). Then the loop runs to a known level without testing each
+     * frame against the range. Stopping lower than the first frame in the
+     * range is sound, only slower: every level under that frame is as
+     * cached. Kept to one pass with nothing spilled: this loop is most of a
+     * deep walk. */
+    const hw_wframe *const last = to_root ? root : &w->cache[s - 1];
+    while (e != last) {
+      if (HW_AT(fr, instr_at) != e->instr) moved = e;
+      void *below = HW_AT(fr, previous_at);
+      e--;
+      fr = e->iframe; /* from the cache, not `below`: no read waits on another */
+      if (below != fr) return hw__walk_full(t, w, tstate, top);
+    }
+    if (to_root) {
+      if (HW_AT(fr, instr_at) != e->instr) moved = e;
+      if (HW_AT(fr, previous_at) != NULL) return hw__walk_full(t, w, tstate, top);
+      s = 0;
+    }
+  } else {
+    /* Each level below is first tested against the unchanged range, and
+     * read only if it is outside it; the root's caller must be none. */
+    s = 0;
+    for (;;) {
+      if (HW_AT(fr, instr_at) != e->instr) moved = e;
+      void *below = e == root ? NULL : e[-1].iframe;
+      if (HW_AT(fr, previous_at) != below) return hw__walk_full(t, w, tstate, top);
+      if (e == root) break;
+      e--;
+      fr = below;
+      if ((uintptr_t)fr - still_lo < still_span) {
+        s = (int)(e - root) + 1;
+        break;
+      }
+    }
   }
+  w->stop_hint = s;
   int from = (int)(moved - root);
   for (int k = from; k <= j; k++) hw__relook(w, L, k, w->cache[k].iframe);
   for (int k = 0; k < nnew; k++) hw__relook(w, L, j + 1 + k, w->chain[nnew - 1 - k]);

@@ -358,61 +358,46 @@ uint32_t hw__walk_node(hw_thread_t *t) {
     f = HW_AT(f, L->previous);
   }
   if (j < 0 || j + 1 + nnew > HW_WALK_MAX) return hw__walk_full(t, w, tstate, top);
-  /* cache[j] is on the stack. Check it and every level below, down to a
-   * level whose frame lies in a chunk of the data stack that did not run
-   * since the last walk (datastack.c): it and every level under it are as
-   * cached. The lowest level whose instruction moved is where the lookups
-   * start again. */
+  /* cache[j] is on the stack, and never proven: it ran (it is the top, or
+   * called the new frames). It and each level below it are read, their
+   * `previous` must be the cached frame below and their instruction is
+   * compared, down to a level s whose cached frame below lies in a chunk
+   * of the data stack that did not run since the last walk (datastack.c):
+   * cache[s - 1] and every level under it are as cached (s 0: down to the
+   * root, whose caller must be none). The lowest level whose instruction
+   * moved is where the lookups start again. */
   uintptr_t still_lo = 0, still_span;
   hw__chunks_unchanged(&w->chunks, tstate, &still_lo, &still_span);
   const size_t instr_at = L->instr, previous_at = L->previous;
   const hw_wframe *const root = w->cache;
   const hw_wframe *e = &w->cache[j], *moved = e + 1;
-  /* cache[j] is never proven: it ran (it is the top, or called the new
-   * frames). Each level below it is read, its `previous` must be the cached
-   * frame below and its instruction is compared, down to the first level
-   * whose frame lies in the unchanged range: it and every level under it
-   * are as cached. */
+  /* s: the last walk's, while the frame below it is still in the proven
+   * range (the same chunks proven); else the highest level whose frame
+   * below is, found in the cache alone (the loop then proves the chain down
+   * to it). Stopping lower than that is sound, only slower. */
+#define HW_PROVEN(k) ((uintptr_t)w->cache[(k)-1].iframe - still_lo < still_span)
+  int s = 0;
+  if (still_span) {
+    s = w->stop_hint < j ? w->stop_hint : j;
+    if (s == 0 || !HW_PROVEN(s))
+      for (s = j; s > 0 && !HW_PROVEN(s);) s--;
+  }
+#undef HW_PROVEN
+  /* Every address from the cache, not from the `previous` just read: no
+   * read waits on another. Kept to one pass with nothing spilled: this loop
+   * is most of a deep walk. */
+  const hw_wframe *const last = s ? &w->cache[s - 1] : root;
   void *fr = e->iframe;
-  int s = w->stop_hint < j ? w->stop_hint : j;
-  int to_root = still_span == 0; /* nothing proven: every level is read */
-  if (to_root || (s > 0 && (uintptr_t)w->cache[s - 1].iframe - still_lo < still_span)) {
-    /* The usual cases: nothing is proven, or the level the last walk
-     * stopped at still has the unchanged range under it (the same chunks
-     * proven). Then the loop runs to a known level without testing each
-     * frame against the range. Stopping lower than the first frame in the
-     * range is sound, only slower: every level under that frame is as
-     * cached. Kept to one pass with nothing spilled: this loop is most of a
-     * deep walk. */
-    const hw_wframe *const last = to_root ? root : &w->cache[s - 1];
-    while (e != last) {
-      if (HW_AT(fr, instr_at) != e->instr) moved = e;
-      void *below = HW_AT(fr, previous_at);
-      e--;
-      fr = e->iframe; /* from the cache, not `below`: no read waits on another */
-      if (below != fr) return hw__walk_full(t, w, tstate, top);
-    }
-    if (to_root) {
-      if (HW_AT(fr, instr_at) != e->instr) moved = e;
-      if (HW_AT(fr, previous_at) != NULL) return hw__walk_full(t, w, tstate, top);
-      s = 0;
-    }
-  } else {
-    /* Each level below is first tested against the unchanged range, and
-     * read only if it is outside it; the root's caller must be none. */
-    s = 0;
-    for (;;) {
-      if (HW_AT(fr, instr_at) != e->instr) moved = e;
-      void *below = e == root ? NULL : e[-1].iframe;
-      if (HW_AT(fr, previous_at) != below) return hw__walk_full(t, w, tstate, top);
-      if (e == root) break;
-      e--;
-      fr = below;
-      if ((uintptr_t)fr - still_lo < still_span) {
-        s = (int)(e - root) + 1;
-        break;
-      }
-    }
+  while (e != last) {
+    if (HW_AT(fr, instr_at) != e->instr) moved = e;
+    void *below = HW_AT(fr, previous_at);
+    e--;
+    fr = e->iframe;
+    if (below != fr) return hw__walk_full(t, w, tstate, top);
+  }
+  if (s == 0) {
+    if (HW_AT(fr, instr_at) != e->instr) moved = e;
+    if (HW_AT(fr, previous_at) != NULL) return hw__walk_full(t, w, tstate, top);
   }
   w->stop_hint = s;
   int from = (int)(moved - root);

@@ -196,6 +196,29 @@ describe.skipIf(unavailable !== null)(`sidecar and app container${unavailable ? 
     expect((await w.exited).code).toBe(0);
   });
 
+  it('the report volume read-only: the OOM is still counted when the shim ends the app, with the failed report beside it', async () => {
+    const dir = freshDir('hw-k8s-');
+    const runDir = join(dir, 'run');
+    const out = join(dir, 'reports');
+    mkdirSync(runDir, { mode: 0o700 });
+    mkdirSync(out);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', out], { stdio: 'ignore' });
+    cleanups.push(() => execFileSync('umount', [out]));
+    const w = startWatch(runDir, out, ['--metrics-port', '0', '--warn-after', '0']);
+    cleanups.push(() => w.child.kill('SIGKILL'));
+    await w.waitFor(/metrics at (http:\S+)/);
+    const metricsUrl = /metrics at (http:\S+)/.exec(w.stderr())![1]!;
+    const app = await appContainer(cgroup(450 * MiB), runDir, join(dir, 'no-termination-log'));
+    expect(app.code, app.stderr).toBe(53);
+    await w.waitFor('raw data kept at', 20_000);
+    const metrics = await (await fetch(metricsUrl)).text();
+    expect(metrics, w.stderr()).toMatch(/^highwater_oom_detections_total\{reason="low-available"\} 1$/m);
+    expect(metrics).toMatch(/^highwater_report_failures_total\{reason="EROFS"\} 1$/m);
+    expect(metrics).not.toMatch(/^highwater_reports_written_total\{/m);
+    w.child.kill('SIGTERM');
+    expect((await w.exited).code).toBe(0);
+  });
+
   it('the shim never follows a symlink and never blocks on a FIFO at the termination-log path', async () => {
     const dir = freshDir('hw-k8s-');
     const runDir = join(dir, 'run');

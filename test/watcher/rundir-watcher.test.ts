@@ -20,7 +20,7 @@ const ARGV = ['python3', 'job.py'];
 const DEAD = 2_999_993; // above the default pid_max: never a live process
 
 /** A state file: 6 MiB at line 3 of the state fixture, with what the shim publishes. */
-function state(pid: number, over: { floorBytes?: number; argv?: string[]; exitStatus?: number } = {}): Buffer {
+function state(pid: number, over: { floorBytes?: number; argv?: string[]; exitStatus?: number; oomReason?: number } = {}): Buffer {
   const buf = buildStateFile({
     pid,
     funcs: [{ file: join(fixtures, 'state', 'example.py'), name: '<module>' }],
@@ -31,6 +31,7 @@ function state(pid: number, over: { floorBytes?: number; argv?: string[]; exitSt
     argv: over.argv ?? ARGV,
     updatedMs: Date.now(),
     floorBytes: over.floorBytes ?? 0,
+    ...(over.oomReason !== undefined ? { oomReason: over.oomReason } : {}),
   });
   if (over.exitStatus !== undefined) buf.writeBigUInt64LE(BigInt(over.exitStatus), 224);
   return buf;
@@ -91,6 +92,17 @@ describe('RunDirWatcher', () => {
     expect(of('oom')).toMatchObject([{ pid: LIVE, reason: 'low-available' }]);
     expect(w.oomFired).toBe(true);
     expect(w.samples()).toMatchObject([{ pid: LIVE, floorBytes: 520 * MiB, peakBytes: 6 * MiB }]);
+  });
+
+  it('a process its shim is ending for OOM (oomReason in the header) is one oom-exit at once, before any dump, and gets no command', async () => {
+    // The shim's floor (520 MiB) is above what is available: the watcher alone would send "oom low-available".
+    writeFileSync(join(runDir, `hw-${LIVE}.state`), state(LIVE, { floorBytes: 520 * MiB, oomReason: 3 }));
+    const w = make();
+    await passes(w, 3);
+    expect(of('oom-exit')).toEqual([{ type: 'oom-exit', pid: LIVE, reason: 'failed-allocation' }]);
+    expect(of('oom')).toEqual([]);
+    expect(of('report')).toEqual([]);
+    expect(shim.commands).toEqual([]);
   });
 
   it('the metrics see a process once its readings were taken, never between the pass that found it and its first check', async () => {

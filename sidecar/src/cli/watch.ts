@@ -202,6 +202,12 @@ export async function watchCommand(opts: WatchOptions): Promise<number> {
         oomCounted.add(e.pid);
         log.warn({ code: 'HW_OOM_DETECTED', reason: e.reason }, `process ${e.pid} out of memory: ${e.detail}`);
         break;
+      case 'oom-exit':
+        // Counted now, not when its report is rendered: that takes seconds, and may fail (a full or read-only volume).
+        if (!oomCounted.has(e.pid)) metrics.oom(e.reason);
+        oomCounted.add(e.pid);
+        log.warn({ code: 'HW_OOM_DETECTED', reason: e.reason }, `process ${e.pid} out of memory (${e.reason}): its shim is writing the dump and exiting 53`);
+        break;
       case 'report':
         metrics.reportWritten(e.report.trigger);
         if (e.report.trigger === 'oom' && e.pid !== undefined && !oomCounted.has(e.pid)) {

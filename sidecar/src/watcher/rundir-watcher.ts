@@ -56,6 +56,12 @@ export type RunDirEvent =
   /** The floor in force in the process's guard, as its shim publishes it: first seen, or changed. */
   | { type: 'floor-set'; pid: number; floorBytes: number }
   | { type: 'oom'; pid: number; reason: 'low-available' | 'swap'; detail: string; readings: Readings }
+  /**
+   * The shim found the process out of memory itself and is ending it (its
+   * header's `oomReason`, set before the OOM dump is written): seen at the
+   * first pass after, whether or not its report can ever be rendered.
+   */
+  | { type: 'oom-exit'; pid: number; reason: NonNullable<StateHeader['oomReason']> }
   | { type: 'control-failed'; pid: number; command: string; message: string }
   /** `postMortem`: rendered from the state file of a process that ended without a dump. */
   | { type: 'report'; pid: number | undefined; from: string; dir: string; report: ReportJson; postMortem: boolean }
@@ -519,6 +525,10 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
         this.emitEvent({ type: 'process-found', pid, argv: read.header.argv, local });
       }
       t.header = read.header;
+      if (read.header.oomReason !== null && !t.oomSent) {
+        t.oomSent = true; // nothing left to tell it: it is writing its dump and exiting 53
+        this.emitEvent({ type: 'oom-exit', pid, reason: read.header.oomReason });
+      }
     }
     // A state file removed by someone else: nothing left to report from.
     for (const [pid, t] of this.tracked)

@@ -525,10 +525,7 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
         this.emitEvent({ type: 'process-found', pid, argv: read.header.argv, local });
       }
       t.header = read.header;
-      if (read.header.oomReason !== null && !t.oomSent) {
-        t.oomSent = true; // nothing left to tell it: it is writing its dump and exiting 53
-        this.emitEvent({ type: 'oom-exit', pid, reason: read.header.oomReason });
-      }
+      this.noteOomExit(t);
     }
     // A state file removed by someone else: nothing left to report from.
     for (const [pid, t] of this.tracked)
@@ -660,8 +657,16 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
   }
 
   /** The process is gone: render its post-mortem unless a dump told its story. */
+  /** The shim is ending the process for OOM (its header says why): once, and no command is sent to it after. */
+  private noteOomExit(t: Tracked): void {
+    if (t.header.oomReason === null || t.oomSent) return;
+    t.oomSent = true; // nothing left to tell it: it is writing its dump and exiting 53
+    this.emitEvent({ type: 'oom-exit', pid: t.pid, reason: t.header.oomReason });
+  }
+
   private finish(t: Tracked): void {
     this.refreshHeader(t);
+    this.noteOomExit(t); // set after this watcher's last pass read the header
     this.tracked.delete(t.pid);
     this.finished.add(`${t.pid}:${t.ino}`);
     this.emitEvent({ type: 'process-gone', pid: t.pid, local: t.local });

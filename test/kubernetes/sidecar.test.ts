@@ -196,7 +196,9 @@ describe.skipIf(unavailable !== null)(`sidecar and app container${unavailable ? 
     expect((await w.exited).code).toBe(0);
   });
 
-  it('the report volume read-only: the OOM is still counted when the shim ends the app, with the failed report beside it', async () => {
+  it('the report volume read-only: the OOM is still counted, and its Event names the line and where the raw data is kept', async () => {
+    const fake = await startFakeApiServer();
+    cleanups.push(() => fake.close());
     const dir = freshDir('hw-k8s-');
     const runDir = join(dir, 'run');
     const out = join(dir, 'reports');
@@ -204,17 +206,39 @@ describe.skipIf(unavailable !== null)(`sidecar and app container${unavailable ? 
     mkdirSync(out);
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', out], { stdio: 'ignore' });
     cleanups.push(() => execFileSync('umount', [out]));
-    const w = startWatch(runDir, out, ['--metrics-port', '0', '--warn-after', '0']);
+    writeFileSync(join(dir, 'kubeconfig'), fake.kubeconfig());
+    const w = startWatch(runDir, out, ['--metrics-port', '0', '--warn-after', '0', '--events'], {
+      KUBECONFIG: join(dir, 'kubeconfig'),
+      HIGHWATER_POD_NAME: 'train-x7k2p',
+      HIGHWATER_POD_NAMESPACE: 'ml',
+    });
     cleanups.push(() => w.child.kill('SIGKILL'));
     await w.waitFor(/metrics at (http:\S+)/);
     const metricsUrl = /metrics at (http:\S+)/.exec(w.stderr())![1]!;
-    const app = await appContainer(cgroup(450 * MiB), runDir, join(dir, 'no-termination-log'));
+    const termLog = join(dir, 'termination-log');
+    writeFileSync(termLog, '');
+    const app = await appContainer(cgroup(450 * MiB), runDir, termLog);
     expect(app.code, app.stderr).toBe(53);
     await w.waitFor('raw data kept at', 20_000);
+    const dump = /raw data kept at (\S+)/.exec(w.stderr())![1]!;
+    expect(dump).toMatch(new RegExp(`^${runDir}/hw-\\d+-\\d+\\.dump$`));
+    expect(existsSync(dump)).toBe(true);
+
     const metrics = await (await fetch(metricsUrl)).text();
     expect(metrics, w.stderr()).toMatch(/^highwater_oom_detections_total\{reason="low-available"\} 1$/m);
     expect(metrics).toMatch(/^highwater_report_failures_total\{reason="EROFS"\} 1$/m);
     expect(metrics).not.toMatch(/^highwater_reports_written_total\{/m);
+
+    // The Event: the line from the report built in memory (the same as the shim's termination message), then where the data is.
+    for (const end = Date.now() + 10_000; fake.events.length === 0 && Date.now() < end;) await new Promise((r) => setTimeout(r, 100));
+    expect(
+      fake.creates.map((c) => c.errors),
+      w.stderr(),
+    ).toEqual([[]]);
+    const note = String(fake.events[0]!.note);
+    expect(note).toMatch(new RegExp(`^out of memory \\(low-available\\): peak .* of limit 450\\.0 MiB at leak\\.py:${leakLine} `));
+    expect(note).toContain(`; report: not written (EROFS); raw data kept at ${dump}`);
+    expect(readFileSync(termLog, 'utf8')).toContain(`at leak.py:${leakLine} in leak_step`);
     w.child.kill('SIGTERM');
     expect((await w.exited).code).toBe(0);
   });

@@ -227,6 +227,9 @@ export async function watchCommand(opts: WatchOptions): Promise<number> {
         log.error({ code: 'HW_REPORT_FAILED', from: e.from, reason: e.reason }, e.message);
         say(`could not render ${e.from}: ${e.message}`);
         say(`raw data kept at ${e.kept}`);
+        // Built but not written (a full or read-only volume): the Event still names the line, and says where the data is.
+        if (e.report && wantsEvent(e.report.trigger, e.postMortem))
+          outlive.event?.post(factsOf(e.report, `not written (${e.reason}); raw data kept at ${e.kept}`));
         break;
     }
   });

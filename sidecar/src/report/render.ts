@@ -194,17 +194,34 @@ export async function renderReport(data: ProfileData, outDir: string, opts: Rend
   const { html, svg, reversedSvg } = renderPage(data, report, all);
 
   const stamped = opts.timestampedSubdir ?? true;
-  const dir = await makeDir(outDir, stamped, dirMode, opts.now ?? new Date());
-  // report.json and the folded stacks are written as they are made (chunks.ts).
-  const files: Array<[string, FileContent]> = [
-    [FILES.json, reportJsonPieces(report)],
-    [FILES.folded, foldedLines(all)],
-    [FILES.svg, svg],
-    [FILES.reversedSvg, reversedSvg],
-    [FILES.html, html], // last: its presence means the rest is there
-  ];
-  for (const [name, content] of files) await writeOne(join(dir, name), content, fileMode, stamped);
-  return { dir, report };
+  try {
+    const dir = await makeDir(outDir, stamped, dirMode, opts.now ?? new Date());
+    // report.json and the folded stacks are written as they are made (chunks.ts).
+    const files: Array<[string, FileContent]> = [
+      [FILES.json, reportJsonPieces(report)],
+      [FILES.folded, foldedLines(all)],
+      [FILES.svg, svg],
+      [FILES.reversedSvg, reversedSvg],
+      [FILES.html, html], // last: its presence means the rest is there
+    ];
+    for (const [name, content] of files) await writeOne(join(dir, name), content, fileMode, stamped);
+    return { dir, report };
+  } catch (e) {
+    if (typeof e === 'object' && e !== null) unwritten.set(e, report);
+    throw e;
+  }
+}
+
+/** Reports built in full whose files could not be written, by the error that stopped them. */
+const unwritten = new WeakMap<object, ReportJson>();
+
+/**
+ * The report `renderReport` had built when writing it failed with `err`
+ * (a full or read-only report volume): what it found is still known, and can
+ * be said elsewhere (a Kubernetes Event). Undefined for any other failure.
+ */
+export function reportNotWritten(err: unknown): ReportJson | undefined {
+  return typeof err === 'object' && err !== null ? unwritten.get(err) : undefined;
 }
 
 /** Raw dump file → report directory. */

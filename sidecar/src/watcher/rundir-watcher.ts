@@ -24,7 +24,7 @@ import { isHighwaterError } from '../errors.js';
 import { checkOom, type HeuristicsConfig } from '../memory/heuristics.js';
 import { readReadings, type ReadOptions, type Readings } from '../memory/read.js';
 import type { ReportJson, Trigger } from '../report/model.js';
-import { renderDumpFile, renderReport, type RenderOptions } from '../report/render.js';
+import { renderDumpFile, renderReport, reportNotWritten, type RenderOptions } from '../report/render.js';
 import { copyOut } from '../report/safe-file.js';
 import { readStateFile } from '../report/state.js';
 import { ChildSeen, ContainerCollector } from './container.js';
@@ -76,6 +76,10 @@ export type RunDirEvent =
       message: string;
       /** Where the raw data is now (a copy next to the reports, or the original in the run dir). */
       kept: string;
+      /** The report, when it was built and only writing it failed (a full or read-only volume). */
+      report?: ReportJson;
+      /** As for `report`: from a state file. */
+      postMortem: boolean;
     };
 
 export interface RunDirWatcherOptions {
@@ -759,6 +763,7 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
           code: errorCode(e),
           message: e instanceof Error ? e.message : String(e),
           kept: await this.keepRaw(d.path, e),
+          postMortem: false,
         });
       }
     });
@@ -815,6 +820,8 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
           code: errorCode(e),
           message: e instanceof Error ? e.message : String(e),
           kept: await this.keepRaw(from, e),
+          ...(reportNotWritten(e) ? { report: reportNotWritten(e) } : {}),
+          postMortem,
         });
         return;
       }

@@ -308,6 +308,7 @@ describe.skipIf(!ready)('the rendered Job on Docker, run the way a kubelet would
 
   let first: RunResult | undefined;
   let eventDelayMs: number | undefined;
+  let detectionDelayMs: number | undefined;
   afterAll(() => {
     if (!first) return;
     const lat = first.scrapes.map((s) => s.latencyMs).sort((a, b) => a - b);
@@ -318,6 +319,7 @@ describe.skipIf(!ready)('the rendered Job on Docker, run the way a kubelet would
         `  sidecar start to startupProbe success: ${first.sidecarStartMs} ms`,
         `  sidecar idle: ${(first.idle.memBytes / MiB).toFixed(1)} MiB, ${first.idle.cpuPercent}% CPU; watching: ${(first.watching.memBytes / MiB).toFixed(1)} MiB, ${first.watching.cpuPercent}% CPU`,
         `  sidecar by its own metrics over the run (scraped every 200 ms): ${processUse(first.scrapes)}`,
+        `  detection counted (highwater_last_oom_detection_timestamp_seconds) minus the app container's exit: ${detectionDelayMs ?? 'n/a'} ms`,
         `  Event: eventTime minus the app container's exit: ${eventDelayMs ?? 'n/a'} ms`,
         `  scrape latency (inside the pod, ${lat.length} scrapes): median ${lat[lat.length >> 1]?.toFixed(1)} ms, max ${lat[lat.length - 1]?.toFixed(1)} ms`,
       ].join('\n'),
@@ -336,6 +338,8 @@ describe.skipIf(!ready)('the rendered Job on Docker, run the way a kubelet would
     expect(Math.max(...tracked) - Math.min(...tracked)).toBeGreaterThan(64 * MiB);
     const detections = sumOf(r.scrapes[r.scrapes.length - 1]!.series, 'highwater_oom_detections_total');
     expect(detections).toBe(1);
+    const detectedAt = r.scrapes[r.scrapes.length - 1]!.series.get('highwater_last_oom_detection_timestamp_seconds');
+    if (detectedAt !== undefined) detectionDelayMs = Math.round(detectedAt * 1000 - r.appFinishedMs);
     expect(sumOf(r.scrapes[0]!.series, 'highwater_oom_detections_total')).toBe(0);
     expect(r.scrapes.some((s) => s.series.get('highwater_memory_limit_bytes') === 400 * MiB)).toBe(true);
 

@@ -62,6 +62,18 @@ describe.skipIf(unavailable !== null)(`sidecar and app container${unavailable ? 
     cleanups.push(() => made.remove());
     return made;
   };
+  /** `highwater watch --events` against the FAKE API server, serving metrics, for a pod in namespace ml. */
+  const watchWithEvents = async (fake: FakeApiServer, dir: string, runDir: string, out: string, pod: string) => {
+    writeFileSync(join(dir, 'kubeconfig'), fake.kubeconfig());
+    const w = startWatch(runDir, out, ['--metrics-port', '0', '--warn-after', '0', '--events'], {
+      KUBECONFIG: join(dir, 'kubeconfig'),
+      HIGHWATER_POD_NAME: pod,
+      HIGHWATER_POD_NAMESPACE: 'ml',
+    });
+    cleanups.push(() => w.child.kill('SIGKILL'));
+    await w.waitFor(/metrics at (http:\S+)/);
+    return { w, metricsUrl: /metrics at (http:\S+)/.exec(w.stderr())![1]! };
+  };
 
   it('OOM: exit 53, the termination message from the shim, one valid Event and the upload from the sidecar, all naming the same line', async () => {
     const fake: FakeApiServer = await startFakeApiServer();
@@ -174,15 +186,7 @@ describe.skipIf(unavailable !== null)(`sidecar and app container${unavailable ? 
     const runDir = join(dir, 'run');
     const out = join(dir, 'reports');
     mkdirSync(runDir, { mode: 0o700 });
-    writeFileSync(join(dir, 'kubeconfig'), fake.kubeconfig());
-    const w = startWatch(runDir, out, ['--metrics-port', '0', '--warn-after', '0', '--events'], {
-      KUBECONFIG: join(dir, 'kubeconfig'),
-      HIGHWATER_POD_NAME: 'p',
-      HIGHWATER_POD_NAMESPACE: 'ml',
-    });
-    cleanups.push(() => w.child.kill('SIGKILL'));
-    await w.waitFor(/metrics at (http:\S+)/);
-    const metricsUrl = /metrics at (http:\S+)/.exec(w.stderr())![1]!;
+    const { w, metricsUrl } = await watchWithEvents(fake, dir, runDir, out, 'p');
     const app = await appContainer(cgroup(450 * MiB), runDir, join(dir, 'no-termination-log'));
     expect(app.code, app.stderr).toBe(53);
     expect(existsSync(join(dir, 'no-termination-log'))).toBe(false); // never created
@@ -206,15 +210,7 @@ describe.skipIf(unavailable !== null)(`sidecar and app container${unavailable ? 
     mkdirSync(out);
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', out], { stdio: 'ignore' });
     cleanups.push(() => execFileSync('umount', [out]));
-    writeFileSync(join(dir, 'kubeconfig'), fake.kubeconfig());
-    const w = startWatch(runDir, out, ['--metrics-port', '0', '--warn-after', '0', '--events'], {
-      KUBECONFIG: join(dir, 'kubeconfig'),
-      HIGHWATER_POD_NAME: 'train-x7k2p',
-      HIGHWATER_POD_NAMESPACE: 'ml',
-    });
-    cleanups.push(() => w.child.kill('SIGKILL'));
-    await w.waitFor(/metrics at (http:\S+)/);
-    const metricsUrl = /metrics at (http:\S+)/.exec(w.stderr())![1]!;
+    const { w, metricsUrl } = await watchWithEvents(fake, dir, runDir, out, 'train-x7k2p');
     const termLog = join(dir, 'termination-log');
     writeFileSync(termLog, '');
     const app = await appContainer(cgroup(450 * MiB), runDir, termLog);

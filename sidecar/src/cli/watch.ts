@@ -155,6 +155,11 @@ export async function watchCommand(opts: WatchOptions): Promise<number> {
   });
   const metrics = new Metrics({ processes: () => watcher.samples() }, { version: opts.version ?? 'unknown' });
   const oomCounted = new Set<number>();
+  /** One detection per process, whichever of its events says so first. */
+  const countOom = (pid: number, reason: string): void => {
+    if (!oomCounted.has(pid)) metrics.oom(reason);
+    oomCounted.add(pid);
+  };
   const termState = { oomWritten: false };
   const outlive = reportsThatOutliveThePod(watch, metrics, opts.logger);
   const onReport = (dir: string, report: ReportJson, postMortem: boolean): void => {
@@ -198,22 +203,17 @@ export async function watchCommand(opts: WatchOptions): Promise<number> {
         log.debug({ code: 'HW_ERR_CONTROL', command: e.command, err: e.message }, `control command to process ${e.pid} failed`);
         break;
       case 'oom':
-        if (!oomCounted.has(e.pid)) metrics.oom(e.reason);
-        oomCounted.add(e.pid);
+        countOom(e.pid, e.reason);
         log.warn({ code: 'HW_OOM_DETECTED', reason: e.reason }, `process ${e.pid} out of memory: ${e.detail}`);
         break;
       case 'oom-exit':
         // Counted now, not when its report is rendered: that takes seconds, and may fail (a full or read-only volume).
-        if (!oomCounted.has(e.pid)) metrics.oom(e.reason);
-        oomCounted.add(e.pid);
+        countOom(e.pid, e.reason);
         log.warn({ code: 'HW_OOM_DETECTED', reason: e.reason }, `process ${e.pid} out of memory (${e.reason}): its shim is writing the dump and exiting 53`);
         break;
       case 'report':
         metrics.reportWritten(e.report.trigger);
-        if (e.report.trigger === 'oom' && e.pid !== undefined && !oomCounted.has(e.pid)) {
-          metrics.oom(e.report.oomReason ?? 'unknown');
-          oomCounted.add(e.pid);
-        }
+        if (e.report.trigger === 'oom' && e.pid !== undefined) countOom(e.pid, e.report.oomReason ?? 'unknown');
         log.info({ code: 'HW_REPORT_WRITTEN', trigger: e.report.trigger, dir: e.dir, peakBytes: e.report.peakBytes }, 'report written');
         // Container-wide OOM: the process holding the most and its line first (docs/report.md "Several processes").
         for (const line of oomHeadline(e.report)) say(line);

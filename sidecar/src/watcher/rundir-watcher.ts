@@ -812,6 +812,7 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
       } catch (e) {
         this.failures++;
         if (pid !== undefined) this.failedPids.add(pid);
+        const built = reportNotWritten(e);
         this.emitEvent({
           type: 'report-failed',
           pid,
@@ -820,7 +821,7 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
           code: errorCode(e),
           message: e instanceof Error ? e.message : String(e),
           kept: await this.keepRaw(from, e),
-          ...(reportNotWritten(e) ? { report: reportNotWritten(e) } : {}),
+          ...(built ? { report: built } : {}),
           postMortem,
         });
         return;

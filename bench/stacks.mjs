@@ -9,6 +9,9 @@
 // chunks mapped and unmapped at every descent, each munmap a TLB shootdown)
 // is a third to a half of the run and moves by ±30 % between identical runs.
 //   node bench/stacks.mjs [runs] [workload...]     (default: deep-stack pystone lots-of-peaks)
+//   deep-stack@N runs deep-stack N frames deep with as many allocations as
+//   at 400 (HIGHWATER_BENCH_DEPTH): deep-stack@4 deep-stack@400 says what
+//   depth itself costs, apart from what each allocation costs.
 //   HIGHWATER_BENCH_PYTHONS=3.10,3.13 picks interpreters (under ~/.pyenv/versions, and HIGHWATER_TEST_PYTHONS)
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
@@ -70,9 +73,13 @@ console.log(`${runs} runs each, medians of CPU time (user + sys) and of user tim
 console.log(['CPython', 'workload', 'plain ms', ...Object.keys(variants).slice(1), '| user: plain ms', ...Object.keys(variants).slice(1)].join('\t'));
 for (const { version, exe } of pythons) {
   for (const name of names) {
-    const args = [join(here, 'workloads', files[name])];
+    const [file, depth] = name.split('@');
+    if (!files[file] || (depth !== undefined && (file !== 'deep-stack' || !/^[1-9]\d{0,2}$/.test(depth)))) throw new Error(`no workload ${name}`);
+    const args = [join(here, 'workloads', files[file])];
+    const depthEnv = depth === undefined ? {} : { HIGHWATER_BENCH_DEPTH: depth };
     const t = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));
-    for (let i = 0; i < runs; i++) for (const [k, env] of Object.entries(variants)) t[k].push(cpuMs(exe, args, env === null ? {} : env()));
+    for (let i = 0; i < runs; i++)
+      for (const [k, env] of Object.entries(variants)) t[k].push(cpuMs(exe, args, { ...depthEnv, ...(env === null ? {} : env()) }));
     const row = [version, name];
     for (const part of ['cpu', 'user']) {
       const m = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, median(v.map((x) => x[part]))]));

@@ -2,10 +2,15 @@
 # pymalloc's 512-byte limit (so it goes through malloc) at every level, on the
 # way down and on the way back up. Stack cost grows with depth for a profiler
 # that reads the whole stack at each allocation.
+#
+# HIGHWATER_BENCH_DEPTH changes the depth (default 400) and keeps the number
+# of levels run, and so of allocations, the same: what depth itself costs is
+# then the difference between two depths (bench/stacks.mjs deep-stack@4).
+import os
 import sys
 
 sys.setrecursionlimit(2000)
-DEPTH = 400
+DEPTH = int(os.environ.get("HIGHWATER_BENCH_DEPTH", "400"))
 held = []
 
 
@@ -20,9 +25,10 @@ def descend(depth):
 
 
 def main():
-    # 12 000 descents: about 2 s plain, so that a process's start (the shim's
-    # and the bootstrap's ~10 ms) is not a percent of the ratio.
-    for _ in range(12000):
+    # 12 000 descents at depth 400 (4.8 M levels): about 2 s plain, so that a
+    # process's start (the shim's and the bootstrap's ~10 ms) is not a
+    # percent of the ratio.
+    for _ in range(12000 * 401 // (DEPTH + 1)):
         descend(DEPTH)
 
 

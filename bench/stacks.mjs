@@ -71,12 +71,14 @@ const only = process.env.HIGHWATER_BENCH_VARIANTS?.split(',');
 if (only) for (const k of Object.keys(variants)) if (k !== 'plain' && !only.includes(k)) delete variants[k];
 console.log(`${runs} runs each, medians of CPU time (user + sys) and of user time alone, interleaved; ratios to plain`);
 console.log(['CPython', 'workload', 'plain ms', ...Object.keys(variants).slice(1), '| user: plain ms', ...Object.keys(variants).slice(1)].join('\t'));
+// Every name checked before the first run; the depth's range is the workload's to check.
+const workloads = names.map((name) => {
+  const [file, depth] = name.split('@');
+  if (!files[file] || (depth !== undefined && file !== 'deep-stack')) throw new Error(`no workload ${name}`);
+  return { name, args: [join(here, 'workloads', files[file])], depthEnv: depth === undefined ? {} : { HIGHWATER_BENCH_DEPTH: depth } };
+});
 for (const { version, exe } of pythons) {
-  for (const name of names) {
-    const [file, depth] = name.split('@');
-    if (!files[file] || (depth !== undefined && (file !== 'deep-stack' || !/^[1-9]\d{0,2}$/.test(depth)))) throw new Error(`no workload ${name}`);
-    const args = [join(here, 'workloads', files[file])];
-    const depthEnv = depth === undefined ? {} : { HIGHWATER_BENCH_DEPTH: depth };
+  for (const { name, args, depthEnv } of workloads) {
     const t = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));
     for (let i = 0; i < runs; i++)
       for (const [k, env] of Object.entries(variants)) t[k].push(cpuMs(exe, args, { ...depthEnv, ...(env === null ? {} : env()) }));

@@ -10,7 +10,13 @@ import os
 import sys
 
 sys.setrecursionlimit(2000)
-DEPTH = int(os.environ.get("HIGHWATER_BENCH_DEPTH", "400"))
+DEPTH = os.environ.get("HIGHWATER_BENCH_DEPTH", "400")
+# A negative depth would run no descent at all and time nothing; over 999 the
+# recursion limit ends the run half way.
+if not DEPTH.isdecimal() or not 1 <= int(DEPTH) <= 999:
+    print(f"deep_stack.py: HIGHWATER_BENCH_DEPTH must be 1 - 999 frames, not {DEPTH!r}", file=sys.stderr)
+    sys.exit(2)
+DEPTH = int(DEPTH)
 held = []
 
 

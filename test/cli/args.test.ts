@@ -75,6 +75,12 @@ describe('parseArgs', () => {
     });
     expect(parseArgs(['render', '-o', 'out', 'a.dump'])).toEqual({ cmd: 'render', dump: 'a.dump', flags: { outputDir: 'out' } });
   });
+  it('render --children, --child-states and --since also as --name=value', () => {
+    expect(parseArgs(['render', 'a.dump', '-o', 'out', '--children=c', '--child-states=run', '--since=17'])).toMatchObject({
+      children: 'c',
+      childStates: { runDir: 'run', sinceMs: 17 },
+    });
+  });
   it('render --children with --child-states and --since (highwater.api.profile())', () => {
     expect(parseArgs(['render', 'a.dump', '-o', 'out', '--children', 'c', '--child-states', 'run', '--since', '1700000000123'])).toEqual({
       cmd: 'render',
@@ -92,6 +98,15 @@ describe('parseArgs', () => {
     expect(usageError(['run', '--frob', 's.py'])).toMatch(/unknown option --frob/);
     expect(usageError(['run', '--frob=1', 's.py'])).toMatch(/unknown option --frob\b/);
     expect(usageError(['run', '-x', 's.py'])).toMatch(/unknown option -x/);
+    // A switch given a value: a known option used wrongly, not an unknown one.
+    expect(usageError(['run', '--no-children=1', 's.py'])).toBe('option --no-children of highwater run takes no value (got --no-children=1)');
+    expect(usageError(['render', 'a', '-o', 'x', '--no-timestamp=0'])).toMatch(/option --no-timestamp of highwater render takes no value/);
+    expect(usageError(['watch', '--once=yes'])).toMatch(/option --once of highwater watch takes no value/);
+    expect(usageError(['collect', 'docker', '--follow=1'])).toMatch(/option --follow of highwater collect docker takes no value/);
+    expect(usageError(['collect', 'kubernetes', '-A', '--all-namespaces=true'])).toMatch(
+      /option --all-namespaces of highwater collect kubernetes takes no value/,
+    );
+    expect(usageError(['kernel', 'install', '--user=me'])).toMatch(/option --user of highwater kernel install takes no value/);
     expect(usageError(['run'])).toMatch(/no program given/);
     expect(usageError(['run', '--no-browser'])).toMatch(/no program given/);
     expect(usageError(['run', '-m'])).toMatch(/no module/);

@@ -60,7 +60,14 @@ describe.skipIf(!BUILT)('highwater CLI (no shim needed)', () => {
   it('an unknown flag is exit 2 naming the flag', () => {
     const r = cli(['run', '--frobnicate', 'x.py']);
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/^highwater: unknown option --frobnicate/);
+    expect(r.stderr).toBe('highwater: unknown option --frobnicate for highwater run (HW_ERR_USAGE)\nTry `highwater --help`.\n');
+  });
+  it('a switch given a value is exit 2 saying it takes none, with the code', () => {
+    const r = cli(['run', '--limit-threads=yes', 'x.py']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe(
+      'highwater: option --limit-threads of highwater run takes no value (got --limit-threads=yes) (HW_ERR_USAGE)\nTry `highwater --help`.\n',
+    );
   });
   it('an invalid --min-available is exit 2 with the accepted forms', () => {
     const r = cli(['run', '--min-available', '10MB', '--', 'true'], { env: { HIGHWATER_HOME: home } });

@@ -43,6 +43,19 @@ function flagName(a: string): string {
   return a.startsWith('--') && eq > 0 ? a.slice(0, eq) : a;
 }
 
+/**
+ * An option `command` does not take. A switch given a value
+ * (`--once=yes`) is a known option used wrongly: said as such, so that the
+ * user does not go looking for an option that exists.
+ */
+function unknownOption(a: string, command: string, switches: readonly string[]): HighwaterError {
+  const name = flagName(a);
+  if (name !== a && switches.includes(name)) return usage(`option ${name} of ${command} takes no value (got ${a})`);
+  return usage(`unknown option ${name} for ${command}`);
+}
+
+const RUN_SWITCHES = ['--no-browser', '--disable-oom-detection', '--limit-threads', '--no-limit-threads', '--no-children'];
+
 function parseRun(argv: string[], mode: 'run' | 'python'): Command {
   const flags: ConfigFlags = {};
   let i = 0;
@@ -81,7 +94,7 @@ function parseRun(argv: string[], mode: 'run' | 'python'): Command {
     else if (a === '--limit-threads') flags.limitThreads = true;
     else if (a === '--no-limit-threads') flags.limitThreads = false;
     else if (a === '--no-children') flags.children = false;
-    else if (a.startsWith('-') && a !== '-') throw usage(`unknown option ${name} for highwater ${mode}`);
+    else if (a.startsWith('-') && a !== '-') throw unknownOption(a, `highwater ${mode}`, RUN_SWITCHES);
     else return { cmd: 'run', mode, flags, target: { kind: 'script', script: a, args: argv.slice(i + 1) } };
     i++;
   }
@@ -99,15 +112,15 @@ function parseRender(argv: string[]): Command {
     const a = argv[i]!;
     const name = flagName(a);
     if (a === '-h' || a === '--help') return { cmd: 'help', topic: 'render' };
-    if (a === '--children') {
+    if (name === '--children') {
       [children, i] = takeValue(argv, i, '--children');
       continue;
     }
-    if (a === '--child-states') {
+    if (name === '--child-states') {
       [statesDir, i] = takeValue(argv, i, '--child-states');
       continue;
     }
-    if (a === '--since') {
+    if (name === '--since') {
       [since, i] = takeValue(argv, i, '--since');
       continue;
     }
@@ -121,7 +134,7 @@ function parseRender(argv: string[]): Command {
       dump = argv[i + 1];
       i += 2;
       continue;
-    } else if (a.startsWith('-') && a !== '-') throw usage(`unknown option ${name} for highwater render`);
+    } else if (a.startsWith('-') && a !== '-') throw unknownOption(a, 'highwater render', ['--no-timestamp']);
     else if (dump !== undefined) throw usage(`highwater render takes exactly one DUMP (got ${dump} and ${a})`);
     else dump = a;
     i++;
@@ -163,7 +176,7 @@ function parseKernel(argv: string[]): Command {
       [python, i] = takeValue(rest, i, '--python');
       continue;
     }
-    throw usage(`unknown option ${name} for highwater kernel install`);
+    throw unknownOption(a, 'highwater kernel install', ['--user']);
   }
   return { cmd: 'kernel-install', location: location ?? { kind: 'user' }, ...(python === undefined ? {} : { python }) };
 }
@@ -187,7 +200,7 @@ function parseWatch(argv: string[]): Command {
     else if (a === '--events') [watch.events, i] = [true, i + 1];
     else if (a === '--disable-oom-detection') [flags.oomDetection, i] = [false, i + 1];
     else if (a === '--once') [watch.once, i] = [true, i + 1];
-    else if (a.startsWith('-')) throw usage(`unknown option ${name} for highwater watch`);
+    else if (a.startsWith('-')) throw unknownOption(a, 'highwater watch', ['--events', '--disable-oom-detection', '--once']);
     else throw usage(`highwater watch takes no arguments (got ${a})`);
   }
   return { cmd: 'watch', flags, watch };
@@ -208,7 +221,7 @@ function parseCollect(argv: string[]): Command {
     if (a === '-h' || a === '--help') return { cmd: 'help', topic: 'collect' };
     if (name === '-o' || name === '--output' || (a.startsWith('-o') && !a.startsWith('--'))) [output, i] = takeValue(rest, i, '-o');
     else if (a === '--follow' || a === '-f') [follow, i] = [true, i + 1];
-    else throw usage(`unknown option ${name} for highwater collect docker`);
+    else throw unknownOption(a, 'highwater collect docker', ['--follow']);
   }
   if (output === '') throw usage('highwater collect docker: --output needs a non-empty value');
   return { cmd: 'collect', source: 'docker', follow, output };
@@ -229,7 +242,7 @@ function parseCollectKubernetes(argv: string[]): Command {
     else if (name === '--since') [since, i] = takeValue(argv, i, '--since');
     else if (a === '-A' || a === '--all-namespaces') [allNamespaces, i] = [true, i + 1];
     else if (a === '--follow' || a === '-f') [follow, i] = [true, i + 1];
-    else throw usage(`unknown option ${name} for highwater collect kubernetes`);
+    else throw unknownOption(a, 'highwater collect kubernetes', ['--all-namespaces', '--follow']);
   }
   if (namespace !== undefined && allNamespaces) throw usage('highwater collect kubernetes: give -n NAMESPACE or --all-namespaces, not both');
   if (namespace === '') throw usage('highwater collect kubernetes: -n needs a non-empty value');

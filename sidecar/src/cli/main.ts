@@ -111,7 +111,8 @@ main(process.argv.slice(2)).then(
   (status) => process.exit(status),
   (e: unknown) => {
     if (isHighwaterError(e)) {
-      say(e.message);
+      // The code too: what a user searches docs/errors.md and logs for.
+      say(`${e.message} (${e.code})`);
       if (e.code === 'HW_ERR_USAGE') process.stderr.write('Try `highwater --help`.\n');
       process.exit(exitStatusForError(e.code));
     }

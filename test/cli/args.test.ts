@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
 import { isHighwaterError } from '../../sidecar/src/errors.js';
-import { parseArgs, rawTargetArgv, rawUserArgs, splitNul, targetArgv } from '../../sidecar/src/cli/args.js';
+import { parseArgs, rawTargetArgv, rawUserArgs, shellText, splitNul, targetArgv } from '../../sidecar/src/cli/args.js';
 import { exitStatusForError } from '../../sidecar/src/cli/exit.js';
 
 function usageError(argv: string[]): string {
@@ -177,5 +178,15 @@ describe("raw arguments (bytes the kernel gave, not Node's UTF-8 decoding)", () 
     const command = parseArgs(['run', '--', 'env', 'A']);
     if (command.cmd !== 'run') throw new Error('expected run');
     expect(rawTargetArgv(command.target, 'py', [b('run'), b('--'), b('env'), b('A')]).map(String)).toEqual(['env', 'A']);
+  });
+
+  it('shellText quotes what a shell would split or expand, and nothing else', () => {
+    expect(shellText(['python3', '-c', 'import sys; sys.exit(3)'])).toBe("python3 -c 'import sys; sys.exit(3)'");
+    expect(shellText(['python3', 'job.py', '--out=/data/x,y', 'a@b:1%', ''])).toBe("python3 job.py --out=/data/x,y a@b:1% ''");
+    expect(shellText(['echo', "it's", '$HOME', '*.py'])).toBe(`echo 'it'\\''s' '$HOME' '*.py'`);
+    // A real shell reads the same words back.
+    const words = ['printf', '%s\\0', "it's", '$HOME', '*', 'a b', '', '"q"', '\\', 'x\ny', '`id`'];
+    const r = spawnSync('sh', ['-c', shellText(words)], { encoding: 'utf8' });
+    expect(r.stdout.split('\0').slice(0, -1)).toEqual(words.slice(2));
   });
 });

@@ -278,6 +278,15 @@ export function targetArgv(target: Target, python: string): string[] {
   }
 }
 
+/**
+ * A command line as a user would type it into a POSIX shell, for messages:
+ * a word with anything but letters, digits and `_@%+=:,./-` in it is
+ * single-quoted (`python3 -c 'import sys; sys.exit(3)'`).
+ */
+export function shellText(argv: readonly string[]): string {
+  return argv.map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`)).join(' ');
+}
+
 /** NUL-separated fields of a /proc cmdline or environ file (the last NUL ends the last field). */
 export function splitNul(buf: Buffer): Buffer[] {
   const out: Buffer[] = [];

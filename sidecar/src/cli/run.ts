@@ -16,7 +16,7 @@ import { oomHeadline } from '../report/oom-headline.js';
 import { reportSummaryLines } from '../report/toplines.js';
 import { readOomKillCount } from '../memory/oom-kills.js';
 import { RunDirWatcher, type RunDirEvent } from '../watcher/rundir-watcher.js';
-import { targetArgv, type Target } from './args.js';
+import { shellText, targetArgv, type Target } from './args.js';
 import { childEnv } from './env.js';
 import { ensureWritableDir, hasDisplay, mkdirParents, openInBrowser, removeIfEmpty } from './output.js';
 import type { BundlePaths } from './paths.js';
@@ -112,7 +112,7 @@ export async function runProgram(opts: RunOptions): Promise<number> {
     }
   }
   const argv = targetArgv(opts.target, config.python);
-  const cmdText = argv.join(' ');
+  const cmdText = shellText(argv);
   // The program gets its arguments and environment as bytes (see startChild).
   const raw = rawInvocation(opts.target, config.python, argv, env, paths);
   // A script that is not there: let Python say so in its own words and with

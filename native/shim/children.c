@@ -12,6 +12,7 @@
  * child that only execs never allocates through us and creates no file.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -140,6 +141,85 @@ HW_EXPORT void _exit(int status) {
   syscall(SYS_exit_group, status);
   for (;;) pause();
 }
+
+/*
+ * exec in the same process (os.execv of python again, a program re-executing
+ * itself): a new Python image starts a new state file under the same name,
+ * so the old one's peak would be lost, and its slot, still ours by pid and
+ * start time, would keep its bytes in the container sum while the new image
+ * runs. So the program about to be replaced ends here as it would at its
+ * exit: its exit dump (the report of its peak, as the bootstrap's atexit
+ * writes it; not under `highwater python`, whose dumps the API asks for),
+ * then it leaves the sum. Only an exec that fails returns: the process goes
+ * on, as if nothing had happened: the dump is removed again and the process
+ * joins the sum anew. errno is the exec's.
+ */
+typedef struct {
+  int guard; /* the thread's guard before; -1: not a tracked process, nothing done */
+  char dump[700];
+} hw_exec_t;
+
+static void hw__exec_leave(hw_exec_t *x) {
+  x->guard = -1;
+  /* A vfork child (subprocess) shares our memory: the pid first, as _exit. */
+  if (!hw__active || hw__in_child || !hw__state.hdr ||
+      (uint64_t)syscall(SYS_getpid) != hw__state.hdr->pid)
+    return;
+  x->guard = hw__thread.guard;
+  x->dump[0] = '\0';
+  hw__thread.guard = 1;
+  hw__killsnap_check();
+  if (!hw__config.mode_python && HW_RELAXED(hw__tracking)) {
+    /* As hw_dump: names still pending are resolved while we hold the GIL. */
+    if (HW_RELAXED(hw__py_alive) && hw__py.PyGILState_Check()) hw__resolve_pending();
+    if (hw__dump(NULL, "exit", 0, HW_SNAP_PEAK, 0, HW_NODE_NONE, x->dump, sizeof x->dump) != 0)
+      x->dump[0] = '\0';
+  }
+  hw__container_leave(0, 0);
+}
+
+static void hw__exec_failed(hw_exec_t *x) {
+  if (x->guard < 0) return;
+  int e = errno;
+  if (x->dump[0]) unlink(x->dump);
+  hw_state_header *h = hw__state.hdr;
+  if (h->container_ended) {
+    h->container_ended = 0;
+    h->end_ms = 0;
+    hw__container_join((int)h->origin, h->tracked_parent_pid);
+  }
+  hw__thread.guard = x->guard;
+  errno = e;
+}
+
+HW_EXPORT int execve(const char *path, char *const argv[], char *const envp[]) {
+  hw_exec_t x;
+  hw__exec_leave(&x);
+  int rc = hw__real_execve ? hw__real_execve(path, argv, envp)
+                           : (int)syscall(SYS_execve, path, argv, envp);
+  hw__exec_failed(&x);
+  return rc;
+}
+
+#define HW_EXEC_HOOK(name, params, args)                                                           \
+  HW_EXPORT int name params {                                                                      \
+    if (!hw__real_##name) hw__resolve_real();                                                      \
+    if (!hw__real_##name) {                                                                        \
+      errno = ENOSYS;                                                                              \
+      return -1;                                                                                   \
+    }                                                                                              \
+    hw_exec_t x;                                                                                   \
+    hw__exec_leave(&x);                                                                            \
+    int rc = hw__real_##name args;                                                                 \
+    hw__exec_failed(&x);                                                                           \
+    return rc;                                                                                     \
+  }
+HW_EXEC_HOOK(execv, (const char *path, char *const argv[]), (path, argv))
+HW_EXEC_HOOK(execvp, (const char *file, char *const argv[]), (file, argv))
+HW_EXEC_HOOK(execvpe, (const char *file, char *const argv[], char *const envp[]),
+             (file, argv, envp))
+HW_EXEC_HOOK(fexecve, (int fd, char *const argv[], char *const envp[]), (fd, argv, envp))
+#undef HW_EXEC_HOOK
 
 /* exit(): after the program's atexit handlers (and the bootstrap's exit dump). */
 __attribute__((destructor)) static void hw__children_at_exit(void) {

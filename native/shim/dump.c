@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "hw.h"
@@ -258,6 +259,43 @@ static void hw__w_header(hw_writer *w, const char *trigger, int reason, const hw
     hw__w_u64(w, fields[i].v);
   }
   hw__w_str(w, "}}\n");
+}
+
+/* Directory entries as getdents64 gives them (glibc has no wrapper before 2.30). */
+struct hw_dirent64 {
+  uint64_t ino;
+  int64_t off;
+  unsigned short reclen;
+  unsigned char type;
+  char name[];
+};
+
+void hw__dump_seq_after_taken(void) {
+  char prefix[32];
+  int plen = snprintf(prefix, sizeof prefix, "hw-%d-", (int)getpid());
+  hw_ownfd own;
+  if (hw__own_open(&own, hw__config.run_dir, O_RDONLY | O_DIRECTORY | O_NONBLOCK, 0) != 0) return;
+  _Alignas(8) char buf[8192];
+  unsigned taken = hw__dump_seq;
+  /* Bounded: a run dir of a million names is read 8 KiB at a time, 4 MiB at most. */
+  for (int reads = 0; reads < 512 && hw__own_check(&own); reads++) {
+    long n = syscall(SYS_getdents64, own.fd, buf, sizeof buf);
+    if (n <= 0) break;
+    for (long at = 0; at < n;) {
+      const struct hw_dirent64 *d = (const struct hw_dirent64 *)(buf + at);
+      at += d->reclen;
+      if (strncmp(d->name, prefix, (size_t)plen) != 0) continue;
+      const char *p = d->name + plen;
+      unsigned long seq = 0;
+      int digits = 0;
+      for (; *p >= '0' && *p <= '9' && digits < 10; p++, digits++)
+        seq = seq * 10 + (unsigned)(*p - '0');
+      if (digits && strncmp(p, ".dump", 5) == 0 && seq > taken && seq < 0xFFFFFFFFu)
+        taken = (unsigned)seq;
+    }
+  }
+  hw__own_close(&own);
+  hw__dump_seq = taken;
 }
 
 /* The fork child handler: a dump in progress on another thread of the

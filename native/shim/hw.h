@@ -56,7 +56,12 @@
   X(mmap64, void *, (void *, size_t, int, int, int, off_t))                                        \
   X(munmap, int, (void *, size_t))                                                                 \
   X(mremap, void *, (void *, size_t, size_t, int, ...))                                            \
-  X(pthread_create, int, (pthread_t *, const pthread_attr_t *, void *(*)(void *), void *))
+  X(pthread_create, int, (pthread_t *, const pthread_attr_t *, void *(*)(void *), void *))         \
+  X(execve, int, (const char *, char *const[], char *const[]))                                     \
+  X(execv, int, (const char *, char *const[]))                                                     \
+  X(execvp, int, (const char *, char *const[]))                                                    \
+  X(execvpe, int, (const char *, char *const[], char *const[]))                                    \
+  X(fexecve, int, (int, char *const[], char *const[]))
 
 #define HW_DECLARE_REAL(name, ret, args) extern ret(*hw__real_##name) args;
 HW_HOOKED_FUNCTIONS(HW_DECLARE_REAL)
@@ -712,6 +717,10 @@ enum { HW_SNAP_PEAK = 1, HW_SNAP_CURRENT = 2 };
  * written is copied to out (if not NULL). Returns 0 or -errno. */
 /* Fork child handler: the dump lock as if never taken (dump.c). */
 void hw__dump_reset_in_child(void);
+/* The next dump's number comes after every hw-<pid>-N.dump already in the run
+ * dir: a program that exec'd this one in the same process (children.c) left
+ * its exit dump under our pid, and a rename over it would lose it. */
+void hw__dump_seq_after_taken(void);
 int hw__dump(const char *path, const char *trigger, int reason, int snaps, size_t oom_bytes,
              uint32_t oom_node, char *out, size_t outlen);
 

@@ -117,6 +117,10 @@ static uint64_t hw__next_slice(uint64_t reserved, uint64_t need, uint64_t first,
 int hw__state_open(void) {
   char path[600];
   snprintf(path, sizeof path, "%s/hw-%d.state", hw__config.run_dir, (int)getpid());
+  /* A state file under our pid already: most likely the program that exec'd
+   * this one in the same process, whose exit dump must keep its name. */
+  struct stat st;
+  if (lstat(path, &st) == 0) hw__dump_seq_after_taken();
   /* O_NONBLOCK: a FIFO planted under our name must not hang the program. */
   hw_ownfd own;
   if (hw__own_open(&own, path, O_RDWR | O_CREAT | O_TRUNC | O_NONBLOCK, hw__config.file_mode) !=

@@ -61,11 +61,11 @@ export function startWatch(runDir: string, outDir: string, args: string[] = [], 
   return track(child);
 }
 
-/** python3 hold.py under the shim, tracking on, writing to runDir. */
-export function startPython(runDir: string, env: NodeJS.ProcessEnv = {}): Proc {
+/** python3 hold.py (or another script and its arguments) under the shim, tracking on, writing to runDir. */
+export function startPython(runDir: string, env: NodeJS.ProcessEnv = {}, argv: string[] = [holdScript]): Proc {
   const config = loadConfig({}, {});
   const base = { ...process.env, ...env };
-  const child = spawn('python3', [holdScript], {
+  const child = spawn('python3', argv, {
     cwd: repoRoot,
     env: childEnv(base, bundlePaths(repoRoot), config, runDir, 'run', process.execPath),
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,0 +1,72 @@
+/**
+ * `highwater watch` (Docker's and Kubernetes' watcher) over a program that
+ * execs another in the same process. The pid stays alive through the exec
+ * and the new image takes over the pid's state file, so the watcher must
+ * render the first program's exit dump without taking the pid for ended:
+ * no post-mortem, no state file removed under the second program, and the
+ * second program's own report at its end.
+ * test/multiprocess/exec.test.ts covers the shim's side under `highwater run`.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { bytesAtLine, fixtures, freshDir, lineOf, MiB, readReport } from '../helpers/cli.js';
+import { completeReports, startPython, startWatch, waitForReports, type Proc } from './processes.js';
+
+const script = join(fixtures, 'python', 'exec_self.py');
+const file = 'exec_self.py';
+
+async function waitForFile(path: string, timeoutMs = 20_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!existsSync(path) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+}
+
+describe('highwater watch: exec in the same process', () => {
+  const procs: Proc[] = [];
+  afterEach(() => {
+    for (const p of procs.splice(0)) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+  });
+
+  it('a report for each program, no post-mortem, and the state file left to the program that took it over', async () => {
+    const runDir = freshDir('hw-exec-run-');
+    const out = freshDir('hw-exec-out-');
+    const seenFile = join(freshDir('hw-exec-seen-'), 'seen.txt');
+    const w = startWatch(runDir, out, ['--metrics-port', '0', '--warn-after', '0']);
+    procs.push(w);
+    await w.waitFor(/metrics at/);
+    // Each program holds its block 1.5 s: the watcher finds the first while it
+    // runs and renders its exit dump while the second runs.
+    const py = startPython(runDir, { EXEC_SELF_HOLD_S: '1.5' }, [script, 'python', seenFile]);
+    procs.push(py);
+
+    await waitForFile(seenFile);
+    const pid = Number(readFileSync(seenFile, 'utf8').trim().split(/\s+/)[0]);
+    expect(pid, py.stderr()).toBe(py.child.pid);
+    const first = await waitForReports(out, 1);
+    expect(first, w.stderr()).toHaveLength(1);
+    // The first program's report is out and the second still runs: its state
+    // file is there (the watcher did not clean up a pid that is still alive).
+    expect(py.child.exitCode, py.stderr()).toBeNull();
+    expect(readdirSync(runDir)).toContain(`hw-${pid}.state`);
+
+    expect((await py.exited).code, py.stderr()).toBe(0);
+    const dirs = await waitForReports(out, 2);
+    // Time for a post-mortem to appear if the watcher wrongly made one.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(completeReports(out), w.stderr()).toHaveLength(2);
+    const [a, b] = dirs.map(readReport) as [ReturnType<typeof readReport>, ReturnType<typeof readReport>];
+    for (const r of [a, b]) {
+      expect(r.trigger).toBe('exit');
+      expect(r.process.pid).toBe(pid);
+    }
+    // Each block at its line: a bytearray of n MiB is n MiB and one byte.
+    expect(bytesAtLine(a, file, lineOf(script, '# FIRST'))).toBe(50 * MiB + 1);
+    expect(bytesAtLine(a, file, lineOf(script, '# SECOND'))).toBe(0);
+    expect(bytesAtLine(b, file, lineOf(script, '# SECOND'))).toBe(30 * MiB + 1);
+    expect(bytesAtLine(b, file, lineOf(script, '# FIRST'))).toBe(0);
+    // Everything of the pid is gone once it ended; the container file stays
+    // (docs/protocol.md).
+    expect(readdirSync(runDir)).toEqual(['hw-container']);
+    expect(w.stderr()).not.toMatch(/post-mortem/i);
+  });
+});

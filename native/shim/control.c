@@ -289,6 +289,8 @@ static int hw__listen_open(void) {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   hw_ownfd own;
   if (fd < 0 || hw__own_adopt(&own, fd) != 0) return -1;
+  hw__own_move_high(&own);
+  fd = own.fd;
   /* The socket file takes the socket inode's mode (less the umask) at bind:
    * set it on the fd, never through umask(), which is process-wide and would
    * change the mode of files the program's threads create meanwhile. */
@@ -479,6 +481,8 @@ static void hw__wake_open(void) {
   if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0) return; /* parks then wait for a tick */
   if (hw__own_adopt(&hw__wake_rd, wake[0]) != 0) close(wake[0]);
   if (hw__own_adopt(&hw__wake_wr, wake[1]) != 0) close(wake[1]);
+  hw__own_move_high(&hw__wake_rd);
+  hw__own_move_high(&hw__wake_wr);
 }
 
 /* hw__park_lock held. */

@@ -117,6 +117,7 @@ int hw__own_open(hw_ownfd *o, const char *path, int flags,
                  unsigned mode);        /* adds CLOEXEC|NOFOLLOW */
 int hw__own_adopt(hw_ownfd *o, int fd); /* an fd just made (socket, accept) */
 int hw__own_check(hw_ownfd *o);         /* 1: still ours; 0: forgotten */
+void hw__own_move_high(hw_ownfd *o);    /* a long-lived fd: out of the program's numbers */
 void hw__own_close(hw_ownfd *o);        /* closes only when still ours */
 ssize_t hw__own_read(hw_ownfd *o, void *buf, size_t n);
 ssize_t hw__own_write(hw_ownfd *o, const void *buf, size_t n);

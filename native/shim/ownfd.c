@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -40,6 +41,30 @@ int hw__own_open(hw_ownfd *o, const char *path, int flags, unsigned mode) {
     return -1;
   }
   return 0;
+}
+
+/* A long-lived fd (the control socket, the wake pipe) is moved up to a
+ * number the program is unlikely to reach, so that the numbers the program
+ * gets from open, pipe or socket are the ones it gets without the shim (the
+ * kernel hands out the lowest free number: with the shim's fds at 3, 4 and
+ * 5 the program's first open returned 6, not 3). A quarter below the soft fd
+ * limit, capped at 1024 (a higher number grows the kernel's fd table for
+ * nothing, and select() cannot take an fd past 1023): 768 under the usual
+ * limits. If it cannot move (a tiny limit, every number up there taken), the
+ * fd stays where it is, still ours and working. */
+#define HW_FD_HIGH_CAP 1024
+
+void hw__own_move_high(hw_ownfd *o) {
+  struct rlimit rl;
+  if (!hw__own_check(o) || getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  rlim_t cap = rl.rlim_cur < HW_FD_HIGH_CAP ? rl.rlim_cur : HW_FD_HIGH_CAP;
+  if (cap < 16) return;
+  int base = (int)(cap - cap / 4);
+  if (o->fd >= base) return;
+  int high = fcntl(o->fd, F_DUPFD_CLOEXEC, base);
+  if (high < 0) return;
+  close(o->fd); /* checked above, a few instructions ago: docs/protocol.md */
+  o->fd = high; /* the same open file: dev and inode unchanged */
 }
 
 int hw__own_check(hw_ownfd *o) {

@@ -74,6 +74,29 @@ describe('file descriptors the program closes or reuses', () => {
     }
   });
 
+  it('the fd numbers the program gets are the ones it gets without highwater, at the usual fd limit and at 64', async () => {
+    // The shim's long-lived fds (the control socket, the wake pipe) held 3, 4
+    // and 5: the program's first open returned 6 under highwater, 3 without.
+    const code = [
+      'import json, os, socket',
+      'a = os.open(os.devnull, os.O_RDONLY)',
+      'r, w = os.pipe()',
+      's = socket.socket(socket.AF_UNIX)',
+      'f = open(os.devnull)',
+      'print(json.dumps([a, r, w, s.fileno(), os.dup(a), f.fileno()]))',
+    ].join('\n');
+    const limited = ['sh', '-c', 'ulimit -n 64 && exec python3 -c "$0"', code];
+    for (const argv of [['python3', '-c', code], limited]) {
+      const plain = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
+      expect(plain.status, plain.stderr).toBe(0);
+      expect((JSON.parse(plain.stdout) as number[])[0]).toBe(3); // nothing else open in the plain run
+      const r = await runProfiled(['--', ...argv]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout, argv.join(' ')).toBe(plain.stdout);
+      expect(reportDirs(r.outDir).map((d) => readReport(d).trigger)).toEqual(['exit']);
+    }
+  });
+
   it("a program's own SIGUSR2 handler wins, and a forked child dies of SIGUSR2 as it would", async () => {
     const script = py('own_sigusr2.py');
     const plainOut = spawnSync('python3', [script], { encoding: 'utf8' }).stdout;

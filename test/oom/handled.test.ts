@@ -119,6 +119,27 @@ describe('handled and unhandled MemoryError', () => {
     expect(onlyReport(r.outDir).oomReason).toBe('failed-allocation');
   });
 
+  it('python -i: a MemoryError that ended the script does not end the session, which goes on and exits 0', async () => {
+    // The prompt prints the traceback through sys.excepthook and sets
+    // sys.last_value, as an unhandled error at the end of a script does; the
+    // session then read the next statement and ended 0, and highwater made
+    // it 53 with an OOM report.
+    const script = py('rlimit_bytearray.py');
+    const input = 'print("alive", "held" in dir())\n';
+    const base = spawnSync(pythonWithNumpy(), ['-i', script, 'unhandled'], { encoding: 'utf8', cwd: freshDir(), input });
+    expect(base.status, base.stderr).toBe(0);
+    expect(base.stdout).toBe('before\nalive False\n');
+    expect(base.stderr).toMatch(/Traceback[\s\S]*MemoryError/);
+    const r = await runProfiled(['--', pythonWithNumpy(), '-i', script, 'unhandled'], { stdin: input });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe(base.stdout);
+    expect(r.stderr).not.toContain('out of memory');
+    const rep = onlyReport(r.outDir);
+    expect(rep.trigger).toBe('exit');
+    expect(rep.oomReason).toBeNull();
+    expect(rep.failedAllocation?.count).toBe(1);
+  });
+
   it('handled, then passed to sys.excepthook by the program itself: still exit 0', async () => {
     const script = py('rlimit_bytearray.py');
     const base = plain([script, 'manual-hook']);

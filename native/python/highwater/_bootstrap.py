@@ -62,7 +62,15 @@ def _ended_by_memory_error():
     calls sys.excepthook itself for an error it handled is not mistaken for
     one that died; a program that installed its own hook still works as it
     wrote it, and is judged by sys.last_value alone.
+
+    An interactive session never ends by an exception: the interpreter's
+    prompt (python, python -i script.py, PYTHONINSPECT) prints it through
+    sys.excepthook, sets sys.last_value, and reads the next statement. Its
+    prompt, sys.ps1, exists once that loop ran; a MemoryError it printed
+    then made a session that went on and ended 0 exit 53 with an OOM report.
     """
+    if hasattr(sys, "ps1"):
+        return False
     value = getattr(sys, "last_value", None)
     if not isinstance(value, MemoryError):
         return False

@@ -53,6 +53,13 @@ describe('a Python that never loads the bootstrap', () => {
     expect(report.peakBytes).toBeGreaterThanOrEqual(9 * 1024 * 1024);
   });
 
+  it('the end line shows the command as a shell would take it', async () => {
+    const code = "print('ran') ; x = 1";
+    const r = await runProfiled(['--', py.path, '-I', '-c', code]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`${py.path} -I -c 'print('\\''ran'\\'') ; x = 1' (pid `);
+  });
+
   it('a child started with -I is named; its tracked parent still gets its report', async () => {
     const parent = join(dir, 'parent.py');
     writeFileSync(parent, `import subprocess, sys\nbig = bytearray(12 * 1024 * 1024)\nsubprocess.run([sys.executable, '-I', ${JSON.stringify(script)}])\n`);

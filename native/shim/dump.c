@@ -28,22 +28,50 @@ typedef struct {
   uint32_t func, line;
 } hw_pair;
 
+/* How many frames a stack of the dump holds at most. A deeper one keeps its
+ * innermost frames, the marker of frames not recorded, and its outermost
+ * HW_DUMP_OUTER (the program's entry), as the walk does (framewalk.c);
+ * before, its outermost frames were dropped without a word. The marker's
+ * function must be among the dump's funcs: made before the dump began. */
+#define HW_DUMP_DEPTH 2048
+#define HW_DUMP_OUTER 64
+static uint64_t hw__w_fcount; /* funcs written to this dump (hw__dump) */
+
+static void hw__w_frame(hw_writer *w, uint32_t func, uint32_t line, int more) {
+  hw__w_str(w, "[");
+  hw__w_u64(w, func);
+  hw__w_str(w, ",");
+  hw__w_u64(w, line);
+  hw__w_str(w, more ? "]," : "]");
+}
+
 static void hw__w_frames(hw_writer *w, uint32_t node) {
-  uint32_t path[2048];
+  uint32_t path[HW_DUMP_DEPTH];
   int n = 0;
   const hw_node_rec *nodes = hw__state.nodes;
-  while (node != 0 && n < (int)(sizeof path / sizeof path[0])) {
+  while (node != 0 && n < HW_DUMP_DEPTH) {
     path[n++] = node;
     node = nodes[node].parent;
   }
+  uint32_t marker = node != 0 ? hw__not_recorded_func_id() : HW_NODE_NONE;
   hw__w_str(w, "[");
-  for (int i = n - 1; i >= 0; i--) {
-    hw__w_str(w, "[");
-    hw__w_u64(w, nodes[path[i]].func);
-    hw__w_str(w, ",");
-    hw__w_u64(w, nodes[path[i]].line);
-    hw__w_str(w, i ? "]," : "]");
+  if (marker != HW_NODE_NONE && marker < hw__w_fcount) {
+    uint32_t outer[HW_DUMP_OUTER];
+    long seen = 0;
+    while (node != 0 && seen < (1l << 24)) { /* parents come before their children: no cycle */
+      outer[seen % HW_DUMP_OUTER] = node;
+      seen++;
+      node = nodes[node].parent;
+    }
+    long o = node != 0 ? 0 : seen < HW_DUMP_OUTER ? seen : HW_DUMP_OUTER;
+    for (long x = seen - 1; x >= seen - o; x--) {
+      const hw_node_rec *r = &nodes[outer[x % HW_DUMP_OUTER]];
+      hw__w_frame(w, r->func, r->line, 1);
+    }
+    hw__w_frame(w, marker, 0, 1);
+    n = HW_DUMP_DEPTH - 1 - (int)o;
   }
+  for (int i = n - 1; i >= 0; i--) hw__w_frame(w, nodes[path[i]].func, nodes[path[i]].line, i);
   hw__w_str(w, "]");
 }
 
@@ -337,6 +365,7 @@ int hw__dump(const char *path, const char *trigger, int reason, int snaps, size_
   hw__lock_take();
   hw__w_header(w, trigger, reason, &r);
   uint64_t fcount = h->func_count;
+  hw__w_fcount = fcount;
   for (uint64_t i = 0; i < fcount; i++) {
     const hw_func_rec *f = &hw__state.funcs[i];
     hw__w_str(w, "{\"type\":\"func\",\"id\":");

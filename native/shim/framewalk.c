@@ -64,6 +64,18 @@ typedef struct {
   } seen[HW_LEVEL_MEMO];
 } __attribute__((aligned(64))) hw_wmemo;
 
+/* A chain deeper than HW_WALK_MAX keeps its outermost HW_WALK_OUTER frames
+ * (the program's entry: the call that started a deep recursion) and its
+ * innermost ones (the lines that allocate), with one marker level between
+ * them: frame NULL in the chain and the cache, the not-recorded function in
+ * the node (intern.c). Before, the outermost frames were simply dropped and
+ * the report's root was the deepest frame kept, with nothing to say so. The
+ * frames between are followed to find the root, at most HW_WALK_FOLLOW of
+ * them; past that the marker is the root. Such a walk reads the whole chain
+ * at every allocation: the price of a stack this deep, paid only there. */
+#define HW_WALK_OUTER 64
+#define HW_WALK_FOLLOW (1 << 20)
+
 /* How many frames above the last walk's chain a new top may have pushed, and
  * how far down it may have returned, for the short path (hw__walk_node). */
 #define HW_WALK_NEW 8
@@ -236,12 +248,24 @@ static void hw__memo_keep(hw_walk_t *w, int k, uint32_t parent, void *code, void
   m->seen[0].gen = w->gen;
 }
 
-/* Fills cache[k] for the frame `f` on top of cache[k - 1] (looked up anew). */
+/* Fills cache[k] for the frame `f` on top of cache[k - 1] (looked up anew);
+ * f NULL is the marker of frames not recorded (HW_WALK_OUTER). */
 static void hw__relook(hw_walk_t *w, const hw_frame_layout *L, int k, void *f) {
   uint32_t node = k ? w->cache[k - 1].node : 0;
   uint32_t kept = k ? w->cache[k - 1].kept : 0;
   uint32_t func = HW_NODE_NONE;
   uint64_t lines_id = 0;
+  if (!f) {
+    func = hw__not_recorded_func();
+    if (func != HW_NODE_NONE) node = hw__intern_node(node, func, 0);
+    w->cache[k].iframe = NULL;
+    w->cache[k].instr = NULL;
+    w->cache[k].node = node;
+    w->cache[k].kept = kept; /* not a code object: `known` above it stays false */
+    w->codes[k].func = func;
+    w->codes[k].lines_id = 0;
+    return;
+  }
   void *instr = HW_AT(f, L->instr);
   void *code = hw__iframe_code(L, f);
   int owner = *((signed char *)f + L->owner);
@@ -257,8 +281,8 @@ static void hw__relook(hw_walk_t *w, const hw_frame_layout *L, int k, void *f) {
      * again: the frame below is alive and holds it, so it is the same
      * object, the same function and the same line table (a code object's
      * never changes). */
-    int known = k && kept && hw__iframe_code(L, w->cache[k - 1].iframe) == code &&
-                w->cache[k - 1].kept != (k > 1 ? w->cache[k - 2].kept : 0);
+    int known = k && kept && w->cache[k - 1].kept != (k > 1 ? w->cache[k - 2].kept : 0) &&
+                hw__iframe_code(L, w->cache[k - 1].iframe) == code;
     if (known || hw__is_code(code)) {
       uint32_t parent = node;
       lines_id = known ? w->codes[k - 1].lines_id : hw__code_lines_id(code);
@@ -282,6 +306,26 @@ static uint32_t hw__walk_result(hw_thread_t *t, hw_walk_t *w) {
   return w->cache[w->cached - 1].node;
 }
 
+/* chain[] holds the innermost HW_WALK_MAX frames, top first, and `f` is the
+ * frame under them: follows the chain on to the root and rewrites chain[]
+ * as its innermost frames, the marker (NULL), and its outermost
+ * HW_WALK_OUTER frames (none when the root was not reached). Returns how
+ * many entries chain[] holds. */
+static int hw__fold_deep(hw_walk_t *w, const hw_frame_layout *L, void *f) {
+  void *outer[HW_WALK_OUTER];
+  long seen = 0;
+  while (f && seen < HW_WALK_FOLLOW) {
+    outer[seen % HW_WALK_OUTER] = f;
+    seen++;
+    f = HW_AT(f, L->previous);
+  }
+  int o = f ? 0 : (int)(seen < HW_WALK_OUTER ? seen : HW_WALK_OUTER);
+  int inner = HW_WALK_MAX - 1 - o;
+  w->chain[inner] = NULL;
+  for (int q = 0; q < o; q++) w->chain[inner + 1 + q] = outer[(seen - o + q) % HW_WALK_OUTER];
+  return HW_WALK_MAX;
+}
+
 /* The whole chain from the top: frames that did not move since the last walk
  * (same frame, same instruction, counted from the root) keep their node. */
 static uint32_t hw__walk_full(hw_thread_t *t, hw_walk_t *w, void *tstate, void *top) {
@@ -293,11 +337,12 @@ static uint32_t hw__walk_full(hw_thread_t *t, hw_walk_t *w, void *tstate, void *
     f = HW_AT(f, L->previous);
   }
   int truncated = f != NULL;
+  if (truncated) n = hw__fold_deep(w, L, f);
   int i = 0;
   if (truncated == w->truncated) {
     int same = n < w->cached ? n : w->cached;
     while (i < same && w->cache[i].iframe == w->chain[n - 1 - i] &&
-           w->cache[i].instr == HW_AT(w->chain[n - 1 - i], L->instr))
+           (!w->chain[n - 1 - i] || w->cache[i].instr == HW_AT(w->chain[n - 1 - i], L->instr)))
       i++;
   }
   for (int k = i; k < n; k++) hw__relook(w, L, k, w->chain[n - 1 - k]);

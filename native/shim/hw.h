@@ -324,6 +324,11 @@ uint32_t hw__intern_node(uint32_t parent, uint32_t func, uint32_t line);
  * from memory (names.c); when that layout is unverified, a new code object
  * gets a placeholder, named later by hw__resolve_pending at a safe point. */
 uint32_t hw__intern_code(void *code);
+/* The function of the marker frame for frames not recorded (a stack deeper
+ * than the walk or a dump keeps): made at the first call; the _id form only
+ * reads it (HW_NODE_NONE until made). */
+uint32_t hw__not_recorded_func(void);
+uint32_t hw__not_recorded_func_id(void);
 void hw__resolve_pending(void); /* GIL held */
 extern _Atomic int hw__pending_count;
 extern pthread_mutex_t hw__intern_lock;

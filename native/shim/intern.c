@@ -369,6 +369,31 @@ static uint32_t hw__intern_code_locked(void *code, uint64_t sig) {
   return id;
 }
 
+/* The function that stands for frames a stack is too deep to record
+ * (framewalk.c, dump.c): no file, so the report counts it as nobody's own
+ * code. Made once, at the first stack that needs it; until then
+ * HW_NODE_NONE (hw__not_recorded_func_id says whether it exists, without
+ * making it: the dump writer must not grow the tables). */
+static _Atomic uint32_t hw__not_recorded = HW_NODE_NONE;
+#define HW_NOT_RECORDED_NAME "[frames not recorded]"
+
+uint32_t hw__not_recorded_func(void) {
+  uint32_t id = atomic_load_explicit(&hw__not_recorded, memory_order_acquire);
+  if (id != HW_NODE_NONE || !hw__state.hdr) return id;
+  hw__intern_acquire();
+  id = atomic_load_explicit(&hw__not_recorded, memory_order_relaxed);
+  if (id == HW_NODE_NONE) {
+    id = hw__add_func("", 0, HW_NOT_RECORDED_NAME, sizeof HW_NOT_RECORDED_NAME - 1);
+    atomic_store_explicit(&hw__not_recorded, id, memory_order_release);
+  }
+  hw__intern_release();
+  return id;
+}
+
+uint32_t hw__not_recorded_func_id(void) {
+  return atomic_load_explicit(&hw__not_recorded, memory_order_acquire);
+}
+
 /* A code object died (codewatch.c): its address no longer names it. Takes
  * it out of the map (backward-shift deletion keeps every other key's probe
  * run unbroken) and out of the names still to be read. 1: it was there (a

@@ -64,6 +64,9 @@ static int hw__stack_grow(hw_thread_t *t) {
    * threads that never registered). */
   if (!t->frames) hw__thread_keep(t);
   int ncap = t->capacity ? t->capacity * 2 : 256;
+  /* A stack past what a dump holds: the marker of the frames it will not
+   * (dump.c) must exist before any dump begins. */
+  if (ncap > 2048) (void)hw__not_recorded_func();
   hw_sframe *nf = hw__pages_alloc((size_t)ncap * sizeof *nf);
   if (!nf) return -1;
   if (t->frames) memcpy(nf, t->frames, (size_t)t->depth * sizeof *nf);

@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isHighwaterError } from '../../sidecar/src/errors.js';
@@ -120,6 +122,25 @@ describe('readReadings', () => {
       expect(warnings[0]).toMatch(/host-wide memory readings only/);
     });
   }
+  it('a process that ended (a real zombie, then gone) reads host-only without a warning', async () => {
+    // Its mountinfo fails with EINVAL once it is a zombie: the watcher read
+    // the readings of a process that had just exited and warned that the
+    // memory cgroup could not be read.
+    const child = spawn('sh', ['-c', 'sleep 0.1 & echo $!; exec sleep 3'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      const pid = Number(await new Promise<string>((res) => child.stdout.once('data', (d: Buffer) => res(d.toString()))));
+      // Zombie: its parent (the exec'd sleep) never reaps it.
+      while (!/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'latin1'))) await new Promise((r) => setTimeout(r, 20));
+      expect(() => readFileSync(`/proc/${pid}/mountinfo`)).toThrow(/EINVAL/);
+      const { warnings, logger } = recorder();
+      expect(readReadings(pid, { logger }).source).toBe('host');
+      expect(readReadings(999_999_999, { logger }).source).toBe('host');
+      expect(warnings).toEqual([]);
+      // A live process whose cgroup files are odd is still said once (above).
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
   it('no /proc/meminfo at all is HW_ERR_READING', () => {
     try {
       readReadings(77, roots('broken/no-meminfo'));

@@ -112,6 +112,25 @@ function readV1(dir: string): CgroupPart {
 }
 
 /**
+ * Has `pid` ended: gone from /proc, or a zombie (state Z or X), whose
+ * mountinfo and cgroup files fail (EINVAL) though nothing is wrong with the
+ * cgroup? Its readings are then host-only without a warning: it ended
+ * between the watcher's look at its state file and this read.
+ */
+function processEnded(procRoot: string, pid: number | 'self'): boolean {
+  if (pid === 'self') return false;
+  const dir = join(procRoot, String(pid));
+  if (!existsSync(dir)) return true;
+  try {
+    const stat = readText(join(dir, 'stat'));
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state === 'Z' || state === 'X';
+  } catch {
+    return false; /* no stat to say so: an odd /proc, said as before */
+  }
+}
+
+/**
  * Readings for `pid`. A missing, unreadable or odd cgroup file degrades to
  * host-only readings with one warning. Raises `HW_ERR_READING` only when
  * /proc/meminfo itself cannot be read.
@@ -138,7 +157,8 @@ export function readReadings(pid: number | 'self', opts: ReadOptions = {}): Read
     if (loc) cg = loc.version === 2 ? readV2(loc.dir) : readV1(loc.dir);
   } catch (e) {
     if (!isHighwaterError(e, 'HW_ERR_READING')) throw e;
-    warnOnce('cgroup', { err: e.message }, `cannot read the memory cgroup (${e.message}); using host-wide memory readings only`);
+    if (!processEnded(procRoot, pid))
+      warnOnce('cgroup', { err: e.message }, `cannot read the memory cgroup (${e.message}); using host-wide memory readings only`);
     cg = null;
   }
 

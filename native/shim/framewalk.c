@@ -71,10 +71,13 @@ typedef struct {
  * the node (intern.c). Before, the outermost frames were simply dropped and
  * the report's root was the deepest frame kept, with nothing to say so. The
  * frames between are followed to find the root, at most HW_WALK_FOLLOW of
- * them; past that the marker is the root. Such a walk reads the whole chain
- * at every allocation: the price of a stack this deep, paid only there. */
+ * them; past that the marker is the root. Such a walk reads the chain down
+ * to there at every allocation, so HW_WALK_FOLLOW bounds what a stack that
+ * deep costs: a recursion 100 000 deep that allocates at every level ran in
+ * 2.6 s of CPU with 1 024 frames read (0.6 s plain), 46 s with the whole
+ * chain read, and 3.9 s with at most 5 120 (3.12.1, a loaded machine). */
 #define HW_WALK_OUTER 64
-#define HW_WALK_FOLLOW (1 << 20)
+#define HW_WALK_FOLLOW 4096
 
 /* How many frames above the last walk's chain a new top may have pushed, and
  * how far down it may have returned, for the short path (hw__walk_node). */

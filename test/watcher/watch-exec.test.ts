@@ -69,4 +69,34 @@ describe('highwater watch: exec in the same process', () => {
     expect(readdirSync(runDir)).toEqual(['hw-container']);
     expect(w.stderr()).not.toMatch(/post-mortem/i);
   });
+
+  it('a program that rewrites its cmdline (setproctitle) is still itself: its state file stays, one exit report', async () => {
+    // The watcher told a process from another under the same pid by its
+    // cmdline: a renamed one was taken for gone and its files removed while
+    // it ran. The same start tick now says it is the same process.
+    const retitle = join(fixtures, 'python', 'retitle.py');
+    const runDir = freshDir('hw-retitle-run-');
+    const out = freshDir('hw-retitle-out-');
+    const seenFile = join(freshDir('hw-retitle-seen-'), 'seen.txt');
+    const w = startWatch(runDir, out, ['--metrics-port', '0', '--warn-after', '0']);
+    procs.push(w);
+    await w.waitFor(/metrics at/);
+    const py = startPython(runDir, {}, [retitle, seenFile]);
+    procs.push(py);
+    await waitForFile(seenFile);
+    expect(readFileSync(seenFile, 'utf8')).toBe('renamed-worker');
+    // Several of the watcher's passes (every 100 ms) over the renamed process.
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(py.child.exitCode, py.stderr()).toBeNull();
+    expect(readdirSync(runDir)).toContain(`hw-${py.child.pid}.state`);
+    expect((await py.exited).code, py.stderr()).toBe(0);
+    await waitForReports(out, 1);
+    await new Promise((r) => setTimeout(r, 1000));
+    const dirs = completeReports(out);
+    expect(dirs, w.stderr()).toHaveLength(1);
+    const report = readReport(dirs[0]!);
+    expect(report.trigger).toBe('exit');
+    expect(bytesAtLine(report, 'retitle.py', lineOf(retitle, '# HELD'))).toBe(20 * MiB + 1);
+    expect(readdirSync(runDir)).toEqual(['hw-container']);
+  });
 });

@@ -34,3 +34,21 @@ export function processIdentity(procRoot: string, pid: number, recorded: string[
     return 'gone';
   }
 }
+
+/**
+ * When `pid` started (/proc/<pid>/stat's starttime, clock ticks since boot),
+ * or undefined when there is no such process here. An exec, or a program that
+ * rewrites its own cmdline (setproctitle: gunicorn's and celery's workers),
+ * changes the cmdline but not this; a new process under a reused pid has
+ * another.
+ */
+export function processStartTicks(procRoot: string, pid: number): number | undefined {
+  try {
+    const stat = readFileSync(join(procRoot, String(pid), 'stat'), 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[19]);
+    return Number.isFinite(ticks) && ticks > 0 ? ticks : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -29,7 +29,7 @@ import { copyOut } from '../report/safe-file.js';
 import { readStateFile } from '../report/state.js';
 import { ChildSeen, ContainerCollector } from './container.js';
 import { sendControl } from './control.js';
-import { processIdentity, type Identity } from './identity.js';
+import { processIdentity, processStartTicks, type Identity } from './identity.js';
 import { removeDumpLeftovers } from './leftovers.js';
 import { readStateArea } from './live-sample.js';
 import { OomKillWatch } from './oom-kill-watch.js';
@@ -129,6 +129,8 @@ interface Tracked {
   header: StateHeader;
   /** Seen in this PID namespace with the recorded cmdline. */
   local: boolean;
+  /** When it started (processStartTicks), read when it was first seen local. */
+  localStartTicks?: number;
   readings: Readings | undefined;
   /** The floor its shim published, once seen (the shim owns the floor). */
   floorSeen: number | undefined;
@@ -565,9 +567,16 @@ export class RunDirWatcher extends EventEmitter<{ event: [RunDirEvent] }> {
     const id = this.identify(t.pid, t.header.argv);
     if (id === 'same') {
       t.local = true;
+      t.localStartTicks ??= processStartTicks(this.procRoot, t.pid);
       return true;
     }
-    if (t.local) return false; // it was here and is not any more (exited, or the pid was reused)
+    if (t.local) {
+      // It was here. Another cmdline under its pid is still it when it
+      // started at the same tick: it exec'd another program (whose state
+      // file takes over the pid's, docs/multiprocess.md), or rewrote its
+      // cmdline. Taken for gone, its state file was removed under it.
+      return id === 'other' && t.localStartTicks !== undefined && processStartTicks(this.procRoot, t.pid) === t.localStartTicks;
+    }
     const stale = Date.now() - t.header.updatedMs > (this.opts.staleAfterMs ?? 2000);
     if (!existsSync(t.sockPath)) {
       // Never seen: maybe not created yet, unless the process already wrote its dump or stopped updating.

@@ -27,13 +27,19 @@ describe('highwater watch: exec in the same process', () => {
     for (const p of procs.splice(0)) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
   });
 
-  it('a report for each program, no post-mortem, and the state file left to the program that took it over', async () => {
-    const runDir = freshDir('hw-exec-run-');
-    const out = freshDir('hw-exec-out-');
-    const seenFile = join(freshDir('hw-exec-seen-'), 'seen.txt');
+  /** A run dir, a report dir, a file the program writes, and a watcher ready on them. */
+  async function watched(name: string) {
+    const runDir = freshDir(`hw-${name}-run-`);
+    const out = freshDir(`hw-${name}-out-`);
+    const seenFile = join(freshDir(`hw-${name}-seen-`), 'seen.txt');
     const w = startWatch(runDir, out, ['--metrics-port', '0', '--warn-after', '0']);
     procs.push(w);
     await w.waitFor(/metrics at/);
+    return { runDir, out, seenFile, w };
+  }
+
+  it('a report for each program, no post-mortem, and the state file left to the program that took it over', async () => {
+    const { runDir, out, seenFile, w } = await watched('exec');
     // Each program holds its block 1.5 s: the watcher finds the first while it
     // runs and renders its exit dump while the second runs.
     const py = startPython(runDir, { EXEC_SELF_HOLD_S: '1.5' }, [script, 'python', seenFile]);
@@ -75,12 +81,7 @@ describe('highwater watch: exec in the same process', () => {
     // cmdline: a renamed one was taken for gone and its files removed while
     // it ran. The same start tick now says it is the same process.
     const retitle = join(fixtures, 'python', 'retitle.py');
-    const runDir = freshDir('hw-retitle-run-');
-    const out = freshDir('hw-retitle-out-');
-    const seenFile = join(freshDir('hw-retitle-seen-'), 'seen.txt');
-    const w = startWatch(runDir, out, ['--metrics-port', '0', '--warn-after', '0']);
-    procs.push(w);
-    await w.waitFor(/metrics at/);
+    const { runDir, out, seenFile, w } = await watched('retitle');
     const py = startPython(runDir, {}, [retitle, seenFile]);
     procs.push(py);
     await waitForFile(seenFile);
